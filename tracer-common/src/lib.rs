@@ -1,0 +1,340 @@
+//! Event and configuration layouts shared by the eBPF programs (`tracer-ebpf`)
+//! and userspace (`tracer`).
+//!
+//! Every record that crosses the ring buffer starts with an [`EventHeader`]
+//! whose `kind` is one of [`kind`]'s stable values. All structs are
+//! `#[repr(C)]` with explicit padding so that their layout is the same on both
+//! sides; the unit tests in `tracer` check sizes and offsets.
+#![no_std]
+
+/// Stable event kind numbers written into [`EventHeader::kind`].
+pub mod kind {
+    /// A netlink message read from the memory of a process calling
+    /// sendmsg/sendto/sendmmsg (tracepoint path): [`NlMsgEvent`].
+    pub const NL_REQUEST: u16 = 1;
+    /// A netlink error/ack message read from the buffer a process received:
+    /// [`NlAckEvent`].
+    pub const NL_ACK: u16 = 2;
+    /// A route insert or delete seen in the kernel (fib_table_insert,
+    /// fib_table_delete, fib6_add, fib6_del): [`RouteEvent`].
+    pub const ROUTE: u16 = 3;
+    /// A rule request seen in the kernel (fib_nl_newrule/fib_nl_delrule or
+    /// fib_newrule/fib_delrule); the netlink message is copied from kernel
+    /// memory: [`NlMsgEvent`].
+    pub const RULE: u16 = 4;
+    /// fib_table_flush returned: [`FlushEvent`].
+    pub const FLUSH: u16 = 5;
+    /// A process executed a program (sched:sched_process_exec): [`ExecEvent`].
+    pub const EXEC: u16 = 6;
+}
+
+/// The mechanism that produced an event, written into [`EventHeader::source`].
+pub mod source {
+    pub const TRACEPOINT: u8 = 1;
+    pub const KPROBE: u8 = 2;
+    pub const FENTRY: u8 = 3;
+}
+
+/// Route operation in [`RouteEvent::op`].
+pub mod op {
+    pub const ADD: u8 = 1;
+    pub const DEL: u8 = 2;
+}
+
+/// Syscall that carried a netlink request, in [`NlMsgEvent::syscall`].
+pub mod syscall {
+    pub const SENDMSG: u8 = 1;
+    pub const SENDTO: u8 = 2;
+    pub const SENDMMSG: u8 = 3;
+    pub const RECVMSG: u8 = 4;
+    pub const RECVFROM: u8 = 5;
+    /// Read from kernel memory in a kprobe/fentry program, no syscall involved.
+    pub const KERNEL: u8 = 6;
+}
+
+pub const COMM_LEN: usize = 16;
+/// Largest part of one netlink buffer copied into an event. Bulk requests
+/// (`ip route flush` batches) are longer and are marked truncated; userspace
+/// decodes every complete message inside the copied part.
+pub const NL_DATA_MAX: usize = 4096;
+/// Largest exec filename copied.
+pub const PATH_MAX_COPY: usize = 256;
+/// Marker for an offset that could not be resolved on the running kernel.
+pub const NO_OFFSET: u32 = u32::MAX;
+
+/// Fixed header of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventHeader {
+    pub kind: u16,
+    pub source: u8,
+    pub _pad0: u8,
+    /// Total record length in bytes, header included.
+    pub len: u32,
+    /// bpf_ktime_get_boot_ns() at the event.
+    pub ts_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    /// Inode of the calling task's network namespace (0 if unknown).
+    pub netns: u32,
+    pub _pad1: u32,
+    /// cgroup v2 id of the calling task.
+    pub cgroup_id: u64,
+    pub comm: [u8; COMM_LEN],
+    pub parent_comm: [u8; COMM_LEN],
+}
+
+/// A netlink buffer copied from user memory (requests, acks) or from kernel
+/// memory (rule requests on the kprobe/fentry path).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct NlMsgEvent {
+    pub hdr: EventHeader,
+    /// One of [`syscall`].
+    pub syscall: u8,
+    /// 1 if the buffer was longer than [`NL_DATA_MAX`].
+    pub truncated: u8,
+    pub _pad0: u16,
+    /// File descriptor the request was written to (-1 if unknown).
+    pub fd: i32,
+    /// Return value of the kernel function (kprobe/fentry rule events), else 0.
+    pub ret: i32,
+    /// Number of valid bytes in `data`.
+    pub data_len: u32,
+    pub data: [u8; NL_DATA_MAX],
+}
+
+/// A netlink error message (NLMSG_ERROR) a process received: the kernel's
+/// answer to one of its requests.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NlAckEvent {
+    pub hdr: EventHeader,
+    /// 0 for an ack, a negative errno for an error.
+    pub error: i32,
+    /// Sequence number of the request this answers.
+    pub seq: u32,
+    /// Type of the request this answers.
+    pub msg_type: u16,
+    pub _pad0: u16,
+    /// Port id the request was sent from (from the answered header).
+    pub portid: u32,
+}
+
+/// A route insertion or deletion as the kernel's FIB saw it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RouteEvent {
+    pub hdr: EventHeader,
+    /// One of [`op`].
+    pub op: u8,
+    /// AF_INET or AF_INET6.
+    pub family: u8,
+    pub dst_len: u8,
+    /// RTN_* route type.
+    pub rtype: u8,
+    pub protocol: u8,
+    pub scope: u8,
+    /// AF_INET/AF_INET6 of `gw`, 0 for none.
+    pub gw_family: u8,
+    /// 1 if the change came with a netlink request (nlh != NULL).
+    pub has_nlh: u8,
+    pub table: u32,
+    pub priority: u32,
+    pub oif: i32,
+    /// Return value of the kernel function (0 or -errno).
+    pub ret: i32,
+    /// Sequence number and port id of the netlink request, if any.
+    pub nl_seq: u32,
+    pub nl_portid: u32,
+    pub dst: [u8; 16],
+    pub gw: [u8; 16],
+}
+
+/// fib_table_flush: routes removed without a netlink request.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlushEvent {
+    pub hdr: EventHeader,
+    pub table: u32,
+    /// Number of routes the flush removed (fib_table_flush's return value).
+    pub removed: i32,
+    pub flush_all: u8,
+    pub _pad0: [u8; 7],
+}
+
+/// sched:sched_process_exec.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExecEvent {
+    pub hdr: EventHeader,
+    pub filename_len: u32,
+    pub _pad0: u32,
+    pub filename: [u8; PATH_MAX_COPY],
+}
+
+/// Kernel struct member offsets and tracepoint field offsets, resolved by
+/// userspace from the running kernel (BTF, tracefs) and handed to the eBPF
+/// programs through the `CONFIG` array map. [`NO_OFFSET`] marks a member the
+/// running kernel does not have; the programs then leave that field empty.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    // task_struct and friends (process identity).
+    pub task_real_parent: u32,
+    pub task_tgid: u32,
+    pub task_comm: u32,
+    pub task_nsproxy: u32,
+    pub nsproxy_net_ns: u32,
+    /// Offset of `ns.inum` inside `struct net`.
+    pub net_inum: u32,
+
+    // Userspace ABI structs (struct user_msghdr, struct iovec, struct mmsghdr).
+    pub msghdr_name: u32,
+    pub msghdr_iov: u32,
+    pub msghdr_iovlen: u32,
+    pub iovec_base: u32,
+    pub iovec_len: u32,
+    pub sockaddr_family: u32,
+
+    // syscalls tracepoint fields (from tracefs format files).
+    pub tp_sendmsg_msg: u32,
+    pub tp_sendmsg_fd: u32,
+    pub tp_sendto_buff: u32,
+    pub tp_sendto_len: u32,
+    pub tp_sendto_addr: u32,
+    pub tp_sendto_fd: u32,
+    pub tp_sendmmsg_mmsg: u32,
+    pub tp_sendmmsg_vlen: u32,
+    pub tp_sendmmsg_fd: u32,
+    pub tp_recvmsg_msg: u32,
+    pub tp_recvfrom_ubuf: u32,
+    pub tp_exit_ret: u32,
+    pub tp_exec_filename: u32,
+
+    // struct fib_config (IPv4 route requests).
+    pub cfg_dst_len: u32,
+    pub cfg_protocol: u32,
+    pub cfg_scope: u32,
+    pub cfg_type: u32,
+    pub cfg_table: u32,
+    pub cfg_dst: u32,
+    pub cfg_gw_family: u32,
+    pub cfg_gw4: u32,
+    pub cfg_gw6: u32,
+    pub cfg_oif: u32,
+    pub cfg_priority: u32,
+    /// Offset of `fc_nlinfo` inside fib_config.
+    pub cfg_nlinfo: u32,
+
+    // struct nl_info.
+    pub nlinfo_nlh: u32,
+    pub nlinfo_portid: u32,
+    // struct nlmsghdr is uapi: seq is read from its BTF offset too.
+    pub nlh_seq: u32,
+    pub nlh_len: u32,
+
+    // struct fib_table.
+    pub fib_table_id: u32,
+
+    // struct fib6_info and friends (IPv6 routes).
+    pub f6_table: u32,
+    pub f6_table_id: u32,
+    pub f6_dst_addr: u32,
+    pub f6_dst_plen: u32,
+    pub f6_metric: u32,
+    pub f6_protocol: u32,
+    pub f6_type: u32,
+    /// Offset of the first `struct fib6_nh` (flexible array) in fib6_info.
+    pub f6_nh: u32,
+    /// Offset of `struct nexthop *nh` in fib6_info (non-NULL: nexthop object).
+    pub f6_nh_obj: u32,
+    /// Offsets inside struct fib6_nh (through its fib_nh_common).
+    pub nhc_dev: u32,
+    pub nhc_gw_family: u32,
+    pub nhc_gw: u32,
+    pub dev_ifindex: u32,
+
+    /// Argument index (0-based) of `struct nlmsghdr *nlh` in the attached
+    /// rule-deletion and rule-addition functions.
+    pub rule_del_nlh_arg: u32,
+    pub rule_add_nlh_arg: u32,
+    /// Wake userspace only every this many records (1 = every record).
+    pub wakeup_every: u32,
+    pub _pad0: u32,
+}
+
+impl Config {
+    /// A configuration with every offset unresolved.
+    pub const fn unresolved() -> Self {
+        Self {
+            task_real_parent: NO_OFFSET,
+            task_tgid: NO_OFFSET,
+            task_comm: NO_OFFSET,
+            task_nsproxy: NO_OFFSET,
+            nsproxy_net_ns: NO_OFFSET,
+            net_inum: NO_OFFSET,
+            msghdr_name: NO_OFFSET,
+            msghdr_iov: NO_OFFSET,
+            msghdr_iovlen: NO_OFFSET,
+            iovec_base: NO_OFFSET,
+            iovec_len: NO_OFFSET,
+            sockaddr_family: NO_OFFSET,
+            tp_sendmsg_msg: NO_OFFSET,
+            tp_sendmsg_fd: NO_OFFSET,
+            tp_sendto_buff: NO_OFFSET,
+            tp_sendto_len: NO_OFFSET,
+            tp_sendto_addr: NO_OFFSET,
+            tp_sendto_fd: NO_OFFSET,
+            tp_sendmmsg_mmsg: NO_OFFSET,
+            tp_sendmmsg_vlen: NO_OFFSET,
+            tp_sendmmsg_fd: NO_OFFSET,
+            tp_recvmsg_msg: NO_OFFSET,
+            tp_recvfrom_ubuf: NO_OFFSET,
+            tp_exit_ret: NO_OFFSET,
+            tp_exec_filename: NO_OFFSET,
+            cfg_dst_len: NO_OFFSET,
+            cfg_protocol: NO_OFFSET,
+            cfg_scope: NO_OFFSET,
+            cfg_type: NO_OFFSET,
+            cfg_table: NO_OFFSET,
+            cfg_dst: NO_OFFSET,
+            cfg_gw_family: NO_OFFSET,
+            cfg_gw4: NO_OFFSET,
+            cfg_gw6: NO_OFFSET,
+            cfg_oif: NO_OFFSET,
+            cfg_priority: NO_OFFSET,
+            cfg_nlinfo: NO_OFFSET,
+            nlinfo_nlh: NO_OFFSET,
+            nlinfo_portid: NO_OFFSET,
+            nlh_seq: NO_OFFSET,
+            nlh_len: NO_OFFSET,
+            fib_table_id: NO_OFFSET,
+            f6_table: NO_OFFSET,
+            f6_table_id: NO_OFFSET,
+            f6_dst_addr: NO_OFFSET,
+            f6_dst_plen: NO_OFFSET,
+            f6_metric: NO_OFFSET,
+            f6_protocol: NO_OFFSET,
+            f6_type: NO_OFFSET,
+            f6_nh: NO_OFFSET,
+            f6_nh_obj: NO_OFFSET,
+            nhc_dev: NO_OFFSET,
+            nhc_gw_family: NO_OFFSET,
+            nhc_gw: NO_OFFSET,
+            dev_ifindex: NO_OFFSET,
+            rule_del_nlh_arg: NO_OFFSET,
+            rule_add_nlh_arg: NO_OFFSET,
+            wakeup_every: 1,
+            _pad0: 0,
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: plain `#[repr(C)]` structs of integers with explicit padding.
+    unsafe impl aya::Pod for super::Config {}
+}

@@ -1,0 +1,1 @@
+//! Presentation: text and JSON lines, escaping of untrusted strings.
