@@ -198,6 +198,20 @@ pub struct Config {
     pub iovec_base: u32,
     pub iovec_len: u32,
     pub sockaddr_family: u32,
+    /// sizeof(struct mmsghdr), the stride of sendmmsg's vector.
+    pub mmsghdr_size: u32,
+
+    // From a file descriptor to its socket (task->files->fdt->fd[n]->private_data).
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdt_fd: u32,
+    pub fdt_max_fds: u32,
+    pub file_private_data: u32,
+    pub socket_sk: u32,
+    /// sock.__sk_common.skc_family.
+    pub sk_family: u32,
+    /// sock.sk_protocol (a u16 on every kernel with BTF).
+    pub sk_protocol: u32,
 
     // syscalls tracepoint fields (from tracefs format files).
     pub tp_sendmsg_msg: u32,
@@ -235,6 +249,11 @@ pub struct Config {
     // struct nlmsghdr is uapi: seq is read from its BTF offset too.
     pub nlh_seq: u32,
     pub nlh_len: u32,
+    pub nlh_type: u32,
+    pub nlh_pid: u32,
+    /// struct nlmsgerr: the error code and the echoed request header.
+    pub nlmsgerr_error: u32,
+    pub nlmsgerr_msg: u32,
 
     // struct fib_table.
     pub fib_table_id: u32,
@@ -261,6 +280,17 @@ pub struct Config {
     /// rule-deletion and rule-addition functions.
     pub rule_del_nlh_arg: u32,
     pub rule_add_nlh_arg: u32,
+    /// Argument indices of fib_table_insert/fib_table_delete(net, tb, cfg, extack).
+    pub arg_f4_tb: u32,
+    pub arg_f4_cfg: u32,
+    /// Argument indices of fib6_add(root, rt, info, extack) and fib6_del(rt, info).
+    pub arg_f6add_rt: u32,
+    pub arg_f6add_info: u32,
+    pub arg_f6del_rt: u32,
+    pub arg_f6del_info: u32,
+    /// Argument indices of fib_table_flush(net, tb, flush_all).
+    pub arg_flush_tb: u32,
+    pub arg_flush_all: u32,
     /// Wake userspace only every this many records (1 = every record).
     pub wakeup_every: u32,
     pub _pad0: u32,
@@ -282,6 +312,15 @@ impl Config {
             iovec_base: NO_OFFSET,
             iovec_len: NO_OFFSET,
             sockaddr_family: NO_OFFSET,
+            mmsghdr_size: NO_OFFSET,
+            task_files: NO_OFFSET,
+            files_fdt: NO_OFFSET,
+            fdt_fd: NO_OFFSET,
+            fdt_max_fds: NO_OFFSET,
+            file_private_data: NO_OFFSET,
+            socket_sk: NO_OFFSET,
+            sk_family: NO_OFFSET,
+            sk_protocol: NO_OFFSET,
             tp_sendmsg_msg: NO_OFFSET,
             tp_sendmsg_fd: NO_OFFSET,
             tp_sendto_buff: NO_OFFSET,
@@ -311,6 +350,10 @@ impl Config {
             nlinfo_portid: NO_OFFSET,
             nlh_seq: NO_OFFSET,
             nlh_len: NO_OFFSET,
+            nlh_type: NO_OFFSET,
+            nlh_pid: NO_OFFSET,
+            nlmsgerr_error: NO_OFFSET,
+            nlmsgerr_msg: NO_OFFSET,
             fib_table_id: NO_OFFSET,
             f6_table: NO_OFFSET,
             f6_table_id: NO_OFFSET,
@@ -327,6 +370,14 @@ impl Config {
             dev_ifindex: NO_OFFSET,
             rule_del_nlh_arg: NO_OFFSET,
             rule_add_nlh_arg: NO_OFFSET,
+            arg_f4_tb: NO_OFFSET,
+            arg_f4_cfg: NO_OFFSET,
+            arg_f6add_rt: NO_OFFSET,
+            arg_f6add_info: NO_OFFSET,
+            arg_f6del_rt: NO_OFFSET,
+            arg_f6del_info: NO_OFFSET,
+            arg_flush_tb: NO_OFFSET,
+            arg_flush_all: NO_OFFSET,
             wakeup_every: 1,
             _pad0: 0,
         }

@@ -1,0 +1,227 @@
+//! Route insertions and deletions inside the FIB: fib_table_insert and
+//! fib_table_delete (IPv4, every caller: rtnetlink, ioctl, kernel), fib6_add
+//! and fib6_del (IPv6: every addition and removal, including those with no
+//! request such as link down).
+//!
+//! fexit programs see arguments and return value at once; the kprobe path
+//! captures the route at entry and completes it in the kretprobe.
+use aya_ebpf::{
+    macros::{fexit, kprobe, kretprobe},
+    programs::{FExitContext, ProbeContext, RetProbeContext},
+};
+use tracer_common::{Config, EventHeader, RouteEvent, kind, op, source};
+
+use crate::{
+    args::{fexit_arg, kprobe_arg, off_add},
+    maps::{EVENTS, ROUTE_PENDING, config, count_drop},
+    read::{kptr, kread},
+    task::{current_tid, fill_header},
+};
+
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+
+/// Fill the netlink request identity from a `struct nl_info *`.
+#[inline(always)]
+fn fill_nlinfo(cfg: &Config, ev: &mut RouteEvent, nlinfo: *const u8) {
+    if let Some(nlh) = kptr(nlinfo, cfg.nlinfo_nlh) {
+        ev.has_nlh = 1;
+        ev.nl_seq = kread(nlh, cfg.nlh_seq).unwrap_or(0);
+    }
+    ev.nl_portid = kread(nlinfo, cfg.nlinfo_portid).unwrap_or(0);
+}
+
+/// An IPv4 route from `struct fib_table *tb` and `struct fib_config *cfg`.
+#[inline(always)]
+fn route4(cfg: &Config, ev: &mut RouteEvent, tb: *const u8, fc: *const u8, operation: u8) {
+    ev.op = operation;
+    ev.family = AF_INET;
+    ev.dst_len = kread(fc, cfg.cfg_dst_len).unwrap_or(0);
+    ev.rtype = kread(fc, cfg.cfg_type).unwrap_or(0);
+    ev.protocol = kread(fc, cfg.cfg_protocol).unwrap_or(0);
+    ev.scope = kread(fc, cfg.cfg_scope).unwrap_or(0);
+    ev.table = kread(tb, cfg.fib_table_id)
+        .or_else(|| kread(fc, cfg.cfg_table))
+        .unwrap_or(0);
+    ev.priority = kread(fc, cfg.cfg_priority).unwrap_or(0);
+    ev.oif = kread(fc, cfg.cfg_oif).unwrap_or(0);
+    let dst: [u8; 4] = kread(fc, cfg.cfg_dst).unwrap_or([0; 4]);
+    ev.dst[..4].copy_from_slice(&dst);
+    ev.gw_family = kread(fc, cfg.cfg_gw_family).unwrap_or(0);
+    if ev.gw_family == AF_INET {
+        let gw: [u8; 4] = kread(fc, cfg.cfg_gw4).unwrap_or([0; 4]);
+        ev.gw[..4].copy_from_slice(&gw);
+    } else if ev.gw_family == AF_INET6 {
+        ev.gw = kread(fc, cfg.cfg_gw6).unwrap_or([0; 16]);
+    }
+    if cfg.cfg_nlinfo != tracer_common::NO_OFFSET {
+        fill_nlinfo(cfg, ev, fc.wrapping_add(cfg.cfg_nlinfo as usize));
+    }
+}
+
+/// An IPv6 route from `struct fib6_info *rt` and `struct nl_info *info`.
+#[inline(always)]
+fn route6(cfg: &Config, ev: &mut RouteEvent, rt: *const u8, info: *const u8, operation: u8) {
+    ev.op = operation;
+    ev.family = AF_INET6;
+    ev.dst = kread(rt, cfg.f6_dst_addr).unwrap_or([0; 16]);
+    ev.dst_len = kread(rt, cfg.f6_dst_plen).unwrap_or(0);
+    ev.rtype = kread(rt, cfg.f6_type).unwrap_or(0);
+    ev.protocol = kread(rt, cfg.f6_protocol).unwrap_or(0);
+    ev.priority = kread(rt, cfg.f6_metric).unwrap_or(0);
+    ev.table = kptr(rt, cfg.f6_table)
+        .and_then(|t| kread(t, cfg.f6_table_id))
+        .unwrap_or(0);
+    // Routes using a nexthop object keep device and gateway there.
+    if kptr(rt, cfg.f6_nh_obj).is_none() {
+        let nh = cfg.f6_nh;
+        ev.oif = kptr(rt, off_add(nh, cfg.nhc_dev))
+            .and_then(|dev| kread(dev, cfg.dev_ifindex))
+            .unwrap_or(0);
+        ev.gw_family = kread(rt, off_add(nh, cfg.nhc_gw_family)).unwrap_or(0);
+        if ev.gw_family == AF_INET6 {
+            ev.gw = kread(rt, off_add(nh, cfg.nhc_gw)).unwrap_or([0; 16]);
+        } else if ev.gw_family == AF_INET {
+            let gw: [u8; 4] = kread(rt, off_add(nh, cfg.nhc_gw)).unwrap_or([0; 4]);
+            ev.gw[..4].copy_from_slice(&gw);
+        }
+    }
+    if !info.is_null() {
+        fill_nlinfo(cfg, ev, info);
+    }
+}
+
+#[inline(always)]
+fn submit(cfg: &Config, ev: &mut RouteEvent, src: u8, ret: i32) {
+    // SAFETY: `ev.hdr` is a valid, writable header.
+    unsafe {
+        fill_header(
+            &mut ev.hdr as *mut EventHeader,
+            cfg,
+            kind::ROUTE,
+            src,
+            core::mem::size_of::<RouteEvent>() as u32,
+        )
+    };
+    ev.ret = ret;
+    if EVENTS.output::<RouteEvent>(&*ev, 0).is_err() {
+        count_drop();
+    }
+}
+
+#[inline(always)]
+fn fexit_route4(ctx: &FExitContext, operation: u8) -> Option<()> {
+    let cfg = config()?;
+    let tb = fexit_arg(ctx, cfg.arg_f4_tb)?;
+    let fc = fexit_arg(ctx, cfg.arg_f4_cfg)?;
+    let ret: i32 = ctx.ret().unwrap_or(0);
+    let mut ev = RouteEvent::default();
+    route4(cfg, &mut ev, tb, fc, operation);
+    submit(cfg, &mut ev, source::FENTRY, ret);
+    Some(())
+}
+
+#[inline(always)]
+fn fexit_route6(ctx: &FExitContext, rt_arg: u32, info_arg: u32, operation: u8) -> Option<()> {
+    let cfg = config()?;
+    let rt = fexit_arg(ctx, rt_arg)?;
+    let info = fexit_arg(ctx, info_arg).unwrap_or(core::ptr::null());
+    let ret: i32 = ctx.ret().unwrap_or(0);
+    let mut ev = RouteEvent::default();
+    route6(cfg, &mut ev, rt, info, operation);
+    submit(cfg, &mut ev, source::FENTRY, ret);
+    Some(())
+}
+
+#[fexit(function = "fib_table_delete")]
+pub fn fexit_fib_table_delete(ctx: FExitContext) -> i32 {
+    let _ = fexit_route4(&ctx, op::DEL);
+    0
+}
+
+#[fexit(function = "fib_table_insert")]
+pub fn fexit_fib_table_insert(ctx: FExitContext) -> i32 {
+    let _ = fexit_route4(&ctx, op::ADD);
+    0
+}
+
+#[fexit(function = "fib6_del")]
+pub fn fexit_fib6_del(ctx: FExitContext) -> i32 {
+    if let Some(cfg) = config() {
+        let _ = fexit_route6(&ctx, cfg.arg_f6del_rt, cfg.arg_f6del_info, op::DEL);
+    }
+    0
+}
+
+#[fexit(function = "fib6_add")]
+pub fn fexit_fib6_add(ctx: FExitContext) -> i32 {
+    if let Some(cfg) = config() {
+        let _ = fexit_route6(&ctx, cfg.arg_f6add_rt, cfg.arg_f6add_info, op::ADD);
+    }
+    0
+}
+
+/// kprobe entry: capture the route while the arguments are valid.
+#[inline(always)]
+fn kprobe_route(ctx: &ProbeContext, v6: bool, operation: u8) -> Option<()> {
+    let cfg = config()?;
+    let mut ev = RouteEvent::default();
+    if v6 {
+        let (rt_arg, info_arg) = if operation == op::DEL {
+            (cfg.arg_f6del_rt, cfg.arg_f6del_info)
+        } else {
+            (cfg.arg_f6add_rt, cfg.arg_f6add_info)
+        };
+        let rt = kprobe_arg(ctx, rt_arg)?;
+        let info = kprobe_arg(ctx, info_arg).unwrap_or(core::ptr::null());
+        route6(cfg, &mut ev, rt, info, operation);
+    } else {
+        let tb = kprobe_arg(ctx, cfg.arg_f4_tb)?;
+        let fc = kprobe_arg(ctx, cfg.arg_f4_cfg)?;
+        route4(cfg, &mut ev, tb, fc, operation);
+    }
+    ROUTE_PENDING.insert(&current_tid(), &ev, 0).ok()
+}
+
+/// kretprobe: complete the captured route with the return value.
+#[inline(always)]
+fn complete_route(ctx: &RetProbeContext) -> Option<()> {
+    let cfg = config()?;
+    let tid = current_tid();
+    // SAFETY: the value is copied out before the entry is removed.
+    let mut ev = *unsafe { ROUTE_PENDING.get(&tid) }?;
+    let _ = ROUTE_PENDING.remove(&tid);
+    submit(cfg, &mut ev, source::KPROBE, ctx.ret::<i64>() as i32);
+    Some(())
+}
+
+#[kprobe]
+pub fn kprobe_fib_table_delete(ctx: ProbeContext) -> u32 {
+    let _ = kprobe_route(&ctx, false, op::DEL);
+    0
+}
+
+#[kprobe]
+pub fn kprobe_fib_table_insert(ctx: ProbeContext) -> u32 {
+    let _ = kprobe_route(&ctx, false, op::ADD);
+    0
+}
+
+#[kprobe]
+pub fn kprobe_fib6_del(ctx: ProbeContext) -> u32 {
+    let _ = kprobe_route(&ctx, true, op::DEL);
+    0
+}
+
+#[kprobe]
+pub fn kprobe_fib6_add(ctx: ProbeContext) -> u32 {
+    let _ = kprobe_route(&ctx, true, op::ADD);
+    0
+}
+
+/// Shared by every route kretprobe: the pending entry knows what it was.
+#[kretprobe]
+pub fn kretprobe_route(ctx: RetProbeContext) -> u32 {
+    let _ = complete_route(&ctx);
+    0
+}

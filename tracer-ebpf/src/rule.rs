@@ -1,0 +1,108 @@
+//! Rule additions and deletions. The kernel functions that receive a rule
+//! request (fib_nl_newrule/fib_nl_delrule, or fib_newrule/fib_delrule on
+//! kernels where the former are inlined away) get the request's netlink
+//! message; it is copied from kernel memory with the function's return value
+//! and decoded in userspace like a request read on the tracepoint path.
+use aya_ebpf::{
+    helpers::generated::bpf_probe_read_kernel,
+    macros::{fexit, kprobe, kretprobe},
+    programs::{FExitContext, ProbeContext, RetProbeContext},
+};
+use tracer_common::{Config, EventHeader, NL_DATA_MAX, NlMsgEvent, kind, source, syscall};
+
+use crate::{
+    args::{fexit_arg, kprobe_arg},
+    maps::{EVENTS, PTR_PENDING, config, count_drop},
+    read::kread,
+    task::{current_tid, fill_header},
+};
+
+/// Marker in PTR_PENDING's second slot for a pending rule call.
+pub const PENDING_RULE: u64 = 1;
+
+/// Copy the rule request at `nlh` (kernel memory) with the function's result.
+#[inline(always)]
+fn emit_rule(cfg: &Config, nlh: *const u8, ret: i32, src: u8) -> Option<()> {
+    let len: u32 = kread(nlh, cfg.nlh_len)?;
+    let Some(mut entry) = EVENTS.reserve::<NlMsgEvent>(0) else {
+        count_drop();
+        return None;
+    };
+    let ev = entry.as_mut_ptr();
+    let n: u32 = if len > NL_DATA_MAX as u32 { NL_DATA_MAX as u32 } else { len };
+    unsafe {
+        fill_header(
+            ev as *mut EventHeader,
+            cfg,
+            kind::RULE,
+            src,
+            core::mem::size_of::<NlMsgEvent>() as u32,
+        );
+        (*ev).syscall = syscall::KERNEL;
+        (*ev).truncated = (len > NL_DATA_MAX as u32) as u8;
+        (*ev)._pad0 = 0;
+        (*ev).fd = -1;
+        (*ev).ret = ret;
+        let rc = bpf_probe_read_kernel((*ev).data.as_mut_ptr() as *mut _, n, nlh as *const _);
+        (*ev).data_len = if rc == 0 { n } else { 0 };
+    }
+    entry.submit(0);
+    Some(())
+}
+
+#[inline(always)]
+fn fexit_rule(ctx: &FExitContext, del: bool) -> Option<()> {
+    let cfg = config()?;
+    let arg = if del { cfg.rule_del_nlh_arg } else { cfg.rule_add_nlh_arg };
+    let nlh = fexit_arg(ctx, arg)?;
+    let ret: i32 = ctx.ret().unwrap_or(0);
+    emit_rule(cfg, nlh, ret, source::FENTRY)
+}
+
+#[fexit]
+pub fn fexit_rule_del(ctx: FExitContext) -> i32 {
+    let _ = fexit_rule(&ctx, true);
+    0
+}
+
+#[fexit]
+pub fn fexit_rule_add(ctx: FExitContext) -> i32 {
+    let _ = fexit_rule(&ctx, false);
+    0
+}
+
+#[inline(always)]
+fn kprobe_rule(ctx: &ProbeContext, del: bool) -> Option<()> {
+    let cfg = config()?;
+    let arg = if del { cfg.rule_del_nlh_arg } else { cfg.rule_add_nlh_arg };
+    let nlh = kprobe_arg(ctx, arg)?;
+    PTR_PENDING.insert(&current_tid(), &[nlh as u64, PENDING_RULE], 0).ok()
+}
+
+#[kprobe]
+pub fn kprobe_rule_del(ctx: ProbeContext) -> u32 {
+    let _ = kprobe_rule(&ctx, true);
+    0
+}
+
+#[kprobe]
+pub fn kprobe_rule_add(ctx: ProbeContext) -> u32 {
+    let _ = kprobe_rule(&ctx, false);
+    0
+}
+
+#[kretprobe]
+pub fn kretprobe_rule(ctx: RetProbeContext) -> u32 {
+    let _ = (|| {
+        let cfg = config()?;
+        let tid = current_tid();
+        // SAFETY: the value is copied out before the entry is removed.
+        let [nlh, marker] = *unsafe { PTR_PENDING.get(&tid) }?;
+        if marker != PENDING_RULE {
+            return None;
+        }
+        let _ = PTR_PENDING.remove(&tid);
+        emit_rule(cfg, nlh as *const u8, ctx.ret::<i64>() as i32, source::KPROBE)
+    })();
+    0
+}

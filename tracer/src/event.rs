@@ -1,0 +1,283 @@
+//! The events `tracer` reports: the JSON contract (docs/events.md and
+//! schema/events.schema.json describe it; `schema_tests` keeps them in step).
+//!
+//! Events are built once by collection and formatted later by `output`, so
+//! text, JSON and files all show the same facts.
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+/// Mechanism that produced an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Fentry,
+    Kprobe,
+    Tracepoint,
+    Netlink,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Fentry => "fentry",
+            Source::Kprobe => "kprobe",
+            Source::Tracepoint => "tracepoint",
+            Source::Netlink => "netlink",
+        }
+    }
+}
+
+/// Whether a change added or removed something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    Add,
+    Del,
+}
+
+/// The process behind a change.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Process {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub ppid: Option<u32>,
+    pub parent_comm: Option<String>,
+    pub exe: Option<String>,
+    pub uid: u32,
+    pub cgroup: Option<String>,
+    pub unit: Option<String>,
+}
+
+/// A network namespace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Netns {
+    pub inode: Option<u32>,
+    pub name: Option<String>,
+}
+
+/// Address family as the JSON contract names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Inet,
+    Inet6,
+}
+
+impl Family {
+    pub fn from_af(af: u8) -> Option<Family> {
+        match af {
+            2 => Some(Family::Inet),
+            10 => Some(Family::Inet6),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Inet => "inet",
+            Family::Inet6 => "inet6",
+        }
+    }
+    /// The default route's prefix in this family.
+    pub fn any(self) -> &'static str {
+        match self {
+            Family::Inet => "0.0.0.0/0",
+            Family::Inet6 => "::/0",
+        }
+    }
+}
+
+/// A policy routing rule.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Rule {
+    pub family: Option<Family>,
+    pub priority: Option<u32>,
+    pub table: Option<u32>,
+    pub table_name: Option<String>,
+    /// "table", "goto", "nop", "blackhole", "unreachable", "prohibit".
+    pub action: Option<String>,
+    pub goto: Option<u32>,
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    pub fwmark: Option<u32>,
+    pub fwmask: Option<u32>,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub uid_range: Option<String>,
+    pub ipproto: Option<u8>,
+    pub sport: Option<String>,
+    pub dport: Option<String>,
+    pub tos: Option<u8>,
+    pub suppress_prefixlen: Option<u32>,
+    pub invert: bool,
+    pub protocol: Option<String>,
+}
+
+/// A route.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Route {
+    pub family: Option<Family>,
+    pub table: Option<u32>,
+    pub table_name: Option<String>,
+    /// "unicast", "throw", "blackhole", "unreachable", "prohibit", "local", ...
+    #[serde(rename = "type")]
+    pub rtype: Option<String>,
+    /// "192.168.1.0/24", "::/0" style.
+    pub dst: Option<String>,
+    pub gateway: Option<String>,
+    pub dev: Option<String>,
+    /// Interface index of `dev` (useful when the device is gone).
+    pub ifindex: Option<u32>,
+    pub metric: Option<u32>,
+    pub protocol: Option<String>,
+    pub scope: Option<String>,
+}
+
+/// What kind of change an event reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    RuleAdd,
+    RuleDel,
+    RouteAdd,
+    RouteDel,
+    Lost,
+    Ready,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::RuleAdd => "rule_add",
+            Kind::RuleDel => "rule_del",
+            Kind::RouteAdd => "route_add",
+            Kind::RouteDel => "route_del",
+            Kind::Lost => "lost",
+            Kind::Ready => "ready",
+        }
+    }
+    pub fn route(op: Op) -> Kind {
+        match op {
+            Op::Add => Kind::RouteAdd,
+            Op::Del => Kind::RouteDel,
+        }
+    }
+    pub fn rule(op: Op) -> Kind {
+        match op {
+            Op::Add => Kind::RuleAdd,
+            Op::Del => Kind::RuleDel,
+        }
+    }
+}
+
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Why a route vanished without a request for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    LinkDown,
+    LinkDel,
+    AddrDel,
+    NetnsExit,
+    /// Removed by the kernel for a reason the tracer could not tell.
+    Kernel,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::LinkDown => "link_down",
+            Cause::LinkDel => "link_del",
+            Cause::AddrDel => "addr_del",
+            Cause::NetnsExit => "netns_exit",
+            Cause::Kernel => "kernel",
+        }
+    }
+}
+
+/// A rule or route change.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Change {
+    pub process: Option<Process>,
+    pub netns: Netns,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<Rule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+    /// "ok" or the kernel's error name ("ESRCH"); null when the outcome is
+    /// not known (see `note`).
+    pub result: Option<String>,
+    /// Set on routes that vanished without a request for them.
+    pub cause: Option<Cause>,
+    /// Netlink sequence number of the request, when there was one.
+    pub nl_seq: Option<u32>,
+    /// Explanation when a field could not be determined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Records lost before they reached the tracer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Lost {
+    /// How many records were lost since the previous `lost` event.
+    pub count: u64,
+    /// Where: "ring_buffer" (kernel side) or "netlink_socket" (notification
+    /// socket overflow; the count is then a lower bound of 1 per overflow).
+    pub location: String,
+}
+
+/// The first line of every session.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ready {
+    /// Mechanism chosen for each hook.
+    pub hooks: std::collections::BTreeMap<String, Source>,
+    /// Kernel functions attached, by hook (empty on the tracepoint path).
+    pub functions: std::collections::BTreeMap<String, String>,
+    pub kernel: String,
+    pub version: String,
+    pub pid: u32,
+    /// Network namespaces watched for notifications, by name or inode.
+    pub namespaces: Vec<Netns>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Body {
+    Change(Box<Change>),
+    Lost(Lost),
+    Ready(Ready),
+}
+
+/// One event: one JSON line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    /// RFC 3339, UTC, microseconds.
+    pub ts: String,
+    pub kind: Kind,
+    pub source: Source,
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+impl Event {
+    pub fn change(&self) -> Option<&Change> {
+        match &self.body {
+            Body::Change(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// Format a wall-clock time as the contract wants it.
+pub fn format_ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// "addr/len" for a prefix.
+pub fn prefix(addr: IpAddr, len: u8) -> String {
+    format!("{addr}/{len}")
+}

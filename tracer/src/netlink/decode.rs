@@ -1,0 +1,222 @@
+//! Decoding of rtnetlink buffers (requests read by the eBPF programs, and
+//! notifications and dumps read from our own sockets) into the tracer's
+//! model, with netlink-packet-route doing the wire-format parsing.
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::{
+    AddressFamily, RouteNetlinkMessage,
+    address::{AddressAttribute, AddressMessage},
+    link::{LinkAttribute, LinkFlags, LinkMessage},
+    route::{RouteAddress, RouteAttribute, RouteMessage, RouteVia},
+    rule::{RuleAttribute, RuleFlags, RuleMessage},
+};
+
+use super::names;
+use crate::event::{Family, Op, Route, Rule, prefix};
+
+/// One decoded rtnetlink message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NlItem {
+    pub seq: u32,
+    /// nlmsg_pid: 0 in most requests; the requester's port id in notifications.
+    pub portid: u32,
+    pub flags: u16,
+    pub obj: NlObj,
+}
+
+/// What a message is about.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NlObj {
+    Route { op: Op, route: Route },
+    Rule { op: Op, rule: Rule },
+    Link(LinkChange),
+    Addr { op: Op, ifindex: u32, addr: Option<String> },
+    /// NLMSG_ERROR: 0 for an ack, else a negative errno; with the answered
+    /// request's sequence number.
+    Ack { error: i32, seq: u32 },
+}
+
+/// A link message: RTM_NEWLINK/SETLINK/DELLINK.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkChange {
+    pub deleted: bool,
+    pub ifindex: u32,
+    pub name: Option<String>,
+    /// IFF_UP as the message sets it, when the message changes or reports it.
+    pub up: Option<bool>,
+}
+
+/// Why part of a buffer could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    #[error("netlink message at byte {offset} is truncated ({len} bytes claimed, {left} left)")]
+    Truncated { offset: usize, len: usize, left: usize },
+    #[error("netlink message at byte {offset}: {reason}")]
+    Malformed { offset: usize, reason: String },
+}
+
+const NLMSG_HDRLEN: usize = 16;
+
+/// Decode every complete message in `buf`. Messages the tracer does not
+/// report on are skipped; a truncated tail (a bulk request longer than the
+/// copied part) ends the walk with an error.
+pub fn decode_buffer(buf: &[u8]) -> (Vec<NlItem>, Vec<DecodeError>) {
+    let mut items = Vec::new();
+    let mut errors = Vec::new();
+    let mut off = 0usize;
+    while buf.len() - off >= NLMSG_HDRLEN {
+        let len = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
+        if len < NLMSG_HDRLEN {
+            errors.push(DecodeError::Malformed { offset: off, reason: format!("length {len} is shorter than a header") });
+            break;
+        }
+        if len > buf.len() - off {
+            errors.push(DecodeError::Truncated { offset: off, len, left: buf.len() - off });
+            break;
+        }
+        match decode_one(&buf[off..off + len]) {
+            Ok(Some(item)) => items.push(item),
+            Ok(None) => {}
+            Err(reason) => errors.push(DecodeError::Malformed { offset: off, reason }),
+        }
+        off += (len + 3) & !3;
+    }
+    (items, errors)
+}
+
+/// Decode one message; Ok(None) for message types the tracer ignores.
+pub fn decode_one(msg: &[u8]) -> Result<Option<NlItem>, String> {
+    let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg).map_err(|e| e.to_string())?;
+    let h = m.header;
+    let obj = match m.payload {
+        NetlinkPayload::InnerMessage(inner) => match inner {
+            RouteNetlinkMessage::NewRoute(r) => Some(NlObj::Route { op: Op::Add, route: route(&r) }),
+            RouteNetlinkMessage::DelRoute(r) => Some(NlObj::Route { op: Op::Del, route: route(&r) }),
+            RouteNetlinkMessage::NewRule(r) => Some(NlObj::Rule { op: Op::Add, rule: rule(&r) }),
+            RouteNetlinkMessage::DelRule(r) => Some(NlObj::Rule { op: Op::Del, rule: rule(&r) }),
+            RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::SetLink(l) => Some(NlObj::Link(link(&l, false))),
+            RouteNetlinkMessage::DelLink(l) => Some(NlObj::Link(link(&l, true))),
+            RouteNetlinkMessage::NewAddress(a) => Some(addr(&a, Op::Add)),
+            RouteNetlinkMessage::DelAddress(a) => Some(addr(&a, Op::Del)),
+            _ => None,
+        },
+        NetlinkPayload::Error(e) => Some(NlObj::Ack {
+            error: e.code.map(|c| c.get()).unwrap_or(0),
+            seq: e.header.get(8..12).map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes"))).unwrap_or(0),
+        }),
+        _ => None,
+    };
+    Ok(obj.map(|obj| NlItem { seq: h.sequence_number, portid: h.port_number, flags: h.flags, obj }))
+}
+
+fn family(af: AddressFamily) -> Option<Family> {
+    Family::from_af(u8::from(af))
+}
+
+fn route_addr(a: &RouteAddress) -> Option<std::net::IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some((*v4).into()),
+        RouteAddress::Inet6(v6) => Some((*v6).into()),
+        _ => None,
+    }
+}
+
+/// The route a RouteMessage describes. `dev` is left for the caller, which
+/// knows the namespace's interfaces; `ifindex` carries RTA_OIF.
+pub fn route(m: &RouteMessage) -> Route {
+    let fam = family(m.header.address_family);
+    let mut r = Route {
+        family: fam,
+        table: Some(u32::from(m.header.table)),
+        rtype: Some(names::route_type(u8::from(m.header.kind))),
+        protocol: Some(names::protocol(u8::from(m.header.protocol))),
+        scope: Some(names::scope(u8::from(m.header.scope))),
+        ..Route::default()
+    };
+    let mut dst = None;
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dst = route_addr(d),
+            RouteAttribute::Gateway(g) => r.gateway = route_addr(g).map(|g| g.to_string()),
+            RouteAttribute::Via(RouteVia::Inet(v)) => r.gateway = Some(v.to_string()),
+            RouteAttribute::Via(RouteVia::Inet6(v)) => r.gateway = Some(v.to_string()),
+            RouteAttribute::Oif(i) => r.ifindex = Some(*i),
+            RouteAttribute::Priority(p) => r.metric = Some(*p),
+            RouteAttribute::Table(t) => r.table = Some(*t),
+            _ => {}
+        }
+    }
+    let len = m.header.destination_prefix_length;
+    r.dst = match (dst, fam) {
+        (Some(d), _) => Some(prefix(d, len)),
+        (None, Some(f)) if len == 0 => Some(f.any().to_string()),
+        _ => None,
+    };
+    r
+}
+
+/// The rule a RuleMessage describes.
+pub fn rule(m: &RuleMessage) -> Rule {
+    let mut r = Rule {
+        family: family(m.header.family),
+        table: (m.header.table != 0).then_some(u32::from(m.header.table)),
+        action: names::rule_action(u8::from(m.header.action)),
+        tos: (m.header.tos != 0).then_some(m.header.tos),
+        invert: m.header.flags.contains(RuleFlags::Invert),
+        ..Rule::default()
+    };
+    for a in &m.attributes {
+        match a {
+            RuleAttribute::Destination(d) => r.dst = Some(prefix(*d, m.header.dst_len)),
+            RuleAttribute::Source(s) => r.src = Some(prefix(*s, m.header.src_len)),
+            RuleAttribute::Iifname(n) => r.iif = Some(n.clone()),
+            RuleAttribute::Oifname(n) => r.oif = Some(n.clone()),
+            RuleAttribute::Goto(g) => r.goto = Some(*g),
+            RuleAttribute::Priority(p) => r.priority = Some(*p),
+            RuleAttribute::FwMark(v) => r.fwmark = Some(*v),
+            RuleAttribute::FwMask(v) => r.fwmask = Some(*v),
+            RuleAttribute::Table(t) => r.table = Some(*t),
+            RuleAttribute::SuppressPrefixLen(v) => r.suppress_prefixlen = Some(*v),
+            RuleAttribute::UidRange(u) => r.uid_range = Some(format!("{}-{}", u.start, u.end)),
+            RuleAttribute::IpProtocol(p) => r.ipproto = Some(u8::from(*p)),
+            RuleAttribute::SourcePortRange(p) => r.sport = Some(port_range(p.start, p.end)),
+            RuleAttribute::DestinationPortRange(p) => r.dport = Some(port_range(p.start, p.end)),
+            RuleAttribute::Protocol(p) => r.protocol = Some(names::protocol(u8::from(*p))),
+            _ => {}
+        }
+    }
+    // A rule with no table of its own in the request ("ip rule del pref N")
+    // keeps table None rather than the header's 0.
+    if r.action.as_deref() != Some("table") && r.table == Some(0) {
+        r.table = None;
+    }
+    r
+}
+
+fn port_range(start: u16, end: u16) -> String {
+    if start == end { start.to_string() } else { format!("{start}-{end}") }
+}
+
+fn link(m: &LinkMessage, deleted: bool) -> LinkChange {
+    let name = m.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n.clone()),
+        _ => None,
+    });
+    // In a request, IFF_UP counts only when the change mask covers it (or
+    // the mask is empty: the whole flags word is meant). Notifications
+    // always report the full flags.
+    let mask = m.header.change_mask;
+    let up = (mask.is_empty() || mask.contains(LinkFlags::Up)).then(|| m.header.flags.contains(LinkFlags::Up));
+    LinkChange { deleted, ifindex: m.header.index, name, up }
+}
+
+fn addr(m: &AddressMessage, op: Op) -> NlObj {
+    let a = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => Some(prefix(*ip, m.header.prefix_len)),
+        _ => None,
+    });
+    NlObj::Addr { op, ifindex: m.header.index, addr: a }
+}
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+mod tests;
