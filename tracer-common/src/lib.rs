@@ -64,7 +64,7 @@ pub const NO_OFFSET: u32 = u32::MAX;
 
 /// Fixed header of every ring-buffer record.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EventHeader {
     pub kind: u16,
     pub source: u8,
@@ -125,7 +125,7 @@ pub struct NlAckEvent {
 
 /// A route insertion or deletion as the kernel's FIB saw it.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RouteEvent {
     pub hdr: EventHeader,
     /// One of [`op`].
@@ -155,7 +155,7 @@ pub struct RouteEvent {
 
 /// fib_table_flush: routes removed without a netlink request.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlushEvent {
     pub hdr: EventHeader,
     pub table: u32,

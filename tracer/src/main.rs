@@ -1,9 +1,34 @@
 //! `tracer`: attribute routing-rule and route changes to the processes behind them.
 
+mod bpf;
+mod cli;
+mod collect;
+mod correlate;
+mod doctor;
 mod enrich;
 mod event;
+mod filter;
 mod kernel;
 mod netlink;
 mod output;
+mod watch;
 
-fn main() {}
+use clap::Parser as _;
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Watch(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(watch::run(args))),
+        cli::Command::Doctor(args) => doctor::run(args),
+    };
+    if let Err(e) = result {
+        // One line: the error and its causes.
+        eprintln!("tracer: {e:#}");
+        std::process::exit(1);
+    }
+}

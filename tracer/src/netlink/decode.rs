@@ -175,7 +175,7 @@ pub fn rule(m: &RuleMessage) -> Rule {
             RuleAttribute::FwMark(v) => r.fwmark = Some(*v),
             RuleAttribute::FwMask(v) => r.fwmask = Some(*v),
             RuleAttribute::Table(t) => r.table = Some(*t),
-            RuleAttribute::SuppressPrefixLen(v) => r.suppress_prefixlen = Some(*v),
+            RuleAttribute::SuppressPrefixLen(v) => r.suppress_prefixlen = (*v != u32::MAX).then_some(*v),
             RuleAttribute::UidRange(u) => r.uid_range = Some(format!("{}-{}", u.start, u.end)),
             RuleAttribute::IpProtocol(p) => r.ipproto = Some(u8::from(*p)),
             RuleAttribute::SourcePortRange(p) => r.sport = Some(port_range(p.start, p.end)),

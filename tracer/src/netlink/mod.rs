@@ -2,3 +2,4 @@
 //! tracer reads notifications and dumps from.
 pub mod decode;
 pub mod names;
+pub mod socket;

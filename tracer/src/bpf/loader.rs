@@ -1,0 +1,198 @@
+//! Loading the eBPF object, handing it the kernel's offsets, and attaching
+//! each hook with the mechanism the ladder chose (falling back a rung when
+//! the kernel refuses at load or attach time, in `auto` mode).
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, MapData, PerCpuArray, RingBuf},
+    programs::{FExit, KProbe, TracePoint},
+};
+use tracer_common::Config;
+
+use super::ladder::{AttachMode, Hook, Mechanism, Support, choose};
+use crate::kernel::{Btf, Kallsyms, KernelFeatures, Tracefs, offsets};
+
+/// The syscall tracepoints that read rtnetlink requests and acks. They are
+/// attached on every path: they also see link and address requests, which
+/// explain routes the kernel removes on its own.
+const SYSCALL_TRACEPOINTS: [&str; 7] = [
+    "sys_enter_sendmsg",
+    "sys_enter_sendto",
+    "sys_enter_sendmmsg",
+    "sys_enter_recvmsg",
+    "sys_exit_recvmsg",
+    "sys_enter_recvfrom",
+    "sys_exit_recvfrom",
+];
+
+/// Ring buffer size (bytes, a power of two).
+pub const RING_BYTES: u32 = 32 << 20;
+
+/// A loaded and attached set of programs.
+pub struct Loaded {
+    /// Keeps programs and links alive; dropping it detaches everything.
+    _ebpf: Ebpf,
+    pub ring: RingBuf<MapData>,
+    pub dropped: PerCpuArray<MapData, u64>,
+    /// Mechanism per hook, and the kernel function where there is one.
+    pub hooks: BTreeMap<Hook, (Mechanism, Option<String>)>,
+    /// Offsets that could not be resolved (fields the events will lack).
+    pub warnings: Vec<String>,
+}
+
+/// Everything about the kernel the loader needs, gathered once.
+pub struct KernelFacts {
+    pub features: KernelFeatures,
+    pub btf: Btf,
+    pub tracefs: Tracefs,
+    pub kallsyms: Kallsyms,
+}
+
+impl KernelFacts {
+    pub fn gather() -> Result<Self> {
+        let features = KernelFeatures::probe();
+        let btf = Btf::vmlinux().map_err(|e| {
+            anyhow!("cannot read the kernel's BTF ({e}); tracer needs CONFIG_DEBUG_INFO_BTF=y (/sys/kernel/btf/vmlinux)")
+        })?;
+        let tracefs = Tracefs::locate().map_err(|e| anyhow!("{e}"))?;
+        let kallsyms = Kallsyms::load().map_err(|e| anyhow!("cannot read /proc/kallsyms: {e}"))?;
+        Ok(KernelFacts { features, btf, tracefs, kallsyms })
+    }
+
+    pub fn support(&self) -> Support {
+        let r = |f: &crate::kernel::Feature| if f.available { Ok(()) } else { Err(f.detail.clone()) };
+        Support { fentry: r(&self.features.fentry), kprobe: r(&self.features.kprobes), tracepoint: r(&self.features.tracepoints) }
+    }
+
+    /// The kernel function each hook attaches to, or why there is none.
+    pub fn functions(&self) -> BTreeMap<Hook, Result<String, String>> {
+        let rules = offsets::rule_functions(&self.btf, &self.kallsyms, None);
+        Hook::ALL
+            .iter()
+            .map(|h| {
+                let f = match h {
+                    Hook::RuleDel => rules.del.clone().map(|f| f.name).map_err(|e| e.to_string()),
+                    Hook::RuleAdd => rules.add.clone().map(|f| f.name).map_err(|e| e.to_string()),
+                    other => {
+                        let name = other.fixed_function().expect("route hooks have a function");
+                        if self.kallsyms.contains(name) && self.btf.has_func(name) {
+                            Ok(name.to_string())
+                        } else {
+                            Err(format!("{name} is not in this kernel's kallsyms/BTF (inlined or renamed)"))
+                        }
+                    }
+                };
+                (*h, f)
+            })
+            .collect()
+    }
+
+    /// The plan: mechanism per hook, before trying to attach.
+    pub fn plan(&self, mode: AttachMode) -> Result<BTreeMap<Hook, (Mechanism, Option<String>)>> {
+        let support = self.support();
+        let functions = self.functions();
+        let mut plan = BTreeMap::new();
+        for (hook, function) in &functions {
+            let m = choose(mode, &support, *hook, function).map_err(|e| anyhow!("--attach {}: {e}", mode_name(mode)))?;
+            plan.insert(*hook, (m, function.clone().ok()));
+        }
+        Ok(plan)
+    }
+}
+
+fn mode_name(mode: AttachMode) -> &'static str {
+    match mode {
+        AttachMode::Auto => "auto",
+        AttachMode::Fentry => "fentry",
+        AttachMode::Kprobe => "kprobe",
+        AttachMode::Tracepoint => "tracepoint",
+    }
+}
+
+/// Load the object, write the configuration and attach by `plan`.
+pub fn load(facts: &KernelFacts, mode: AttachMode) -> Result<Loaded> {
+    let plan = facts.plan(mode)?;
+    let (mut config, mut warnings) = offsets::resolve(&facts.btf, &facts.tracefs);
+    offsets::rule_functions(&facts.btf, &facts.kallsyms, None).apply(&mut config);
+
+    let mut ebpf = EbpfLoader::new();
+    let mut ebpf = ebpf
+        .set_max_entries("EVENTS", RING_BYTES)
+        .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer")))
+        .context("loading the eBPF object")?;
+    write_config(&mut ebpf, config)?;
+
+    let aya_btf = aya::Btf::from_sys_fs().context("parsing /sys/kernel/btf/vmlinux")?;
+    let mut hooks = BTreeMap::new();
+    for (hook, (mechanism, function)) in plan {
+        let mut m = mechanism;
+        loop {
+            match attach_hook(&mut ebpf, &aya_btf, hook, m, function.as_deref()) {
+                Ok(()) => break,
+                Err(e) if mode == AttachMode::Auto && m.fallback().is_some() => {
+                    let next = m.fallback().expect("checked");
+                    warnings.push(format!("{}: {m} failed ({e:#}); falling back to {next}", hook.name()));
+                    m = next;
+                }
+                Err(e) => return Err(e.context(format!("attaching {} with {m}", hook.name()))),
+            }
+        }
+        hooks.insert(hook, (m, (m != Mechanism::Tracepoint).then(|| function.clone()).flatten()));
+    }
+
+    for tp in SYSCALL_TRACEPOINTS {
+        attach_tracepoint(&mut ebpf, tp, "syscalls", tp)?;
+    }
+    if let Err(e) = attach_tracepoint(&mut ebpf, "sched_process_exec", "sched", "sched_process_exec") {
+        warnings.push(format!("exec tracking unavailable, exe paths of short-lived processes may be missing: {e:#}"));
+    }
+
+    let ring = RingBuf::try_from(ebpf.take_map("EVENTS").ok_or_else(|| anyhow!("map EVENTS missing"))?)?;
+    let dropped = PerCpuArray::try_from(ebpf.take_map("DROPPED").ok_or_else(|| anyhow!("map DROPPED missing"))?)?;
+    Ok(Loaded { _ebpf: ebpf, ring, dropped, hooks, warnings })
+}
+
+fn write_config(ebpf: &mut Ebpf, config: Config) -> Result<()> {
+    let mut map: Array<_, Config> =
+        Array::try_from(ebpf.map_mut("CONFIG").ok_or_else(|| anyhow!("map CONFIG missing"))?)?;
+    map.set(0, config, 0).context("writing the offsets into CONFIG")
+}
+
+fn attach_tracepoint(ebpf: &mut Ebpf, prog: &str, category: &str, name: &str) -> Result<()> {
+    let p: &mut TracePoint = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| anyhow!("program {prog} missing"))?
+        .try_into()?;
+    p.load().with_context(|| format!("loading {prog}"))?;
+    p.attach(category, name).with_context(|| format!("attaching tracepoint {category}:{name}"))?;
+    Ok(())
+}
+
+fn attach_hook(ebpf: &mut Ebpf, btf: &aya::Btf, hook: Hook, m: Mechanism, function: Option<&str>) -> Result<()> {
+    let (fexit, kprobe, kretprobe) = hook.programs();
+    match m {
+        Mechanism::Tracepoint => Ok(()),
+        Mechanism::Fentry => {
+            let f = function.ok_or_else(|| anyhow!("no kernel function"))?;
+            let p: &mut FExit = ebpf.program_mut(fexit).ok_or_else(|| anyhow!("program {fexit} missing"))?.try_into()?;
+            p.load(f, btf).with_context(|| format!("loading fexit program for {f}"))?;
+            p.attach().with_context(|| format!("attaching fexit to {f}"))?;
+            Ok(())
+        }
+        Mechanism::Kprobe => {
+            let f = function.ok_or_else(|| anyhow!("no kernel function"))?;
+            for (prog, is_ret) in [(kprobe, false), (kretprobe, true)] {
+                let p: &mut KProbe = ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
+                // A kretprobe program serves several hooks: load it once.
+                if p.fd().is_err() {
+                    p.load().with_context(|| format!("loading {prog}"))?;
+                }
+                p.attach(f, 0)
+                    .with_context(|| format!("attaching {} to {f}", if is_ret { "kretprobe" } else { "kprobe" }))?;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Command-line interface.
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::bpf::ladder::AttachMode;
+
+#[derive(Parser, Debug)]
+#[command(name = "tracer", version, about = "Who changed the routing? eBPF attribution of rule and route changes")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Report rule and route changes live, with the process behind each.
+    Watch(WatchArgs),
+    /// Show what this kernel supports and which mechanism each hook would use.
+    Doctor(DoctorArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct WatchArgs {
+    /// Attach mechanism: best available (auto), or force one and fail if the kernel cannot.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub attach: AttachMode,
+    /// JSON lines on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also append every event as a JSON line to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only these routing tables (id or name from rt_tables); repeatable.
+    #[arg(long, value_name = "TABLE")]
+    pub table: Vec<String>,
+    /// Only these network namespaces (names under /run/netns); repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub netns: Vec<String>,
+    /// Only changes by processes with this command name; repeatable.
+    #[arg(long, value_name = "COMM")]
+    pub comm: Vec<String>,
+    /// Only changes by this process id; repeatable.
+    #[arg(long, value_name = "PID")]
+    pub pid: Vec<u32>,
+    /// Only this address family.
+    #[arg(long, value_enum)]
+    pub family: Option<FamilyArg>,
+    /// Only removals or only additions.
+    #[arg(long, value_enum)]
+    pub only: Option<OnlyArg>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DoctorArgs {
+    /// JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FamilyArg {
+    Inet,
+    Inet6,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnlyArg {
+    Removals,
+    Additions,
+}

@@ -1,0 +1,149 @@
+//! The network namespaces the tracer watches: its own and every one named
+//! under /run/netns (or only those given with --netns). Each has a reader
+//! thread on a notification socket and a dump socket. Namespaces that
+//! appear later are picked up; one whose name is removed is let go (our
+//! sockets would otherwise keep it alive).
+use std::{
+    collections::HashMap,
+    fs::File,
+    os::unix::fs::MetadataExt,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use anyhow::{Context as _, Result};
+use netlink_sys::Socket;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::NsInput;
+use crate::{
+    enrich::netns::{NETNS_RUN_DIR, open_named},
+    netlink::socket::{self, DumpKind, Received},
+};
+
+pub struct Watched {
+    pub name: Option<String>,
+    pub dump: Socket,
+    stop: Arc<AtomicBool>,
+    seq: u32,
+}
+
+impl Watched {
+    pub fn dump(&mut self, what: DumpKind) -> Result<Vec<crate::netlink::decode::NlItem>> {
+        self.seq = self.seq.wrapping_add(1);
+        socket::dump(&self.dump, what, self.seq)
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+pub struct Namespaces {
+    /// Only these names (from --netns); empty: every named one plus our own.
+    only: Vec<String>,
+    pub watched: HashMap<u32, Watched>,
+    tx: UnboundedSender<NsInput>,
+}
+
+fn inode_of(f: &File) -> Result<u32> {
+    Ok(f.metadata().context("stat of a namespace file")?.ino() as u32)
+}
+
+impl Namespaces {
+    pub fn new(only: Vec<String>, tx: UnboundedSender<NsInput>) -> Self {
+        Namespaces { only, watched: HashMap::new(), tx }
+    }
+
+    /// Names under /run/netns now.
+    fn named() -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(NETNS_RUN_DIR)
+            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Check that every --netns name exists (start-up: a clear error).
+    pub fn check_names(&self) -> Result<()> {
+        for n in &self.only {
+            open_named(n)?;
+        }
+        Ok(())
+    }
+
+    /// Start watching namespaces that appeared; stop those that went away.
+    /// Returns the inodes newly watched.
+    pub fn rescan(&mut self) -> Vec<u32> {
+        let mut want: Vec<(Option<String>, Option<File>)> = Vec::new();
+        if self.only.is_empty() {
+            want.push((None, None));
+        }
+        for name in Self::named() {
+            if !self.only.is_empty() && !self.only.contains(&name) {
+                continue;
+            }
+            if let Ok(f) = open_named(&name) {
+                want.push((Some(name), Some(f)));
+            }
+        }
+        let mut present = Vec::new();
+        let mut added = Vec::new();
+        for (name, file) in want {
+            let inode = match &file {
+                Some(f) => inode_of(f),
+                None => std::fs::metadata("/proc/self/ns/net").map(|m| m.ino() as u32).map_err(Into::into),
+            };
+            let Ok(inode) = inode else { continue };
+            present.push(inode);
+            if self.watched.contains_key(&inode) {
+                continue;
+            }
+            match self.start(inode, name.clone(), file.as_ref()) {
+                Ok(w) => {
+                    self.watched.insert(inode, w);
+                    added.push(inode);
+                }
+                Err(e) => log::warn!("cannot watch namespace {}: {e:#}", name.as_deref().unwrap_or("(own)")),
+            }
+        }
+        self.watched.retain(|inode, _| present.contains(inode));
+        added
+    }
+
+    fn start(&self, inode: u32, name: Option<String>, file: Option<&File>) -> Result<Watched> {
+        let notify = socket::notification_socket(file)?;
+        let dump = socket::dump_socket(file)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, flag) = (self.tx.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name(format!("netns-{inode}"))
+            .spawn(move || read_loop(inode, notify, tx, flag))
+            .context("spawning a namespace reader")?;
+        Ok(Watched { name, dump, stop, seq: 0 })
+    }
+}
+
+/// Read notifications until told to stop or the receiver is gone.
+fn read_loop(netns: u32, s: Socket, tx: UnboundedSender<NsInput>, stop: Arc<AtomicBool>) {
+    let mut buf = Vec::with_capacity(1 << 16);
+    while !stop.load(Ordering::Relaxed) {
+        let msg = match socket::receive(&s, &mut buf, 100) {
+            Ok(Received::Idle) => continue,
+            Ok(Received::Items(items)) if items.is_empty() => continue,
+            Ok(Received::Items(items)) => NsInput::Notify { netns, items },
+            Ok(Received::Overflow) => NsInput::Overflow { netns },
+            Err(e) => {
+                let _ = tx.send(NsInput::Failed { netns, error: format!("{e:#}") });
+                return;
+            }
+        };
+        if tx.send(msg).is_err() {
+            return;
+        }
+    }
+}

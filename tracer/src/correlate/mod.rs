@@ -1,0 +1,586 @@
+//! Correlation: turn attribution records from the eBPF programs (who asked
+//! for what, and on the kprobe/fentry paths what the kernel did) and the
+//! kernel's own notifications (what really changed) into one event per
+//! change.
+//!
+//! - Tracepoint path: a request read from the sender's memory waits for the
+//!   notification that describes its outcome (matched by namespace,
+//!   operation, sequence number and object), or for the NLMSG_ERROR the
+//!   sender received (errors have no notification).
+//! - kprobe/fentry paths: a kernel record already has the result; a
+//!   successful one waits briefly for its notification to fill in details
+//!   the request did not name (type, device).
+//! - Notifications nobody claims are changes made by the kernel itself (IPv6
+//!   routes removed on link down) or by a process the tracer could not see;
+//!   they are attributed to the last link/address action in that namespace.
+//! - IPv4 routes removed by a flush have no notification: after a link goes
+//!   down, an address is removed or fib_table_flush runs, the namespace is
+//!   dumped again and the routes that vanished from the mirror are reported.
+mod matching;
+pub mod mirror;
+
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Duration, Instant},
+};
+
+use tracer_common::EventHeader;
+
+use crate::{
+    collect::record::{NlCopy, Record, source_of},
+    event::{Cause, Family, Op, Route, Rule, Source},
+    netlink::{
+        decode::{NlItem, NlObj, decode_buffer},
+        names,
+    },
+};
+use mirror::{NsMirror, RouteKey};
+
+/// How long a request waits for its outcome.
+const REQUEST_WAIT: Duration = Duration::from_millis(1500);
+/// How long an acknowledged request waits for the notification's details.
+const ACKED_WAIT: Duration = Duration::from_millis(150);
+/// How long a notification waits for the request that caused it.
+const NOTIFY_WAIT: Duration = Duration::from_millis(400);
+/// How long a link or address action explains kernel-made changes.
+const CAUSE_WINDOW: Duration = Duration::from_secs(3);
+/// Delay before re-dumping a namespace after a flush, so that notifications
+/// already on their way are applied first.
+const RESYNC_DELAY: Duration = Duration::from_millis(60);
+
+/// What changed, as far as one side knows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    Route(Route),
+    Rule(Rule),
+}
+
+/// A change ready for enrichment and output: the process is still the raw
+/// eBPF header; `crate::watch` turns it into an `Event`.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub ts_boot_ns: Option<u64>,
+    pub source: Source,
+    pub op: Op,
+    pub netns: u32,
+    pub who: Option<EventHeader>,
+    pub object: Object,
+    pub result: Option<String>,
+    pub cause: Option<Cause>,
+    pub nl_seq: Option<u32>,
+    pub note: Option<String>,
+}
+
+/// Something the engine wants done that needs the outside world.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Dump the routes of this namespace and call `resynced`.
+    Resync { netns: u32 },
+}
+
+struct Pending {
+    deadline: Instant,
+    source: Source,
+    op: Op,
+    netns: u32,
+    who: EventHeader,
+    object: Object,
+    seq: u32,
+    /// From the kernel (kprobe/fentry) rather than a request read at a syscall.
+    from_kernel: bool,
+    /// The result the kernel returned or the ack said, if known.
+    result: Option<i32>,
+}
+
+struct Orphan {
+    deadline: Instant,
+    netns: u32,
+    op: Op,
+    object: Object,
+    seq: u32,
+    at: Instant,
+}
+
+#[derive(Clone)]
+struct RecentCause {
+    cause: Cause,
+    who: EventHeader,
+    source: Source,
+    at: Instant,
+}
+
+struct ResyncPlan {
+    due: Instant,
+    cause: Option<RecentCause>,
+}
+
+/// The correlation state machine. Time is passed in, so it is testable.
+pub struct Engine {
+    /// Whether requests read at syscalls are the attribution source for
+    /// routes (IPv4 and IPv6 separately) and rules: false when a kernel hook
+    /// reports them instead.
+    requests_for: RequestScope,
+    pending: VecDeque<Pending>,
+    orphans: VecDeque<Orphan>,
+    mirrors: HashMap<u32, NsMirror>,
+    causes: HashMap<u32, RecentCause>,
+    resyncs: HashMap<u32, ResyncPlan>,
+    out: Vec<Outcome>,
+    actions: Vec<Action>,
+}
+
+/// Which changes the tracepoint requests attribute (the others come from
+/// kernel hooks).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestScope {
+    pub route4_add: bool,
+    pub route4_del: bool,
+    pub route6_add: bool,
+    pub route6_del: bool,
+    pub rule_add: bool,
+    pub rule_del: bool,
+    /// IPv4 flushes are found from link/address notifications (true) or from
+    /// the fib_table_flush hook (false).
+    pub flush_from_notifications: bool,
+}
+
+impl RequestScope {
+    /// Every change attributed from requests (the tracepoint path).
+    pub fn all() -> Self {
+        RequestScope {
+            route4_add: true,
+            route4_del: true,
+            route6_add: true,
+            route6_del: true,
+            rule_add: true,
+            rule_del: true,
+            flush_from_notifications: true,
+        }
+    }
+}
+
+impl Engine {
+    pub fn new(requests_for: RequestScope) -> Self {
+        Engine {
+            requests_for,
+            pending: VecDeque::new(),
+            orphans: VecDeque::new(),
+            mirrors: HashMap::new(),
+            causes: HashMap::new(),
+            resyncs: HashMap::new(),
+            out: Vec::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// The mirror of a namespace (created empty if unknown).
+    pub fn mirror(&mut self, netns: u32) -> &mut NsMirror {
+        self.mirrors.entry(netns).or_default()
+    }
+
+    pub fn mirror_ref(&self, netns: u32) -> Option<&NsMirror> {
+        self.mirrors.get(&netns)
+    }
+
+    /// Stop following a namespace (it went away).
+    pub fn forget(&mut self, netns: u32) {
+        self.mirrors.remove(&netns);
+    }
+
+    /// Outcomes ready for output, in order.
+    pub fn take_outcomes(&mut self) -> Vec<Outcome> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Actions to perform (dumps).
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// Number of changes waiting for their other half.
+    pub fn backlog(&self) -> usize {
+        self.pending.len() + self.orphans.len()
+    }
+
+    fn scoped(&self, op: Op, object: &Object) -> bool {
+        let s = &self.requests_for;
+        match (object, op) {
+            (Object::Rule(_), Op::Add) => s.rule_add,
+            (Object::Rule(_), Op::Del) => s.rule_del,
+            (Object::Route(r), op) => match (r.family, op) {
+                (Some(Family::Inet6), Op::Add) => s.route6_add,
+                (Some(Family::Inet6), Op::Del) => s.route6_del,
+                (_, Op::Add) => s.route4_add,
+                (_, Op::Del) => s.route4_del,
+            },
+        }
+    }
+
+    /// A record from the eBPF programs.
+    pub fn record(&mut self, rec: Record, now: Instant) {
+        match rec {
+            Record::Request(copy) => self.request(copy, now),
+            Record::Ack { hdr, error, seq, .. } => self.ack(&hdr, error, seq, now),
+            Record::Rule(copy) => self.kernel_rule(copy, now),
+            Record::Route(r) => self.kernel_route(&r, now),
+            Record::Flush(f) => {
+                if f.removed > 0 {
+                    let cause = self.cause_for(&f.hdr, source_of(&f.hdr), now);
+                    self.plan_resync(f.hdr.netns, Some(cause), now);
+                }
+            }
+            Record::Exec { .. } => {}
+        }
+    }
+
+    /// What explains a kernel-made removal by the task in `hdr`: its own
+    /// recent link/address action, else namespace teardown (a kworker running
+    /// cleanup_net) or an unknown kernel reason.
+    fn cause_for(&self, hdr: &EventHeader, source: Source, now: Instant) -> RecentCause {
+        if let Some(c) = self.causes.get(&hdr.netns) {
+            if c.who.tid == hdr.tid && now.duration_since(c.at) < CAUSE_WINDOW {
+                return c.clone();
+            }
+        }
+        let comm = crate::output::escape::comm_from_bytes(&hdr.comm);
+        let cause = if comm.starts_with("kworker") || comm.starts_with("netns") { Cause::NetnsExit } else { Cause::Kernel };
+        RecentCause { cause, who: *hdr, source, at: now }
+    }
+
+    fn request(&mut self, copy: NlCopy, now: Instant) {
+        let (items, _errors) = decode_buffer(&copy.data);
+        let netns = copy.hdr.netns;
+        for item in items {
+            match item.obj {
+                NlObj::Route { op, route } => self.add_request(&copy.hdr, netns, op, Object::Route(route), item.seq, now),
+                NlObj::Rule { op, rule } => self.add_request(&copy.hdr, netns, op, Object::Rule(rule), item.seq, now),
+                NlObj::Link(l) => {
+                    let cause = if l.deleted {
+                        Some(Cause::LinkDel)
+                    } else if l.up == Some(false) {
+                        Some(Cause::LinkDown)
+                    } else {
+                        None
+                    };
+                    if let Some(cause) = cause {
+                        self.causes.insert(netns, RecentCause { cause, who: copy.hdr, source: Source::Tracepoint, at: now });
+                    }
+                }
+                NlObj::Addr { op: Op::Del, .. } => {
+                    self.causes
+                        .insert(netns, RecentCause { cause: Cause::AddrDel, who: copy.hdr, source: Source::Tracepoint, at: now });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn add_request(&mut self, who: &EventHeader, netns: u32, op: Op, object: Object, seq: u32, now: Instant) {
+        if !self.scoped(op, &object) {
+            return;
+        }
+        // The notification may have overtaken the request.
+        if let Some(i) = self.orphans.iter().position(|o| o.netns == netns && o.op == op && o.seq == seq && objects_match(&object, &o.object)) {
+            let o = self.orphans.remove(i).expect("index from position");
+            self.emit(Source::Tracepoint, op, netns, Some(*who), merge(object, o.object), Some(0), None, Some(seq), None, o.at);
+            return;
+        }
+        self.pending.push_back(Pending {
+            deadline: now + REQUEST_WAIT,
+            source: Source::Tracepoint,
+            op,
+            netns,
+            who: *who,
+            object,
+            seq,
+            from_kernel: false,
+            result: None,
+        });
+    }
+
+    fn ack(&mut self, hdr: &EventHeader, error: i32, seq: u32, now: Instant) {
+        let Some(i) = self
+            .pending
+            .iter()
+            .position(|p| !p.from_kernel && p.who.pid == hdr.pid && p.seq == seq && p.result.is_none())
+        else {
+            return;
+        };
+        if error != 0 {
+            // Failed requests change nothing: no notification will come.
+            let p = self.pending.remove(i).expect("index from position");
+            self.emit(p.source, p.op, p.netns, Some(p.who), p.object, Some(error), None, Some(seq), None, now);
+            // A batch shares one sequence number; the error answers the first
+            // failing message only, so siblings keep waiting.
+        } else {
+            let p = &mut self.pending[i];
+            p.result = Some(0);
+            p.deadline = p.deadline.min(now + ACKED_WAIT);
+        }
+    }
+
+    fn kernel_rule(&mut self, copy: NlCopy, now: Instant) {
+        let (items, _) = decode_buffer(&copy.data);
+        let source = source_of(&copy.hdr);
+        for item in items {
+            if let NlObj::Rule { op, rule } = item.obj {
+                self.kernel_change(&copy.hdr, source, op, Object::Rule(rule), item.seq, copy.ret, now);
+            }
+        }
+    }
+
+    fn kernel_route(&mut self, r: &tracer_common::RouteEvent, now: Instant) {
+        let op = if r.op == tracer_common::op::ADD { Op::Add } else { Op::Del };
+        let route = route_from_kernel(r);
+        self.kernel_change(&r.hdr, source_of(&r.hdr), op, Object::Route(route), r.nl_seq, r.ret, now);
+    }
+
+    fn kernel_change(&mut self, hdr: &EventHeader, source: Source, op: Op, object: Object, seq: u32, ret: i32, now: Instant) {
+        let netns = hdr.netns;
+        if ret != 0 {
+            self.emit(source, op, netns, Some(*hdr), object, Some(ret), None, Some(seq).filter(|s| *s != 0), None, now);
+            return;
+        }
+        if let Some(i) = self.orphans.iter().position(|o| o.netns == netns && o.op == op && objects_match(&object, &o.object)) {
+            let o = self.orphans.remove(i).expect("index from position");
+            let cause = self.kernel_cause(hdr, source, op, seq, now);
+            self.emit(source, op, netns, Some(*hdr), merge(object, o.object), Some(0), cause, Some(seq).filter(|s| *s != 0), None, o.at);
+            return;
+        }
+        self.pending.push_back(Pending {
+            deadline: now + NOTIFY_WAIT,
+            source,
+            op,
+            netns,
+            who: *hdr,
+            object,
+            seq,
+            from_kernel: true,
+            result: Some(0),
+        });
+    }
+
+    /// A removal the kernel made on its own (no netlink request: seq 0 and
+    /// not from a netlink handler) gets a cause.
+    fn kernel_cause(&self, hdr: &EventHeader, source: Source, op: Op, seq: u32, now: Instant) -> Option<Cause> {
+        (op == Op::Del && seq == 0).then(|| self.cause_for(hdr, source, now).cause)
+    }
+
+    /// A notification read from a watched namespace.
+    pub fn notification(&mut self, netns: u32, item: NlItem, now: Instant) {
+        let prev_up = self.mirror(netns).apply(&item);
+        match item.obj {
+            NlObj::Route { op, route } => self.notified_change(netns, op, Object::Route(route), item.seq, now),
+            NlObj::Rule { op, rule } => self.notified_change(netns, op, Object::Rule(rule), item.seq, now),
+            NlObj::Link(l) => {
+                let went_down = l.deleted || (prev_up == Some(true) && l.up == Some(false));
+                if went_down && self.requests_for.flush_from_notifications {
+                    let cause = self.causes.get(&netns).filter(|c| now.duration_since(c.at) < CAUSE_WINDOW).cloned();
+                    self.plan_resync(netns, cause, now);
+                }
+            }
+            NlObj::Addr { op: Op::Del, .. } if self.requests_for.flush_from_notifications => {
+                let cause = self.causes.get(&netns).filter(|c| c.cause == Cause::AddrDel && now.duration_since(c.at) < CAUSE_WINDOW).cloned();
+                self.plan_resync(netns, cause, now);
+            }
+            _ => {}
+        }
+    }
+
+    fn notified_change(&mut self, netns: u32, op: Op, object: Object, seq: u32, now: Instant) {
+        // Requests read at syscalls match on sequence number and object;
+        // kernel records (whose seq is that of the request, or 0) on object.
+        let found = self.pending.iter().position(|p| {
+            p.netns == netns
+                && p.op == op
+                && objects_match(&p.object, &object)
+                && (if p.from_kernel { p.seq == 0 || seq == 0 || p.seq == seq } else { p.seq == seq })
+        });
+        if let Some(i) = found {
+            let p = self.pending.remove(i).expect("index from position");
+            let cause = if p.from_kernel { self.kernel_cause(&p.who, p.source, op, p.seq, now) } else { None };
+            self.emit(p.source, op, netns, Some(p.who), merge(p.object, object), Some(0), cause, Some(seq).filter(|s| *s != 0), None, now);
+            return;
+        }
+        self.orphans.push_back(Orphan { deadline: now + NOTIFY_WAIT, netns, op, object, seq, at: now });
+    }
+
+    fn plan_resync(&mut self, netns: u32, cause: Option<RecentCause>, now: Instant) {
+        let plan = self.resyncs.entry(netns).or_insert(ResyncPlan { due: now + RESYNC_DELAY, cause: None });
+        if cause.is_some() {
+            plan.cause = cause;
+        }
+    }
+
+    /// A fresh route dump of `netns` (after `Action::Resync`, or at start).
+    /// Routes missing from it were removed without a notification.
+    pub fn resynced(&mut self, netns: u32, items: &[NlItem], cause: Option<(Cause, EventHeader, Source)>, now: Instant) {
+        let gone = self.mirror(netns).replace_routes(items);
+        let Some((cause, who, source)) = cause else { return };
+        for route in gone {
+            self.emit(
+                source,
+                Op::Del,
+                netns,
+                Some(who),
+                Object::Route(route),
+                Some(0),
+                Some(cause),
+                None,
+                Some("removed by the kernel without a notification; found by re-reading the table".into()),
+                now,
+            );
+        }
+    }
+
+    /// Advance time: expire waits and start due resyncs.
+    pub fn tick(&mut self, now: Instant) -> Vec<(u32, Option<(Cause, EventHeader, Source)>)> {
+        while self.pending.front().is_some_and(|p| p.deadline <= now) {
+            let p = self.pending.pop_front().expect("front exists");
+            let note = match (p.from_kernel, p.result) {
+                (true, _) => None,
+                (false, Some(_)) => None,
+                (false, None) => Some(if self.mirrors.contains_key(&p.netns) {
+                    "no acknowledgement and no notification seen: the request changed nothing or its outcome was lost".to_string()
+                } else {
+                    "outcome unknown: the namespace is not watched (no /run/netns name) and no acknowledgement was seen".to_string()
+                }),
+            };
+            let cause = if p.from_kernel { self.kernel_cause(&p.who, p.source, p.op, p.seq, now) } else { None };
+            self.emit(p.source, p.op, p.netns, Some(p.who), p.object, p.result, cause, Some(p.seq).filter(|s| *s != 0), note, now);
+        }
+        while self.orphans.front().is_some_and(|o| o.deadline <= now) {
+            let o = self.orphans.pop_front().expect("front exists");
+            let recent = self.causes.get(&o.netns).filter(|c| now.duration_since(c.at) < CAUSE_WINDOW).cloned();
+            let (who, cause, source, note) = match (&recent, o.seq) {
+                (Some(c), 0) => (
+                    Some(c.who),
+                    (o.op == Op::Del).then_some(c.cause),
+                    c.source,
+                    Some(format!("changed by the kernel after {} by this process", c.cause.as_str())),
+                ),
+                _ => (
+                    None,
+                    None,
+                    Source::Netlink,
+                    Some("no request seen: made by the kernel or from a namespace or process the tracer does not see".to_string()),
+                ),
+            };
+            self.emit(source, o.op, o.netns, who, o.object, Some(0), cause, Some(o.seq).filter(|s| *s != 0), note, o.at);
+        }
+        let due: Vec<u32> = self.resyncs.iter().filter(|(_, p)| p.due <= now).map(|(n, _)| *n).collect();
+        due.into_iter()
+            .map(|n| {
+                let plan = self.resyncs.remove(&n).expect("key from iteration");
+                (n, plan.cause.map(|c| (c.cause, c.who, c.source)))
+            })
+            .collect()
+    }
+
+    /// Flush everything still waiting (end of session).
+    pub fn drain(&mut self, now: Instant) {
+        for p in self.pending.iter_mut() {
+            p.deadline = now;
+        }
+        for o in self.orphans.iter_mut() {
+            o.deadline = now;
+        }
+        let _ = self.tick(now);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        source: Source,
+        op: Op,
+        netns: u32,
+        who: Option<EventHeader>,
+        mut object: Object,
+        result: Option<i32>,
+        cause: Option<Cause>,
+        nl_seq: Option<u32>,
+        note: Option<String>,
+        at: Instant,
+    ) {
+        let _ = at;
+        if let (Object::Route(r), Some(m)) = (&mut object, self.mirrors.get(&netns)) {
+            if r.dev.is_none() {
+                r.dev = r.ifindex.and_then(|i| m.dev(i));
+            }
+        }
+        self.out.push(Outcome {
+            ts_boot_ns: who.map(|w| w.ts_ns),
+            source,
+            op,
+            netns,
+            who,
+            object,
+            result: result.map(names::errno_name),
+            cause,
+            nl_seq,
+            note,
+        });
+    }
+}
+
+fn objects_match(req: &Object, note: &Object) -> bool {
+    match (req, note) {
+        (Object::Route(a), Object::Route(b)) => matching::route_matches(a, b),
+        (Object::Rule(a), Object::Rule(b)) => matching::rule_matches(a, b),
+        _ => false,
+    }
+}
+
+/// The notification describes what really changed; keep request-only
+/// facts where it is silent.
+fn merge(req: Object, note: Object) -> Object {
+    match (req, note) {
+        (Object::Route(r), Object::Route(mut n)) => {
+            n.dev = n.dev.or(r.dev);
+            n.ifindex = n.ifindex.or(r.ifindex);
+            n.gateway = n.gateway.or(r.gateway);
+            Object::Route(n)
+        }
+        (Object::Rule(r), Object::Rule(mut n)) => {
+            n.iif = n.iif.or(r.iif);
+            n.oif = n.oif.or(r.oif);
+            Object::Rule(n)
+        }
+        (_, n) => n,
+    }
+}
+
+/// The route a kernel hook saw.
+fn route_from_kernel(r: &tracer_common::RouteEvent) -> Route {
+    let family = Family::from_af(r.family);
+    let addr = |bytes: &[u8; 16], fam: u8| -> Option<std::net::IpAddr> {
+        match fam {
+            2 => Some(std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).into()),
+            10 => Some(std::net::Ipv6Addr::from(*bytes).into()),
+            _ => None,
+        }
+    };
+    Route {
+        family,
+        table: Some(r.table),
+        table_name: None,
+        rtype: Some(names::route_type(r.rtype)),
+        dst: addr(&r.dst, r.family).map(|a| crate::event::prefix(a, r.dst_len)),
+        gateway: addr(&r.gw, r.gw_family).map(|a| a.to_string()),
+        dev: None,
+        ifindex: (r.oif > 0).then_some(r.oif as u32),
+        // fib_config's 0 means "any metric" in a request.
+        metric: (r.priority != 0).then_some(r.priority),
+        protocol: Some(names::protocol(r.protocol)),
+        scope: Some(names::scope(r.scope)),
+    }
+}
+
+/// Mirror key of a route (for callers that look details up).
+pub fn key_of(r: &Route) -> RouteKey {
+    RouteKey::of(r)
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,153 @@
+use std::time::{Duration, Instant};
+
+use tracer_common::{EventHeader, source};
+
+use super::*;
+use crate::netlink::decode::LinkChange;
+
+fn hdr(pid: u32, netns: u32) -> EventHeader {
+    let mut h = EventHeader::default();
+    h.pid = pid;
+    h.tid = pid;
+    h.netns = netns;
+    h.source = source::TRACEPOINT;
+    h.comm[..2].copy_from_slice(b"ip");
+    h
+}
+
+fn throw(table: u32) -> Route {
+    Route {
+        family: Some(Family::Inet),
+        table: Some(table),
+        rtype: Some("throw".into()),
+        dst: Some("192.168.1.0/24".into()),
+        protocol: Some("boot".into()),
+        ..Route::default()
+    }
+}
+
+fn sparse_del() -> Route {
+    Route { rtype: Some("unspec".into()), protocol: Some("unspec".into()), ..throw(52) }
+}
+
+fn tracepoint_engine() -> Engine {
+    Engine::new(RequestScope::all())
+}
+
+fn note(seq: u32, op: Op, route: Route) -> NlItem {
+    NlItem { seq, portid: 99, flags: 0, obj: NlObj::Route { op, route } }
+}
+
+/// Feed a request as the tracepoint program would have copied it.
+fn request(e: &mut Engine, who: EventHeader, seq: u32, op: Op, route: Route, now: Instant) {
+    e.add_request(&who, who.netns, op, Object::Route(route), seq, now);
+}
+
+#[test]
+fn request_then_notification_gives_one_full_event() {
+    let mut e = tracepoint_engine();
+    let t = Instant::now();
+    request(&mut e, hdr(812, 7), 5, Op::Del, sparse_del(), t);
+    e.notification(7, note(5, Op::Del, throw(52)), t);
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1);
+    let o = &out[0];
+    assert_eq!(o.who.unwrap().pid, 812);
+    assert_eq!(o.result.as_deref(), Some("ok"));
+    let Object::Route(r) = &o.object else { panic!() };
+    assert_eq!(r.rtype.as_deref(), Some("throw"), "details come from the notification");
+    assert_eq!(o.nl_seq, Some(5));
+    assert_eq!(e.backlog(), 0);
+}
+
+#[test]
+fn notification_before_request_still_matches() {
+    let mut e = tracepoint_engine();
+    let t = Instant::now();
+    e.notification(7, note(5, Op::Del, throw(52)), t);
+    assert!(e.take_outcomes().is_empty());
+    request(&mut e, hdr(812, 7), 5, Op::Del, sparse_del(), t + Duration::from_millis(5));
+    assert_eq!(e.take_outcomes().len(), 1);
+}
+
+#[test]
+fn error_ack_reports_the_kernel_error() {
+    let mut e = tracepoint_engine();
+    let t = Instant::now();
+    let who = hdr(900, 7);
+    request(&mut e, who, 6, Op::Del, sparse_del(), t);
+    e.ack(&who, -libc::ESRCH, 6, t);
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].result.as_deref(), Some("ESRCH"));
+}
+
+#[test]
+fn unanswered_request_expires_with_unknown_result() {
+    let mut e = tracepoint_engine();
+    let t = Instant::now();
+    request(&mut e, hdr(900, 7), 6, Op::Del, sparse_del(), t);
+    let _ = e.tick(t + Duration::from_millis(100));
+    assert!(e.take_outcomes().is_empty());
+    let _ = e.tick(t + REQUEST_WAIT);
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].result, None);
+    assert!(out[0].note.is_some());
+}
+
+#[test]
+fn kernel_record_takes_details_from_notification() {
+    let mut e = Engine::new(RequestScope::default());
+    let t = Instant::now();
+    let mut h = hdr(812, 7);
+    h.source = source::KPROBE;
+    let mut rec = tracer_common::RouteEvent::default();
+    rec.hdr = h;
+    rec.op = tracer_common::op::DEL;
+    rec.family = 2;
+    rec.dst = [192, 168, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    rec.dst_len = 24;
+    rec.table = 52;
+    rec.nl_seq = 5;
+    e.kernel_route(&rec, t);
+    e.notification(7, note(5, Op::Del, throw(52)), t);
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].source, Source::Kprobe);
+    let Object::Route(r) = &out[0].object else { panic!() };
+    assert_eq!(r.rtype.as_deref(), Some("throw"));
+    assert_eq!(out[0].cause, None, "a requested removal has no cause");
+}
+
+#[test]
+fn link_down_resync_names_vanished_routes_and_the_process() {
+    let mut e = tracepoint_engine();
+    let t = Instant::now();
+    let link = |up| NlItem {
+        seq: 0,
+        portid: 0,
+        flags: 0,
+        obj: NlObj::Link(LinkChange { deleted: false, ifindex: 2, name: Some("enp1s0".into()), up: Some(up) }),
+    };
+    e.notification(7, link(true), t);
+    let lan = Route { rtype: Some("unicast".into()), dst: Some("192.168.1.0/24".into()), table: Some(254), ifindex: Some(2), ..throw(254) };
+    e.notification(7, note(0, Op::Add, lan.clone()), t);
+    let _ = e.tick(t + Duration::from_secs(1));
+    e.take_outcomes();
+    // `ip link set enp1s0 down`, read at sendmsg, then the link notification.
+    let who = hdr(1234, 7);
+    e.causes.insert(7, RecentCause { cause: Cause::LinkDown, who, source: Source::Tracepoint, at: t + Duration::from_secs(2) });
+    e.notification(7, link(false), t + Duration::from_secs(2));
+    let due = e.tick(t + Duration::from_secs(3));
+    assert_eq!(due.len(), 1);
+    let (ns, cause) = due[0];
+    assert_eq!(ns, 7);
+    e.resynced(7, &[], cause, t + Duration::from_secs(3));
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].cause, Some(Cause::LinkDown));
+    assert_eq!(out[0].who.unwrap().pid, 1234);
+    let Object::Route(r) = &out[0].object else { panic!() };
+    assert_eq!(r.dev.as_deref(), Some("enp1s0"));
+}

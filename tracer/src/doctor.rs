@@ -1,0 +1,57 @@
+//! `tracer doctor`: what the running kernel supports, which mechanism each
+//! hook would use, and what is missing with the remedy.
+use anyhow::Result;
+use serde_json::json;
+
+use crate::{
+    bpf::{ladder::AttachMode, loader::KernelFacts},
+    cli::DoctorArgs,
+    kernel::Feature,
+};
+
+fn remedy(name: &str) -> &'static str {
+    match name {
+        "btf" => "boot a kernel built with CONFIG_DEBUG_INFO_BTF=y",
+        "kprobes" => "a kernel with CONFIG_KPROBES=y; until then the tracepoint path is used",
+        "fentry" => "a kernel with BPF trampolines (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS) that permits tracing programs; until then kprobes or tracepoints are used",
+        "tracepoints" => "mount tracefs: mount -t tracefs nodev /sys/kernel/tracing",
+        "ringbuf" => "Linux 5.8 or later",
+        _ => "",
+    }
+}
+
+pub fn run(args: DoctorArgs) -> Result<()> {
+    crate::watch::require_root()?;
+    let facts = KernelFacts::gather()?;
+    let f = &facts.features;
+    let features: [(&str, &Feature); 5] =
+        [("btf", &f.btf), ("kprobes", &f.kprobes), ("fentry", &f.fentry), ("tracepoints", &f.tracepoints), ("ringbuf", &f.ringbuf)];
+    let plan = facts.plan(AttachMode::Auto)?;
+    let functions = facts.functions();
+    if args.json {
+        let v = json!({
+            "kernel": f.release,
+            "lockdown": format!("{:?}", f.lockdown),
+            "features": features.iter().map(|(n, ft)| (n.to_string(), json!({"available": ft.available, "detail": ft.detail}))).collect::<serde_json::Map<_, _>>(),
+            "hooks": plan.iter().map(|(h, (m, func))| (h.name().to_string(), json!({"mechanism": m.to_string(), "function": func, "function_error": functions.get(h).and_then(|r| r.clone().err())}))).collect::<serde_json::Map<_, _>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("kernel     {}", f.release);
+    println!("lockdown   {:?}", f.lockdown);
+    for (name, ft) in features {
+        let mark = if ft.available { "yes" } else { "NO " };
+        println!("{name:<12}{mark}  {}", ft.detail);
+        if !ft.available {
+            println!("{:<17}remedy: {}", "", remedy(name));
+        }
+    }
+    println!();
+    println!("hook          mechanism   kernel function");
+    for (h, (m, func)) in &plan {
+        let why = functions.get(h).and_then(|r| r.clone().err()).map(|e| format!(" ({e})")).unwrap_or_default();
+        println!("{:<14}{:<12}{}{why}", h.name(), m.to_string(), func.as_deref().unwrap_or("-"));
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! `watch` filters, applied to finished events.
+use crate::{
+    cli::{FamilyArg, OnlyArg, WatchArgs},
+    event::{Change, Event, Family, Kind},
+    netlink::names::TableNames,
+};
+
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    tables: Vec<u32>,
+    comms: Vec<String>,
+    pids: Vec<u32>,
+    family: Option<Family>,
+    only: Option<OnlyArg>,
+}
+
+impl Filter {
+    pub fn from_args(a: &WatchArgs, names: &TableNames) -> anyhow::Result<Filter> {
+        let tables = a
+            .table
+            .iter()
+            .map(|t| names.parse(t).ok_or_else(|| anyhow::anyhow!("unknown --table {t:?}: not a number or a name in rt_tables")))
+            .collect::<anyhow::Result<Vec<u32>>>()?;
+        Ok(Filter {
+            tables,
+            comms: a.comm.clone(),
+            pids: a.pid.clone(),
+            family: a.family.map(|f| match f {
+                FamilyArg::Inet => Family::Inet,
+                FamilyArg::Inet6 => Family::Inet6,
+            }),
+            only: a.only,
+        })
+    }
+
+    /// Whether a change event passes (ready and lost events always pass).
+    pub fn pass(&self, e: &Event) -> bool {
+        let Some(c) = e.change() else { return true };
+        let removal = matches!(e.kind, Kind::RouteDel | Kind::RuleDel);
+        match self.only {
+            Some(OnlyArg::Removals) if !removal => return false,
+            Some(OnlyArg::Additions) if removal => return false,
+            _ => {}
+        }
+        let (table, family) = table_family(c);
+        if !self.tables.is_empty() && !table.is_some_and(|t| self.tables.contains(&t)) {
+            return false;
+        }
+        if self.family.is_some() && family != self.family {
+            return false;
+        }
+        if !self.pids.is_empty() && !c.process.as_ref().is_some_and(|p| self.pids.contains(&p.pid)) {
+            return false;
+        }
+        if !self.comms.is_empty() && !c.process.as_ref().is_some_and(|p| self.comms.contains(&p.comm)) {
+            return false;
+        }
+        true
+    }
+}
+
+fn table_family(c: &Change) -> (Option<u32>, Option<Family>) {
+    match (&c.route, &c.rule) {
+        (Some(r), _) => (r.table, r.family),
+        (_, Some(r)) => (r.table, r.family),
+        _ => (None, None),
+    }
+}

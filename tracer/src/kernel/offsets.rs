@@ -1,0 +1,471 @@
+//! Fills [`tracer_common::Config`] from the running kernel's BTF and tracefs,
+//! and picks which rule functions to attach to.
+
+use std::fmt;
+
+use tracer_common::{Config, NO_OFFSET};
+
+use super::{
+    btf::Btf,
+    kallsyms::{FilterFunctions, Kallsyms},
+    tracefs::Tracefs,
+};
+
+/// Rule-deletion functions, preferred first: the rtnetlink handler, then the
+/// function it calls (which newer kernels export with a `struct net *` first).
+pub const RULE_DEL_FUNCTIONS: [&str; 2] = ["fib_nl_delrule", "fib_delrule"];
+/// Rule-addition functions, preferred first.
+pub const RULE_ADD_FUNCTIONS: [&str; 2] = ["fib_nl_newrule", "fib_newrule"];
+
+/// Resolves every offset in [`Config`]. Whatever cannot be resolved is left at
+/// [`NO_OFFSET`] and explained by one warning per field; this never fails.
+///
+/// `rule_del_nlh_arg`/`rule_add_nlh_arg` are the `nlh` parameter index of
+/// `fib_delrule`/`fib_newrule` if BTF has them, else of
+/// `fib_nl_delrule`/`fib_nl_newrule`. A caller that attaches to the functions
+/// chosen by [`rule_functions`] must overwrite them with
+/// [`RuleFunctions::apply`], because the two families differ in argument order.
+pub fn resolve(btf: &Btf, tracefs: &Tracefs) -> (Config, Vec<String>) {
+    let mut r = Resolver {
+        btf,
+        tracefs,
+        warnings: Vec::new(),
+    };
+    let mut c = Config::unresolved();
+
+    c.task_real_parent = r.member("task_struct", "real_parent");
+    c.task_tgid = r.member("task_struct", "tgid");
+    c.task_comm = r.member("task_struct", "comm");
+    c.task_nsproxy = r.member("task_struct", "nsproxy");
+    c.nsproxy_net_ns = r.member("nsproxy", "net_ns");
+    c.net_inum = r.net_inum();
+
+    c.msghdr_name = r.member("user_msghdr", "msg_name");
+    c.msghdr_iov = r.member("user_msghdr", "msg_iov");
+    c.msghdr_iovlen = r.member("user_msghdr", "msg_iovlen");
+    c.iovec_base = r.member("iovec", "iov_base");
+    c.iovec_len = r.member("iovec", "iov_len");
+    c.sockaddr_family = r.member("sockaddr_nl", "nl_family");
+    c.mmsghdr_size = r.size("mmsghdr");
+
+    c.task_files = r.member("task_struct", "files");
+    c.files_fdt = r.member("files_struct", "fdt");
+    c.fdt_fd = r.member("fdtable", "fd");
+    c.fdt_max_fds = r.member("fdtable", "max_fds");
+    c.file_private_data = r.member("file", "private_data");
+    c.socket_sk = r.member("socket", "sk");
+    c.sk_family = r.member("sock", "__sk_common.skc_family");
+    c.sk_protocol = r.member("sock", "sk_protocol");
+
+    c.tp_sendmsg_msg = r.tp_field("syscalls", "sys_enter_sendmsg", "msg");
+    c.tp_sendmsg_fd = r.tp_field("syscalls", "sys_enter_sendmsg", "fd");
+    c.tp_sendto_buff = r.tp_field("syscalls", "sys_enter_sendto", "buff");
+    c.tp_sendto_len = r.tp_field("syscalls", "sys_enter_sendto", "len");
+    c.tp_sendto_addr = r.tp_field("syscalls", "sys_enter_sendto", "addr");
+    c.tp_sendto_fd = r.tp_field("syscalls", "sys_enter_sendto", "fd");
+    c.tp_sendmmsg_mmsg = r.tp_field("syscalls", "sys_enter_sendmmsg", "mmsg");
+    c.tp_sendmmsg_vlen = r.tp_field("syscalls", "sys_enter_sendmmsg", "vlen");
+    c.tp_sendmmsg_fd = r.tp_field("syscalls", "sys_enter_sendmmsg", "fd");
+    c.tp_recvmsg_msg = r.tp_field("syscalls", "sys_enter_recvmsg", "msg");
+    c.tp_recvfrom_ubuf = r.tp_field("syscalls", "sys_enter_recvfrom", "ubuf");
+    c.tp_exit_ret = r.tp_field("syscalls", "sys_exit_recvmsg", "ret");
+    // A __data_loc field: this is the offset of the locator word.
+    c.tp_exec_filename = r.tp_field("sched", "sched_process_exec", "filename");
+
+    c.cfg_dst_len = r.member("fib_config", "fc_dst_len");
+    c.cfg_protocol = r.member("fib_config", "fc_protocol");
+    c.cfg_scope = r.member("fib_config", "fc_scope");
+    c.cfg_type = r.member("fib_config", "fc_type");
+    c.cfg_table = r.member("fib_config", "fc_table");
+    c.cfg_dst = r.member("fib_config", "fc_dst");
+    c.cfg_gw_family = r.member("fib_config", "fc_gw_family");
+    c.cfg_gw4 = r.member("fib_config", "fc_gw4");
+    c.cfg_gw6 = r.member("fib_config", "fc_gw6");
+    c.cfg_oif = r.member("fib_config", "fc_oif");
+    c.cfg_priority = r.member("fib_config", "fc_priority");
+    c.cfg_nlinfo = r.member("fib_config", "fc_nlinfo");
+    c.nlinfo_nlh = r.member("nl_info", "nlh");
+    c.nlinfo_portid = r.member("nl_info", "portid");
+    c.nlh_seq = r.member("nlmsghdr", "nlmsg_seq");
+    c.nlh_len = r.member("nlmsghdr", "nlmsg_len");
+    c.nlh_type = r.member("nlmsghdr", "nlmsg_type");
+    c.nlh_pid = r.member("nlmsghdr", "nlmsg_pid");
+    c.nlmsgerr_error = r.member("nlmsgerr", "error");
+    c.nlmsgerr_msg = r.member("nlmsgerr", "msg");
+    c.fib_table_id = r.member("fib_table", "tb_id");
+
+    c.f6_table = r.member("fib6_info", "fib6_table");
+    c.f6_table_id = r.member("fib6_table", "tb6_id");
+    c.f6_dst_addr = r.member("fib6_info", "fib6_dst.addr");
+    c.f6_dst_plen = r.member("fib6_info", "fib6_dst.plen");
+    c.f6_metric = r.member("fib6_info", "fib6_metric");
+    c.f6_protocol = r.member("fib6_info", "fib6_protocol");
+    c.f6_type = r.member("fib6_info", "fib6_type");
+    c.f6_nh = r.member("fib6_info", "fib6_nh");
+    c.f6_nh_obj = r.member("fib6_info", "nh");
+    c.nhc_dev = r.member("fib6_nh", "nh_common.nhc_dev");
+    c.nhc_gw_family = r.member("fib6_nh", "nh_common.nhc_gw_family");
+    c.nhc_gw = r.member("fib6_nh", "nh_common.nhc_gw");
+    c.dev_ifindex = r.member("net_device", "ifindex");
+
+    c.rule_del_nlh_arg = r.nlh_arg(["fib_delrule", "fib_nl_delrule"]);
+    c.rule_add_nlh_arg = r.nlh_arg(["fib_newrule", "fib_nl_newrule"]);
+
+    // One index serves both functions, so they must agree.
+    c.arg_f4_tb = r.shared_arg(&["fib_table_insert", "fib_table_delete"], "tb");
+    c.arg_f4_cfg = r.shared_arg(&["fib_table_insert", "fib_table_delete"], "cfg");
+    c.arg_f6add_rt = r.shared_arg(&["fib6_add"], "rt");
+    c.arg_f6add_info = r.shared_arg(&["fib6_add"], "info");
+    c.arg_f6del_rt = r.shared_arg(&["fib6_del"], "rt");
+    c.arg_f6del_info = r.shared_arg(&["fib6_del"], "info");
+    c.arg_flush_tb = r.shared_arg(&["fib_table_flush"], "tb");
+    c.arg_flush_all = r.shared_arg(&["fib_table_flush"], "flush_all");
+
+    (c, r.warnings)
+}
+
+/// Resolves single offsets, turning failures into warnings.
+struct Resolver<'a> {
+    btf: &'a Btf,
+    tracefs: &'a Tracefs,
+    warnings: Vec<String>,
+}
+
+impl Resolver<'_> {
+    fn member(&mut self, struct_name: &str, path: &str) -> u32 {
+        self.btf
+            .member_offset(struct_name, path)
+            .unwrap_or_else(|e| {
+                self.warnings.push(e.to_string());
+                NO_OFFSET
+            })
+    }
+
+    fn size(&mut self, struct_name: &str) -> u32 {
+        self.btf.struct_size(struct_name).unwrap_or_else(|e| {
+            self.warnings.push(e.to_string());
+            NO_OFFSET
+        })
+    }
+
+    /// Index of parameter `param`, which must be the same in every one of
+    /// `functions`.
+    fn shared_arg(&mut self, functions: &[&str], param: &str) -> u32 {
+        let mut found: Option<(&str, u32)> = None;
+        for &func in functions {
+            let index = match self.btf.func_param_index(func, param) {
+                Ok(i) => i,
+                Err(e) => {
+                    self.warnings.push(e.to_string());
+                    return NO_OFFSET;
+                }
+            };
+            match found {
+                Some((first, i)) if i != index => {
+                    self.warnings.push(format!(
+                        "parameter `{param}` is argument {i} of {first} but {index} of {func}"
+                    ));
+                    return NO_OFFSET;
+                }
+                _ => found = Some((func, index)),
+            }
+        }
+        found.map_or(NO_OFFSET, |(_, i)| i)
+    }
+
+    fn tp_field(&mut self, category: &str, event: &str, field: &str) -> u32 {
+        self.tracefs
+            .field_offset(category, event, field)
+            .unwrap_or_else(|e| {
+                self.warnings.push(e.to_string());
+                NO_OFFSET
+            })
+    }
+
+    /// `net.ns.inum`; if `ns` was renamed or moved, the `inum` of whichever
+    /// member of `struct net` is a `struct ns_common`.
+    fn net_inum(&mut self) -> u32 {
+        let primary = match self.btf.member_offset("net", "ns.inum") {
+            Ok(off) => return off,
+            Err(e) => e,
+        };
+        let fallback = self
+            .btf
+            .member_offset_by_type("net", "ns_common")
+            .and_then(|ns| Ok(ns + self.btf.member_offset("ns_common", "inum")?));
+        fallback.unwrap_or_else(|e| {
+            self.warnings.push(format!(
+                "{primary}; fallback through the ns_common member: {e}"
+            ));
+            NO_OFFSET
+        })
+    }
+
+    /// Index of `nlh` in the first of `functions` that BTF describes.
+    fn nlh_arg(&mut self, functions: [&str; 2]) -> u32 {
+        let mut errors = Vec::new();
+        for func in functions {
+            match self.btf.func_param_index(func, "nlh") {
+                Ok(i) => return i,
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        self.warnings.push(errors.join("; "));
+        NO_OFFSET
+    }
+}
+
+/// A kernel function to attach to, and where its `nlh` argument is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleFunction {
+    /// Exact symbol name (present in kallsyms and BTF).
+    pub name: String,
+    /// 0-based index of the `struct nlmsghdr *nlh` parameter.
+    pub nlh_arg: u32,
+}
+
+/// None of the candidate functions for one operation can be attached to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleFunctionError {
+    /// `"rule deletion"` or `"rule addition"`.
+    pub operation: &'static str,
+    /// Each candidate and why it was rejected.
+    pub rejected: Vec<(String, String)>,
+}
+
+impl fmt::Display for RuleFunctionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no attachable {} function:", self.operation)?;
+        for (name, why) in &self.rejected {
+            write!(f, " {name}: {why};")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RuleFunctionError {}
+
+/// The rule functions chosen for this kernel.
+#[derive(Clone, Debug)]
+pub struct RuleFunctions {
+    pub del: Result<RuleFunction, RuleFunctionError>,
+    pub add: Result<RuleFunction, RuleFunctionError>,
+}
+
+impl RuleFunctions {
+    /// Writes the chosen functions' `nlh` indexes into `config`
+    /// ([`NO_OFFSET`] for an operation with no attachable function).
+    pub fn apply(&self, config: &mut Config) {
+        let arg = |r: &Result<RuleFunction, _>| r.as_ref().map_or(NO_OFFSET, |f| f.nlh_arg);
+        config.rule_del_nlh_arg = arg(&self.del);
+        config.rule_add_nlh_arg = arg(&self.add);
+    }
+}
+
+/// Chooses the rule deletion/addition functions to attach to: the netlink
+/// handlers (`fib_nl_delrule`, `fib_nl_newrule`) if attachable, else
+/// `fib_delrule`/`fib_newrule`. A function is attachable if BTF gives its
+/// signature with an `nlh` parameter, `/proc/kallsyms` has it under its exact
+/// name (a `.isra`/`.constprop` copy may take different arguments), and, when
+/// `filter` could be read, ftrace lists it in `available_filter_functions`.
+pub fn rule_functions(
+    btf: &Btf,
+    kallsyms: &Kallsyms,
+    filter: Option<&FilterFunctions>,
+) -> RuleFunctions {
+    let choose = |operation, candidates: [&str; 2]| {
+        let mut rejected = Vec::new();
+        for name in candidates {
+            match attachable(btf, kallsyms, filter, name) {
+                Ok(nlh_arg) => {
+                    return Ok(RuleFunction {
+                        name: name.to_string(),
+                        nlh_arg,
+                    });
+                }
+                Err(why) => rejected.push((name.to_string(), why)),
+            }
+        }
+        Err(RuleFunctionError {
+            operation,
+            rejected,
+        })
+    };
+    RuleFunctions {
+        del: choose("rule deletion", RULE_DEL_FUNCTIONS),
+        add: choose("rule addition", RULE_ADD_FUNCTIONS),
+    }
+}
+
+/// The `nlh` index of `name` if it can be attached to, else why not.
+fn attachable(
+    btf: &Btf,
+    kallsyms: &Kallsyms,
+    filter: Option<&FilterFunctions>,
+    name: &str,
+) -> Result<u32, String> {
+    let nlh_arg = btf
+        .func_param_index(name, "nlh")
+        .map_err(|e| e.to_string())?;
+    if !kallsyms.is_function(name) {
+        return Err(match kallsyms.resolve_function(name) {
+            Some(copy) => format!(
+                "only the compiler copy {copy} is in /proc/kallsyms; its arguments may differ"
+            ),
+            None => "not in /proc/kallsyms (inlined?)".to_string(),
+        });
+    }
+    if filter.is_some_and(|f| !f.contains(name)) {
+        return Err("not in available_filter_functions (inlined or notrace)".to_string());
+    }
+    Ok(nlh_arg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::btf::tests::vmlinux;
+
+    /// The config as a list of its u32 words.
+    fn words(c: &Config) -> Vec<u32> {
+        let n = size_of::<Config>() / size_of::<u32>();
+        // SAFETY: Config is #[repr(C)] and made only of u32 fields.
+        unsafe { std::slice::from_raw_parts(c as *const Config as *const u32, n) }.to_vec()
+    }
+
+    fn tracefs() -> Tracefs {
+        Tracefs::locate().expect("tracefs must be available (tests run as root)")
+    }
+
+    #[test]
+    fn resolves_real_kernel() {
+        let btf = vmlinux();
+        let (c, warnings) = resolve(btf, &tracefs());
+        eprintln!("{c:?}");
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        let unresolved = words(&c).iter().filter(|&&w| w == NO_OFFSET).count();
+        assert_eq!(
+            unresolved,
+            warnings.len(),
+            "one warning per unresolved field"
+        );
+
+        for (name, off) in [
+            ("task_comm", c.task_comm),
+            ("task_tgid", c.task_tgid),
+            ("task_real_parent", c.task_real_parent),
+            ("net_inum", c.net_inum),
+            ("cfg_table", c.cfg_table),
+            ("cfg_nlinfo", c.cfg_nlinfo),
+            ("nlinfo_nlh", c.nlinfo_nlh),
+            ("f6_dst_addr", c.f6_dst_addr),
+            ("nhc_gw", c.nhc_gw),
+            ("tp_sendmsg_msg", c.tp_sendmsg_msg),
+            ("tp_exec_filename", c.tp_exec_filename),
+        ] {
+            assert_ne!(off, NO_OFFSET, "{name} unresolved");
+        }
+
+        // Distinct members of task_struct and fib_config.
+        let task = [c.task_real_parent, c.task_tgid, c.task_comm, c.task_nsproxy];
+        assert_all_distinct(&task);
+        let cfg = [
+            c.cfg_dst_len,
+            c.cfg_protocol,
+            c.cfg_scope,
+            c.cfg_type,
+            c.cfg_table,
+            c.cfg_dst,
+            c.cfg_gw_family,
+            c.cfg_gw4,
+            c.cfg_oif,
+            c.cfg_priority,
+            c.cfg_nlinfo,
+        ];
+        assert_all_distinct(&cfg);
+        assert_eq!(c.cfg_gw4, c.cfg_gw6, "fc_gw4/fc_gw6 share a union");
+        let cfg_size = btf.struct_size("fib_config").unwrap();
+        assert!(cfg.iter().all(|&o| o < cfg_size));
+
+        // The fib6_nh flexible array ends fib6_info, after the nexthop pointer.
+        assert!(c.f6_nh > c.f6_nh_obj && c.f6_nh <= btf.struct_size("fib6_info").unwrap());
+        assert_eq!(c.f6_dst_plen, c.f6_dst_addr + 16, "in6_addr then plen");
+        assert_eq!(c.nlh_len, 0, "uapi nlmsghdr");
+        assert_eq!(c.nlh_seq, 8, "uapi nlmsghdr");
+        assert_all_distinct(&[c.nlh_len, c.nlh_type, c.nlh_seq, c.nlh_pid]);
+        assert!(c.nlmsgerr_msg > c.nlmsgerr_error);
+        assert!(c.mmsghdr_size > btf.struct_size("user_msghdr").unwrap());
+        assert_all_distinct(&[c.fdt_fd, c.fdt_max_fds]);
+
+        assert_eq!(
+            (c.arg_f4_tb, c.arg_f4_cfg),
+            (1, 2),
+            "fib_table_insert(net, tb, cfg, extack)"
+        );
+        assert_all_distinct(&[c.arg_f6add_rt, c.arg_f6add_info]);
+        assert_all_distinct(&[c.arg_flush_tb, c.arg_flush_all]);
+
+        assert_all_distinct(&[
+            c.tp_sendto_buff,
+            c.tp_sendto_len,
+            c.tp_sendto_addr,
+            c.tp_sendto_fd,
+        ]);
+        let exec = tracefs()
+            .field("sched", "sched_process_exec", "filename")
+            .unwrap();
+        assert!(exec.is_data_loc());
+        assert_eq!(c.tp_exec_filename, exec.offset);
+    }
+
+    #[test]
+    fn missing_tracefs_only_warns() {
+        let fake = Tracefs::at("/nonexistent-tracefs");
+        let (c, warnings) = resolve(vmlinux(), &fake);
+        assert_eq!(c.tp_sendmsg_msg, NO_OFFSET);
+        assert_ne!(c.cfg_table, NO_OFFSET);
+        assert!(warnings.iter().any(|w| w.contains("sys_enter_sendmsg")));
+    }
+
+    #[test]
+    fn rule_function_nlh_index_matches_choice() {
+        let btf = vmlinux();
+        let kallsyms = Kallsyms::load().unwrap();
+        let filter = FilterFunctions::load(&tracefs()).ok();
+        let rules = rule_functions(btf, &kallsyms, filter.as_ref());
+        eprintln!(
+            "filter functions readable: {}; chosen: {rules:?}",
+            filter.is_some()
+        );
+        for chosen in [&rules.del, &rules.add] {
+            let f = chosen.as_ref().expect("a rule function must be attachable");
+            assert_eq!(f.nlh_arg, btf.func_param_index(&f.name, "nlh").unwrap());
+            assert!(kallsyms.contains(&f.name));
+        }
+        let mut config = Config::unresolved();
+        rules.apply(&mut config);
+        assert_eq!(config.rule_del_nlh_arg, rules.del.as_ref().unwrap().nlh_arg);
+    }
+
+    #[test]
+    fn rule_function_rejections_explain() {
+        let btf = vmlinux();
+        let rules = rule_functions(btf, &Kallsyms::default(), None);
+        let err = rules.del.unwrap_err();
+        assert_eq!(err.rejected.len(), 2);
+        assert!(err.to_string().contains("kallsyms"), "{err}");
+    }
+
+    fn assert_all_distinct(offsets: &[u32]) {
+        let mut sorted = offsets.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            offsets.len(),
+            "offsets not distinct: {offsets:?}"
+        );
+    }
+}

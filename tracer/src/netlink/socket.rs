@@ -1,0 +1,177 @@
+//! NETLINK_ROUTE sockets of the tracer itself, one pair per watched network
+//! namespace: one subscribed to the kernel's notifications (the outcome of
+//! every change) and one for dumps (the state to diff against).
+//!
+//! A socket belongs to the namespace it was created in, so each is created
+//! on a short-lived thread that first enters the namespace (setns only
+//! affects the calling thread).
+use std::{fs::File, os::fd::AsRawFd};
+
+use anyhow::{Context as _, Result, anyhow};
+use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::{
+    RouteNetlinkMessage, link::LinkMessage, route::RouteMessage, rule::RuleMessage,
+};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+use super::decode::{NlItem, decode_buffer};
+
+// rtnetlink multicast groups (uapi rtnetlink.h): legacy bitmask for bind()
+// and group numbers for NETLINK_ADD_MEMBERSHIP.
+const RTMGRP_LINK: u32 = 0x1;
+const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+const RTMGRP_IPV4_ROUTE: u32 = 0x40;
+const RTMGRP_IPV4_RULE: u32 = 0x80;
+const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+const RTMGRP_IPV6_ROUTE: u32 = 0x400;
+const RTNLGRP_IPV6_RULE: u32 = 19;
+const NLMSG_DONE: u16 = 3;
+const NLMSG_ERROR: u16 = 2;
+
+/// Receive buffer for notification sockets: a 1,000,000-route flush sends
+/// that many notifications within seconds.
+const NOTIFY_RCVBUF: usize = 256 << 20;
+
+/// Run `f` on a thread inside the namespace of `ns` (None: the tracer's own).
+pub fn in_netns<T: Send>(ns: Option<&File>, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            if let Some(ns) = ns {
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .context("cannot enter the network namespace (setns)")?;
+            }
+            f()
+        })
+        .join()
+        .map_err(|_| anyhow!("namespace thread panicked"))?
+    })
+}
+
+/// A socket subscribed to link, address, route and rule notifications.
+pub fn notification_socket(ns: Option<&File>) -> Result<Socket> {
+    in_netns(ns, || {
+        let mut s = Socket::new(NETLINK_ROUTE).context("cannot open a NETLINK_ROUTE socket")?;
+        let groups = RTMGRP_LINK
+            | RTMGRP_IPV4_IFADDR
+            | RTMGRP_IPV4_ROUTE
+            | RTMGRP_IPV4_RULE
+            | RTMGRP_IPV6_IFADDR
+            | RTMGRP_IPV6_ROUTE;
+        s.bind(&SocketAddr::new(0, groups)).context("cannot bind the notification socket")?;
+        s.add_membership(RTNLGRP_IPV6_RULE).context("cannot join the IPv6 rule group")?;
+        force_rcvbuf(&s, NOTIFY_RCVBUF);
+        Ok(s)
+    })
+}
+
+/// A socket for dump requests.
+pub fn dump_socket(ns: Option<&File>) -> Result<Socket> {
+    in_netns(ns, || {
+        let mut s = Socket::new(NETLINK_ROUTE).context("cannot open a NETLINK_ROUTE socket")?;
+        s.bind_auto().context("cannot bind the dump socket")?;
+        force_rcvbuf(&s, 32 << 20);
+        Ok(s)
+    })
+}
+
+/// SO_RCVBUFFORCE (root may exceed rmem_max); falls back to SO_RCVBUF.
+fn force_rcvbuf(s: &Socket, size: usize) {
+    let v = size as libc::c_int;
+    // SAFETY: setsockopt with a valid fd and an int option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            &v as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        let _ = s.set_rx_buf_sz(size);
+    }
+}
+
+/// Outcome of reading a notification socket.
+pub enum Received {
+    Items(Vec<NlItem>),
+    /// ENOBUFS: the kernel dropped notifications for us.
+    Overflow,
+    /// Nothing within the timeout.
+    Idle,
+}
+
+/// Wait up to `timeout_ms` for the next notification datagram.
+pub fn receive(s: &Socket, buf: &mut Vec<u8>, timeout_ms: i32) -> Result<Received> {
+    let mut pfd = libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    if n <= 0 {
+        return Ok(Received::Idle);
+    }
+    buf.clear();
+    match s.recv(buf, libc::MSG_DONTWAIT) {
+        Ok(_) => Ok(Received::Items(decode_buffer(buf).0)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(Received::Overflow),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(Received::Idle),
+        Err(e) => Err(e).context("reading netlink notifications"),
+    }
+}
+
+/// What to dump.
+#[derive(Clone, Copy, Debug)]
+pub enum DumpKind {
+    Links,
+    Routes,
+    Rules,
+}
+
+/// Dump links, routes or rules of the socket's namespace (both families).
+pub fn dump(s: &Socket, what: DumpKind, seq: u32) -> Result<Vec<NlItem>> {
+    let inner = match what {
+        DumpKind::Links => RouteNetlinkMessage::GetLink(LinkMessage::default()),
+        DumpKind::Routes => RouteNetlinkMessage::GetRoute(RouteMessage::default()),
+        DumpKind::Rules => RouteNetlinkMessage::GetRule(RuleMessage::default()),
+    };
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = seq;
+    let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(inner));
+    msg.finalize();
+    let mut out = vec![0u8; msg.buffer_len()];
+    msg.serialize(&mut out);
+    s.send(&out, 0).with_context(|| format!("sending the {what:?} dump request"))?;
+
+    let mut items = Vec::new();
+    let mut buf = Vec::with_capacity(1 << 20);
+    loop {
+        buf.clear();
+        s.recv(&mut buf, 0).with_context(|| format!("reading the {what:?} dump"))?;
+        let (mut got, _) = decode_buffer(&buf);
+        items.append(&mut got);
+        if let Some(t) = last_type(&buf, seq) {
+            if t == NLMSG_DONE || t == NLMSG_ERROR {
+                return Ok(items);
+            }
+        }
+    }
+}
+
+/// Type of the last message of our sequence in a datagram.
+fn last_type(buf: &[u8], seq: u32) -> Option<u16> {
+    let mut off = 0usize;
+    let mut last = None;
+    while buf.len() >= off + 16 {
+        let len = u32::from_ne_bytes(buf[off..off + 4].try_into().ok()?) as usize;
+        let t = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().ok()?);
+        let s = u32::from_ne_bytes(buf[off + 8..off + 12].try_into().ok()?);
+        if s == seq {
+            last = Some(t);
+        }
+        if len < 16 {
+            break;
+        }
+        off += (len + 3) & !3;
+    }
+    last
+}

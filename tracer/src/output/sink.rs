@@ -1,0 +1,69 @@
+//! Where events go: stdout (text or JSON lines) and, with `--output`, a
+//! file of JSON lines. Writes are buffered and flushed after every batch so
+//! that nothing reported is lost on SIGINT/SIGTERM.
+use std::{
+    fs::File,
+    io::{BufWriter, Write},
+    path::Path,
+};
+
+use anyhow::{Context as _, Result};
+
+use super::text;
+use crate::event::Event;
+
+pub struct Sink {
+    json: bool,
+    stdout: BufWriter<std::io::Stdout>,
+    file: Option<(String, BufWriter<File>)>,
+    /// stdout was closed (e.g. piped into `head`): keep writing the file.
+    stdout_closed: bool,
+}
+
+impl Sink {
+    /// Open the sink; `--output` is created (or appended to) now so that an
+    /// unwritable path fails before anything is attached.
+    pub fn open(json: bool, output: Option<&Path>) -> Result<Sink> {
+        let file = match output {
+            Some(p) => {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .with_context(|| format!("cannot write --output {}", p.display()))?;
+                Some((p.display().to_string(), BufWriter::new(f)))
+            }
+            None => None,
+        };
+        Ok(Sink { json, stdout: BufWriter::new(std::io::stdout()), file, stdout_closed: false })
+    }
+
+    pub fn write(&mut self, e: &Event) -> Result<()> {
+        let json = serde_json::to_string(e).context("serializing an event")?;
+        if !self.stdout_closed {
+            let line = if self.json { json.clone() } else { text::line(e) };
+            if writeln!(self.stdout, "{line}").is_err() {
+                self.stdout_closed = true;
+            }
+        }
+        if let Some((name, f)) = &mut self.file {
+            writeln!(f, "{json}").with_context(|| format!("writing --output {name}"))?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        if !self.stdout_closed && self.stdout.flush().is_err() {
+            self.stdout_closed = true;
+        }
+        if let Some((name, f)) = &mut self.file {
+            f.flush().with_context(|| format!("writing --output {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Whether anyone still reads the events.
+    pub fn closed(&self) -> bool {
+        self.stdout_closed && self.file.is_none()
+    }
+}

@@ -1,0 +1,227 @@
+//! The readable one-line-per-event format: wall-clock time, what changed,
+//! the outcome, and who. Every string that came from outside (process
+//! names, paths, interface names) is escaped.
+use std::fmt::Write as _;
+
+use super::escape::escape_str;
+use crate::event::{Body, Change, Event, Route, Rule};
+
+/// `ip route`-style description of a route.
+pub fn route(r: &Route) -> String {
+    let mut s = String::new();
+    if let Some(f) = r.family {
+        let _ = write!(s, "{} ", f.as_str());
+    }
+    match r.rtype.as_deref() {
+        Some("unicast") | None => {}
+        Some(t) => {
+            let _ = write!(s, "{t} ");
+        }
+    }
+    s.push_str(r.dst.as_deref().unwrap_or("?"));
+    if let Some(gw) = &r.gateway {
+        let _ = write!(s, " via {gw}");
+    }
+    match (&r.dev, r.ifindex) {
+        (Some(d), _) => {
+            let _ = write!(s, " dev {}", escape_str(d));
+        }
+        (None, Some(i)) => {
+            let _ = write!(s, " dev #{i}");
+        }
+        _ => {}
+    }
+    if let Some(m) = r.metric {
+        let _ = write!(s, " metric {m}");
+    }
+    table(&mut s, r.table, r.table_name.as_deref());
+    if let Some(p) = &r.protocol {
+        let _ = write!(s, " proto {p}");
+    }
+    s
+}
+
+fn table(s: &mut String, id: Option<u32>, name: Option<&str>) {
+    match (id, name) {
+        (Some(id), Some(n)) => {
+            let _ = write!(s, " table {id}({})", escape_str(n));
+        }
+        (Some(id), None) => {
+            let _ = write!(s, " table {id}");
+        }
+        _ => {}
+    }
+}
+
+/// `ip rule`-style description of a rule.
+pub fn rule(r: &Rule) -> String {
+    let mut s = String::new();
+    if let Some(f) = r.family {
+        let _ = write!(s, "{} ", f.as_str());
+    }
+    match r.priority {
+        Some(p) => {
+            let _ = write!(s, "pref {p}");
+        }
+        None => s.push_str("pref ?"),
+    }
+    if r.invert {
+        s.push_str(" not");
+    }
+    for (k, v) in [("from", &r.src), ("to", &r.dst)] {
+        if let Some(v) = v {
+            let _ = write!(s, " {k} {v}");
+        }
+    }
+    if let Some(m) = r.fwmark {
+        let _ = write!(s, " fwmark {m:#x}");
+        if let Some(mask) = r.fwmask {
+            let _ = write!(s, "/{mask:#x}");
+        }
+    }
+    for (k, v) in [("iif", &r.iif), ("oif", &r.oif)] {
+        if let Some(v) = v {
+            let _ = write!(s, " {k} {}", escape_str(v));
+        }
+    }
+    if let Some(u) = &r.uid_range {
+        let _ = write!(s, " uidrange {u}");
+    }
+    if let Some(p) = r.ipproto {
+        let _ = write!(s, " ipproto {p}");
+    }
+    for (k, v) in [("sport", &r.sport), ("dport", &r.dport)] {
+        if let Some(v) = v {
+            let _ = write!(s, " {k} {v}");
+        }
+    }
+    match r.action.as_deref() {
+        Some("table") | None => match (r.table, &r.table_name) {
+            (Some(t), Some(n)) => {
+                let _ = write!(s, " lookup {t}({})", escape_str(n));
+            }
+            (Some(t), None) => {
+                let _ = write!(s, " lookup {t}");
+            }
+            _ => {}
+        },
+        Some("goto") => {
+            let _ = write!(s, " goto {}", r.goto.map(|g| g.to_string()).unwrap_or_else(|| "?".into()));
+        }
+        Some(a) => {
+            let _ = write!(s, " {a}");
+        }
+    }
+    if let Some(p) = r.suppress_prefixlen {
+        let _ = write!(s, " suppress_prefixlength {p}");
+    }
+    s
+}
+
+fn who(c: &Change) -> String {
+    let Some(p) = &c.process else { return "by unknown".to_string() };
+    let mut s = format!("by {}[{}]", escape_str(&p.comm), p.pid);
+    if p.tid != p.pid {
+        let _ = write!(s, " tid {}", p.tid);
+    }
+    if let (Some(pc), Some(pp)) = (&p.parent_comm, p.ppid) {
+        let _ = write!(s, " parent {}[{pp}]", escape_str(pc));
+    }
+    let _ = write!(s, " uid {}", p.uid);
+    if let Some(u) = &p.unit {
+        let _ = write!(s, " unit {}", escape_str(u));
+    }
+    if let Some(e) = &p.exe {
+        let _ = write!(s, " exe {}", escape_str(e));
+    }
+    s
+}
+
+/// One line for an event (no trailing newline).
+pub fn line(e: &Event) -> String {
+    match &e.body {
+        Body::Ready(r) => {
+            let hooks: Vec<String> = r.hooks.iter().map(|(h, s)| format!("{h}={}", s.as_str())).collect();
+            let ns: Vec<String> = r
+                .namespaces
+                .iter()
+                .map(|n| n.name.clone().map(|n| escape_str(&n)).unwrap_or_else(|| format!("{}", n.inode.unwrap_or(0))))
+                .collect();
+            format!("ready {} kernel {} hooks {} netns {}", e.ts, r.kernel, hooks.join(","), ns.join(","))
+        }
+        Body::Lost(l) => format!("{} lost      {} records lost ({})", e.ts, l.count, l.location),
+        Body::Change(c) => {
+            let what = match (&c.route, &c.rule) {
+                (Some(r), _) => route(r),
+                (_, Some(r)) => rule(r),
+                _ => String::new(),
+            };
+            let result = c.result.as_deref().unwrap_or("unknown");
+            let mut s = format!("{} {:<9} {what} {result}", e.ts, e.kind.as_str());
+            if let Some(cause) = c.cause {
+                let _ = write!(s, " cause {}", cause.as_str());
+            }
+            let _ = write!(s, " {}", who(c));
+            let ns = match (&c.netns.name, c.netns.inode) {
+                (Some(n), _) => escape_str(n),
+                (None, Some(i)) => i.to_string(),
+                _ => "?".into(),
+            };
+            let _ = write!(s, " netns {ns} [{}]", e.source.as_str());
+            if let Some(n) = &c.note {
+                let _ = write!(s, " ({n})");
+            }
+            s
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Family, Kind, Netns, Process, Source};
+
+    fn change(route: Route, comm: &str) -> Event {
+        Event {
+            ts: "2026-04-10T06:52:46.000001Z".into(),
+            kind: Kind::RouteDel,
+            source: Source::Tracepoint,
+            body: Body::Change(Box::new(Change {
+                process: Some(Process { pid: 812, tid: 812, comm: comm.into(), ppid: Some(1), parent_comm: Some("systemd".into()), uid: 0, unit: Some("systemd-networkd.service".into()), ..Process::default() }),
+                netns: Netns { inode: Some(4026531840), name: None },
+                rule: None,
+                route: Some(route),
+                result: Some("ok".into()),
+                cause: None,
+                nl_seq: Some(3),
+                note: None,
+            })),
+        }
+    }
+
+    #[test]
+    fn route_line_reads_like_ip_route() {
+        let r = Route { family: Some(Family::Inet), table: Some(52), rtype: Some("throw".into()), dst: Some("192.168.1.0/24".into()), protocol: Some("boot".into()), ..Route::default() };
+        let l = line(&change(r, "systemd-network"));
+        assert_eq!(
+            l,
+            "2026-04-10T06:52:46.000001Z route_del inet throw 192.168.1.0/24 table 52 proto boot ok by systemd-network[812] parent systemd[1] uid 0 unit systemd-networkd.service netns 4026531840 [tracepoint]"
+        );
+    }
+
+    #[test]
+    fn hostile_names_are_escaped() {
+        let r = Route { dst: Some("10.0.0.0/8".into()), dev: Some("eth\u{1b}[31m0".into()), ..Route::default() };
+        let l = line(&change(r, "\u{1b}]0;pwned\u{7}"));
+        assert!(!l.contains('\u{1b}'), "{l}");
+        assert!(!l.contains('\u{7}'), "{l}");
+    }
+
+    #[test]
+    fn rule_line_reads_like_ip_rule() {
+        let r = Rule { family: Some(Family::Inet), priority: Some(5210), fwmark: Some(0x80000), fwmask: Some(0xff0000), table: Some(254), table_name: Some("main".into()), action: Some("table".into()), ..Rule::default() };
+        assert_eq!(rule(&r), "inet pref 5210 fwmark 0x80000/0xff0000 lookup 254(main)");
+        let u = Rule { family: Some(Family::Inet), priority: Some(5250), action: Some("unreachable".into()), ..Rule::default() };
+        assert_eq!(rule(&u), "inet pref 5250 unreachable");
+    }
+}
