@@ -32,6 +32,9 @@ use crate::{
     output::{escape::comm_from_bytes, sink::Sink},
 };
 
+/// How long collection goes on after SIGINT/SIGTERM.
+const STOP_GRACE: Duration = Duration::from_millis(300);
+
 /// Converts bpf_ktime_get_boot_ns() stamps to wall-clock time.
 pub struct Clock {
     /// Wall-clock minus boot-clock, in nanoseconds.
@@ -231,8 +234,14 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let mut slow = tokio::time::interval(Duration::from_millis(500));
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    // After SIGINT/SIGTERM, keep collecting briefly so that changes already
+    // made (and re-reads already planned) are reported before exit.
+    let mut stop_at: Option<Instant> = None;
 
     loop {
+        if stop_at.is_some_and(|t| Instant::now() >= t) {
+            break;
+        }
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
@@ -304,8 +313,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                     last_dropped = total;
                 }
             }
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
+            _ = sigint.recv(), if stop_at.is_none() => stop_at = Some(Instant::now() + STOP_GRACE),
+            _ = sigterm.recv(), if stop_at.is_none() => stop_at = Some(Instant::now() + STOP_GRACE),
         }
         for o in engine.take_outcomes() {
             let e = p.event(o);

@@ -1,0 +1,36 @@
+#!/bin/sh
+# The attribution scenario, run on this kernel (tests/watch.rs) and inside
+# QEMU (tests/qemu.rs) while `tracer watch --json` records it.
+#   $1: network namespace name (exists, empty)
+#   $2: path of the nlraw helper (raw netlink with sendto)
+#   $3: path of iproute2's ip
+# Every step's expected event is asserted by tests/common/scenario.rs.
+set -eu
+NS=$1
+NLRAW=$2
+IP=${3:-ip}
+$IP -n "$NS" link add v0 type veth peer name v1
+$IP -n "$NS" link set v0 up
+$IP -n "$NS" link set v1 up
+$IP -n "$NS" addr add 192.168.1.1/24 dev v0
+$IP -n "$NS" -6 addr add 2001:db8:1::1/64 dev v0 nodad
+# Tailscale-like policy: rules 5210/5270 and table 52.
+$IP -n "$NS" route add throw 192.168.1.0/24 table 52
+$IP -n "$NS" route add default dev v0 table 52
+$IP -n "$NS" rule add pref 5210 fwmark 0x80000/0xff0000 table main
+$IP -n "$NS" rule add pref 5270 table 52
+$IP -n "$NS" -6 route add 2001:db8:2::/64 dev v0 table 100
+# The incident: the throw route and rule 5270 go away.
+$IP -n "$NS" route del throw 192.168.1.0/24 table 52
+$IP -n "$NS" rule del pref 5270
+$IP -n "$NS" -6 route del 2001:db8:2::/64 table 100
+# A failing request: no such route.
+$IP -n "$NS" route del 10.9.9.0/24 table 52 2>/dev/null && exit 1
+# A program using sendto(2) on a raw netlink socket.
+$IP netns exec "$NS" "$NLRAW" route-add 52 10.20.0.0/16 blackhole
+$IP netns exec "$NS" "$NLRAW" route-del 52 10.20.0.0/16
+$IP netns exec "$NS" "$NLRAW" rule-add 6000 52
+$IP netns exec "$NS" "$NLRAW" rule-del 6000 52
+# Routes that vanish without a request: link down.
+$IP -n "$NS" link set v0 down
+echo scenario-done
