@@ -11,7 +11,7 @@ use tracer_common::{Config, EventHeader, FlushEvent, kind, source};
 use crate::{
     args::{fexit_arg, kprobe_arg},
     maps::{EVENTS, PTR_PENDING, config, count_drop},
-    read::kread,
+    read::kget,
     task::{current_tid, fill_header},
 };
 
@@ -31,7 +31,7 @@ fn emit_flush(cfg: &Config, tb: *const u8, flush_all: u8, removed: i32, src: u8)
             core::mem::size_of::<FlushEvent>() as u32,
         )
     };
-    ev.table = kread(tb, cfg.fib_table_id).unwrap_or(0);
+    ev.table = kget(tb, cfg.fib_table_id);
     ev.removed = removed;
     ev.flush_all = flush_all;
     if EVENTS.output::<FlushEvent>(&ev, 0).is_err() {

@@ -29,3 +29,28 @@ pub fn uread<T: Copy>(base: *const u8, off: u32) -> Option<T> {
     // SAFETY: bpf_probe_read_user checks the address and fails cleanly.
     unsafe { bpf_probe_read_user(base.wrapping_add(off as usize) as *const T).ok() }
 }
+
+/// Branch-free read of a `T` at `base + off` in kernel memory: zero when
+/// the read faults (bpf_probe_read_kernel zeroes its destination on
+/// failure), when `base` is NULL or the offset unresolved. Programs that
+/// read many fields use this so the verifier has no path per field.
+#[inline(always)]
+pub fn kget<T: Copy + Default>(base: *const u8, off: u32) -> T {
+    let mut v = T::default();
+    // SAFETY: the helper checks the source address; the destination is a
+    // local of the right size.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            &mut v as *mut T as *mut _,
+            core::mem::size_of::<T>() as u32,
+            base.wrapping_add(off as usize) as *const _,
+        )
+    };
+    v
+}
+
+/// Branch-free pointer read (NULL on failure).
+#[inline(always)]
+pub fn kget_ptr(base: *const u8, off: u32) -> *const u8 {
+    kget::<u64>(base, off) as *const u8
+}

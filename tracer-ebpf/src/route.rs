@@ -14,7 +14,7 @@ use tracer_common::{Config, EventHeader, RouteEvent, kind, op, source};
 use crate::{
     args::{fexit_arg, kprobe_arg, off_add},
     maps::{EVENTS, ROUTE_PENDING, config, count_drop},
-    read::{kptr, kread},
+    read::{kget, kget_ptr},
     task::{current_tid, fill_header},
 };
 
@@ -24,11 +24,10 @@ const AF_INET6: u8 = 10;
 /// Fill the netlink request identity from a `struct nl_info *`.
 #[inline(always)]
 fn fill_nlinfo(cfg: &Config, ev: &mut RouteEvent, nlinfo: *const u8) {
-    if let Some(nlh) = kptr(nlinfo, cfg.nlinfo_nlh) {
-        ev.has_nlh = 1;
-        ev.nl_seq = kread(nlh, cfg.nlh_seq).unwrap_or(0);
-    }
-    ev.nl_portid = kread(nlinfo, cfg.nlinfo_portid).unwrap_or(0);
+    let nlh = kget_ptr(nlinfo, cfg.nlinfo_nlh);
+    ev.has_nlh = !nlh.is_null() as u8;
+    ev.nl_seq = kget(nlh, cfg.nlh_seq);
+    ev.nl_portid = kget(nlinfo, cfg.nlinfo_portid);
 }
 
 /// An IPv4 route from `struct fib_table *tb` and `struct fib_config *cfg`.
@@ -36,23 +35,21 @@ fn fill_nlinfo(cfg: &Config, ev: &mut RouteEvent, nlinfo: *const u8) {
 fn route4(cfg: &Config, ev: &mut RouteEvent, tb: *const u8, fc: *const u8, operation: u8) {
     ev.op = operation;
     ev.family = AF_INET;
-    ev.dst_len = kread(fc, cfg.cfg_dst_len).unwrap_or(0);
-    ev.rtype = kread(fc, cfg.cfg_type).unwrap_or(0);
-    ev.protocol = kread(fc, cfg.cfg_protocol).unwrap_or(0);
-    ev.scope = kread(fc, cfg.cfg_scope).unwrap_or(0);
-    ev.table = kread(tb, cfg.fib_table_id)
-        .or_else(|| kread(fc, cfg.cfg_table))
-        .unwrap_or(0);
-    ev.priority = kread(fc, cfg.cfg_priority).unwrap_or(0);
-    ev.oif = kread(fc, cfg.cfg_oif).unwrap_or(0);
-    let dst: [u8; 4] = kread(fc, cfg.cfg_dst).unwrap_or([0; 4]);
+    ev.dst_len = kget(fc, cfg.cfg_dst_len);
+    ev.rtype = kget(fc, cfg.cfg_type);
+    ev.protocol = kget(fc, cfg.cfg_protocol);
+    ev.scope = kget(fc, cfg.cfg_scope);
+    ev.table = kget(tb, cfg.fib_table_id);
+    ev.priority = kget(fc, cfg.cfg_priority);
+    ev.oif = kget(fc, cfg.cfg_oif);
+    let dst: [u8; 4] = kget(fc, cfg.cfg_dst);
     ev.dst[..4].copy_from_slice(&dst);
-    ev.gw_family = kread(fc, cfg.cfg_gw_family).unwrap_or(0);
+    ev.gw_family = kget(fc, cfg.cfg_gw_family);
     if ev.gw_family == AF_INET {
-        let gw: [u8; 4] = kread(fc, cfg.cfg_gw4).unwrap_or([0; 4]);
+        let gw: [u8; 4] = kget(fc, cfg.cfg_gw4);
         ev.gw[..4].copy_from_slice(&gw);
     } else if ev.gw_family == AF_INET6 {
-        ev.gw = kread(fc, cfg.cfg_gw6).unwrap_or([0; 16]);
+        ev.gw = kget(fc, cfg.cfg_gw6);
     }
     if cfg.cfg_nlinfo != tracer_common::NO_OFFSET {
         fill_nlinfo(cfg, ev, fc.wrapping_add(cfg.cfg_nlinfo as usize));
@@ -64,25 +61,21 @@ fn route4(cfg: &Config, ev: &mut RouteEvent, tb: *const u8, fc: *const u8, opera
 fn route6(cfg: &Config, ev: &mut RouteEvent, rt: *const u8, info: *const u8, operation: u8) {
     ev.op = operation;
     ev.family = AF_INET6;
-    ev.dst = kread(rt, cfg.f6_dst_addr).unwrap_or([0; 16]);
-    ev.dst_len = kread(rt, cfg.f6_dst_plen).unwrap_or(0);
-    ev.rtype = kread(rt, cfg.f6_type).unwrap_or(0);
-    ev.protocol = kread(rt, cfg.f6_protocol).unwrap_or(0);
-    ev.priority = kread(rt, cfg.f6_metric).unwrap_or(0);
-    ev.table = kptr(rt, cfg.f6_table)
-        .and_then(|t| kread(t, cfg.f6_table_id))
-        .unwrap_or(0);
+    ev.dst = kget(rt, cfg.f6_dst_addr);
+    ev.dst_len = kget(rt, cfg.f6_dst_plen);
+    ev.rtype = kget(rt, cfg.f6_type);
+    ev.protocol = kget(rt, cfg.f6_protocol);
+    ev.priority = kget(rt, cfg.f6_metric);
+    ev.table = kget(kget_ptr(rt, cfg.f6_table), cfg.f6_table_id);
     // Routes using a nexthop object keep device and gateway there.
-    if kptr(rt, cfg.f6_nh_obj).is_none() {
+    if kget_ptr(rt, cfg.f6_nh_obj).is_null() {
         let nh = cfg.f6_nh;
-        ev.oif = kptr(rt, off_add(nh, cfg.nhc_dev))
-            .and_then(|dev| kread(dev, cfg.dev_ifindex))
-            .unwrap_or(0);
-        ev.gw_family = kread(rt, off_add(nh, cfg.nhc_gw_family)).unwrap_or(0);
+        ev.oif = kget(kget_ptr(rt, off_add(nh, cfg.nhc_dev)), cfg.dev_ifindex);
+        ev.gw_family = kget(rt, off_add(nh, cfg.nhc_gw_family));
         if ev.gw_family == AF_INET6 {
-            ev.gw = kread(rt, off_add(nh, cfg.nhc_gw)).unwrap_or([0; 16]);
+            ev.gw = kget(rt, off_add(nh, cfg.nhc_gw));
         } else if ev.gw_family == AF_INET {
-            let gw: [u8; 4] = kread(rt, off_add(nh, cfg.nhc_gw)).unwrap_or([0; 4]);
+            let gw: [u8; 4] = kget(rt, off_add(nh, cfg.nhc_gw));
             ev.gw[..4].copy_from_slice(&gw);
         }
     }

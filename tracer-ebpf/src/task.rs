@@ -2,11 +2,10 @@
 use aya_ebpf::helpers::{
     bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
     bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
-    bpf_probe_read_kernel_buf,
 };
-use tracer_common::{COMM_LEN, Config, EventHeader, NO_OFFSET};
+use tracer_common::{COMM_LEN, Config, EventHeader};
 
-use crate::read::{kptr, kread};
+use crate::read::{kget, kget_ptr};
 
 /// Fill `h` for an event of `kind` and `len` bytes from `source`.
 ///
@@ -16,12 +15,9 @@ use crate::read::{kptr, kread};
 pub unsafe fn fill_header(h: *mut EventHeader, cfg: &Config, kind: u16, source: u8, len: u32) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let task = unsafe { bpf_get_current_task() } as *const u8;
-    let parent = kptr(task, cfg.task_real_parent).unwrap_or(core::ptr::null());
-    let ppid: i32 = kread(parent, cfg.task_tgid).unwrap_or(0);
-    let netns = kptr(task, cfg.task_nsproxy)
-        .and_then(|ns| kptr(ns, cfg.nsproxy_net_ns))
-        .and_then(|net| kread::<u32>(net, cfg.net_inum))
-        .unwrap_or(0);
+    let parent = kget_ptr(task, cfg.task_real_parent);
+    let ppid: i32 = kget(parent, cfg.task_tgid);
+    let netns: u32 = kget(kget_ptr(kget_ptr(task, cfg.task_nsproxy), cfg.nsproxy_net_ns), cfg.net_inum);
     unsafe {
         (*h).kind = kind;
         (*h).source = source;
@@ -36,13 +32,7 @@ pub unsafe fn fill_header(h: *mut EventHeader, cfg: &Config, kind: u16, source: 
         (*h)._pad1 = 0;
         (*h).cgroup_id = bpf_get_current_cgroup_id();
         (*h).comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
-        (*h).parent_comm = [0; COMM_LEN];
-        if !parent.is_null() && cfg.task_comm != NO_OFFSET {
-            let _ = bpf_probe_read_kernel_buf(
-                parent.wrapping_add(cfg.task_comm as usize),
-                &mut (*h).parent_comm,
-            );
-        }
+        (*h).parent_comm = kget(parent, cfg.task_comm);
     }
 }
 

@@ -1,1 +1,62 @@
-fn main(){}
+//! `cargo xtask`: the project's setup, build, test and demo commands.
+//!
+//! - `cargo xtask setup`: install what this kind of machine lacks (apt
+//!   packages, the nightly toolchain with rust-src, bpf-linker), idempotently.
+//! - `cargo xtask build`: setup, then a release build of the workspace.
+//! - `cargo xtask test`: the one test command (CI runs it through `.ci/run`).
+//! - `cargo xtask demo`: replay a miniature of a routing incident in a
+//!   throw-away network namespace under `tracer watch`.
+
+mod build;
+mod demo;
+mod process;
+mod setup;
+mod test;
+mod workspace;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Setup, build, test and demo commands of the tracer workspace"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what this machine lacks (apt packages, nightly + rust-src, bpf-linker); idempotent.
+    Setup,
+    /// Setup, then `cargo build --release --workspace` (target/release/tracer with the eBPF object embedded).
+    Build,
+    /// The project's test command: setup, build, unit tests, integration tests (root), QEMU tests.
+    Test(test::TestArgs),
+    /// Replay a miniature of the lost-throw-route incident in a throw-away network namespace under `tracer watch` (root).
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup => setup::run(),
+        Command::Build => build::run(),
+        Command::Test(args) => test::run(&args),
+        Command::Demo(args) => demo::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            if demo::signal::interrupted() {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

@@ -225,7 +225,9 @@ impl Engine {
             Record::Route(r) => self.kernel_route(&r, now),
             Record::Flush(f) => {
                 if f.removed > 0 {
-                    let cause = self.cause_for(&f.hdr, source_of(&f.hdr), now);
+                    // The flush record is the observation; the cause says why.
+                    let mut cause = self.cause_for(&f.hdr, source_of(&f.hdr), now);
+                    cause.source = source_of(&f.hdr);
                     self.plan_resync(f.hdr.netns, Some(cause), now);
                 }
             }
