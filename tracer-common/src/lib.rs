@@ -54,7 +54,8 @@ pub mod syscall {
 
 pub const COMM_LEN: usize = 16;
 /// Largest part of one netlink buffer copied into an event. Bulk requests
-/// (`ip route flush` batches) are longer and are marked truncated; userspace
+/// (`ip route flush` batches) are longer and are marked truncated (at most
+/// NL_DATA_MAX - 1 bytes are copied, a bound every verifier can prove); userspace
 /// decodes every complete message inside the copied part.
 pub const NL_DATA_MAX: usize = 4096;
 /// Largest exec filename copied.

@@ -23,7 +23,10 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
         let loc: u32 = unsafe { ctx.read_at(cfg.tp_exec_filename as usize) }.ok()?;
         let off = (loc & 0xffff) as usize;
         let len = loc >> 16;
-        let n: u32 = if len > PATH_MAX_COPY as u32 { PATH_MAX_COPY as u32 } else { len };
+        let max = PATH_MAX_COPY as u32 - 1;
+        let n: u32 = if len > max { max } else { len };
+        // SAFETY: reading a local; see netlink_tp::copy_len.
+        let n = unsafe { core::ptr::read_volatile(&n) } & max;
         // Exec events are not worth a lost count: the exe is best effort.
         let mut entry = EVENTS.reserve::<ExecEvent>(0)?;
         let ev = entry.as_mut_ptr();

@@ -35,6 +35,18 @@ fn interesting(msg_type: u16) -> bool {
     matches!(msg_type, 16 | 17 | 19 | 20 | 21 | 24 | 25 | 32 | 33)
 }
 
+/// Bytes of a `len`-byte buffer to copy: the mask lets every verifier
+/// (6.1's included) prove the bound, so at most NL_DATA_MAX - 1 bytes.
+#[inline(always)]
+pub fn copy_len(len: u64) -> u32 {
+    let max = NL_DATA_MAX as u64 - 1;
+    let n = (if len > max { max } else { len }) as u32;
+    // The volatile re-read hides the bound from LLVM, so the mask stays in
+    // the bytecode for verifiers that lose bounds across stack spills.
+    // SAFETY: reading a local.
+    unsafe { core::ptr::read_volatile(&n) & (NL_DATA_MAX as u32 - 1) }
+}
+
 #[inline(always)]
 fn field<T: Copy>(ctx: &TracePointContext, off: u32) -> Option<T> {
     if off == NO_OFFSET {
@@ -84,7 +96,7 @@ fn emit_request(cfg: &Config, sc: u8, fd: i32, buf: u64, len: u64) -> Option<()>
         return None;
     };
     let ev = entry.as_mut_ptr();
-    let n: u32 = if len > NL_DATA_MAX as u64 { NL_DATA_MAX as u32 } else { len as u32 };
+    let n = copy_len(len);
     unsafe {
         fill_header(
             ev as *mut EventHeader,
@@ -94,7 +106,7 @@ fn emit_request(cfg: &Config, sc: u8, fd: i32, buf: u64, len: u64) -> Option<()>
             core::mem::size_of::<NlMsgEvent>() as u32,
         );
         (*ev).syscall = sc;
-        (*ev).truncated = (len > NL_DATA_MAX as u64) as u8;
+        (*ev).truncated = (len > n as u64) as u8;
         (*ev)._pad0 = 0;
         (*ev).fd = fd;
         (*ev).ret = 0;

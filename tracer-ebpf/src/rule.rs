@@ -8,7 +8,7 @@ use aya_ebpf::{
     macros::{fexit, kprobe, kretprobe},
     programs::{FExitContext, ProbeContext, RetProbeContext},
 };
-use tracer_common::{Config, EventHeader, NL_DATA_MAX, NlMsgEvent, kind, source, syscall};
+use tracer_common::{Config, EventHeader, NlMsgEvent, kind, source, syscall};
 
 use crate::{
     args::{fexit_arg, kprobe_arg},
@@ -29,7 +29,7 @@ fn emit_rule(cfg: &Config, nlh: *const u8, ret: i32, src: u8) -> Option<()> {
         return None;
     };
     let ev = entry.as_mut_ptr();
-    let n: u32 = if len > NL_DATA_MAX as u32 { NL_DATA_MAX as u32 } else { len };
+    let n = crate::netlink_tp::copy_len(len as u64);
     unsafe {
         fill_header(
             ev as *mut EventHeader,
@@ -39,7 +39,7 @@ fn emit_rule(cfg: &Config, nlh: *const u8, ret: i32, src: u8) -> Option<()> {
             core::mem::size_of::<NlMsgEvent>() as u32,
         );
         (*ev).syscall = syscall::KERNEL;
-        (*ev).truncated = (len > NL_DATA_MAX as u32) as u8;
+        (*ev).truncated = (len > n) as u8;
         (*ev)._pad0 = 0;
         (*ev).fd = -1;
         (*ev).ret = ret;

@@ -13,6 +13,9 @@ mod netlink;
 mod output;
 mod watch;
 
+#[cfg(test)]
+mod schema_tests;
+
 use clap::Parser as _;
 
 fn main() {

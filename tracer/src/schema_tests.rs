@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the schema drift test.
