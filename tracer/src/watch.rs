@@ -237,6 +237,9 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     // After SIGINT/SIGTERM, keep collecting briefly so that changes already
     // made (and re-reads already planned) are reported before exit.
     let mut stop_at: Option<Instant> = None;
+    // Waits expire only once both inputs are drained: under a burst the
+    // other half of a change may still be queued, however old it is.
+    let mut ring_backlog = false;
 
     loop {
         if stop_at.is_some_and(|t| Instant::now() >= t) {
@@ -262,7 +265,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                         break;
                     }
                 }
-                if n < 4096 {
+                ring_backlog = n >= 4096;
+                if !ring_backlog {
                     guard.clear_ready();
                 }
             }
@@ -285,7 +289,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                     NsInput::Failed { netns, error } => log::warn!("namespace {netns}: {error}"),
                 }
             }
-            _ = tick.tick() => {
+            _ = tick.tick(), if !ring_backlog && rx.is_empty() => {
                 let now = Instant::now();
                 for (netns, cause) in engine.tick(now) {
                     if let Some(w) = spaces.watched.get_mut(&netns) {
