@@ -1,5 +1,5 @@
-//! The events `tracer` reports: the JSON contract (docs/events.md and
-//! schema/events.schema.json describe it; `schema_tests` keeps them in step).
+//! The events `tracer` reports: the JSON contract (docs/events.md describes
+//! it; `schema_tests` keeps the two in step).
 //!
 //! Events are built once by collection and formatted later by `output`, so
 //! text, JSON and files all show the same facts.
