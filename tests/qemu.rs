@@ -43,19 +43,38 @@ fn check(spec: &KernelSpec, mode: &str) {
     let vm = Initramfs::new(&script)
         .binary(tracer_bin())
         .binary(nlraw_bin())
-        .file("/scenario.sh", std::fs::read(scenario_script()).expect("scenario.sh"));
-    let out = run_scenario(&kernel, &vm, Duration::from_secs(240)).unwrap_or_else(|e| panic!("{} {mode}: {e:#}", spec.name));
+        .file(
+            "/scenario.sh",
+            std::fs::read(scenario_script()).expect("scenario.sh"),
+        );
+    let out = run_scenario(&kernel, &vm, Duration::from_secs(240))
+        .unwrap_or_else(|e| panic!("{} {mode}: {e:#}", spec.name));
     if let Err(e) = out.ensure_success() {
         panic!("{} {mode}: {e:#}", spec.name);
     }
-    let events = out.section_json("events").unwrap_or_else(|e| panic!("{} {mode}: {e:#}", spec.name));
-    eprintln!("{} --attach {mode}: {} events, VM total {:?}", spec.name, events.len(), out.total_time);
+    let events = out
+        .section_json("events")
+        .unwrap_or_else(|e| panic!("{} {mode}: {e:#}", spec.name));
+    eprintln!(
+        "{} --attach {mode}: {} events, VM total {:?}",
+        spec.name,
+        events.len(),
+        out.total_time
+    );
     scenario::check(&events, "scn", mode);
     // The ready line names the kernel functions attached.
     let ready = &events[0];
-    assert_eq!(ready["functions"]["route4_del"], "fib_table_delete", "{ready}");
+    assert_eq!(
+        ready["functions"]["route4_del"], "fib_table_delete",
+        "{ready}"
+    );
     assert_eq!(ready["functions"]["route6_del"], "fib6_del", "{ready}");
-    assert!(ready["functions"]["rule_del"].as_str().is_some_and(|f| f.contains("delrule")), "{ready}");
+    assert!(
+        ready["functions"]["rule_del"]
+            .as_str()
+            .is_some_and(|f| f.contains("delrule")),
+        "{ready}"
+    );
 }
 
 #[test]

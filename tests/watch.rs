@@ -10,10 +10,20 @@ use serde_json::Value;
 /// The mechanism this kernel gives the hooks: fentry and kprobes are
 /// absent here (see doctor), so every hook must fall back to tracepoints.
 fn expected_source() -> String {
-    let out = Command::new(tracer_bin()).args(["doctor", "--json"]).output().expect("tracer doctor");
-    assert!(out.status.success(), "doctor failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(tracer_bin())
+        .args(["doctor", "--json"])
+        .output()
+        .expect("tracer doctor");
+    assert!(
+        out.status.success(),
+        "doctor failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("doctor JSON");
-    v["hooks"]["route4_del"]["mechanism"].as_str().expect("mechanism").to_string()
+    v["hooks"]["route4_del"]["mechanism"]
+        .as_str()
+        .expect("mechanism")
+        .to_string()
 }
 
 fn run_scenario(extra: &[&str]) -> (Netns, Vec<Value>) {
@@ -21,8 +31,18 @@ fn run_scenario(extra: &[&str]) -> (Netns, Vec<Value>) {
     let mut args = vec!["--netns", ns.name.as_str()];
     args.extend_from_slice(extra);
     let t = Tracer::start(&args);
-    run("sh", &[scenario_script().to_str().unwrap(), &ns.name, nlraw_bin().to_str().unwrap(), "ip"]);
-    t.wait_for("the link-down removal", Duration::from_secs(10), |e| e["cause"] == "link_down");
+    run(
+        "sh",
+        &[
+            scenario_script().to_str().unwrap(),
+            &ns.name,
+            nlraw_bin().to_str().unwrap(),
+            "ip",
+        ],
+    );
+    t.wait_for("the link-down removal", Duration::from_secs(10), |e| {
+        e["cause"] == "link_down"
+    });
     let events = t.stop();
     (ns, events)
 }
@@ -43,25 +63,114 @@ fn forced_tracepoint_path_is_attributed() {
 #[test]
 fn filters_keep_only_what_was_asked() {
     let ns = Netns::new("flt");
-    let t = Tracer::start(&["--netns", &ns.name, "--only", "removals", "--table", "52", "--family", "inet"]);
-    run("ip", &["-n", &ns.name, "route", "add", "blackhole", "10.1.0.0/16", "table", "52"]);
-    run("ip", &["-n", &ns.name, "route", "add", "blackhole", "10.2.0.0/16", "table", "53"]);
-    run("ip", &["-n", &ns.name, "-6", "route", "add", "blackhole", "2001:db8::/64", "table", "52"]);
-    run("ip", &["-n", &ns.name, "-6", "route", "del", "blackhole", "2001:db8::/64", "table", "52"]);
-    run("ip", &["-n", &ns.name, "route", "del", "blackhole", "10.2.0.0/16", "table", "53"]);
-    run("ip", &["-n", &ns.name, "route", "del", "blackhole", "10.1.0.0/16", "table", "52"]);
-    t.wait_for("the table 52 removal", Duration::from_secs(10), |e| e["kind"] == "route_del");
+    let t = Tracer::start(&[
+        "--netns", &ns.name, "--only", "removals", "--table", "52", "--family", "inet",
+    ]);
+    run(
+        "ip",
+        &[
+            "-n",
+            &ns.name,
+            "route",
+            "add",
+            "blackhole",
+            "10.1.0.0/16",
+            "table",
+            "52",
+        ],
+    );
+    run(
+        "ip",
+        &[
+            "-n",
+            &ns.name,
+            "route",
+            "add",
+            "blackhole",
+            "10.2.0.0/16",
+            "table",
+            "53",
+        ],
+    );
+    run(
+        "ip",
+        &[
+            "-n",
+            &ns.name,
+            "-6",
+            "route",
+            "add",
+            "blackhole",
+            "2001:db8::/64",
+            "table",
+            "52",
+        ],
+    );
+    run(
+        "ip",
+        &[
+            "-n",
+            &ns.name,
+            "-6",
+            "route",
+            "del",
+            "blackhole",
+            "2001:db8::/64",
+            "table",
+            "52",
+        ],
+    );
+    run(
+        "ip",
+        &[
+            "-n",
+            &ns.name,
+            "route",
+            "del",
+            "blackhole",
+            "10.2.0.0/16",
+            "table",
+            "53",
+        ],
+    );
+    run(
+        "ip",
+        &[
+            "-n",
+            &ns.name,
+            "route",
+            "del",
+            "blackhole",
+            "10.1.0.0/16",
+            "table",
+            "52",
+        ],
+    );
+    t.wait_for("the table 52 removal", Duration::from_secs(10), |e| {
+        e["kind"] == "route_del"
+    });
     let events = t.stop();
     let changes: Vec<&Value> = events.iter().filter(|e| e["kind"] != "ready").collect();
-    assert_eq!(changes.len(), 1, "only the IPv4 removal in table 52 passes: {changes:?}");
+    assert_eq!(
+        changes.len(),
+        1,
+        "only the IPv4 removal in table 52 passes: {changes:?}"
+    );
     assert_eq!(changes[0]["route"]["dst"], "10.1.0.0/16");
     assert_eq!(changes[0]["route"]["type"], "blackhole");
 }
 
 fn tracer_fails(args: &[&str]) -> String {
-    let out = Command::new(tracer_bin()).args(args).output().expect("run tracer");
+    let out = Command::new(tracer_bin())
+        .args(args)
+        .output()
+        .expect("run tracer");
     assert!(!out.status.success(), "tracer {args:?} should fail");
-    assert!(out.stdout.is_empty(), "nothing half-written on stdout: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "nothing half-written on stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
     assert_eq!(err.lines().count(), 1, "one-line error expected: {err}");
     assert!(err.starts_with("tracer: "), "{err}");
@@ -70,22 +179,41 @@ fn tracer_fails(args: &[&str]) -> String {
 
 #[test]
 fn impossible_or_bad_input_fails_in_one_line() {
-    let doctor: Value = serde_json::from_slice(&Command::new(tracer_bin()).args(["doctor", "--json"]).output().unwrap().stdout).unwrap();
+    let doctor: Value = serde_json::from_slice(
+        &Command::new(tracer_bin())
+            .args(["doctor", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     if doctor["features"]["fentry"]["available"] == false {
         let err = tracer_fails(&["watch", "--attach", "fentry"]);
-        assert!(err.contains("fentry is not available on this kernel"), "{err}");
+        assert!(
+            err.contains("fentry is not available on this kernel"),
+            "{err}"
+        );
     }
     if doctor["features"]["kprobes"]["available"] == false {
         let err = tracer_fails(&["watch", "--attach", "kprobe"]);
-        assert!(err.contains("kprobe is not available on this kernel"), "{err}");
+        assert!(
+            err.contains("kprobe is not available on this kernel"),
+            "{err}"
+        );
     }
     let err = tracer_fails(&["watch", "--output", "/nonexistent-dir/events.json"]);
-    assert!(err.contains("cannot write --output /nonexistent-dir/events.json"), "{err}");
+    assert!(
+        err.contains("cannot write --output /nonexistent-dir/events.json"),
+        "{err}"
+    );
     let err = tracer_fails(&["watch", "--netns", "tracer-no-such-namespace"]);
     assert!(err.contains("tracer-no-such-namespace"), "{err}");
     let err = tracer_fails(&["watch", "--table", "no-such-table"]);
     assert!(err.contains("unknown --table"), "{err}");
-    let out = Command::new(tracer_bin()).args(["watch", "--attach", "magic"]).output().unwrap();
+    let out = Command::new(tracer_bin())
+        .args(["watch", "--attach", "magic"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'magic'"));
 }
@@ -93,12 +221,20 @@ fn impossible_or_bad_input_fails_in_one_line() {
 #[test]
 fn unprivileged_user_is_told_what_is_missing() {
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
         .arg(tracer_bin())
         .arg("watch")
         .output()
         .expect("setpriv (util-linux)");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("needs root") && err.contains("CAP_BPF"), "{err}");
+    assert!(
+        err.contains("needs root") && err.contains("CAP_BPF"),
+        "{err}"
+    );
 }

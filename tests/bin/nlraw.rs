@@ -7,7 +7,10 @@
 //! Prints the kernel's answer ("ok" or the errno) and exits non-zero on error.
 use std::net::IpAddr;
 
-use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
+};
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
     route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType},
@@ -15,7 +18,9 @@ use netlink_packet_route::{
 };
 
 fn usage() -> ! {
-    eprintln!("usage: nlraw route-add|route-del TABLE PREFIX/LEN [blackhole] | rule-add|rule-del PRIORITY TABLE");
+    eprintln!(
+        "usage: nlraw route-add|route-del TABLE PREFIX/LEN [blackhole] | rule-add|rule-del PRIORITY TABLE"
+    );
     std::process::exit(2)
 }
 
@@ -32,7 +37,11 @@ fn main() {
             let (addr, len) = b.split_once('/').unwrap_or_else(|| usage());
             let addr: IpAddr = addr.parse().unwrap_or_else(|_| usage());
             let mut r = RouteMessage::default();
-            r.header.address_family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+            r.header.address_family = if addr.is_ipv4() {
+                AddressFamily::Inet
+            } else {
+                AddressFamily::Inet6
+            };
             r.header.destination_prefix_length = len.parse().unwrap_or_else(|_| usage());
             r.header.table = 0;
             r.header.protocol = RouteProtocol::Static;
@@ -44,9 +53,17 @@ fn main() {
                 (true, Some("blackhole")) => RouteType::BlackHole,
                 (true, _) => RouteType::Unicast,
             };
-            r.attributes.push(RouteAttribute::Destination(RouteAddress::from(addr)));
+            r.attributes
+                .push(RouteAttribute::Destination(RouteAddress::from(addr)));
             r.attributes.push(RouteAttribute::Table(table));
-            (if add { RouteNetlinkMessage::NewRoute(r) } else { RouteNetlinkMessage::DelRoute(r) }, add)
+            (
+                if add {
+                    RouteNetlinkMessage::NewRoute(r)
+                } else {
+                    RouteNetlinkMessage::DelRoute(r)
+                },
+                add,
+            )
         }
         "rule-add" | "rule-del" => {
             let prio: u32 = a.parse().unwrap_or_else(|_| usage());
@@ -57,7 +74,14 @@ fn main() {
             r.attributes.push(RuleAttribute::Priority(prio));
             r.attributes.push(RuleAttribute::Table(table));
             let add = cmd == "rule-add";
-            (if add { RouteNetlinkMessage::NewRule(r) } else { RouteNetlinkMessage::DelRule(r) }, add)
+            (
+                if add {
+                    RouteNetlinkMessage::NewRule(r)
+                } else {
+                    RouteNetlinkMessage::DelRule(r)
+                },
+                add,
+            )
         }
         _ => usage(),
     };
@@ -71,7 +95,11 @@ fn main() {
 
     // SAFETY: plain socket calls with valid buffers and lengths.
     unsafe {
-        let fd = libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE);
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        );
         assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
         let mut sa: libc::sockaddr_nl = std::mem::zeroed();
         sa.nl_family = libc::AF_NETLINK as u16;
@@ -83,9 +111,20 @@ fn main() {
             &sa as *const _ as *const libc::sockaddr,
             std::mem::size_of::<libc::sockaddr_nl>() as u32,
         );
-        assert!(sent == buf.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+        assert!(
+            sent == buf.len() as isize,
+            "sendto: {}",
+            std::io::Error::last_os_error()
+        );
         let mut ans = [0u8; 8192];
-        let n = libc::recvfrom(fd, ans.as_mut_ptr() as *mut _, ans.len(), 0, std::ptr::null_mut(), std::ptr::null_mut());
+        let n = libc::recvfrom(
+            fd,
+            ans.as_mut_ptr() as *mut _,
+            ans.len(),
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
         assert!(n >= 20, "recvfrom: {}", std::io::Error::last_os_error());
         let err = i32::from_ne_bytes(ans[16..20].try_into().unwrap());
         if err == 0 {

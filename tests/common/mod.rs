@@ -26,7 +26,11 @@ pub fn tracer_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/tracer");
-    assert!(p.exists(), "{} does not exist: run `cargo build --release` (or `cargo xtask test`)", p.display());
+    assert!(
+        p.exists(),
+        "{} does not exist: run `cargo build --release` (or `cargo xtask test`)",
+        p.display()
+    );
     p
 }
 
@@ -40,7 +44,10 @@ pub fn scenario_script() -> PathBuf {
 
 /// Run a command, panicking with its output if it fails.
 pub fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
     assert!(
         out.status.success(),
         "{cmd} {args:?} failed ({}):\n{}{}",
@@ -64,7 +71,11 @@ impl Netns {
             nix_is_root(),
             "integration tests need root (they create network namespaces and load eBPF); run them as root"
         );
-        let name = format!("tracer-it-{}-{}-{tag}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "tracer-it-{}-{}-{tag}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         run("ip", &["netns", "add", &name]);
         Netns { name }
     }
@@ -72,7 +83,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -129,12 +142,21 @@ impl Tracer {
                 let _ = child.kill();
                 let _ = child.wait();
                 std::thread::sleep(Duration::from_millis(100));
-                panic!("tracer printed no ready line within 30 s; stderr:\n{}", stderr.lock().unwrap());
+                panic!(
+                    "tracer printed no ready line within 30 s; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
             }
         };
-        let ready: Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("ready line is not JSON ({e}): {first}"));
+        let ready: Value = serde_json::from_str(&first)
+            .unwrap_or_else(|e| panic!("ready line is not JSON ({e}): {first}"));
         assert_eq!(ready["kind"], "ready", "first line: {first}");
-        Tracer { child, lines, stderr, ready }
+        Tracer {
+            child,
+            lines,
+            stderr,
+            ready,
+        }
     }
 
     /// Wait until some event satisfies `pred` (or panic after `timeout`).
@@ -168,7 +190,11 @@ impl Tracer {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let status = self.child.wait().expect("wait for tracer");
         std::thread::sleep(Duration::from_millis(50));
-        assert!(status.success(), "tracer exited with {status}; stderr:\n{}", self.stderr.lock().unwrap());
+        assert!(
+            status.success(),
+            "tracer exited with {status}; stderr:\n{}",
+            self.stderr.lock().unwrap()
+        );
         self.events()
     }
 

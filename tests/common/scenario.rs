@@ -10,8 +10,16 @@ pub fn one<'a>(events: &'a [Value], what: &str, pred: impl Fn(&Value) -> bool) -
         found.len() == 1,
         "expected exactly one event for {what}, found {}:\n{}\nall events:\n{}",
         found.len(),
-        found.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"),
-        events.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+        found
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        events
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     found[0]
 }
@@ -32,12 +40,28 @@ fn assert_process(e: &Value, comm: &str, ns: &str, source: &str) {
     assert!(p["pid"].as_u64().is_some_and(|v| v > 0), "pid of {e}");
     assert!(p["tid"].as_u64().is_some_and(|v| v > 0), "tid of {e}");
     assert!(p["ppid"].as_u64().is_some_and(|v| v > 0), "ppid of {e}");
-    assert!(p["parent_comm"].as_str().is_some_and(|s| !s.is_empty()), "parent_comm of {e}");
+    assert!(
+        p["parent_comm"].as_str().is_some_and(|s| !s.is_empty()),
+        "parent_comm of {e}"
+    );
     assert_eq!(p["uid"], 0, "uid of {e}");
-    assert!(p["exe"].as_str().is_some_and(|s| s.ends_with(&format!("/{comm}"))), "exe of {e}");
-    assert!(e["netns"]["inode"].as_u64().is_some_and(|v| v > 0), "netns inode of {e}");
+    assert!(
+        p["exe"]
+            .as_str()
+            .is_some_and(|s| s.ends_with(&format!("/{comm}"))),
+        "exe of {e}"
+    );
+    assert!(
+        e["netns"]["inode"].as_u64().is_some_and(|v| v > 0),
+        "netns inode of {e}"
+    );
     assert_eq!(e["netns"]["name"], ns, "netns name of {e}");
-    assert!(e["ts"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 27), "ts of {e}");
+    assert!(
+        e["ts"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z') && t.len() == 27),
+        "ts of {e}"
+    );
 }
 
 /// Check the whole scenario. `source` is the mechanism expected on the
@@ -45,12 +69,29 @@ fn assert_process(e: &Value, comm: &str, ns: &str, source: &str) {
 pub fn check(events: &[Value], ns: &str, source: &str) {
     let ready = &events[0];
     assert_eq!(ready["kind"], "ready", "first line must be ready: {ready}");
-    for hook in ["rule_del", "rule_add", "route4_del", "route4_add", "route6_del", "route6_add", "route4_flush"] {
-        assert_eq!(ready["hooks"][hook], source, "mechanism of {hook} in {ready}");
+    for hook in [
+        "rule_del",
+        "rule_add",
+        "route4_del",
+        "route4_add",
+        "route6_del",
+        "route6_add",
+        "route4_flush",
+    ] {
+        assert_eq!(
+            ready["hooks"][hook], source,
+            "mechanism of {hook} in {ready}"
+        );
     }
-    let mine: Vec<Value> = events.iter().filter(|e| e["netns"]["name"] == ns).cloned().collect();
+    let mine: Vec<Value> = events
+        .iter()
+        .filter(|e| e["netns"]["name"] == ns)
+        .cloned()
+        .collect();
 
-    let e = one(&mine, "route_add throw 192.168.1.0/24 table 52", |e| route_is(e, "route_add", 52, "192.168.1.0/24"));
+    let e = one(&mine, "route_add throw 192.168.1.0/24 table 52", |e| {
+        route_is(e, "route_add", 52, "192.168.1.0/24")
+    });
     assert_process(e, "ip", ns, source);
     assert_eq!(e["route"]["family"], "inet");
     assert_eq!(e["route"]["type"], "throw");
@@ -59,12 +100,16 @@ pub fn check(events: &[Value], ns: &str, source: &str) {
     assert_eq!(e["result"], "ok");
     assert_eq!(e["cause"], Value::Null);
 
-    let e = one(&mine, "route_add default dev v0 table 52", |e| route_is(e, "route_add", 52, "0.0.0.0/0"));
+    let e = one(&mine, "route_add default dev v0 table 52", |e| {
+        route_is(e, "route_add", 52, "0.0.0.0/0")
+    });
     assert_process(e, "ip", ns, source);
     assert_eq!(e["route"]["dev"], "v0");
     assert_eq!(e["route"]["type"], "unicast");
 
-    let e = one(&mine, "rule_add pref 5210", |e| rule_is(e, "rule_add", 5210));
+    let e = one(&mine, "rule_add pref 5210", |e| {
+        rule_is(e, "rule_add", 5210)
+    });
     assert_process(e, "ip", ns, source);
     assert_eq!(e["rule"]["family"], "inet");
     assert_eq!(e["rule"]["fwmark"], 0x80000);
@@ -74,49 +119,75 @@ pub fn check(events: &[Value], ns: &str, source: &str) {
     assert_eq!(e["rule"]["action"], "table");
     assert_eq!(e["result"], "ok");
 
-    let e = one(&mine, "rule_add pref 5270", |e| rule_is(e, "rule_add", 5270));
+    let e = one(&mine, "rule_add pref 5270", |e| {
+        rule_is(e, "rule_add", 5270)
+    });
     assert_eq!(e["rule"]["table"], 52);
 
-    let e = one(&mine, "route_add 2001:db8:2::/64 table 100", |e| route_is(e, "route_add", 100, "2001:db8:2::/64"));
+    let e = one(&mine, "route_add 2001:db8:2::/64 table 100", |e| {
+        route_is(e, "route_add", 100, "2001:db8:2::/64")
+    });
     assert_process(e, "ip", ns, source);
     assert_eq!(e["route"]["family"], "inet6");
     assert_eq!(e["route"]["dev"], "v0");
     assert_eq!(e["route"]["metric"], 1024);
 
     // The incident's removals.
-    let e = one(&mine, "route_del throw 192.168.1.0/24 table 52", |e| route_is(e, "route_del", 52, "192.168.1.0/24"));
+    let e = one(&mine, "route_del throw 192.168.1.0/24 table 52", |e| {
+        route_is(e, "route_del", 52, "192.168.1.0/24")
+    });
     assert_process(e, "ip", ns, source);
-    assert_eq!(e["route"]["type"], "throw", "the removed route's type must be named: {e}");
+    assert_eq!(
+        e["route"]["type"], "throw",
+        "the removed route's type must be named: {e}"
+    );
     assert_eq!(e["result"], "ok");
     assert_eq!(e["cause"], Value::Null);
 
-    let e = one(&mine, "rule_del pref 5270", |e| rule_is(e, "rule_del", 5270));
+    let e = one(&mine, "rule_del pref 5270", |e| {
+        rule_is(e, "rule_del", 5270)
+    });
     assert_process(e, "ip", ns, source);
-    assert_eq!(e["rule"]["table"], 52, "the removed rule's table must be named: {e}");
+    assert_eq!(
+        e["rule"]["table"], 52,
+        "the removed rule's table must be named: {e}"
+    );
     assert_eq!(e["result"], "ok");
 
-    let e = one(&mine, "route_del 2001:db8:2::/64 table 100", |e| route_is(e, "route_del", 100, "2001:db8:2::/64"));
+    let e = one(&mine, "route_del 2001:db8:2::/64 table 100", |e| {
+        route_is(e, "route_del", 100, "2001:db8:2::/64")
+    });
     assert_process(e, "ip", ns, source);
     assert_eq!(e["route"]["family"], "inet6");
     assert_eq!(e["result"], "ok");
 
-    let e = one(&mine, "failed route_del 10.9.9.0/24", |e| route_is(e, "route_del", 52, "10.9.9.0/24"));
+    let e = one(&mine, "failed route_del 10.9.9.0/24", |e| {
+        route_is(e, "route_del", 52, "10.9.9.0/24")
+    });
     assert_process(e, "ip", ns, source);
     assert_eq!(e["result"], "ESRCH");
 
     // sendto-based program.
-    let e = one(&mine, "nlraw route_add 10.20.0.0/16", |e| route_is(e, "route_add", 52, "10.20.0.0/16"));
+    let e = one(&mine, "nlraw route_add 10.20.0.0/16", |e| {
+        route_is(e, "route_add", 52, "10.20.0.0/16")
+    });
     assert_process(e, "nlraw", ns, source);
     assert_eq!(e["route"]["type"], "blackhole");
     assert_eq!(e["route"]["protocol"], "static");
     assert_eq!(e["result"], "ok");
-    let e = one(&mine, "nlraw route_del 10.20.0.0/16", |e| route_is(e, "route_del", 52, "10.20.0.0/16"));
+    let e = one(&mine, "nlraw route_del 10.20.0.0/16", |e| {
+        route_is(e, "route_del", 52, "10.20.0.0/16")
+    });
     assert_process(e, "nlraw", ns, source);
     assert_eq!(e["result"], "ok");
-    let e = one(&mine, "nlraw rule_add 6000", |e| rule_is(e, "rule_add", 6000));
+    let e = one(&mine, "nlraw rule_add 6000", |e| {
+        rule_is(e, "rule_add", 6000)
+    });
     assert_process(e, "nlraw", ns, source);
     assert_eq!(e["rule"]["table"], 52);
-    let e = one(&mine, "nlraw rule_del 6000", |e| rule_is(e, "rule_del", 6000));
+    let e = one(&mine, "nlraw rule_del 6000", |e| {
+        rule_is(e, "rule_del", 6000)
+    });
     assert_process(e, "nlraw", ns, source);
 
     // Link down: routes through v0 vanish without a request.
@@ -127,10 +198,14 @@ pub fn check(events: &[Value], ns: &str, source: &str) {
     assert_eq!(e["cause"], "link_down", "{e}");
     assert_eq!(e["route"]["dev"], "v0");
     assert_eq!(e["result"], "ok");
-    let e = one(&mine, "link-down removal of 192.168.1.0/24 in main", |e| route_is(e, "route_del", 254, "192.168.1.0/24"));
+    let e = one(&mine, "link-down removal of 192.168.1.0/24 in main", |e| {
+        route_is(e, "route_del", 254, "192.168.1.0/24")
+    });
     assert_eq!(e["cause"], "link_down", "{e}");
     assert_eq!(e["route"]["protocol"], "kernel");
-    let e = one(&mine, "link-down removal of 2001:db8:1::/64 in main", |e| route_is(e, "route_del", 254, "2001:db8:1::/64"));
+    let e = one(&mine, "link-down removal of 2001:db8:1::/64 in main", |e| {
+        route_is(e, "route_del", 254, "2001:db8:1::/64")
+    });
     assert_eq!(e["cause"], "link_down", "{e}");
     assert_eq!(e["process"]["comm"], "ip");
 }

@@ -49,5 +49,9 @@ pub fn kprobe_arg(ctx: &ProbeContext, n: u32) -> Option<*const u8> {
 /// `a + b`, or NO_OFFSET if either is unresolved.
 #[inline(always)]
 pub fn off_add(a: u32, b: u32) -> u32 {
-    if a == NO_OFFSET || b == NO_OFFSET { NO_OFFSET } else { a + b }
+    if a == NO_OFFSET || b == NO_OFFSET {
+        NO_OFFSET
+    } else {
+        a + b
+    }
 }

@@ -40,7 +40,8 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
             );
             (*ev)._pad0 = 0;
             let src = (ctx.as_ptr() as *const u8).wrapping_add(off);
-            let rc = bpf_probe_read_kernel((*ev).filename.as_mut_ptr() as *mut _, n, src as *const _);
+            let rc =
+                bpf_probe_read_kernel((*ev).filename.as_mut_ptr() as *mut _, n, src as *const _);
             (*ev).filename_len = if rc == 0 { n } else { 0 };
         }
         entry.submit(0);

@@ -45,7 +45,9 @@ pub fn fexit_fib_table_flush(ctx: FExitContext) -> i32 {
     let _ = (|| {
         let cfg = config()?;
         let tb = fexit_arg(&ctx, cfg.arg_flush_tb)?;
-        let all = fexit_arg(&ctx, cfg.arg_flush_all).map(|v| v as u64 as u8).unwrap_or(0);
+        let all = fexit_arg(&ctx, cfg.arg_flush_all)
+            .map(|v| v as u64 as u8)
+            .unwrap_or(0);
         let ret: i32 = ctx.ret().unwrap_or(0);
         emit_flush(cfg, tb, all, ret, source::FENTRY)
     })();
@@ -57,8 +59,12 @@ pub fn kprobe_fib_table_flush(ctx: ProbeContext) -> u32 {
     let _ = (|| {
         let cfg = config()?;
         let tb = kprobe_arg(&ctx, cfg.arg_flush_tb)?;
-        let all = kprobe_arg(&ctx, cfg.arg_flush_all).map(|v| v as u64 as u8).unwrap_or(0);
-        PTR_PENDING.insert(&current_tid(), &[tb as u64, PENDING_FLUSH + all as u64], 0).ok()
+        let all = kprobe_arg(&ctx, cfg.arg_flush_all)
+            .map(|v| v as u64 as u8)
+            .unwrap_or(0);
+        PTR_PENDING
+            .insert(&current_tid(), &[tb as u64, PENDING_FLUSH + all as u64], 0)
+            .ok()
     })();
     0
 }
@@ -75,7 +81,13 @@ pub fn kretprobe_fib_table_flush(ctx: RetProbeContext) -> u32 {
         }
         let _ = PTR_PENDING.remove(&tid);
         let all = (marker - PENDING_FLUSH) as u8;
-        emit_flush(cfg, tb as *const u8, all, ctx.ret::<i64>() as i32, source::KPROBE)
+        emit_flush(
+            cfg,
+            tb as *const u8,
+            all,
+            ctx.ret::<i64>() as i32,
+            source::KPROBE,
+        )
     })();
     0
 }

@@ -136,7 +136,10 @@ fn netlink_dest(cfg: &Config, addr: u64) -> bool {
     if addr == 0 {
         return true;
     }
-    matches!(uread::<u16>(addr as *const u8, cfg.sockaddr_family), Some(AF_NETLINK))
+    matches!(
+        uread::<u16>(addr as *const u8, cfg.sockaddr_family),
+        Some(AF_NETLINK)
+    )
 }
 
 #[inline(always)]
@@ -240,7 +243,11 @@ fn recv_exit(ctx: &TracePointContext) -> Option<()> {
     if ret < 20 {
         return None;
     }
-    let buf = if is_msghdr == 1 { first_iov(cfg, ptr as *const u8)?.0 } else { ptr } as *const u8;
+    let buf = if is_msghdr == 1 {
+        first_iov(cfg, ptr as *const u8)?.0
+    } else {
+        ptr
+    } as *const u8;
     if uread::<u16>(buf, cfg.nlh_type)? != NLMSG_ERROR {
         return None;
     }

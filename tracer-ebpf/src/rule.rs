@@ -53,7 +53,11 @@ fn emit_rule(cfg: &Config, nlh: *const u8, ret: i32, src: u8) -> Option<()> {
 #[inline(always)]
 fn fexit_rule(ctx: &FExitContext, del: bool) -> Option<()> {
     let cfg = config()?;
-    let arg = if del { cfg.rule_del_nlh_arg } else { cfg.rule_add_nlh_arg };
+    let arg = if del {
+        cfg.rule_del_nlh_arg
+    } else {
+        cfg.rule_add_nlh_arg
+    };
     let nlh = fexit_arg(ctx, arg)?;
     let ret: i32 = ctx.ret().unwrap_or(0);
     emit_rule(cfg, nlh, ret, source::FENTRY)
@@ -74,9 +78,15 @@ pub fn fexit_rule_add(ctx: FExitContext) -> i32 {
 #[inline(always)]
 fn kprobe_rule(ctx: &ProbeContext, del: bool) -> Option<()> {
     let cfg = config()?;
-    let arg = if del { cfg.rule_del_nlh_arg } else { cfg.rule_add_nlh_arg };
+    let arg = if del {
+        cfg.rule_del_nlh_arg
+    } else {
+        cfg.rule_add_nlh_arg
+    };
     let nlh = kprobe_arg(ctx, arg)?;
-    PTR_PENDING.insert(&current_tid(), &[nlh as u64, PENDING_RULE], 0).ok()
+    PTR_PENDING
+        .insert(&current_tid(), &[nlh as u64, PENDING_RULE], 0)
+        .ok()
 }
 
 #[kprobe]
@@ -102,7 +112,12 @@ pub fn kretprobe_rule(ctx: RetProbeContext) -> u32 {
             return None;
         }
         let _ = PTR_PENDING.remove(&tid);
-        emit_rule(cfg, nlh as *const u8, ctx.ret::<i64>() as i32, source::KPROBE)
+        emit_rule(
+            cfg,
+            nlh as *const u8,
+            ctx.ret::<i64>() as i32,
+            source::KPROBE,
+        )
     })();
     0
 }

@@ -17,7 +17,10 @@ pub unsafe fn fill_header(h: *mut EventHeader, cfg: &Config, kind: u16, source: 
     let task = unsafe { bpf_get_current_task() } as *const u8;
     let parent = kget_ptr(task, cfg.task_real_parent);
     let ppid: i32 = kget(parent, cfg.task_tgid);
-    let netns: u32 = kget(kget_ptr(kget_ptr(task, cfg.task_nsproxy), cfg.nsproxy_net_ns), cfg.net_inum);
+    let netns: u32 = kget(
+        kget_ptr(kget_ptr(task, cfg.task_nsproxy), cfg.nsproxy_net_ns),
+        cfg.net_inum,
+    );
     unsafe {
         (*h).kind = kind;
         (*h).source = source;

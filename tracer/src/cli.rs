@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::bpf::ladder::AttachMode;
 
 #[derive(Parser, Debug)]
-#[command(name = "tracer", version, about = "Who changed the routing? eBPF attribution of rule and route changes")]
+#[command(
+    name = "tracer",
+    version,
+    about = "Who changed the routing? eBPF attribution of rule and route changes"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -13,7 +13,9 @@ fn remedy(name: &str) -> &'static str {
     match name {
         "btf" => "boot a kernel built with CONFIG_DEBUG_INFO_BTF=y",
         "kprobes" => "a kernel with CONFIG_KPROBES=y; until then the tracepoint path is used",
-        "fentry" => "a kernel with BPF trampolines (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS) that permits tracing programs; until then kprobes or tracepoints are used",
+        "fentry" => {
+            "a kernel with BPF trampolines (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS) that permits tracing programs; until then kprobes or tracepoints are used"
+        }
         "tracepoints" => "mount tracefs: mount -t tracefs nodev /sys/kernel/tracing",
         "ringbuf" => "Linux 5.8 or later",
         _ => "",
@@ -24,8 +26,13 @@ pub fn run(args: DoctorArgs) -> Result<()> {
     crate::watch::require_root()?;
     let facts = KernelFacts::gather()?;
     let f = &facts.features;
-    let features: [(&str, &Feature); 5] =
-        [("btf", &f.btf), ("kprobes", &f.kprobes), ("fentry", &f.fentry), ("tracepoints", &f.tracepoints), ("ringbuf", &f.ringbuf)];
+    let features: [(&str, &Feature); 5] = [
+        ("btf", &f.btf),
+        ("kprobes", &f.kprobes),
+        ("fentry", &f.fentry),
+        ("tracepoints", &f.tracepoints),
+        ("ringbuf", &f.ringbuf),
+    ];
     let plan = facts.plan(AttachMode::Auto)?;
     let functions = facts.functions();
     if args.json {
@@ -50,8 +57,17 @@ pub fn run(args: DoctorArgs) -> Result<()> {
     println!();
     println!("hook          mechanism   kernel function");
     for (h, (m, func)) in &plan {
-        let why = functions.get(h).and_then(|r| r.clone().err()).map(|e| format!(" ({e})")).unwrap_or_default();
-        println!("{:<14}{:<12}{}{why}", h.name(), m.to_string(), func.as_deref().unwrap_or("-"));
+        let why = functions
+            .get(h)
+            .and_then(|r| r.clone().err())
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        println!(
+            "{:<14}{:<12}{}{why}",
+            h.name(),
+            m.to_string(),
+            func.as_deref().unwrap_or("-")
+        );
     }
     Ok(())
 }

@@ -19,7 +19,11 @@ impl Filter {
         let tables = a
             .table
             .iter()
-            .map(|t| names.parse(t).ok_or_else(|| anyhow::anyhow!("unknown --table {t:?}: not a number or a name in rt_tables")))
+            .map(|t| {
+                names.parse(t).ok_or_else(|| {
+                    anyhow::anyhow!("unknown --table {t:?}: not a number or a name in rt_tables")
+                })
+            })
             .collect::<anyhow::Result<Vec<u32>>>()?;
         Ok(Filter {
             tables,
@@ -49,10 +53,20 @@ impl Filter {
         if self.family.is_some() && family != self.family {
             return false;
         }
-        if !self.pids.is_empty() && !c.process.as_ref().is_some_and(|p| self.pids.contains(&p.pid)) {
+        if !self.pids.is_empty()
+            && !c
+                .process
+                .as_ref()
+                .is_some_and(|p| self.pids.contains(&p.pid))
+        {
             return false;
         }
-        if !self.comms.is_empty() && !c.process.as_ref().is_some_and(|p| self.comms.contains(&p.comm)) {
+        if !self.comms.is_empty()
+            && !c
+                .process
+                .as_ref()
+                .is_some_and(|p| self.comms.contains(&p.comm))
+        {
             return false;
         }
         true

@@ -43,20 +43,28 @@ pub struct Clock {
 
 impl Clock {
     pub fn new() -> Self {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: valid clock id and out pointer.
         unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
         let boot = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
         let wall = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as i128;
-        Clock { offset_ns: wall - boot }
+        Clock {
+            offset_ns: wall - boot,
+        }
     }
 
     pub fn wall(&self, boot_ns: Option<u64>) -> String {
         let t = match boot_ns {
             Some(b) if b > 0 => {
                 let ns = self.offset_ns + b as i128;
-                chrono::DateTime::from_timestamp((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as u32)
-                    .unwrap_or_else(chrono::Utc::now)
+                chrono::DateTime::from_timestamp(
+                    (ns / 1_000_000_000) as i64,
+                    (ns % 1_000_000_000) as u32,
+                )
+                .unwrap_or_else(chrono::Utc::now)
             }
             _ => chrono::Utc::now(),
         };
@@ -76,7 +84,11 @@ pub fn require_root() -> Result<()> {
 
 /// Which changes come from tracepoint requests, given the chosen hooks.
 fn scope(hooks: &BTreeMap<Hook, (Mechanism, Option<String>)>) -> RequestScope {
-    let tp = |h: Hook| hooks.get(&h).is_none_or(|(m, _)| *m == Mechanism::Tracepoint);
+    let tp = |h: Hook| {
+        hooks
+            .get(&h)
+            .is_none_or(|(m, _)| *m == Mechanism::Tracepoint)
+    };
     RequestScope {
         route4_add: tp(Hook::Route4Add),
         route4_del: tp(Hook::Route4Del),
@@ -101,7 +113,11 @@ impl Presenter {
     fn process(&mut self, h: &EventHeader) -> Process {
         let key = (h.pid, h.cgroup_id);
         let now = Instant::now();
-        let fresh = self.cache.get(&key).filter(|c| now.duration_since(c.3) < Duration::from_secs(2)).cloned();
+        let fresh = self
+            .cache
+            .get(&key)
+            .filter(|c| now.duration_since(c.3) < Duration::from_secs(2))
+            .cloned();
         let (exe, cgroup, unit) = match fresh {
             Some((e, c, u, _)) => (e, c, u),
             None => {
@@ -113,7 +129,8 @@ impl Presenter {
                 if self.cache.len() > 4096 {
                     self.cache.clear();
                 }
-                self.cache.insert(key, (exe.clone(), cgroup.clone(), unit.clone(), now));
+                self.cache
+                    .insert(key, (exe.clone(), cgroup.clone(), unit.clone(), now));
                 (exe, cgroup, unit)
             }
         };
@@ -132,7 +149,10 @@ impl Presenter {
     }
 
     fn netns(&mut self, inode: u32) -> Netns {
-        Netns { inode: (inode != 0).then_some(inode), name: self.enricher.netns.name(inode) }
+        Netns {
+            inode: (inode != 0).then_some(inode),
+            name: self.enricher.netns.name(inode),
+        }
     }
 
     fn event(&mut self, o: Outcome) -> Event {
@@ -170,14 +190,19 @@ impl Presenter {
             ts: self.clock.wall(None),
             kind: Kind::Lost,
             source,
-            body: Body::Lost(Lost { count, location: location.to_string() }),
+            body: Body::Lost(Lost {
+                count,
+                location: location.to_string(),
+            }),
         }
     }
 }
 
 /// Dump links and routes of a newly watched namespace into the mirror.
 fn seed(spaces: &mut Namespaces, engine: &mut Engine, netns: u32, now: Instant) -> Result<()> {
-    let Some(w) = spaces.watched.get_mut(&netns) else { return Ok(()) };
+    let Some(w) = spaces.watched.get_mut(&netns) else {
+        return Ok(());
+    };
     let links = w.dump(DumpKind::Links)?;
     let routes = w.dump(DumpKind::Routes)?;
     engine.mirror(netns).load_links(&links);
@@ -200,14 +225,25 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         log::warn!("{w}");
     }
     let hooks = loaded.hooks.clone();
-    let primary = hooks.values().map(|(m, _)| *m).min().unwrap_or(Mechanism::Tracepoint).source();
+    let primary = hooks
+        .values()
+        .map(|(m, _)| *m)
+        .min()
+        .unwrap_or(Mechanism::Tracepoint)
+        .source();
     let mut engine = Engine::new(scope(&hooks));
     let enricher = Enricher::new().context("reading /proc for process enrichment")?;
-    let mut p = Presenter { clock: Clock::new(), enricher, tables, cache: HashMap::new() };
+    let mut p = Presenter {
+        clock: Clock::new(),
+        enricher,
+        tables,
+        cache: HashMap::new(),
+    };
 
     let now = Instant::now();
     for ns in spaces.rescan() {
-        seed(&mut spaces, &mut engine, ns, now).with_context(|| format!("dumping namespace {ns}"))?;
+        seed(&mut spaces, &mut engine, ns, now)
+            .with_context(|| format!("dumping namespace {ns}"))?;
     }
     let mut namespaces: Vec<Netns> = spaces.watched.keys().map(|i| p.netns(*i)).collect();
     namespaces.sort_by_key(|n| (n.name.clone(), n.inode));
@@ -216,8 +252,14 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         kind: Kind::Ready,
         source: primary,
         body: Body::Ready(Ready {
-            hooks: hooks.iter().map(|(h, (m, _))| (h.name().to_string(), m.source())).collect(),
-            functions: hooks.iter().filter_map(|(h, (_, f))| f.clone().map(|f| (h.name().to_string(), f))).collect(),
+            hooks: hooks
+                .iter()
+                .map(|(h, (m, _))| (h.name().to_string(), m.source()))
+                .collect(),
+            functions: hooks
+                .iter()
+                .filter_map(|(h, (_, f))| f.clone().map(|f| (h.name().to_string(), f)))
+                .collect(),
             kernel: facts.features.release.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),

@@ -59,11 +59,23 @@ impl Hook {
         match self {
             Hook::RuleDel => ("fexit_rule_del", "kprobe_rule_del", "kretprobe_rule"),
             Hook::RuleAdd => ("fexit_rule_add", "kprobe_rule_add", "kretprobe_rule"),
-            Hook::Route4Del => ("fexit_fib_table_delete", "kprobe_fib_table_delete", "kretprobe_route"),
-            Hook::Route4Add => ("fexit_fib_table_insert", "kprobe_fib_table_insert", "kretprobe_route"),
+            Hook::Route4Del => (
+                "fexit_fib_table_delete",
+                "kprobe_fib_table_delete",
+                "kretprobe_route",
+            ),
+            Hook::Route4Add => (
+                "fexit_fib_table_insert",
+                "kprobe_fib_table_insert",
+                "kretprobe_route",
+            ),
             Hook::Route6Del => ("fexit_fib6_del", "kprobe_fib6_del", "kretprobe_route"),
             Hook::Route6Add => ("fexit_fib6_add", "kprobe_fib6_add", "kretprobe_route"),
-            Hook::Route4Flush => ("fexit_fib_table_flush", "kprobe_fib_table_flush", "kretprobe_fib_table_flush"),
+            Hook::Route4Flush => (
+                "fexit_fib_table_flush",
+                "kprobe_fib_table_flush",
+                "kretprobe_fib_table_flush",
+            ),
         }
     }
 }
@@ -129,9 +141,17 @@ impl Support {
 
 /// Choose the mechanism for `hook`. `function` is the kernel function the
 /// hook would attach to, or why there is none on this kernel.
-pub fn choose(mode: AttachMode, support: &Support, hook: Hook, function: &Result<String, String>) -> Result<Mechanism, String> {
+pub fn choose(
+    mode: AttachMode,
+    support: &Support,
+    hook: Hook,
+    function: &Result<String, String>,
+) -> Result<Mechanism, String> {
     let usable = |m: Mechanism| -> Result<(), String> {
-        support.of(m).clone().map_err(|why| format!("{m} is not available on this kernel: {why}"))?;
+        support
+            .of(m)
+            .clone()
+            .map_err(|why| format!("{m} is not available on this kernel: {why}"))?;
         if m != Mechanism::Tracepoint {
             if let Err(why) = function {
                 return Err(format!("{} cannot use {m}: {why}", hook.name()));
@@ -147,7 +167,11 @@ pub fn choose(mode: AttachMode, support: &Support, hook: Hook, function: &Result
                     return Ok(m);
                 }
                 m = m.fallback().ok_or_else(|| {
-                    format!("no mechanism can observe {}: {}", hook.name(), usable(Mechanism::Tracepoint).unwrap_err())
+                    format!(
+                        "no mechanism can observe {}: {}",
+                        hook.name(),
+                        usable(Mechanism::Tracepoint).unwrap_err()
+                    )
                 })?;
             }
         }
@@ -163,7 +187,11 @@ mod tests {
 
     fn support(fentry: bool, kprobe: bool) -> Support {
         let r = |ok: bool, why: &str| if ok { Ok(()) } else { Err(why.to_string()) };
-        Support { fentry: r(fentry, "BPF_PROG_LOAD: EPERM"), kprobe: r(kprobe, "CONFIG_KPROBES is not set"), tracepoint: Ok(()) }
+        Support {
+            fentry: r(fentry, "BPF_PROG_LOAD: EPERM"),
+            kprobe: r(kprobe, "CONFIG_KPROBES is not set"),
+            tracepoint: Ok(()),
+        }
     }
 
     fn f() -> Result<String, String> {
@@ -172,25 +200,86 @@ mod tests {
 
     #[test]
     fn auto_takes_the_best_rung() {
-        assert_eq!(choose(AttachMode::Auto, &support(true, true), Hook::Route4Del, &f()), Ok(Mechanism::Fentry));
-        assert_eq!(choose(AttachMode::Auto, &support(false, true), Hook::Route4Del, &f()), Ok(Mechanism::Kprobe));
-        assert_eq!(choose(AttachMode::Auto, &support(false, false), Hook::Route4Del, &f()), Ok(Mechanism::Tracepoint));
+        assert_eq!(
+            choose(
+                AttachMode::Auto,
+                &support(true, true),
+                Hook::Route4Del,
+                &f()
+            ),
+            Ok(Mechanism::Fentry)
+        );
+        assert_eq!(
+            choose(
+                AttachMode::Auto,
+                &support(false, true),
+                Hook::Route4Del,
+                &f()
+            ),
+            Ok(Mechanism::Kprobe)
+        );
+        assert_eq!(
+            choose(
+                AttachMode::Auto,
+                &support(false, false),
+                Hook::Route4Del,
+                &f()
+            ),
+            Ok(Mechanism::Tracepoint)
+        );
     }
 
     #[test]
     fn missing_symbol_falls_back_to_tracepoints() {
         let missing = Err("fib_nl_delrule and fib_delrule are not in kallsyms".to_string());
-        assert_eq!(choose(AttachMode::Auto, &support(true, true), Hook::RuleDel, &missing), Ok(Mechanism::Tracepoint));
-        let err = choose(AttachMode::Kprobe, &support(true, true), Hook::RuleDel, &missing).unwrap_err();
+        assert_eq!(
+            choose(
+                AttachMode::Auto,
+                &support(true, true),
+                Hook::RuleDel,
+                &missing
+            ),
+            Ok(Mechanism::Tracepoint)
+        );
+        let err = choose(
+            AttachMode::Kprobe,
+            &support(true, true),
+            Hook::RuleDel,
+            &missing,
+        )
+        .unwrap_err();
         assert!(err.contains("rule_del cannot use kprobe"), "{err}");
     }
 
     #[test]
     fn forced_mode_fails_with_the_kernel_reason() {
-        let err = choose(AttachMode::Fentry, &support(false, false), Hook::Route4Del, &f()).unwrap_err();
-        assert_eq!(err, "fentry is not available on this kernel: BPF_PROG_LOAD: EPERM");
-        let err = choose(AttachMode::Kprobe, &support(false, false), Hook::Route4Del, &f()).unwrap_err();
+        let err = choose(
+            AttachMode::Fentry,
+            &support(false, false),
+            Hook::Route4Del,
+            &f(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "fentry is not available on this kernel: BPF_PROG_LOAD: EPERM"
+        );
+        let err = choose(
+            AttachMode::Kprobe,
+            &support(false, false),
+            Hook::Route4Del,
+            &f(),
+        )
+        .unwrap_err();
         assert!(err.contains("CONFIG_KPROBES"), "{err}");
-        assert_eq!(choose(AttachMode::Tracepoint, &support(true, true), Hook::Route4Del, &f()), Ok(Mechanism::Tracepoint));
+        assert_eq!(
+            choose(
+                AttachMode::Tracepoint,
+                &support(true, true),
+                Hook::Route4Del,
+                &f()
+            ),
+            Ok(Mechanism::Tracepoint)
+        );
     }
 }

@@ -58,12 +58,27 @@ impl KernelFacts {
         })?;
         let tracefs = Tracefs::locate().map_err(|e| anyhow!("{e}"))?;
         let kallsyms = Kallsyms::load().map_err(|e| anyhow!("cannot read /proc/kallsyms: {e}"))?;
-        Ok(KernelFacts { features, btf, tracefs, kallsyms })
+        Ok(KernelFacts {
+            features,
+            btf,
+            tracefs,
+            kallsyms,
+        })
     }
 
     pub fn support(&self) -> Support {
-        let r = |f: &crate::kernel::Feature| if f.available { Ok(()) } else { Err(f.detail.clone()) };
-        Support { fentry: r(&self.features.fentry), kprobe: r(&self.features.kprobes), tracepoint: r(&self.features.tracepoints) }
+        let r = |f: &crate::kernel::Feature| {
+            if f.available {
+                Ok(())
+            } else {
+                Err(f.detail.clone())
+            }
+        };
+        Support {
+            fentry: r(&self.features.fentry),
+            kprobe: r(&self.features.kprobes),
+            tracepoint: r(&self.features.tracepoints),
+        }
     }
 
     /// The kernel function each hook attaches to, or why there is none.
@@ -80,7 +95,9 @@ impl KernelFacts {
                         if self.kallsyms.contains(name) && self.btf.has_func(name) {
                             Ok(name.to_string())
                         } else {
-                            Err(format!("{name} is not in this kernel's kallsyms/BTF (inlined or renamed)"))
+                            Err(format!(
+                                "{name} is not in this kernel's kallsyms/BTF (inlined or renamed)"
+                            ))
                         }
                     }
                 };
@@ -95,7 +112,8 @@ impl KernelFacts {
         let functions = self.functions();
         let mut plan = BTreeMap::new();
         for (hook, function) in &functions {
-            let m = choose(mode, &support, *hook, function).map_err(|e| anyhow!("--attach {}: {e}", mode_name(mode)))?;
+            let m = choose(mode, &support, *hook, function)
+                .map_err(|e| anyhow!("--attach {}: {e}", mode_name(mode)))?;
             plan.insert(*hook, (m, function.clone().ok()));
         }
         Ok(plan)
@@ -120,7 +138,10 @@ pub fn load(facts: &KernelFacts, mode: AttachMode) -> Result<Loaded> {
     let mut ebpf = EbpfLoader::new();
     let mut ebpf = ebpf
         .set_max_entries("EVENTS", RING_BYTES)
-        .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer")))
+        .load(aya::include_bytes_aligned!(concat!(
+            env!("OUT_DIR"),
+            "/tracer"
+        )))
         .context("loading the eBPF object")?;
     write_config(&mut ebpf, config)?;
 
@@ -133,31 +154,64 @@ pub fn load(facts: &KernelFacts, mode: AttachMode) -> Result<Loaded> {
                 Ok(()) => break,
                 Err(e) if mode == AttachMode::Auto && m.fallback().is_some() => {
                     let next = m.fallback().expect("checked");
-                    warnings.push(format!("{}: {m} failed ({e:#}); falling back to {next}", hook.name()));
+                    warnings.push(format!(
+                        "{}: {m} failed ({e:#}); falling back to {next}",
+                        hook.name()
+                    ));
                     m = next;
                 }
                 Err(e) => return Err(e.context(format!("attaching {} with {m}", hook.name()))),
             }
         }
-        hooks.insert(hook, (m, (m != Mechanism::Tracepoint).then(|| function.clone()).flatten()));
+        hooks.insert(
+            hook,
+            (
+                m,
+                (m != Mechanism::Tracepoint)
+                    .then(|| function.clone())
+                    .flatten(),
+            ),
+        );
     }
 
     for tp in SYSCALL_TRACEPOINTS {
         attach_tracepoint(&mut ebpf, tp, "syscalls", tp)?;
     }
-    if let Err(e) = attach_tracepoint(&mut ebpf, "sched_process_exec", "sched", "sched_process_exec") {
-        warnings.push(format!("exec tracking unavailable, exe paths of short-lived processes may be missing: {e:#}"));
+    if let Err(e) = attach_tracepoint(
+        &mut ebpf,
+        "sched_process_exec",
+        "sched",
+        "sched_process_exec",
+    ) {
+        warnings.push(format!(
+            "exec tracking unavailable, exe paths of short-lived processes may be missing: {e:#}"
+        ));
     }
 
-    let ring = RingBuf::try_from(ebpf.take_map("EVENTS").ok_or_else(|| anyhow!("map EVENTS missing"))?)?;
-    let dropped = PerCpuArray::try_from(ebpf.take_map("DROPPED").ok_or_else(|| anyhow!("map DROPPED missing"))?)?;
-    Ok(Loaded { _ebpf: ebpf, ring, dropped, hooks, warnings })
+    let ring = RingBuf::try_from(
+        ebpf.take_map("EVENTS")
+            .ok_or_else(|| anyhow!("map EVENTS missing"))?,
+    )?;
+    let dropped = PerCpuArray::try_from(
+        ebpf.take_map("DROPPED")
+            .ok_or_else(|| anyhow!("map DROPPED missing"))?,
+    )?;
+    Ok(Loaded {
+        _ebpf: ebpf,
+        ring,
+        dropped,
+        hooks,
+        warnings,
+    })
 }
 
 fn write_config(ebpf: &mut Ebpf, config: Config) -> Result<()> {
-    let mut map: Array<_, Config> =
-        Array::try_from(ebpf.map_mut("CONFIG").ok_or_else(|| anyhow!("map CONFIG missing"))?)?;
-    map.set(0, config, 0).context("writing the offsets into CONFIG")
+    let mut map: Array<_, Config> = Array::try_from(
+        ebpf.map_mut("CONFIG")
+            .ok_or_else(|| anyhow!("map CONFIG missing"))?,
+    )?;
+    map.set(0, config, 0)
+        .context("writing the offsets into CONFIG")
 }
 
 fn attach_tracepoint(ebpf: &mut Ebpf, prog: &str, category: &str, name: &str) -> Result<()> {
@@ -166,31 +220,50 @@ fn attach_tracepoint(ebpf: &mut Ebpf, prog: &str, category: &str, name: &str) ->
         .ok_or_else(|| anyhow!("program {prog} missing"))?
         .try_into()?;
     p.load().with_context(|| format!("loading {prog}"))?;
-    p.attach(category, name).with_context(|| format!("attaching tracepoint {category}:{name}"))?;
+    p.attach(category, name)
+        .with_context(|| format!("attaching tracepoint {category}:{name}"))?;
     Ok(())
 }
 
-fn attach_hook(ebpf: &mut Ebpf, btf: &aya::Btf, hook: Hook, m: Mechanism, function: Option<&str>) -> Result<()> {
+fn attach_hook(
+    ebpf: &mut Ebpf,
+    btf: &aya::Btf,
+    hook: Hook,
+    m: Mechanism,
+    function: Option<&str>,
+) -> Result<()> {
     let (fexit, kprobe, kretprobe) = hook.programs();
     match m {
         Mechanism::Tracepoint => Ok(()),
         Mechanism::Fentry => {
             let f = function.ok_or_else(|| anyhow!("no kernel function"))?;
-            let p: &mut FExit = ebpf.program_mut(fexit).ok_or_else(|| anyhow!("program {fexit} missing"))?.try_into()?;
-            p.load(f, btf).with_context(|| format!("loading fexit program for {f}"))?;
-            p.attach().with_context(|| format!("attaching fexit to {f}"))?;
+            let p: &mut FExit = ebpf
+                .program_mut(fexit)
+                .ok_or_else(|| anyhow!("program {fexit} missing"))?
+                .try_into()?;
+            p.load(f, btf)
+                .with_context(|| format!("loading fexit program for {f}"))?;
+            p.attach()
+                .with_context(|| format!("attaching fexit to {f}"))?;
             Ok(())
         }
         Mechanism::Kprobe => {
             let f = function.ok_or_else(|| anyhow!("no kernel function"))?;
             for (prog, is_ret) in [(kprobe, false), (kretprobe, true)] {
-                let p: &mut KProbe = ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?.try_into()?;
+                let p: &mut KProbe = ebpf
+                    .program_mut(prog)
+                    .ok_or_else(|| anyhow!("program {prog} missing"))?
+                    .try_into()?;
                 // A kretprobe program serves several hooks: load it once.
                 if p.fd().is_err() {
                     p.load().with_context(|| format!("loading {prog}"))?;
                 }
-                p.attach(f, 0)
-                    .with_context(|| format!("attaching {} to {f}", if is_ret { "kretprobe" } else { "kprobe" }))?;
+                p.attach(f, 0).with_context(|| {
+                    format!(
+                        "attaching {} to {f}",
+                        if is_ret { "kretprobe" } else { "kprobe" }
+                    )
+                })?;
             }
             Ok(())
         }

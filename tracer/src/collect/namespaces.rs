@@ -56,13 +56,21 @@ fn inode_of(f: &File) -> Result<u32> {
 
 impl Namespaces {
     pub fn new(only: Vec<String>, tx: UnboundedSender<NsInput>) -> Self {
-        Namespaces { only, watched: HashMap::new(), tx }
+        Namespaces {
+            only,
+            watched: HashMap::new(),
+            tx,
+        }
     }
 
     /// Names under /run/netns now.
     fn named() -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(NETNS_RUN_DIR)
-            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -96,7 +104,9 @@ impl Namespaces {
         for (name, file) in want {
             let inode = match &file {
                 Some(f) => inode_of(f),
-                None => std::fs::metadata("/proc/self/ns/net").map(|m| m.ino() as u32).map_err(Into::into),
+                None => std::fs::metadata("/proc/self/ns/net")
+                    .map(|m| m.ino() as u32)
+                    .map_err(Into::into),
             };
             let Ok(inode) = inode else { continue };
             present.push(inode);
@@ -108,7 +118,10 @@ impl Namespaces {
                     self.watched.insert(inode, w);
                     added.push(inode);
                 }
-                Err(e) => log::warn!("cannot watch namespace {}: {e:#}", name.as_deref().unwrap_or("(own)")),
+                Err(e) => log::warn!(
+                    "cannot watch namespace {}: {e:#}",
+                    name.as_deref().unwrap_or("(own)")
+                ),
             }
         }
         self.watched.retain(|inode, _| present.contains(inode));
@@ -124,7 +137,12 @@ impl Namespaces {
             .name(format!("netns-{inode}"))
             .spawn(move || read_loop(inode, notify, tx, flag))
             .context("spawning a namespace reader")?;
-        Ok(Watched { name, dump, stop, seq: 0 })
+        Ok(Watched {
+            name,
+            dump,
+            stop,
+            seq: 0,
+        })
     }
 }
 
@@ -138,7 +156,10 @@ fn read_loop(netns: u32, s: Socket, tx: UnboundedSender<NsInput>, stop: Arc<Atom
             Ok(Received::Items(items)) => NsInput::Notify { netns, items },
             Ok(Received::Overflow) => NsInput::Overflow { netns },
             Err(e) => {
-                let _ = tx.send(NsInput::Failed { netns, error: format!("{e:#}") });
+                let _ = tx.send(NsInput::Failed {
+                    netns,
+                    error: format!("{e:#}"),
+                });
                 return;
             }
         };

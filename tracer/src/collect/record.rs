@@ -25,10 +25,19 @@ pub enum Record {
     Request(NlCopy),
     /// A rule request as the kernel processed it, with its result.
     Rule(NlCopy),
-    Ack { hdr: EventHeader, error: i32, seq: u32, msg_type: u16, portid: u32 },
+    Ack {
+        hdr: EventHeader,
+        error: i32,
+        seq: u32,
+        msg_type: u16,
+        portid: u32,
+    },
     Route(RouteEvent),
     Flush(FlushEvent),
-    Exec { hdr: EventHeader, filename: Vec<u8> },
+    Exec {
+        hdr: EventHeader,
+        filename: Vec<u8>,
+    },
 }
 
 impl Record {
@@ -46,7 +55,11 @@ impl Record {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RecordError {
     #[error("record of {got} bytes is shorter than the {need}-byte {what}")]
-    TooShort { what: &'static str, need: usize, got: usize },
+    TooShort {
+        what: &'static str,
+        need: usize,
+        got: usize,
+    },
     #[error("record has unknown kind {0}")]
     UnknownKind(u16),
     #[error("record claims {claimed} bytes of data but carries {max}")]
@@ -57,7 +70,11 @@ pub enum RecordError {
 fn read<T: Copy>(buf: &[u8], what: &'static str) -> Result<T, RecordError> {
     let need = std::mem::size_of::<T>();
     if buf.len() < need {
-        return Err(RecordError::TooShort { what, need, got: buf.len() });
+        return Err(RecordError::TooShort {
+            what,
+            need,
+            got: buf.len(),
+        });
     }
     // SAFETY: length checked above; T is a plain #[repr(C)] struct of
     // integers for which every bit pattern is valid; read_unaligned copes
@@ -70,13 +87,20 @@ fn nl_copy(buf: &[u8]) -> Result<NlCopy, RecordError> {
     let hdr: EventHeader = read(buf, "event header")?;
     let fixed = std::mem::offset_of!(NlMsgEvent, data);
     if buf.len() < fixed {
-        return Err(RecordError::TooShort { what: "netlink record", need: fixed, got: buf.len() });
+        return Err(RecordError::TooShort {
+            what: "netlink record",
+            need: fixed,
+            got: buf.len(),
+        });
     }
     let field = |off: usize| u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes"));
     let data_len = field(std::mem::offset_of!(NlMsgEvent, data_len)) as usize;
     let max = buf.len() - fixed;
     if data_len > max || data_len > tracer_common::NL_DATA_MAX {
-        return Err(RecordError::BadLength { claimed: data_len, max });
+        return Err(RecordError::BadLength {
+            claimed: data_len,
+            max,
+        });
     }
     Ok(NlCopy {
         hdr,
@@ -96,7 +120,13 @@ pub fn parse(buf: &[u8]) -> Result<Record, RecordError> {
         kind::RULE => Record::Rule(nl_copy(buf)?),
         kind::NL_ACK => {
             let a: NlAckEvent = read(buf, "ack record")?;
-            Record::Ack { hdr, error: a.error, seq: a.seq, msg_type: a.msg_type, portid: a.portid }
+            Record::Ack {
+                hdr,
+                error: a.error,
+                seq: a.seq,
+                msg_type: a.msg_type,
+                portid: a.portid,
+            }
         }
         kind::ROUTE => Record::Route(read(buf, "route record")?),
         kind::FLUSH => Record::Flush(read(buf, "flush record")?),
@@ -104,7 +134,11 @@ pub fn parse(buf: &[u8]) -> Result<Record, RecordError> {
             let fixed = std::mem::offset_of!(ExecEvent, filename);
             let _: EventHeader = read(buf, "exec record")?;
             if buf.len() < fixed {
-                return Err(RecordError::TooShort { what: "exec record", need: fixed, got: buf.len() });
+                return Err(RecordError::TooShort {
+                    what: "exec record",
+                    need: fixed,
+                    got: buf.len(),
+                });
             }
             let off = std::mem::offset_of!(ExecEvent, filename_len);
             let n = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
@@ -116,7 +150,10 @@ pub fn parse(buf: &[u8]) -> Result<Record, RecordError> {
             if let Some(nul) = name.iter().position(|b| *b == 0) {
                 name.truncate(nul);
             }
-            Record::Exec { hdr, filename: name }
+            Record::Exec {
+                hdr,
+                filename: name,
+            }
         }
         other => return Err(RecordError::UnknownKind(other)),
     })
@@ -137,7 +174,8 @@ mod tests {
 
     fn bytes<T>(v: &T) -> Vec<u8> {
         // SAFETY: test-only view of a plain struct as bytes.
-        unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) }.to_vec()
+        unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) }
+            .to_vec()
     }
 
     #[test]
@@ -157,7 +195,9 @@ mod tests {
         r.table = 52;
         r.dst_len = 24;
         r.ret = -3;
-        let Record::Route(back) = parse(&bytes(&r)).unwrap() else { panic!() };
+        let Record::Route(back) = parse(&bytes(&r)).unwrap() else {
+            panic!()
+        };
         assert_eq!(back.table, 52);
         assert_eq!(back.ret, -3);
         assert_eq!(source_of(&back.hdr), Source::Kprobe);
@@ -165,13 +205,19 @@ mod tests {
 
     #[test]
     fn short_and_unknown_records_are_errors() {
-        assert!(matches!(parse(&[0u8; 10]), Err(RecordError::TooShort { .. })));
+        assert!(matches!(
+            parse(&[0u8; 10]),
+            Err(RecordError::TooShort { .. })
+        ));
         let mut h = EventHeader::default();
         h.kind = 99;
         assert_eq!(parse(&bytes(&h)), Err(RecordError::UnknownKind(99)));
         let mut r = RouteEvent::default();
         r.hdr.kind = kind::ROUTE;
-        assert!(matches!(parse(&bytes(&r)[..100]), Err(RecordError::TooShort { .. })));
+        assert!(matches!(
+            parse(&bytes(&r)[..100]),
+            Err(RecordError::TooShort { .. })
+        ));
     }
 
     #[test]
@@ -183,7 +229,9 @@ mod tests {
         let off = std::mem::offset_of!(NlMsgEvent, data_len);
         buf[off..off + 4].copy_from_slice(&8u32.to_ne_bytes());
         buf.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
-        let Record::Request(c) = parse(&buf).unwrap() else { panic!() };
+        let Record::Request(c) = parse(&buf).unwrap() else {
+            panic!()
+        };
         assert_eq!(c.data, vec![1, 2, 3, 4, 5, 6, 7, 8]);
         buf[off..off + 4].copy_from_slice(&9u32.to_ne_bytes());
         assert!(matches!(parse(&buf), Err(RecordError::BadLength { .. })));

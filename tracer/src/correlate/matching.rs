@@ -21,7 +21,8 @@ pub fn route_matches(req: &Route, note: &Route) -> bool {
         (a, b) => a == b,
     };
     let type_ok = matches!(req.rtype.as_deref(), None | Some("unspec")) || req.rtype == note.rtype;
-    let proto_ok = matches!(req.protocol.as_deref(), None | Some("unspec")) || req.protocol == note.protocol;
+    let proto_ok =
+        matches!(req.protocol.as_deref(), None | Some("unspec")) || req.protocol == note.protocol;
     table_ok
         && type_ok
         && proto_ok
@@ -73,13 +74,20 @@ mod tests {
         };
         assert!(route_matches(&req, &throw(52)));
         assert!(!route_matches(&req, &throw(53)));
-        let other = Route { dst: Some("192.168.2.0/24".into()), ..req.clone() };
+        let other = Route {
+            dst: Some("192.168.2.0/24".into()),
+            ..req.clone()
+        };
         assert!(!route_matches(&other, &throw(52)));
     }
 
     #[test]
     fn rule_by_priority_matches() {
-        let req = Rule { family: Some(Family::Inet), priority: Some(5270), ..Rule::default() };
+        let req = Rule {
+            family: Some(Family::Inet),
+            priority: Some(5270),
+            ..Rule::default()
+        };
         let note = Rule {
             family: Some(Family::Inet),
             priority: Some(5270),
@@ -88,7 +96,10 @@ mod tests {
             ..Rule::default()
         };
         assert!(rule_matches(&req, &note));
-        let v6 = Rule { family: Some(Family::Inet6), ..req };
+        let v6 = Rule {
+            family: Some(Family::Inet6),
+            ..req
+        };
         assert!(!rule_matches(&v6, &note));
     }
 }

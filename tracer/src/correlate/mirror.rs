@@ -20,7 +20,12 @@ pub struct RouteKey {
 
 impl RouteKey {
     pub fn of(r: &Route) -> Self {
-        RouteKey { family: r.family, table: r.table, dst: r.dst.clone(), metric: r.metric.unwrap_or(0) }
+        RouteKey {
+            family: r.family,
+            table: r.table,
+            dst: r.dst.clone(),
+            metric: r.metric.unwrap_or(0),
+        }
     }
 }
 
@@ -89,8 +94,12 @@ impl NsMirror {
                 fresh.insert(RouteKey::of(route), route.clone());
             }
         }
-        let mut gone: Vec<(RouteKey, Route)> =
-            self.routes.iter().filter(|(k, _)| !fresh.contains_key(*k)).map(|(k, r)| (k.clone(), r.clone())).collect();
+        let mut gone: Vec<(RouteKey, Route)> = self
+            .routes
+            .iter()
+            .filter(|(k, _)| !fresh.contains_key(*k))
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect();
         gone.sort_by(|a, b| a.0.cmp(&b.0));
         self.routes = fresh;
         gone.into_iter().map(|(_, r)| r).collect()
@@ -132,7 +141,11 @@ mod tests {
     #[test]
     fn diff_names_vanished_routes() {
         let mut m = NsMirror::default();
-        for i in [item(Op::Add, "10.0.0.0/24", 254), item(Op::Add, "10.0.1.0/24", 254), item(Op::Add, "10.0.2.0/24", 52)] {
+        for i in [
+            item(Op::Add, "10.0.0.0/24", 254),
+            item(Op::Add, "10.0.1.0/24", 254),
+            item(Op::Add, "10.0.2.0/24", 52),
+        ] {
             m.apply(&i);
         }
         m.apply(&item(Op::Del, "10.0.2.0/24", 52));
@@ -149,7 +162,12 @@ mod tests {
             seq: 0,
             portid: 0,
             flags: 0,
-            obj: NlObj::Link(LinkChange { deleted: false, ifindex: 3, name: Some("tailscale0".into()), up: Some(up) }),
+            obj: NlObj::Link(LinkChange {
+                deleted: false,
+                ifindex: 3,
+                name: Some("tailscale0".into()),
+                up: Some(up),
+            }),
         };
         assert_eq!(m.apply(&up(true)), Some(false));
         assert_eq!(m.apply(&up(false)), Some(true));

@@ -220,7 +220,9 @@ impl Engine {
     pub fn record(&mut self, rec: Record, now: Instant) {
         match rec {
             Record::Request(copy) => self.request(copy, now),
-            Record::Ack { hdr, error, seq, .. } => self.ack(&hdr, error, seq, now),
+            Record::Ack {
+                hdr, error, seq, ..
+            } => self.ack(&hdr, error, seq, now),
             Record::Rule(copy) => self.kernel_rule(copy, now),
             Record::Route(r) => self.kernel_route(&r, now),
             Record::Flush(f) => {
@@ -245,8 +247,17 @@ impl Engine {
             }
         }
         let comm = crate::output::escape::comm_from_bytes(&hdr.comm);
-        let cause = if comm.starts_with("kworker") || comm.starts_with("netns") { Cause::NetnsExit } else { Cause::Kernel };
-        RecentCause { cause, who: *hdr, source, at: now }
+        let cause = if comm.starts_with("kworker") || comm.starts_with("netns") {
+            Cause::NetnsExit
+        } else {
+            Cause::Kernel
+        };
+        RecentCause {
+            cause,
+            who: *hdr,
+            source,
+            at: now,
+        }
     }
 
     fn request(&mut self, copy: NlCopy, now: Instant) {
@@ -254,8 +265,12 @@ impl Engine {
         let netns = copy.hdr.netns;
         for item in items {
             match item.obj {
-                NlObj::Route { op, route } => self.add_request(&copy.hdr, netns, op, Object::Route(route), item.seq, now),
-                NlObj::Rule { op, rule } => self.add_request(&copy.hdr, netns, op, Object::Rule(rule), item.seq, now),
+                NlObj::Route { op, route } => {
+                    self.add_request(&copy.hdr, netns, op, Object::Route(route), item.seq, now)
+                }
+                NlObj::Rule { op, rule } => {
+                    self.add_request(&copy.hdr, netns, op, Object::Rule(rule), item.seq, now)
+                }
                 NlObj::Link(l) => {
                     let cause = if l.deleted {
                         Some(Cause::LinkDel)
@@ -265,26 +280,62 @@ impl Engine {
                         None
                     };
                     if let Some(cause) = cause {
-                        self.causes.insert(netns, RecentCause { cause, who: copy.hdr, source: Source::Tracepoint, at: now });
+                        self.causes.insert(
+                            netns,
+                            RecentCause {
+                                cause,
+                                who: copy.hdr,
+                                source: Source::Tracepoint,
+                                at: now,
+                            },
+                        );
                     }
                 }
                 NlObj::Addr { op: Op::Del, .. } => {
-                    self.causes
-                        .insert(netns, RecentCause { cause: Cause::AddrDel, who: copy.hdr, source: Source::Tracepoint, at: now });
+                    self.causes.insert(
+                        netns,
+                        RecentCause {
+                            cause: Cause::AddrDel,
+                            who: copy.hdr,
+                            source: Source::Tracepoint,
+                            at: now,
+                        },
+                    );
                 }
                 _ => {}
             }
         }
     }
 
-    fn add_request(&mut self, who: &EventHeader, netns: u32, op: Op, object: Object, seq: u32, now: Instant) {
+    fn add_request(
+        &mut self,
+        who: &EventHeader,
+        netns: u32,
+        op: Op,
+        object: Object,
+        seq: u32,
+        now: Instant,
+    ) {
         if !self.scoped(op, &object) {
             return;
         }
         // The notification may have overtaken the request.
-        if let Some(i) = self.orphans.iter().position(|o| o.netns == netns && o.op == op && o.seq == seq && objects_match(&object, &o.object)) {
+        if let Some(i) = self.orphans.iter().position(|o| {
+            o.netns == netns && o.op == op && o.seq == seq && objects_match(&object, &o.object)
+        }) {
             let o = self.orphans.remove(i).expect("index from position");
-            self.emit(Source::Tracepoint, op, netns, Some(*who), merge(object, o.object), Some(0), None, Some(seq), None, o.at);
+            self.emit(
+                Source::Tracepoint,
+                op,
+                netns,
+                Some(*who),
+                merge(object, o.object),
+                Some(0),
+                None,
+                Some(seq),
+                None,
+                o.at,
+            );
             return;
         }
         self.pending.push_back(Pending {
@@ -301,17 +352,26 @@ impl Engine {
     }
 
     fn ack(&mut self, hdr: &EventHeader, error: i32, seq: u32, now: Instant) {
-        let Some(i) = self
-            .pending
-            .iter()
-            .position(|p| !p.from_kernel && p.who.pid == hdr.pid && p.seq == seq && p.result.is_none())
-        else {
+        let Some(i) = self.pending.iter().position(|p| {
+            !p.from_kernel && p.who.pid == hdr.pid && p.seq == seq && p.result.is_none()
+        }) else {
             return;
         };
         if error != 0 {
             // Failed requests change nothing: no notification will come.
             let p = self.pending.remove(i).expect("index from position");
-            self.emit(p.source, p.op, p.netns, Some(p.who), p.object, Some(error), None, Some(seq), None, now);
+            self.emit(
+                p.source,
+                p.op,
+                p.netns,
+                Some(p.who),
+                p.object,
+                Some(error),
+                None,
+                Some(seq),
+                None,
+                now,
+            );
             // A batch shares one sequence number; the error answers the first
             // failing message only, so siblings keep waiting.
         } else {
@@ -326,27 +386,82 @@ impl Engine {
         let source = source_of(&copy.hdr);
         for item in items {
             if let NlObj::Rule { op, rule } = item.obj {
-                self.kernel_change(&copy.hdr, source, op, Object::Rule(rule), item.seq, copy.ret, now);
+                self.kernel_change(
+                    &copy.hdr,
+                    source,
+                    op,
+                    Object::Rule(rule),
+                    item.seq,
+                    copy.ret,
+                    now,
+                );
             }
         }
     }
 
     fn kernel_route(&mut self, r: &tracer_common::RouteEvent, now: Instant) {
-        let op = if r.op == tracer_common::op::ADD { Op::Add } else { Op::Del };
+        let op = if r.op == tracer_common::op::ADD {
+            Op::Add
+        } else {
+            Op::Del
+        };
         let route = route_from_kernel(r);
-        self.kernel_change(&r.hdr, source_of(&r.hdr), op, Object::Route(route), r.nl_seq, r.ret, now);
+        self.kernel_change(
+            &r.hdr,
+            source_of(&r.hdr),
+            op,
+            Object::Route(route),
+            r.nl_seq,
+            r.ret,
+            now,
+        );
     }
 
-    fn kernel_change(&mut self, hdr: &EventHeader, source: Source, op: Op, object: Object, seq: u32, ret: i32, now: Instant) {
+    fn kernel_change(
+        &mut self,
+        hdr: &EventHeader,
+        source: Source,
+        op: Op,
+        object: Object,
+        seq: u32,
+        ret: i32,
+        now: Instant,
+    ) {
         let netns = hdr.netns;
         if ret != 0 {
-            self.emit(source, op, netns, Some(*hdr), object, Some(ret), None, Some(seq).filter(|s| *s != 0), None, now);
+            self.emit(
+                source,
+                op,
+                netns,
+                Some(*hdr),
+                object,
+                Some(ret),
+                None,
+                Some(seq).filter(|s| *s != 0),
+                None,
+                now,
+            );
             return;
         }
-        if let Some(i) = self.orphans.iter().position(|o| o.netns == netns && o.op == op && objects_match(&object, &o.object)) {
+        if let Some(i) = self
+            .orphans
+            .iter()
+            .position(|o| o.netns == netns && o.op == op && objects_match(&object, &o.object))
+        {
             let o = self.orphans.remove(i).expect("index from position");
             let cause = self.kernel_cause(hdr, source, op, seq, now);
-            self.emit(source, op, netns, Some(*hdr), merge(object, o.object), Some(0), cause, Some(seq).filter(|s| *s != 0), None, o.at);
+            self.emit(
+                source,
+                op,
+                netns,
+                Some(*hdr),
+                merge(object, o.object),
+                Some(0),
+                cause,
+                Some(seq).filter(|s| *s != 0),
+                None,
+                o.at,
+            );
             return;
         }
         self.pending.push_back(Pending {
@@ -364,7 +479,14 @@ impl Engine {
 
     /// A removal the kernel made on its own (no netlink request: seq 0 and
     /// not from a netlink handler) gets a cause.
-    fn kernel_cause(&self, hdr: &EventHeader, source: Source, op: Op, seq: u32, now: Instant) -> Option<Cause> {
+    fn kernel_cause(
+        &self,
+        hdr: &EventHeader,
+        source: Source,
+        op: Op,
+        seq: u32,
+        now: Instant,
+    ) -> Option<Cause> {
         (op == Op::Del && seq == 0).then(|| self.cause_for(hdr, source, now).cause)
     }
 
@@ -372,17 +494,31 @@ impl Engine {
     pub fn notification(&mut self, netns: u32, item: NlItem, now: Instant) {
         let prev_up = self.mirror(netns).apply(&item);
         match item.obj {
-            NlObj::Route { op, route } => self.notified_change(netns, op, Object::Route(route), item.seq, now),
-            NlObj::Rule { op, rule } => self.notified_change(netns, op, Object::Rule(rule), item.seq, now),
+            NlObj::Route { op, route } => {
+                self.notified_change(netns, op, Object::Route(route), item.seq, now)
+            }
+            NlObj::Rule { op, rule } => {
+                self.notified_change(netns, op, Object::Rule(rule), item.seq, now)
+            }
             NlObj::Link(l) => {
                 let went_down = l.deleted || (prev_up == Some(true) && l.up == Some(false));
                 if went_down && self.requests_for.flush_from_notifications {
-                    let cause = self.causes.get(&netns).filter(|c| now.duration_since(c.at) < CAUSE_WINDOW).cloned();
+                    let cause = self
+                        .causes
+                        .get(&netns)
+                        .filter(|c| now.duration_since(c.at) < CAUSE_WINDOW)
+                        .cloned();
                     self.plan_resync(netns, cause, now);
                 }
             }
             NlObj::Addr { op: Op::Del, .. } if self.requests_for.flush_from_notifications => {
-                let cause = self.causes.get(&netns).filter(|c| c.cause == Cause::AddrDel && now.duration_since(c.at) < CAUSE_WINDOW).cloned();
+                let cause = self
+                    .causes
+                    .get(&netns)
+                    .filter(|c| {
+                        c.cause == Cause::AddrDel && now.duration_since(c.at) < CAUSE_WINDOW
+                    })
+                    .cloned();
                 self.plan_resync(netns, cause, now);
             }
             _ => {}
@@ -396,19 +532,48 @@ impl Engine {
             p.netns == netns
                 && p.op == op
                 && objects_match(&p.object, &object)
-                && (if p.from_kernel { p.seq == 0 || seq == 0 || p.seq == seq } else { p.seq == seq })
+                && (if p.from_kernel {
+                    p.seq == 0 || seq == 0 || p.seq == seq
+                } else {
+                    p.seq == seq
+                })
         });
         if let Some(i) = found {
             let p = self.pending.remove(i).expect("index from position");
-            let cause = if p.from_kernel { self.kernel_cause(&p.who, p.source, op, p.seq, now) } else { None };
-            self.emit(p.source, op, netns, Some(p.who), merge(p.object, object), Some(0), cause, Some(seq).filter(|s| *s != 0), None, now);
+            let cause = if p.from_kernel {
+                self.kernel_cause(&p.who, p.source, op, p.seq, now)
+            } else {
+                None
+            };
+            self.emit(
+                p.source,
+                op,
+                netns,
+                Some(p.who),
+                merge(p.object, object),
+                Some(0),
+                cause,
+                Some(seq).filter(|s| *s != 0),
+                None,
+                now,
+            );
             return;
         }
-        self.orphans.push_back(Orphan { deadline: now + NOTIFY_WAIT, netns, op, object, seq, at: now });
+        self.orphans.push_back(Orphan {
+            deadline: now + NOTIFY_WAIT,
+            netns,
+            op,
+            object,
+            seq,
+            at: now,
+        });
     }
 
     fn plan_resync(&mut self, netns: u32, cause: Option<RecentCause>, now: Instant) {
-        let plan = self.resyncs.entry(netns).or_insert(ResyncPlan { due: now + RESYNC_DELAY, cause: None });
+        let plan = self.resyncs.entry(netns).or_insert(ResyncPlan {
+            due: now + RESYNC_DELAY,
+            cause: None,
+        });
         if cause.is_some() {
             plan.cause = cause;
         }
@@ -416,9 +581,17 @@ impl Engine {
 
     /// A fresh route dump of `netns` (after `Action::Resync`, or at start).
     /// Routes missing from it were removed without a notification.
-    pub fn resynced(&mut self, netns: u32, items: &[NlItem], cause: Option<(Cause, EventHeader, Source)>, now: Instant) {
+    pub fn resynced(
+        &mut self,
+        netns: u32,
+        items: &[NlItem],
+        cause: Option<(Cause, EventHeader, Source)>,
+        now: Instant,
+    ) {
         let gone = self.mirror(netns).replace_routes(items);
-        let Some((cause, who, source)) = cause else { return };
+        let Some((cause, who, source)) = cause else {
+            return;
+        };
         for route in gone {
             self.emit(
                 source,
@@ -429,7 +602,10 @@ impl Engine {
                 Some(0),
                 Some(cause),
                 None,
-                Some("removed by the kernel without a notification; found by re-reading the table".into()),
+                Some(
+                    "removed by the kernel without a notification; found by re-reading the table"
+                        .into(),
+                ),
                 now,
             );
         }
@@ -448,12 +624,31 @@ impl Engine {
                     "outcome unknown: the namespace is not watched (no /run/netns name) and no acknowledgement was seen".to_string()
                 }),
             };
-            let cause = if p.from_kernel { self.kernel_cause(&p.who, p.source, p.op, p.seq, now) } else { None };
-            self.emit(p.source, p.op, p.netns, Some(p.who), p.object, p.result, cause, Some(p.seq).filter(|s| *s != 0), note, now);
+            let cause = if p.from_kernel {
+                self.kernel_cause(&p.who, p.source, p.op, p.seq, now)
+            } else {
+                None
+            };
+            self.emit(
+                p.source,
+                p.op,
+                p.netns,
+                Some(p.who),
+                p.object,
+                p.result,
+                cause,
+                Some(p.seq).filter(|s| *s != 0),
+                note,
+                now,
+            );
         }
         while self.orphans.front().is_some_and(|o| o.deadline <= now) {
             let o = self.orphans.pop_front().expect("front exists");
-            let recent = self.causes.get(&o.netns).filter(|c| now.duration_since(c.at) < CAUSE_WINDOW).cloned();
+            let recent = self
+                .causes
+                .get(&o.netns)
+                .filter(|c| now.duration_since(c.at) < CAUSE_WINDOW)
+                .cloned();
             let (who, cause, source, note) = match (&recent, o.seq) {
                 (Some(c), 0) => (
                     Some(c.who),
@@ -468,9 +663,25 @@ impl Engine {
                     Some("no request seen: made by the kernel or from a namespace or process the tracer does not see".to_string()),
                 ),
             };
-            self.emit(source, o.op, o.netns, who, o.object, Some(0), cause, Some(o.seq).filter(|s| *s != 0), note, o.at);
+            self.emit(
+                source,
+                o.op,
+                o.netns,
+                who,
+                o.object,
+                Some(0),
+                cause,
+                Some(o.seq).filter(|s| *s != 0),
+                note,
+                o.at,
+            );
         }
-        let due: Vec<u32> = self.resyncs.iter().filter(|(_, p)| p.due <= now).map(|(n, _)| *n).collect();
+        let due: Vec<u32> = self
+            .resyncs
+            .iter()
+            .filter(|(_, p)| p.due <= now)
+            .map(|(n, _)| *n)
+            .collect();
         due.into_iter()
             .map(|n| {
                 let plan = self.resyncs.remove(&n).expect("key from iteration");

@@ -27,7 +27,11 @@ fn throw(table: u32) -> Route {
 }
 
 fn sparse_del() -> Route {
-    Route { rtype: Some("unspec".into()), protocol: Some("unspec".into()), ..throw(52) }
+    Route {
+        rtype: Some("unspec".into()),
+        protocol: Some("unspec".into()),
+        ..throw(52)
+    }
 }
 
 fn tracepoint_engine() -> Engine {
@@ -35,7 +39,12 @@ fn tracepoint_engine() -> Engine {
 }
 
 fn note(seq: u32, op: Op, route: Route) -> NlItem {
-    NlItem { seq, portid: 99, flags: 0, obj: NlObj::Route { op, route } }
+    NlItem {
+        seq,
+        portid: 99,
+        flags: 0,
+        obj: NlObj::Route { op, route },
+    }
 }
 
 /// Feed a request as the tracepoint program would have copied it.
@@ -54,8 +63,14 @@ fn request_then_notification_gives_one_full_event() {
     let o = &out[0];
     assert_eq!(o.who.unwrap().pid, 812);
     assert_eq!(o.result.as_deref(), Some("ok"));
-    let Object::Route(r) = &o.object else { panic!() };
-    assert_eq!(r.rtype.as_deref(), Some("throw"), "details come from the notification");
+    let Object::Route(r) = &o.object else {
+        panic!()
+    };
+    assert_eq!(
+        r.rtype.as_deref(),
+        Some("throw"),
+        "details come from the notification"
+    );
     assert_eq!(o.nl_seq, Some(5));
     assert_eq!(e.backlog(), 0);
 }
@@ -66,7 +81,14 @@ fn notification_before_request_still_matches() {
     let t = Instant::now();
     e.notification(7, note(5, Op::Del, throw(52)), t);
     assert!(e.take_outcomes().is_empty());
-    request(&mut e, hdr(812, 7), 5, Op::Del, sparse_del(), t + Duration::from_millis(5));
+    request(
+        &mut e,
+        hdr(812, 7),
+        5,
+        Op::Del,
+        sparse_del(),
+        t + Duration::from_millis(5),
+    );
     assert_eq!(e.take_outcomes().len(), 1);
 }
 
@@ -115,7 +137,9 @@ fn kernel_record_takes_details_from_notification() {
     let out = e.take_outcomes();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].source, Source::Kprobe);
-    let Object::Route(r) = &out[0].object else { panic!() };
+    let Object::Route(r) = &out[0].object else {
+        panic!()
+    };
     assert_eq!(r.rtype.as_deref(), Some("throw"));
     assert_eq!(out[0].cause, None, "a requested removal has no cause");
 }
@@ -128,16 +152,35 @@ fn link_down_resync_names_vanished_routes_and_the_process() {
         seq: 0,
         portid: 0,
         flags: 0,
-        obj: NlObj::Link(LinkChange { deleted: false, ifindex: 2, name: Some("enp1s0".into()), up: Some(up) }),
+        obj: NlObj::Link(LinkChange {
+            deleted: false,
+            ifindex: 2,
+            name: Some("enp1s0".into()),
+            up: Some(up),
+        }),
     };
     e.notification(7, link(true), t);
-    let lan = Route { rtype: Some("unicast".into()), dst: Some("192.168.1.0/24".into()), table: Some(254), ifindex: Some(2), ..throw(254) };
+    let lan = Route {
+        rtype: Some("unicast".into()),
+        dst: Some("192.168.1.0/24".into()),
+        table: Some(254),
+        ifindex: Some(2),
+        ..throw(254)
+    };
     e.notification(7, note(0, Op::Add, lan.clone()), t);
     let _ = e.tick(t + Duration::from_secs(1));
     e.take_outcomes();
     // `ip link set enp1s0 down`, read at sendmsg, then the link notification.
     let who = hdr(1234, 7);
-    e.causes.insert(7, RecentCause { cause: Cause::LinkDown, who, source: Source::Tracepoint, at: t + Duration::from_secs(2) });
+    e.causes.insert(
+        7,
+        RecentCause {
+            cause: Cause::LinkDown,
+            who,
+            source: Source::Tracepoint,
+            at: t + Duration::from_secs(2),
+        },
+    );
     e.notification(7, link(false), t + Duration::from_secs(2));
     let due = e.tick(t + Duration::from_secs(3));
     assert_eq!(due.len(), 1);
@@ -148,6 +191,8 @@ fn link_down_resync_names_vanished_routes_and_the_process() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].cause, Some(Cause::LinkDown));
     assert_eq!(out[0].who.unwrap().pid, 1234);
-    let Object::Route(r) = &out[0].object else { panic!() };
+    let Object::Route(r) = &out[0].object else {
+        panic!()
+    };
     assert_eq!(r.dev.as_deref(), Some("enp1s0"));
 }

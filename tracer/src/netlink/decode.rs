@@ -26,13 +26,26 @@ pub struct NlItem {
 /// What a message is about.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NlObj {
-    Route { op: Op, route: Route },
-    Rule { op: Op, rule: Rule },
+    Route {
+        op: Op,
+        route: Route,
+    },
+    Rule {
+        op: Op,
+        rule: Rule,
+    },
     Link(LinkChange),
-    Addr { op: Op, ifindex: u32, addr: Option<String> },
+    Addr {
+        op: Op,
+        ifindex: u32,
+        addr: Option<String>,
+    },
     /// NLMSG_ERROR: 0 for an ack, else a negative errno; with the answered
     /// request's sequence number.
-    Ack { error: i32, seq: u32 },
+    Ack {
+        error: i32,
+        seq: u32,
+    },
 }
 
 /// A link message: RTM_NEWLINK/SETLINK/DELLINK.
@@ -49,7 +62,11 @@ pub struct LinkChange {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DecodeError {
     #[error("netlink message at byte {offset} is truncated ({len} bytes claimed, {left} left)")]
-    Truncated { offset: usize, len: usize, left: usize },
+    Truncated {
+        offset: usize,
+        len: usize,
+        left: usize,
+    },
     #[error("netlink message at byte {offset}: {reason}")]
     Malformed { offset: usize, reason: String },
 }
@@ -66,17 +83,27 @@ pub fn decode_buffer(buf: &[u8]) -> (Vec<NlItem>, Vec<DecodeError>) {
     while buf.len() - off >= NLMSG_HDRLEN {
         let len = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
         if len < NLMSG_HDRLEN {
-            errors.push(DecodeError::Malformed { offset: off, reason: format!("length {len} is shorter than a header") });
+            errors.push(DecodeError::Malformed {
+                offset: off,
+                reason: format!("length {len} is shorter than a header"),
+            });
             break;
         }
         if len > buf.len() - off {
-            errors.push(DecodeError::Truncated { offset: off, len, left: buf.len() - off });
+            errors.push(DecodeError::Truncated {
+                offset: off,
+                len,
+                left: buf.len() - off,
+            });
             break;
         }
         match decode_one(&buf[off..off + len]) {
             Ok(Some(item)) => items.push(item),
             Ok(None) => {}
-            Err(reason) => errors.push(DecodeError::Malformed { offset: off, reason }),
+            Err(reason) => errors.push(DecodeError::Malformed {
+                offset: off,
+                reason,
+            }),
         }
         off += (len + 3) & !3;
     }
@@ -89,11 +116,25 @@ pub fn decode_one(msg: &[u8]) -> Result<Option<NlItem>, String> {
     let h = m.header;
     let obj = match m.payload {
         NetlinkPayload::InnerMessage(inner) => match inner {
-            RouteNetlinkMessage::NewRoute(r) => Some(NlObj::Route { op: Op::Add, route: route(&r) }),
-            RouteNetlinkMessage::DelRoute(r) => Some(NlObj::Route { op: Op::Del, route: route(&r) }),
-            RouteNetlinkMessage::NewRule(r) => Some(NlObj::Rule { op: Op::Add, rule: rule(&r) }),
-            RouteNetlinkMessage::DelRule(r) => Some(NlObj::Rule { op: Op::Del, rule: rule(&r) }),
-            RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::SetLink(l) => Some(NlObj::Link(link(&l, false))),
+            RouteNetlinkMessage::NewRoute(r) => Some(NlObj::Route {
+                op: Op::Add,
+                route: route(&r),
+            }),
+            RouteNetlinkMessage::DelRoute(r) => Some(NlObj::Route {
+                op: Op::Del,
+                route: route(&r),
+            }),
+            RouteNetlinkMessage::NewRule(r) => Some(NlObj::Rule {
+                op: Op::Add,
+                rule: rule(&r),
+            }),
+            RouteNetlinkMessage::DelRule(r) => Some(NlObj::Rule {
+                op: Op::Del,
+                rule: rule(&r),
+            }),
+            RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::SetLink(l) => {
+                Some(NlObj::Link(link(&l, false)))
+            }
             RouteNetlinkMessage::DelLink(l) => Some(NlObj::Link(link(&l, true))),
             RouteNetlinkMessage::NewAddress(a) => Some(addr(&a, Op::Add)),
             RouteNetlinkMessage::DelAddress(a) => Some(addr(&a, Op::Del)),
@@ -101,11 +142,20 @@ pub fn decode_one(msg: &[u8]) -> Result<Option<NlItem>, String> {
         },
         NetlinkPayload::Error(e) => Some(NlObj::Ack {
             error: e.code.map(|c| c.get()).unwrap_or(0),
-            seq: e.header.get(8..12).map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes"))).unwrap_or(0),
+            seq: e
+                .header
+                .get(8..12)
+                .map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes")))
+                .unwrap_or(0),
         }),
         _ => None,
     };
-    Ok(obj.map(|obj| NlItem { seq: h.sequence_number, portid: h.port_number, flags: h.flags, obj }))
+    Ok(obj.map(|obj| NlItem {
+        seq: h.sequence_number,
+        portid: h.port_number,
+        flags: h.flags,
+        obj,
+    }))
 }
 
 fn family(af: AddressFamily) -> Option<Family> {
@@ -175,7 +225,9 @@ pub fn rule(m: &RuleMessage) -> Rule {
             RuleAttribute::FwMark(v) => r.fwmark = Some(*v),
             RuleAttribute::FwMask(v) => r.fwmask = Some(*v),
             RuleAttribute::Table(t) => r.table = Some(*t),
-            RuleAttribute::SuppressPrefixLen(v) => r.suppress_prefixlen = (*v != u32::MAX).then_some(*v),
+            RuleAttribute::SuppressPrefixLen(v) => {
+                r.suppress_prefixlen = (*v != u32::MAX).then_some(*v)
+            }
             RuleAttribute::UidRange(u) => r.uid_range = Some(format!("{}-{}", u.start, u.end)),
             RuleAttribute::IpProtocol(p) => r.ipproto = Some(u8::from(*p)),
             RuleAttribute::SourcePortRange(p) => r.sport = Some(port_range(p.start, p.end)),
@@ -193,7 +245,11 @@ pub fn rule(m: &RuleMessage) -> Rule {
 }
 
 fn port_range(start: u16, end: u16) -> String {
-    if start == end { start.to_string() } else { format!("{start}-{end}") }
+    if start == end {
+        start.to_string()
+    } else {
+        format!("{start}-{end}")
+    }
 }
 
 fn link(m: &LinkMessage, deleted: bool) -> LinkChange {
@@ -205,16 +261,28 @@ fn link(m: &LinkMessage, deleted: bool) -> LinkChange {
     // the mask is empty: the whole flags word is meant). Notifications
     // always report the full flags.
     let mask = m.header.change_mask;
-    let up = (mask.is_empty() || mask.contains(LinkFlags::Up)).then(|| m.header.flags.contains(LinkFlags::Up));
-    LinkChange { deleted, ifindex: m.header.index, name, up }
+    let up = (mask.is_empty() || mask.contains(LinkFlags::Up))
+        .then(|| m.header.flags.contains(LinkFlags::Up));
+    LinkChange {
+        deleted,
+        ifindex: m.header.index,
+        name,
+        up,
+    }
 }
 
 fn addr(m: &AddressMessage, op: Op) -> NlObj {
     let a = m.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => Some(prefix(*ip, m.header.prefix_len)),
+        AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => {
+            Some(prefix(*ip, m.header.prefix_len))
+        }
         _ => None,
     });
-    NlObj::Addr { op, ifindex: m.header.index, addr: a }
+    NlObj::Addr {
+        op,
+        ifindex: m.header.index,
+        addr: a,
+    }
 }
 
 #[cfg(test)]

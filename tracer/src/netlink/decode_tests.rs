@@ -26,7 +26,10 @@ fn throw_route() -> RouteMessage {
     r.header.destination_prefix_length = 24;
     r.header.table = 52;
     r.header.kind = RouteType::Throw;
-    r.attributes.push(RouteAttribute::Destination(RouteAddress::Inet(Ipv4Addr::new(192, 168, 1, 0))));
+    r.attributes
+        .push(RouteAttribute::Destination(RouteAddress::Inet(
+            Ipv4Addr::new(192, 168, 1, 0),
+        )));
     r.attributes.push(RouteAttribute::Table(52));
     r
 }
@@ -38,7 +41,9 @@ fn decodes_a_throw_route_deletion() {
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].seq, 7);
-    let NlObj::Route { op, route } = &items[0].obj else { panic!("not a route: {:?}", items[0]) };
+    let NlObj::Route { op, route } = &items[0].obj else {
+        panic!("not a route: {:?}", items[0])
+    };
     assert_eq!(*op, Op::Del);
     assert_eq!(route.family, Some(Family::Inet));
     assert_eq!(route.table, Some(52));
@@ -55,7 +60,9 @@ fn default_route_prefix_is_spelled_out() {
     r.header.kind = RouteType::Unicast;
     r.attributes.push(RouteAttribute::Oif(3));
     let (items, _) = decode_buffer(&wire(1, RouteNetlinkMessage::NewRoute(r)));
-    let NlObj::Route { route, .. } = &items[0].obj else { panic!() };
+    let NlObj::Route { route, .. } = &items[0].obj else {
+        panic!()
+    };
     assert_eq!(route.dst.as_deref(), Some("::/0"));
     assert_eq!(route.ifindex, Some(3));
     assert_eq!(route.family, Some(Family::Inet6));
@@ -71,10 +78,13 @@ fn decodes_a_rule_with_selectors() {
     r.attributes.push(RuleAttribute::Table(52));
     r.attributes.push(RuleAttribute::FwMark(0x80000));
     r.attributes.push(RuleAttribute::FwMask(0xff0000));
-    r.attributes.push(RuleAttribute::Iifname("tailscale0".into()));
+    r.attributes
+        .push(RuleAttribute::Iifname("tailscale0".into()));
     let (items, errors) = decode_buffer(&wire(9, RouteNetlinkMessage::DelRule(r)));
     assert!(errors.is_empty());
-    let NlObj::Rule { op, rule } = &items[0].obj else { panic!() };
+    let NlObj::Rule { op, rule } = &items[0].obj else {
+        panic!()
+    };
     assert_eq!(*op, Op::Del);
     assert_eq!(rule.priority, Some(5270));
     assert_eq!(rule.table, Some(52));
@@ -92,7 +102,10 @@ fn batch_with_truncated_tail_keeps_complete_messages() {
     buf.extend_from_slice(&one[..one.len() - 4]);
     let (items, errors) = decode_buffer(&buf);
     assert_eq!(items.len(), 2);
-    assert!(matches!(errors.as_slice(), [DecodeError::Truncated { .. }]), "{errors:?}");
+    assert!(
+        matches!(errors.as_slice(), [DecodeError::Truncated { .. }]),
+        "{errors:?}"
+    );
 }
 
 #[test]

@@ -143,7 +143,10 @@ impl TableNames {
             if let Ok(rd) = std::fs::read_dir(format!("{dir}/rt_tables.d")) {
                 let mut files: Vec<_> = rd.flatten().map(|e| e.path()).collect();
                 files.sort();
-                for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "conf")) {
+                for f in files
+                    .iter()
+                    .filter(|f| f.extension().is_some_and(|e| e == "conf"))
+                {
                     t.read_file(&f.to_string_lossy());
                 }
             }
@@ -181,9 +184,12 @@ impl TableNames {
 
     /// Table id for a name or number given on the command line.
     pub fn parse(&self, s: &str) -> Option<u32> {
-        s.parse()
-            .ok()
-            .or_else(|| self.names.iter().find(|(_, n)| n.as_str() == s).map(|(id, _)| *id))
+        s.parse().ok().or_else(|| {
+            self.names
+                .iter()
+                .find(|(_, n)| n.as_str() == s)
+                .map(|(id, _)| *id)
+        })
     }
 }
 

@@ -8,7 +8,9 @@
 use std::{fs::File, os::fd::AsRawFd};
 
 use anyhow::{Context as _, Result, anyhow};
-use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{
+    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
 use netlink_packet_route::{
     RouteNetlinkMessage, link::LinkMessage, route::RouteMessage, rule::RuleMessage,
 };
@@ -57,8 +59,10 @@ pub fn notification_socket(ns: Option<&File>) -> Result<Socket> {
             | RTMGRP_IPV4_RULE
             | RTMGRP_IPV6_IFADDR
             | RTMGRP_IPV6_ROUTE;
-        s.bind(&SocketAddr::new(0, groups)).context("cannot bind the notification socket")?;
-        s.add_membership(RTNLGRP_IPV6_RULE).context("cannot join the IPv6 rule group")?;
+        s.bind(&SocketAddr::new(0, groups))
+            .context("cannot bind the notification socket")?;
+        s.add_membership(RTNLGRP_IPV6_RULE)
+            .context("cannot join the IPv6 rule group")?;
         force_rcvbuf(&s, NOTIFY_RCVBUF);
         Ok(s)
     })
@@ -103,7 +107,11 @@ pub enum Received {
 
 /// Wait up to `timeout_ms` for the next notification datagram.
 pub fn receive(s: &Socket, buf: &mut Vec<u8>, timeout_ms: i32) -> Result<Received> {
-    let mut pfd = libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
     if n <= 0 {
@@ -140,13 +148,15 @@ pub fn dump(s: &Socket, what: DumpKind, seq: u32) -> Result<Vec<NlItem>> {
     msg.finalize();
     let mut out = vec![0u8; msg.buffer_len()];
     msg.serialize(&mut out);
-    s.send(&out, 0).with_context(|| format!("sending the {what:?} dump request"))?;
+    s.send(&out, 0)
+        .with_context(|| format!("sending the {what:?} dump request"))?;
 
     let mut items = Vec::new();
     let mut buf = Vec::with_capacity(1 << 20);
     loop {
         buf.clear();
-        s.recv(&mut buf, 0).with_context(|| format!("reading the {what:?} dump"))?;
+        s.recv(&mut buf, 0)
+            .with_context(|| format!("reading the {what:?} dump"))?;
         let (mut got, _) = decode_buffer(&buf);
         items.append(&mut got);
         if let Some(t) = last_type(&buf, seq) {

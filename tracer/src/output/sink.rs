@@ -35,13 +35,22 @@ impl Sink {
             }
             None => None,
         };
-        Ok(Sink { json, stdout: BufWriter::new(std::io::stdout()), file, stdout_closed: false })
+        Ok(Sink {
+            json,
+            stdout: BufWriter::new(std::io::stdout()),
+            file,
+            stdout_closed: false,
+        })
     }
 
     pub fn write(&mut self, e: &Event) -> Result<()> {
         let json = serde_json::to_string(e).context("serializing an event")?;
         if !self.stdout_closed {
-            let line = if self.json { json.clone() } else { text::line(e) };
+            let line = if self.json {
+                json.clone()
+            } else {
+                text::line(e)
+            };
             if writeln!(self.stdout, "{line}").is_err() {
                 self.stdout_closed = true;
             }
@@ -57,7 +66,8 @@ impl Sink {
             self.stdout_closed = true;
         }
         if let Some((name, f)) = &mut self.file {
-            f.flush().with_context(|| format!("writing --output {name}"))?;
+            f.flush()
+                .with_context(|| format!("writing --output {name}"))?;
         }
         Ok(())
     }

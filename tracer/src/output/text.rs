@@ -106,7 +106,11 @@ pub fn rule(r: &Rule) -> String {
             _ => {}
         },
         Some("goto") => {
-            let _ = write!(s, " goto {}", r.goto.map(|g| g.to_string()).unwrap_or_else(|| "?".into()));
+            let _ = write!(
+                s,
+                " goto {}",
+                r.goto.map(|g| g.to_string()).unwrap_or_else(|| "?".into())
+            );
         }
         Some(a) => {
             let _ = write!(s, " {a}");
@@ -119,7 +123,9 @@ pub fn rule(r: &Rule) -> String {
 }
 
 fn who(c: &Change) -> String {
-    let Some(p) = &c.process else { return "by unknown".to_string() };
+    let Some(p) = &c.process else {
+        return "by unknown".to_string();
+    };
     let mut s = format!("by {}[{}]", escape_str(&p.comm), p.pid);
     if p.tid != p.pid {
         let _ = write!(s, " tid {}", p.tid);
@@ -141,15 +147,33 @@ fn who(c: &Change) -> String {
 pub fn line(e: &Event) -> String {
     match &e.body {
         Body::Ready(r) => {
-            let hooks: Vec<String> = r.hooks.iter().map(|(h, s)| format!("{h}={}", s.as_str())).collect();
+            let hooks: Vec<String> = r
+                .hooks
+                .iter()
+                .map(|(h, s)| format!("{h}={}", s.as_str()))
+                .collect();
             let ns: Vec<String> = r
                 .namespaces
                 .iter()
-                .map(|n| n.name.clone().map(|n| escape_str(&n)).unwrap_or_else(|| format!("{}", n.inode.unwrap_or(0))))
+                .map(|n| {
+                    n.name
+                        .clone()
+                        .map(|n| escape_str(&n))
+                        .unwrap_or_else(|| format!("{}", n.inode.unwrap_or(0)))
+                })
                 .collect();
-            format!("ready {} kernel {} hooks {} netns {}", e.ts, r.kernel, hooks.join(","), ns.join(","))
+            format!(
+                "ready {} kernel {} hooks {} netns {}",
+                e.ts,
+                r.kernel,
+                hooks.join(","),
+                ns.join(",")
+            )
         }
-        Body::Lost(l) => format!("{} lost      {} records lost ({})", e.ts, l.count, l.location),
+        Body::Lost(l) => format!(
+            "{} lost      {} records lost ({})",
+            e.ts, l.count, l.location
+        ),
         Body::Change(c) => {
             let what = match (&c.route, &c.rule) {
                 (Some(r), _) => route(r),
@@ -187,8 +211,20 @@ mod tests {
             kind: Kind::RouteDel,
             source: Source::Tracepoint,
             body: Body::Change(Box::new(Change {
-                process: Some(Process { pid: 812, tid: 812, comm: comm.into(), ppid: Some(1), parent_comm: Some("systemd".into()), uid: 0, unit: Some("systemd-networkd.service".into()), ..Process::default() }),
-                netns: Netns { inode: Some(4026531840), name: None },
+                process: Some(Process {
+                    pid: 812,
+                    tid: 812,
+                    comm: comm.into(),
+                    ppid: Some(1),
+                    parent_comm: Some("systemd".into()),
+                    uid: 0,
+                    unit: Some("systemd-networkd.service".into()),
+                    ..Process::default()
+                }),
+                netns: Netns {
+                    inode: Some(4026531840),
+                    name: None,
+                },
                 rule: None,
                 route: Some(route),
                 result: Some("ok".into()),
@@ -201,7 +237,14 @@ mod tests {
 
     #[test]
     fn route_line_reads_like_ip_route() {
-        let r = Route { family: Some(Family::Inet), table: Some(52), rtype: Some("throw".into()), dst: Some("192.168.1.0/24".into()), protocol: Some("boot".into()), ..Route::default() };
+        let r = Route {
+            family: Some(Family::Inet),
+            table: Some(52),
+            rtype: Some("throw".into()),
+            dst: Some("192.168.1.0/24".into()),
+            protocol: Some("boot".into()),
+            ..Route::default()
+        };
         let l = line(&change(r, "systemd-network"));
         assert_eq!(
             l,
@@ -211,7 +254,11 @@ mod tests {
 
     #[test]
     fn hostile_names_are_escaped() {
-        let r = Route { dst: Some("10.0.0.0/8".into()), dev: Some("eth\u{1b}[31m0".into()), ..Route::default() };
+        let r = Route {
+            dst: Some("10.0.0.0/8".into()),
+            dev: Some("eth\u{1b}[31m0".into()),
+            ..Route::default()
+        };
         let l = line(&change(r, "\u{1b}]0;pwned\u{7}"));
         assert!(!l.contains('\u{1b}'), "{l}");
         assert!(!l.contains('\u{7}'), "{l}");
@@ -219,9 +266,26 @@ mod tests {
 
     #[test]
     fn rule_line_reads_like_ip_rule() {
-        let r = Rule { family: Some(Family::Inet), priority: Some(5210), fwmark: Some(0x80000), fwmask: Some(0xff0000), table: Some(254), table_name: Some("main".into()), action: Some("table".into()), ..Rule::default() };
-        assert_eq!(rule(&r), "inet pref 5210 fwmark 0x80000/0xff0000 lookup 254(main)");
-        let u = Rule { family: Some(Family::Inet), priority: Some(5250), action: Some("unreachable".into()), ..Rule::default() };
+        let r = Rule {
+            family: Some(Family::Inet),
+            priority: Some(5210),
+            fwmark: Some(0x80000),
+            fwmask: Some(0xff0000),
+            table: Some(254),
+            table_name: Some("main".into()),
+            action: Some("table".into()),
+            ..Rule::default()
+        };
+        assert_eq!(
+            rule(&r),
+            "inet pref 5210 fwmark 0x80000/0xff0000 lookup 254(main)"
+        );
+        let u = Rule {
+            family: Some(Family::Inet),
+            priority: Some(5250),
+            action: Some("unreachable".into()),
+            ..Rule::default()
+        };
         assert_eq!(rule(&u), "inet pref 5250 unreachable");
     }
 }
