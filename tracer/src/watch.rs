@@ -199,14 +199,14 @@ impl Presenter {
 }
 
 /// Dump links and routes of a newly watched namespace into the mirror.
-fn seed(spaces: &mut Namespaces, engine: &mut Engine, netns: u32, now: Instant) -> Result<()> {
+fn seed(spaces: &mut Namespaces, engine: &mut Engine, netns: u32) -> Result<()> {
     let Some(w) = spaces.watched.get_mut(&netns) else {
         return Ok(());
     };
     let links = w.dump(DumpKind::Links)?;
     let routes = w.dump(DumpKind::Routes)?;
     engine.mirror(netns).load_links(&links);
-    engine.resynced(netns, &routes, None, now);
+    engine.resynced(netns, &routes, None);
     Ok(())
 }
 
@@ -240,10 +240,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         cache: HashMap::new(),
     };
 
-    let now = Instant::now();
     for ns in spaces.rescan() {
-        seed(&mut spaces, &mut engine, ns, now)
-            .with_context(|| format!("dumping namespace {ns}"))?;
+        seed(&mut spaces, &mut engine, ns).with_context(|| format!("dumping namespace {ns}"))?;
     }
     let mut namespaces: Vec<Netns> = spaces.watched.keys().map(|i| p.netns(*i)).collect();
     namespaces.sort_by_key(|n| (n.name.clone(), n.inode));
@@ -269,7 +267,11 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     sink.write(&ready)?;
     sink.flush()?;
 
-    let mut ring = AsyncFd::new(loaded.ring).context("polling the ring buffer")?;
+    // SAFETY: the RingBuf owns its map fd and the AsyncFd owns the RingBuf,
+    // so the fd stays open and the same for the AsyncFd's whole life.
+    let mut ring = unsafe { AsyncFd::register(loaded.ring) }
+        .map_err(|e| e.into_parts().1)
+        .context("polling the ring buffer")?;
     let dropped = loaded.dropped;
     let mut last_dropped = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -324,7 +326,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                         sink.write(&p.lost(Source::Netlink, 1, "netlink_socket"))?;
                         if let Some(w) = spaces.watched.get_mut(&netns) {
                             if let Ok(routes) = w.dump(DumpKind::Routes) {
-                                engine.resynced(netns, &routes, None, now);
+                                engine.resynced(netns, &routes, None);
                             }
                         }
                     }
@@ -336,17 +338,16 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                 for (netns, cause) in engine.tick(now) {
                     if let Some(w) = spaces.watched.get_mut(&netns) {
                         match w.dump(DumpKind::Routes) {
-                            Ok(routes) => engine.resynced(netns, &routes, cause, now),
+                            Ok(routes) => engine.resynced(netns, &routes, cause),
                             Err(e) => log::warn!("re-reading routes of namespace {netns}: {e:#}"),
                         }
                     }
                 }
             }
             _ = slow.tick() => {
-                let now = Instant::now();
                 let before: Vec<u32> = spaces.watched.keys().copied().collect();
                 for ns in spaces.rescan() {
-                    if let Err(e) = seed(&mut spaces, &mut engine, ns, now) {
+                    if let Err(e) = seed(&mut spaces, &mut engine, ns) {
                         log::warn!("namespace {ns}: {e:#}");
                     }
                 }

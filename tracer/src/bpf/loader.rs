@@ -137,7 +137,7 @@ pub fn load(facts: &KernelFacts, mode: AttachMode) -> Result<Loaded> {
 
     let mut ebpf = EbpfLoader::new();
     let mut ebpf = ebpf
-        .set_max_entries("EVENTS", RING_BYTES)
+        .map_max_entries("EVENTS", RING_BYTES)
         .load(aya::include_bytes_aligned!(concat!(
             env!("OUT_DIR"),
             "/tracer"

@@ -24,8 +24,7 @@ use crate::{
 };
 
 pub struct Watched {
-    pub name: Option<String>,
-    pub dump: Socket,
+    dump: Socket,
     stop: Arc<AtomicBool>,
     seq: u32,
 }
@@ -113,7 +112,7 @@ impl Namespaces {
             if self.watched.contains_key(&inode) {
                 continue;
             }
-            match self.start(inode, name.clone(), file.as_ref()) {
+            match self.start(inode, file.as_ref()) {
                 Ok(w) => {
                     self.watched.insert(inode, w);
                     added.push(inode);
@@ -128,7 +127,7 @@ impl Namespaces {
         added
     }
 
-    fn start(&self, inode: u32, name: Option<String>, file: Option<&File>) -> Result<Watched> {
+    fn start(&self, inode: u32, file: Option<&File>) -> Result<Watched> {
         let notify = socket::notification_socket(file)?;
         let dump = socket::dump_socket(file)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -137,12 +136,7 @@ impl Namespaces {
             .name(format!("netns-{inode}"))
             .spawn(move || read_loop(inode, notify, tx, flag))
             .context("spawning a namespace reader")?;
-        Ok(Watched {
-            name,
-            dump,
-            stop,
-            seq: 0,
-        })
+        Ok(Watched { dump, stop, seq: 0 })
     }
 }
 

@@ -40,17 +40,6 @@ pub enum Record {
     },
 }
 
-impl Record {
-    pub fn header(&self) -> &EventHeader {
-        match self {
-            Record::Request(c) | Record::Rule(c) => &c.hdr,
-            Record::Ack { hdr, .. } | Record::Exec { hdr, .. } => hdr,
-            Record::Route(r) => &r.hdr,
-            Record::Flush(f) => &f.hdr,
-        }
-    }
-}
-
 /// Why a record could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RecordError {

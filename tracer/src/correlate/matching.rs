@@ -49,18 +49,7 @@ pub fn rule_matches(req: &Rule, note: &Rule) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Family;
-
-    fn throw(table: u32) -> Route {
-        Route {
-            family: Some(Family::Inet),
-            table: Some(table),
-            rtype: Some("throw".into()),
-            dst: Some("192.168.1.0/24".into()),
-            protocol: Some("boot".into()),
-            ..Route::default()
-        }
-    }
+    use crate::{correlate::tests::throw, event::Family};
 
     #[test]
     fn sparse_delete_request_matches_full_notification() {

@@ -109,11 +109,6 @@ impl NsMirror {
     pub fn dev(&self, ifindex: u32) -> Option<String> {
         self.links.get(&ifindex).and_then(|l| l.name.clone())
     }
-
-    /// The mirrored route with this identity (details for kernel events).
-    pub fn route(&self, key: &RouteKey) -> Option<&Route> {
-        self.routes.get(key)
-    }
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use crate::{
         names,
     },
 };
-use mirror::{NsMirror, RouteKey};
+use mirror::NsMirror;
 
 /// How long a request waits for its outcome.
 const REQUEST_WAIT: Duration = Duration::from_millis(1500);
@@ -71,13 +71,6 @@ pub struct Outcome {
     pub note: Option<String>,
 }
 
-/// Something the engine wants done that needs the outside world.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Action {
-    /// Dump the routes of this namespace and call `resynced`.
-    Resync { netns: u32 },
-}
-
 struct Pending {
     deadline: Instant,
     source: Source,
@@ -98,7 +91,6 @@ struct Orphan {
     op: Op,
     object: Object,
     seq: u32,
-    at: Instant,
 }
 
 #[derive(Clone)]
@@ -126,7 +118,6 @@ pub struct Engine {
     causes: HashMap<u32, RecentCause>,
     resyncs: HashMap<u32, ResyncPlan>,
     out: Vec<Outcome>,
-    actions: Vec<Action>,
 }
 
 /// Which changes the tracepoint requests attribute (the others come from
@@ -146,6 +137,7 @@ pub struct RequestScope {
 
 impl RequestScope {
     /// Every change attributed from requests (the tracepoint path).
+    #[cfg(test)]
     pub fn all() -> Self {
         RequestScope {
             route4_add: true,
@@ -169,17 +161,12 @@ impl Engine {
             causes: HashMap::new(),
             resyncs: HashMap::new(),
             out: Vec::new(),
-            actions: Vec::new(),
         }
     }
 
     /// The mirror of a namespace (created empty if unknown).
     pub fn mirror(&mut self, netns: u32) -> &mut NsMirror {
         self.mirrors.entry(netns).or_default()
-    }
-
-    pub fn mirror_ref(&self, netns: u32) -> Option<&NsMirror> {
-        self.mirrors.get(&netns)
     }
 
     /// Stop following a namespace (it went away).
@@ -192,12 +179,8 @@ impl Engine {
         std::mem::take(&mut self.out)
     }
 
-    /// Actions to perform (dumps).
-    pub fn take_actions(&mut self) -> Vec<Action> {
-        std::mem::take(&mut self.actions)
-    }
-
     /// Number of changes waiting for their other half.
+    #[cfg(test)]
     pub fn backlog(&self) -> usize {
         self.pending.len() + self.orphans.len()
     }
@@ -241,9 +224,9 @@ impl Engine {
     /// recent link/address action, else namespace teardown (a kworker running
     /// cleanup_net) or an unknown kernel reason.
     fn cause_for(&self, hdr: &EventHeader, source: Source, now: Instant) -> RecentCause {
-        if let Some(c) = self.causes.get(&hdr.netns) {
-            if c.who.tid == hdr.tid && now.duration_since(c.at) < CAUSE_WINDOW {
-                return c.clone();
+        if let Some(c) = self.recent_cause(hdr.netns, now) {
+            if c.who.tid == hdr.tid {
+                return c;
             }
         }
         let comm = crate::output::escape::comm_from_bytes(&hdr.comm);
@@ -260,49 +243,47 @@ impl Engine {
         }
     }
 
+    /// The last link/address action in `netns`, if recent enough to explain
+    /// what the kernel does next.
+    fn recent_cause(&self, netns: u32, now: Instant) -> Option<RecentCause> {
+        self.causes
+            .get(&netns)
+            .filter(|c| now.duration_since(c.at) < CAUSE_WINDOW)
+            .cloned()
+    }
+
     fn request(&mut self, copy: NlCopy, now: Instant) {
         let (items, _errors) = decode_buffer(&copy.data);
         let netns = copy.hdr.netns;
         for item in items {
-            match item.obj {
+            // Route and rule requests wait for their outcome; link and
+            // address requests only explain what the kernel does next.
+            let cause = match item.obj {
                 NlObj::Route { op, route } => {
-                    self.add_request(&copy.hdr, netns, op, Object::Route(route), item.seq, now)
+                    self.add_request(&copy.hdr, netns, op, Object::Route(route), item.seq, now);
+                    None
                 }
                 NlObj::Rule { op, rule } => {
-                    self.add_request(&copy.hdr, netns, op, Object::Rule(rule), item.seq, now)
+                    self.add_request(&copy.hdr, netns, op, Object::Rule(rule), item.seq, now);
+                    None
                 }
-                NlObj::Link(l) => {
-                    let cause = if l.deleted {
-                        Some(Cause::LinkDel)
-                    } else if l.up == Some(false) {
-                        Some(Cause::LinkDown)
-                    } else {
-                        None
-                    };
-                    if let Some(cause) = cause {
-                        self.causes.insert(
-                            netns,
-                            RecentCause {
-                                cause,
-                                who: copy.hdr,
-                                source: Source::Tracepoint,
-                                at: now,
-                            },
-                        );
-                    }
-                }
-                NlObj::Addr { op: Op::Del, .. } => {
-                    self.causes.insert(
-                        netns,
-                        RecentCause {
-                            cause: Cause::AddrDel,
-                            who: copy.hdr,
-                            source: Source::Tracepoint,
-                            at: now,
-                        },
-                    );
-                }
-                _ => {}
+                NlObj::Link(l) if l.deleted => Some(Cause::LinkDel),
+                NlObj::Link(l) if l.up == Some(false) => Some(Cause::LinkDown),
+                NlObj::Addr { op: Op::Del, .. } => Some(Cause::AddrDel),
+                _ => None,
+            };
+            if let Some(cause) = cause {
+                let who = copy.hdr;
+                let source = Source::Tracepoint;
+                self.causes.insert(
+                    netns,
+                    RecentCause {
+                        cause,
+                        who,
+                        source,
+                        at: now,
+                    },
+                );
             }
         }
     }
@@ -334,7 +315,6 @@ impl Engine {
                 None,
                 Some(seq),
                 None,
-                o.at,
             );
             return;
         }
@@ -360,18 +340,7 @@ impl Engine {
         if error != 0 {
             // Failed requests change nothing: no notification will come.
             let p = self.pending.remove(i).expect("index from position");
-            self.emit(
-                p.source,
-                p.op,
-                p.netns,
-                Some(p.who),
-                p.object,
-                Some(error),
-                None,
-                Some(seq),
-                None,
-                now,
-            );
+            self.emit_pending(p, None, Some(error), Some(seq), None, now);
             // A batch shares one sequence number; the error answers the first
             // failing message only, so siblings keep waiting.
         } else {
@@ -437,9 +406,8 @@ impl Engine {
                 object,
                 Some(ret),
                 None,
-                Some(seq).filter(|s| *s != 0),
+                nonzero(seq),
                 None,
-                now,
             );
             return;
         }
@@ -458,9 +426,8 @@ impl Engine {
                 merge(object, o.object),
                 Some(0),
                 cause,
-                Some(seq).filter(|s| *s != 0),
+                nonzero(seq),
                 None,
-                o.at,
             );
             return;
         }
@@ -503,22 +470,14 @@ impl Engine {
             NlObj::Link(l) => {
                 let went_down = l.deleted || (prev_up == Some(true) && l.up == Some(false));
                 if went_down && self.requests_for.flush_from_notifications {
-                    let cause = self
-                        .causes
-                        .get(&netns)
-                        .filter(|c| now.duration_since(c.at) < CAUSE_WINDOW)
-                        .cloned();
+                    let cause = self.recent_cause(netns, now);
                     self.plan_resync(netns, cause, now);
                 }
             }
             NlObj::Addr { op: Op::Del, .. } if self.requests_for.flush_from_notifications => {
                 let cause = self
-                    .causes
-                    .get(&netns)
-                    .filter(|c| {
-                        c.cause == Cause::AddrDel && now.duration_since(c.at) < CAUSE_WINDOW
-                    })
-                    .cloned();
+                    .recent_cause(netns, now)
+                    .filter(|c| c.cause == Cause::AddrDel);
                 self.plan_resync(netns, cause, now);
             }
             _ => {}
@@ -540,23 +499,7 @@ impl Engine {
         });
         if let Some(i) = found {
             let p = self.pending.remove(i).expect("index from position");
-            let cause = if p.from_kernel {
-                self.kernel_cause(&p.who, p.source, op, p.seq, now)
-            } else {
-                None
-            };
-            self.emit(
-                p.source,
-                op,
-                netns,
-                Some(p.who),
-                merge(p.object, object),
-                Some(0),
-                cause,
-                Some(seq).filter(|s| *s != 0),
-                None,
-                now,
-            );
+            self.emit_pending(p, Some(object), Some(0), nonzero(seq), None, now);
             return;
         }
         self.orphans.push_back(Orphan {
@@ -565,7 +508,6 @@ impl Engine {
             op,
             object,
             seq,
-            at: now,
         });
     }
 
@@ -579,14 +521,13 @@ impl Engine {
         }
     }
 
-    /// A fresh route dump of `netns` (after `Action::Resync`, or at start).
+    /// A fresh route dump of `netns` (a due resync from `tick`, or at start).
     /// Routes missing from it were removed without a notification.
     pub fn resynced(
         &mut self,
         netns: u32,
         items: &[NlItem],
         cause: Option<(Cause, EventHeader, Source)>,
-        now: Instant,
     ) {
         let gone = self.mirror(netns).replace_routes(items);
         let Some((cause, who, source)) = cause else {
@@ -606,7 +547,6 @@ impl Engine {
                     "removed by the kernel without a notification; found by re-reading the table"
                         .into(),
                 ),
-                now,
             );
         }
     }
@@ -624,31 +564,12 @@ impl Engine {
                     "outcome unknown: the namespace is not watched (no /run/netns name) and no acknowledgement was seen".to_string()
                 }),
             };
-            let cause = if p.from_kernel {
-                self.kernel_cause(&p.who, p.source, p.op, p.seq, now)
-            } else {
-                None
-            };
-            self.emit(
-                p.source,
-                p.op,
-                p.netns,
-                Some(p.who),
-                p.object,
-                p.result,
-                cause,
-                Some(p.seq).filter(|s| *s != 0),
-                note,
-                now,
-            );
+            let (result, seq) = (p.result, p.seq);
+            self.emit_pending(p, None, result, nonzero(seq), note, now);
         }
         while self.orphans.front().is_some_and(|o| o.deadline <= now) {
             let o = self.orphans.pop_front().expect("front exists");
-            let recent = self
-                .causes
-                .get(&o.netns)
-                .filter(|c| now.duration_since(c.at) < CAUSE_WINDOW)
-                .cloned();
+            let recent = self.recent_cause(o.netns, now);
             let (who, cause, source, note) = match (&recent, o.seq) {
                 (Some(c), 0) => (
                     Some(c.who),
@@ -671,9 +592,8 @@ impl Engine {
                 o.object,
                 Some(0),
                 cause,
-                Some(o.seq).filter(|s| *s != 0),
+                nonzero(o.seq),
                 note,
-                o.at,
             );
         }
         let due: Vec<u32> = self
@@ -701,6 +621,41 @@ impl Engine {
         let _ = self.tick(now);
     }
 
+    /// Emit a change that waited for its other half; `note_obj` is the
+    /// notification that completed it, if one did. Changes seen by a kernel
+    /// hook without a request get their cause here.
+    fn emit_pending(
+        &mut self,
+        p: Pending,
+        note_obj: Option<Object>,
+        result: Option<i32>,
+        nl_seq: Option<u32>,
+        note: Option<String>,
+        now: Instant,
+    ) {
+        let cause = if p.from_kernel {
+            self.kernel_cause(&p.who, p.source, p.op, p.seq, now)
+        } else {
+            None
+        };
+        let object = match note_obj {
+            Some(n) => merge(p.object, n),
+            None => p.object,
+        };
+        let (source, op, netns, who) = (p.source, p.op, p.netns, p.who);
+        self.emit(
+            source,
+            op,
+            netns,
+            Some(who),
+            object,
+            result,
+            cause,
+            nl_seq,
+            note,
+        );
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn emit(
         &mut self,
@@ -713,9 +668,7 @@ impl Engine {
         cause: Option<Cause>,
         nl_seq: Option<u32>,
         note: Option<String>,
-        at: Instant,
     ) {
-        let _ = at;
         if let (Object::Route(r), Some(m)) = (&mut object, self.mirrors.get(&netns)) {
             if r.dev.is_none() {
                 r.dev = r.ifindex.and_then(|i| m.dev(i));
@@ -734,6 +687,11 @@ impl Engine {
             note,
         });
     }
+}
+
+/// A netlink sequence number, where 0 means "none".
+fn nonzero(seq: u32) -> Option<u32> {
+    (seq != 0).then_some(seq)
 }
 
 fn objects_match(req: &Object, note: &Object) -> bool {
@@ -787,11 +745,6 @@ fn route_from_kernel(r: &tracer_common::RouteEvent) -> Route {
         protocol: Some(names::protocol(r.protocol)),
         scope: Some(names::scope(r.scope)),
     }
-}
-
-/// Mirror key of a route (for callers that look details up).
-pub fn key_of(r: &Route) -> RouteKey {
-    RouteKey::of(r)
 }
 
 #[cfg(test)]

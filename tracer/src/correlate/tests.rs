@@ -15,7 +15,9 @@ fn hdr(pid: u32, netns: u32) -> EventHeader {
     h
 }
 
-fn throw(table: u32) -> Route {
+/// `throw 192.168.1.0/24 table TABLE proto boot`, as a notification
+/// describes it (also used by `matching`'s tests).
+pub(super) fn throw(table: u32) -> Route {
     Route {
         family: Some(Family::Inet),
         table: Some(table),
@@ -186,7 +188,7 @@ fn link_down_resync_names_vanished_routes_and_the_process() {
     assert_eq!(due.len(), 1);
     let (ns, cause) = due[0];
     assert_eq!(ns, 7);
-    e.resynced(7, &[], cause, t + Duration::from_secs(3));
+    e.resynced(7, &[], cause);
     let out = e.take_outcomes();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].cause, Some(Cause::LinkDown));

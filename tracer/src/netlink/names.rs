@@ -118,7 +118,6 @@ pub fn errno_name(err: i32) -> String {
         libc::EHOSTUNREACH => "EHOSTUNREACH",
         libc::EMSGSIZE => "EMSGSIZE",
         libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
-        libc::ENOTSUP if libc::ENOTSUP != libc::EOPNOTSUPP => "ENOTSUP",
         _ => return format!("E{e}"),
     };
     name.to_string()

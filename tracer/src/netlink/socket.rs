@@ -11,9 +11,7 @@ use anyhow::{Context as _, Result, anyhow};
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
-use netlink_packet_route::{
-    RouteNetlinkMessage, link::LinkMessage, route::RouteMessage, rule::RuleMessage,
-};
+use netlink_packet_route::{RouteNetlinkMessage, link::LinkMessage, route::RouteMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use super::decode::{NlItem, decode_buffer};
@@ -131,15 +129,13 @@ pub fn receive(s: &Socket, buf: &mut Vec<u8>, timeout_ms: i32) -> Result<Receive
 pub enum DumpKind {
     Links,
     Routes,
-    Rules,
 }
 
-/// Dump links, routes or rules of the socket's namespace (both families).
+/// Dump links or routes of the socket's namespace (both families).
 pub fn dump(s: &Socket, what: DumpKind, seq: u32) -> Result<Vec<NlItem>> {
     let inner = match what {
         DumpKind::Links => RouteNetlinkMessage::GetLink(LinkMessage::default()),
         DumpKind::Routes => RouteNetlinkMessage::GetRoute(RouteMessage::default()),
-        DumpKind::Rules => RouteNetlinkMessage::GetRule(RuleMessage::default()),
     };
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;

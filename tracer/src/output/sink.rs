@@ -44,19 +44,22 @@ impl Sink {
     }
 
     pub fn write(&mut self, e: &Event) -> Result<()> {
-        let json = serde_json::to_string(e).context("serializing an event")?;
-        if !self.stdout_closed {
-            let line = if self.json {
-                json.clone()
-            } else {
-                text::line(e)
+        let to_stdout = !self.stdout_closed;
+        // Serialize only if someone reads JSON, and only once.
+        let json = if (to_stdout && self.json) || self.file.is_some() {
+            Some(serde_json::to_string(e).context("serializing an event")?)
+        } else {
+            None
+        };
+        if to_stdout {
+            let ok = match &json {
+                Some(j) if self.json => writeln!(self.stdout, "{j}"),
+                _ => writeln!(self.stdout, "{}", text::line(e)),
             };
-            if writeln!(self.stdout, "{line}").is_err() {
-                self.stdout_closed = true;
-            }
+            self.stdout_closed = ok.is_err();
         }
-        if let Some((name, f)) = &mut self.file {
-            writeln!(f, "{json}").with_context(|| format!("writing --output {name}"))?;
+        if let (Some((name, f)), Some(j)) = (&mut self.file, &json) {
+            writeln!(f, "{j}").with_context(|| format!("writing --output {name}"))?;
         }
         Ok(())
     }
