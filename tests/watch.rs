@@ -66,86 +66,16 @@ fn filters_keep_only_what_was_asked() {
     let t = Tracer::start(&[
         "--netns", &ns.name, "--only", "removals", "--table", "52", "--family", "inet",
     ]);
-    run(
-        "ip",
-        &[
-            "-n",
-            &ns.name,
-            "route",
-            "add",
-            "blackhole",
-            "10.1.0.0/16",
-            "table",
-            "52",
-        ],
-    );
-    run(
-        "ip",
-        &[
-            "-n",
-            &ns.name,
-            "route",
-            "add",
-            "blackhole",
-            "10.2.0.0/16",
-            "table",
-            "53",
-        ],
-    );
-    run(
-        "ip",
-        &[
-            "-n",
-            &ns.name,
-            "-6",
-            "route",
-            "add",
-            "blackhole",
-            "2001:db8::/64",
-            "table",
-            "52",
-        ],
-    );
-    run(
-        "ip",
-        &[
-            "-n",
-            &ns.name,
-            "-6",
-            "route",
-            "del",
-            "blackhole",
-            "2001:db8::/64",
-            "table",
-            "52",
-        ],
-    );
-    run(
-        "ip",
-        &[
-            "-n",
-            &ns.name,
-            "route",
-            "del",
-            "blackhole",
-            "10.2.0.0/16",
-            "table",
-            "53",
-        ],
-    );
-    run(
-        "ip",
-        &[
-            "-n",
-            &ns.name,
-            "route",
-            "del",
-            "blackhole",
-            "10.1.0.0/16",
-            "table",
-            "52",
-        ],
-    );
+    for cmd in [
+        "route add blackhole 10.1.0.0/16 table 52",
+        "route add blackhole 10.2.0.0/16 table 53",
+        "-6 route add blackhole 2001:db8::/64 table 52",
+        "-6 route del blackhole 2001:db8::/64 table 52",
+        "route del blackhole 10.2.0.0/16 table 53",
+        "route del blackhole 10.1.0.0/16 table 52",
+    ] {
+        ns.ip(cmd);
+    }
     t.wait_for("the table 52 removal", Duration::from_secs(10), |e| {
         e["kind"] == "route_del"
     });

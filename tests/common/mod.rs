@@ -81,6 +81,15 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// `ip -n NAME ARGS...`, with ARGS split on whitespace.
+    pub fn ip(&self, args: &str) -> String {
+        let mut argv = vec!["-n", self.name.as_str()];
+        argv.extend(args.split_whitespace());
+        run("ip", &argv)
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")

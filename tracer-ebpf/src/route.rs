@@ -114,9 +114,20 @@ fn fexit_route4(ctx: &FExitContext, operation: u8) -> Option<()> {
     Some(())
 }
 
+/// Argument indices (rt, info) of fib6_del or fib6_add.
 #[inline(always)]
-fn fexit_route6(ctx: &FExitContext, rt_arg: u32, info_arg: u32, operation: u8) -> Option<()> {
+fn route6_args(cfg: &Config, operation: u8) -> (u32, u32) {
+    if operation == op::DEL {
+        (cfg.arg_f6del_rt, cfg.arg_f6del_info)
+    } else {
+        (cfg.arg_f6add_rt, cfg.arg_f6add_info)
+    }
+}
+
+#[inline(always)]
+fn fexit_route6(ctx: &FExitContext, operation: u8) -> Option<()> {
     let cfg = config()?;
+    let (rt_arg, info_arg) = route6_args(cfg, operation);
     let rt = fexit_arg(ctx, rt_arg)?;
     let info = fexit_arg(ctx, info_arg).unwrap_or(core::ptr::null());
     let ret: i32 = ctx.ret().unwrap_or(0);
@@ -140,17 +151,13 @@ pub fn fexit_fib_table_insert(ctx: FExitContext) -> i32 {
 
 #[fexit(function = "fib6_del")]
 pub fn fexit_fib6_del(ctx: FExitContext) -> i32 {
-    if let Some(cfg) = config() {
-        let _ = fexit_route6(&ctx, cfg.arg_f6del_rt, cfg.arg_f6del_info, op::DEL);
-    }
+    let _ = fexit_route6(&ctx, op::DEL);
     0
 }
 
 #[fexit(function = "fib6_add")]
 pub fn fexit_fib6_add(ctx: FExitContext) -> i32 {
-    if let Some(cfg) = config() {
-        let _ = fexit_route6(&ctx, cfg.arg_f6add_rt, cfg.arg_f6add_info, op::ADD);
-    }
+    let _ = fexit_route6(&ctx, op::ADD);
     0
 }
 
@@ -160,11 +167,7 @@ fn kprobe_route(ctx: &ProbeContext, v6: bool, operation: u8) -> Option<()> {
     let cfg = config()?;
     let mut ev = RouteEvent::default();
     if v6 {
-        let (rt_arg, info_arg) = if operation == op::DEL {
-            (cfg.arg_f6del_rt, cfg.arg_f6del_info)
-        } else {
-            (cfg.arg_f6add_rt, cfg.arg_f6add_info)
-        };
+        let (rt_arg, info_arg) = route6_args(cfg, operation);
         let rt = kprobe_arg(ctx, rt_arg)?;
         let info = kprobe_arg(ctx, info_arg).unwrap_or(core::ptr::null());
         route6(cfg, &mut ev, rt, info, operation);

@@ -50,14 +50,20 @@ fn emit_rule(cfg: &Config, nlh: *const u8, ret: i32, src: u8) -> Option<()> {
     Some(())
 }
 
+/// Argument index of `nlh` in the attached deletion or addition function.
 #[inline(always)]
-fn fexit_rule(ctx: &FExitContext, del: bool) -> Option<()> {
-    let cfg = config()?;
-    let arg = if del {
+fn nlh_arg(cfg: &Config, del: bool) -> u32 {
+    if del {
         cfg.rule_del_nlh_arg
     } else {
         cfg.rule_add_nlh_arg
-    };
+    }
+}
+
+#[inline(always)]
+fn fexit_rule(ctx: &FExitContext, del: bool) -> Option<()> {
+    let cfg = config()?;
+    let arg = nlh_arg(cfg, del);
     let nlh = fexit_arg(ctx, arg)?;
     let ret: i32 = ctx.ret().unwrap_or(0);
     emit_rule(cfg, nlh, ret, source::FENTRY)
@@ -78,11 +84,7 @@ pub fn fexit_rule_add(ctx: FExitContext) -> i32 {
 #[inline(always)]
 fn kprobe_rule(ctx: &ProbeContext, del: bool) -> Option<()> {
     let cfg = config()?;
-    let arg = if del {
-        cfg.rule_del_nlh_arg
-    } else {
-        cfg.rule_add_nlh_arg
-    };
+    let arg = nlh_arg(cfg, del);
     let nlh = kprobe_arg(ctx, arg)?;
     PTR_PENDING
         .insert(&current_tid(), &[nlh as u64, PENDING_RULE], 0)
