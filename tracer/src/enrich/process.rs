@@ -57,8 +57,12 @@ pub struct ProcInfo {
 #[derive(Debug, Default)]
 struct Entry {
     info: Option<ProcInfo>,
-    /// File name of the last exec noted for this pid.
+    /// File name of the last exec noted for this pid, as executed (its
+    /// basename is what the kernel makes the comm).
     exec_filename: Option<String>,
+    /// The same file with symlinks resolved, as `/proc/<pid>/exe` names it,
+    /// so that a process reports one exe whether or not it is still alive.
+    exec_exe: Option<String>,
     /// An exec was noted after `info` was read: `comm` and `exe` may be outdated.
     exec_after_info: bool,
     /// When the process was first found gone.
@@ -130,6 +134,11 @@ impl ProcessCache {
     pub fn note_exec(&mut self, pid: u32, filename: String) {
         let live = open(pid).and_then(|(process, stat)| read_info(&process, stat));
         let entry = self.entries.entry(pid).or_default();
+        entry.exec_exe = Some(
+            std::fs::canonicalize(&filename)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| filename.clone()),
+        );
         entry.exec_filename = Some(filename);
         match live {
             Some(info) => {
@@ -165,7 +174,7 @@ impl ProcessCache {
             && let Some(filename) = &entry.exec_filename
         {
             info.comm = comm_from_filename(filename);
-            info.exe = Some(filename.clone());
+            info.exe = entry.exec_exe.clone();
         }
         Some(info)
     }
@@ -183,7 +192,7 @@ impl ProcessCache {
         }
         let entry = self.entries.get(&pid)?;
         entry
-            .exec_filename
+            .exec_exe
             .clone()
             .or_else(|| entry.info.as_ref()?.exe.clone())
     }
@@ -212,6 +221,7 @@ impl ProcessCache {
             .is_some_and(|old| old.start_time == info.start_time);
         if !same_process {
             entry.exec_filename = None;
+            entry.exec_exe = None;
         }
         entry.info = Some(info);
         entry.exec_after_info = false;
@@ -351,11 +361,29 @@ mod tests {
     #[test]
     fn exec_noted_for_vanished_process() {
         let mut cache = ProcessCache::empty(DEFAULT_CAPACITY, DEFAULT_RETENTION);
-        cache.note_exec(FAKE_PID, "/usr/sbin/ip".to_owned());
-        assert_eq!(cache.exe(FAKE_PID).as_deref(), Some("/usr/sbin/ip"));
+        cache.note_exec(FAKE_PID, "/no/such/binary".to_owned());
+        assert_eq!(cache.exe(FAKE_PID).as_deref(), Some("/no/such/binary"));
         // Nothing but the file name is known: no full record.
         assert_eq!(cache.lookup(FAKE_PID), None);
         assert_eq!(cache.exe(FAKE_PID + 1), None);
+    }
+
+    #[test]
+    fn exec_through_a_symlink_reports_the_target_like_proc_does() {
+        // Debian's /usr/sbin/ip -> /bin/ip: a live process's /proc/<pid>/exe
+        // names the target, so a gone one must too.
+        let dir = super::super::test_util::TempDir::new("exe-link");
+        let target = dir.path().join("real-ip");
+        std::fs::write(&target, b"").unwrap();
+        let link = dir.path().join("ip");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let mut cache = ProcessCache::empty(DEFAULT_CAPACITY, DEFAULT_RETENTION);
+        cache.note_exec(FAKE_PID, link.to_string_lossy().into_owned());
+        let want = std::fs::canonicalize(&target).unwrap();
+        assert_eq!(
+            cache.exe(FAKE_PID),
+            Some(want.to_string_lossy().into_owned())
+        );
     }
 
     #[test]
