@@ -58,7 +58,7 @@ pub struct VmOutput {
 }
 
 /// Boots `kernel` with `initramfs` (a file built by [`Initramfs::build`]) using
-/// `qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 2 -nographic -no-reboot`
+/// `qemu-system-x86_64 -accel tcg,thread=single -cpu max -m 1024 -smp 2 -nographic -no-reboot`
 /// and `console=ttyS0 panic=-1 quiet`, waits at most `timeout`, and returns
 /// the console output. Errors (with the last console lines) if qemu cannot
 /// start, the timeout expires, or the VM stops without the scenario's exit
@@ -77,15 +77,56 @@ pub fn run_vm(kernel: &KernelFiles, initramfs: &Path, timeout: Duration) -> Resu
     )
 }
 
-/// [`run_vm`] with explicit [`VmOptions`].
+/// The guest kernel crashed before `/init` started the scenario, so nothing
+/// of ours had run yet. Seen once in CI: an `int3` oops in `sched_clock_cpu`
+/// while the 6.12 kernel patched its own text during boot under TCG.
+#[derive(Debug)]
+pub struct CrashBeforeScenario(pub String);
+
+impl std::fmt::Display for CrashBeforeScenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CrashBeforeScenario {}
+
+/// Boot attempts when the guest kernel crashes before the scenario starts.
+const BOOT_ATTEMPTS: u32 = 2;
+
+/// [`run_vm`] with explicit [`VmOptions`]. A guest kernel that crashes before
+/// the scenario starts (see [`CrashBeforeScenario`]) is booted once more, and
+/// the retry is printed; a crash or failure after the scenario started is
+/// never retried.
 pub fn run_vm_with(kernel: &KernelFiles, initramfs: &Path, opts: &VmOptions) -> Result<VmOutput> {
+    let mut attempt = 1;
+    loop {
+        match boot_once(kernel, initramfs, opts) {
+            Err(e)
+                if attempt < BOOT_ATTEMPTS && e.downcast_ref::<CrashBeforeScenario>().is_some() =>
+            {
+                say!(
+                    "RETRYING: the guest kernel crashed before the scenario started \
+                     (attempt {attempt} of {BOOT_ATTEMPTS}):\n{e:#}"
+                );
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+fn boot_once(kernel: &KernelFiles, initramfs: &Path, opts: &VmOptions) -> Result<VmOutput> {
     host::ensure_host_tools()?;
     let qemu = host::qemu_binary()?;
     let append = format!("console=ttyS0 panic=-1 quiet {}", opts.extra_append)
         .trim()
         .to_string();
     let mut cmd = Command::new(&qemu);
-    cmd.args(["-accel", "tcg", "-cpu", "max"])
+    // One host thread for all vCPUs: with multi-threaded TCG the guest
+    // kernel's int3-based self-patching during boot can race (see
+    // [`CrashBeforeScenario`]).
+    cmd.args(["-accel", "tcg,thread=single", "-cpu", "max"])
         .args([
             "-m",
             &opts.memory_mib.to_string(),
@@ -196,6 +237,15 @@ pub fn run_vm_with(kernel: &KernelFiles, initramfs: &Path, opts: &VmOptions) -> 
         );
     }
     let Some(exit_code) = find_exit_code(&text) else {
+        if boot_time.is_none() {
+            return Err(CrashBeforeScenario(format!(
+                "VM {label} stopped ({}) before /init started the scenario \
+                 (guest kernel crash during boot){}",
+                status.map(|s| s.to_string()).unwrap_or_default(),
+                context()
+            ))
+            .into());
+        }
         bail!(
             "VM {label} stopped ({}) without reporting the scenario's exit status \
              (kernel panic or /init failure?){}",
