@@ -11,6 +11,7 @@ mod filter;
 mod kernel;
 mod netlink;
 mod output;
+mod packet;
 mod watch;
 
 #[cfg(test)]

@@ -1,0 +1,2 @@
+//! The packet path: packets and FIB lookups on watched interfaces.
+pub mod obs;
