@@ -4,6 +4,7 @@ mod bpf;
 mod cli;
 mod collect;
 mod correlate;
+mod detect;
 mod doctor;
 mod enrich;
 mod event;
