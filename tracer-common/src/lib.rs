@@ -26,7 +26,25 @@ pub mod kind {
     pub const FLUSH: u16 = 5;
     /// A process executed a program (sched:sched_process_exec): [`ExecEvent`].
     pub const EXEC: u16 = 6;
+    /// A packet received on or queued to a watched interface
+    /// (net:netif_receive_skb, net:net_dev_queue): [`PacketEvent`].
+    pub const PACKET: u16 = 7;
+    /// A FIB table lookup for a packet received on a watched interface
+    /// (fib:fib_table_lookup, fib6:fib6_table_lookup): [`FibLookupEvent`].
+    pub const FIB_LOOKUP: u16 = 8;
 }
+
+/// Packet direction in [`PacketEvent::dir`].
+pub mod dir {
+    /// net:netif_receive_skb
+    pub const RX: u8 = 1;
+    /// net:net_dev_queue
+    pub const TX: u8 = 2;
+}
+
+/// Bytes of each watched packet copied, from its IP header on: enough for
+/// IPv4/IPv6 and ICMP/TCP/UDP headers, and for the --pcap snapshot.
+pub const PKT_SNAP: usize = 128;
 
 /// The mechanism that produced an event, written into [`EventHeader::source`].
 pub mod source {
@@ -174,6 +192,149 @@ pub struct ExecEvent {
     pub filename_len: u32,
     pub _pad0: u32,
     pub filename: [u8; PATH_MAX_COPY],
+}
+
+/// Key of the watched-interface map: an interface in a network namespace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WatchKey {
+    /// Inode of the interface's network namespace.
+    pub netns: u32,
+    pub ifindex: u32,
+}
+
+/// A packet on a watched interface. The header's `netns` is the device's
+/// namespace; the task fields are left zero (packets are mostly handled in
+/// softirq context, where the current task says nothing).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketEvent {
+    pub hdr: EventHeader,
+    pub ifindex: u32,
+    /// skb->len when the tracepoint fired.
+    pub skb_len: u32,
+    pub mark: u32,
+    /// One of [`dir`].
+    pub dir: u8,
+    pub _pad0: u8,
+    /// skb->protocol, host byte order (0x0800 IPv4, 0x86dd IPv6).
+    pub protocol: u16,
+    /// Valid bytes in `data` (0 if the read failed).
+    pub cap_len: u32,
+    pub _pad1: u32,
+    /// The packet from its IP header on.
+    pub data: [u8; PKT_SNAP],
+}
+
+/// One FIB table lookup (fib:fib_table_lookup or fib6:fib6_table_lookup) for
+/// a packet that arrived on a watched interface. The header's `netns` is
+/// that interface's namespace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FibLookupEvent {
+    pub hdr: EventHeader,
+    pub table: u32,
+    /// 0 on a match, else a negative errno (-EAGAIN: no match / throw).
+    pub err: i32,
+    pub oif: i32,
+    pub iif: i32,
+    /// AF_INET or AF_INET6.
+    pub family: u8,
+    pub proto: u8,
+    pub sport: u16,
+    pub dport: u16,
+    pub _pad0: u16,
+    /// Addresses in network order (IPv4 in the first 4 bytes).
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    /// Device of the chosen next hop, NUL-padded.
+    pub dev: [u8; 16],
+}
+
+/// Offsets for the packet-path programs (separate from [`Config`] so the
+/// route and rule programs do not carry them), resolved by userspace from
+/// BTF and tracefs. [`NO_OFFSET`] marks what the kernel lacks.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PacketConfig {
+    // struct sk_buff.
+    pub skb_dev: u32,
+    pub skb_head: u32,
+    pub skb_data: u32,
+    pub skb_len: u32,
+    pub skb_network_header: u32,
+    pub skb_protocol: u32,
+    pub skb_mark: u32,
+    // struct net_device and struct net.
+    pub dev_ifindex: u32,
+    /// net_device.nd_net.net (possible_net_t).
+    pub dev_net: u32,
+    pub net_inum: u32,
+    // Tracepoint fields: net:netif_receive_skb and net:net_dev_queue.
+    pub tp_rx_skb: u32,
+    pub tp_tx_skb: u32,
+    // fib:fib_table_lookup.
+    pub tp4_table: u32,
+    pub tp4_err: u32,
+    pub tp4_oif: u32,
+    pub tp4_iif: u32,
+    pub tp4_proto: u32,
+    pub tp4_src: u32,
+    pub tp4_dst: u32,
+    pub tp4_sport: u32,
+    pub tp4_dport: u32,
+    pub tp4_dev: u32,
+    // fib6:fib6_table_lookup.
+    pub tp6_table: u32,
+    pub tp6_err: u32,
+    pub tp6_oif: u32,
+    pub tp6_iif: u32,
+    pub tp6_proto: u32,
+    pub tp6_src: u32,
+    pub tp6_dst: u32,
+    pub tp6_sport: u32,
+    pub tp6_dport: u32,
+    pub tp6_dev: u32,
+}
+
+impl PacketConfig {
+    /// A configuration with every offset unresolved.
+    pub const fn unresolved() -> Self {
+        Self {
+            skb_dev: NO_OFFSET,
+            skb_head: NO_OFFSET,
+            skb_data: NO_OFFSET,
+            skb_len: NO_OFFSET,
+            skb_network_header: NO_OFFSET,
+            skb_protocol: NO_OFFSET,
+            skb_mark: NO_OFFSET,
+            dev_ifindex: NO_OFFSET,
+            dev_net: NO_OFFSET,
+            net_inum: NO_OFFSET,
+            tp_rx_skb: NO_OFFSET,
+            tp_tx_skb: NO_OFFSET,
+            tp4_table: NO_OFFSET,
+            tp4_err: NO_OFFSET,
+            tp4_oif: NO_OFFSET,
+            tp4_iif: NO_OFFSET,
+            tp4_proto: NO_OFFSET,
+            tp4_src: NO_OFFSET,
+            tp4_dst: NO_OFFSET,
+            tp4_sport: NO_OFFSET,
+            tp4_dport: NO_OFFSET,
+            tp4_dev: NO_OFFSET,
+            tp6_table: NO_OFFSET,
+            tp6_err: NO_OFFSET,
+            tp6_oif: NO_OFFSET,
+            tp6_iif: NO_OFFSET,
+            tp6_proto: NO_OFFSET,
+            tp6_src: NO_OFFSET,
+            tp6_dst: NO_OFFSET,
+            tp6_sport: NO_OFFSET,
+            tp6_dport: NO_OFFSET,
+            tp6_dev: NO_OFFSET,
+        }
+    }
 }
 
 /// Kernel struct member offsets and tracepoint field offsets, resolved by
@@ -389,4 +550,6 @@ impl Config {
 mod user {
     // SAFETY: plain `#[repr(C)]` structs of integers with explicit padding.
     unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::PacketConfig {}
+    unsafe impl aya::Pod for super::WatchKey {}
 }

@@ -5,7 +5,8 @@
 //! - `rule`: rule addition and deletion (fib_nl_newrule/fib_nl_delrule or
 //!   fib_newrule/fib_delrule, chosen by userspace from what the kernel has);
 //! - `flush`: fib_table_flush, routes removed without a request;
-//! - `exec`: sched_process_exec, for naming short-lived processes.
+//! - `exec`: sched_process_exec, for naming short-lived processes;
+//! - `packet`: packets and FIB lookups on watched interfaces (loop detection).
 //!
 //! Kernel struct offsets come from userspace (BTF and tracefs of the running
 //! kernel) through the `CONFIG` map; nothing here hard-codes a layout.
@@ -17,6 +18,7 @@ mod exec;
 mod flush;
 mod maps;
 mod netlink_tp;
+mod packet;
 mod read;
 mod route;
 mod rule;

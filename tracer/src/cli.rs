@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::bpf::ladder::AttachMode;
+use crate::{bpf::ladder::AttachMode, packet::watchlist::IfaceSpec};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,6 +53,21 @@ pub struct WatchArgs {
     /// Only removals or only additions.
     #[arg(long, value_enum)]
     pub only: Option<OnlyArg>,
+    /// Watch packets on this interface for forwarding loops: IFACE in the
+    /// tracer's namespace, or NETNS:IFACE in a namespace named under
+    /// /run/netns; repeatable. An interface that appears later is picked up.
+    #[arg(long, value_name = "[NETNS:]IFACE")]
+    pub iface: Vec<IfaceSpec>,
+    /// Write the packets of detected loops (originals and looped copies) to
+    /// FILE as pcap (needs --iface).
+    #[arg(long, value_name = "FILE", requires = "iface")]
+    pub pcap: Option<PathBuf>,
+    /// Seconds between loop_summary events while a loop lasts.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub loop_summary_secs: u64,
+    /// Seconds without a looped packet after which a loop_end is reported.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub loop_end_secs: u64,
 }
 
 #[derive(clap::Args, Debug, Clone)]

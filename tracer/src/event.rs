@@ -142,6 +142,9 @@ pub enum Kind {
     RouteDel,
     Lost,
     Ready,
+    Loop,
+    LoopSummary,
+    LoopEnd,
 }
 
 impl Kind {
@@ -153,6 +156,9 @@ impl Kind {
             Kind::RouteDel => "route_del",
             Kind::Lost => "lost",
             Kind::Ready => "ready",
+            Kind::Loop => "loop",
+            Kind::LoopSummary => "loop_summary",
+            Kind::LoopEnd => "loop_end",
         }
     }
     pub fn route(op: Op) -> Kind {
@@ -244,12 +250,85 @@ pub struct Ready {
     pub namespaces: Vec<Netns>,
 }
 
+/// One packet of a loop, as the IP and transport headers say.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PacketBrief {
+    pub src: String,
+    pub dst: String,
+    /// "icmp", "ipv6-icmp", "tcp", "udp", or the protocol number.
+    pub proto: String,
+    /// TTL or hop limit.
+    pub ttl: u8,
+    /// IPv4 identification (null for IPv6).
+    pub id: Option<u16>,
+    /// IP total length.
+    pub len: u32,
+    pub icmp_id: Option<u16>,
+    pub icmp_seq: Option<u16>,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+}
+
+/// One FIB table consulted for a looping packet.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TableTry {
+    pub table: u32,
+    /// Null on a match, else the kernel's error name ("EAGAIN": no match or
+    /// a throw route, so the next rule was tried).
+    pub err: Option<String>,
+}
+
+/// The routing decision that sent a packet back out of the interface it
+/// came in on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LoopLookup {
+    pub table: Option<u32>,
+    pub table_name: Option<String>,
+    /// The first rule that selects the packet and points at `table`.
+    pub rule_priority: Option<u32>,
+    /// The matching route, `ip route`-style ("default dev tailscale0").
+    pub route: Option<String>,
+    pub result_dev: Option<String>,
+    /// Every table lookup seen for the packet, in order (empty when the FIB
+    /// lookup tracepoints are unavailable).
+    pub tables_tried: Vec<TableTry>,
+}
+
+/// A forwarding loop on a watched interface (`loop`, `loop_summary` and
+/// `loop_end` share this body).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoopReport {
+    pub netns: Netns,
+    pub iface: String,
+    pub family: Family,
+    /// The packet as received.
+    pub original: PacketBrief,
+    /// The same packet sent back out of the interface.
+    pub looped: PacketBrief,
+    /// Whether the looped copy's source is one of the router's own addresses.
+    pub snat: bool,
+    /// Looped packets of this flow so far.
+    pub packets: u64,
+    /// Looped packets since the previous event about this flow.
+    pub new_packets: u64,
+    /// ICMP time-exceeded messages seen for this flow.
+    pub ttl_exceeded: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub lookup: Option<LoopLookup>,
+    /// The removal seen in this session that explains the loop, as its own
+    /// event (route_del or rule_del), or null.
+    pub suspect: Option<Box<Event>>,
+    pub advice: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Body {
     Change(Box<Change>),
     Lost(Lost),
     Ready(Ready),
+    Loop(Box<LoopReport>),
 }
 
 /// One event: one JSON line.

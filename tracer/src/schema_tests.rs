@@ -11,15 +11,27 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use crate::event::{
-    Body, Cause, Change, Event, Family, Kind, Lost, Netns, Process, Ready, Route, Rule, Source,
+    Body, Cause, Change, Event, Family, Kind, LoopLookup, LoopReport, Lost, Netns, PacketBrief,
+    Process, Ready, Route, Rule, Source, TableTry,
 };
 
 const DOC: &str = include_str!("../../docs/events.md");
 const DOC_PATH: &str = "docs/events.md";
 
 /// The objects the document must describe, one table each.
-const OBJECTS: [&str; 8] = [
-    "event", "change", "lost", "ready", "process", "netns", "rule", "route",
+const OBJECTS: [&str; 12] = [
+    "event",
+    "change",
+    "lost",
+    "ready",
+    "loop",
+    "packet",
+    "lookup",
+    "table_try",
+    "process",
+    "netns",
+    "rule",
+    "route",
 ];
 const TYPES: [&str; 5] = ["number", "string", "boolean", "object", "array"];
 
@@ -230,6 +242,31 @@ impl Checker<'_> {
                 self.object(object, m);
             }
         }
+        for object in ["original", "looped"] {
+            if let Some(Value::Object(m)) = body.get(object) {
+                self.object("packet", m);
+            }
+        }
+        if let Some(Value::Object(m)) = body.get("lookup") {
+            self.object("lookup", m);
+            if let Some(Value::Array(tries)) = m.get("tables_tried") {
+                for t in tries {
+                    match t {
+                        Value::Object(m) => self.object("table_try", m),
+                        other => self.errors.push(format!(
+                            "lookup.tables_tried holds a {} instead of table_try objects",
+                            json_type(other)
+                        )),
+                    }
+                }
+            }
+        }
+        if let Some(suspect @ Value::Object(_)) = body.get("suspect") {
+            let origin = self.origin.clone();
+            self.origin = format!("{origin}, its suspect");
+            self.event(suspect, None);
+            self.origin = origin;
+        }
         if let Some(Value::Array(spaces)) = body.get("namespaces") {
             for ns in spaces {
                 match ns {
@@ -257,6 +294,7 @@ impl Checker<'_> {
             "rule_add" | "rule_del" | "route_add" | "route_del" => "change",
             "lost" => "lost",
             "ready" => "ready",
+            "loop" | "loop_summary" | "loop_end" => "loop",
             other => {
                 self.errors.push(format!(
                     "event.kind `{other}` is not a known kind ({})",
@@ -343,6 +381,55 @@ fn rule() -> Rule {
     }
 }
 
+fn packet_brief(src: &str, ttl: u8) -> PacketBrief {
+    PacketBrief {
+        src: src.into(),
+        dst: "192.168.1.90".into(),
+        proto: "icmp".into(),
+        ttl,
+        id: Some(4660),
+        len: 84,
+        icmp_id: Some(7),
+        icmp_seq: Some(1),
+        sport: Some(4000),
+        dport: Some(53),
+    }
+}
+
+fn loop_body(full: bool) -> Body {
+    let suspect = event(
+        Kind::RouteDel,
+        Source::Tracepoint,
+        change(None, Some(route())),
+    );
+    Body::Loop(Box::new(LoopReport {
+        netns: netns(),
+        iface: "tailscale0".into(),
+        family: Family::Inet,
+        original: packet_brief("100.119.140.15", 64),
+        looped: packet_brief("100.98.98.126", 63),
+        snat: true,
+        packets: 3,
+        new_packets: 1,
+        ttl_exceeded: 0,
+        first_seen: "2026-11-24T19:10:39.258986Z".into(),
+        last_seen: "2026-11-24T19:10:41.258986Z".into(),
+        lookup: full.then(|| LoopLookup {
+            table: Some(52),
+            table_name: Some("tailscale".into()),
+            rule_priority: Some(5270),
+            route: Some("default dev tailscale0".into()),
+            result_dev: Some("tailscale0".into()),
+            tables_tried: vec![TableTry {
+                table: 52,
+                err: Some("EAGAIN".into()),
+            }],
+        }),
+        suspect: full.then(|| Box::new(suspect)),
+        advice: "a route covering 192.168.1.90 in table 52 is missing".into(),
+    }))
+}
+
 fn change(rule: Option<Rule>, route: Option<Route>) -> Body {
     Body::Change(Box::new(Change {
         process: Some(process()),
@@ -407,6 +494,9 @@ fn samples() -> Vec<Event> {
                 location: "ring_buffer".into(),
             }),
         ),
+        event(Kind::Loop, Source::Tracepoint, loop_body(true)),
+        event(Kind::LoopSummary, Source::Tracepoint, loop_body(false)),
+        event(Kind::LoopEnd, Source::Tracepoint, loop_body(true)),
         event(
             Kind::Ready,
             Source::Fentry,
@@ -494,6 +584,9 @@ fn all_kinds() -> Vec<Kind> {
         Kind::RouteDel,
         Kind::Lost,
         Kind::Ready,
+        Kind::Loop,
+        Kind::LoopSummary,
+        Kind::LoopEnd,
     ];
     all.iter().for_each(|k| match k {
         Kind::RuleAdd
@@ -501,7 +594,10 @@ fn all_kinds() -> Vec<Kind> {
         | Kind::RouteAdd
         | Kind::RouteDel
         | Kind::Lost
-        | Kind::Ready => {}
+        | Kind::Ready
+        | Kind::Loop
+        | Kind::LoopSummary
+        | Kind::LoopEnd => {}
     });
     all
 }

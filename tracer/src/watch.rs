@@ -28,9 +28,20 @@ use crate::{
     enrich::Enricher,
     event::{Body, Change, Event, Kind, Lost, Netns, Process, Ready, Source, format_ts},
     filter::Filter,
-    netlink::{names::TableNames, socket::DumpKind},
+    netlink::{
+        decode::{NlItem, NlObj},
+        names::TableNames,
+        socket::DumpKind,
+    },
     output::{escape::comm_from_bytes, sink::Sink},
+    packet::{
+        path::{NsView, PacketPath},
+        watchlist::{WatchChange, WatchList},
+    },
 };
+
+/// Ring-buffer records decoded per wake-up before other inputs get a turn.
+const RING_BATCH: usize = 4096;
 
 /// How long collection goes on after SIGINT/SIGTERM.
 const STOP_GRACE: Duration = Duration::from_millis(300);
@@ -54,6 +65,22 @@ impl Clock {
         Clock {
             offset_ns: wall - boot,
         }
+    }
+
+    /// CLOCK_BOOTTIME now, in nanoseconds (the eBPF timestamps' clock).
+    pub fn boot_now_ns() -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid clock id and out pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+
+    /// Wall-clock nanoseconds since the epoch of a boot-clock stamp.
+    pub fn unix_ns(&self, boot_ns: u64) -> i128 {
+        self.offset_ns + boot_ns as i128
     }
 
     pub fn wall(&self, boot_ns: Option<u64>) -> String {
@@ -198,16 +225,163 @@ impl Presenter {
     }
 }
 
-/// Dump links and routes of a newly watched namespace into the mirror.
-fn seed(spaces: &mut Namespaces, engine: &mut Engine, netns: u32) -> Result<()> {
+/// Dump links and routes (and addresses, for the packet path) of a newly
+/// watched namespace into the mirror.
+fn seed(
+    spaces: &mut Namespaces,
+    engine: &mut Engine,
+    packets: Option<&mut PacketPath>,
+    netns: u32,
+) -> Result<()> {
     let Some(w) = spaces.watched.get_mut(&netns) else {
         return Ok(());
     };
     let links = w.dump(DumpKind::Links)?;
     let routes = w.dump(DumpKind::Routes)?;
+    if let Some(pp) = packets {
+        pp.load_addrs(netns, &w.dump(DumpKind::Addresses)?);
+    }
     engine.mirror(netns).load_links(&links);
     engine.resynced(netns, &routes, None);
     Ok(())
+}
+
+/// Re-resolves the --iface interfaces and logs what changed.
+fn sync_ifaces(pp: &mut PacketPath, engine: &Engine, own: u32) {
+    let changes = pp.sync(
+        |name| match name {
+            None => Some(own),
+            Some(n) => std::fs::metadata(format!("{}/{n}", crate::enrich::netns::NETNS_RUN_DIR))
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m) as u32),
+        },
+        |netns| {
+            engine.mirror_of(netns).map(|m| {
+                m.links
+                    .iter()
+                    .filter_map(|(i, l)| Some((l.name.clone()?, *i)))
+                    .collect()
+            })
+        },
+    );
+    for c in changes {
+        match c {
+            WatchChange::Added(spec, key) => log::info!(
+                "watching packets on {spec} (ifindex {}, netns {})",
+                key.ifindex,
+                key.netns
+            ),
+            WatchChange::Removed(spec, _) => log::info!("{spec} is gone; waiting for it to return"),
+        }
+    }
+}
+
+/// Decodes up to `max` ring-buffer records; returns how many were read.
+fn drain_ring(
+    rb: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    engine: &mut Engine,
+    p: &mut Presenter,
+    mut packets: Option<&mut PacketPath>,
+    max: usize,
+) -> usize {
+    let now = Instant::now();
+    let mut n = 0;
+    while let Some(item) = rb.next() {
+        match parse(&item) {
+            Ok(Record::Exec { hdr, filename }) => {
+                p.enricher
+                    .processes
+                    .note_exec(hdr.pid, String::from_utf8_lossy(&filename).into_owned());
+                p.cache.retain(|k, _| k.0 != hdr.pid);
+            }
+            Ok(Record::Packet(ev)) => {
+                if let Some(pp) = packets.as_deref_mut() {
+                    pp.packet(&ev);
+                }
+            }
+            Ok(Record::Lookup(ev)) => {
+                if let Some(pp) = packets.as_deref_mut() {
+                    pp.lookup(&ev);
+                }
+            }
+            Ok(rec) => engine.record(rec, now),
+            Err(e) => log::warn!("skipping a malformed record: {e}"),
+        }
+        n += 1;
+        if n >= max {
+            break;
+        }
+    }
+    n
+}
+
+/// Writes the events for the packet path's findings due now.
+fn emit_findings(
+    pp: &mut PacketPath,
+    findings: Vec<crate::detect::Finding>,
+    spaces: &mut Namespaces,
+    engine: &Engine,
+    p: &mut Presenter,
+    sink: &mut Sink,
+) -> Result<()> {
+    for f in findings {
+        let view = if PacketPath::needs_view(&f) {
+            let info = crate::packet::path::finding_info(&f);
+            let inode = info.netns;
+            let w = spaces.watched.get_mut(&inode);
+            let (rules, route_now) = match w {
+                Some(w) => (
+                    w.dump(DumpKind::Rules).ok(),
+                    w.get_route(&crate::packet::path::route_query(info))
+                        .map_err(|e| log::debug!("route query for a loop: {e:#}"))
+                        .ok(),
+                ),
+                None => (None, None),
+            };
+            let rules = rules.map(|items| {
+                items
+                    .into_iter()
+                    .filter_map(|i| match i.obj {
+                        NlObj::Rule { rule, .. } => Some(rule),
+                        _ => None,
+                    })
+                    .collect()
+            });
+            let route_now = route_now.map(|mut r| {
+                if r.dev.is_none() {
+                    r.dev = r
+                        .ifindex
+                        .and_then(|i| engine.mirror_of(inode).and_then(|m| m.dev(i)));
+                }
+                r
+            });
+            Some(NsView {
+                netns: p.netns(inode),
+                mirror: engine.mirror_of(inode),
+                rules,
+                route_now,
+            })
+        } else {
+            None
+        };
+        let e = pp.event(f, &p.clock, &p.tables, view);
+        sink.write(&e)?;
+    }
+    pp.write_capture(&p.clock)
+}
+
+/// Address and link notifications matter to the packet path: own addresses
+/// recognise SNAT, links name the watched interfaces.
+fn packet_notifications(pp: &mut PacketPath, netns: u32, items: &[NlItem]) -> bool {
+    let mut links = false;
+    for i in items {
+        match &i.obj {
+            NlObj::Addr { .. } => pp.addr_change(netns, i),
+            NlObj::Link(_) => links = true,
+            _ => {}
+        }
+    }
+    links
 }
 
 pub async fn run(args: WatchArgs) -> Result<()> {
@@ -218,9 +392,19 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let (tx, mut rx) = unbounded_channel();
     let mut spaces = Namespaces::new(args.netns.clone(), tx);
     spaces.check_names()?;
+    for spec in &args.iface {
+        match &spec.netns {
+            Some(ns) => spaces.also_watch(ns),
+            None if !spaces.watches_own() => bail!(
+                "--iface {spec} is in the tracer's own namespace, which --netns leaves unwatched; \
+                 drop --netns or name the namespace (NETNS:IFACE)"
+            ),
+            None => {}
+        }
+    }
 
     let facts = KernelFacts::gather()?;
-    let loaded = loader::load(&facts, args.attach)?;
+    let mut loaded = loader::load(&facts, args.attach, !args.iface.is_empty())?;
     for w in &loaded.warnings {
         log::warn!("{w}");
     }
@@ -232,6 +416,15 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         .unwrap_or(Mechanism::Tracepoint)
         .source();
     let mut engine = Engine::new(scope(&hooks));
+    let mut packets = match loaded.watch_ifaces.take() {
+        Some(map) => Some(PacketPath::new(
+            WatchList::new(args.iface.clone(), map),
+            args.pcap.as_deref(),
+            Duration::from_secs(args.loop_summary_secs.max(1)),
+            Duration::from_secs(args.loop_end_secs.max(1)),
+        )?),
+        None => None,
+    };
     let enricher = Enricher::new().context("reading /proc for process enrichment")?;
     let mut p = Presenter {
         clock: Clock::new(),
@@ -240,8 +433,18 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         cache: HashMap::new(),
     };
 
+    let own = p.enricher.netns.own_inode();
     for ns in spaces.rescan() {
-        seed(&mut spaces, &mut engine, ns).with_context(|| format!("dumping namespace {ns}"))?;
+        seed(&mut spaces, &mut engine, packets.as_mut(), ns)
+            .with_context(|| format!("dumping namespace {ns}"))?;
+    }
+    if let Some(pp) = packets.as_mut() {
+        sync_ifaces(pp, &engine, own);
+        for spec in pp.watch.specs() {
+            if !pp.watch.is_active(spec) {
+                log::warn!("--iface {spec}: not present yet; it will be watched when it appears");
+            }
+        }
     }
     let mut namespaces: Vec<Netns> = spaces.watched.keys().map(|i| p.netns(*i)).collect();
     namespaces.sort_by_key(|n| (n.name.clone(), n.inode));
@@ -275,6 +478,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let dropped = loaded.dropped;
     let mut last_dropped = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut pkt_tick = tokio::time::interval(Duration::from_millis(20));
     let mut slow = tokio::time::interval(Duration::from_millis(500));
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -292,34 +496,33 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
-                let rb = guard.get_inner_mut();
-                let now = Instant::now();
-                let mut n = 0;
-                while let Some(item) = rb.next() {
-                    match parse(&item) {
-                        Ok(Record::Exec { hdr, filename }) => {
-                            p.enricher.processes.note_exec(hdr.pid, String::from_utf8_lossy(&filename).into_owned());
-                            p.cache.retain(|k, _| k.0 != hdr.pid);
-                        }
-                        Ok(rec) => engine.record(rec, now),
-                        Err(e) => log::warn!("skipping a malformed record: {e}"),
-                    }
-                    n += 1;
-                    if n >= 4096 {
-                        break;
-                    }
-                }
-                ring_backlog = n >= 4096;
+                let n = drain_ring(guard.get_inner_mut(), &mut engine, &mut p, packets.as_mut(), RING_BATCH);
+                ring_backlog = n >= RING_BATCH;
                 if !ring_backlog {
                     guard.clear_ready();
+                }
+            }
+            // Packet records do not wake us (see tracer-ebpf's packet.rs):
+            // collect them, and report loops, on a short timer.
+            _ = pkt_tick.tick(), if packets.is_some() => {
+                drain_ring(ring.get_mut(), &mut engine, &mut p, packets.as_mut(), usize::MAX);
+                if let Some(pp) = packets.as_mut() {
+                    let findings = pp.tick(Clock::boot_now_ns());
+                    emit_findings(pp, findings, &mut spaces, &engine, &mut p, &mut sink)?;
                 }
             }
             Some(input) = rx.recv() => {
                 let now = Instant::now();
                 match input {
                     NsInput::Notify { netns, items } => {
+                        let links = packets
+                            .as_mut()
+                            .is_some_and(|pp| packet_notifications(pp, netns, &items));
                         for i in items {
                             engine.notification(netns, i, now);
+                        }
+                        if links && let Some(pp) = packets.as_mut() {
+                            sync_ifaces(pp, &engine, own);
                         }
                     }
                     NsInput::Overflow { netns } => {
@@ -347,12 +550,15 @@ pub async fn run(args: WatchArgs) -> Result<()> {
             _ = slow.tick() => {
                 let before: Vec<u32> = spaces.watched.keys().copied().collect();
                 for ns in spaces.rescan() {
-                    if let Err(e) = seed(&mut spaces, &mut engine, ns) {
+                    if let Err(e) = seed(&mut spaces, &mut engine, packets.as_mut(), ns) {
                         log::warn!("namespace {ns}: {e:#}");
                     }
                 }
                 for gone in before.iter().filter(|n| !spaces.watched.contains_key(n)) {
                     engine.forget(*gone);
+                }
+                if let Some(pp) = packets.as_mut() {
+                    sync_ifaces(pp, &engine, own);
                 }
                 let total: u64 = dropped.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(last_dropped);
                 if total > last_dropped {
@@ -365,6 +571,11 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         }
         for o in engine.take_outcomes() {
             let e = p.event(o);
+            if let (Some(pp), Some(inode)) =
+                (packets.as_mut(), e.change().and_then(|c| c.netns.inode))
+            {
+                pp.removals.note(inode, &e);
+            }
             if filter.pass(&e) {
                 sink.write(&e)?;
             }
@@ -377,12 +588,13 @@ pub async fn run(args: WatchArgs) -> Result<()> {
 
     // Records already in the ring buffer belong to this session.
     let now = Instant::now();
-    let rb = ring.get_mut();
-    while let Some(item) = rb.next() {
-        if let Ok(rec) = parse(&item) {
-            engine.record(rec, now);
-        }
-    }
+    drain_ring(
+        ring.get_mut(),
+        &mut engine,
+        &mut p,
+        packets.as_mut(),
+        usize::MAX,
+    );
     while let Ok(input) = rx.try_recv() {
         if let NsInput::Notify { netns, items } = input {
             for i in items {
@@ -393,8 +605,23 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     engine.drain(now);
     for o in engine.take_outcomes() {
         let e = p.event(o);
+        if let (Some(pp), Some(inode)) = (packets.as_mut(), e.change().and_then(|c| c.netns.inode))
+        {
+            pp.removals.note(inode, &e);
+        }
         if filter.pass(&e) {
             sink.write(&e)?;
+        }
+    }
+    if let Some(pp) = packets.as_mut() {
+        let mut findings = pp.tick(Clock::boot_now_ns());
+        findings.extend(pp.finish(Clock::boot_now_ns()));
+        emit_findings(pp, findings, &mut spaces, &engine, &mut p, &mut sink)?;
+        if pp.undecoded > 0 {
+            log::info!(
+                "{} packet records were not IPv4/IPv6 and were skipped",
+                pp.undecoded
+            );
         }
     }
     sink.flush()

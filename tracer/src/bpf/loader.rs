@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{FExit, KProbe, TracePoint},
 };
-use tracer_common::Config;
+use tracer_common::{Config, PacketConfig, WatchKey};
 
 use super::ladder::{AttachMode, Hook, Mechanism, Support, choose};
-use crate::kernel::{Btf, Kallsyms, KernelFeatures, Tracefs, offsets};
+use crate::kernel::{Btf, Kallsyms, KernelFeatures, Tracefs, offsets, packet_offsets};
 
 /// The syscall tracepoints that read rtnetlink requests and acks. They are
 /// attached on every path: they also see link and address requests, which
@@ -27,6 +27,14 @@ const SYSCALL_TRACEPOINTS: [&str; 7] = [
     "sys_exit_recvfrom",
 ];
 
+/// The packet-path tracepoints: (program, category, event).
+const PACKET_TRACEPOINTS: [(&str, &str, &str); 4] = [
+    ("pkt_rx", "net", "netif_receive_skb"),
+    ("pkt_tx", "net", "net_dev_queue"),
+    ("fib4_lookup", "fib", "fib_table_lookup"),
+    ("fib6_lookup", "fib6", "fib6_table_lookup"),
+];
+
 /// Ring buffer size (bytes, a power of two).
 pub const RING_BYTES: u32 = 32 << 20;
 
@@ -36,6 +44,8 @@ pub struct Loaded {
     _ebpf: Ebpf,
     pub ring: RingBuf<MapData>,
     pub dropped: PerCpuArray<MapData, u64>,
+    /// The watched-interface map, when the packet path is attached.
+    pub watch_ifaces: Option<HashMap<MapData, WatchKey, u8>>,
     /// Mechanism per hook, and the kernel function where there is one.
     pub hooks: BTreeMap<Hook, (Mechanism, Option<String>)>,
     /// Offsets that could not be resolved (fields the events will lack).
@@ -129,8 +139,10 @@ fn mode_name(mode: AttachMode) -> &'static str {
     }
 }
 
-/// Load the object, write the configuration and attach by `plan`.
-pub fn load(facts: &KernelFacts, mode: AttachMode) -> Result<Loaded> {
+/// Load the object, write the configuration and attach by `plan`; with
+/// `packets`, also attach the packet path (its interfaces are added to
+/// [`Loaded::watch_ifaces`] later).
+pub fn load(facts: &KernelFacts, mode: AttachMode, packets: bool) -> Result<Loaded> {
     let plan = facts.plan(mode)?;
     let (mut config, mut warnings) = offsets::resolve(&facts.btf, &facts.tracefs);
     offsets::rule_functions(&facts.btf, &facts.kallsyms, None).apply(&mut config);
@@ -192,6 +204,11 @@ pub fn load(facts: &KernelFacts, mode: AttachMode) -> Result<Loaded> {
         ebpf.take_map("EVENTS")
             .ok_or_else(|| anyhow!("map EVENTS missing"))?,
     )?;
+    let watch_ifaces = if packets {
+        Some(attach_packet_path(&mut ebpf, facts, &mut warnings)?)
+    } else {
+        None
+    };
     let dropped = PerCpuArray::try_from(
         ebpf.take_map("DROPPED")
             .ok_or_else(|| anyhow!("map DROPPED missing"))?,
@@ -200,6 +217,7 @@ pub fn load(facts: &KernelFacts, mode: AttachMode) -> Result<Loaded> {
         _ebpf: ebpf,
         ring,
         dropped,
+        watch_ifaces,
         hooks,
         warnings,
     })
@@ -212,6 +230,38 @@ fn write_config(ebpf: &mut Ebpf, config: Config) -> Result<()> {
     )?;
     map.set(0, config, 0)
         .context("writing the offsets into CONFIG")
+}
+
+/// Writes PKT_CONFIG and attaches the packet tracepoints. The packet
+/// programs are required (--iface asks for them); the FIB lookup programs
+/// only add evidence, so a kernel without them gets a warning.
+fn attach_packet_path(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    warnings: &mut Vec<String>,
+) -> Result<HashMap<MapData, WatchKey, u8>> {
+    let (config, unresolved): (PacketConfig, _) =
+        packet_offsets::resolve_packet(&facts.btf, &facts.tracefs);
+    warnings.extend(unresolved);
+    let mut map: Array<_, PacketConfig> = Array::try_from(
+        ebpf.map_mut("PKT_CONFIG")
+            .ok_or_else(|| anyhow!("map PKT_CONFIG missing"))?,
+    )?;
+    map.set(0, config, 0)
+        .context("writing the packet offsets into PKT_CONFIG")?;
+    for (prog, category, name) in PACKET_TRACEPOINTS {
+        match attach_tracepoint(ebpf, prog, category, name) {
+            Ok(()) => {}
+            Err(e) if category != "net" => warnings.push(format!(
+                "FIB lookups will not be reported (loop events will lack the lookup): {e:#}"
+            )),
+            Err(e) => return Err(e.context("--iface needs the packet tracepoints")),
+        }
+    }
+    Ok(HashMap::try_from(
+        ebpf.take_map("WATCH_IFACES")
+            .ok_or_else(|| anyhow!("map WATCH_IFACES missing"))?,
+    )?)
 }
 
 fn attach_tracepoint(ebpf: &mut Ebpf, prog: &str, category: &str, name: &str) -> Result<()> {

@@ -36,6 +36,14 @@ impl Watched {
     }
 }
 
+impl Watched {
+    /// Which route the kernel would choose now for `q` in this namespace.
+    pub fn get_route(&mut self, q: &socket::RouteQuery) -> Result<crate::event::Route> {
+        self.seq = self.seq.wrapping_add(1);
+        socket::get_route(&self.dump, q, self.seq)
+    }
+}
+
 impl Drop for Watched {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -73,6 +81,19 @@ impl Namespaces {
             .unwrap_or_default();
         v.sort();
         v
+    }
+
+    /// Also watch namespace `name` (an --iface namespace) when --netns
+    /// restricts the set; without --netns every named namespace is watched.
+    pub fn also_watch(&mut self, name: &str) {
+        if !self.only.is_empty() && !self.only.iter().any(|n| n == name) {
+            self.only.push(name.to_string());
+        }
+    }
+
+    /// Whether the tracer's own namespace is watched.
+    pub fn watches_own(&self) -> bool {
+        self.only.is_empty()
     }
 
     /// Check that every --netns name exists (start-up: a clear error).

@@ -1,7 +1,8 @@
 //! Ring-buffer records from the eBPF programs, decoded with length checks
 //! into typed values. Layouts are the `#[repr(C)]` structs of tracer-common.
 use tracer_common::{
-    EventHeader, ExecEvent, FlushEvent, NlAckEvent, NlMsgEvent, RouteEvent, kind, source,
+    EventHeader, ExecEvent, FibLookupEvent, FlushEvent, NlAckEvent, NlMsgEvent, PacketEvent,
+    RouteEvent, kind, source,
 };
 
 use crate::event::Source;
@@ -38,6 +39,10 @@ pub enum Record {
         hdr: EventHeader,
         filename: Vec<u8>,
     },
+    /// A packet on a watched interface.
+    Packet(Box<PacketEvent>),
+    /// A FIB lookup for a packet received on a watched interface.
+    Lookup(FibLookupEvent),
 }
 
 /// Why a record could not be decoded.
@@ -119,6 +124,17 @@ pub fn parse(buf: &[u8]) -> Result<Record, RecordError> {
         }
         kind::ROUTE => Record::Route(read(buf, "route record")?),
         kind::FLUSH => Record::Flush(read(buf, "flush record")?),
+        kind::PACKET => {
+            let p: PacketEvent = read(buf, "packet record")?;
+            if p.cap_len as usize > tracer_common::PKT_SNAP {
+                return Err(RecordError::BadLength {
+                    claimed: p.cap_len as usize,
+                    max: tracer_common::PKT_SNAP,
+                });
+            }
+            Record::Packet(Box::new(p))
+        }
+        kind::FIB_LOOKUP => Record::Lookup(read(buf, "FIB lookup record")?),
         kind::EXEC => {
             let fixed = std::mem::offset_of!(ExecEvent, filename);
             let _: EventHeader = read(buf, "exec record")?;
@@ -172,6 +188,11 @@ mod tests {
         assert_eq!(std::mem::size_of::<EventHeader>(), 80);
         assert_eq!(std::mem::size_of::<RouteEvent>(), 80 + 64);
         assert_eq!(std::mem::size_of::<FlushEvent>(), 96);
+        assert_eq!(
+            std::mem::size_of::<PacketEvent>(),
+            104 + tracer_common::PKT_SNAP
+        );
+        assert_eq!(std::mem::size_of::<FibLookupEvent>(), 152);
         assert_eq!(std::mem::offset_of!(NlMsgEvent, data), 96);
         assert_eq!(std::mem::size_of::<tracer_common::Config>() % 4, 0);
     }

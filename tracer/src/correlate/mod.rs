@@ -169,6 +169,11 @@ impl Engine {
         self.mirrors.entry(netns).or_default()
     }
 
+    /// The mirror of a namespace, if it is followed.
+    pub fn mirror_of(&self, netns: u32) -> Option<&NsMirror> {
+        self.mirrors.get(&netns)
+    }
+
     /// Stop following a namespace (it went away).
     pub fn forget(&mut self, netns: u32) {
         self.mirrors.remove(&netns);
@@ -216,7 +221,7 @@ impl Engine {
                     self.plan_resync(f.hdr.netns, Some(cause), now);
                 }
             }
-            Record::Exec { .. } => {}
+            Record::Exec { .. } | Record::Packet(_) | Record::Lookup(_) => {}
         }
     }
 

@@ -10,6 +10,7 @@ pub mod btf;
 pub mod features;
 pub mod kallsyms;
 pub mod offsets;
+pub mod packet_offsets;
 mod sys;
 pub mod tracefs;
 

@@ -125,14 +125,14 @@ pub fn resolve(btf: &Btf, tracefs: &Tracefs) -> (Config, Vec<String>) {
 }
 
 /// Resolves single offsets, turning failures into warnings.
-struct Resolver<'a> {
-    btf: &'a Btf,
-    tracefs: &'a Tracefs,
-    warnings: Vec<String>,
+pub(super) struct Resolver<'a> {
+    pub(super) btf: &'a Btf,
+    pub(super) tracefs: &'a Tracefs,
+    pub(super) warnings: Vec<String>,
 }
 
 impl Resolver<'_> {
-    fn member(&mut self, struct_name: &str, path: &str) -> u32 {
+    pub(super) fn member(&mut self, struct_name: &str, path: &str) -> u32 {
         self.btf
             .member_offset(struct_name, path)
             .unwrap_or_else(|e| {
@@ -173,7 +173,7 @@ impl Resolver<'_> {
         found.map_or(NO_OFFSET, |(_, i)| i)
     }
 
-    fn tp_field(&mut self, category: &str, event: &str, field: &str) -> u32 {
+    pub(super) fn tp_field(&mut self, category: &str, event: &str, field: &str) -> u32 {
         self.tracefs
             .field_offset(category, event, field)
             .unwrap_or_else(|e| {
@@ -184,7 +184,7 @@ impl Resolver<'_> {
 
     /// `net.ns.inum`; if `ns` was renamed or moved, the `inum` of whichever
     /// member of `struct net` is a `struct ns_common`.
-    fn net_inum(&mut self) -> u32 {
+    pub(super) fn net_inum(&mut self) -> u32 {
         let primary = match self.btf.member_offset("net", "ns.inum") {
             Ok(off) => return off,
             Err(e) => e,

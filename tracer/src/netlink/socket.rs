@@ -11,10 +11,17 @@ use anyhow::{Context as _, Result, anyhow};
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
-use netlink_packet_route::{RouteNetlinkMessage, link::LinkMessage, route::RouteMessage};
+use netlink_packet_route::{
+    AddressFamily, RouteNetlinkMessage,
+    address::AddressMessage,
+    link::LinkMessage,
+    route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage},
+    rule::RuleMessage,
+};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
-use super::decode::{NlItem, decode_buffer};
+use super::decode::{NlItem, NlObj, decode_buffer};
+use crate::event::Route;
 
 // rtnetlink multicast groups (uapi rtnetlink.h): legacy bitmask for bind()
 // and group numbers for NETLINK_ADD_MEMBERSHIP.
@@ -129,6 +136,8 @@ pub fn receive(s: &Socket, buf: &mut Vec<u8>, timeout_ms: i32) -> Result<Receive
 pub enum DumpKind {
     Links,
     Routes,
+    Rules,
+    Addresses,
 }
 
 /// Dump links or routes of the socket's namespace (both families).
@@ -136,6 +145,8 @@ pub fn dump(s: &Socket, what: DumpKind, seq: u32) -> Result<Vec<NlItem>> {
     let inner = match what {
         DumpKind::Links => RouteNetlinkMessage::GetLink(LinkMessage::default()),
         DumpKind::Routes => RouteNetlinkMessage::GetRoute(RouteMessage::default()),
+        DumpKind::Rules => RouteNetlinkMessage::GetRule(RuleMessage::default()),
+        DumpKind::Addresses => RouteNetlinkMessage::GetAddress(AddressMessage::default()),
     };
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -158,6 +169,79 @@ pub fn dump(s: &Socket, what: DumpKind, seq: u32) -> Result<Vec<NlItem>> {
         if let Some(t) = last_type(&buf, seq) {
             if t == NLMSG_DONE || t == NLMSG_ERROR {
                 return Ok(items);
+            }
+        }
+    }
+}
+
+/// What a forwarded packet looks like to the FIB: `ip route get DST from SRC
+/// iif IIF mark MARK fibmatch`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteQuery {
+    pub src: std::net::IpAddr,
+    pub dst: std::net::IpAddr,
+    pub iif: u32,
+    pub mark: u32,
+}
+
+/// Asks the kernel which route it would choose for `q` now (RTM_GETROUTE
+/// with RTM_F_FIB_MATCH: the matching FIB entry, table included). Err with
+/// the kernel's error when there is none (e.g. unreachable).
+pub fn get_route(s: &Socket, q: &RouteQuery, seq: u32) -> Result<Route> {
+    let mut m = RouteMessage::default();
+    let (family, len, dst, src) = match (q.dst, q.src) {
+        (std::net::IpAddr::V4(d), std::net::IpAddr::V4(s)) => (
+            AddressFamily::Inet,
+            32,
+            RouteAddress::Inet(d),
+            RouteAddress::Inet(s),
+        ),
+        (std::net::IpAddr::V6(d), std::net::IpAddr::V6(s)) => (
+            AddressFamily::Inet6,
+            128,
+            RouteAddress::Inet6(d),
+            RouteAddress::Inet6(s),
+        ),
+        _ => return Err(anyhow!("source and destination families differ")),
+    };
+    m.header.address_family = family;
+    m.header.destination_prefix_length = len;
+    m.header.flags = RouteFlags::FibMatch;
+    m.attributes = vec![
+        RouteAttribute::Destination(dst),
+        RouteAttribute::Source(src),
+        RouteAttribute::Iif(q.iif),
+    ];
+    if q.mark != 0 {
+        m.attributes.push(RouteAttribute::Mark(q.mark));
+    }
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST;
+    header.sequence_number = seq;
+    let mut msg = NetlinkMessage::new(
+        header,
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::GetRoute(m)),
+    );
+    msg.finalize();
+    let mut out = vec![0u8; msg.buffer_len()];
+    msg.serialize(&mut out);
+    s.send(&out, 0).context("sending the route query")?;
+    let mut buf = Vec::with_capacity(1 << 16);
+    loop {
+        buf.clear();
+        s.recv(&mut buf, 0)
+            .context("reading the route query's answer")?;
+        for item in decode_buffer(&buf).0 {
+            if item.seq != seq {
+                continue;
+            }
+            match item.obj {
+                NlObj::Route { route, .. } => return Ok(route),
+                NlObj::Ack { error, .. } if error != 0 => {
+                    return Err(std::io::Error::from_raw_os_error(-error))
+                        .context("the kernel has no route for it");
+                }
+                _ => {}
             }
         }
     }

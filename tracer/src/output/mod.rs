@@ -1,4 +1,5 @@
-//! Presentation: text and JSON lines, escaping of untrusted strings.
+//! Presentation: text and JSON lines, escaping of untrusted strings, pcap.
 pub mod escape;
+pub mod pcap;
 pub mod sink;
 pub mod text;

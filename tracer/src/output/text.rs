@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::escape::escape_str;
-use crate::event::{Body, Change, Event, Route, Rule};
+use crate::event::{Body, Change, Event, Kind, LoopReport, PacketBrief, Route, Rule};
 
 /// `ip route`-style description of a route.
 pub fn route(r: &Route) -> String {
@@ -143,6 +143,86 @@ fn who(c: &Change) -> String {
     s
 }
 
+fn packet(p: &PacketBrief) -> String {
+    let mut s = format!("{} > {} {} ttl {}", p.src, p.dst, p.proto, p.ttl);
+    if let Some(id) = p.id {
+        let _ = write!(s, " id {id}");
+    }
+    if let (Some(i), Some(q)) = (p.icmp_id, p.icmp_seq) {
+        let _ = write!(s, " echo id {i} seq {q}");
+    }
+    if let (Some(a), Some(b)) = (p.sport, p.dport) {
+        let _ = write!(s, " ports {a} > {b}");
+    }
+    s
+}
+
+/// A loop: what came in, what went back out, why, and who caused it.
+fn loop_line(e: &Event, l: &LoopReport) -> String {
+    let iface = escape_str(&l.iface);
+    let ns = l
+        .netns
+        .name
+        .as_deref()
+        .map(escape_str)
+        .or_else(|| l.netns.inode.map(|i| i.to_string()))
+        .unwrap_or_else(|| "?".into());
+    match e.kind {
+        Kind::LoopSummary => format!(
+            "{} loop      still looping on {iface} (netns {ns}): {} > {}, {} packets ({} new), {} ttl-exceeded",
+            e.ts, l.original.src, l.original.dst, l.packets, l.new_packets, l.ttl_exceeded
+        ),
+        Kind::LoopEnd => format!(
+            "{} loop_end  loop on {iface} (netns {ns}) stopped: {} > {}, {} packets from {} to {}",
+            e.ts, l.original.src, l.original.dst, l.packets, l.first_seen, l.last_seen
+        ),
+        _ => {
+            let mut s = format!(
+                "{} LOOP      on {iface} (netns {ns}): in {} | back out {}{}",
+                e.ts,
+                packet(&l.original),
+                packet(&l.looped),
+                if l.snat {
+                    " (source rewritten to the router's own address)"
+                } else {
+                    ""
+                }
+            );
+            if let Some(k) = &l.lookup {
+                let _ = write!(s, "\n{:<27} lookup:", "");
+                if let Some(p) = k.rule_priority {
+                    let _ = write!(s, " rule {p} ->");
+                }
+                if let Some(t) = k.table {
+                    let _ = write!(s, " table {t}");
+                }
+                if let Some(r) = &k.route {
+                    let _ = write!(s, " -> {}", escape_str(r));
+                }
+            }
+            if let Some(sus) = l.suspect.as_deref().and_then(|e| Some((e, e.change()?))) {
+                let what = sus
+                    .1
+                    .route
+                    .as_ref()
+                    .map(route)
+                    .or_else(|| sus.1.rule.as_ref().map(rule))
+                    .unwrap_or_default();
+                let _ = write!(
+                    s,
+                    "\n{:<27} suspect: {} {what} at {} {}",
+                    "",
+                    sus.0.kind.as_str(),
+                    sus.0.ts,
+                    who(sus.1)
+                );
+            }
+            let _ = write!(s, "\n{:<27} advice: {}", "", escape_str(&l.advice));
+            s
+        }
+    }
+}
+
 /// One line for an event (no trailing newline).
 pub fn line(e: &Event) -> String {
     match &e.body {
@@ -197,6 +277,7 @@ pub fn line(e: &Event) -> String {
             }
             s
         }
+        Body::Loop(l) => loop_line(e, l),
     }
 }
 

@@ -22,7 +22,11 @@ pub enum L4 {
     Echo { request: bool, id: u16, seq: u16 },
     /// Any other ICMP/ICMPv6 message. Time exceeded is ICMP type 11 and
     /// ICMPv6 type 3 (see [`L4::is_time_exceeded`]).
-    Icmp { family: Family, icmp_type: u8, code: u8 },
+    Icmp {
+        family: Family,
+        icmp_type: u8,
+        code: u8,
+    },
     /// TCP, UDP, SCTP, UDP-Lite.
     Ports { sport: u16, dport: u16 },
     /// Other protocols, or a header that was not captured.
@@ -33,8 +37,15 @@ impl L4 {
     pub fn is_time_exceeded(&self) -> bool {
         matches!(
             self,
-            L4::Icmp { family: Family::Inet, icmp_type: 11, .. }
-                | L4::Icmp { family: Family::Inet6, icmp_type: 3, .. }
+            L4::Icmp {
+                family: Family::Inet,
+                icmp_type: 11,
+                ..
+            } | L4::Icmp {
+                family: Family::Inet6,
+                icmp_type: 3,
+                ..
+            }
         )
     }
 }

@@ -1,0 +1,240 @@
+//! Tying a loop to its cause: the routing decision (rule, table, route) and
+//! the removal seen earlier in the session that explains it.
+use std::{collections::VecDeque, net::IpAddr};
+
+use crate::event::{Event, Family, Kind, Route, Rule};
+
+/// Removals kept for naming suspects.
+const REMOVALS_KEPT: usize = 16384;
+
+/// Whether `prefix` ("192.168.1.0/24", "::/0") covers `addr`.
+pub fn covers(prefix: &str, addr: IpAddr) -> bool {
+    let (net, len) = match prefix.split_once('/') {
+        Some((n, l)) => (n, l.parse::<u8>().ok()),
+        None => (prefix, None),
+    };
+    let Ok(net) = net.parse::<IpAddr>() else {
+        return false;
+    };
+    match (net, addr) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let len = len.unwrap_or(32).min(32);
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let len = len.unwrap_or(128).min(128);
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+/// `ip route`-style, short: "default dev tailscale0", "throw 192.168.1.0/24".
+pub fn route_text(r: &Route) -> String {
+    let dst = match (r.dst.as_deref(), r.family) {
+        (Some(d), Some(f)) if d == f.any() => "default".to_string(),
+        (Some(d), _) => d.to_string(),
+        (None, _) => "default".to_string(),
+    };
+    let mut s = match r.rtype.as_deref() {
+        Some("unicast") | None => dst,
+        Some(t) => format!("{t} {dst}"),
+    };
+    if let Some(gw) = &r.gateway {
+        s.push_str(&format!(" via {gw}"));
+    }
+    match (&r.dev, r.ifindex) {
+        (Some(d), _) => s.push_str(&format!(" dev {d}")),
+        (None, Some(i)) => s.push_str(&format!(" dev #{i}")),
+        _ => {}
+    }
+    s
+}
+
+/// The packet as the rules see it.
+pub struct Selector<'a> {
+    pub family: Family,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub iif: &'a str,
+    pub mark: u32,
+    pub proto: u8,
+}
+
+fn rule_selects(r: &Rule, p: &Selector) -> bool {
+    if r.family.is_some_and(|f| f != p.family) {
+        return false;
+    }
+    let mut ok = r.src.as_deref().is_none_or(|s| covers(s, p.src))
+        && r.dst.as_deref().is_none_or(|d| covers(d, p.dst))
+        && r.iif.as_deref().is_none_or(|i| i == p.iif)
+        && r.oif.is_none()
+        && r.ipproto.is_none_or(|x| x == p.proto)
+        && r.sport.is_none()
+        && r.dport.is_none()
+        && r.uid_range.is_none();
+    if let Some(m) = r.fwmark {
+        let mask = r.fwmask.unwrap_or(u32::MAX);
+        ok &= p.mark & mask == m & mask;
+    }
+    ok != r.invert
+}
+
+/// Priority of the first rule (in priority order) that selects the packet
+/// and looks up `table`.
+pub fn rule_priority(rules: &[Rule], p: &Selector, table: u32) -> Option<u32> {
+    let mut sorted: Vec<&Rule> = rules
+        .iter()
+        .filter(|r| r.family.is_none_or(|f| f == p.family))
+        .collect();
+    sorted.sort_by_key(|r| r.priority.unwrap_or(0));
+    sorted
+        .into_iter()
+        .filter(|r| r.action.as_deref().is_none_or(|a| a == "table"))
+        .find(|r| r.table == Some(table) && rule_selects(r, p))
+        .and_then(|r| r.priority.or(Some(0)))
+}
+
+/// Recent route and rule removals, per namespace, newest last.
+#[derive(Default)]
+pub struct Removals {
+    seen: VecDeque<(u32, Event)>,
+}
+
+impl Removals {
+    /// Keeps `e` if it is a successful removal.
+    pub fn note(&mut self, netns: u32, e: &Event) {
+        if !matches!(e.kind, Kind::RouteDel | Kind::RuleDel) {
+            return;
+        }
+        if e.change()
+            .is_some_and(|c| c.result.as_deref().is_some_and(|r| r != "ok"))
+        {
+            return;
+        }
+        if self.seen.len() >= REMOVALS_KEPT {
+            self.seen.pop_front();
+        }
+        self.seen.push_back((netns, e.clone()));
+    }
+
+    /// The most recent removal of a route in `table` of `netns` that covers
+    /// `dst` and is more specific than the route now chosen (`chosen_len`):
+    /// the route whose absence lets the lookup fall through.
+    pub fn suspect(&self, netns: u32, table: u32, dst: IpAddr, chosen_len: u8) -> Option<&Event> {
+        self.seen.iter().rev().find_map(|(ns, e)| {
+            let r = e.change()?.route.as_ref()?;
+            let d = r.dst.as_deref()?;
+            let len: u8 = d.split_once('/').and_then(|(_, l)| l.parse().ok())?;
+            (*ns == netns && r.table == Some(table) && len > chosen_len && covers(d, dst))
+                .then_some(e)
+        })
+    }
+}
+
+/// One line of advice for a loop.
+pub fn advice(
+    dst: IpAddr,
+    iface: &str,
+    table: Option<u32>,
+    route: Option<&str>,
+    suspect: Option<&Event>,
+) -> String {
+    let table_s = table.map_or_else(|| "the table it used".to_string(), |t| format!("table {t}"));
+    let mut s = match route {
+        Some(r) => format!(
+            "packets to {dst} arriving on {iface} match `{r}` in {table_s} and are sent back out of {iface}; a route covering {dst} in {table_s} is missing"
+        ),
+        None => format!(
+            "packets to {dst} arriving on {iface} are routed back out of {iface}; a route covering {dst} is missing"
+        ),
+    };
+    match suspect.and_then(|e| Some((e, e.change()?))) {
+        Some((e, c)) => {
+            let what = c.route.as_ref().map(route_text).unwrap_or_default();
+            let who = c.process.as_ref().map_or_else(
+                || "the kernel".to_string(),
+                |p| match &p.unit {
+                    Some(u) => format!("{} (pid {}, {u})", p.comm, p.pid),
+                    None => format!("{} (pid {})", p.comm, p.pid),
+                },
+            );
+            s.push_str(&format!(
+                ": `{what}` was removed from {table_s} at {} by {who} and not restored",
+                e.ts
+            ));
+        }
+        None => s.push_str(" (its removal was not seen in this session)"),
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_cover() {
+        let a: IpAddr = "192.168.1.90".parse().unwrap();
+        assert!(covers("192.168.1.0/24", a));
+        assert!(covers("0.0.0.0/0", a));
+        assert!(!covers("10.10.10.0/24", a));
+        assert!(!covers("::/0", a));
+        assert!(covers("fd00::/8", "fd7a::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn rule_priority_skips_marked_rules() {
+        let rule = |prio: u32, table: u32, mark: Option<u32>| Rule {
+            family: Some(Family::Inet),
+            priority: Some(prio),
+            table: Some(table),
+            action: Some("table".into()),
+            fwmark: mark,
+            fwmask: mark.map(|_| 0xff0000),
+            ..Rule::default()
+        };
+        let rules = vec![
+            rule(5210, 254, Some(0x80000)),
+            rule(5270, 52, None),
+            rule(32766, 254, None),
+        ];
+        let p = Selector {
+            family: Family::Inet,
+            src: "100.119.140.15".parse().unwrap(),
+            dst: "192.168.1.90".parse().unwrap(),
+            iif: "tailscale0",
+            mark: 0,
+            proto: 1,
+        };
+        assert_eq!(rule_priority(&rules, &p, 52), Some(5270));
+        assert_eq!(rule_priority(&rules, &p, 254), Some(32766));
+        let marked = Selector { mark: 0x80000, ..p };
+        assert_eq!(rule_priority(&rules, &marked, 254), Some(5210));
+    }
+
+    #[test]
+    fn route_text_is_ip_route_style() {
+        let r = Route {
+            family: Some(Family::Inet),
+            dst: Some("0.0.0.0/0".into()),
+            rtype: Some("unicast".into()),
+            dev: Some("tailscale0".into()),
+            ..Route::default()
+        };
+        assert_eq!(route_text(&r), "default dev tailscale0");
+        let t = Route {
+            family: Some(Family::Inet),
+            dst: Some("192.168.1.0/24".into()),
+            rtype: Some("throw".into()),
+            ..Route::default()
+        };
+        assert_eq!(route_text(&t), "throw 192.168.1.0/24");
+    }
+}

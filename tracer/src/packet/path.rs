@@ -1,0 +1,405 @@
+//! The packet path inside `watch`: watched interfaces, decoding, the loop
+//! detector, and turning its findings into `loop`, `loop_summary` and
+//! `loop_end` events tied to their cause.
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    path::Path,
+    time::Duration,
+};
+
+use anyhow::Result;
+use tracer_common::{FibLookupEvent, PacketEvent, WatchKey};
+
+use super::{
+    cause::{self, Removals, Selector},
+    decode,
+    obs::L4,
+    watchlist::{IfaceSpec, WatchChange, WatchList},
+};
+use crate::{
+    correlate::mirror::NsMirror,
+    detect::{Detector, DetectorConfig, Finding, LoopInfo},
+    event::{
+        Body, Event, Kind, LoopLookup, LoopReport, Netns, PacketBrief, Rule, Source, TableTry,
+    },
+    netlink::{
+        decode::{NlItem, NlObj},
+        names::TableNames,
+    },
+    output::pcap::PcapSink,
+    watch::Clock,
+};
+
+/// What the caller knows about a namespace, for explaining a loop.
+pub struct NsView<'a> {
+    pub netns: Netns,
+    pub mirror: Option<&'a NsMirror>,
+    /// The namespace's rules now (a fresh dump), if it could be read.
+    pub rules: Option<Vec<Rule>>,
+    /// The kernel's answer to "which route would the original packet take
+    /// now" (used when no FIB lookup was seen for the packet).
+    pub route_now: Option<crate::event::Route>,
+}
+
+/// Explanation computed once per flow and repeated in its summaries.
+#[derive(Clone)]
+struct Explained {
+    netns: Netns,
+    lookup: Option<LoopLookup>,
+    suspect: Option<Box<Event>>,
+    advice: String,
+}
+
+pub struct PacketPath {
+    pub watch: WatchList,
+    detector: Detector,
+    own: HashMap<u32, HashSet<IpAddr>>,
+    explained: HashMap<String, Explained>,
+    pcap: Option<PcapSink>,
+    pub removals: Removals,
+    /// Records that could not be decoded (not IP, not captured).
+    pub undecoded: u64,
+}
+
+fn flow_id(l: &LoopInfo) -> String {
+    format!(
+        "{}/{}/{}/{}/{}/{:?}",
+        l.netns,
+        l.ifindex,
+        l.original.src,
+        l.original.dst,
+        l.original.proto,
+        flow_l4(&l.original.l4)
+    )
+}
+
+fn flow_l4(l4: &L4) -> Option<(u16, u16)> {
+    match *l4 {
+        L4::Echo { id, .. } => Some((id, 0)),
+        L4::Ports { sport, dport } => Some((sport, dport)),
+        _ => None,
+    }
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "ipv6-icmp".into(),
+        132 => "sctp".into(),
+        other => other.to_string(),
+    }
+}
+
+fn brief(p: &crate::detect::PacketBrief) -> PacketBrief {
+    let (icmp_id, icmp_seq, sport, dport) = match p.l4 {
+        L4::Echo { id, seq, .. } => (Some(id), Some(seq), None, None),
+        L4::Ports { sport, dport } => (None, None, Some(sport), Some(dport)),
+        _ => (None, None, None, None),
+    };
+    PacketBrief {
+        src: p.src.to_string(),
+        dst: p.dst.to_string(),
+        proto: proto_name(p.proto),
+        ttl: p.ttl,
+        id: p.ip_id,
+        len: p.len,
+        icmp_id,
+        icmp_seq,
+        sport,
+        dport,
+    }
+}
+
+fn errno_name(err: i32) -> Option<String> {
+    (err != 0).then(|| crate::netlink::names::errno_name(err))
+}
+
+impl PacketPath {
+    pub fn new(
+        watch: WatchList,
+        pcap: Option<&Path>,
+        summary_every: Duration,
+        end_after: Duration,
+    ) -> Result<Self> {
+        Ok(PacketPath {
+            watch,
+            detector: Detector::new(DetectorConfig {
+                summary_every,
+                end_after,
+                ..DetectorConfig::default()
+            }),
+            own: HashMap::new(),
+            explained: HashMap::new(),
+            pcap: pcap.map(PcapSink::create).transpose()?,
+            removals: Removals::default(),
+            undecoded: 0,
+        })
+    }
+
+    /// Re-resolves the watched interfaces against the namespaces' links.
+    pub fn sync(
+        &mut self,
+        mut ns_inode: impl FnMut(Option<&str>) -> Option<u32>,
+        mirror: impl Fn(u32) -> Option<HashMap<String, u32>>,
+    ) -> Vec<WatchChange> {
+        self.watch.sync(|spec: &IfaceSpec| {
+            let netns = ns_inode(spec.netns.as_deref())?;
+            let ifindex = *mirror(netns)?.get(&spec.name)?;
+            Some(WatchKey { netns, ifindex })
+        })
+    }
+
+    /// The namespace's addresses, from a dump.
+    pub fn load_addrs(&mut self, netns: u32, items: &[NlItem]) {
+        let set: HashSet<IpAddr> = items.iter().filter_map(addr_of).collect();
+        self.detector.set_own_addrs(netns, set.iter().copied());
+        self.own.insert(netns, set);
+    }
+
+    /// An address notification.
+    pub fn addr_change(&mut self, netns: u32, item: &NlItem) {
+        let NlObj::Addr { op, .. } = &item.obj else {
+            return;
+        };
+        let Some(a) = addr_of(item) else { return };
+        let set = self.own.entry(netns).or_default();
+        match op {
+            crate::event::Op::Add => set.insert(a),
+            crate::event::Op::Del => set.remove(&a),
+        };
+        self.detector.set_own_addrs(netns, set.iter().copied());
+    }
+
+    pub fn packet(&mut self, ev: &PacketEvent) {
+        let key = WatchKey {
+            netns: ev.hdr.netns,
+            ifindex: ev.ifindex,
+        };
+        let name = self.watch.name(&key).unwrap_or("?").to_string();
+        match decode::packet(ev, &name) {
+            Ok(p) => self.detector.packet(&p),
+            Err(_) => self.undecoded += 1,
+        }
+    }
+
+    pub fn lookup(&mut self, ev: &FibLookupEvent) {
+        if let Some(l) = decode::lookup(ev) {
+            self.detector.lookup(&l);
+        }
+    }
+
+    /// Findings due now.
+    pub fn tick(&mut self, now_ns: u64) -> Vec<Finding> {
+        self.detector.tick(now_ns)
+    }
+
+    /// Everything still open, ended (shutdown).
+    pub fn finish(&mut self, now_ns: u64) -> Vec<Finding> {
+        self.detector.finish(now_ns)
+    }
+
+    /// Writes captured loop packets to the pcap file, if there is one.
+    pub fn write_capture(&mut self, clock: &Clock) -> Result<()> {
+        let packets = self.detector.take_capture();
+        if let Some(sink) = self.pcap.as_mut() {
+            for (ts, bytes) in packets {
+                sink.write(clock.unix_ns(ts), &bytes)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a finding needs the namespace's rules (a new loop does).
+    pub fn needs_view(f: &Finding) -> bool {
+        matches!(f, Finding::Loop(_))
+    }
+
+    /// The event for a finding. `view` describes the flow's namespace (only
+    /// read for new loops; summaries and ends repeat the explanation).
+    pub fn event(
+        &mut self,
+        f: Finding,
+        clock: &Clock,
+        tables: &TableNames,
+        view: Option<NsView<'_>>,
+    ) -> Event {
+        let (kind, info) = match f {
+            Finding::Loop(i) => (Kind::Loop, i),
+            Finding::Summary(i) => (Kind::LoopSummary, i),
+            Finding::End(i) => (Kind::LoopEnd, i),
+        };
+        let id = flow_id(&info);
+        let explained = match (kind, self.explained.get(&id)) {
+            (Kind::Loop, _) | (_, None) => {
+                let e = self.explain(&info, tables, view);
+                self.explained.insert(id.clone(), e.clone());
+                e
+            }
+            (_, Some(e)) => e.clone(),
+        };
+        if kind == Kind::LoopEnd {
+            self.explained.remove(&id);
+        }
+        Event {
+            ts: clock.wall(Some(info.last_seen_ns)),
+            kind,
+            source: Source::Tracepoint,
+            body: Body::Loop(Box::new(LoopReport {
+                netns: explained.netns,
+                iface: info.iface.clone(),
+                family: info.family,
+                original: brief(&info.original),
+                looped: brief(&info.looped),
+                snat: info.snat,
+                packets: info.packets,
+                new_packets: info.new_packets,
+                ttl_exceeded: info.ttl_exceeded,
+                first_seen: clock.wall(Some(info.first_seen_ns)),
+                last_seen: clock.wall(Some(info.last_seen_ns)),
+                lookup: explained.lookup,
+                suspect: explained.suspect,
+                advice: explained.advice,
+            })),
+        }
+    }
+
+    fn explain(&self, info: &LoopInfo, tables: &TableNames, view: Option<NsView<'_>>) -> Explained {
+        let (netns, mirror, rules, route_now) = match view {
+            Some(v) => (v.netns, v.mirror, v.rules, v.route_now),
+            None => (
+                Netns {
+                    inode: Some(info.netns),
+                    name: None,
+                },
+                None,
+                None,
+                None,
+            ),
+        };
+        let tables_tried: Vec<TableTry> = info
+            .tables_tried
+            .iter()
+            .map(|(t, e)| TableTry {
+                table: *t,
+                err: errno_name(*e),
+            })
+            .collect();
+        let dst = info.original.dst;
+        // The table that matched: the hairpin lookup, else the last
+        // successful lookup seen.
+        let table = info
+            .hairpin
+            .as_ref()
+            .map(|h| h.table)
+            .or_else(|| {
+                info.tables_tried
+                    .iter()
+                    .rev()
+                    .find(|(_, e)| *e == 0)
+                    .map(|(t, _)| *t)
+            })
+            .or_else(|| route_now.as_ref().and_then(|r| r.table));
+        let chosen = table
+            .and_then(|t| mirror.and_then(|m| longest_match(m, t, dst)))
+            .or(route_now);
+        let route_text = chosen.as_ref().map(cause::route_text);
+        let chosen_len = chosen
+            .as_ref()
+            .and_then(|r| r.dst.as_deref())
+            .and_then(|d| d.split_once('/'))
+            .and_then(|(_, l)| l.parse().ok())
+            .unwrap_or(0);
+        let rule_priority = match (table, rules.as_deref()) {
+            (Some(t), Some(rules)) => cause::rule_priority(
+                rules,
+                &Selector {
+                    family: info.family,
+                    src: info.original.src,
+                    dst,
+                    iif: &info.iface,
+                    mark: info.original.mark,
+                    proto: info.original.proto,
+                },
+                t,
+            ),
+            _ => None,
+        };
+        let suspect = table
+            .and_then(|t| self.removals.suspect(info.netns, t, dst, chosen_len))
+            .cloned();
+        let lookup = (table.is_some() || !tables_tried.is_empty()).then(|| LoopLookup {
+            table,
+            table_name: table.and_then(|t| tables.name(t)),
+            rule_priority,
+            route: route_text.clone(),
+            result_dev: info
+                .hairpin
+                .as_ref()
+                .map(|h| h.result_dev.clone())
+                .filter(|d| !d.is_empty())
+                .or_else(|| chosen.as_ref().and_then(|r| r.dev.clone())),
+            tables_tried,
+        });
+        let advice = cause::advice(
+            dst,
+            &info.iface,
+            table,
+            route_text.as_deref(),
+            suspect.as_ref(),
+        );
+        Explained {
+            netns,
+            lookup,
+            suspect: suspect.map(Box::new),
+            advice,
+        }
+    }
+}
+
+/// The most specific route of `table` in the mirror covering `dst`, with
+/// its device named.
+fn longest_match(m: &NsMirror, table: u32, dst: IpAddr) -> Option<crate::event::Route> {
+    let best = m
+        .routes
+        .values()
+        .filter(|r| r.table == Some(table))
+        .filter_map(|r| {
+            let d = r.dst.as_deref()?;
+            let len: u8 = d.split_once('/').and_then(|(_, l)| l.parse().ok())?;
+            cause::covers(d, dst).then_some((len, r))
+        })
+        .max_by_key(|(len, r)| (*len, std::cmp::Reverse(r.metric.unwrap_or(0))))?
+        .1;
+    let mut r = best.clone();
+    if r.dev.is_none() {
+        r.dev = r.ifindex.and_then(|i| m.dev(i));
+    }
+    Some(r)
+}
+
+/// The loop a finding is about.
+pub fn finding_info(f: &Finding) -> &LoopInfo {
+    match f {
+        Finding::Loop(i) | Finding::Summary(i) | Finding::End(i) => i,
+    }
+}
+
+/// The route query for a loop's original packet.
+pub fn route_query(info: &LoopInfo) -> crate::netlink::socket::RouteQuery {
+    crate::netlink::socket::RouteQuery {
+        src: info.original.src,
+        dst: info.original.dst,
+        iif: info.ifindex,
+        mark: info.original.mark,
+    }
+}
+
+fn addr_of(item: &NlItem) -> Option<IpAddr> {
+    match &item.obj {
+        NlObj::Addr { addr: Some(a), .. } => a.split('/').next()?.parse().ok(),
+        _ => None,
+    }
+}

@@ -1,0 +1,150 @@
+//! `--iface [NETNS:]IFACE`: which interfaces the packet programs watch, kept
+//! in step with the kernel map as interfaces and namespaces come and go.
+use std::{collections::HashMap, fmt, str::FromStr};
+
+use aya::maps::{HashMap as BpfHashMap, MapData};
+use tracer_common::WatchKey;
+
+/// Longest interface name the kernel accepts (IFNAMSIZ - 1).
+const IFNAME_MAX: usize = 15;
+
+/// One `--iface` argument.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IfaceSpec {
+    /// Namespace name under /run/netns; None for the tracer's own.
+    pub netns: Option<String>,
+    pub name: String,
+}
+
+impl fmt::Display for IfaceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.netns {
+            Some(ns) => write!(f, "{ns}:{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+impl FromStr for IfaceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (netns, name) = match s.split_once(':') {
+            Some((ns, name)) if !ns.is_empty() => (Some(ns.to_string()), name),
+            Some((_, _)) => return Err(format!("`{s}`: the namespace before `:` is empty")),
+            None => (None, s),
+        };
+        if name.is_empty()
+            || name.len() > IFNAME_MAX
+            || name.contains('/')
+            || name.contains(char::is_whitespace)
+        {
+            return Err(format!(
+                "`{s}`: `{name}` is not an interface name (1-{IFNAME_MAX} characters, no `/` or spaces)"
+            ));
+        }
+        Ok(IfaceSpec {
+            netns,
+            name: name.to_string(),
+        })
+    }
+}
+
+/// The watched interfaces and the kernel map that filters packets.
+pub struct WatchList {
+    specs: Vec<IfaceSpec>,
+    map: BpfHashMap<MapData, WatchKey, u8>,
+    /// Installed keys, and the spec each stands for.
+    active: HashMap<WatchKey, IfaceSpec>,
+}
+
+/// A change in what is watched, for the log.
+#[derive(Debug, PartialEq)]
+pub enum WatchChange {
+    Added(IfaceSpec, WatchKey),
+    Removed(IfaceSpec, WatchKey),
+}
+
+impl WatchList {
+    pub fn new(specs: Vec<IfaceSpec>, map: BpfHashMap<MapData, WatchKey, u8>) -> Self {
+        WatchList {
+            specs,
+            map,
+            active: HashMap::new(),
+        }
+    }
+
+    pub fn specs(&self) -> &[IfaceSpec] {
+        &self.specs
+    }
+
+    /// Installs the interfaces `resolve` can find now and removes those it
+    /// no longer finds. `resolve` gives (namespace inode, ifindex).
+    pub fn sync(
+        &mut self,
+        mut resolve: impl FnMut(&IfaceSpec) -> Option<WatchKey>,
+    ) -> Vec<WatchChange> {
+        let mut want: HashMap<WatchKey, IfaceSpec> = HashMap::new();
+        for spec in &self.specs {
+            if let Some(key) = resolve(spec) {
+                want.insert(key, spec.clone());
+            }
+        }
+        let mut changes = Vec::new();
+        let gone: Vec<WatchKey> = self
+            .active
+            .keys()
+            .filter(|k| want.get(k) != self.active.get(k))
+            .copied()
+            .collect();
+        for key in gone {
+            let _ = self.map.remove(&key);
+            if let Some(spec) = self.active.remove(&key) {
+                changes.push(WatchChange::Removed(spec, key));
+            }
+        }
+        for (key, spec) in want {
+            if self.active.contains_key(&key) {
+                continue;
+            }
+            match self.map.insert(key, 1, 0) {
+                Ok(()) => {
+                    changes.push(WatchChange::Added(spec.clone(), key));
+                    self.active.insert(key, spec);
+                }
+                Err(e) => log::warn!("cannot watch {spec}: {e}"),
+            }
+        }
+        changes
+    }
+
+    /// Whether `spec` is installed (its interface exists now).
+    pub fn is_active(&self, spec: &IfaceSpec) -> bool {
+        self.active.values().any(|s| s == spec)
+    }
+
+    /// The interface name of an installed key.
+    pub fn name(&self, key: &WatchKey) -> Option<&str> {
+        self.active.get(key).map(|s| s.name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_specs() {
+        assert_eq!(
+            "lab:tailscale0".parse::<IfaceSpec>().unwrap(),
+            IfaceSpec {
+                netns: Some("lab".into()),
+                name: "tailscale0".into()
+            }
+        );
+        assert_eq!("eth0".parse::<IfaceSpec>().unwrap().netns, None);
+        for bad in ["", ":eth0", "ns:", "a-very-long-interface-name", "ns:a b"] {
+            assert!(bad.parse::<IfaceSpec>().is_err(), "{bad} accepted");
+        }
+    }
+}
