@@ -12,7 +12,9 @@ use aya::{
 use tracer_common::{Config, PacketConfig, WatchKey};
 
 use super::ladder::{AttachMode, Hook, Mechanism, Support, choose};
-use crate::kernel::{Btf, Kallsyms, KernelFeatures, Tracefs, offsets, packet_offsets};
+use crate::kernel::{
+    Btf, Kallsyms, KernelFeatures, Tracefs, kallsyms::FilterFunctions, offsets, packet_offsets,
+};
 
 /// The syscall tracepoints that read rtnetlink requests and acks. They are
 /// attached on every path: they also see link and address requests, which
@@ -58,6 +60,9 @@ pub struct KernelFacts {
     pub btf: Btf,
     pub tracefs: Tracefs,
     pub kallsyms: Kallsyms,
+    /// tracefs `available_filter_functions`, when readable (it is not on
+    /// some locked-down kernels; attachability is then tried, not known).
+    pub filter: Option<FilterFunctions>,
 }
 
 impl KernelFacts {
@@ -68,11 +73,13 @@ impl KernelFacts {
         })?;
         let tracefs = Tracefs::locate().map_err(|e| anyhow!("{e}"))?;
         let kallsyms = Kallsyms::load().map_err(|e| anyhow!("cannot read /proc/kallsyms: {e}"))?;
+        let filter = FilterFunctions::load(&tracefs).ok();
         Ok(KernelFacts {
             features,
             btf,
             tracefs,
             kallsyms,
+            filter,
         })
     }
 
@@ -93,7 +100,7 @@ impl KernelFacts {
 
     /// The kernel function each hook attaches to, or why there is none.
     pub fn functions(&self) -> BTreeMap<Hook, Result<String, String>> {
-        let rules = offsets::rule_functions(&self.btf, &self.kallsyms, None);
+        let rules = offsets::rule_functions(&self.btf, &self.kallsyms, self.filter.as_ref());
         Hook::ALL
             .iter()
             .map(|h| {
@@ -145,7 +152,7 @@ fn mode_name(mode: AttachMode) -> &'static str {
 pub fn load(facts: &KernelFacts, mode: AttachMode, packets: bool) -> Result<Loaded> {
     let plan = facts.plan(mode)?;
     let (mut config, mut warnings) = offsets::resolve(&facts.btf, &facts.tracefs);
-    offsets::rule_functions(&facts.btf, &facts.kallsyms, None).apply(&mut config);
+    offsets::rule_functions(&facts.btf, &facts.kallsyms, facts.filter.as_ref()).apply(&mut config);
 
     let mut ebpf = EbpfLoader::new();
     let mut ebpf = ebpf

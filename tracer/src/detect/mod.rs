@@ -1,5 +1,3 @@
-// wired into watch by the packet-path work
-#![allow(dead_code)]
 //! Forwarding-loop detection from the packet path's observations.
 //!
 //! A router whose routing sends a packet back out of the interface it came

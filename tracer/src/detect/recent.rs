@@ -85,6 +85,7 @@ impl Recent {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }

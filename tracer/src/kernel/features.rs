@@ -34,11 +34,6 @@ impl Feature {
             detail: reason.into(),
         }
     }
-
-    /// Why the feature is unavailable, if it is.
-    pub fn reason(&self) -> Option<&str> {
-        (!self.available).then_some(self.detail.as_str())
-    }
 }
 
 impl fmt::Display for Feature {
@@ -76,8 +71,6 @@ impl fmt::Display for LockdownMode {
 pub struct KernelFeatures {
     /// `uname -r`.
     pub release: String,
-    /// (major, minor, patch) parsed from `release`, if it parses.
-    pub version: Option<(u32, u32, u32)>,
     pub btf: Feature,
     pub kprobes: Feature,
     pub fentry: Feature,
@@ -108,7 +101,6 @@ impl KernelFeatures {
             ringbuf: probe_ringbuf(version),
             lockdown: probe_lockdown(),
             release,
-            version,
         }
     }
 }
@@ -160,7 +152,7 @@ fn probe_fentry(btf: &Btf) -> Feature {
     }
 }
 
-fn probe_tracepoints(tracefs: &Result<Tracefs, super::TracefsError>) -> Feature {
+fn probe_tracepoints(tracefs: &Result<Tracefs, super::tracefs::TracefsError>) -> Feature {
     match tracefs {
         Err(e) => Feature::no(e.to_string()),
         Ok(t) if !t.has_category("syscalls") => Feature::no(format!(
@@ -280,7 +272,7 @@ mod tests {
     fn probe_reports_reasons() {
         let f = KernelFeatures::probe();
         assert!(f.btf.available, "{}", f.btf);
-        assert!(f.version.is_some(), "{}", f.release);
+        assert!(parse_version(&f.release).is_some(), "{}", f.release);
         for feature in [&f.btf, &f.kprobes, &f.fentry, &f.tracepoints, &f.ringbuf] {
             assert!(!feature.detail.is_empty());
         }

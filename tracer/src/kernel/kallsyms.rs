@@ -43,15 +43,6 @@ impl Kallsyms {
         Ok(parse_kallsyms(&text))
     }
 
-    /// Number of distinct symbol names.
-    pub fn len(&self) -> usize {
-        self.symbols.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.symbols.is_empty()
-    }
-
     /// Whether a symbol called exactly `name` exists.
     pub fn contains(&self, name: &str) -> bool {
         self.symbols.contains_key(name)
@@ -122,14 +113,6 @@ impl FilterFunctions {
     pub fn contains(&self, name: &str) -> bool {
         self.names.contains(name)
     }
-
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
 }
 
 /// Parses `available_filter_functions`: `<name>` or `<name> [module]` per line.
@@ -164,7 +147,7 @@ garbage
     #[test]
     fn parses_and_matches_exactly() {
         let k = parse_kallsyms(SAMPLE);
-        assert_eq!(k.len(), 11);
+        assert_eq!(k.symbols.len(), 11);
         assert!(k.contains("fib_nl_delrule"));
         assert!(k.contains("nf_foo"), "module symbols are kept");
         assert!(!k.contains("fib_nl_del"), "no prefix matching");
@@ -193,7 +176,7 @@ garbage
     #[test]
     fn parses_filter_functions() {
         let f = parse_filter_functions("fib_table_delete\nfib_nl_delrule\nnf_foo [nf_tables]\n");
-        assert_eq!(f.len(), 3);
+        assert_eq!(f.names.len(), 3);
         assert!(f.contains("fib_nl_delrule") && f.contains("nf_foo"));
         assert!(!f.contains("fib_delrule"));
     }
@@ -201,7 +184,7 @@ garbage
     #[test]
     fn real_kallsyms() {
         let k = Kallsyms::load().expect("/proc/kallsyms must be readable");
-        assert!(k.len() > 1000);
+        assert!(k.symbols.len() > 1000);
         assert!(k.is_function("fib_table_delete"));
     }
 }

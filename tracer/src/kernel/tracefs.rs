@@ -95,6 +95,7 @@ pub struct Field {
 impl Field {
     /// Whether this is a `__data_loc` field (the data lives elsewhere in the
     /// record; `offset` is that of the locator word).
+    #[cfg(test)]
     pub fn is_data_loc(&self) -> bool {
         self.loc == FieldLoc::DataLoc
     }
@@ -245,6 +246,7 @@ impl Tracefs {
     }
 
     /// Whether the tracepoint `category:event` exists.
+    #[cfg(test)]
     pub fn exists(&self, category: &str, event: &str) -> bool {
         self.format_path(category, event).is_file()
     }

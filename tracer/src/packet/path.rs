@@ -129,6 +129,12 @@ impl PacketPath {
             detector: Detector::new(DetectorConfig {
                 summary_every,
                 end_after,
+                // Packets are kept for the pcap file only.
+                capture_per_flow: if pcap.is_some() {
+                    DetectorConfig::default().capture_per_flow
+                } else {
+                    0
+                },
                 ..DetectorConfig::default()
             }),
             own: HashMap::new(),
