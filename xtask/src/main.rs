@@ -4,11 +4,13 @@
 //!   packages, the nightly toolchain with rust-src, bpf-linker), idempotently.
 //! - `cargo xtask build`: setup, then a release build of the workspace.
 //! - `cargo xtask test`: the one test command (CI runs it through `.ci/run`).
-//! - `cargo xtask demo`: replay a miniature of a routing incident in a
-//!   throw-away network namespace under `tracer watch`.
+//! - `cargo xtask lab`: the routing-loop incident rebuilt in throw-away
+//!   network namespaces (a Tailscale subnet router and a LAN host) under
+//!   `tracer watch --iface`.
+//! - `cargo xtask demo`: the same as `cargo xtask lab`.
 
 mod build;
-mod demo;
+mod lab;
 mod process;
 mod setup;
 mod test;
@@ -36,8 +38,10 @@ enum Command {
     Build,
     /// The project's test command: setup, build, unit tests, integration tests (root), QEMU tests.
     Test(test::TestArgs),
-    /// Replay a miniature of the lost-throw-route incident in a throw-away network namespace under `tracer watch` (root).
-    Demo(demo::DemoArgs),
+    /// The demonstration: the same as `lab` (root).
+    Demo(lab::LabArgs),
+    /// Rebuild the lost-throw-route incident (a subnet router whose tailnet traffic loops) in throw-away network namespaces under `tracer watch --iface` (root).
+    Lab(lab::LabArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,13 +50,13 @@ fn main() -> ExitCode {
         Command::Setup => setup::run(),
         Command::Build => build::run(),
         Command::Test(args) => test::run(&args),
-        Command::Demo(args) => demo::run(&args),
+        Command::Demo(args) | Command::Lab(args) => lab::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xtask: error: {e:#}");
-            if demo::signal::interrupted() {
+            if lab::signal::interrupted() {
                 ExitCode::from(130)
             } else {
                 ExitCode::FAILURE

@@ -1,5 +1,5 @@
-//! SIGINT/SIGTERM/SIGHUP during the demo: remember them so the demo can
-//! stop the tracer and delete its namespace instead of dying on the spot.
+//! SIGINT/SIGTERM/SIGHUP during the lab: remember them so the lab can
+//! stop the tracer and delete its namespaces instead of dying on the spot.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

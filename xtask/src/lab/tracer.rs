@@ -1,9 +1,10 @@
 //! `tracer watch` as a child: its stdout is read through a pipe by a thread
-//! that echoes every line to our stdout and hands it to the demo, which
-//! waits for lines (the ready line, the link-down line) without sleeping.
+//! that echoes every line to our stdout and hands it to the lab, which
+//! waits for lines (the ready line, the loop line) without sleeping.
 
 use super::signal;
 use anyhow::{Context, Result, bail};
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -27,15 +28,11 @@ pub enum Wait {
 }
 
 impl Tracer {
-    /// Starts `tracer watch --netns <ns> [--json]` with stdout piped, stderr
-    /// inherited.
-    pub fn start(bin: &Path, netns: &str, json: bool) -> Result<Tracer> {
+    /// Starts `tracer watch <args>` with stdout piped, stderr inherited.
+    pub fn start(bin: &Path, args: &[OsString]) -> Result<Tracer> {
         let mut cmd = Command::new(bin);
-        cmd.args(["watch", "--netns", netns]);
-        if json {
-            cmd.arg("--json");
-        }
-        println!("demo:   $ {}", crate::process::display(&cmd));
+        cmd.arg("watch").args(args);
+        println!("lab:   $ {}", crate::process::display(&cmd));
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -120,7 +117,7 @@ impl Tracer {
             }
             if self.child.try_wait()?.is_none() {
                 eprintln!(
-                    "demo: WARNING: the tracer did not exit within {STOP_GRACE:?} of SIGINT; killing it"
+                    "lab: WARNING: the tracer did not exit within {STOP_GRACE:?} of SIGINT; killing it"
                 );
                 let _ = self.child.kill();
             }
@@ -137,7 +134,7 @@ impl Tracer {
 impl Drop for Tracer {
     fn drop(&mut self) {
         if let Err(e) = self.stop() {
-            eprintln!("demo: WARNING: stopping the tracer: {e:#}");
+            eprintln!("lab: WARNING: stopping the tracer: {e:#}");
         }
     }
 }
@@ -149,9 +146,18 @@ pub fn is_ready_line(line: &str) -> bool {
     line.trim_start().starts_with("ready") || compact.contains(r#""kind":"ready""#)
 }
 
-/// A line about routes removed by a link going down.
-pub fn is_link_down_line(line: &str) -> bool {
-    line.contains("link_down") || line.contains("link down")
+/// The tracer's report of a forwarding loop: `{"kind":"loop",...}` (JSON)
+/// or, in text, a line whose kind (after the timestamp) is `LOOP`/`loop`.
+/// Not `loop_end`, and not the `ready` line.
+pub fn is_loop_line(line: &str) -> bool {
+    let compact: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+    if compact.starts_with('{') {
+        return compact.contains(r#""kind":"loop""#);
+    }
+    let mut words = line.split_whitespace();
+    let first = words.next().unwrap_or("");
+    let second = words.next().unwrap_or("");
+    first.eq_ignore_ascii_case("loop") || second.eq_ignore_ascii_case("loop")
 }
 
 #[cfg(test)]
@@ -168,15 +174,26 @@ mod tests {
     }
 
     #[test]
-    fn link_down_lines() {
-        assert!(is_link_down_line(
-            "route del 192.168.1.0/24 cause=link_down dev enp1s0"
+    fn loop_lines() {
+        assert!(is_loop_line(
+            r#"{"ts":"x","kind":"loop","iface":"tailscale0","suspect":{"kind":"route_del"}}"#
         ));
-        assert!(is_link_down_line(
-            r#"{"kind":"route_del","cause":"link_down"}"#
+        assert!(is_loop_line(
+            "2026-04-10T06:52:46.130211Z LOOP      on tailscale0 (netns tl-1-r): in ..."
         ));
-        assert!(!is_link_down_line(
-            "route del throw 192.168.1.0/24 table 52"
+        assert!(is_loop_line(
+            "2026-04-10T06:52:56.130211Z loop      still looping on tailscale0"
+        ));
+        assert!(!is_loop_line(r#"{"kind":"loop_end","iface":"tailscale0"}"#));
+        assert!(!is_loop_line(r#"{"kind":"route_del","note":"loop"}"#));
+        assert!(!is_loop_line(
+            "2026-04-10T06:52:46Z loop_end  loop on tailscale0 stopped"
+        ));
+        assert!(!is_loop_line(
+            "ready 2026-04-10T06:52:46Z kernel 6.18 hooks loop"
+        ));
+        assert!(!is_loop_line(
+            "peer: got 100.98.98.126 > 192.168.1.90 (looped back)"
         ));
     }
 }

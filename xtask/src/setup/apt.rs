@@ -1,5 +1,6 @@
 //! Debian packages: LLVM 22 for bpf-linker, QEMU/busybox/cpio for the VM
-//! tests, iproute2 and tcpdump for the integration tests and the demo.
+//! tests, iproute2 and tcpdump for the integration tests and the demo,
+//! nftables for the lab's masquerade rule (tests/lab/lab.sh).
 
 use super::say;
 use crate::{process, workspace};
@@ -13,6 +14,7 @@ pub const PACKAGES: &[&str] = &[
     "cpio",
     "iproute2",
     "tcpdump",
+    "nftables",
 ];
 
 pub fn ensure() -> Result<()> {
