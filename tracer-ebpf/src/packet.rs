@@ -14,9 +14,9 @@
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_ktime_get_boot_ns, generated::bpf_probe_read_kernel},
-    macros::{map, tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, PerCpuArray},
-    programs::TracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
 };
 use tracer_common::{
     EventHeader, FibLookupEvent, NO_OFFSET, PKT_SNAP, PacketConfig, PacketEvent, WatchKey, dir,
@@ -71,8 +71,9 @@ fn header(kind: u16, len: usize, netns: u32) -> EventHeader {
     }
 }
 
+/// The skb argument of a classic net tracepoint.
 #[inline(always)]
-fn packet(ctx: &TracePointContext, direction: u8) -> Option<()> {
+fn tp_skb(ctx: &TracePointContext, direction: u8) -> Option<*const u8> {
     let cfg = PKT_CONFIG.get(0)?;
     let tp_off = if direction == dir::RX {
         cfg.tp_rx_skb
@@ -84,7 +85,12 @@ fn packet(ctx: &TracePointContext, direction: u8) -> Option<()> {
     }
     // SAFETY: offset from the tracepoint's format file.
     let skb: u64 = unsafe { ctx.read_at(tp_off as usize) }.ok()?;
-    let skb = skb as *const u8;
+    Some(skb as *const u8)
+}
+
+#[inline(always)]
+fn packet(skb: *const u8, direction: u8) -> Option<()> {
+    let cfg = PKT_CONFIG.get(0)?;
     let dev = kget_ptr(skb, cfg.skb_dev);
     let key = WatchKey {
         netns: kget(kget_ptr(dev, cfg.dev_net), cfg.net_inum),
@@ -138,15 +144,35 @@ fn packet(ctx: &TracePointContext, direction: u8) -> Option<()> {
     Some(())
 }
 
+// Raw tracepoints (preferred): the skb is the first argument, and the
+// kernel does not build the classic tracepoint's record (with its copy of
+// the device name) for every packet on the machine.
+
+#[raw_tracepoint(tracepoint = "netif_receive_skb")]
+pub fn pkt_rx_raw(ctx: RawTracePointContext) -> i32 {
+    let skb: u64 = ctx.arg(0);
+    let _ = packet(skb as *const u8, dir::RX);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "net_dev_queue")]
+pub fn pkt_tx_raw(ctx: RawTracePointContext) -> i32 {
+    let skb: u64 = ctx.arg(0);
+    let _ = packet(skb as *const u8, dir::TX);
+    0
+}
+
+// Classic tracepoints: the fallback where raw tracepoints are refused.
+
 #[tracepoint(category = "net", name = "netif_receive_skb")]
 pub fn pkt_rx(ctx: TracePointContext) -> u32 {
-    let _ = packet(&ctx, dir::RX);
+    let _ = tp_skb(&ctx, dir::RX).and_then(|skb| packet(skb, dir::RX));
     0
 }
 
 #[tracepoint(category = "net", name = "net_dev_queue")]
 pub fn pkt_tx(ctx: TracePointContext) -> u32 {
-    let _ = packet(&ctx, dir::TX);
+    let _ = tp_skb(&ctx, dir::TX).and_then(|skb| packet(skb, dir::TX));
     0
 }
 

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{FExit, KProbe, TracePoint},
+    programs::{FExit, KProbe, RawTracePoint, TracePoint},
 };
 use tracer_common::{Config, PacketConfig, WatchKey};
 
@@ -29,10 +29,15 @@ const SYSCALL_TRACEPOINTS: [&str; 7] = [
     "sys_exit_recvfrom",
 ];
 
-/// The packet-path tracepoints: (program, category, event).
-const PACKET_TRACEPOINTS: [(&str, &str, &str); 4] = [
-    ("pkt_rx", "net", "netif_receive_skb"),
-    ("pkt_tx", "net", "net_dev_queue"),
+/// The packet tracepoints: (raw program, classic program, category, event).
+/// The raw tracepoint is tried first.
+const PACKET_TRACEPOINTS: [(&str, &str, &str, &str); 2] = [
+    ("pkt_rx_raw", "pkt_rx", "net", "netif_receive_skb"),
+    ("pkt_tx_raw", "pkt_tx", "net", "net_dev_queue"),
+];
+
+/// The FIB lookup tracepoints: (program, category, event).
+const FIB_TRACEPOINTS: [(&str, &str, &str); 2] = [
     ("fib4_lookup", "fib", "fib_table_lookup"),
     ("fib6_lookup", "fib6", "fib6_table_lookup"),
 ];
@@ -256,19 +261,37 @@ fn attach_packet_path(
     )?;
     map.set(0, config, 0)
         .context("writing the packet offsets into PKT_CONFIG")?;
-    for (prog, category, name) in PACKET_TRACEPOINTS {
-        match attach_tracepoint(ebpf, prog, category, name) {
-            Ok(()) => {}
-            Err(e) if category != "net" => warnings.push(format!(
+    for (raw, classic, category, name) in PACKET_TRACEPOINTS {
+        if let Err(e) = attach_raw_tracepoint(ebpf, raw, name) {
+            warnings.push(format!(
+                "raw tracepoint {name} refused ({e:#}); using the classic tracepoint (slower)"
+            ));
+            attach_tracepoint(ebpf, classic, category, name)
+                .context("--iface needs the packet tracepoints")?;
+        }
+    }
+    for (prog, category, name) in FIB_TRACEPOINTS {
+        if let Err(e) = attach_tracepoint(ebpf, prog, category, name) {
+            warnings.push(format!(
                 "FIB lookups will not be reported (loop events will lack the lookup): {e:#}"
-            )),
-            Err(e) => return Err(e.context("--iface needs the packet tracepoints")),
+            ));
         }
     }
     Ok(HashMap::try_from(
         ebpf.take_map("WATCH_IFACES")
             .ok_or_else(|| anyhow!("map WATCH_IFACES missing"))?,
     )?)
+}
+
+fn attach_raw_tracepoint(ebpf: &mut Ebpf, prog: &str, name: &str) -> Result<()> {
+    let p: &mut RawTracePoint = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| anyhow!("program {prog} missing"))?
+        .try_into()?;
+    p.load().with_context(|| format!("loading {prog}"))?;
+    p.attach(name)
+        .with_context(|| format!("attaching raw tracepoint {name}"))?;
+    Ok(())
 }
 
 fn attach_tracepoint(ebpf: &mut Ebpf, prog: &str, category: &str, name: &str) -> Result<()> {
