@@ -218,6 +218,9 @@ fn broken_lab_reports_one_loop_per_flow() {
     peer.assert_looped(3);
 
     t.wait_for("the loop", LOOP_TIMEOUT, |e| e["kind"] == "loop");
+    let reported = t
+        .arrival(|e| e["kind"] == "loop")
+        .expect("the loop line was read");
     let events = t.stop();
     let loops: Vec<&Value> = events.iter().filter(|e| e["kind"] == "loop").collect();
     assert_eq!(
@@ -282,6 +285,21 @@ fn broken_lab_reports_one_loop_per_flow() {
         "suspect.process.comm",
         &s["process"]["comm"],
         "systemd-network".into(),
+    );
+
+    // Reported within 1 s of the first looped packet (issue #3's target).
+    let first_seen: chrono::DateTime<chrono::Utc> = e["first_seen"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("first_seen is an RFC 3339 time; {ctx}"));
+    let latency = chrono::DateTime::<chrono::Utc>::from(reported) - first_seen;
+    eprintln!(
+        "loop reported {} ms after its first looped packet",
+        latency.num_milliseconds()
+    );
+    assert!(
+        latency < chrono::TimeDelta::seconds(1),
+        "loop reported {latency} after its first looped packet (target: under 1 s); {ctx}"
     );
 
     let advice = e["advice"]

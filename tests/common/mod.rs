@@ -107,6 +107,8 @@ fn nix_is_root() -> bool {
 pub struct Tracer {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// When each line of `lines` was read (wall clock).
+    arrivals: Arc<Mutex<Vec<std::time::SystemTime>>>,
     stderr: Arc<Mutex<String>>,
     pub ready: Value,
 }
@@ -129,11 +131,14 @@ impl Tracer {
         let (tx, rx) = mpsc::channel();
         let out = child.stdout.take().expect("stdout");
         let l = lines.clone();
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let a = arrivals.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 if l.lock().unwrap().is_empty() {
                     let _ = tx.send(line.clone());
                 }
+                a.lock().unwrap().push(std::time::SystemTime::now());
                 l.lock().unwrap().push(line);
             }
         });
@@ -163,6 +168,7 @@ impl Tracer {
         Tracer {
             child,
             lines,
+            arrivals,
             stderr,
             ready,
         }
@@ -182,6 +188,12 @@ impl Tracer {
             self.lines.lock().unwrap().join("\n"),
             self.stderr.lock().unwrap()
         );
+    }
+
+    /// When the first event matching `pred` was read from the tracer.
+    pub fn arrival(&self, pred: impl Fn(&Value) -> bool) -> Option<std::time::SystemTime> {
+        let i = self.events().iter().position(pred)?;
+        self.arrivals.lock().unwrap().get(i).copied()
     }
 
     pub fn events(&self) -> Vec<Value> {
