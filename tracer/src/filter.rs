@@ -12,6 +12,9 @@ pub struct Filter {
     pids: Vec<u32>,
     family: Option<Family>,
     only: Option<OnlyArg>,
+    /// --netns names: changes in other namespaces (seen by the syscall
+    /// tracepoints, which see every process) are not reported.
+    netns: Vec<String>,
 }
 
 impl Filter {
@@ -34,6 +37,7 @@ impl Filter {
                 FamilyArg::Inet6 => Family::Inet6,
             }),
             only: a.only,
+            netns: a.netns.clone(),
         })
     }
 
@@ -61,6 +65,15 @@ impl Filter {
         {
             return false;
         }
+        if !self.netns.is_empty()
+            && !c
+                .netns
+                .name
+                .as_ref()
+                .is_some_and(|n| self.netns.contains(n))
+        {
+            return false;
+        }
         if !self.comms.is_empty()
             && !c
                 .process
@@ -78,5 +91,44 @@ fn table_family(c: &Change) -> (Option<u32>, Option<Family>) {
         (Some(r), _) => (r.table, r.family),
         (_, Some(r)) => (r.table, r.family),
         _ => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Body, Netns, Route, Source};
+
+    fn route_del_in(ns: Option<&str>) -> Event {
+        Event {
+            ts: String::new(),
+            kind: Kind::RouteDel,
+            source: Source::Tracepoint,
+            body: Body::Change(Box::new(Change {
+                process: None,
+                netns: Netns {
+                    inode: Some(1),
+                    name: ns.map(String::from),
+                },
+                rule: None,
+                route: Some(Route::default()),
+                result: Some("ok".into()),
+                cause: None,
+                nl_seq: None,
+                note: None,
+            })),
+        }
+    }
+
+    #[test]
+    fn netns_filter_keeps_only_named_namespaces() {
+        let f = Filter {
+            netns: vec!["lab".into()],
+            ..Filter::default()
+        };
+        assert!(f.pass(&route_del_in(Some("lab"))));
+        assert!(!f.pass(&route_del_in(Some("other"))));
+        assert!(!f.pass(&route_del_in(None)));
+        assert!(Filter::default().pass(&route_del_in(None)));
     }
 }
