@@ -55,50 +55,49 @@ pub fn packet(ev: &PacketEvent, iface: &str) -> Result<PacketObs, PacketError> {
         }
         _ => return Err(PacketError::NotIp("no IP header".into())),
     };
-    let l4 = match &sliced.transport {
-        Some(TransportSlice::Icmpv4(i)) => match i.icmp_type() {
-            Icmpv4Type::EchoRequest(e) => L4::Echo {
-                request: true,
-                id: e.id,
-                seq: e.seq,
+    // ICMP and ICMPv6: (echo request?, echo header) for echoes, else the
+    // message's type and code.
+    let icmp = match &sliced.transport {
+        Some(TransportSlice::Icmpv4(i)) => Some((
+            match i.icmp_type() {
+                Icmpv4Type::EchoRequest(e) => Some((true, e)),
+                Icmpv4Type::EchoReply(e) => Some((false, e)),
+                _ => None,
             },
-            Icmpv4Type::EchoReply(e) => L4::Echo {
-                request: false,
-                id: e.id,
-                seq: e.seq,
+            i.type_u8(),
+            i.code_u8(),
+        )),
+        Some(TransportSlice::Icmpv6(i)) => Some((
+            match i.icmp_type() {
+                Icmpv6Type::EchoRequest(e) => Some((true, e)),
+                Icmpv6Type::EchoReply(e) => Some((false, e)),
+                _ => None,
             },
-            _ => L4::Icmp {
-                family,
-                icmp_type: i.type_u8(),
-                code: i.code_u8(),
-            },
+            i.type_u8(),
+            i.code_u8(),
+        )),
+        _ => None,
+    };
+    let l4 = match (icmp, &sliced.transport) {
+        (Some((Some((request, e)), _, _)), _) => L4::Echo {
+            request,
+            id: e.id,
+            seq: e.seq,
         },
-        Some(TransportSlice::Icmpv6(i)) => match i.icmp_type() {
-            Icmpv6Type::EchoRequest(e) => L4::Echo {
-                request: true,
-                id: e.id,
-                seq: e.seq,
-            },
-            Icmpv6Type::EchoReply(e) => L4::Echo {
-                request: false,
-                id: e.id,
-                seq: e.seq,
-            },
-            _ => L4::Icmp {
-                family,
-                icmp_type: i.type_u8(),
-                code: i.code_u8(),
-            },
+        (Some((None, icmp_type, code)), _) => L4::Icmp {
+            family,
+            icmp_type,
+            code,
         },
-        Some(TransportSlice::Udp(u)) => L4::Ports {
+        (None, Some(TransportSlice::Udp(u))) => L4::Ports {
             sport: u.source_port(),
             dport: u.destination_port(),
         },
-        Some(TransportSlice::Tcp(t)) => L4::Ports {
+        (None, Some(TransportSlice::Tcp(t))) => L4::Ports {
             sport: t.source_port(),
             dport: t.destination_port(),
         },
-        None => L4::Other,
+        _ => L4::Other,
     };
     // For pcap: the bytes of this packet, at most what was captured.
     let keep = (len as usize).clamp(1, cap.len());
