@@ -54,13 +54,7 @@ pub struct Clock {
 
 impl Clock {
     pub fn new() -> Self {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: valid clock id and out pointer.
-        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-        let boot = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
+        let boot = Self::boot_now_ns() as i128;
         let wall = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as i128;
         Clock {
             offset_ns: wall - boot,
@@ -347,14 +341,6 @@ fn emit_findings(
                     })
                     .collect()
             });
-            let route_now = route_now.map(|mut r| {
-                if r.dev.is_none() {
-                    r.dev = r
-                        .ifindex
-                        .and_then(|i| engine.mirror_of(inode).and_then(|m| m.dev(i)));
-                }
-                r
-            });
             Some(NsView {
                 netns: p.netns(inode),
                 mirror: engine.mirror_of(inode),
@@ -368,6 +354,30 @@ fn emit_findings(
         sink.write(&e)?;
     }
     pp.write_capture(&p.clock)
+}
+
+/// Writes the correlator's finished changes. Every removal is also kept for
+/// the packet path's suspects, whether or not the filters let it through.
+fn emit_outcomes(
+    engine: &mut Engine,
+    p: &mut Presenter,
+    mut packets: Option<&mut PacketPath>,
+    filter: &Filter,
+    sink: &mut Sink,
+) -> Result<()> {
+    for o in engine.take_outcomes() {
+        let e = p.event(o);
+        if let (Some(pp), Some(inode)) = (
+            packets.as_deref_mut(),
+            e.change().and_then(|c| c.netns.inode),
+        ) {
+            pp.removals.note(inode, &e);
+        }
+        if filter.pass(&e) {
+            sink.write(&e)?;
+        }
+    }
+    Ok(())
 }
 
 /// Address and link notifications matter to the packet path: own addresses
@@ -569,17 +579,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
             _ = sigint.recv(), if stop_at.is_none() => stop_at = Some(Instant::now() + STOP_GRACE),
             _ = sigterm.recv(), if stop_at.is_none() => stop_at = Some(Instant::now() + STOP_GRACE),
         }
-        for o in engine.take_outcomes() {
-            let e = p.event(o);
-            if let (Some(pp), Some(inode)) =
-                (packets.as_mut(), e.change().and_then(|c| c.netns.inode))
-            {
-                pp.removals.note(inode, &e);
-            }
-            if filter.pass(&e) {
-                sink.write(&e)?;
-            }
-        }
+        emit_outcomes(&mut engine, &mut p, packets.as_mut(), &filter, &mut sink)?;
         sink.flush()?;
         if sink.closed() {
             break;
@@ -603,16 +603,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         }
     }
     engine.drain(now);
-    for o in engine.take_outcomes() {
-        let e = p.event(o);
-        if let (Some(pp), Some(inode)) = (packets.as_mut(), e.change().and_then(|c| c.netns.inode))
-        {
-            pp.removals.note(inode, &e);
-        }
-        if filter.pass(&e) {
-            sink.write(&e)?;
-        }
-    }
+    emit_outcomes(&mut engine, &mut p, packets.as_mut(), &filter, &mut sink)?;
     if let Some(pp) = packets.as_mut() {
         let mut findings = pp.tick(Clock::boot_now_ns());
         findings.extend(pp.finish(Clock::boot_now_ns()));

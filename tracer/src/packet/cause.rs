@@ -7,6 +7,11 @@ use crate::event::{Event, Family, Kind, Route, Rule};
 /// Removals kept for naming suspects.
 const REMOVALS_KEPT: usize = 16384;
 
+/// The length of a prefix ("192.168.1.0/24" -> 24).
+pub fn prefix_len(prefix: &str) -> Option<u8> {
+    prefix.split_once('/')?.1.parse().ok()
+}
+
 /// Whether `prefix` ("192.168.1.0/24", "::/0") covers `addr`.
 pub fn covers(prefix: &str, addr: IpAddr) -> bool {
     let (net, len) = match prefix.split_once('/') {
@@ -131,7 +136,7 @@ impl Removals {
         self.seen.iter().rev().find_map(|(ns, e)| {
             let r = e.change()?.route.as_ref()?;
             let d = r.dst.as_deref()?;
-            let len: u8 = d.split_once('/').and_then(|(_, l)| l.parse().ok())?;
+            let len = prefix_len(d)?;
             (*ns == netns && r.table == Some(table) && len > chosen_len && covers(d, dst))
                 .then_some(e)
         })

@@ -310,13 +310,12 @@ impl PacketPath {
             .or_else(|| route_now.as_ref().and_then(|r| r.table));
         let chosen = table
             .and_then(|t| mirror.and_then(|m| longest_match(m, t, dst)))
-            .or(route_now);
+            .or_else(|| route_now.map(|r| named(r, mirror)));
         let route_text = chosen.as_ref().map(cause::route_text);
         let chosen_len = chosen
             .as_ref()
             .and_then(|r| r.dst.as_deref())
-            .and_then(|d| d.split_once('/'))
-            .and_then(|(_, l)| l.parse().ok())
+            .and_then(cause::prefix_len)
             .unwrap_or(0);
         let rule_priority = match (table, rules.as_deref()) {
             (Some(t), Some(rules)) => cause::rule_priority(
@@ -374,16 +373,21 @@ fn longest_match(m: &NsMirror, table: u32, dst: IpAddr) -> Option<crate::event::
         .filter(|r| r.table == Some(table))
         .filter_map(|r| {
             let d = r.dst.as_deref()?;
-            let len: u8 = d.split_once('/').and_then(|(_, l)| l.parse().ok())?;
+            let len = cause::prefix_len(d)?;
             cause::covers(d, dst).then_some((len, r))
         })
         .max_by_key(|(len, r)| (*len, std::cmp::Reverse(r.metric.unwrap_or(0))))?
         .1;
-    let mut r = best.clone();
+    Some(named(best.clone(), Some(m)))
+}
+
+/// `r` with its device named from the mirror when the route gave only an
+/// interface index.
+fn named(mut r: crate::event::Route, mirror: Option<&NsMirror>) -> crate::event::Route {
     if r.dev.is_none() {
-        r.dev = r.ifindex.and_then(|i| m.dev(i));
+        r.dev = r.ifindex.and_then(|i| mirror.and_then(|m| m.dev(i)));
     }
-    Some(r)
+    r
 }
 
 /// The loop a finding is about.
