@@ -511,9 +511,15 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                 if !ring_backlog {
                     guard.clear_ready();
                 }
+                // A looped packet wakes us (tracer-ebpf's packet/emit.rs):
+                // report it now.
+                if let Some(pp) = packets.as_mut() {
+                    let findings = pp.tick(Clock::boot_now_ns());
+                    emit_findings(pp, findings, &mut spaces, &engine, &mut p, &mut sink)?;
+                }
             }
-            // Packet records do not wake us (see tracer-ebpf's packet.rs):
-            // collect them, and report loops, on a short timer.
+            // Most packet records do not wake us: collect them, and report
+            // loops whose evidence was awaited, on a short timer.
             _ = pkt_tick.tick(), if packets.is_some() => {
                 drain_ring(ring.get_mut(), &mut engine, &mut p, packets.as_mut(), usize::MAX);
                 if let Some(pp) = packets.as_mut() {
