@@ -113,18 +113,29 @@ for p in json.load(sys.stdin):
         print(f"    {n:12} {p['"'"'run_cnt'"'"']:>9} runs {p['"'"'run_time_ns'"'"'] / p['"'"'run_cnt'"'"']:7.1f} ns/run")'
 }
 
+# Programs of other tracers (other users of this machine) on the packet
+# tracepoints slow every configuration down: count them (raw and BTF
+# tracepoint links; classic tracepoint users are not visible this way).
+foreign() {
+	command -v bpftool >/dev/null || { echo "?"; return; }
+	bpftool link show 2>/dev/null | grep -cE "tp '(netif_receive_skb|net_dev_queue)'" || true
+}
+
 declare -A RATES
 read -r -a LIST <<<"$CONFIGS"
 for r in $(seq "$ROUNDS"); do
 	for i in "${!LIST[@]}"; do
 		c=${LIST[$(((i + r - 1) % ${#LIST[@]}))]}
+		[ "$c" = none ] && others=$(foreign) || others=0
 		pid=$(start "$c")
 		v=$(rate)
 		[ "${BPF_STATS:-0}" = 1 ] && [ -n "$pid" ] && [ "$c" != tcpdump ] && stats=$(bpf_stats) || stats=
 		[ -n "$pid" ] && stop "$pid"
 		pid=
 		RATES[$c]="${RATES[$c]:-} $v"
-		printf 'round %d %-10s %12.0f packets/s\n' "$r" "$c" "$v"
+		printf 'round %d %-10s %12.0f packets/s' "$r" "$c" "$v"
+		[ "$others" != 0 ] && printf '  (other programs on the packet tracepoints: %s)' "$others"
+		printf '\n'
 		[ -n "$stats" ] && echo "$stats"
 	done
 done

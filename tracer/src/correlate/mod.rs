@@ -615,6 +615,12 @@ impl Engine {
             .collect()
     }
 
+    /// Whether anything waits on time: [`Engine::tick`] has nothing to do
+    /// otherwise (the caller need not wake up for it).
+    pub fn waiting(&self) -> bool {
+        !(self.pending.is_empty() && self.orphans.is_empty() && self.resyncs.is_empty())
+    }
+
     /// Flush everything still waiting (end of session).
     pub fn drain(&mut self, now: Instant) {
         for p in self.pending.iter_mut() {
