@@ -9,6 +9,10 @@
 #   watched_rx  tracer watch --iface B:vb  (the packets arrive through vb:
 #               every one is a reception on a watched interface)
 #   other       tracer watch --iface A:vx  (an idle interface in A)
+#   noiface     tracer watch, no --iface   (no packet programs: what the
+#               rest of the tracer costs, chiefly its syscall tracepoints,
+#               which slow down every syscall of every process, and iperf3
+#               makes one per packet on each side)
 #   tcpdump     tcpdump -i va -w /dev/null (reference point)
 # Each measurement is `iperf3 -u -b 0 -l 64` for SECS seconds from A to B;
 # the rate is what the receiver got (packets/s).
@@ -19,17 +23,27 @@
 #   BPF_STATS=1 also report each packet program's mean run time (ns per
 #               run, kernel.bpf_stats_enabled; this slows the programs down,
 #               so the rates of such a run are not comparable)
+#   PERF=1      also sample all CPUs (perf record -a -g, cpu-clock) during
+#               each measurement and report the observer's cost as a share
+#               of the CPU the packets themselves take: the samples of the
+#               iperf3 processes inside the observer's kernel code (BPF
+#               tracepoint programs and their dispatch, classic tracepoint
+#               records, the syscall-tracing slow path; for tcpdump the
+#               packet taps), plus the samples of the observer's own
+#               process, over the iperf3 samples outside that code. Unlike the rate, this share does not move when
+#               other work on the machine takes CPU time from iperf3.
 set -euo pipefail
 ROUNDS=${1:-5}
 SECS=${2:-5}
 TRACER=${3:-$(dirname "$0")/../target/release/tracer}
-CONFIGS=${CONFIGS:-none watched watched_rx other tcpdump}
+CONFIGS=${CONFIGS:-none watched watched_rx other noiface tcpdump}
 A=tb-pkt-a-$$
 B=tb-pkt-b-$$
 OUT=$(mktemp -d)
 command -v iperf3 >/dev/null || apt-get install -y iperf3 >/dev/null
 command -v tcpdump >/dev/null || apt-get install -y tcpdump >/dev/null
 [ "${BPF_STATS:-0}" = 1 ] && ! command -v bpftool >/dev/null && apt-get install -y bpftool >/dev/null
+[ "${PERF:-0}" = 1 ] && ! command -v perf >/dev/null && apt-get install -y linux-perf >/dev/null
 CLIENT_PIN=() SERVER_PIN=()
 if [ "${PIN:-0}" = 1 ]; then
 	CLIENT_PIN=(taskset -c 0)
@@ -75,6 +89,7 @@ start() {
 	watched) ifc=va ;;
 	watched_rx) ns=$B ifc=vb ;;
 	other) ifc=vx ;;
+	noiface) ifc= ;;
 	tcpdump)
 		ip netns exec "$A" tcpdump -i va -w /dev/null -q >/dev/null 2>"$OUT/tcpdump.err" &
 		local pid=$!
@@ -84,7 +99,7 @@ start() {
 		;;
 	*) echo "unknown configuration $1" >&2; exit 2 ;;
 	esac
-	"$TRACER" watch --json --netns "$ns" --iface "$ns:$ifc" >"$OUT/events" 2>"$OUT/err" &
+	"$TRACER" watch --json --netns "$ns" ${ifc:+--iface "$ns:$ifc"} >"$OUT/events" 2>"$OUT/err" &
 	local pid=$!
 	for _ in $(seq 600); do grep -q '"ready"' "$OUT/events" 2>/dev/null && break; sleep 0.05; done
 	grep -q '"ready"' "$OUT/events" || { cat "$OUT/err" >&2; exit 1; }
@@ -94,12 +109,18 @@ start() {
 # One measurement. The server takes one test at a time and may still be
 # closing the last one: retry a refused start.
 rate() {
-	local try
+	local try perf=
 	for try in 1 2 3 4 5; do
+		if [ "${PERF:-0}" = 1 ]; then
+			perf record -q -e cpu-clock -F 4999 -a -g -o "$OUT/perf.data" -- sleep "$SECS" 2>/dev/null &
+			perf=$!
+		fi
 		ip netns exec "$A" "${CLIENT_PIN[@]}" iperf3 -c 10.77.0.2 -u -b 0 -l 64 -t "$SECS" -J >"$OUT/run.json" && break
+		[ -n "$perf" ] && wait "$perf"
 		[ "$try" = 5 ] && { cat "$OUT/run.json" >&2; exit 1; }
 		sleep 1
 	done
+	[ -n "$perf" ] && wait "$perf"
 	python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["end"]["sum"]; print(int(e["packets"]-e["lost_packets"])/e["seconds"])' "$OUT/run.json"
 }
 
@@ -113,6 +134,28 @@ for p in json.load(sys.stdin):
         print(f"    {n:12} {p['"'"'run_cnt'"'"']:>9} runs {p['"'"'run_time_ns'"'"'] / p['"'"'run_cnt'"'"']:7.1f} ns/run")'
 }
 
+# The observer's cost share from the perf samples of a measurement (PERF=1).
+cost() {
+	perf script -i "$OUT/perf.data" -F comm,ip,sym 2>/dev/null | python3 -c '
+import sys
+OBSERVER = ("bpf_trace_run", "perf_trace_", "trace_call_bpf", "dev_queue_xmit_nit", "tpacket_rcv", "packet_rcv", "syscall_trace_enter", "syscall_exit_work")
+base = inside = own = 0
+for sample in sys.stdin.read().split("\n\n"):
+    lines = sample.strip().split("\n")
+    if not lines or not lines[0].strip():
+        continue
+    comm = lines[0].strip()
+    frames = [l.split()[1] if len(l.split()) > 1 else "" for l in lines[1:]]
+    if comm in ("tracer", "tcpdump") or comm.startswith("netns-"):
+        own += 1
+    elif comm == "iperf3":
+        if any(f.startswith(OBSERVER) for f in frames):
+            inside += 1
+        else:
+            base += 1
+print(f"{100 * (inside + own) / max(base, 1):.2f}")'
+}
+
 # Programs of other tracers (other users of this machine) on the packet
 # tracepoints slow every configuration down: count them (raw and BTF
 # tracepoint links; classic tracepoint users are not visible this way).
@@ -121,7 +164,7 @@ foreign() {
 	bpftool link show 2>/dev/null | grep -cE "tp '(netif_receive_skb|net_dev_queue)'" || true
 }
 
-declare -A RATES
+declare -A RATES COSTS
 read -r -a LIST <<<"$CONFIGS"
 for r in $(seq "$ROUNDS"); do
 	for i in "${!LIST[@]}"; do
@@ -134,6 +177,11 @@ for r in $(seq "$ROUNDS"); do
 		pid=
 		RATES[$c]="${RATES[$c]:-} $v"
 		printf 'round %d %-10s %12.0f packets/s' "$r" "$c" "$v"
+		if [ "${PERF:-0}" = 1 ]; then
+			k=$(cost)
+			COSTS[$c]="${COSTS[$c]:-} $k"
+			printf '  cost %5s%%' "$k"
+		fi
 		[ "$others" != 0 ] && printf '  (other programs on the packet tracepoints: %s)' "$others"
 		printf '\n'
 		[ -n "$stats" ] && echo "$stats"
@@ -150,4 +198,28 @@ base = runs["none"]
 for n, v in runs.items():
     ratios = [x / b for x, b in zip(v, base)]
     print(f"{n:10} median {st.median(v):10.0f} packets/s  ratio {st.median(ratios):.3f} ({min(ratios):.2f}-{max(ratios):.2f})  per round: {' '.join(f'{r:.3f}' for r in ratios)}")
+if "noiface" in runs:
+    print("--- the packet path alone: ratios to 'noiface' (the tracer without --iface)")
+    for n in ("watched", "watched_rx", "other"):
+        if n in runs:
+            ratios = [x / b for x, b in zip(runs[n], runs["noiface"])]
+            print(f"{n:10} ratio {st.median(ratios):.3f} ({min(ratios):.2f}-{max(ratios):.2f})  per round: {' '.join(f'{r:.3f}' for r in ratios)}")
 PY
+if [ "${PERF:-0}" = 1 ]; then
+	echo "--- observer cost, % of the packets' own CPU (median, min-max), and the rate ratio it implies, 1/(1+cost)"
+	args=()
+	for c in "${LIST[@]}"; do args+=("$c=${COSTS[$c]}"); done
+	python3 - "${args[@]}" <<'PY'
+import sys, statistics as st
+costs = {a.split("=")[0]: list(map(float, a.split("=")[1].split())) for a in sys.argv[1:]}
+for n, v in costs.items():
+    m = st.median(v)
+    print(f"{n:10} cost {m:6.2f}% ({min(v):.2f}-{max(v):.2f})  implied ratio {1 / (1 + m / 100):.3f}  per round: {' '.join(f'{x:.2f}' for x in v)}")
+if "noiface" in costs:
+    print("--- the packet path alone: cost minus the cost of 'noiface' (medians)")
+    for n in ("watched", "watched_rx", "other"):
+        if n in costs:
+            m = st.median(costs[n]) - st.median(costs["noiface"])
+            print(f"{n:10} cost {m:6.2f}%  implied ratio {1 / (1 + m / 100):.3f}")
+PY
+fi
