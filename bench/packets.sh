@@ -19,6 +19,9 @@
 #   bench/packets.sh [ROUNDS] [SECS] [tracer binary]
 # Environment:
 #   CONFIGS="none watched ..."  the configurations to run (none is required)
+#   TRACER_B=PATH  a second tracer binary, to compare two builds in one
+#               run: a tracer configuration with the suffix _b (watched_b,
+#               other_b, ...) runs it
 #   PIN=1       pin the iperf3 client to CPU 0 and the server to CPU 1
 #   BPF_STATS=1 also report each packet program's mean run time (ns per
 #               run, kernel.bpf_stats_enabled; this slows the programs down,
@@ -27,10 +30,11 @@
 #               each measurement and report the observer's cost as a share
 #               of the CPU the packets themselves take: the samples of the
 #               iperf3 processes inside the observer's kernel code (BPF
-#               tracepoint programs and their dispatch, classic tracepoint
-#               records, the syscall-tracing slow path; for tcpdump the
-#               packet taps), plus the samples of the observer's own
-#               process, over the iperf3 samples outside that code. Unlike the rate, this share does not move when
+#               programs, their dispatch from tracepoints and tc, classic
+#               tracepoint records, the syscall-tracing slow path; for
+#               tcpdump the packet taps), plus the samples of the
+#               observer's own process, over the iperf3 samples outside
+#               that code. Unlike the rate, this share does not move when
 #               other work on the machine takes CPU time from iperf3.
 set -euo pipefail
 ROUNDS=${1:-5}
@@ -60,6 +64,7 @@ stop() {
 }
 cleanup() {
 	[ -n "${pid:-}" ] && stop "$pid"
+	[ -s "$OUT/observer.pid" ] && stop "$(cat "$OUT/observer.pid")"
 	[ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null
 	ip netns del "$A" 2>/dev/null || true
 	ip netns del "$B" 2>/dev/null || true
@@ -83,8 +88,12 @@ SPID=$(cat "$OUT/iperf.pid")
 
 # Start the observer of a configuration; prints its pid (or nothing).
 start() {
-	local ns=$A ifc
-	case $1 in
+	local ns=$A ifc bin=$TRACER c=$1
+	if [ "${c%_b}" != "$c" ]; then
+		bin=${TRACER_B:?TRACER_B is not set}
+		c=${c%_b}
+	fi
+	case $c in
 	none) return ;;
 	watched) ifc=va ;;
 	watched_rx) ns=$B ifc=vb ;;
@@ -93,16 +102,24 @@ start() {
 	tcpdump)
 		ip netns exec "$A" tcpdump -i va -w /dev/null -q >/dev/null 2>"$OUT/tcpdump.err" &
 		local pid=$!
+		echo "$pid" >"$OUT/observer.pid"
 		for _ in $(seq 100); do grep -q listening "$OUT/tcpdump.err" 2>/dev/null && break; sleep 0.05; done
 		echo "$pid"
 		return
 		;;
 	*) echo "unknown configuration $1" >&2; exit 2 ;;
 	esac
-	"$TRACER" watch --json --netns "$ns" ${ifc:+--iface "$ns:$ifc"} >"$OUT/events" 2>"$OUT/err" &
+	"$bin" watch --json --netns "$ns" ${ifc:+--iface "$ns:$ifc"} >"$OUT/events" 2>"$OUT/err" &
 	local pid=$!
-	for _ in $(seq 600); do grep -q '"ready"' "$OUT/events" 2>/dev/null && break; sleep 0.05; done
-	grep -q '"ready"' "$OUT/events" || { cat "$OUT/err" >&2; exit 1; }
+	# Known to cleanup before this function returns (a failure here leaves
+	# the caller without the pid).
+	echo "$pid" >"$OUT/observer.pid"
+	for _ in $(seq 1200); do grep -q '"ready"' "$OUT/events" 2>/dev/null && break; sleep 0.05; done
+	grep -q '"ready"' "$OUT/events" || {
+		echo "$c: no ready line from the tracer within 60 s" >&2
+		cat "$OUT/err" >&2
+		exit 1
+	}
 	echo "$pid"
 }
 
@@ -138,7 +155,7 @@ for p in json.load(sys.stdin):
 cost() {
 	perf script -i "$OUT/perf.data" -F comm,ip,sym 2>/dev/null | python3 -c '
 import sys
-OBSERVER = ("bpf_trace_run", "perf_trace_", "trace_call_bpf", "dev_queue_xmit_nit", "tpacket_rcv", "packet_rcv", "syscall_trace_enter", "syscall_exit_work")
+OBSERVER = ("bpf_trace_run", "perf_trace_", "trace_call_bpf", "bpf_prog_", "sch_handle_ingress", "sch_handle_egress", "tcx_run", "dev_queue_xmit_nit", "tpacket_rcv", "packet_rcv", "syscall_trace_enter", "syscall_exit_work")
 base = inside = own = 0
 for sample in sys.stdin.read().split("\n\n"):
     lines = sample.strip().split("\n")
@@ -170,11 +187,22 @@ for r in $(seq "$ROUNDS"); do
 	for i in "${!LIST[@]}"; do
 		c=${LIST[$(((i + r - 1) % ${#LIST[@]}))]}
 		[ "$c" = none ] && others=$(foreign) || others=0
-		pid=$(start "$c")
+		if ! pid=$(start "$c"); then
+			# A tracer that did not get ready (it waits for the RTNL lock,
+			# which other work on the machine may hold): stop it, count the
+			# measurement as missing, go on.
+			[ -s "$OUT/observer.pid" ] && stop "$(cat "$OUT/observer.pid")"
+			: >"$OUT/observer.pid"
+			RATES[$c]="${RATES[$c]:-} nan"
+			COSTS[$c]="${COSTS[$c]:-} nan"
+			printf 'round %d %-10s  skipped: the observer did not start\n' "$r" "$c"
+			continue
+		fi
 		v=$(rate)
 		[ "${BPF_STATS:-0}" = 1 ] && [ -n "$pid" ] && [ "$c" != tcpdump ] && stats=$(bpf_stats) || stats=
 		[ -n "$pid" ] && stop "$pid"
 		pid=
+		: >"$OUT/observer.pid"
 		RATES[$c]="${RATES[$c]:-} $v"
 		printf 'round %d %-10s %12.0f packets/s' "$r" "$c" "$v"
 		if [ "${PERF:-0}" = 1 ]; then
@@ -195,15 +223,18 @@ python3 - "${args[@]}" <<'PY'
 import sys, statistics as st
 runs = {a.split("=")[0]: list(map(float, a.split("=")[1].split())) for a in sys.argv[1:]}
 base = runs["none"]
+def ratios(a, b):
+    return [x / y for x, y in zip(a, b) if x == x and y == y]
 for n, v in runs.items():
-    ratios = [x / b for x, b in zip(v, base)]
-    print(f"{n:10} median {st.median(v):10.0f} packets/s  ratio {st.median(ratios):.3f} ({min(ratios):.2f}-{max(ratios):.2f})  per round: {' '.join(f'{r:.3f}' for r in ratios)}")
+    r = ratios(v, base)
+    print(f"{n:10} median {st.median([x for x in v if x == x]):10.0f} packets/s  ratio {st.median(r):.3f} ({min(r):.2f}-{max(r):.2f}, {len(r)} rounds)  per round: {' '.join(f'{x:.3f}' for x in r)}")
 if "noiface" in runs:
     print("--- the packet path alone: ratios to 'noiface' (the tracer without --iface)")
-    for n in ("watched", "watched_rx", "other"):
-        if n in runs:
-            ratios = [x / b for x, b in zip(runs[n], runs["noiface"])]
-            print(f"{n:10} ratio {st.median(ratios):.3f} ({min(ratios):.2f}-{max(ratios):.2f})  per round: {' '.join(f'{r:.3f}' for r in ratios)}")
+    for n in runs:
+        if n.startswith(("watched", "other")):
+            ref = "noiface_b" if n.endswith("_b") and "noiface_b" in runs else "noiface"
+            r = ratios(runs[n], runs[ref])
+            print(f"{n:10} ratio {st.median(r):.3f} ({min(r):.2f}-{max(r):.2f}, {len(r)} rounds)  per round: {' '.join(f'{x:.3f}' for x in r)}")
 PY
 if [ "${PERF:-0}" = 1 ]; then
 	echo "--- observer cost, % of the packets' own CPU (median, min-max), and the rate ratio it implies, 1/(1+cost)"
@@ -211,15 +242,16 @@ if [ "${PERF:-0}" = 1 ]; then
 	for c in "${LIST[@]}"; do args+=("$c=${COSTS[$c]}"); done
 	python3 - "${args[@]}" <<'PY'
 import sys, statistics as st
-costs = {a.split("=")[0]: list(map(float, a.split("=")[1].split())) for a in sys.argv[1:]}
+costs = {a.split("=")[0]: [x for x in map(float, a.split("=")[1].split()) if x == x] for a in sys.argv[1:]}
 for n, v in costs.items():
     m = st.median(v)
     print(f"{n:10} cost {m:6.2f}% ({min(v):.2f}-{max(v):.2f})  implied ratio {1 / (1 + m / 100):.3f}  per round: {' '.join(f'{x:.2f}' for x in v)}")
 if "noiface" in costs:
     print("--- the packet path alone: cost minus the cost of 'noiface' (medians)")
-    for n in ("watched", "watched_rx", "other"):
-        if n in costs:
-            m = st.median(costs[n]) - st.median(costs["noiface"])
+    for n in costs:
+        if n.startswith(("watched", "other")):
+            ref = "noiface_b" if n.endswith("_b") and "noiface_b" in costs else "noiface"
+            m = st.median(costs[n]) - st.median(costs[ref])
             print(f"{n:10} cost {m:6.2f}%  implied ratio {1 / (1 + m / 100):.3f}")
 PY
 fi

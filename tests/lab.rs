@@ -212,8 +212,14 @@ fn broken_lab_reports_one_loop_per_flow() {
 }
 
 /// The same with the packet programs' fallbacks, which this kernel would
-/// not otherwise use: raw tracepoints, then classic ones (both must pass
-/// the verifier and pair the same packets).
+/// not otherwise use: tracepoints instead of tc programs, as BTF-enabled,
+/// raw and classic tracepoints (each must pass the verifier and pair the
+/// same packets).
+#[test]
+fn broken_lab_on_btf_tracepoints() {
+    broken_lab(&[("TRACER_PACKET_HOOK", "btf")]);
+}
+
 #[test]
 fn broken_lab_on_raw_tracepoints() {
     broken_lab(&[("TRACER_PACKET_HOOK", "raw")]);

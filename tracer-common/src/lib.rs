@@ -221,6 +221,23 @@ pub struct WatchKey {
     pub ifindex: u32,
 }
 
+/// Slots of the tc programs' interface table (`TC_IFACES`): an interface
+/// watched with the tc programs sits in slot `ifindex % TC_SLOTS`.
+pub const TC_SLOTS: u32 = 4096;
+
+/// An interface the tc programs are attached to, in slot
+/// `ifindex % TC_SLOTS` of `TC_IFACES` (ifindex 0: an empty slot).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcIface {
+    pub netns: u32,
+    pub ifindex: u32,
+    /// Bytes of link-layer header before the IP header in the packets the
+    /// programs see (14 on Ethernet, 0 on TUN and other L3 devices).
+    pub l2_len: u32,
+    pub _pad: u32,
+}
+
 /// A packet on a watched interface. The header's `netns` is the device's
 /// namespace; the task fields are left zero (packets are mostly handled in
 /// softirq context, where the current task says nothing).
@@ -576,4 +593,5 @@ mod user {
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::PacketConfig {}
     unsafe impl aya::Pod for super::WatchKey {}
+    unsafe impl aya::Pod for super::TcIface {}
 }

@@ -18,6 +18,7 @@ use crate::{
     bpf::{
         ladder::{Hook, Mechanism},
         loader::{self, KernelFacts},
+        packet_hooks::PacketHooks,
     },
     cli::WatchArgs,
     collect::{
@@ -265,10 +266,15 @@ fn sync_ifaces(pp: &mut PacketPath, engine: &Engine, own: u32) {
     );
     for c in changes {
         match c {
-            WatchChange::Added(spec, key) => log::info!(
-                "watching packets on {spec} (ifindex {}, netns {})",
+            WatchChange::Added(spec, key, tc) => log::info!(
+                "watching packets on {spec} (ifindex {}, netns {}) with {}",
                 key.ifindex,
-                key.netns
+                key.netns,
+                if tc {
+                    "tc programs"
+                } else {
+                    "the packet tracepoints"
+                }
             ),
             WatchChange::Removed(spec, _) => log::info!("{spec} is gone; waiting for it to return"),
         }
@@ -419,7 +425,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     }
 
     let facts = KernelFacts::gather()?;
-    let mut loaded = loader::load(&facts, args.attach, !args.iface.is_empty())?;
+    let loaded = loader::load(&facts, args.attach, !args.iface.is_empty())?;
     for w in &loaded.warnings {
         log::warn!("{w}");
     }
@@ -431,14 +437,22 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         .unwrap_or(Mechanism::Tracepoint)
         .source();
     let mut engine = Engine::new(scope(&hooks));
-    let mut packets = match loaded.watch_ifaces.take() {
-        Some(map) => Some(PacketPath::new(
-            WatchList::new(args.iface.clone(), map),
+    // With --iface, the packet path owns the programs (it attaches more as
+    // interfaces come and go); without, they stay in `loaded`.
+    let mut packets = if args.iface.is_empty() {
+        None
+    } else {
+        let mut warnings = Vec::new();
+        let hooks = PacketHooks::new(loaded.ebpf, &mut warnings)?;
+        for w in &warnings {
+            log::warn!("{w}");
+        }
+        Some(PacketPath::new(
+            WatchList::new(args.iface.clone(), hooks),
             args.pcap.as_deref(),
             Duration::from_secs(args.loop_summary_secs.max(1)),
             Duration::from_secs(args.loop_end_secs.max(1)),
-        )?),
-        None => None,
+        )?)
     };
     let enricher = Enricher::new().context("reading /proc for process enrichment")?;
     let mut p = Presenter {

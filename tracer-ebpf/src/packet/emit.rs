@@ -11,7 +11,9 @@ use aya_ebpf::{
     macros::map,
     maps::PerCpuArray,
 };
-use tracer_common::{EventHeader, PacketEvent, WatchKey, dir, kind, pair::SNAP_WORDS, source};
+use tracer_common::{
+    EventHeader, PKT_SNAP, PacketEvent, WatchKey, dir, kind, pair::SNAP_WORDS, source,
+};
 
 use super::pair::RxSeen;
 use crate::maps::{EVENTS, count_drop};
@@ -137,13 +139,19 @@ pub fn send_rx(seen: &mut RxSeen, flags: u64) {
     let meta = (seen.skb_len, seen.mark, seen.protocol);
     send_packet(&seen.key.iface(), dir::RX, seen.ts_ns, meta, flags, |ev| {
         ev.cap_len = seen.cap_len;
-        // SAFETY: `data` is PKT_SNAP bytes at an 8-byte aligned offset
-        // of an 8-byte aligned struct (checked below).
-        let d = unsafe { &mut *(ev.data.as_mut_ptr() as *mut [u64; SNAP_WORDS]) };
-        for i in 0..SNAP_WORDS {
-            d[i] = seen.data[i];
-        }
+        copy_words(&mut ev.data, &seen.data);
     });
+}
+
+/// Copies packet words into a record's `data`, word by word (no memcpy).
+#[inline(always)]
+fn copy_words(data: &mut [u8; PKT_SNAP], words: &[u64; SNAP_WORDS]) {
+    // SAFETY: `data` is PKT_SNAP bytes at an 8-byte aligned offset of an
+    // 8-byte aligned struct (checked below).
+    let d = unsafe { &mut *(data.as_mut_ptr() as *mut [u64; SNAP_WORDS]) };
+    for i in 0..SNAP_WORDS {
+        d[i] = words[i];
+    }
 }
 
 const _: () = assert!(core::mem::offset_of!(PacketEvent, data) % 8 == 0);

@@ -1,42 +1,41 @@
-//! The packet path: packets received on or queued to a watched interface
-//! (netif_receive_skb, net_dev_queue) and the FIB lookups made for packets
-//! that arrived on one (fib:fib_table_lookup, fib6:fib6_table_lookup).
+//! The packet path: packets received on or transmitted out of a watched
+//! interface, and the FIB lookups made for packets that arrived on one
+//! (fib:fib_table_lookup, fib6:fib6_table_lookup).
 //!
-//! - `watch`: is the packet's interface watched? Asked for every packet on
-//!   the machine, so it is the cheap part: a bitmap of ifindexes first.
+//! Two ways to see the packets, both feeding the same [`rx`] and [`tx`]:
+//! - `tc`: programs attached (tcx) to the ingress and egress of each
+//!   watched interface, and only there: other interfaces cost nothing.
+//! - `tp`: programs on the netif_receive_skb and net_dev_queue tracepoints,
+//!   which see every packet on the machine and first ask `watch` whether
+//!   its interface is watched: a BTF-enabled tracepoint (`*_btf`), a raw
+//!   tracepoint (`*_raw`) or the classic `net:` tracepoint. Userspace uses
+//!   them for an interface it cannot attach tc programs to.
+//!
+//! The rest:
 //! - `pair`: a reception on a watched interface is kept in a small
 //!   direct-mapped table; a transmission on one is looked up there, and
 //!   only a transmission that may be a looped copy of a reception is sent
 //!   to userspace, with the reception and its FIB lookups (`fib`). ICMP
 //!   time-exceeded messages are sent as they are seen.
-//! - `kmem`: the offsets, and reading the skb with plain loads (BTF
-//!   tracepoints) or bpf_probe_read_kernel (raw and classic tracepoints).
+//! - `kmem`: the offsets, and reading the skb in tracepoint programs with
+//!   plain loads (BTF tracepoints) or bpf_probe_read_kernel.
 //! - `emit`: ring-buffer records and wake-ups.
-//!
-//! Each hook has three programs, tried in this order by userspace: a
-//! BTF-enabled tracepoint (`*_btf`), a raw tracepoint (`*_raw`) and the
-//! classic `net:` tracepoint.
 mod emit;
 mod fib;
 mod kmem;
 mod pair;
+mod tc;
+mod tp;
 mod watch;
 
-use aya_ebpf::{
-    helpers::generated::bpf_probe_read_kernel,
-    macros::{btf_tracepoint, raw_tracepoint, tracepoint},
-    programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
-};
 use tracer_common::{
-    NO_OFFSET, PAIR_WINDOW_NS, PKT_SNAP, dir,
+    PAIR_WINDOW_NS, WatchKey, dir,
     pair::{Ip, SNAP_WORDS},
 };
 
 use emit::{quiet, send_packet, send_rx, urgent};
 use fib::{RX_LAST, send_lookups};
-use kmem::{Direct, Kmem, Probe, off};
 use pair::{find, keep};
-use watch::watched;
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -45,43 +44,50 @@ const ETH_P_IPV6: u16 = 0x86dd;
 /// and the first 8 bytes after it.
 const HDR_WORDS: usize = 8;
 
-/// skb->protocol (host order) when it is IPv4 or IPv6.
-#[inline(always)]
-fn ip_protocol<M: Kmem>(skb: *const u8) -> Option<u16> {
-    let p = u16::from_be(M::get::<u16>(skb, off!(skb_protocol)));
-    (p == ETH_P_IP || p == ETH_P_IPV6).then_some(p)
+/// A packet as a program sees it.
+pub trait Source {
+    /// The watched interface the packet is on, or None.
+    fn watched(&self) -> Option<WatchKey>;
+    /// skb->protocol, host order.
+    fn protocol(&self) -> u16;
+    fn skb_len(&self) -> u32;
+    fn mark(&self) -> u32;
+    /// Writes all of `dst`: up to `8 * N` bytes from the IP header on,
+    /// zero after the packet where the source can tell where it ends.
+    /// Returns how many bytes are the packet's.
+    fn read<const N: usize>(&self, dst: *mut [u64; N]) -> Option<u32>;
 }
 
-/// The first `8 * N` bytes from the IP header `l3` on.
+/// The first `8 * N` bytes of the packet, on the stack.
 #[inline(always)]
-fn read_words<const N: usize>(l3: *const u8) -> Option<[u64; N]> {
-    let mut h = core::mem::MaybeUninit::<[u64; N]>::uninit();
-    let n = core::mem::size_of::<[u64; N]>() as u32;
-    // SAFETY: the helper checks the source and fills `h` (zeroes on error).
-    let rc = unsafe { bpf_probe_read_kernel(h.as_mut_ptr() as *mut _, n, l3 as *const _) };
-    // SAFETY: written by the helper.
-    (rc == 0).then(|| unsafe { h.assume_init() })
+fn read_stack<S: Source, const N: usize>(s: &S) -> Option<([u64; N], u32)> {
+    let mut w = core::mem::MaybeUninit::<[u64; N]>::uninit();
+    let n = s.read::<N>(w.as_mut_ptr())?;
+    // SAFETY: `read` wrote all of it.
+    Some((unsafe { w.assume_init() }, n))
 }
 
 /// A packet received: kept for pairing (see `pair`).
 #[inline(always)]
-fn rx<M: Kmem>(skb: *const u8) -> Option<()> {
-    let key = watched::<M>(skb)?;
-    let protocol = ip_protocol::<M>(skb)?;
+fn rx<S: Source>(s: &S) -> Option<()> {
+    let key = s.watched()?;
+    let protocol = s.protocol();
+    if protocol != ETH_P_IP && protocol != ETH_P_IPV6 {
+        return None;
+    }
     if let Some(last) = RX_LAST.get_ptr_mut(0) {
         // SAFETY: a per-CPU slot; programs do not migrate while running.
         unsafe { *last = key };
     }
-    // The link-layer header has been pulled: data is the IP header.
-    let pkt = read_words::<SNAP_WORDS>(M::ptr(skb, off!(skb_data)))?;
+    let (pkt, n) = read_stack::<S, SNAP_WORDS>(s)?;
     let ip = Ip::parse(&pkt)?;
     let seen = keep(&ip.key(&key), |seen| {
         seen.ts_ns = emit::now();
-        seen.skb_len = M::get(skb, off!(skb_len));
-        seen.mark = M::get(skb, off!(skb_mark));
+        seen.skb_len = s.skb_len();
+        seen.mark = s.mark();
         seen.protocol = protocol;
         seen.sent = 0;
-        seen.cap_len = PKT_SNAP as u32;
+        seen.cap_len = n;
         for i in 0..SNAP_WORDS {
             seen.data[i] = pkt[i];
         }
@@ -92,16 +98,16 @@ fn rx<M: Kmem>(skb: *const u8) -> Option<()> {
     Some(())
 }
 
-/// A packet queued for transmission: sent to userspace with its reception
-/// when it may be a looped copy of one.
+/// A packet transmitted: sent to userspace with its reception when it may
+/// be a looped copy of one.
 #[inline(always)]
-fn tx<M: Kmem>(skb: *const u8) -> Option<()> {
-    let key = watched::<M>(skb)?;
-    let protocol = ip_protocol::<M>(skb)?;
-    // data may be the link-layer header: start at the network header.
-    let head = M::ptr(skb, off!(skb_head));
-    let l3 = head.wrapping_add(M::get::<u16>(skb, off!(skb_network_header)) as usize);
-    let h = read_words::<HDR_WORDS>(l3)?;
+fn tx<S: Source>(s: &S) -> Option<()> {
+    let key = s.watched()?;
+    let protocol = s.protocol();
+    if protocol != ETH_P_IP && protocol != ETH_P_IPV6 {
+        return None;
+    }
+    let (h, _) = read_stack::<S, HDR_WORDS>(s)?;
     let ip = Ip::parse(&h)?;
     // A reception of the same identity, with a higher TTL, recent.
     let mut now = 0;
@@ -127,80 +133,21 @@ fn tx<M: Kmem>(skb: *const u8) -> Option<()> {
         }
         None => return None,
     };
-    let meta = (
-        M::get(skb, off!(skb_len)),
-        M::get(skb, off!(skb_mark)),
-        protocol,
-    );
+    let meta = (s.skb_len(), s.mark(), protocol);
     send_packet(&key, dir::TX, now, meta, flags, |ev| {
-        // SAFETY: the helper checks the source; the destination is the record.
-        let rc = unsafe {
-            bpf_probe_read_kernel(
-                ev.data.as_mut_ptr() as *mut _,
-                PKT_SNAP as u32,
-                l3 as *const _,
-            )
-        };
-        ev.cap_len = if rc == 0 { PKT_SNAP as u32 } else { 0 };
+        let words = ev.data.as_mut_ptr() as *mut [u64; SNAP_WORDS];
+        ev.cap_len = s.read::<SNAP_WORDS>(words).unwrap_or(0);
     });
     Some(())
 }
 
-// BTF-enabled tracepoints (preferred): the skb is a typed argument, and
-// its members are read with plain loads.
-
-#[btf_tracepoint(function = "netif_receive_skb")]
-pub fn pkt_rx_btf(ctx: BtfTracePointContext) -> i32 {
-    let skb: u64 = ctx.arg(0);
-    let _ = rx::<Direct>(skb as *const u8);
-    0
-}
-
-#[btf_tracepoint(function = "net_dev_queue")]
-pub fn pkt_tx_btf(ctx: BtfTracePointContext) -> i32 {
-    let skb: u64 = ctx.arg(0);
-    let _ = tx::<Direct>(skb as *const u8);
-    0
-}
-
-// Raw tracepoints: the skb is the first argument, read with helpers. The
-// kernel does not build the classic tracepoint's record for every packet.
-
-#[raw_tracepoint(tracepoint = "netif_receive_skb")]
-pub fn pkt_rx_raw(ctx: RawTracePointContext) -> i32 {
-    let skb: u64 = ctx.arg(0);
-    let _ = rx::<Probe>(skb as *const u8);
-    0
-}
-
-#[raw_tracepoint(tracepoint = "net_dev_queue")]
-pub fn pkt_tx_raw(ctx: RawTracePointContext) -> i32 {
-    let skb: u64 = ctx.arg(0);
-    let _ = tx::<Probe>(skb as *const u8);
-    0
-}
-
-// Classic tracepoints: the last resort.
-
-/// The skb argument of a classic net tracepoint (field offset `tp_off`).
+/// Zeroes `N` words one by one: the compiler turns zeroing an array into a
+/// call to a byte-by-byte memset routine.
 #[inline(always)]
-fn tp_skb(ctx: &TracePointContext, tp_off: u32) -> Option<*const u8> {
-    if tp_off == NO_OFFSET {
-        return None;
+fn zero<const N: usize>(dst: *mut [u64; N]) {
+    let p = dst as *mut u64;
+    for i in 0..N {
+        // SAFETY: word `i` of the array.
+        unsafe { core::ptr::write_volatile(p.wrapping_add(i), 0) };
     }
-    // SAFETY: offset from the tracepoint's format file.
-    let skb: u64 = unsafe { ctx.read_at(tp_off as usize) }.ok()?;
-    Some(skb as *const u8)
-}
-
-#[tracepoint(category = "net", name = "netif_receive_skb")]
-pub fn pkt_rx(ctx: TracePointContext) -> u32 {
-    let _ = tp_skb(&ctx, off!(tp_rx_skb)).and_then(rx::<Probe>);
-    0
-}
-
-#[tracepoint(category = "net", name = "net_dev_queue")]
-pub fn pkt_tx(ctx: TracePointContext) -> u32 {
-    let _ = tp_skb(&ctx, off!(tp_tx_skb)).and_then(tx::<Probe>);
-    0
 }

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, FExit, KProbe, RawTracePoint, TracePoint},
 };
-use tracer_common::{Config, WatchKey};
+use tracer_common::Config;
 
 use super::ladder::{AttachMode, Hook, Mechanism, Support, choose};
 use crate::kernel::{
@@ -29,48 +29,21 @@ const SYSCALL_TRACEPOINTS: [&str; 7] = [
     "sys_exit_recvfrom",
 ];
 
-/// The packet tracepoints: (BTF program, raw program, classic program,
-/// category, event), tried in that order.
-const PACKET_TRACEPOINTS: [(&str, &str, &str, &str, &str); 2] = [
-    (
-        "pkt_rx_btf",
-        "pkt_rx_raw",
-        "pkt_rx",
-        "net",
-        "netif_receive_skb",
-    ),
-    ("pkt_tx_btf", "pkt_tx_raw", "pkt_tx", "net", "net_dev_queue"),
-];
-
-/// The FIB lookup tracepoints: (program, category, event).
-const FIB_TRACEPOINTS: [(&str, &str, &str); 2] = [
-    ("fib4_lookup", "fib", "fib_table_lookup"),
-    ("fib6_lookup", "fib6", "fib6_table_lookup"),
-];
-
 /// Ring buffer size (bytes, a power of two).
 pub const RING_BYTES: u32 = 32 << 20;
 
 /// A loaded and attached set of programs.
 pub struct Loaded {
     /// Keeps programs and links alive; dropping it detaches everything.
-    _ebpf: Ebpf,
+    /// With `--iface` it goes to the packet path's
+    /// [`super::packet_hooks::PacketHooks`], which attaches more.
+    pub ebpf: Ebpf,
     pub ring: RingBuf<MapData>,
     pub dropped: PerCpuArray<MapData, u64>,
-    /// The watched-interface maps, when the packet path is attached.
-    pub watch_ifaces: Option<WatchMaps>,
     /// Mechanism per hook, and the kernel function where there is one.
     pub hooks: BTreeMap<Hook, (Mechanism, Option<String>)>,
     /// Offsets that could not be resolved (fields the events will lack).
     pub warnings: Vec<String>,
-}
-
-/// The maps that say which interfaces the packet programs watch.
-pub struct WatchMaps {
-    /// (namespace inode, ifindex) of each watched interface.
-    pub ifaces: HashMap<MapData, WatchKey, u8>,
-    /// The ifindex bitmap checked first (see tracer_common::watch_bit).
-    pub ifindex_bits: Array<MapData, u64>,
 }
 
 /// Everything about the kernel the loader needs, gathered once.
@@ -165,9 +138,9 @@ fn mode_name(mode: AttachMode) -> &'static str {
     }
 }
 
-/// Load the object, write the configuration and attach by `plan`; with
-/// `packets`, also attach the packet path (its interfaces are added to
-/// [`Loaded::watch_ifaces`] later).
+/// Load the object, write the configuration and attach by `plan`. With
+/// `packets`, the packet programs' offsets are written too; attaching
+/// them is [`super::packet_hooks::PacketHooks`]'s.
 pub fn load(facts: &KernelFacts, mode: AttachMode, packets: bool) -> Result<Loaded> {
     let plan = facts.plan(mode)?;
     let (mut config, mut warnings) = offsets::resolve(&facts.btf, &facts.tracefs);
@@ -240,20 +213,14 @@ pub fn load(facts: &KernelFacts, mode: AttachMode, packets: bool) -> Result<Load
         ebpf.take_map("EVENTS")
             .ok_or_else(|| anyhow!("map EVENTS missing"))?,
     )?;
-    let watch_ifaces = if packets {
-        Some(attach_packet_path(&mut ebpf, &aya_btf, &mut warnings)?)
-    } else {
-        None
-    };
     let dropped = PerCpuArray::try_from(
         ebpf.take_map("DROPPED")
             .ok_or_else(|| anyhow!("map DROPPED missing"))?,
     )?;
     Ok(Loaded {
-        _ebpf: ebpf,
+        ebpf,
         ring,
         dropped,
-        watch_ifaces,
         hooks,
         warnings,
     })
@@ -268,69 +235,12 @@ fn write_config(ebpf: &mut Ebpf, config: Config) -> Result<()> {
         .context("writing the offsets into CONFIG")
 }
 
-/// The environment variable that makes the packet programs start lower on
-/// their ladder (`raw` or `classic`), so that tests and measurements can
-/// run the fallbacks on a kernel that would not need them.
-pub const PACKET_HOOK_ENV: &str = "TRACER_PACKET_HOOK";
-
-/// Attaches the packet tracepoints: for each, the BTF-enabled program,
-/// else the raw one, else the classic one (from the rung
-/// [`PACKET_HOOK_ENV`] names, if set). The packet programs are required
-/// (--iface asks for them); the FIB lookup programs only add evidence, so
-/// a kernel without them gets a warning.
-fn attach_packet_path(
+pub(super) fn attach_btf_tracepoint(
     ebpf: &mut Ebpf,
     btf: &aya::Btf,
-    warnings: &mut Vec<String>,
-) -> Result<WatchMaps> {
-    let first = match std::env::var(PACKET_HOOK_ENV).ok().as_deref() {
-        None | Some("" | "btf") => 0,
-        Some("raw") => 1,
-        Some("classic") => 2,
-        Some(other) => {
-            return Err(anyhow!(
-                "{PACKET_HOOK_ENV}={other}: expected btf, raw or classic"
-            ));
-        }
-    };
-    for (typed, raw, classic, category, name) in PACKET_TRACEPOINTS {
-        if first == 0 {
-            let Err(e) = attach_btf_tracepoint(ebpf, btf, typed, name) else {
-                continue;
-            };
-            warnings.push(format!(
-                "BTF tracepoint {name} refused ({e:#}); using the raw tracepoint (slower)"
-            ));
-        }
-        if first <= 1 {
-            let Err(e) = attach_raw_tracepoint(ebpf, raw, name) else {
-                continue;
-            };
-            warnings.push(format!(
-                "raw tracepoint {name} refused ({e:#}); using the classic tracepoint (slower)"
-            ));
-        }
-        attach_tracepoint(ebpf, classic, category, name)
-            .context("--iface needs the packet tracepoints")?;
-    }
-    for (prog, category, name) in FIB_TRACEPOINTS {
-        if let Err(e) = attach_tracepoint(ebpf, prog, category, name) {
-            warnings.push(format!(
-                "FIB lookups will not be reported (loop events will lack the lookup): {e:#}"
-            ));
-        }
-    }
-    let mut take = |name: &str| {
-        ebpf.take_map(name)
-            .ok_or_else(|| anyhow!("map {name} missing"))
-    };
-    Ok(WatchMaps {
-        ifaces: HashMap::try_from(take("WATCH_IFACES")?)?,
-        ifindex_bits: Array::try_from(take("WATCH_IFINDEX")?)?,
-    })
-}
-
-fn attach_btf_tracepoint(ebpf: &mut Ebpf, btf: &aya::Btf, prog: &str, name: &str) -> Result<()> {
+    prog: &str,
+    name: &str,
+) -> Result<()> {
     let p: &mut BtfTracePoint = ebpf
         .program_mut(prog)
         .ok_or_else(|| anyhow!("program {prog} missing"))?
@@ -342,7 +252,7 @@ fn attach_btf_tracepoint(ebpf: &mut Ebpf, btf: &aya::Btf, prog: &str, name: &str
     Ok(())
 }
 
-fn attach_raw_tracepoint(ebpf: &mut Ebpf, prog: &str, name: &str) -> Result<()> {
+pub(super) fn attach_raw_tracepoint(ebpf: &mut Ebpf, prog: &str, name: &str) -> Result<()> {
     let p: &mut RawTracePoint = ebpf
         .program_mut(prog)
         .ok_or_else(|| anyhow!("program {prog} missing"))?
@@ -353,7 +263,12 @@ fn attach_raw_tracepoint(ebpf: &mut Ebpf, prog: &str, name: &str) -> Result<()> 
     Ok(())
 }
 
-fn attach_tracepoint(ebpf: &mut Ebpf, prog: &str, category: &str, name: &str) -> Result<()> {
+pub(super) fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    prog: &str,
+    category: &str,
+    name: &str,
+) -> Result<()> {
     let p: &mut TracePoint = ebpf
         .program_mut(prog)
         .ok_or_else(|| anyhow!("program {prog} missing"))?

@@ -1,3 +1,5 @@
-//! The eBPF side as userspace sees it: the attach ladder and the loader.
+//! The eBPF side as userspace sees it: the attach ladder, the loader, and
+//! attaching the packet programs.
 pub mod ladder;
 pub mod loader;
+pub mod packet_hooks;

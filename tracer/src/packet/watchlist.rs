@@ -1,10 +1,10 @@
 //! `--iface [NETNS:]IFACE`: which interfaces the packet programs watch, kept
-//! in step with the kernel maps as interfaces and namespaces come and go.
+//! in step with the kernel as interfaces and namespaces come and go.
 use std::{collections::HashMap, fmt, str::FromStr};
 
 use tracer_common::{WATCH_BITMAP_WORDS, WatchKey, watch_bit};
 
-use crate::bpf::loader::WatchMaps;
+use crate::bpf::packet_hooks::{PacketHooks, Via};
 
 /// Longest interface name the kernel accepts (IFNAMSIZ - 1).
 const IFNAME_MAX: usize = 15;
@@ -51,28 +51,29 @@ impl FromStr for IfaceSpec {
     }
 }
 
-/// The watched interfaces and the kernel maps that filter packets.
+/// The watched interfaces, and the programs and maps that watch them.
 pub struct WatchList {
     specs: Vec<IfaceSpec>,
-    maps: WatchMaps,
-    /// The ifindex bitmap as last written.
+    hooks: PacketHooks,
+    /// The ifindex bitmap (tracepoint programs) as last written.
     bits: [u64; WATCH_BITMAP_WORDS as usize],
-    /// Installed keys, and the spec each stands for.
-    active: HashMap<WatchKey, IfaceSpec>,
+    /// Installed keys: the spec each stands for, and how it is watched.
+    active: HashMap<WatchKey, (IfaceSpec, Via)>,
 }
 
 /// A change in what is watched, for the log.
 #[derive(Debug, PartialEq)]
 pub enum WatchChange {
-    Added(IfaceSpec, WatchKey),
+    /// Watched with the tc programs (true) or the tracepoint programs.
+    Added(IfaceSpec, WatchKey, bool),
     Removed(IfaceSpec, WatchKey),
 }
 
 impl WatchList {
-    pub fn new(specs: Vec<IfaceSpec>, maps: WatchMaps) -> Self {
+    pub fn new(specs: Vec<IfaceSpec>, hooks: PacketHooks) -> Self {
         WatchList {
             specs,
-            maps,
+            hooks,
             bits: [0; WATCH_BITMAP_WORDS as usize],
             active: HashMap::new(),
         }
@@ -97,13 +98,16 @@ impl WatchList {
         let mut changes = Vec::new();
         let gone: Vec<WatchKey> = self
             .active
-            .keys()
-            .filter(|k| want.get(k) != self.active.get(k))
-            .copied()
+            .iter()
+            .filter(|(k, (spec, _))| want.get(k) != Some(spec))
+            .map(|(k, _)| *k)
             .collect();
         for key in gone {
-            let _ = self.maps.ifaces.remove(&key);
-            if let Some(spec) = self.active.remove(&key) {
+            if let Some((spec, via)) = self.active.remove(&key) {
+                if let Via::Tracepoint = via {
+                    let _ = self.hooks.ifaces.remove(&key);
+                }
+                self.hooks.unwatch(&key, via);
                 changes.push(WatchChange::Removed(spec, key));
             }
         }
@@ -111,32 +115,46 @@ impl WatchList {
             if self.active.contains_key(&key) {
                 continue;
             }
-            match self.maps.ifaces.insert(key, 1, 0) {
-                Ok(()) => {
-                    changes.push(WatchChange::Added(spec.clone(), key));
-                    self.active.insert(key, spec);
+            match self.install(&spec, key) {
+                Ok(via) => {
+                    let tc = matches!(via, Via::Tc(..));
+                    changes.push(WatchChange::Added(spec.clone(), key, tc));
+                    self.active.insert(key, (spec, via));
                 }
-                Err(e) => log::warn!("cannot watch {spec}: {e}"),
+                Err(e) => log::warn!("cannot watch {spec}: {e:#}"),
             }
         }
         self.write_bits();
         changes
     }
 
-    /// Brings the kernel's ifindex bitmap in step with the installed keys.
-    /// Bits are set after their keys are installed and cleared after their
-    /// keys are removed, so the bitmap never hides a watched interface.
+    /// Attaches what watches `key`; an interface watched through the
+    /// tracepoints also goes into their map.
+    fn install(&mut self, spec: &IfaceSpec, key: WatchKey) -> anyhow::Result<Via> {
+        let via = self.hooks.watch(spec, key)?;
+        if let Via::Tracepoint = via {
+            self.hooks.ifaces.insert(key, 1, 0)?;
+        }
+        Ok(via)
+    }
+
+    /// Brings the tracepoint programs' ifindex bitmap in step with the
+    /// interfaces they watch. Bits are set after their keys are installed
+    /// and cleared after their keys are removed, so the bitmap never hides
+    /// a watched interface.
     fn write_bits(&mut self) {
         let mut want = [0u64; WATCH_BITMAP_WORDS as usize];
-        for key in self.active.keys() {
-            let (word, bit) = watch_bit(key.ifindex);
-            want[word as usize] |= 1 << bit;
+        for (key, (_, via)) in &self.active {
+            if let Via::Tracepoint = via {
+                let (word, bit) = watch_bit(key.ifindex);
+                want[word as usize] |= 1 << bit;
+            }
         }
         for (i, (have, want)) in self.bits.iter_mut().zip(want).enumerate() {
             if *have == want {
                 continue;
             }
-            match self.maps.ifindex_bits.set(i as u32, want, 0) {
+            match self.hooks.ifindex_bits.set(i as u32, want, 0) {
                 Ok(()) => *have = want,
                 Err(e) => log::warn!("cannot update the watched-ifindex bitmap: {e}"),
             }
@@ -145,12 +163,12 @@ impl WatchList {
 
     /// Whether `spec` is installed (its interface exists now).
     pub fn is_active(&self, spec: &IfaceSpec) -> bool {
-        self.active.values().any(|s| s == spec)
+        self.active.values().any(|(s, _)| s == spec)
     }
 
     /// The interface name of an installed key.
     pub fn name(&self, key: &WatchKey) -> Option<&str> {
-        self.active.get(key).map(|s| s.name.as_str())
+        self.active.get(key).map(|(s, _)| s.name.as_str())
     }
 }
 

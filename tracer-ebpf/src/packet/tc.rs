@@ -1,0 +1,116 @@
+//! The packet programs on the watched interfaces themselves: userspace
+//! attaches `pkt_rx_tc` to the ingress and `pkt_tx_tc` to the egress of
+//! each one (tcx links), so packets on other interfaces never run a
+//! program. Ingress runs after netif_receive_skb and before routing;
+//! egress in dev_queue_xmit, where net_dev_queue fires. Both return
+//! TC_ACT_UNSPEC: the packet goes on as if they were not there.
+//!
+//! Every packet here is on a watched interface, so this path is tuned for
+//! them: the interface is found in an array slot (no hash lookup), and the
+//! packet's first bytes come in one helper call.
+use aya_ebpf::{
+    bindings::__sk_buff,
+    helpers::generated::bpf_skb_load_bytes,
+    macros::{classifier, map},
+    maps::Array,
+    programs::TcContext,
+};
+use tracer_common::{TC_SLOTS, TcIface, WatchKey};
+
+use super::{Source, rx, tx};
+
+/// No verdict: the next program, or the kernel's normal path.
+const TC_ACT_UNSPEC: i32 = -1;
+
+/// The interfaces the tc programs are attached to, in slot
+/// `ifindex % TC_SLOTS` (userspace puts an interface whose slot is taken
+/// on the tracepoints instead).
+#[map]
+static TC_IFACES: Array<TcIface> = Array::with_max_entries(TC_SLOTS, 0);
+
+struct TcPkt<'a> {
+    ctx: &'a TcContext,
+    iface: TcIface,
+}
+
+impl<'a> TcPkt<'a> {
+    /// The packet, if its interface is in [`TC_IFACES`].
+    #[inline(always)]
+    fn new(ctx: &'a TcContext) -> Option<Self> {
+        // SAFETY: the context is the program's __sk_buff.
+        let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+        let iface = *TC_IFACES.get(ifindex % TC_SLOTS)?;
+        (iface.ifindex == ifindex && ifindex != 0).then_some(TcPkt { ctx, iface })
+    }
+
+    #[inline(always)]
+    fn skb(&self) -> *mut __sk_buff {
+        self.ctx.skb.skb
+    }
+}
+
+impl Source for TcPkt<'_> {
+    #[inline(always)]
+    fn watched(&self) -> Option<WatchKey> {
+        Some(WatchKey {
+            netns: self.iface.netns,
+            ifindex: self.iface.ifindex,
+        })
+    }
+
+    #[inline(always)]
+    fn protocol(&self) -> u16 {
+        // SAFETY: as in `new`.
+        u16::from_be(unsafe { (*self.skb()).protocol } as u16)
+    }
+
+    #[inline(always)]
+    fn skb_len(&self) -> u32 {
+        self.ctx.len()
+    }
+
+    #[inline(always)]
+    fn mark(&self) -> u32 {
+        // SAFETY: as in `new`.
+        unsafe { (*self.skb()).mark }
+    }
+
+    /// As many of the first bytes after the link-layer header as the
+    /// packet has, in one helper call (the length must not run past the
+    /// skb).
+    #[inline(always)]
+    fn read<const N: usize>(&self, dst: *mut [u64; N]) -> Option<u32> {
+        let l2 = self.iface.l2_len;
+        let len = self.ctx.len();
+        if len < l2 + 20 {
+            return None;
+        }
+        let max = (8 * N) as u32;
+        let n = len - l2;
+        let n = if n < max { n } else { max };
+        // The same n, in a form the verifier bounds to 1..=max (max is a
+        // power of two), which the helper's length must be.
+        let n = ((n - 1) & (max - 1)) + 1;
+        super::zero::<N>(dst);
+        // SAFETY: the helper checks the packet's bounds; `dst` has `max`
+        // bytes.
+        let rc = unsafe { bpf_skb_load_bytes(self.skb() as *const _, l2, dst as *mut _, n) };
+        (rc == 0).then_some(n)
+    }
+}
+
+#[classifier]
+pub fn pkt_rx_tc(ctx: TcContext) -> i32 {
+    if let Some(p) = TcPkt::new(&ctx) {
+        let _ = rx(&p);
+    }
+    TC_ACT_UNSPEC
+}
+
+#[classifier]
+pub fn pkt_tx_tc(ctx: TcContext) -> i32 {
+    if let Some(p) = TcPkt::new(&ctx) {
+        let _ = tx(&p);
+    }
+    TC_ACT_UNSPEC
+}

@@ -1,0 +1,341 @@
+//! Attaching the packet programs for `--iface`.
+//!
+//! Each watched interface gets the tc programs (`pkt_rx_tc` on its
+//! ingress, `pkt_tx_tc` on its egress, as tcx links, Linux 6.6+), so that
+//! packets on other interfaces run no program at all. Where that fails
+//! (an older kernel, a link type whose header length is not known here,
+//! a `TC_IFACES` slot another watched interface holds), the interface is
+//! watched through the tracepoint programs instead: they are attached
+//! once, see every packet on the machine, and filter by the
+//! `WATCH_IFACES` map.
+//!
+//! `TRACER_PACKET_HOOK=btf|raw|classic` skips the tc programs and starts
+//! the tracepoint programs at that rung (tests and measurements use it to
+//! run the fallbacks on a kernel that would not need them).
+use std::{fs::File, path::PathBuf};
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap, MapData},
+    programs::{
+        LinkOrder, SchedClassifier, TcAttachType,
+        tc::{SchedClassifierLinkId, TcAttachOptions},
+    },
+};
+use nix::sched::{CloneFlags, setns};
+use tracer_common::{TC_SLOTS, TcIface, WatchKey};
+
+use super::loader::{attach_btf_tracepoint, attach_raw_tracepoint, attach_tracepoint};
+use crate::{enrich::netns::NETNS_RUN_DIR, packet::watchlist::IfaceSpec};
+
+/// The environment variable that chooses the packet programs: `tc` (the
+/// default), or the tracepoint rung to start from, `btf`, `raw` or
+/// `classic`.
+pub const PACKET_HOOK_ENV: &str = "TRACER_PACKET_HOOK";
+
+/// The packet tracepoints: (BTF program, raw program, classic program,
+/// category, event), tried in that order.
+const PACKET_TRACEPOINTS: [(&str, &str, &str, &str, &str); 2] = [
+    (
+        "pkt_rx_btf",
+        "pkt_rx_raw",
+        "pkt_rx",
+        "net",
+        "netif_receive_skb",
+    ),
+    ("pkt_tx_btf", "pkt_tx_raw", "pkt_tx", "net", "net_dev_queue"),
+];
+
+/// The FIB lookup tracepoints: (program, category, event).
+const FIB_TRACEPOINTS: [(&str, &str, &str); 2] = [
+    ("fib4_lookup", "fib", "fib_table_lookup"),
+    ("fib6_lookup", "fib6", "fib6_table_lookup"),
+];
+
+/// The tc programs: (program, where).
+const TC_PROGRAMS: [(&str, TcAttachType); 2] = [
+    ("pkt_rx_tc", TcAttachType::Ingress),
+    ("pkt_tx_tc", TcAttachType::Egress),
+];
+
+/// How one interface is watched.
+#[derive(Debug)]
+pub enum Via {
+    /// tcx links of the rx and tx programs.
+    Tc(SchedClassifierLinkId, SchedClassifierLinkId),
+    /// The tracepoint programs (the caller adds the interface to
+    /// `WATCH_IFACES`).
+    Tracepoint,
+}
+
+/// The packet programs and what is attached.
+pub struct PacketHooks {
+    /// Owns every program and map of the session (dropping it detaches
+    /// them all).
+    ebpf: Ebpf,
+    btf: aya::Btf,
+    /// The tc programs are loaded and wanted.
+    tc: bool,
+    /// The tracepoint rung to start from: 0 BTF, 1 raw, 2 classic.
+    first_rung: usize,
+    tracepoints: bool,
+    /// The tc programs' interfaces, in slot ifindex % TC_SLOTS.
+    tc_ifaces: Array<MapData, TcIface>,
+    /// The maps the tracepoint programs filter by.
+    pub ifaces: HashMap<MapData, WatchKey, u8>,
+    pub ifindex_bits: Array<MapData, u64>,
+}
+
+impl PacketHooks {
+    /// Attaches the FIB lookup tracepoints and loads the tc programs;
+    /// warnings say what is missing.
+    pub fn new(mut ebpf: Ebpf, warnings: &mut Vec<String>) -> Result<Self> {
+        let btf = aya::Btf::from_sys_fs().context("parsing /sys/kernel/btf/vmlinux")?;
+        let (tc_wanted, first_rung) = match std::env::var(PACKET_HOOK_ENV).ok().as_deref() {
+            None | Some("" | "tc") => (true, 0),
+            Some("btf") => (false, 0),
+            Some("raw") => (false, 1),
+            Some("classic") => (false, 2),
+            Some(other) => {
+                return Err(anyhow!(
+                    "{PACKET_HOOK_ENV}={other}: expected tc, btf, raw or classic"
+                ));
+            }
+        };
+        for (prog, category, name) in FIB_TRACEPOINTS {
+            if let Err(e) = attach_tracepoint(&mut ebpf, prog, category, name) {
+                warnings.push(format!(
+                    "FIB lookups will not be reported (loop events will lack the lookup): {e:#}"
+                ));
+            }
+        }
+        let mut tc = tc_wanted;
+        if tc {
+            for (prog, _) in TC_PROGRAMS {
+                if let Err(e) = tc_program(&mut ebpf, prog).and_then(|p| Ok(p.load()?)) {
+                    warnings.push(format!(
+                        "tc program {prog} refused ({e:#}); every watched interface goes through the packet tracepoints (slower)"
+                    ));
+                    tc = false;
+                    break;
+                }
+            }
+        }
+        let mut take = |name: &str| {
+            ebpf.take_map(name)
+                .ok_or_else(|| anyhow!("map {name} missing"))
+        };
+        let tc_ifaces = Array::try_from(take("TC_IFACES")?)?;
+        let ifaces = HashMap::try_from(take("WATCH_IFACES")?)?;
+        let ifindex_bits = Array::try_from(take("WATCH_IFINDEX")?)?;
+        let mut hooks = PacketHooks {
+            ebpf,
+            btf,
+            tc,
+            first_rung,
+            tracepoints: false,
+            tc_ifaces,
+            ifaces,
+            ifindex_bits,
+        };
+        if !tc {
+            // Every interface will need them: fail now, not later.
+            hooks.attach_tracepoints(warnings)?;
+        }
+        Ok(hooks)
+    }
+
+    /// Starts watching `key` (the interface `spec` names): with the tc
+    /// programs if possible, else through the tracepoints.
+    pub fn watch(&mut self, spec: &IfaceSpec, key: WatchKey) -> Result<Via> {
+        if self.tc {
+            match self.attach_tc(spec, key) {
+                Ok(via) => return Ok(via),
+                Err(e) => log::warn!(
+                    "{spec}: cannot attach the tc programs ({e:#}); watching it through the packet tracepoints (slower)"
+                ),
+            }
+        }
+        let mut warnings = Vec::new();
+        self.attach_tracepoints(&mut warnings)?;
+        for w in warnings {
+            log::warn!("{w}");
+        }
+        Ok(Via::Tracepoint)
+    }
+
+    /// Stops watching `key`.
+    pub fn unwatch(&mut self, key: &WatchKey, via: Via) {
+        if let Via::Tc(rx, tx) = via {
+            for ((prog, _), link) in TC_PROGRAMS.into_iter().zip([rx, tx]) {
+                // The link is already gone when the interface was deleted.
+                let _ = tc_program(&mut self.ebpf, prog).map(|p| p.detach(link));
+            }
+            let _ = self
+                .tc_ifaces
+                .set(key.ifindex % TC_SLOTS, TcIface::default(), 0);
+        }
+    }
+
+    fn attach_tc(&mut self, spec: &IfaceSpec, key: WatchKey) -> Result<Via> {
+        let slot = key.ifindex % TC_SLOTS;
+        let held = self.tc_ifaces.get(&slot, 0)?;
+        if held.ifindex != 0 {
+            return Err(anyhow!(
+                "its slot in TC_IFACES holds another watched interface (ifindex {}, netns {})",
+                held.ifindex,
+                held.netns
+            ));
+        }
+        // tcx attaches by ifindex in the namespace of the calling thread:
+        // attach from a thread that enters the interface's namespace.
+        let netns = spec
+            .netns
+            .as_ref()
+            .map(|n| File::open(PathBuf::from(NETNS_RUN_DIR).join(n)))
+            .transpose()
+            .context("opening the interface's network namespace")?;
+        let ebpf = &mut self.ebpf;
+        let (l2_len, links) = std::thread::scope(|s| {
+            s.spawn(|| -> Result<(u32, Vec<SchedClassifierLinkId>)> {
+                if let Some(ns) = &netns {
+                    setns(ns, CloneFlags::CLONE_NEWNET).context("entering the namespace")?;
+                }
+                let ifindex = ifindex_of(&spec.name)?;
+                if ifindex != key.ifindex {
+                    return Err(anyhow!(
+                        "{} is now ifindex {ifindex}, not {}",
+                        spec.name,
+                        key.ifindex
+                    ));
+                }
+                let l2_len = l2_len(&spec.name)?;
+                let mut links = Vec::new();
+                for (prog, at) in TC_PROGRAMS {
+                    let attached = tc_program(ebpf, prog).and_then(|p| {
+                        let opts = TcAttachOptions::TcxOrder(LinkOrder::default());
+                        Ok(p.attach_with_options(&spec.name, at, opts)?)
+                    });
+                    match attached {
+                        Ok(link) => links.push(link),
+                        Err(e) => {
+                            for ((prog, _), link) in TC_PROGRAMS.into_iter().zip(links) {
+                                let _ = tc_program(ebpf, prog).map(|p| p.detach(link));
+                            }
+                            return Err(e.context(format!("attaching {prog}")));
+                        }
+                    }
+                }
+                Ok((l2_len, links))
+            })
+            .join()
+            .map_err(|_| anyhow!("the attaching thread panicked"))?
+        })?;
+        let [rx, tx]: [SchedClassifierLinkId; 2] = links
+            .try_into()
+            .map_err(|_| anyhow!("expected two links"))?;
+        let iface = TcIface {
+            netns: key.netns,
+            ifindex: key.ifindex,
+            l2_len,
+            _pad: 0,
+        };
+        if let Err(e) = self.tc_ifaces.set(slot, iface, 0) {
+            self.unwatch(&key, Via::Tc(rx, tx));
+            return Err(anyhow!("TC_IFACES: {e}"));
+        }
+        Ok(Via::Tc(rx, tx))
+    }
+
+    /// Attaches the packet tracepoints once: for each, the BTF-enabled
+    /// program, else the raw one, else the classic one (from the first
+    /// rung asked for).
+    fn attach_tracepoints(&mut self, warnings: &mut Vec<String>) -> Result<()> {
+        if self.tracepoints {
+            return Ok(());
+        }
+        let ebpf = &mut self.ebpf;
+        for (typed, raw, classic, category, name) in PACKET_TRACEPOINTS {
+            if self.first_rung == 0 {
+                let Err(e) = attach_btf_tracepoint(ebpf, &self.btf, typed, name) else {
+                    continue;
+                };
+                warnings.push(format!(
+                    "BTF tracepoint {name} refused ({e:#}); using the raw tracepoint (slower)"
+                ));
+            }
+            if self.first_rung <= 1 {
+                let Err(e) = attach_raw_tracepoint(ebpf, raw, name) else {
+                    continue;
+                };
+                warnings.push(format!(
+                    "raw tracepoint {name} refused ({e:#}); using the classic tracepoint (slower)"
+                ));
+            }
+            attach_tracepoint(ebpf, classic, category, name)
+                .context("--iface needs the packet tracepoints")?;
+        }
+        self.tracepoints = true;
+        Ok(())
+    }
+}
+
+fn tc_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {
+    Ok(ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing"))?
+        .try_into()?)
+}
+
+/// The ifindex of interface `name` in the calling thread's namespace.
+fn ifindex_of(name: &str) -> Result<u32> {
+    let c = std::ffi::CString::new(name)?;
+    // SAFETY: a NUL-terminated string that outlives the call.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => Err(anyhow!(
+            "no interface {name}: {}",
+            std::io::Error::last_os_error()
+        )),
+        i => Ok(i),
+    }
+}
+
+/// The link-layer header length of the packets the tc programs see on
+/// interface `name` (in the calling thread's namespace), from its
+/// hardware type. Other types are not known here.
+fn l2_len(name: &str) -> Result<u32> {
+    const ARPHRD_ETHER: u16 = 1;
+    const ARPHRD_PPP: u16 = 512;
+    const ARPHRD_RAWIP: u16 = 519;
+    const ARPHRD_LOOPBACK: u16 = 772;
+    const ARPHRD_NONE: u16 = 0xfffe;
+    // SAFETY: plain socket and ioctl calls on a zeroed ifreq whose name is
+    // NUL-terminated (IFNAMSIZ is larger than any name accepted).
+    let hw_type = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error()).context("socket");
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (d, b) in ifr
+            .ifr_name
+            .iter_mut()
+            .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+        {
+            *d = b as libc::c_char;
+        }
+        let rc = libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut ifr);
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if rc < 0 {
+            return Err(err).with_context(|| format!("SIOCGIFHWADDR {name}"));
+        }
+        ifr.ifr_ifru.ifru_hwaddr.sa_family
+    };
+    match hw_type {
+        ARPHRD_ETHER | ARPHRD_LOOPBACK => Ok(14),
+        ARPHRD_NONE | ARPHRD_RAWIP | ARPHRD_PPP => Ok(0),
+        other => Err(anyhow!("link type {other} (ARPHRD_*) is not known here")),
+    }
+}
