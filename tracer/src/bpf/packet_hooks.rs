@@ -59,6 +59,11 @@ const TC_PROGRAMS: [(&str, TcAttachType); 2] = [
     ("pkt_tx_tc", TcAttachType::Egress),
 ];
 
+/// The interface is not (or no longer) there under that ifindex.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Gone(String);
+
 /// How one interface is watched.
 #[derive(Debug)]
 pub enum Via {
@@ -147,11 +152,13 @@ impl PacketHooks {
     }
 
     /// Starts watching `key` (the interface `spec` names): with the tc
-    /// programs if possible, else through the tracepoints.
+    /// programs if possible, else through the tracepoints. An interface
+    /// that is gone or renumbered is an error (the next sync retries).
     pub fn watch(&mut self, spec: &IfaceSpec, key: WatchKey) -> Result<Via> {
         if self.tc {
             match self.attach_tc(spec, key) {
                 Ok(via) => return Ok(via),
+                Err(e) if e.is::<Gone>() => return Err(e),
                 Err(e) => log::warn!(
                     "{spec}: cannot attach the tc programs ({e:#}); watching it through the packet tracepoints (slower)"
                 ),
@@ -195,7 +202,7 @@ impl PacketHooks {
             .as_ref()
             .map(|n| File::open(PathBuf::from(NETNS_RUN_DIR).join(n)))
             .transpose()
-            .context("opening the interface's network namespace")?;
+            .map_err(|e| Gone(format!("opening its network namespace: {e}")))?;
         let ebpf = &mut self.ebpf;
         let (l2_len, links) = std::thread::scope(|s| {
             s.spawn(|| -> Result<(u32, Vec<SchedClassifierLinkId>)> {
@@ -204,11 +211,11 @@ impl PacketHooks {
                 }
                 let ifindex = ifindex_of(&spec.name)?;
                 if ifindex != key.ifindex {
-                    return Err(anyhow!(
+                    return Err(Gone(format!(
                         "{} is now ifindex {ifindex}, not {}",
-                        spec.name,
-                        key.ifindex
-                    ));
+                        spec.name, key.ifindex
+                    ))
+                    .into());
                 }
                 let l2_len = l2_len(&spec.name)?;
                 let mut links = Vec::new();
@@ -293,10 +300,10 @@ fn ifindex_of(name: &str) -> Result<u32> {
     let c = std::ffi::CString::new(name)?;
     // SAFETY: a NUL-terminated string that outlives the call.
     match unsafe { libc::if_nametoindex(c.as_ptr()) } {
-        0 => Err(anyhow!(
-            "no interface {name}: {}",
-            std::io::Error::last_os_error()
-        )),
+        0 => {
+            let e = std::io::Error::last_os_error();
+            Err(Gone(format!("no interface {name}: {e}")).into())
+        }
         i => Ok(i),
     }
 }
