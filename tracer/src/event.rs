@@ -15,6 +15,8 @@ pub enum Source {
     Kprobe,
     Tracepoint,
     Netlink,
+    /// Produced by the tracer itself (journal health, guard).
+    Tracer,
 }
 
 impl Source {
@@ -24,6 +26,7 @@ impl Source {
             Source::Kprobe => "kprobe",
             Source::Tracepoint => "tracepoint",
             Source::Netlink => "netlink",
+            Source::Tracer => "tracer",
         }
     }
 }
@@ -145,6 +148,13 @@ pub enum Kind {
     Loop,
     LoopSummary,
     LoopEnd,
+    Snapshot,
+    SnapshotEnd,
+    JournalError,
+    JournalResumed,
+    GuardViolation,
+    GuardRestored,
+    GuardAction,
 }
 
 impl Kind {
@@ -159,6 +169,13 @@ impl Kind {
             Kind::Loop => "loop",
             Kind::LoopSummary => "loop_summary",
             Kind::LoopEnd => "loop_end",
+            Kind::Snapshot => "snapshot",
+            Kind::SnapshotEnd => "snapshot_end",
+            Kind::JournalError => "journal_error",
+            Kind::JournalResumed => "journal_resumed",
+            Kind::GuardViolation => "guard_violation",
+            Kind::GuardRestored => "guard_restored",
+            Kind::GuardAction => "guard_action",
         }
     }
     pub fn route(op: Op) -> Kind {
@@ -322,6 +339,68 @@ pub struct LoopReport {
     pub advice: String,
 }
 
+/// One rule or route present when a recording started (`snapshot`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StateEntry {
+    pub netns: Netns,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<Rule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+}
+
+/// The end of one namespace's snapshot (`snapshot_end`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SnapshotEnd {
+    pub netns: Netns,
+    pub rules: u64,
+    pub routes: u64,
+}
+
+/// The journal could not be written, or can be again.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JournalHealth {
+    /// The journal file concerned.
+    pub path: String,
+    /// The error (`journal_error`), or null (`journal_resumed`).
+    pub error: Option<String>,
+    /// Events that could not be kept while writing failed (`journal_resumed`).
+    pub dropped: u64,
+}
+
+/// An expectation of `tracer guard` broken past its grace period, or back.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GuardReport {
+    /// The expectation as the operator wrote it (or as taken from the state).
+    pub expectation: String,
+    pub netns: Netns,
+    /// When it broke (the removal's time, or the start of the guard).
+    pub since: String,
+    pub grace_secs: f64,
+    /// The change that broke it (`guard_violation`) or restored it
+    /// (`guard_restored`), as its own event, or null when none was seen
+    /// (it was already missing at start).
+    pub change: Option<Box<Event>>,
+}
+
+/// What became of an `--on-violation` command.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GuardAction {
+    pub expectation: String,
+    pub command: String,
+    /// Exit status, or null when it was killed by a signal or did not start.
+    pub exit_code: Option<i32>,
+    /// Why it did not run or did not finish, or null.
+    pub error: Option<String>,
+    /// The first bytes of its standard output and error.
+    pub stdout: String,
+    pub stderr: String,
+    pub duration_ms: u64,
+    /// Violations since the previous run that were not acted on because of
+    /// the rate limit.
+    pub suppressed: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Body {
@@ -329,6 +408,11 @@ pub enum Body {
     Lost(Lost),
     Ready(Ready),
     Loop(Box<LoopReport>),
+    State(StateEntry),
+    SnapshotEnd(SnapshotEnd),
+    Journal(JournalHealth),
+    Guard(GuardReport),
+    GuardAction(GuardAction),
 }
 
 /// One event: one JSON line.

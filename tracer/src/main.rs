@@ -9,6 +9,7 @@ mod doctor;
 mod enrich;
 mod event;
 mod filter;
+mod journal;
 mod kernel;
 mod netlink;
 mod output;

@@ -3,3 +3,4 @@ pub mod escape;
 pub mod pcap;
 pub mod sink;
 pub mod text;
+mod text_forensic;
