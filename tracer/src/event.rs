@@ -408,7 +408,7 @@ pub enum Body {
     Lost(Lost),
     Ready(Ready),
     Loop(Box<LoopReport>),
-    State(StateEntry),
+    State(Box<StateEntry>),
     SnapshotEnd(SnapshotEnd),
     Journal(JournalHealth),
     Guard(GuardReport),

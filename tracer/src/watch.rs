@@ -288,11 +288,11 @@ fn snapshot(
             ts: ts.clone(),
             kind: Kind::Snapshot,
             source: Source::Netlink,
-            body: Body::State(StateEntry {
+            body: Body::State(Box::new(StateEntry {
                 netns: ns.clone(),
                 rule,
                 route,
-            }),
+            })),
         })?;
     }
     out.write(&Event {

@@ -38,11 +38,11 @@ fn state(rule: Option<Rule>, route: Option<Route>) -> Event {
         ts: "2026-04-10T15:40:00.000000Z".into(),
         kind: Kind::Snapshot,
         source: Source::Netlink,
-        body: Body::State(StateEntry {
+        body: Body::State(Box::new(StateEntry {
             netns: ns(),
             rule,
             route,
-        }),
+        })),
     }
 }
 
