@@ -424,3 +424,60 @@ fn rotation_under_a_million_route_flush() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// The shipped unit file: systemd accepts it (where systemd-analyze is
+/// installed), and its ExecStart line starts a recorder that records.
+#[test]
+fn the_service_unit_starts_a_recorder() {
+    let unit_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/tracer-record.service");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart in the unit");
+    let mut argv = exec.split_whitespace();
+    assert_eq!(argv.next(), Some("/usr/local/bin/tracer"), "{exec}");
+    let bin = common::tracer_bin();
+    let bin = bin.to_str().unwrap();
+    let analyze = Command::new("systemd-analyze").arg("--version").output();
+    if analyze.is_ok_and(|o| o.status.success()) {
+        let copy =
+            std::env::temp_dir().join(format!("tracer-record-{}.service", std::process::id()));
+        std::fs::write(&copy, unit.replace("/usr/local/bin/tracer", bin)).unwrap();
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&copy)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&copy);
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!("systemd-analyze is not installed: the unit's syntax is not checked here");
+    }
+    // The unit's own arguments, with the journal in a test directory and
+    // only the test's namespace watched.
+    let dir = Dir::new("unit");
+    let args: Vec<String> = argv
+        .map(|a| {
+            if a == "/var/lib/tracer/journal" {
+                dir.s().to_string()
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    assert_eq!(args[0], "record", "{exec}");
+    let ns = namespace("unit");
+    let mut rest: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+    rest.extend(["--netns", &ns.name]);
+    let t = Tracer::start_cmd("record", &rest);
+    ns.ip("route add 10.9.0.0/16 dev v0 table 100");
+    wait_journal(&dir.path, "the route_add", Duration::from_secs(10), |v| {
+        routes_in_table(v, "route_add", 100) == 1
+    });
+    t.stop();
+}
