@@ -18,6 +18,7 @@ mod output;
 mod packet;
 mod record;
 mod watch;
+mod when;
 
 #[cfg(test)]
 mod schema_tests;
