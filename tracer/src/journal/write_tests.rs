@@ -194,7 +194,11 @@ fn a_long_burst_goes_out_in_pieces_and_rotates_on_time() {
     j.close();
     let files = list(&d).unwrap();
     assert!(files.len() >= 4, "{} files", files.len());
-    assert!(files.iter().all(|f| f.1 <= (2 << 20) + WRITE_AT as u64 + 1001));
+    assert!(
+        files
+            .iter()
+            .all(|f| f.1 <= (2 << 20) + WRITE_AT as u64 + 1001)
+    );
     assert_eq!(all_lines(&d).len(), 10_000);
     fs::remove_dir_all(&d).unwrap();
 }
