@@ -129,8 +129,9 @@ pub struct ExplainArgs {
     /// Ask inside this network namespace (a name under /run/netns).
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
-    /// The recorder's journal directory.
-    #[arg(long, value_name = "DIR")]
+    /// The recorder's journal directory, or a file of `watch --json` lines
+    /// [default: /var/lib/tracer/journal].
+    #[arg(long, value_name = "DIR|FILE")]
     pub journal: Option<PathBuf>,
     /// JSON instead of text.
     #[arg(long)]

@@ -40,9 +40,10 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         args.mark.unwrap_or(0),
         &names,
     )?;
-    // An explicitly named journal must exist; the default one may not.
+    // An explicitly named journal (a directory, or a file of `watch --json`
+    // lines) must exist; the default one may not.
     let files = match &args.journal {
-        Some(dir) => Some(journal::read::journal_files(dir)?),
+        Some(p) => Some(journal::read::inputs(None, std::slice::from_ref(p))?),
         None => None,
     };
     let (files, journal_error) = match files {
