@@ -502,7 +502,15 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
     }
 
     let facts = KernelFacts::gather()?;
-    let mut loaded = loader::load(&facts, args.attach, !args.iface.is_empty())?;
+    // With --netns, the namespaces are known now (names resolve to inodes),
+    // and requests from all others are dropped in the kernel.
+    let limited: Option<Vec<u32>> = (!args.netns.is_empty()).then(|| spaces.inodes());
+    let mut loaded = loader::load(
+        &facts,
+        args.attach,
+        !args.iface.is_empty(),
+        limited.as_deref(),
+    )?;
     for w in &loaded.warnings {
         log::warn!("{w}");
     }
@@ -669,6 +677,11 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
                 }
                 for gone in before.iter().filter(|n| !spaces.watched.contains_key(n)) {
                     engine.forget(*gone);
+                }
+                if let Some(map) = loaded.nl_netns.as_mut()
+                    && let Err(e) = loader::sync_netns(map, &spaces.inodes())
+                {
+                    log::warn!("{e:#}");
                 }
                 if let Some(pp) = packets.as_mut() {
                     sync_ifaces(pp, &engine, own);

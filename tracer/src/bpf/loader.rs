@@ -53,6 +53,9 @@ pub struct Loaded {
     pub dropped: PerCpuArray<MapData, u64>,
     /// The watched-interface map, when the packet path is attached.
     pub watch_ifaces: Option<HashMap<MapData, WatchKey, u8>>,
+    /// With a namespace filter: the namespaces whose netlink requests the
+    /// syscall tracepoints copy (see [`sync_netns`]).
+    pub nl_netns: Option<HashMap<MapData, u32, u8>>,
     /// Mechanism per hook, and the kernel function where there is one.
     pub hooks: BTreeMap<Hook, (Mechanism, Option<String>)>,
     /// Offsets that could not be resolved (fields the events will lack).
@@ -153,10 +156,18 @@ fn mode_name(mode: AttachMode) -> &'static str {
 
 /// Load the object, write the configuration and attach by `plan`; with
 /// `packets`, also attach the packet path (its interfaces are added to
-/// [`Loaded::watch_ifaces`] later).
-pub fn load(facts: &KernelFacts, mode: AttachMode, packets: bool) -> Result<Loaded> {
+/// [`Loaded::watch_ifaces`] later). With `netns` (the namespaces to watch,
+/// when `--netns` limits them), netlink requests from other namespaces are
+/// dropped in the kernel.
+pub fn load(
+    facts: &KernelFacts,
+    mode: AttachMode,
+    packets: bool,
+    netns: Option<&[u32]>,
+) -> Result<Loaded> {
     let plan = facts.plan(mode)?;
     let (mut config, mut warnings) = offsets::resolve(&facts.btf, &facts.tracefs);
+    config.netns_filter = netns.is_some() as u32;
     offsets::rule_functions(&facts.btf, &facts.kallsyms, facts.filter.as_ref()).apply(&mut config);
 
     let mut ebpf = EbpfLoader::new();
@@ -168,6 +179,19 @@ pub fn load(facts: &KernelFacts, mode: AttachMode, packets: bool) -> Result<Load
         )))
         .context("loading the eBPF object")?;
     write_config(&mut ebpf, config)?;
+    // Filled before anything is attached, so no request of a watched
+    // namespace is dropped.
+    let nl_netns = match netns {
+        Some(inodes) => {
+            let mut map: HashMap<MapData, u32, u8> = HashMap::try_from(
+                ebpf.take_map("NL_NETNS")
+                    .ok_or_else(|| anyhow!("map NL_NETNS missing"))?,
+            )?;
+            sync_netns(&mut map, inodes)?;
+            Some(map)
+        }
+        None => None,
+    };
 
     let aya_btf = aya::Btf::from_sys_fs().context("parsing /sys/kernel/btf/vmlinux")?;
     let mut hooks = BTreeMap::new();
@@ -230,9 +254,22 @@ pub fn load(facts: &KernelFacts, mode: AttachMode, packets: bool) -> Result<Load
         ring,
         dropped,
         watch_ifaces,
+        nl_netns,
         hooks,
         warnings,
     })
+}
+
+/// Make NL_NETNS hold exactly `inodes`.
+pub fn sync_netns(map: &mut HashMap<MapData, u32, u8>, inodes: &[u32]) -> Result<()> {
+    let present: Vec<u32> = map.keys().filter_map(|k| k.ok()).collect();
+    for gone in present.iter().filter(|i| !inodes.contains(i)) {
+        map.remove(gone).context("updating NL_NETNS")?;
+    }
+    for i in inodes.iter().filter(|i| !present.contains(i)) {
+        map.insert(i, 1, 0).context("updating NL_NETNS")?;
+    }
+    Ok(())
 }
 
 fn write_config(ebpf: &mut Ebpf, config: Config) -> Result<()> {

@@ -104,6 +104,20 @@ impl Namespaces {
         Ok(())
     }
 
+    /// The inodes of the namespaces watched, or to be watched (the --netns
+    /// names that exist now).
+    pub fn inodes(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.watched.keys().copied().collect();
+        for name in &self.only {
+            if let Ok(m) = std::fs::metadata(format!("{NETNS_RUN_DIR}/{name}")) {
+                v.push(m.ino() as u32);
+            }
+        }
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// Start watching namespaces that appeared; stop those that went away.
     /// Returns the inodes newly watched.
     pub fn rescan(&mut self) -> Vec<u32> {
