@@ -5,7 +5,7 @@
 //! text, JSON and files all show the same facts.
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Mechanism that produced an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -39,7 +39,7 @@ pub enum Op {
 }
 
 /// The process behind a change.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Process {
     pub pid: u32,
     pub tid: u32,
@@ -53,14 +53,14 @@ pub struct Process {
 }
 
 /// A network namespace.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Netns {
     pub inode: Option<u32>,
     pub name: Option<String>,
 }
 
 /// Address family as the JSON contract names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Inet,
@@ -91,7 +91,7 @@ impl Family {
 }
 
 /// A policy routing rule.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
     pub family: Option<Family>,
     pub priority: Option<u32>,
@@ -117,7 +117,7 @@ pub struct Rule {
 }
 
 /// A route.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Route {
     pub family: Option<Family>,
     pub table: Option<u32>,
@@ -199,7 +199,7 @@ impl Serialize for Kind {
 }
 
 /// Why a route vanished without a request for it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
     LinkDown,
@@ -223,7 +223,7 @@ impl Cause {
 }
 
 /// A rule or route change.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub process: Option<Process>,
     pub netns: Netns,
@@ -244,7 +244,7 @@ pub struct Change {
 }
 
 /// Records lost before they reached the tracer.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lost {
     /// How many records were lost since the previous `lost` event.
     pub count: u64,
@@ -268,7 +268,7 @@ pub struct Ready {
 }
 
 /// One packet of a loop, as the IP and transport headers say.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PacketBrief {
     pub src: String,
     pub dst: String,
@@ -287,7 +287,7 @@ pub struct PacketBrief {
 }
 
 /// One FIB table consulted for a looping packet.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TableTry {
     pub table: u32,
     /// Null on a match, else the kernel's error name ("EAGAIN": no match or
@@ -297,7 +297,7 @@ pub struct TableTry {
 
 /// The routing decision that sent a packet back out of the interface it
 /// came in on.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoopLookup {
     pub table: Option<u32>,
     pub table_name: Option<String>,
@@ -340,7 +340,7 @@ pub struct LoopReport {
 }
 
 /// One rule or route present when a recording started (`snapshot`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StateEntry {
     pub netns: Netns,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -350,7 +350,7 @@ pub struct StateEntry {
 }
 
 /// The end of one namespace's snapshot (`snapshot_end`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotEnd {
     pub netns: Netns,
     pub rules: u64,
@@ -358,7 +358,7 @@ pub struct SnapshotEnd {
 }
 
 /// The journal could not be written, or can be again.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JournalHealth {
     /// The journal file concerned.
     pub path: String,

@@ -15,6 +15,7 @@ mod netlink;
 mod output;
 mod packet;
 mod watch;
+mod when;
 
 #[cfg(test)]
 mod schema_tests;
