@@ -14,6 +14,7 @@ mod kernel;
 mod netlink;
 mod output;
 mod packet;
+mod report;
 mod watch;
 mod when;
 
@@ -32,6 +33,7 @@ fn main() {
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(watch::run(args))),
         cli::Command::Doctor(args) => doctor::run(args),
+        cli::Command::Report(args) => report::run(args),
     };
     if let Err(e) = result {
         // One line: the error and its causes.
