@@ -184,3 +184,81 @@ impl Actor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(dst: Option<&str>, metric: Option<u32>, rtype: Option<&str>, proto: &str) -> Object {
+        Object::Route(Route {
+            family: Some(Family::Inet),
+            table: Some(52),
+            rtype: rtype.map(String::from),
+            dst: dst.map(String::from),
+            metric,
+            protocol: Some(proto.into()),
+            ..Route::default()
+        })
+    }
+
+    #[test]
+    fn identity_ignores_what_does_not_name_the_object() {
+        let ns = Netns {
+            inode: Some(7),
+            name: Some("router".into()),
+        };
+        let key = |o: &Object| Key::new(&ns, o);
+        // Defaults spelled out or left null, another protocol, another next hop.
+        assert_eq!(
+            key(&route(None, None, None, "boot")),
+            key(&route(
+                Some("0.0.0.0/0"),
+                Some(0),
+                Some("unicast"),
+                "static"
+            ))
+        );
+        let mut via = route(Some("10.0.0.0/8"), None, None, "boot");
+        if let Object::Route(r) = &mut via {
+            r.gateway = Some("192.168.1.1".into());
+        }
+        assert_eq!(
+            key(&via),
+            key(&route(Some("10.0.0.0/8"), None, None, "dhcp"))
+        );
+        // What does name it.
+        assert_ne!(
+            key(&route(Some("10.0.0.0/8"), None, Some("throw"), "boot")),
+            key(&route(Some("10.0.0.0/8"), None, None, "boot"))
+        );
+        assert_ne!(
+            key(&route(Some("10.0.0.0/8"), Some(100), None, "boot")),
+            key(&route(Some("10.0.0.0/8"), None, None, "boot"))
+        );
+        // The namespace: by inode, whatever its name says.
+        let renamed = Netns {
+            inode: Some(7),
+            name: None,
+        };
+        let o = route(None, None, None, "boot");
+        assert_eq!(Key::new(&renamed, &o), key(&o));
+        let other = Netns {
+            inode: Some(8),
+            name: Some("router".into()),
+        };
+        assert_ne!(Key::new(&other, &o), key(&o));
+
+        let rule = |proto: &str, fwmark: Option<u32>| {
+            Object::Rule(Rule {
+                family: Some(Family::Inet),
+                priority: Some(5210),
+                table: Some(254),
+                fwmark,
+                protocol: Some(proto.into()),
+                ..Rule::default()
+            })
+        };
+        assert_eq!(key(&rule("boot", Some(1))), key(&rule("unspec", Some(1))));
+        assert_ne!(key(&rule("boot", Some(1))), key(&rule("boot", None)));
+    }
+}

@@ -174,3 +174,42 @@ pub fn overlaps(a: (IpAddr, u8), b: (IpAddr, u8)) -> bool {
     let (short, long) = if a.1 <= b.1 { (a, b) } else { (b, a) };
     crate::packet::cause::covers(&format!("{}/{}", short.0, short.1), long.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> (IpAddr, u8) {
+        parse_prefix(s).unwrap()
+    }
+
+    #[test]
+    fn prefixes_overlap_when_one_covers_the_other() {
+        assert!(overlaps(p("192.168.1.0/24"), p("192.168.1.90")));
+        assert!(overlaps(p("192.168.1.90"), p("192.168.1.0/24")));
+        assert!(overlaps(p("0.0.0.0/0"), p("192.168.1.0/24")));
+        assert!(overlaps(p("192.168.0.0/16"), p("192.168.1.0/24")));
+        assert!(!overlaps(p("10.10.10.0/24"), p("192.168.1.0/24")));
+        assert!(!overlaps(p("192.168.1.0/24"), p("::/0")));
+        assert!(overlaps(p("fd42::/16"), p("fd42:10:10:10::/64")));
+        assert_eq!(p("fd42::1"), ("fd42::1".parse().unwrap(), 128));
+        for bad in [
+            "192.168.1.0/33",
+            "::/129",
+            "x",
+            "1.2.3.4/",
+            "1.2.3.4/-1",
+            "",
+        ] {
+            assert_eq!(parse_prefix(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn truncated_comms_match_their_full_names() {
+        assert!(comm_matches("systemd-network", "systemd-networkd"));
+        assert!(comm_matches("tailscaled", "tailscaled"));
+        assert!(!comm_matches("tailscaled", "tailscale"));
+        assert!(!comm_matches("ip", "ipx"));
+    }
+}

@@ -296,9 +296,15 @@ fn episode(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
             .iter()
             .filter_map(|r| r.cause.map(|c| c.as_str()))
             .collect();
+        causes.sort_unstable();
         causes.dedup();
         if !causes.is_empty() {
-            let _ = write!(s, " (the kernel, after {})", causes.join(", "));
+            let by = if e.actor.comm.is_some() {
+                "the kernel, "
+            } else {
+                ""
+            };
+            let _ = write!(s, " ({by}after {})", causes.join(", "));
         }
         did.push(s);
     }
