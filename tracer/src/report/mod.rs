@@ -307,4 +307,6 @@ fn episode(entries: &[Entry], seqs: &[usize], history: &History, sel: &Select) -
 }
 
 #[cfg(test)]
+mod doc_tests;
+#[cfg(test)]
 mod tests;

@@ -38,6 +38,12 @@ fn select(args: &[&str]) -> Select {
     Select::from_args(&a, &TableNames::default()).unwrap()
 }
 
+/// Line `n` (1-based) of a fixture, as JSON.
+pub(super) fn fixture_line(name: &str, n: usize) -> Value {
+    let text = std::fs::read_to_string(fixture(name)).unwrap();
+    serde_json::from_str(text.lines().nth(n - 1).unwrap()).unwrap()
+}
+
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
@@ -287,12 +293,12 @@ fn comm_and_unit_filters_choose_episodes_but_restores_count_everyone() {
 
 // --- synthetic journals ---
 
-fn proc(pid: u32, comm: &str, unit: Option<&str>) -> Value {
+pub(super) fn proc(pid: u32, comm: &str, unit: Option<&str>) -> Value {
     json!({"pid": pid, "tid": pid, "comm": comm, "ppid": 1, "parent_comm": "systemd",
            "exe": null, "uid": 0, "cgroup": null, "unit": unit})
 }
 
-fn rule(prio: u32, table: u32) -> Value {
+pub(super) fn rule(prio: u32, table: u32) -> Value {
     json!({"family": "inet", "priority": prio, "table": table, "table_name": null,
            "action": "table", "goto": null, "src": null, "dst": null, "fwmark": null,
            "fwmask": null, "iif": null, "oif": null, "uid_range": null, "ipproto": null,
@@ -300,7 +306,7 @@ fn rule(prio: u32, table: u32) -> Value {
            "invert": false, "protocol": "boot"})
 }
 
-fn route(dst: &str, table: u32) -> Value {
+pub(super) fn route(dst: &str, table: u32) -> Value {
     json!({"family": "inet", "table": table, "table_name": null, "type": "unicast",
            "dst": dst, "gateway": "192.168.7.1", "dev": "veth0", "ifindex": 4,
            "metric": null, "protocol": "boot", "scope": "global"})
@@ -311,7 +317,13 @@ fn ns(name: &str, inode: u32) -> Value {
 }
 
 /// A change event: `what` is `{"rule": ...}` or `{"route": ...}`.
-fn change(ts: &str, kind: &str, process: Value, what: (&str, Value), result: &str) -> Value {
+pub(super) fn change(
+    ts: &str,
+    kind: &str,
+    process: Value,
+    what: (&str, Value),
+    result: &str,
+) -> Value {
     let mut v = json!({"ts": ts, "kind": kind, "source": "tracepoint", "process": process,
         "netns": ns("router", 7), "result": result, "cause": null, "nl_seq": 1});
     v[what.0] = what.1;
@@ -334,7 +346,7 @@ fn entries(lines: &[Value]) -> Vec<Entry> {
         .collect()
 }
 
-fn synthetic(lines: &[Value], sel: &Select, problems: Vec<Problem>) -> Report {
+pub(super) fn synthetic(lines: &[Value], sel: &Select, problems: Vec<Problem>) -> Report {
     build(
         entries(lines),
         problems,
