@@ -229,7 +229,13 @@ pub fn build(
         .collect();
 
     Report {
-        inputs: files.iter().map(|f| f.display().to_string()).collect(),
+        inputs: files
+            .iter()
+            .map(|f| match f.to_str() {
+                Some("-") => "<stdin>".to_string(),
+                _ => f.display().to_string(),
+            })
+            .collect(),
         since: window.since,
         until: window.until,
         filters: sel.describe(),
