@@ -30,7 +30,8 @@ pub struct History {
 }
 
 impl History {
-    /// Records a step; steps must come in `seq` order.
+    /// Records a step; steps must come in `seq` order (they are searched
+    /// by it).
     pub fn push(&mut self, key: Key, seq: usize, ts: Time, mark: Mark, by: Actor) {
         self.steps
             .entry(key)
@@ -40,7 +41,7 @@ impl History {
 
     fn at(&self, key: &Key, seq: usize) -> Option<(&[Step], usize)> {
         let steps = self.steps.get(key)?;
-        let i = steps.iter().position(|s| s.seq == seq)?;
+        let i = steps.binary_search_by_key(&seq, |s| s.seq).ok()?;
         Some((steps, i))
     }
 

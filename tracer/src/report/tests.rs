@@ -664,3 +664,74 @@ fn bad_filters_are_one_line_errors() {
         assert!(e.starts_with(want), "{e}");
     }
 }
+
+#[test]
+fn long_lists_are_cut_in_text_but_not_in_json() {
+    let ip = || proc(90, "ip", None);
+    let lines: Vec<Value> = (0..130)
+        .map(|i| {
+            let ts = format!("2026-04-10T06:52:46.{i:06}Z");
+            let dst = format!("10.{i}.0.0/16");
+            change(&ts, "route_del", ip(), ("route", route(&dst, 254)), "ok")
+        })
+        .collect();
+    let r = synthetic(&lines, &Select::default(), vec![]);
+    let t = body(&r);
+    assert!(t.contains(
+        "06:52:46  ip (pid 90) removed 130 routes (10.0.0.0/16 via 192.168.7.1 dev veth0 table 254, "
+    ), "{t}");
+    assert!(t.contains("table 254 and 122 more)\n"), "{t}");
+    assert_eq!(t.matches("          still missing: inet").count(), 20);
+    assert!(t.contains("          still missing: 110 more\n"), "{t}");
+    assert!(
+        t.ends_with("  and 30 more (--json lists them all)\n"),
+        "{t}"
+    );
+    assert_eq!(r.missing.len(), 130);
+}
+
+#[test]
+fn a_flapping_route_keeps_its_history_in_order() {
+    // 20,000 removals and re-additions of one route: each removal is
+    // restored by the next addition, and the report stays quick.
+    let ip = || proc(90, "ip", None);
+    let mut lines = Vec::new();
+    for i in 0..20_000u32 {
+        let ts = |half: u32| {
+            let us = u64::from(i) * 10 + u64::from(half) * 5;
+            format!(
+                "2026-04-10T06:00:{:02}.{:06}Z",
+                us / 1_000_000,
+                us % 1_000_000
+            )
+        };
+        lines.push(change(
+            &ts(0),
+            "route_del",
+            ip(),
+            ("route", route("10.9.0.0/16", 254)),
+            "ok",
+        ));
+        lines.push(change(
+            &ts(1),
+            "route_add",
+            ip(),
+            ("route", route("10.9.0.0/16", 254)),
+            "ok",
+        ));
+    }
+    let start = std::time::Instant::now();
+    let r = synthetic(&lines, &Select::default(), vec![]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    let Item::Episode(e) = &r.timeline[0] else {
+        panic!()
+    };
+    assert_eq!((e.removed.len(), e.added.len()), (20_000, 20_000));
+    assert!(
+        e.removed
+            .iter()
+            .all(|x| x.fate.state == FateState::Restored)
+    );
+    assert!(e.added.iter().all(|a| a.restores.is_some()));
+    assert!(r.missing.is_empty());
+}

@@ -18,6 +18,8 @@ use crate::{
 const LIST_MAX: usize = 8;
 /// The most objects given a line of their own under one episode.
 const LINES_MAX: usize = 20;
+/// The most missing objects listed at the end.
+const MISSING_MAX: usize = 100;
 const INDENT: &str = "          ";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -491,7 +493,7 @@ fn footer(out: &mut String, r: &Report, f: &Fmt) {
         );
     } else {
         let _ = writeln!(out, "Still missing at the end ({end}):");
-        for m in &r.missing {
+        for m in r.missing.iter().take(MISSING_MAX) {
             let _ = writeln!(
                 out,
                 "  {}{}, removed at {} by {}",
@@ -499,6 +501,13 @@ fn footer(out: &mut String, r: &Report, f: &Fmt) {
                 f.in_ns(&m.netns),
                 f.full(m.removed_at),
                 actor(&m.removed_by)
+            );
+        }
+        if r.missing.len() > MISSING_MAX {
+            let _ = writeln!(
+                out,
+                "  and {} more (--json lists them all)",
+                r.missing.len() - MISSING_MAX
             );
         }
     }
