@@ -117,8 +117,14 @@ impl Tracer {
     /// Start `tracer watch --json ARGS` and wait (up to 30 s) for its ready
     /// line.
     pub fn start(args: &[&str]) -> Tracer {
+        Tracer::start_cmd("watch", args)
+    }
+
+    /// Start `tracer SUBCOMMAND --json ARGS` (watch, record, guard) and wait
+    /// (up to 30 s) for its ready line.
+    pub fn start_cmd(subcommand: &str, args: &[&str]) -> Tracer {
         let mut child = Command::new(tracer_bin())
-            .arg("watch")
+            .arg(subcommand)
             .arg("--json")
             .args(args)
             .stdin(Stdio::null())
@@ -217,6 +223,16 @@ impl Tracer {
             self.stderr.lock().unwrap()
         );
         self.events()
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn stderr(&self) -> String {

@@ -20,6 +20,11 @@ pub struct Cli {
 pub enum Command {
     /// Report rule and route changes live, with the process behind each.
     Watch(WatchArgs),
+    /// Record every change to a journal of rotated files, for `report` and
+    /// `explain` to answer questions later (meant to run as a service).
+    Record(RecordArgs),
+    /// Alert when expected rules or routes go missing and stay missing.
+    Guard(GuardArgs),
     /// Show what this kernel supports and which mechanism each hook would use.
     Doctor(DoctorArgs),
     /// Read journals (or `watch --json` output) back: who removed what, in
@@ -71,6 +76,70 @@ pub struct WatchArgs {
     /// Seconds without a looped packet after which a loop_end is reported.
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub loop_end_secs: u64,
+    /// Serve Prometheus metrics on ADDR (HOST:PORT or a port; without a
+    /// value, 127.0.0.1:9477, loopback only).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = crate::metrics::serve::DEFAULT_ADDR,
+          value_parser = crate::metrics::serve::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RecordArgs {
+    /// Directory of the journal's files (created if missing).
+    #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_DIR)]
+    pub journal: PathBuf,
+    /// Start a new file once the current one reaches SIZE.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB")]
+    pub max_file_size: bytesize::ByteSize,
+    /// Start a new file once the current one is this old.
+    #[arg(long, value_name = "DURATION", default_value = "1day")]
+    pub max_file_age: humantime::Duration,
+    /// Remove the oldest files while all files together exceed SIZE.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB")]
+    pub max_total_size: bytesize::ByteSize,
+    /// Remove files older than this.
+    #[arg(long, value_name = "DURATION", default_value = "30days")]
+    pub max_age: humantime::Duration,
+    /// Sync written lines to disk at least this often.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub fsync_interval: humantime::Duration,
+    /// Memory for events while the journal cannot be written (disk full).
+    #[arg(long, value_name = "SIZE", default_value = "32MiB")]
+    pub max_pending: bytesize::ByteSize,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct GuardArgs {
+    /// An expected route or rule, `ip route`/`ip rule` style:
+    /// 'throw 192.168.1.0/24 table 52', 'rule 5270 table 52'; repeatable.
+    #[arg(long, value_name = "EXPECTATION")]
+    pub expect: Vec<String>,
+    /// Expectations from FILE, one per line ('#' starts a comment).
+    #[arg(long, value_name = "FILE")]
+    pub expect_file: Option<PathBuf>,
+    /// Expect what is there now: every route in the --table tables and every
+    /// rule that looks one of them up.
+    #[arg(long, requires = "table")]
+    pub expect_current: bool,
+    /// How long an expectation may stay broken before it is a violation.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub grace: humantime::Duration,
+    /// Run CMD (with /bin/sh -c) on a violation, the violation's JSON on
+    /// its stdin; its exit status and output are reported as guard_action.
+    #[arg(long, value_name = "CMD")]
+    pub on_violation: Option<String>,
+    /// Run --on-violation at most once per DURATION; violations in between
+    /// are counted.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub on_violation_interval: humantime::Duration,
+    /// Kill --on-violation after DURATION.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub on_violation_timeout: humantime::Duration,
+    #[command(flatten)]
+    pub watch: WatchArgs,
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -410,7 +410,7 @@ pub enum Body {
     Lost(Lost),
     Ready(Ready),
     Loop(Box<LoopReport>),
-    State(StateEntry),
+    State(Box<StateEntry>),
     SnapshotEnd(SnapshotEnd),
     Journal(JournalHealth),
     Guard(GuardReport),

@@ -513,20 +513,20 @@ fn samples() -> Vec<Event> {
         event(
             Kind::Snapshot,
             Source::Netlink,
-            Body::State(StateEntry {
+            Body::State(Box::new(StateEntry {
                 netns: netns(),
                 rule: None,
                 route: Some(route()),
-            }),
+            })),
         ),
         event(
             Kind::Snapshot,
             Source::Netlink,
-            Body::State(StateEntry {
+            Body::State(Box::new(StateEntry {
                 netns: netns(),
                 rule: Some(rule()),
                 route: None,
-            }),
+            })),
         ),
         event(
             Kind::SnapshotEnd,

@@ -26,14 +26,23 @@ use crate::{
     },
     correlate::{Engine, Object, Outcome, RequestScope},
     enrich::Enricher,
-    event::{Body, Change, Event, Kind, Lost, Netns, Process, Ready, Source, format_ts},
+    event::{
+        Body, Change, Event, Kind, Lost, Netns, Process, Ready, SnapshotEnd, Source, StateEntry,
+        format_ts,
+    },
     filter::Filter,
+    journal::write::Journal,
+    metrics::Metrics,
     netlink::{
         decode::{NlItem, NlObj},
         names::TableNames,
         socket::DumpKind,
     },
-    output::{escape::comm_from_bytes, sink::Sink},
+    output::{
+        escape::comm_from_bytes,
+        fanout::Outputs,
+        sink::{Show, Sink},
+    },
     packet::{
         path::{NsView, PacketPath},
         watchlist::{WatchChange, WatchList},
@@ -240,6 +249,64 @@ fn seed(
     Ok(())
 }
 
+/// Writes one namespace's rules and routes as `snapshot` events, then its
+/// `snapshot_end`.
+fn snapshot(
+    spaces: &mut Namespaces,
+    engine: &Engine,
+    p: &mut Presenter,
+    netns: u32,
+    out: &mut Outputs,
+) -> Result<()> {
+    let Some(w) = spaces.watched.get_mut(&netns) else {
+        return Ok(());
+    };
+    let rules = w.dump(DumpKind::Rules)?;
+    let routes = w.dump(DumpKind::Routes)?;
+    let ns = p.netns(netns);
+    let mirror = engine.mirror_of(netns);
+    let (mut n_rules, mut n_routes) = (0, 0);
+    let ts = p.clock.wall(None);
+    for item in rules.into_iter().chain(routes) {
+        let (rule, route) = match item.obj {
+            NlObj::Rule { mut rule, .. } => {
+                rule.table_name = rule.table.and_then(|t| p.tables.name(t));
+                n_rules += 1;
+                (Some(rule), None)
+            }
+            NlObj::Route { mut route, .. } => {
+                route.table_name = route.table.and_then(|t| p.tables.name(t));
+                if route.dev.is_none() {
+                    route.dev = route.ifindex.and_then(|i| mirror?.dev(i));
+                }
+                n_routes += 1;
+                (None, Some(route))
+            }
+            _ => continue,
+        };
+        out.write(&Event {
+            ts: ts.clone(),
+            kind: Kind::Snapshot,
+            source: Source::Netlink,
+            body: Body::State(Box::new(StateEntry {
+                netns: ns.clone(),
+                rule,
+                route,
+            })),
+        })?;
+    }
+    out.write(&Event {
+        ts,
+        kind: Kind::SnapshotEnd,
+        source: Source::Netlink,
+        body: Body::SnapshotEnd(SnapshotEnd {
+            netns: ns,
+            rules: n_rules,
+            routes: n_routes,
+        }),
+    })
+}
+
 /// Re-resolves the --iface interfaces and logs what changed.
 fn sync_ifaces(pp: &mut PacketPath, engine: &Engine, own: u32) {
     let changes = pp.sync(
@@ -316,7 +383,7 @@ fn emit_findings(
     spaces: &mut Namespaces,
     engine: &Engine,
     p: &mut Presenter,
-    sink: &mut Sink,
+    out: &mut Outputs,
 ) -> Result<()> {
     for f in findings {
         let view = if PacketPath::needs_view(&f) {
@@ -351,19 +418,19 @@ fn emit_findings(
             None
         };
         let e = pp.event(f, &p.clock, &p.tables, view);
-        sink.write(&e)?;
+        out.write(&e)?;
     }
     pp.write_capture(&p.clock)
 }
 
 /// Writes the correlator's finished changes. Every removal is also kept for
-/// the packet path's suspects, whether or not the filters let it through.
+/// the packet path's suspects, whether or not the filters let it through
+/// (`Outputs` applies them).
 fn emit_outcomes(
     engine: &mut Engine,
     p: &mut Presenter,
     mut packets: Option<&mut PacketPath>,
-    filter: &Filter,
-    sink: &mut Sink,
+    out: &mut Outputs,
 ) -> Result<()> {
     for o in engine.take_outcomes() {
         let e = p.event(o);
@@ -373,9 +440,7 @@ fn emit_outcomes(
         ) {
             pp.removals.note(inode, &e);
         }
-        if filter.pass(&e) {
-            sink.write(&e)?;
-        }
+        out.write(&e)?;
     }
     Ok(())
 }
@@ -394,11 +459,34 @@ fn packet_notifications(pp: &mut PacketPath, netns: u32, items: &[NlItem]) -> bo
     links
 }
 
+/// `tracer watch`: every event to stdout (and `--output`).
 pub async fn run(args: WatchArgs) -> Result<()> {
     require_root()?;
-    let mut sink = Sink::open(args.json, args.output.as_deref())?;
+    let out = outputs(&args, Show::All, None).await?;
+    session(args, out).await
+}
+
+/// The sink, filters, journal and metrics of a session.
+pub async fn outputs(args: &WatchArgs, show: Show, journal: Option<Journal>) -> Result<Outputs> {
+    let sink = Sink::open(args.json, args.output.as_deref(), show)?;
+    let filter = Filter::from_args(args, &TableNames::load())?;
+    let mut out = Outputs::new(sink, filter);
+    if let Some(addr) = args.metrics {
+        let m = Metrics::new(journal.is_some());
+        let bound = crate::metrics::serve::start(addr, m.registry()).await?;
+        log::info!("serving metrics on http://{bound}/metrics");
+        out.metrics = Some(m);
+    }
+    out.journal = journal;
+    Ok(out)
+}
+
+/// One tracing session: load and attach, seed the namespaces, then turn
+/// kernel records and notifications into events for `out` until
+/// SIGINT/SIGTERM. With a journal or a guard, the state is snapshotted
+/// first.
+pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
     let tables = TableNames::load();
-    let filter = Filter::from_args(&args, &tables)?;
     let (tx, mut rx) = unbounded_channel();
     let mut spaces = Namespaces::new(args.netns.clone(), tx);
     spaces.check_names()?;
@@ -477,8 +565,20 @@ pub async fn run(args: WatchArgs) -> Result<()> {
             namespaces,
         }),
     };
-    sink.write(&ready)?;
-    sink.flush()?;
+    out.write(&ready)?;
+    // The snapshot follows `ready` in the journal, but stdout shows `ready`
+    // only once the snapshot is taken (the flush below), so whoever waits
+    // for it knows the guard's starting state is known.
+    if out.wants_state() {
+        let mut inodes: Vec<u32> = spaces.watched.keys().copied().collect();
+        inodes.sort();
+        for ns in inodes {
+            snapshot(&mut spaces, &engine, &mut p, ns, &mut out)
+                .with_context(|| format!("snapshot of namespace {ns}"))?;
+        }
+        out.start()?;
+    }
+    out.flush()?;
 
     // SAFETY: the RingBuf owns its map fd and the AsyncFd owns the RingBuf,
     // so the fd stays open and the same for the AsyncFd's whole life.
@@ -490,6 +590,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut pkt_tick = tokio::time::interval(Duration::from_millis(20));
     let mut slow = tokio::time::interval(Duration::from_millis(500));
+    // Guard grace periods and commands.
+    let mut out_tick = tokio::time::interval(Duration::from_millis(100));
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     // After SIGINT/SIGTERM, keep collecting briefly so that changes already
@@ -518,9 +620,10 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                 drain_ring(ring.get_mut(), &mut engine, &mut p, packets.as_mut(), usize::MAX);
                 if let Some(pp) = packets.as_mut() {
                     let findings = pp.tick(Clock::boot_now_ns());
-                    emit_findings(pp, findings, &mut spaces, &engine, &mut p, &mut sink)?;
+                    emit_findings(pp, findings, &mut spaces, &engine, &mut p, &mut out)?;
                 }
             }
+            _ = out_tick.tick() => out.tick()?,
             Some(input) = rx.recv() => {
                 let now = Instant::now();
                 match input {
@@ -536,7 +639,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                         }
                     }
                     NsInput::Overflow { netns } => {
-                        sink.write(&p.lost(Source::Netlink, 1, "netlink_socket"))?;
+                        out.write(&p.lost(Source::Netlink, 1, "netlink_socket"))?;
                         if let Some(w) = spaces.watched.get_mut(&netns) {
                             if let Ok(routes) = w.dump(DumpKind::Routes) {
                                 engine.resynced(netns, &routes, None);
@@ -572,16 +675,16 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                 }
                 let total: u64 = dropped.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(last_dropped);
                 if total > last_dropped {
-                    sink.write(&p.lost(primary, total - last_dropped, "ring_buffer"))?;
+                    out.write(&p.lost(primary, total - last_dropped, "ring_buffer"))?;
                     last_dropped = total;
                 }
             }
             _ = sigint.recv(), if stop_at.is_none() => stop_at = Some(Instant::now() + STOP_GRACE),
             _ = sigterm.recv(), if stop_at.is_none() => stop_at = Some(Instant::now() + STOP_GRACE),
         }
-        emit_outcomes(&mut engine, &mut p, packets.as_mut(), &filter, &mut sink)?;
-        sink.flush()?;
-        if sink.closed() {
+        emit_outcomes(&mut engine, &mut p, packets.as_mut(), &mut out)?;
+        out.flush()?;
+        if out.closed() {
             break;
         }
     }
@@ -603,11 +706,11 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         }
     }
     engine.drain(now);
-    emit_outcomes(&mut engine, &mut p, packets.as_mut(), &filter, &mut sink)?;
+    emit_outcomes(&mut engine, &mut p, packets.as_mut(), &mut out)?;
     if let Some(pp) = packets.as_mut() {
         let mut findings = pp.tick(Clock::boot_now_ns());
         findings.extend(pp.finish(Clock::boot_now_ns()));
-        emit_findings(pp, findings, &mut spaces, &engine, &mut p, &mut sink)?;
+        emit_findings(pp, findings, &mut spaces, &engine, &mut p, &mut out)?;
         if pp.undecoded > 0 {
             log::info!(
                 "{} packet records were not IPv4/IPv6 and were skipped",
@@ -615,5 +718,6 @@ pub async fn run(args: WatchArgs) -> Result<()> {
             );
         }
     }
-    sink.flush()
+    out.tick()?;
+    out.close()
 }

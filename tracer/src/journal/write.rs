@@ -90,6 +90,9 @@ pub struct Journal {
 
 const RETRY: Duration = Duration::from_secs(1);
 
+/// Queued bytes that are written at once rather than at the next flush.
+const WRITE_AT: usize = 1 << 20;
+
 impl Journal {
     /// Open the journal: create the directory, repair files a crash left
     /// with a partial last line, and start a new file. Fails (before
@@ -139,6 +142,11 @@ impl Journal {
         self.pending.extend_from_slice(line.as_bytes());
         self.pending.push(b'\n');
         self.pending_lines += 1;
+        // A long burst (a snapshot of a full table) goes out in pieces, so
+        // memory stays bounded and files rotate on time.
+        if self.failing.is_none() && self.pending.len() >= WRITE_AT {
+            self.flush();
+        }
     }
 
     /// Write queued lines to the file; rotate, sync and clean up as due.

@@ -178,3 +178,27 @@ fn same_instant_names_sort_in_creation_order() {
     }
     fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_long_burst_goes_out_in_pieces_and_rotates_on_time() {
+    let d = tempdir("burst");
+    let mut c = cfg(&d);
+    c.max_file_bytes = 2 << 20;
+    let mut j = Journal::open(c).unwrap();
+    let line = "x".repeat(1000);
+    // 10 MB without a single flush, as a snapshot of a full table is.
+    for _ in 0..10_000 {
+        j.write_line(&line);
+        assert!(j.pending.len() <= WRITE_AT + 1001);
+    }
+    j.close();
+    let files = list(&d).unwrap();
+    assert!(files.len() >= 4, "{} files", files.len());
+    assert!(
+        files
+            .iter()
+            .all(|f| f.1 <= (2 << 20) + WRITE_AT as u64 + 1001)
+    );
+    assert_eq!(all_lines(&d).len(), 10_000);
+    fs::remove_dir_all(&d).unwrap();
+}

@@ -10,10 +10,38 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use super::text;
-use crate::event::Event;
+use crate::event::{Event, Kind};
+
+/// Which events stdout shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Show {
+    /// Every event (`watch`).
+    All,
+    /// Only what needs attention while the events go elsewhere (`record`,
+    /// `guard`): ready, lost, loops, journal health and guard events.
+    Notable,
+}
+
+impl Show {
+    fn shows(self, e: &Event) -> bool {
+        match self {
+            Show::All => true,
+            Show::Notable => !matches!(
+                e.kind,
+                Kind::RuleAdd
+                    | Kind::RuleDel
+                    | Kind::RouteAdd
+                    | Kind::RouteDel
+                    | Kind::Snapshot
+                    | Kind::SnapshotEnd
+            ),
+        }
+    }
+}
 
 pub struct Sink {
     json: bool,
+    show: Show,
     stdout: BufWriter<std::io::Stdout>,
     file: Option<(String, BufWriter<File>)>,
     /// stdout was closed (e.g. piped into `head`): keep writing the file.
@@ -23,7 +51,7 @@ pub struct Sink {
 impl Sink {
     /// Open the sink; `--output` is created (or appended to) now so that an
     /// unwritable path fails before anything is attached.
-    pub fn open(json: bool, output: Option<&Path>) -> Result<Sink> {
+    pub fn open(json: bool, output: Option<&Path>, show: Show) -> Result<Sink> {
         let file = match output {
             Some(p) => {
                 let f = std::fs::OpenOptions::new()
@@ -37,6 +65,7 @@ impl Sink {
         };
         Ok(Sink {
             json,
+            show,
             stdout: BufWriter::new(std::io::stdout()),
             file,
             stdout_closed: false,
@@ -44,7 +73,7 @@ impl Sink {
     }
 
     pub fn write(&mut self, e: &Event) -> Result<()> {
-        let to_stdout = !self.stdout_closed;
+        let to_stdout = !self.stdout_closed && self.show.shows(e);
         // Serialize only if someone reads JSON, and only once.
         let json = if (to_stdout && self.json) || self.file.is_some() {
             Some(serde_json::to_string(e).context("serializing an event")?)
