@@ -735,3 +735,39 @@ fn a_flapping_route_keeps_its_history_in_order() {
     assert!(e.added.iter().all(|a| a.restores.is_some()));
     assert!(r.missing.is_empty());
 }
+
+#[test]
+fn the_recorded_lab_starts_from_its_snapshot() {
+    let dir = fixture("lab-recorded.journal");
+    let files = crate::journal::read::journal_files(&dir).unwrap();
+    let r = report_of(files, Window::default(), &Select::default());
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert!(r.not_shown.is_empty(), "{:?}", r.not_shown);
+    assert_eq!(
+        body(&r),
+        "\
+Namespace: rep-300-r
+Times are UTC.
+
+-- 2026-11-24 --
+22:55:03  tracer started (pid 344, version 0.1.0), watching netns rep-300-r
+22:55:03  snapshot of netns rep-300-r: 11 rules and 27 routes
+22:55:04  systemd-network (pid 451) removed 4 rules (5210, 5230, 5250, 5270) and 1 route (throw 192.168.1.0/24 table 52)
+          restored at 22:55:05 by tailscaled (pid 484): 4 rules (5210, 5230, 5250, 5270)
+          still missing: inet throw 192.168.1.0/24 table 52 proto boot
+22:55:05  tailscaled (pid 484) added 4 rules (5210, 5230, 5250, 5270)
+          puts back what systemd-network (pid 451) removed at 22:55:04: 4 rules (5210, 5230, 5250, 5270)
+22:55:06  LOOP on tailscale0: 100.119.140.15 > 192.168.1.90 icmp comes back out of tailscale0 from 100.98.98.126 (rule 5270 -> table 52 -> default dev tailscale0)
+          suspect: throw 192.168.1.0/24 table 52 removed at 22:55:04 by systemd-network (pid 451), still missing
+          25 packets looped, until 22:55:08
+
+Still missing at the end (2026-11-24 22:55:08):
+  inet throw 192.168.1.0/24 table 52 proto boot, removed at 2026-11-24 22:55:04 by systemd-network (pid 451)
+"
+    );
+    // With --table 52, the snapshot counts table 52 only: rule 5270 and
+    // its four routes.
+    let files = crate::journal::read::journal_files(&dir).unwrap();
+    let r = report_of(files, Window::default(), &select(&["--table", "52"]));
+    assert!(body(&r).contains("22:55:03  snapshot of netns rep-300-r: 1 rule and 4 routes\n"));
+}
