@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use super::tests::{change, fixture_line, proc, route, rule, synthetic};
+use super::{
+    synthetic_tests::{change, proc, route, rule, synthetic},
+    tests::fixture_line,
+};
 use crate::{
     journal::read::{Location, Problem},
     report::select::Select,

@@ -9,6 +9,7 @@ pub mod loops;
 pub mod model;
 pub mod select;
 pub mod text;
+mod text_items;
 
 use std::{collections::BTreeMap, io::Write as _, path::PathBuf};
 
@@ -314,5 +315,7 @@ fn episode(entries: &[Entry], seqs: &[usize], history: &History, sel: &Select) -
 
 #[cfg(test)]
 mod doc_tests;
+#[cfg(test)]
+mod synthetic_tests;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,8 @@ use chrono::{FixedOffset, Local, Offset, TimeZone, Utc};
 
 use super::{
     identity::{Actor, Object},
-    model::{Added, Episode, Fate, FateState, Item, LoopItem, Removed, Report, SnapshotItem, Time},
+    model::{Item, Report, SnapshotItem, Time},
+    text_items as items,
 };
 use crate::{
     event::{Netns, Route},
@@ -17,10 +18,10 @@ use crate::{
 /// The most objects listed by name in one line.
 const LIST_MAX: usize = 8;
 /// The most objects given a line of their own under one episode.
-const LINES_MAX: usize = 20;
+pub(super) const LINES_MAX: usize = 20;
 /// The most missing objects listed at the end.
 const MISSING_MAX: usize = 100;
-const INDENT: &str = "          ";
+pub(super) const INDENT: &str = "          ";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Zone {
@@ -28,10 +29,10 @@ pub enum Zone {
     Local,
 }
 
-struct Fmt {
+pub(super) struct Fmt {
     zone: Zone,
     /// Namespaces are named only when the report has more than one.
-    many_ns: bool,
+    pub(super) many_ns: bool,
 }
 
 impl Fmt {
@@ -52,7 +53,7 @@ impl Fmt {
             .to_string()
     }
     /// The time of day, with the date when it is not `day`'s.
-    fn time_on(&self, t: Time, day: &str) -> String {
+    pub(super) fn time_on(&self, t: Time, day: &str) -> String {
         if self.date(t) == day {
             self.time(t)
         } else {
@@ -68,7 +69,7 @@ impl Fmt {
             Zone::Local => format!("local time (UTC{})", self.offset(t)),
         }
     }
-    fn in_ns(&self, n: &Netns) -> String {
+    pub(super) fn in_ns(&self, n: &Netns) -> String {
         if self.many_ns {
             format!(" in netns {}", ns(n))
         } else {
@@ -77,7 +78,7 @@ impl Fmt {
     }
 }
 
-fn ns(n: &Netns) -> String {
+pub(super) fn ns(n: &Netns) -> String {
     match (&n.name, n.inode) {
         (Some(name), _) => escape_str(name),
         (None, Some(i)) => i.to_string(),
@@ -127,7 +128,7 @@ pub fn object(o: &Object) -> String {
     }
 }
 
-fn plural(n: usize, one: &str) -> String {
+pub(super) fn plural(n: usize, one: &str) -> String {
     if n == 1 {
         format!("1 {one}")
     } else {
@@ -205,8 +206,8 @@ pub fn render(r: &Report, zone: Zone) -> String {
                 out.push('\n');
             }
             Item::Snapshot(s) => snapshot(&mut out, s),
-            Item::Episode(e) => episode(&mut out, e, &f, &day),
-            Item::Loop(l) => loop_item(&mut out, l, &f, &day),
+            Item::Episode(e) => items::episode(&mut out, e, &f, &day),
+            Item::Loop(l) => items::loop_item(&mut out, l, &f, &day),
             Item::Lost(l) => {
                 let _ = writeln!(
                     out,
@@ -287,200 +288,6 @@ fn snapshot(out: &mut String, s: &SnapshotItem) {
         plural(s.routes, "route"),
         if s.complete { "" } else { " (incomplete)" }
     );
-}
-
-fn episode(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
-    let mut did = Vec::new();
-    if !e.removed.is_empty() {
-        let mut s = format!("removed {}", counted(e.removed.iter().map(|r| &r.object)));
-        let mut causes: Vec<&str> = e
-            .removed
-            .iter()
-            .filter_map(|r| r.cause.map(|c| c.as_str()))
-            .collect();
-        causes.sort_unstable();
-        causes.dedup();
-        if !causes.is_empty() {
-            let by = if e.actor.comm.is_some() {
-                "the kernel, "
-            } else {
-                ""
-            };
-            let _ = write!(s, " ({by}after {})", causes.join(", "));
-        }
-        did.push(s);
-    }
-    if !e.added.is_empty() {
-        did.push(format!(
-            "added {}",
-            counted(e.added.iter().map(|a| &a.object))
-        ));
-    }
-    if !e.failed.is_empty() {
-        did.push(format!("failed {}", plural(e.failed.len(), "request")));
-    }
-    let nss: Vec<String> = e.netns.iter().map(ns).collect();
-    let in_ns = if f.many_ns {
-        format!(" in netns {}", nss.join(", "))
-    } else {
-        String::new()
-    };
-    let _ = writeln!(out, "{} {}{in_ns}", actor(&e.actor), did.join("; "));
-
-    // What became of the removals: restored (grouped by who and when),
-    // back in a snapshot, still missing (one line each).
-    let mut groups: Vec<(String, Vec<&Removed>)> = Vec::new();
-    let mut missing = Vec::new();
-    for r in &e.removed {
-        match fate_words(&r.fate, f, day) {
-            None => missing.push(r),
-            Some(w) => match groups.iter_mut().find(|(g, _)| *g == w) {
-                Some((_, v)) => v.push(r),
-                None => groups.push((w, vec![r])),
-            },
-        }
-    }
-    for (words, rs) in groups {
-        let _ = writeln!(
-            out,
-            "{INDENT}{words}: {}",
-            counted(rs.iter().map(|r| &r.object))
-        );
-    }
-    for r in missing.iter().take(LINES_MAX) {
-        let _ = writeln!(
-            out,
-            "{INDENT}still missing: {}{}",
-            object(&r.object),
-            f.in_ns(&r.netns)
-        );
-    }
-    if missing.len() > LINES_MAX {
-        let _ = writeln!(
-            out,
-            "{INDENT}still missing: {} more",
-            missing.len() - LINES_MAX
-        );
-    }
-    // What the additions put back.
-    let mut back: Vec<(String, Vec<&Added>)> = Vec::new();
-    for a in &e.added {
-        let Some(o) = &a.restores else { continue };
-        let w = format!(
-            "puts back what {} removed at {}",
-            actor(&o.by),
-            f.time_on(o.ts, day)
-        );
-        match back.iter_mut().find(|(g, _)| *g == w) {
-            Some((_, v)) => v.push(a),
-            None => back.push((w, vec![a])),
-        }
-    }
-    for (words, adds) in back {
-        let _ = writeln!(
-            out,
-            "{INDENT}{words}: {}",
-            counted(adds.iter().map(|a| &a.object))
-        );
-    }
-    for x in e.failed.iter().take(LINES_MAX) {
-        let _ = writeln!(
-            out,
-            "{INDENT}failed: {} {}: {}",
-            x.kind,
-            object(&x.object),
-            escape_str(&x.result)
-        );
-    }
-}
-
-/// "restored at 22:32:40 by tailscaled (pid 2783)"; None when missing.
-fn fate_words(fate: &Fate, f: &Fmt, day: &str) -> Option<String> {
-    let at = fate.ts.map(|t| f.time_on(t, day)).unwrap_or_default();
-    match fate.state {
-        FateState::Missing => None,
-        FateState::Restored => Some(format!(
-            "restored at {at} by {}",
-            fate.by.as_ref().map_or("?".into(), actor)
-        )),
-        FateState::InSnapshot => Some(format!(
-            "back in the snapshot at {at} (put back while nothing was recording)"
-        )),
-    }
-}
-
-fn loop_item(out: &mut String, l: &LoopItem, f: &Fmt, day: &str) {
-    let o = &l.original;
-    let _ = write!(
-        out,
-        "LOOP on {}{}: {} > {} {} comes back out of {}",
-        escape_str(&l.iface),
-        f.in_ns(&l.netns),
-        o.src,
-        o.dst,
-        escape_str(&o.proto),
-        escape_str(&l.iface)
-    );
-    if l.snat {
-        let _ = write!(out, " from {}", l.looped.src);
-    }
-    if let Some(k) = &l.lookup {
-        let mut path = Vec::new();
-        if let Some(p) = k.rule_priority {
-            path.push(format!("rule {p}"));
-        }
-        if let Some(t) = k.table {
-            path.push(format!("table {t}"));
-        }
-        if let Some(r) = &k.route {
-            path.push(escape_str(r));
-        }
-        if !path.is_empty() {
-            let _ = write!(out, " ({})", path.join(" -> "));
-        }
-    }
-    out.push('\n');
-    if let Some(s) = &l.suspect {
-        let what = match &s.object {
-            Object::Route(r) => route_short(r),
-            o => object(o),
-        };
-        let when = chrono::DateTime::parse_from_rfc3339(&s.ts)
-            .map(|t| f.time_on(t.with_timezone(&Utc), day))
-            .unwrap_or_else(|_| escape_str(&s.ts));
-        let _ = write!(
-            out,
-            "{INDENT}suspect: {what} removed at {when} by {}",
-            actor(&s.by)
-        );
-        match s.fate.as_ref().map(|x| (x.state, fate_words(x, f, day))) {
-            Some((FateState::Missing, _)) => out.push_str(", still missing"),
-            Some((_, Some(w))) => {
-                let _ = write!(out, ", {w}");
-            }
-            _ => {}
-        }
-        out.push('\n');
-    } else {
-        let _ = writeln!(
-            out,
-            "{INDENT}suspect: none seen ({})",
-            escape_str(&l.advice)
-        );
-    }
-    let _ = match l.ended {
-        Some(t) => writeln!(
-            out,
-            "{INDENT}{} looped, until {}",
-            plural(l.packets as usize, "packet"),
-            f.time_on(t, day)
-        ),
-        None => writeln!(
-            out,
-            "{INDENT}{} looped by its last report in the window; no loop_end",
-            plural(l.packets as usize, "packet")
-        ),
-    };
 }
 
 fn footer(out: &mut String, r: &Report, f: &Fmt) {
