@@ -25,6 +25,9 @@ pub enum Command {
     Record(RecordArgs),
     /// Alert when expected rules or routes go missing and stay missing.
     Guard(GuardArgs),
+    /// How the kernel routes DEST now, and from the journal who changed the
+    /// routes and rules that decide it.
+    Explain(ExplainArgs),
     /// Show what this kernel supports and which mechanism each hook would use.
     Doctor(DoctorArgs),
     /// Read journals (or `watch --json` output) back: who removed what, in
@@ -109,6 +112,32 @@ pub struct RecordArgs {
     pub max_pending: bytesize::ByteSize,
     #[command(flatten)]
     pub watch: WatchArgs,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExplainArgs {
+    /// The destination address.
+    pub dest: std::net::IpAddr,
+    /// The packet's source (with --iif, a host behind that interface is
+    /// assumed when not given).
+    #[arg(long, value_name = "SRC")]
+    pub from: Option<std::net::IpAddr>,
+    /// The interface the packet arrives on (a forwarded packet); without it,
+    /// a packet this host sends.
+    #[arg(long, value_name = "IFACE")]
+    pub iif: Option<String>,
+    /// The packet's firewall mark (decimal or 0x-hex).
+    #[arg(long, value_name = "MARK", value_parser = crate::explain::lookup::parse_mark)]
+    pub mark: Option<u32>,
+    /// Ask inside this network namespace (a name under /run/netns).
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+    /// The recorder's journal directory.
+    #[arg(long, value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+    /// JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -8,6 +8,7 @@ mod detect;
 mod doctor;
 mod enrich;
 mod event;
+mod explain;
 mod filter;
 mod guard;
 mod journal;
@@ -41,6 +42,7 @@ fn main() {
         cli::Command::Watch(args) => runtime().and_then(|rt| rt.block_on(watch::run(args))),
         cli::Command::Record(args) => runtime().and_then(|rt| rt.block_on(record::run(args))),
         cli::Command::Guard(args) => runtime().and_then(|rt| rt.block_on(guard::setup::run(args))),
+        cli::Command::Explain(args) => explain::run(args),
         cli::Command::Doctor(args) => doctor::run(args),
         cli::Command::Report(args) => report::run(args),
     };

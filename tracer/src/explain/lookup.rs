@@ -53,6 +53,11 @@ pub struct Lookup {
     pub route: Option<Route>,
     /// The kernel's error when it has no route (e.g. "Network is unreachable").
     pub error: Option<String>,
+    /// The kernel's routes and rules now (for the history).
+    #[serde(skip)]
+    pub routes_now: Vec<Route>,
+    #[serde(skip)]
+    pub rules_now: Vec<Rule>,
 }
 
 /// A socket in the tracer's namespace or a named one.
@@ -104,7 +109,10 @@ impl Links {
         self.names.iter().find(|(_, n)| n == name).map(|(i, _)| *i)
     }
     fn name(&self, i: u32) -> Option<String> {
-        self.names.iter().find(|(x, _)| *x == i).map(|(_, n)| n.clone())
+        self.names
+            .iter()
+            .find(|(x, _)| *x == i)
+            .map(|(_, n)| n.clone())
     }
 }
 
@@ -161,7 +169,12 @@ pub fn lookup(
         .dump(DumpKind::Routes)?
         .into_iter()
         .filter_map(|i| match i.obj {
-            NlObj::Route { route, .. } => Some(route),
+            NlObj::Route { mut route, .. } => {
+                if route.dev.is_none() {
+                    route.dev = route.ifindex.and_then(|i| links.name(i));
+                }
+                Some(route)
+            }
             _ => None,
         })
         .collect();
@@ -239,6 +252,8 @@ pub fn lookup(
         rules: steps,
         route,
         error,
+        routes_now: routes,
+        rules_now: rules,
     })
 }
 
@@ -312,4 +327,3 @@ pub fn parse_mark(s: &str) -> Result<u32, String> {
     };
     r.map_err(|_| format!("{s:?} is not a mark (decimal or 0x-hex)"))
 }
-

@@ -206,7 +206,9 @@ pub fn get_route(s: &Socket, q: &RouteQuery, seq: u32) -> Result<Route> {
     };
     m.header.address_family = family;
     m.header.destination_prefix_length = len;
-    m.header.flags = RouteFlags::FibMatch;
+    // LOOKUP_TABLE: without it the kernel reports the main table, whatever
+    // table matched (iproute2 sets it too).
+    m.header.flags = RouteFlags::FibMatch | RouteFlags::LookupTable;
     m.attributes = vec![
         RouteAttribute::Destination(dst),
         RouteAttribute::Source(src),
