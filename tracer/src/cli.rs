@@ -30,6 +30,9 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Show what this kernel supports and which mechanism each hook would use.
     Doctor(DoctorArgs),
+    /// Read journals (or `watch --json` output) back: who removed what, in
+    /// episodes, what was restored and what is still missing (no root needed).
+    Report(ReportArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -172,6 +175,47 @@ pub struct GuardArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct DoctorArgs {
     /// JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Journal directory written by `tracer record` (the default when no
+    /// FILE is given: /var/lib/tracer/journal).
+    #[arg(long, value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+    /// Files of JSON lines (`tracer watch --json` output, journal files; a
+    /// directory is read as a journal; `-` is standard input), in time order.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Only events at or after this time, as journalctl takes it
+    /// ("2026-04-10 15:52:46", "15:52", "yesterday", "-1h", "2h ago").
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// Only events at or before this time (same forms as --since).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+    /// Only rules and routes of these tables (id or name); repeatable.
+    #[arg(long, value_name = "TABLE")]
+    pub table: Vec<String>,
+    /// Only routes whose destination overlaps PREFIX (inside it or
+    /// covering it), rules matching it, and loops to addresses in it.
+    #[arg(long, value_name = "PREFIX")]
+    pub dst: Option<String>,
+    /// Only episodes of processes with this command name; repeatable.
+    #[arg(long, value_name = "COMM")]
+    pub comm: Vec<String>,
+    /// Only episodes of this systemd unit ("foo" means "foo.service"); repeatable.
+    #[arg(long, value_name = "UNIT")]
+    pub unit: Vec<String>,
+    /// Changes by one process (or unit) less than SECS apart form one episode.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub gap: f64,
+    /// Show times in UTC instead of local time.
+    #[arg(long)]
+    pub utc: bool,
+    /// One JSON object instead of text (docs/report.md).
     #[arg(long)]
     pub json: bool,
 }

@@ -2,7 +2,9 @@
 //! it; `schema_tests` keeps the two in step).
 //!
 //! Events are built once by collection and formatted later by `output`, so
-//! text, JSON and files all show the same facts.
+//! text, JSON and files all show the same facts. The types that make up
+//! change, snapshot, loop and lost events also deserialize: `journal::read`
+//! reads journals back into them.
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};

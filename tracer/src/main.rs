@@ -18,6 +18,7 @@ mod netlink;
 mod output;
 mod packet;
 mod record;
+mod report;
 mod watch;
 mod when;
 
@@ -43,6 +44,7 @@ fn main() {
         cli::Command::Guard(args) => runtime().and_then(|rt| rt.block_on(guard::setup::run(args))),
         cli::Command::Explain(args) => explain::run(args),
         cli::Command::Doctor(args) => doctor::run(args),
+        cli::Command::Report(args) => report::run(args),
     };
     if let Err(e) = result {
         // One line: the error and its causes.

@@ -189,7 +189,10 @@ fn missing_empty_and_non_directories_are_clear_errors() {
             empty.display()
         )
     );
-    let e = format!("{:#}", inputs(None, &[nope.clone()]).unwrap_err());
+    let e = format!(
+        "{:#}",
+        inputs(None, std::slice::from_ref(&nope)).unwrap_err()
+    );
     assert!(
         e.starts_with(&format!("cannot read {}: ", nope.display())) && e.contains("No such file"),
         "{e}"
