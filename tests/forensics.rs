@@ -1,8 +1,10 @@
 //! The incident lab recorded by `tracer record`, then asked about after the
-//! fact: `tracer explain 192.168.1.90 --iif tailscale0` gives, in one
-//! screen, the lookup (rule 5270, table 52, `default dev tailscale0`) and
-//! the history that explains it (`throw 192.168.1.0/24` removed by
-//! systemd-networkd and never restored), asserted line by line.
+//! fact, asserted line by line: `tracer report` tells the episode of rule
+//! removals, the restore, the still-missing throw route and the loop;
+//! `tracer explain 192.168.1.90 --iif tailscale0` gives, in one screen, the
+//! lookup (rule 5270, table 52, `default dev tailscale0`) and the history
+//! that explains it (`throw 192.168.1.0/24` removed by systemd-networkd and
+//! never restored).
 mod common;
 
 use std::{path::PathBuf, process::Command, time::Duration};
@@ -88,11 +90,91 @@ fn recorded_incident(lab: &Lab, dir: &Dir) {
 }
 
 #[test]
-fn explain_names_the_rule_the_table_the_route_and_who_removed_the_throw_route() {
+fn a_recorded_incident_is_reported_and_explained() {
     let lab = Lab::up();
-    let dir = Dir::new("explain");
+    let dir = Dir::new("incident");
     recorded_incident(&lab, &dir);
+    report_tells_the_story(&lab, &dir);
+    explain_names_the_rule_the_table_the_route_and_who_removed_it(&lab, &dir);
+}
 
+/// Line `i` of `text` must satisfy `ok`.
+fn line_is(lines: &[&str], i: usize, text: &str, ok: impl Fn(&str) -> bool) {
+    let l = lines
+        .get(i)
+        .unwrap_or_else(|| panic!("no line {} in:\n{text}", i + 1));
+    assert!(ok(l), "line {} is unexpected: {l:?}\nin:\n{text}", i + 1);
+}
+
+fn report_tells_the_story(lab: &Lab, dir: &Dir) {
+    let text = tracer(&["report", "--journal", dir.s()]);
+    let l: Vec<&str> = text.lines().collect();
+    let r = lab.router.as_str();
+    line_is(&l, 0, &text, |s| {
+        s.starts_with("Report of ") && s.contains(" events from ")
+    });
+    line_is(&l, 1, &text, |s| s == format!("Namespace: {r}"));
+    line_is(&l, 2, &text, |s| s.starts_with("Times are "));
+    line_is(&l, 3, &text, str::is_empty);
+    line_is(&l, 4, &text, |s| s.starts_with("-- ") && s.ends_with(" --"));
+    line_is(&l, 5, &text, |s| {
+        s.contains("  tracer started (pid ") && s.ends_with(&format!("watching netns {r}"))
+    });
+    line_is(&l, 6, &text, |s| {
+        s.contains(&format!("  snapshot of netns {r}: ")) && s.contains(" rules and ")
+    });
+    // The flush: one episode.
+    line_is(&l, 7, &text, |s| {
+        s.contains("systemd-network")
+            && s.ends_with(
+                "removed 4 rules (5210, 5230, 5250, 5270) and 1 route (throw 192.168.1.0/24 table 52)",
+            )
+    });
+    // What came back, and what did not.
+    line_is(&l, 8, &text, |s| {
+        s.trim_start().starts_with("restored at ")
+            && s.contains("by tailscaled (pid ")
+            && s.ends_with(": 4 rules (5210, 5230, 5250, 5270)")
+    });
+    line_is(&l, 9, &text, |s| {
+        s.trim() == "still missing: inet throw 192.168.1.0/24 table 52 proto boot"
+    });
+    // The restore: its own episode.
+    line_is(&l, 10, &text, |s| {
+        s.contains("  tailscaled (pid ") && s.ends_with(" added 4 rules (5210, 5230, 5250, 5270)")
+    });
+    line_is(&l, 11, &text, |s| {
+        s.trim_start().starts_with("puts back what ")
+            && s.contains("systemd-network")
+            && s.ends_with(": 4 rules (5210, 5230, 5250, 5270)")
+    });
+    // The loop, tied to the missing route.
+    line_is(&l, 12, &text, |s| {
+        s.ends_with(
+            "  LOOP on tailscale0: 100.119.140.15 > 192.168.1.90 icmp comes back out of tailscale0 from 100.98.98.126 (rule 5270 -> table 52 -> default dev tailscale0)",
+        )
+    });
+    line_is(&l, 13, &text, |s| {
+        s.trim_start()
+            .starts_with("suspect: throw 192.168.1.0/24 table 52 removed at ")
+            && s.contains("systemd-network")
+            && s.ends_with(", still missing")
+    });
+    line_is(&l, 14, &text, |s| {
+        s.trim_start().starts_with("3 packets looped, until ")
+    });
+    line_is(&l, 15, &text, str::is_empty);
+    line_is(&l, 16, &text, |s| {
+        s.starts_with("Still missing at the end (")
+    });
+    line_is(&l, 17, &text, |s| {
+        s.starts_with("  inet throw 192.168.1.0/24 table 52 proto boot, removed at ")
+            && s.contains("systemd-network")
+    });
+    assert_eq!(l.len(), 18, "{text}");
+}
+
+fn explain_names_the_rule_the_table_the_route_and_who_removed_it(lab: &Lab, dir: &Dir) {
     let text = tracer(&[
         "explain",
         LAN_HOST,
@@ -231,7 +313,10 @@ fn explain_without_a_journal_still_shows_the_lookup() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(
         err.trim(),
-        format!("tracer: journal directory {} does not exist", missing.s())
+        format!(
+            "tracer: --journal {}: no such directory or file",
+            missing.s()
+        )
     );
     // ... and a bad interface too, in one line.
     let out = Command::new(common::tracer_bin())

@@ -43,6 +43,9 @@ pub fn run(args: ExplainArgs) -> Result<()> {
     // An explicitly named journal (a directory, or a file of `watch --json`
     // lines) must exist; the default one may not.
     let files = match &args.journal {
+        Some(p) if !p.exists() => {
+            anyhow::bail!("--journal {}: no such directory or file", p.display())
+        }
         Some(p) => Some(journal::read::inputs(None, std::slice::from_ref(p))?),
         None => None,
     };

@@ -221,9 +221,16 @@ fn play(
         }
         println!("{}", loop_explanation(r));
         say!(
-            "after the fact: `tracer explain` asks the kernel how 192.168.1.90 is routed for a packet \
-             from tailscale0 now, and reads who changed table 52 from the session's events ({})",
+            "after the fact, from the session's events ({}): `tracer report` groups the changes into \
+             episodes, with what was restored and what is still missing",
             journal.display()
+        );
+        let mut report = std::process::Command::new(tracer_bin);
+        report.arg("report").arg(&journal);
+        crate::process::run_streamed("tracer report", &mut report)?;
+        say!(
+            "`tracer explain` asks the kernel how 192.168.1.90 is routed for a packet from tailscale0 \
+             now, and reads from the events who changed table 52"
         );
         let mut explain = std::process::Command::new(tracer_bin);
         explain
