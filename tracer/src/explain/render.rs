@@ -128,6 +128,17 @@ fn lookup_lines(out: &mut String, l: &Lookup, names: &TableNames) {
     }
 }
 
+/// One route or rule: what it is, whether it is there now, its history.
+fn row(out: &mut String, what: &str, present: bool, moments: &[Moment]) {
+    let state = if present { "present" } else { "MISSING" };
+    let past = if moments.is_empty() {
+        "not in the journal".to_string()
+    } else {
+        moments.iter().map(moment).collect::<Vec<_>>().join("; ")
+    };
+    let _ = writeln!(out, "  {:<32} {state:<8} {past}", escape_str(what));
+}
+
 fn history_lines(out: &mut String, e: &Explanation, h: &History, table: u32, names: &TableNames) {
     let _ = writeln!(
         out,
@@ -138,38 +149,16 @@ fn history_lines(out: &mut String, e: &Explanation, h: &History, table: u32, nam
         h.events
     );
     for r in &h.routes {
-        let state = if r.present_now { "present" } else { "MISSING" };
-        let past: Vec<String> = r.moments.iter().map(moment).collect();
-        let _ = writeln!(
-            out,
-            "  {:<32} {state:<8} {}",
-            escape_str(&r.route),
-            if past.is_empty() {
-                "not in the journal".to_string()
-            } else {
-                past.join("; ")
-            }
-        );
+        row(out, &r.route, r.present_now, &r.moments);
     }
     if !h.rules.is_empty() {
         let _ = writeln!(out, "Rules for table {}:", table_label(table, names));
         for r in &h.rules {
-            let state = if r.present_now { "present" } else { "MISSING" };
-            let past: Vec<String> = r.moments.iter().map(moment).collect();
             let body = r
                 .rule
                 .split_once("pref ")
                 .map_or(r.rule.clone(), |(_, b)| format!("rule {b}"));
-            let _ = writeln!(
-                out,
-                "  {:<32} {state:<8} {}",
-                escape_str(&body),
-                if past.is_empty() {
-                    "not in the journal".to_string()
-                } else {
-                    past.join("; ")
-                }
-            );
+            row(out, &body, r.present_now, &r.moments);
         }
     }
     if !h.problems.is_empty() {
