@@ -231,13 +231,11 @@ fn seed(
         return Ok(());
     };
     let links = w.dump(DumpKind::Links)?;
-    let routes = w.dump(DumpKind::Routes)?;
     if let Some(pp) = packets {
         pp.load_addrs(netns, &w.dump(DumpKind::Addresses)?);
     }
     engine.mirror(netns).load_links(&links);
-    engine.resynced(netns, &routes, None);
-    Ok(())
+    engine.resync(netns, None, |each| w.dump_routes(each))
 }
 
 /// Re-resolves the --iface interfaces and logs what changed.
@@ -538,9 +536,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                     NsInput::Overflow { netns } => {
                         sink.write(&p.lost(Source::Netlink, 1, "netlink_socket"))?;
                         if let Some(w) = spaces.watched.get_mut(&netns) {
-                            if let Ok(routes) = w.dump(DumpKind::Routes) {
-                                engine.resynced(netns, &routes, None);
-                            }
+                            let _ = engine.resync(netns, None, |each| w.dump_routes(each));
                         }
                     }
                     NsInput::Failed { netns, error } => log::warn!("namespace {netns}: {error}"),
@@ -550,9 +546,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                 let now = Instant::now();
                 for (netns, cause) in engine.tick(now) {
                     if let Some(w) = spaces.watched.get_mut(&netns) {
-                        match w.dump(DumpKind::Routes) {
-                            Ok(routes) => engine.resynced(netns, &routes, cause),
-                            Err(e) => log::warn!("re-reading routes of namespace {netns}: {e:#}"),
+                        if let Err(e) = engine.resync(netns, cause, |each| w.dump_routes(each)) {
+                            log::warn!("re-reading routes of namespace {netns}: {e:#}");
                         }
                     }
                 }

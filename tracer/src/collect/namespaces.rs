@@ -20,7 +20,10 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::NsInput;
 use crate::{
     enrich::netns::{NETNS_RUN_DIR, open_named},
-    netlink::socket::{self, DumpKind, Received},
+    netlink::{
+        route_msg::RouteMsg,
+        socket::{self, DumpKind, Received},
+    },
 };
 
 pub struct Watched {
@@ -33,6 +36,12 @@ impl Watched {
     pub fn dump(&mut self, what: DumpKind) -> Result<Vec<crate::netlink::decode::NlItem>> {
         self.seq = self.seq.wrapping_add(1);
         socket::dump(&self.dump, what, self.seq)
+    }
+
+    /// Dump the routes, handing each to `each` as it is read.
+    pub fn dump_routes(&mut self, each: &mut dyn FnMut(&RouteMsg)) -> Result<()> {
+        self.seq = self.seq.wrapping_add(1);
+        socket::dump_routes(&self.dump, self.seq, each)
     }
 }
 

@@ -18,6 +18,7 @@
 //!   dumped again and the routes that vanished from the mirror are reported.
 mod matching;
 pub mod mirror;
+mod route_store;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -32,6 +33,7 @@ use crate::{
     netlink::{
         decode::{NlItem, NlObj, decode_buffer},
         names,
+        route_msg::RouteMsg,
     },
 };
 use mirror::NsMirror;
@@ -526,17 +528,34 @@ impl Engine {
         }
     }
 
-    /// A fresh route dump of `netns` (a due resync from `tick`, or at start).
-    /// Routes missing from it were removed without a notification.
-    pub fn resynced(
+    /// Re-read the routes of `netns` (a due resync from `tick`, or at
+    /// start): `dump` feeds every route of a fresh dump to the mirror as it
+    /// is read. Routes missing from it were removed without a notification;
+    /// with a `cause`, each is reported. A dump that fails or is
+    /// interrupted removes nothing and is tried again, up to three times.
+    pub fn resync(
         &mut self,
         netns: u32,
-        items: &[NlItem],
         cause: Option<(Cause, EventHeader, Source)>,
-    ) {
-        let gone = self.mirror(netns).replace_routes(items);
+        mut dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut tries = 0;
+        let gone = loop {
+            let m = self.mirror(netns);
+            let r = dump(&mut |msg| m.see(msg));
+            let gone = m.end_sync(r.is_ok());
+            tries += 1;
+            match r {
+                Ok(()) => {
+                    log::debug!("namespace {netns}: {} routes mirrored", m.route_count());
+                    break gone;
+                }
+                Err(e) if tries >= 3 => return Err(e),
+                Err(e) => log::debug!("re-reading routes of namespace {netns}: {e:#}; again"),
+            }
+        };
         let Some((cause, who, source)) = cause else {
-            return;
+            return Ok(());
         };
         for route in gone {
             self.emit(
@@ -554,6 +573,7 @@ impl Engine {
                 ),
             );
         }
+        Ok(())
     }
 
     /// Advance time: expire waits and start due resyncs.

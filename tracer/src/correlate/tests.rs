@@ -188,7 +188,7 @@ fn link_down_resync_names_vanished_routes_and_the_process() {
     assert_eq!(due.len(), 1);
     let (ns, cause) = due[0];
     assert_eq!(ns, 7);
-    e.resynced(7, &[], cause);
+    e.resync(7, cause, |_| Ok(())).unwrap();
     let out = e.take_outcomes();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].cause, Some(Cause::LinkDown));

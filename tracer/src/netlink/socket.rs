@@ -7,7 +7,7 @@
 //! affects the calling thread).
 use std::{fs::File, os::fd::AsRawFd};
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
@@ -20,7 +20,10 @@ use netlink_packet_route::{
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
-use super::decode::{NlItem, NlObj, decode_buffer};
+use super::{
+    decode::{NlItem, NlObj, decode_buffer, decode_one, route_message},
+    route_msg::RouteMsg,
+};
 use crate::event::Route;
 
 // rtnetlink multicast groups (uapi rtnetlink.h): legacy bitmask for bind()
@@ -140,8 +143,41 @@ pub enum DumpKind {
     Addresses,
 }
 
-/// Dump links or routes of the socket's namespace (both families).
+/// NLM_F_DUMP_INTR: the dump changed while it was read.
+const NLM_F_DUMP_INTR: u16 = 0x10;
+
+/// Dump links, routes, rules or addresses of the socket's namespace (both
+/// families).
 pub fn dump(s: &Socket, what: DumpKind, seq: u32) -> Result<Vec<NlItem>> {
+    let mut items = Vec::new();
+    dump_raw(s, what, seq, &mut |m| {
+        if let Ok(Some(item)) = decode_one(m) {
+            items.push(item);
+        }
+    })?;
+    Ok(items)
+}
+
+/// Dump the routes of the socket's namespace, handing each to `each` as it
+/// is read (a million routes are never held at once). Err when the dump
+/// failed or was interrupted by changes (it may then miss routes).
+pub fn dump_routes(s: &Socket, seq: u32, each: &mut dyn FnMut(&RouteMsg)) -> Result<()> {
+    let mut intr = false;
+    dump_raw(s, DumpKind::Routes, seq, &mut |m| {
+        intr |= u16::from_ne_bytes([m[6], m[7]]) & NLM_F_DUMP_INTR != 0;
+        if let Ok(Some((_, r))) = route_message(m) {
+            each(&r);
+        }
+    })?;
+    if intr {
+        bail!("the route dump was interrupted by changes");
+    }
+    Ok(())
+}
+
+/// Send a dump request and hand every message of the answer (whole, header
+/// included) to `each`, until NLMSG_DONE.
+fn dump_raw(s: &Socket, what: DumpKind, seq: u32, each: &mut dyn FnMut(&[u8])) -> Result<()> {
     let inner = match what {
         DumpKind::Links => RouteNetlinkMessage::GetLink(LinkMessage::default()),
         DumpKind::Routes => RouteNetlinkMessage::GetRoute(RouteMessage::default()),
@@ -158,18 +194,38 @@ pub fn dump(s: &Socket, what: DumpKind, seq: u32) -> Result<Vec<NlItem>> {
     s.send(&out, 0)
         .with_context(|| format!("sending the {what:?} dump request"))?;
 
-    let mut items = Vec::new();
     let mut buf = Vec::with_capacity(1 << 20);
     loop {
         buf.clear();
         s.recv(&mut buf, 0)
             .with_context(|| format!("reading the {what:?} dump"))?;
-        let (mut got, _) = decode_buffer(&buf);
-        items.append(&mut got);
-        if let Some(t) = last_type(&buf, seq) {
-            if t == NLMSG_DONE || t == NLMSG_ERROR {
-                return Ok(items);
+        let mut off = 0usize;
+        while buf.len() - off >= 16 {
+            let len = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
+            if len < 16 || len > buf.len() - off {
+                break;
             }
+            let m = &buf[off..off + len];
+            let t = u16::from_ne_bytes([m[4], m[5]]);
+            let mseq = u32::from_ne_bytes(m[8..12].try_into().expect("4 bytes"));
+            if mseq == seq {
+                match t {
+                    NLMSG_DONE => return Ok(()),
+                    NLMSG_ERROR => {
+                        let code = m
+                            .get(16..20)
+                            .map(|b| i32::from_ne_bytes(b.try_into().expect("4 bytes")))
+                            .unwrap_or(0);
+                        if code == 0 {
+                            return Ok(());
+                        }
+                        return Err(std::io::Error::from_raw_os_error(-code))
+                            .with_context(|| format!("the {what:?} dump failed"));
+                    }
+                    _ => each(m),
+                }
+            }
+            off += (len + 3) & !3;
         }
     }
 }
@@ -245,23 +301,4 @@ pub fn get_route(s: &Socket, q: &RouteQuery, seq: u32) -> Result<Route> {
             }
         }
     }
-}
-
-/// Type of the last message of our sequence in a datagram.
-fn last_type(buf: &[u8], seq: u32) -> Option<u16> {
-    let mut off = 0usize;
-    let mut last = None;
-    while buf.len() >= off + 16 {
-        let len = u32::from_ne_bytes(buf[off..off + 4].try_into().ok()?) as usize;
-        let t = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().ok()?);
-        let s = u32::from_ne_bytes(buf[off + 8..off + 12].try_into().ok()?);
-        if s == seq {
-            last = Some(t);
-        }
-        if len < 16 {
-            break;
-        }
-        off += (len + 3) & !3;
-    }
-    last
 }
