@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
-    sync::mpsc::unbounded_channel,
+    sync::mpsc::channel,
 };
 use tracer_common::EventHeader;
 
@@ -397,7 +397,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let mut sink = Sink::open(args.json, args.output.as_deref())?;
     let tables = TableNames::load();
     let filter = Filter::from_args(&args, &tables)?;
-    let (tx, mut rx) = unbounded_channel();
+    let (tx, mut rx) = channel(crate::collect::NS_CHANNEL_BATCHES);
     let mut spaces = Namespaces::new(args.netns.clone(), tx);
     spaces.check_names()?;
     for spec in &args.iface {

@@ -106,32 +106,54 @@ fn force_rcvbuf(s: &Socket, size: usize) {
 
 /// Outcome of reading a notification socket.
 pub enum Received {
-    Items(Vec<NlItem>),
-    /// ENOBUFS: the kernel dropped notifications for us.
-    Overflow,
+    /// Notifications read (at most the batch asked for). `overflow`: the
+    /// kernel then reported ENOBUFS, having dropped notifications for us.
+    Items { items: Vec<NlItem>, overflow: bool },
     /// Nothing within the timeout.
     Idle,
 }
 
-/// Wait up to `timeout_ms` for the next notification datagram.
-pub fn receive(s: &Socket, buf: &mut Vec<u8>, timeout_ms: i32) -> Result<Received> {
-    let mut pfd = libc::pollfd {
-        fd: s.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-    if n <= 0 {
-        return Ok(Received::Idle);
+/// Read the notifications already queued, up to `max` messages, waiting up
+/// to `timeout_ms` for the first. One call per burst rather than one per
+/// notification: a flush sends one datagram per route.
+pub fn receive(s: &Socket, buf: &mut Vec<u8>, timeout_ms: i32, max: usize) -> Result<Received> {
+    let mut items = Vec::new();
+    let mut waited = false;
+    while items.len() < max {
+        buf.clear();
+        match s.recv(buf, libc::MSG_DONTWAIT) {
+            Ok(_) => items.append(&mut decode_buffer(buf).0),
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                return Ok(Received::Items {
+                    items,
+                    overflow: true,
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if !items.is_empty() {
+                    break;
+                }
+                if waited {
+                    return Ok(Received::Idle);
+                }
+                waited = true;
+                let mut pfd = libc::pollfd {
+                    fd: s.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                if unsafe { libc::poll(&mut pfd, 1, timeout_ms) } <= 0 {
+                    return Ok(Received::Idle);
+                }
+            }
+            Err(e) => return Err(e).context("reading netlink notifications"),
+        }
     }
-    buf.clear();
-    match s.recv(buf, libc::MSG_DONTWAIT) {
-        Ok(_) => Ok(Received::Items(decode_buffer(buf).0)),
-        Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(Received::Overflow),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(Received::Idle),
-        Err(e) => Err(e).context("reading netlink notifications"),
-    }
+    Ok(Received::Items {
+        items,
+        overflow: false,
+    })
 }
 
 /// What to dump.
