@@ -178,9 +178,9 @@ const NOTIFY_BATCH: usize = 256;
 /// backlog stays in the kernel's socket buffer, and if that overflows the
 /// main loop hears of it (`Overflow`) and re-reads the routes.
 fn read_loop(netns: u32, s: Socket, tx: Sender<NsInput>, stop: Arc<AtomicBool>) {
-    let mut buf = Vec::with_capacity(1 << 16);
+    let mut bufs = socket::RecvBuffers::default();
     while !stop.load(Ordering::Relaxed) {
-        let (items, overflow) = match socket::receive(&s, &mut buf, 100, NOTIFY_BATCH) {
+        let (items, overflow) = match socket::receive(&s, &mut bufs, 100, NOTIFY_BATCH) {
             Ok(Received::Idle) => continue,
             Ok(Received::Items { items, overflow }) => (items, overflow),
             Err(e) => {

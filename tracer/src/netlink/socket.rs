@@ -113,26 +113,94 @@ pub enum Received {
     Idle,
 }
 
-/// Read the notifications already queued, up to `max` messages, waiting up
-/// to `timeout_ms` for the first. One call per burst rather than one per
-/// notification: a flush sends one datagram per route.
-pub fn receive(s: &Socket, buf: &mut Vec<u8>, timeout_ms: i32, max: usize) -> Result<Received> {
+/// Datagrams one `receive` takes from the socket in one system call, and
+/// the room for each (rtnetlink notifications are far smaller).
+const RECV_SLOTS: usize = 64;
+const RECV_SLOT_BYTES: usize = 32 << 10;
+
+/// Buffers for `receive`, kept by the reader from call to call (only the
+/// pages datagrams are written to are ever touched).
+pub struct RecvBuffers {
+    data: Vec<u8>,
+}
+
+impl Default for RecvBuffers {
+    fn default() -> Self {
+        RecvBuffers {
+            data: vec![0u8; RECV_SLOTS * RECV_SLOT_BYTES],
+        }
+    }
+}
+
+/// recvmmsg(MSG_DONTWAIT) into the slots; decodes what arrived onto
+/// `items`. Ok(false) when nothing was queued.
+fn recv_many(s: &Socket, bufs: &mut RecvBuffers, items: &mut Vec<NlItem>) -> std::io::Result<bool> {
+    let mut iov: Vec<libc::iovec> = bufs
+        .data
+        .chunks_mut(RECV_SLOT_BYTES)
+        .map(|c| libc::iovec {
+            iov_base: c.as_mut_ptr() as *mut libc::c_void,
+            iov_len: c.len(),
+        })
+        .collect();
+    let mut hdrs: Vec<libc::mmsghdr> = iov
+        .iter_mut()
+        .map(|v| {
+            // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_iov = v;
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    // SAFETY: every header points at its own slot of `bufs`, alive for the call.
+    let n = unsafe {
+        libc::recvmmsg(
+            s.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            hdrs.len() as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.kind() {
+            std::io::ErrorKind::WouldBlock => Ok(false),
+            _ => Err(e),
+        };
+    }
+    for (h, slot) in hdrs
+        .iter()
+        .zip(bufs.data.chunks(RECV_SLOT_BYTES))
+        .take(n as usize)
+    {
+        if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            log::warn!("a notification larger than {RECV_SLOT_BYTES} bytes was cut short");
+        }
+        let len = (h.msg_len as usize).min(slot.len());
+        items.append(&mut decode_buffer(&slot[..len]).0);
+    }
+    Ok(n > 0)
+}
+
+/// Read the notifications already queued, up to about `max` messages,
+/// waiting up to `timeout_ms` for the first. One system call per burst of
+/// datagrams (recvmmsg) rather than one per notification: a flush sends
+/// one datagram per route.
+pub fn receive(
+    s: &Socket,
+    bufs: &mut RecvBuffers,
+    timeout_ms: i32,
+    max: usize,
+) -> Result<Received> {
     let mut items = Vec::new();
     let mut waited = false;
     while items.len() < max {
-        buf.clear();
-        match s.recv(buf, libc::MSG_DONTWAIT) {
-            Ok(_) => items.append(&mut decode_buffer(buf).0),
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                return Ok(Received::Items {
-                    items,
-                    overflow: true,
-                });
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if !items.is_empty() {
-                    break;
-                }
+        match recv_many(s, bufs, &mut items) {
+            Ok(true) => {}
+            Ok(false) if !items.is_empty() => break,
+            Ok(false) => {
                 if waited {
                     return Ok(Received::Idle);
                 }
@@ -146,6 +214,12 @@ pub fn receive(s: &Socket, buf: &mut Vec<u8>, timeout_ms: i32, max: usize) -> Re
                 if unsafe { libc::poll(&mut pfd, 1, timeout_ms) } <= 0 {
                     return Ok(Received::Idle);
                 }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                return Ok(Received::Items {
+                    items,
+                    overflow: true,
+                });
             }
             Err(e) => return Err(e).context("reading netlink notifications"),
         }
