@@ -121,7 +121,7 @@ pub struct Route {
     pub table_name: Option<String>,
     /// "unicast", "throw", "blackhole", "unreachable", "prohibit", "local", ...
     #[serde(rename = "type")]
-    pub rtype: Option<String>,
+    pub rtype: Option<Name>,
     /// "192.168.1.0/24", "::/0" style.
     pub dst: Option<String>,
     pub gateway: Option<String>,
@@ -129,9 +129,13 @@ pub struct Route {
     /// Interface index of `dev` (useful when the device is gone).
     pub ifindex: Option<u32>,
     pub metric: Option<u32>,
-    pub protocol: Option<String>,
-    pub scope: Option<String>,
+    pub protocol: Option<Name>,
+    pub scope: Option<Name>,
 }
+
+/// A name of an rtnetlink number ("unicast", "boot", "link"): borrowed for
+/// the known ones, so a route costs no allocation for them.
+pub type Name = std::borrow::Cow<'static, str>;
 
 /// What kind of change an event reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

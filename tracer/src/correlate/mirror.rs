@@ -92,7 +92,8 @@ impl Compact {
             Some((a, l)) => (a.parse::<IpAddr>().ok()?, l.parse().ok()?),
             None => return None,
         };
-        let number = |s: &Option<String>, f: fn(&str) -> Option<u8>| s.as_deref().and_then(f);
+        let number =
+            |s: &Option<crate::event::Name>, f: fn(&str) -> Option<u8>| s.as_deref().and_then(f);
         let m = RouteMsg {
             family: match family {
                 Family::Inet => 2,

@@ -213,7 +213,9 @@ pub fn rule(m: &RuleMessage) -> Rule {
             RuleAttribute::IpProtocol(p) => r.ipproto = Some(u8::from(*p)),
             RuleAttribute::SourcePortRange(p) => r.sport = Some(port_range(p.start, p.end)),
             RuleAttribute::DestinationPortRange(p) => r.dport = Some(port_range(p.start, p.end)),
-            RuleAttribute::Protocol(p) => r.protocol = Some(names::protocol(u8::from(*p))),
+            RuleAttribute::Protocol(p) => {
+                r.protocol = Some(names::protocol(u8::from(*p)).into_owned())
+            }
             _ => {}
         }
     }

@@ -2,6 +2,8 @@
 //! scopes, rule actions, and table names from the iproute2 configuration.
 use std::collections::HashMap;
 
+use crate::event::Name;
+
 /// RTN_* route types.
 const ROUTE_TYPES: &[(u8, &str)] = &[
     (0, "unspec"),
@@ -55,10 +57,10 @@ const SCOPES: &[(u8, &str)] = &[
 ];
 
 /// The name of `n` in `table`, else the number.
-fn name_of(table: &[(u8, &str)], n: u8) -> String {
+fn name_of(table: &'static [(u8, &'static str)], n: u8) -> Name {
     match table.iter().find(|(k, _)| *k == n) {
-        Some((_, name)) => (*name).to_string(),
-        None => n.to_string(),
+        Some((_, name)) => Name::Borrowed(name),
+        None => Name::Owned(n.to_string()),
     }
 }
 
@@ -72,7 +74,7 @@ fn number_of(table: &[(u8, &str)], name: &str) -> Option<u8> {
 }
 
 /// RTN_* route type name.
-pub fn route_type(t: u8) -> String {
+pub fn route_type(t: u8) -> Name {
     name_of(ROUTE_TYPES, t)
 }
 
@@ -82,7 +84,7 @@ pub fn route_type_number(name: &str) -> Option<u8> {
 }
 
 /// RTPROT_* name (iproute2's rt_protos).
-pub fn protocol(p: u8) -> String {
+pub fn protocol(p: u8) -> Name {
     name_of(PROTOCOLS, p)
 }
 
@@ -92,7 +94,7 @@ pub fn protocol_number(name: &str) -> Option<u8> {
 }
 
 /// RT_SCOPE_* name.
-pub fn scope(s: u8) -> String {
+pub fn scope(s: u8) -> Name {
     name_of(SCOPES, s)
 }
 
