@@ -417,6 +417,12 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         log::warn!("{w}");
     }
     let hooks = loaded.hooks.clone();
+    // The kernel's BTF and symbol tables are needed no more: give their
+    // memory back (tens of MiB) before the namespaces are mirrored.
+    let kernel = facts.features.release.clone();
+    drop(facts);
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe { libc::malloc_trim(0) };
     let primary = hooks
         .values()
         .map(|(m, _)| *m)
@@ -469,7 +475,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                 .iter()
                 .filter_map(|(h, (_, f))| f.clone().map(|f| (h.name().to_string(), f)))
                 .collect(),
-            kernel: facts.features.release.clone(),
+            kernel,
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
             namespaces,

@@ -19,9 +19,10 @@
 mod matching;
 pub mod mirror;
 mod route_store;
+mod waiting;
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     time::{Duration, Instant},
 };
 
@@ -37,6 +38,7 @@ use crate::{
     },
 };
 use mirror::NsMirror;
+use waiting::Waiting;
 
 /// How long a request waits for its outcome.
 const REQUEST_WAIT: Duration = Duration::from_millis(1500);
@@ -114,8 +116,11 @@ pub struct Engine {
     /// routes (IPv4 and IPv6 separately) and rules: false when a kernel hook
     /// reports them instead.
     requests_for: RequestScope,
-    pending: VecDeque<Pending>,
-    orphans: VecDeque<Orphan>,
+    /// Requests read at syscalls are indexed by sequence number; kernel
+    /// records (whose notification may carry seq 0) are not.
+    pending: Waiting<Pending>,
+    /// Notifications waiting for their request, indexed by sequence number.
+    orphans: Waiting<Orphan>,
     mirrors: HashMap<u32, NsMirror>,
     causes: HashMap<u32, RecentCause>,
     resyncs: HashMap<u32, ResyncPlan>,
@@ -157,8 +162,8 @@ impl Engine {
     pub fn new(requests_for: RequestScope) -> Self {
         Engine {
             requests_for,
-            pending: VecDeque::new(),
-            orphans: VecDeque::new(),
+            pending: Waiting::default(),
+            orphans: Waiting::default(),
             mirrors: HashMap::new(),
             causes: HashMap::new(),
             resyncs: HashMap::new(),
@@ -308,10 +313,10 @@ impl Engine {
             return;
         }
         // The notification may have overtaken the request.
-        if let Some(i) = self.orphans.iter().position(|o| {
-            o.netns == netns && o.op == op && o.seq == seq && objects_match(&object, &o.object)
+        if let Some(id) = self.orphans.first_with_seq(seq, |o| {
+            o.netns == netns && o.op == op && objects_match(&object, &o.object)
         }) {
-            let o = self.orphans.remove(i).expect("index from position");
+            let o = self.orphans.take(id).expect("id just found");
             self.emit(
                 Source::Tracepoint,
                 op,
@@ -325,33 +330,37 @@ impl Engine {
             );
             return;
         }
-        self.pending.push_back(Pending {
-            deadline: now + REQUEST_WAIT,
-            source: Source::Tracepoint,
-            op,
-            netns,
-            who: *who,
-            object,
+        self.pending.push(
             seq,
-            from_kernel: false,
-            result: None,
-        });
+            true,
+            Pending {
+                deadline: now + REQUEST_WAIT,
+                source: Source::Tracepoint,
+                op,
+                netns,
+                who: *who,
+                object,
+                seq,
+                from_kernel: false,
+                result: None,
+            },
+        );
     }
 
     fn ack(&mut self, hdr: &EventHeader, error: i32, seq: u32, now: Instant) {
-        let Some(i) = self.pending.iter().position(|p| {
-            !p.from_kernel && p.who.pid == hdr.pid && p.seq == seq && p.result.is_none()
+        let Some(id) = self.pending.first_with_seq(seq, |p| {
+            !p.from_kernel && p.who.pid == hdr.pid && p.result.is_none()
         }) else {
             return;
         };
         if error != 0 {
             // Failed requests change nothing: no notification will come.
-            let p = self.pending.remove(i).expect("index from position");
+            let p = self.pending.take(id).expect("id just found");
             self.emit_pending(p, None, Some(error), Some(seq), None, now);
             // A batch shares one sequence number; the error answers the first
             // failing message only, so siblings keep waiting.
         } else {
-            let p = &mut self.pending[i];
+            let p = self.pending.get_mut(id).expect("id just found");
             p.result = Some(0);
             p.deadline = p.deadline.min(now + ACKED_WAIT);
         }
@@ -418,12 +427,12 @@ impl Engine {
             );
             return;
         }
-        if let Some(i) = self
+        // A scan: kernel records match notifications on the object alone.
+        if let Some(id) = self
             .orphans
-            .iter()
-            .position(|o| o.netns == netns && o.op == op && objects_match(&object, &o.object))
+            .first(|o| o.netns == netns && o.op == op && objects_match(&object, &o.object))
         {
-            let o = self.orphans.remove(i).expect("index from position");
+            let o = self.orphans.take(id).expect("id just found");
             let cause = self.kernel_cause(hdr, source, op, seq, now);
             self.emit(
                 source,
@@ -438,17 +447,21 @@ impl Engine {
             );
             return;
         }
-        self.pending.push_back(Pending {
-            deadline: now + NOTIFY_WAIT,
-            source,
-            op,
-            netns,
-            who: *hdr,
-            object,
+        self.pending.push(
             seq,
-            from_kernel: true,
-            result: Some(0),
-        });
+            false,
+            Pending {
+                deadline: now + NOTIFY_WAIT,
+                source,
+                op,
+                netns,
+                who: *hdr,
+                object,
+                seq,
+                from_kernel: true,
+                result: Some(0),
+            },
+        );
     }
 
     /// A removal the kernel made on its own (no netlink request: seq 0 and
@@ -494,28 +507,33 @@ impl Engine {
     fn notified_change(&mut self, netns: u32, op: Op, object: Object, seq: u32, now: Instant) {
         // Requests read at syscalls match on sequence number and object;
         // kernel records (whose seq is that of the request, or 0) on object.
-        let found = self.pending.iter().position(|p| {
-            p.netns == netns
-                && p.op == op
-                && objects_match(&p.object, &object)
-                && (if p.from_kernel {
-                    p.seq == 0 || seq == 0 || p.seq == seq
-                } else {
-                    p.seq == seq
-                })
-        });
-        if let Some(i) = found {
-            let p = self.pending.remove(i).expect("index from position");
+        let same =
+            |p: &Pending| p.netns == netns && p.op == op && objects_match(&p.object, &object);
+        let request = self.pending.first_with_seq(seq, same);
+        let kernel = self
+            .pending
+            .first_unindexed(|p| same(p) && (p.seq == 0 || seq == 0 || p.seq == seq));
+        // The older of the two, as if they waited in one queue.
+        let found = match (request, kernel) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(id) = found {
+            let p = self.pending.take(id).expect("id just found");
             self.emit_pending(p, Some(object), Some(0), nonzero(seq), None, now);
             return;
         }
-        self.orphans.push_back(Orphan {
-            deadline: now + NOTIFY_WAIT,
-            netns,
-            op,
-            object,
+        self.orphans.push(
             seq,
-        });
+            true,
+            Orphan {
+                deadline: now + NOTIFY_WAIT,
+                netns,
+                op,
+                object,
+                seq,
+            },
+        );
     }
 
     fn plan_resync(&mut self, netns: u32, cause: Option<RecentCause>, now: Instant) {
@@ -578,8 +596,8 @@ impl Engine {
 
     /// Advance time: expire waits and start due resyncs.
     pub fn tick(&mut self, now: Instant) -> Vec<(u32, Option<(Cause, EventHeader, Source)>)> {
-        while self.pending.front().is_some_and(|p| p.deadline <= now) {
-            let p = self.pending.pop_front().expect("front exists");
+        while let Some((id, _)) = self.pending.front().filter(|(_, p)| p.deadline <= now) {
+            let p = self.pending.take(id).expect("front exists");
             let note = match (p.from_kernel, p.result) {
                 (true, _) => None,
                 (false, Some(_)) => None,
@@ -592,8 +610,8 @@ impl Engine {
             let (result, seq) = (p.result, p.seq);
             self.emit_pending(p, None, result, nonzero(seq), note, now);
         }
-        while self.orphans.front().is_some_and(|o| o.deadline <= now) {
-            let o = self.orphans.pop_front().expect("front exists");
+        while let Some((id, _)) = self.orphans.front().filter(|(_, o)| o.deadline <= now) {
+            let o = self.orphans.take(id).expect("front exists");
             let recent = self.recent_cause(o.netns, now);
             let (who, cause, source, note) = match (&recent, o.seq) {
                 (Some(c), 0) => (
@@ -637,10 +655,10 @@ impl Engine {
 
     /// Flush everything still waiting (end of session).
     pub fn drain(&mut self, now: Instant) {
-        for p in self.pending.iter_mut() {
+        for p in self.pending.values_mut() {
             p.deadline = now;
         }
-        for o in self.orphans.iter_mut() {
+        for o in self.orphans.values_mut() {
             o.deadline = now;
         }
         let _ = self.tick(now);
