@@ -236,7 +236,8 @@ pub struct Lost {
     /// How many records were lost since the previous `lost` event.
     pub count: u64,
     /// Where: "ring_buffer" (kernel side) or "netlink_socket" (notification
-    /// socket overflow; the count is then a lower bound of 1 per overflow).
+    /// socket overflow; the count is then the number of removals found by
+    /// re-reading the routes, each also reported, and at least 1).
     pub location: String,
 }
 

@@ -540,10 +540,17 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                         }
                     }
                     NsInput::Overflow { netns } => {
-                        sink.write(&p.lost(Source::Netlink, 1, "netlink_socket"))?;
-                        if let Some(w) = spaces.watched.get_mut(&netns) {
-                            let _ = engine.resync(netns, None, |each| w.dump_routes(each));
-                        }
+                        let found = match spaces.watched.get_mut(&netns) {
+                            Some(w) => engine
+                                .recover(netns, now, |each| w.dump_routes(each))
+                                .unwrap_or_else(|e| {
+                                    log::warn!("re-reading routes of namespace {netns}: {e:#}");
+                                    0
+                                }),
+                            None => 0,
+                        };
+                        let count = found.max(1) as u64;
+                        sink.write(&p.lost(Source::Netlink, count, "netlink_socket"))?;
                     }
                     NsInput::Failed { netns, error } => log::warn!("namespace {netns}: {error}"),
                 }

@@ -192,6 +192,15 @@ impl NsMirror {
         Some(was)
     }
 
+    /// Whether the mirror holds `route` (by family, table, prefix and metric).
+    pub fn contains(&self, route: &Route) -> bool {
+        match Compact::of_route(route) {
+            Some(Compact::V4(e)) => self.v4.contains(&e.key()),
+            Some(Compact::V6(e)) => self.v6.contains(&e.key()),
+            None => false,
+        }
+    }
+
     /// Replace the link table from a dump.
     pub fn load_links(&mut self, items: &[NlItem]) {
         self.links.clear();

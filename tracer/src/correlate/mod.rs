@@ -124,8 +124,16 @@ pub struct Engine {
     mirrors: HashMap<u32, NsMirror>,
     causes: HashMap<u32, RecentCause>,
     resyncs: HashMap<u32, ResyncPlan>,
+    /// Namespaces re-read after a notification overflow, until the inputs
+    /// are next drained (`tick`): removals the re-read already reported may
+    /// still arrive as notifications, and are dropped.
+    recovered: std::collections::HashSet<u32>,
     out: Vec<Outcome>,
 }
+
+/// Note on removals found by re-reading after a notification overflow.
+const NOTE_RECOVERED: &str =
+    "notification dropped by the kernel (socket overflow); removal found by re-reading the table";
 
 /// Which changes the tracepoint requests attribute (the others come from
 /// kernel hooks).
@@ -167,6 +175,7 @@ impl Engine {
             mirrors: HashMap::new(),
             causes: HashMap::new(),
             resyncs: HashMap::new(),
+            recovered: Default::default(),
             out: Vec::new(),
         }
     }
@@ -479,6 +488,13 @@ impl Engine {
 
     /// A notification read from a watched namespace.
     pub fn notification(&mut self, netns: u32, item: NlItem, now: Instant) {
+        if let (true, NlObj::Route { op: Op::Del, route }) =
+            (self.recovered.contains(&netns), &item.obj)
+        {
+            if !self.mirror(netns).contains(route) {
+                return; // reported by `recover`
+            }
+        }
         let prev_up = self.mirror(netns).apply(&item);
         match item.obj {
             NlObj::Route { op, route } => {
@@ -555,23 +571,9 @@ impl Engine {
         &mut self,
         netns: u32,
         cause: Option<(Cause, EventHeader, Source)>,
-        mut dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
+        dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let mut tries = 0;
-        let gone = loop {
-            let m = self.mirror(netns);
-            let r = dump(&mut |msg| m.see(msg));
-            let gone = m.end_sync(r.is_ok());
-            tries += 1;
-            match r {
-                Ok(()) => {
-                    log::debug!("namespace {netns}: {} routes mirrored", m.route_count());
-                    break gone;
-                }
-                Err(e) if tries >= 3 => return Err(e),
-                Err(e) => log::debug!("re-reading routes of namespace {netns}: {e:#}; again"),
-            }
-        };
+        let gone = self.reread(netns, dump)?;
         let Some((cause, who, source)) = cause else {
             return Ok(());
         };
@@ -594,8 +596,87 @@ impl Engine {
         Ok(())
     }
 
+    /// After the notification socket of `netns` overflowed (the kernel
+    /// dropped notifications): re-read the routes and report each route
+    /// that vanished meanwhile, with the waiting request that removed it
+    /// when there is one. Returns how many removals were found.
+    pub fn recover(
+        &mut self,
+        netns: u32,
+        now: Instant,
+        dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
+    ) -> anyhow::Result<usize> {
+        let gone = self.reread(netns, dump)?;
+        let found = gone.len();
+        // Waiting removal requests of this namespace, oldest first, by prefix.
+        let mut by_dst: HashMap<Option<String>, Vec<u64>> = HashMap::new();
+        for (id, p) in self.pending.iter() {
+            if let (true, Op::Del, Object::Route(r)) = (p.netns == netns, p.op, &p.object) {
+                by_dst.entry(r.dst.clone()).or_default().push(id);
+            }
+        }
+        by_dst.values_mut().for_each(|ids| ids.sort_unstable());
+        for route in gone {
+            let request = by_dst.get_mut(&route.dst).and_then(|ids| {
+                let i = ids.iter().position(|id| {
+                    self.pending.get(*id).is_some_and(
+                        |p| matches!(&p.object, Object::Route(req) if matching::route_matches(req, &route)),
+                    )
+                })?;
+                Some(ids.remove(i))
+            });
+            let object = Object::Route(route);
+            let note = Some(NOTE_RECOVERED.to_string());
+            match request.and_then(|id| self.pending.take(id)) {
+                Some(p) => {
+                    let seq = nonzero(p.seq);
+                    self.emit_pending(p, Some(object), Some(0), seq, note, now)
+                }
+                None => self.emit(
+                    Source::Netlink,
+                    Op::Del,
+                    netns,
+                    None,
+                    object,
+                    Some(0),
+                    None,
+                    None,
+                    note,
+                ),
+            }
+        }
+        self.recovered.insert(netns);
+        Ok(found)
+    }
+
+    /// Re-read the routes of `netns` into the mirror; the routes that
+    /// vanished. A dump that fails or is interrupted removes nothing and is
+    /// tried again, up to three times.
+    fn reread(
+        &mut self,
+        netns: u32,
+        mut dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Vec<Route>> {
+        let mut tries = 0;
+        loop {
+            let m = self.mirror(netns);
+            let r = dump(&mut |msg| m.see(msg));
+            let gone = m.end_sync(r.is_ok());
+            tries += 1;
+            match r {
+                Ok(()) => {
+                    log::debug!("namespace {netns}: {} routes mirrored", m.route_count());
+                    return Ok(gone);
+                }
+                Err(e) if tries >= 3 => return Err(e),
+                Err(e) => log::debug!("re-reading routes of namespace {netns}: {e:#}; again"),
+            }
+        }
+    }
+
     /// Advance time: expire waits and start due resyncs.
     pub fn tick(&mut self, now: Instant) -> Vec<(u32, Option<(Cause, EventHeader, Source)>)> {
+        self.recovered.clear();
         while let Some((id, _)) = self.pending.front().filter(|(_, p)| p.deadline <= now) {
             let p = self.pending.take(id).expect("front exists");
             let note = match (p.from_kernel, p.result) {

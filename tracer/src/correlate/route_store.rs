@@ -97,6 +97,14 @@ impl<const N: usize> Store<N> {
         }
     }
 
+    /// Whether a route with this key is stored.
+    pub fn contains(&self, k: &Key<N>) -> bool {
+        match self.find(k) {
+            Ok(i) => self.sorted[i].live(),
+            Err(_) => self.recent.contains_key(k),
+        }
+    }
+
     /// Remove a route; whether it was there.
     pub fn remove(&mut self, k: &Key<N>) -> bool {
         match self.find(k) {

@@ -198,3 +198,45 @@ fn link_down_resync_names_vanished_routes_and_the_process() {
     };
     assert_eq!(r.dev.as_deref(), Some("enp1s0"));
 }
+
+#[test]
+fn overflow_recovery_names_removals_with_their_requests() {
+    let mut e = tracepoint_engine();
+    let t = Instant::now();
+    e.notification(7, note(0, Op::Add, throw(52)), t);
+    e.notification(7, note(0, Op::Add, throw(53)), t);
+    let _ = e.tick(t + Duration::from_secs(1));
+    e.take_outcomes();
+    // Both are removed, but the kernel drops both notifications; only the
+    // first removal's request was seen.
+    request(&mut e, hdr(812, 7), 5, Op::Del, sparse_del(), t);
+    let found = e
+        .recover(7, t, |each| {
+            let mut m = crate::netlink::route_msg::RouteMsg::default();
+            m.family = 2;
+            m.table = 254;
+            each(&m);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(found, 2);
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 2);
+    let by_table = |t: u32| {
+        out.iter()
+            .find(|o| matches!(&o.object, Object::Route(r) if r.table == Some(t)))
+            .unwrap()
+    };
+    assert_eq!(by_table(52).who.unwrap().pid, 812);
+    assert_eq!(by_table(52).nl_seq, Some(5));
+    assert!(by_table(53).who.is_none());
+    assert!(
+        out.iter()
+            .all(|o| o.note.as_deref() == Some(NOTE_RECOVERED))
+    );
+    assert_eq!(e.backlog(), 0);
+    // A notification of a removal already reported is dropped.
+    e.notification(7, note(5, Op::Del, throw(52)), t);
+    let _ = e.tick(t + Duration::from_secs(2));
+    assert!(e.take_outcomes().is_empty());
+}

@@ -74,6 +74,15 @@ impl<T> Waiting<T> {
             .find(|id| self.items.get(id).is_some_and(|(_, t)| pred(t)))
     }
 
+    /// Every item still waiting with its id, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
+        self.items.iter().map(|(id, (_, t))| (*id, t))
+    }
+
+    pub fn get(&self, id: u64) -> Option<&T> {
+        self.items.get(&id).map(|(_, t)| t)
+    }
+
     pub fn get_mut(&mut self, id: u64) -> Option<&mut T> {
         self.items.get_mut(&id).map(|(_, t)| t)
     }
