@@ -53,7 +53,8 @@ kill -INT "$TPID"; wait || true
 n=$(grep -c '"kind":"route_del"' "$OUT/events" || true)
 ok=$(grep '"kind":"route_del"' "$OUT/events" | grep -c '"result":"ok"' || true)
 lost=$( (grep '"kind":"lost"' "$OUT/events" || true) | python3 -c 'import sys,json; print(sum(json.loads(l)["count"] for l in sys.stdin))')
-echo "route_del events: $n (result ok: $ok), lost records reported: $lost"
+who=$(grep '"kind":"route_del"' "$OUT/events" | grep -c '"process":{"pid"' || true)
+echo "route_del events: $n (result ok: $ok, with the process: $who), lost records reported: $lost"
 echo "flush start to last event: $(echo "$t2 - $t0" | bc) s => $(echo "$n / ($t2 - $t0)" | bc) events/s"
 cpus=$(echo "scale=2; ($c2 - $c0) / $HZ" | bc)
 echo "tracer CPU time (all threads) from flush start to last event: $cpus s => $(echo "$n / $cpus" | bc) events per CPU-second"

@@ -41,7 +41,7 @@ use crate::{
 };
 
 /// Ring-buffer records decoded per wake-up before other inputs get a turn.
-const RING_BATCH: usize = 4096;
+const RING_BATCH: usize = 64;
 
 /// How long collection goes on after SIGINT/SIGTERM.
 const STOP_GRACE: Duration = Duration::from_millis(300);
@@ -578,6 +578,11 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                 if let Some(pp) = packets.as_mut() {
                     sync_ifaces(pp, &engine, own);
                 }
+                log::debug!(
+                    "waiting: {} requests, {} notifications",
+                    engine.waiting_requests(),
+                    engine.waiting_notifications()
+                );
                 let total: u64 = dropped.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(last_dropped);
                 if total > last_dropped {
                     sink.write(&p.lost(primary, total - last_dropped, "ring_buffer"))?;

@@ -200,6 +200,16 @@ impl Engine {
         std::mem::take(&mut self.out)
     }
 
+    /// Requests (and kernel records) waiting for their notification.
+    pub fn waiting_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Notifications waiting for their request.
+    pub fn waiting_notifications(&self) -> usize {
+        self.orphans.len()
+    }
+
     /// Number of changes waiting for their other half.
     #[cfg(test)]
     pub fn backlog(&self) -> usize {

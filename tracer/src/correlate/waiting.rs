@@ -29,7 +29,6 @@ impl<T> Default for Waiting<T> {
 }
 
 impl<T> Waiting<T> {
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.items.len()
     }
