@@ -57,6 +57,10 @@ who=$(grep '"kind":"route_del"' "$OUT/events" | grep -c '"process":{"pid"' || tr
 echo "route_del events: $n (result ok: $ok, with the process: $who), lost records reported: $lost"
 echo "flush start to last event: $(echo "$t2 - $t0" | bc) s => $(echo "$n / ($t2 - $t0)" | bc) events/s"
 cpus=$(echo "scale=2; ($c2 - $c0) / $HZ" | bc)
-echo "tracer CPU time (all threads) from flush start to last event: $cpus s => $(echo "$n / $cpus" | bc) events per CPU-second"
+if [ "$c2" -gt "$c0" ]; then
+    echo "tracer CPU time (all threads) from flush start to last event: $cpus s => $(echo "$n / $cpus" | bc) events per CPU-second"
+else
+    echo "tracer CPU time (all threads) from flush start to last event: under one clock tick"
+fi
 grep -E "Maximum resident|Percent of CPU" "$OUT/time" | sed 's/^\s*/tracer: /'
 grep -v '^$' "$OUT/err" | head -5 || true
