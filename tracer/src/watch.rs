@@ -558,10 +558,10 @@ pub async fn run(args: WatchArgs) -> Result<()> {
             _ = tick.tick(), if !ring_backlog && rx.is_empty() => {
                 let now = Instant::now();
                 for (netns, cause) in engine.tick(now) {
-                    if let Some(w) = spaces.watched.get_mut(&netns) {
-                        if let Err(e) = engine.resync(netns, cause, |each| w.dump_routes(each)) {
-                            log::warn!("re-reading routes of namespace {netns}: {e:#}");
-                        }
+                    if let Some(w) = spaces.watched.get_mut(&netns)
+                        && let Err(e) = engine.resync(netns, cause, |each| w.dump_routes(each))
+                    {
+                        log::warn!("re-reading routes of namespace {netns}: {e:#}");
                     }
                 }
             }

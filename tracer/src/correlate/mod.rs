@@ -500,10 +500,9 @@ impl Engine {
     pub fn notification(&mut self, netns: u32, item: NlItem, now: Instant) {
         if let (true, NlObj::Route { op: Op::Del, route }) =
             (self.recovered.contains(&netns), &item.obj)
+            && !self.mirror(netns).contains(route)
         {
-            if !self.mirror(netns).contains(route) {
-                return; // reported by `recover`
-            }
+            return; // reported by `recover`
         }
         let prev_up = self.mirror(netns).apply(&item);
         match item.obj {

@@ -212,10 +212,11 @@ fn overflow_recovery_names_removals_with_their_requests() {
     request(&mut e, hdr(812, 7), 5, Op::Del, sparse_del(), t);
     let found = e
         .recover(7, t, |each| {
-            let mut m = crate::netlink::route_msg::RouteMsg::default();
-            m.family = 2;
-            m.table = 254;
-            each(&m);
+            each(&crate::netlink::route_msg::RouteMsg {
+                family: 2,
+                table: 254,
+                ..Default::default()
+            });
             Ok(())
         })
         .unwrap();

@@ -129,7 +129,7 @@ impl RouteMsg {
 
     /// The route in the event model. `dev` is left for the caller, which
     /// knows the namespace's interfaces; `ifindex` carries RTA_OIF.
-    pub fn to_route(&self) -> Route {
+    pub fn to_route(self) -> Route {
         let fam = self.family();
         let dst = match (self.dst_addr(), fam) {
             (Some(d), _) => Some(prefix(d, self.dst_len)),
