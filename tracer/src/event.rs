@@ -126,7 +126,7 @@ pub struct Route {
     pub table_name: Option<String>,
     /// "unicast", "throw", "blackhole", "unreachable", "prohibit", "local", ...
     #[serde(rename = "type")]
-    pub rtype: Option<String>,
+    pub rtype: Option<Name>,
     /// "192.168.1.0/24", "::/0" style.
     pub dst: Option<String>,
     pub gateway: Option<String>,
@@ -134,9 +134,13 @@ pub struct Route {
     /// Interface index of `dev` (useful when the device is gone).
     pub ifindex: Option<u32>,
     pub metric: Option<u32>,
-    pub protocol: Option<String>,
-    pub scope: Option<String>,
+    pub protocol: Option<Name>,
+    pub scope: Option<Name>,
 }
+
+/// A name of an rtnetlink number ("unicast", "boot", "link"): borrowed for
+/// the known ones, so a route costs no allocation for them.
+pub type Name = std::borrow::Cow<'static, str>;
 
 /// What kind of change an event reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -251,7 +255,8 @@ pub struct Lost {
     /// How many records were lost since the previous `lost` event.
     pub count: u64,
     /// Where: "ring_buffer" (kernel side) or "netlink_socket" (notification
-    /// socket overflow; the count is then a lower bound of 1 per overflow).
+    /// socket overflow; the count is then the number of removals found by
+    /// re-reading the routes, each also reported, and at least 1).
     pub location: String,
 }
 

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
-    sync::mpsc::unbounded_channel,
+    sync::mpsc::channel,
 };
 use tracer_common::EventHeader;
 
@@ -50,7 +50,7 @@ use crate::{
 };
 
 /// Ring-buffer records decoded per wake-up before other inputs get a turn.
-const RING_BATCH: usize = 4096;
+const RING_BATCH: usize = 64;
 
 /// How long collection goes on after SIGINT/SIGTERM.
 const STOP_GRACE: Duration = Duration::from_millis(300);
@@ -240,13 +240,11 @@ fn seed(
         return Ok(());
     };
     let links = w.dump(DumpKind::Links)?;
-    let routes = w.dump(DumpKind::Routes)?;
     if let Some(pp) = packets {
         pp.load_addrs(netns, &w.dump(DumpKind::Addresses)?);
     }
     engine.mirror(netns).load_links(&links);
-    engine.resynced(netns, &routes, None);
-    Ok(())
+    engine.resync(netns, None, |each| w.dump_routes(each))
 }
 
 /// Writes one namespace's rules and routes as `snapshot` events, then its
@@ -487,7 +485,7 @@ pub async fn outputs(args: &WatchArgs, show: Show, journal: Option<Journal>) -> 
 /// first.
 pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
     let tables = TableNames::load();
-    let (tx, mut rx) = unbounded_channel();
+    let (tx, mut rx) = channel(crate::collect::NS_CHANNEL_BATCHES);
     let mut spaces = Namespaces::new(args.netns.clone(), tx);
     spaces.check_names()?;
     for spec in &args.iface {
@@ -515,6 +513,12 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
         log::warn!("{w}");
     }
     let hooks = loaded.hooks.clone();
+    // The kernel's BTF and symbol tables are needed no more: give their
+    // memory back (tens of MiB) before the namespaces are mirrored.
+    let kernel = facts.features.release.clone();
+    drop(facts);
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe { libc::malloc_trim(0) };
     let primary = hooks
         .values()
         .map(|(m, _)| *m)
@@ -567,7 +571,7 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
                 .iter()
                 .filter_map(|(h, (_, f))| f.clone().map(|f| (h.name().to_string(), f)))
                 .collect(),
-            kernel: facts.features.release.clone(),
+            kernel,
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
             namespaces,
@@ -647,12 +651,17 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
                         }
                     }
                     NsInput::Overflow { netns } => {
-                        out.write(&p.lost(Source::Netlink, 1, "netlink_socket"))?;
-                        if let Some(w) = spaces.watched.get_mut(&netns) {
-                            if let Ok(routes) = w.dump(DumpKind::Routes) {
-                                engine.resynced(netns, &routes, None);
-                            }
-                        }
+                        let found = match spaces.watched.get_mut(&netns) {
+                            Some(w) => engine
+                                .recover(netns, now, |each| w.dump_routes(each))
+                                .unwrap_or_else(|e| {
+                                    log::warn!("re-reading routes of namespace {netns}: {e:#}");
+                                    0
+                                }),
+                            None => 0,
+                        };
+                        let count = found.max(1) as u64;
+                        out.write(&p.lost(Source::Netlink, count, "netlink_socket"))?;
                     }
                     NsInput::Failed { netns, error } => log::warn!("namespace {netns}: {error}"),
                 }
@@ -660,11 +669,10 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
             _ = tick.tick(), if !ring_backlog && rx.is_empty() => {
                 let now = Instant::now();
                 for (netns, cause) in engine.tick(now) {
-                    if let Some(w) = spaces.watched.get_mut(&netns) {
-                        match w.dump(DumpKind::Routes) {
-                            Ok(routes) => engine.resynced(netns, &routes, cause),
-                            Err(e) => log::warn!("re-reading routes of namespace {netns}: {e:#}"),
-                        }
+                    if let Some(w) = spaces.watched.get_mut(&netns)
+                        && let Err(e) = engine.resync(netns, cause, |each| w.dump_routes(each))
+                    {
+                        log::warn!("re-reading routes of namespace {netns}: {e:#}");
                     }
                 }
             }
@@ -686,6 +694,11 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
                 if let Some(pp) = packets.as_mut() {
                     sync_ifaces(pp, &engine, own);
                 }
+                log::debug!(
+                    "waiting: {} requests, {} notifications",
+                    engine.waiting_requests(),
+                    engine.waiting_notifications()
+                );
                 let total: u64 = dropped.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(last_dropped);
                 if total > last_dropped {
                     out.write(&p.lost(primary, total - last_dropped, "ring_buffer"))?;

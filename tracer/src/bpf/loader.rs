@@ -42,7 +42,10 @@ const FIB_TRACEPOINTS: [(&str, &str, &str); 2] = [
     ("fib6_lookup", "fib6", "fib6_table_lookup"),
 ];
 
-/// Ring buffer size (bytes, a power of two).
+/// Ring buffer size (bytes, a power of two). The kernel maps its pages
+/// twice into the tracer (for wrap-around), so it counts double in the
+/// tracer's resident memory. 8 MiB lost request copies during a
+/// 1,000,000-route flush on a loaded 2-core machine; 32 MiB did not.
 pub const RING_BYTES: u32 = 32 << 20;
 
 /// A loaded and attached set of programs.

@@ -15,12 +15,15 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use netlink_sys::Socket;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 use super::NsInput;
 use crate::{
     enrich::netns::{NETNS_RUN_DIR, open_named},
-    netlink::socket::{self, DumpKind, Received},
+    netlink::{
+        route_msg::RouteMsg,
+        socket::{self, DumpKind, Received},
+    },
 };
 
 pub struct Watched {
@@ -33,6 +36,12 @@ impl Watched {
     pub fn dump(&mut self, what: DumpKind) -> Result<Vec<crate::netlink::decode::NlItem>> {
         self.seq = self.seq.wrapping_add(1);
         socket::dump(&self.dump, what, self.seq)
+    }
+
+    /// Dump the routes, handing each to `each` as it is read.
+    pub fn dump_routes(&mut self, each: &mut dyn FnMut(&RouteMsg)) -> Result<()> {
+        self.seq = self.seq.wrapping_add(1);
+        socket::dump_routes(&self.dump, self.seq, each)
     }
 }
 
@@ -54,7 +63,7 @@ pub struct Namespaces {
     /// Only these names (from --netns); empty: every named one plus our own.
     only: Vec<String>,
     pub watched: HashMap<u32, Watched>,
-    tx: UnboundedSender<NsInput>,
+    tx: Sender<NsInput>,
 }
 
 fn inode_of(f: &File) -> Result<u32> {
@@ -62,7 +71,7 @@ fn inode_of(f: &File) -> Result<u32> {
 }
 
 impl Namespaces {
-    pub fn new(only: Vec<String>, tx: UnboundedSender<NsInput>) -> Self {
+    pub fn new(only: Vec<String>, tx: Sender<NsInput>) -> Self {
         Namespaces {
             only,
             watched: HashMap::new(),
@@ -175,24 +184,31 @@ impl Namespaces {
     }
 }
 
-/// Read notifications until told to stop or the receiver is gone.
-fn read_loop(netns: u32, s: Socket, tx: UnboundedSender<NsInput>, stop: Arc<AtomicBool>) {
-    let mut buf = Vec::with_capacity(1 << 16);
+/// Notifications read per batch sent to the main loop.
+const NOTIFY_BATCH: usize = 256;
+
+/// Read notifications until told to stop or the receiver is gone. When the
+/// main loop falls behind, the channel fills and this thread waits: the
+/// backlog stays in the kernel's socket buffer, and if that overflows the
+/// main loop hears of it (`Overflow`) and re-reads the routes.
+fn read_loop(netns: u32, s: Socket, tx: Sender<NsInput>, stop: Arc<AtomicBool>) {
+    let mut bufs = socket::RecvBuffers::default();
     while !stop.load(Ordering::Relaxed) {
-        let msg = match socket::receive(&s, &mut buf, 100) {
+        let (items, overflow) = match socket::receive(&s, &mut bufs, 100, NOTIFY_BATCH) {
             Ok(Received::Idle) => continue,
-            Ok(Received::Items(items)) if items.is_empty() => continue,
-            Ok(Received::Items(items)) => NsInput::Notify { netns, items },
-            Ok(Received::Overflow) => NsInput::Overflow { netns },
+            Ok(Received::Items { items, overflow }) => (items, overflow),
             Err(e) => {
-                let _ = tx.send(NsInput::Failed {
+                let _ = tx.blocking_send(NsInput::Failed {
                     netns,
                     error: format!("{e:#}"),
                 });
                 return;
             }
         };
-        if tx.send(msg).is_err() {
+        if !items.is_empty() && tx.blocking_send(NsInput::Notify { netns, items }).is_err() {
+            return;
+        }
+        if overflow && tx.blocking_send(NsInput::Overflow { netns }).is_err() {
             return;
         }
     }

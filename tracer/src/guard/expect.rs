@@ -233,7 +233,11 @@ impl Expectation {
     pub fn of_route(r: &Route) -> Option<Expectation> {
         Some(Expectation::Route(RouteExpect {
             family: r.family,
-            rtype: r.rtype.clone().filter(|t| t != "unicast"),
+            rtype: r
+                .rtype
+                .as_deref()
+                .filter(|t| *t != "unicast")
+                .map(str::to_string),
             dst: canon(r.dst.as_deref()?)?,
             table: r.table?,
             dev: r.dev.clone(),
@@ -273,7 +277,9 @@ impl Expectation {
             && (e.rtype.is_none()
                 || e.rtype.as_deref() == Some(r.rtype.as_deref().unwrap_or("unicast")))
             && eq(&e.dev, &r.dev)
-            && eq(&e.protocol, &r.protocol)
+            && e.protocol
+                .as_deref()
+                .is_none_or(|p| r.protocol.as_deref() == Some(p))
             && e.metric.is_none_or(|m| r.metric.unwrap_or(0) == m)
             && e.gateway
                 .is_none_or(|g| r.gateway.as_deref().and_then(|x| x.parse().ok()) == Some(g))
@@ -310,7 +316,7 @@ impl fmt::Display for Expectation {
                 let route = Route {
                     family: r.family,
                     table: Some(r.table),
-                    rtype: r.rtype.clone(),
+                    rtype: r.rtype.clone().map(Into::into),
                     dst: Some(r.dst.clone()),
                     gateway: r.gateway.map(|g| g.to_string()),
                     dev: r.dev.clone(),

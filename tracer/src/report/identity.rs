@@ -127,7 +127,7 @@ impl Key {
                         .clone()
                         .or_else(|| r.family.map(|f| f.any().to_string())),
                     metric: r.metric.unwrap_or(0),
-                    rtype: r.rtype.clone().unwrap_or_else(|| "unicast".into()),
+                    rtype: r.rtype.as_deref().unwrap_or("unicast").to_string(),
                 },
             ),
         }
@@ -193,10 +193,10 @@ mod tests {
         Object::Route(Route {
             family: Some(Family::Inet),
             table: Some(52),
-            rtype: rtype.map(String::from),
+            rtype: rtype.map(|t| t.to_string().into()),
             dst: dst.map(String::from),
             metric,
-            protocol: Some(proto.into()),
+            protocol: Some(proto.to_string().into()),
             ..Route::default()
         })
     }
