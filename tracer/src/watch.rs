@@ -666,7 +666,7 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
                     NsInput::Failed { netns, error } => log::warn!("namespace {netns}: {error}"),
                 }
             }
-            _ = tick.tick(), if !ring_backlog && rx.is_empty() => {
+            _ = tick.tick(), if !ring_backlog && rx.is_empty() && !spaces.backlog() => {
                 let now = Instant::now();
                 for (netns, cause) in engine.tick(now) {
                     if let Some(w) = spaces.watched.get_mut(&netns)

@@ -9,7 +9,7 @@ use std::{
     os::unix::fs::MetadataExt,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
@@ -64,6 +64,9 @@ pub struct Namespaces {
     only: Vec<String>,
     pub watched: HashMap<u32, Watched>,
     tx: Sender<NsInput>,
+    /// Readers whose last read filled a whole batch: their socket likely
+    /// holds more, so the changes waiting for it must not expire yet.
+    busy: Arc<AtomicUsize>,
 }
 
 fn inode_of(f: &File) -> Result<u32> {
@@ -76,7 +79,13 @@ impl Namespaces {
             only,
             watched: HashMap::new(),
             tx,
+            busy: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Whether some notification socket still holds a backlog.
+    pub fn backlog(&self) -> bool {
+        self.busy.load(Ordering::Relaxed) > 0
     }
 
     /// Names under /run/netns now.
@@ -178,7 +187,10 @@ impl Namespaces {
         let (tx, flag) = (self.tx.clone(), stop.clone());
         std::thread::Builder::new()
             .name(format!("netns-{inode}"))
-            .spawn(move || read_loop(inode, notify, tx, flag))
+            .spawn({
+                let busy = self.busy.clone();
+                move || read_loop(inode, notify, tx, flag, busy)
+            })
             .context("spawning a namespace reader")?;
         Ok(Watched { dump, stop, seq: 0 })
     }
@@ -191,13 +203,34 @@ const NOTIFY_BATCH: usize = 256;
 /// main loop falls behind, the channel fills and this thread waits: the
 /// backlog stays in the kernel's socket buffer, and if that overflows the
 /// main loop hears of it (`Overflow`) and re-reads the routes.
-fn read_loop(netns: u32, s: Socket, tx: Sender<NsInput>, stop: Arc<AtomicBool>) {
+fn read_loop(
+    netns: u32,
+    s: Socket,
+    tx: Sender<NsInput>,
+    stop: Arc<AtomicBool>,
+    busy: Arc<AtomicUsize>,
+) {
     let mut bufs = socket::RecvBuffers::default();
+    let mut full = false;
+    let mut set_full = |now: bool| {
+        if now != full {
+            if now {
+                busy.fetch_add(1, Ordering::Relaxed);
+            } else {
+                busy.fetch_sub(1, Ordering::Relaxed);
+            }
+            full = now;
+        }
+    };
     while !stop.load(Ordering::Relaxed) {
         let (items, overflow) = match socket::receive(&s, &mut bufs, 100, NOTIFY_BATCH) {
-            Ok(Received::Idle) => continue,
+            Ok(Received::Idle) => {
+                set_full(false);
+                continue;
+            }
             Ok(Received::Items { items, overflow }) => (items, overflow),
             Err(e) => {
+                set_full(false);
                 let _ = tx.blocking_send(NsInput::Failed {
                     netns,
                     error: format!("{e:#}"),
@@ -205,11 +238,14 @@ fn read_loop(netns: u32, s: Socket, tx: Sender<NsInput>, stop: Arc<AtomicBool>) 
                 return;
             }
         };
+        // A whole batch: the socket likely holds more.
+        set_full(items.len() >= NOTIFY_BATCH);
         if !items.is_empty() && tx.blocking_send(NsInput::Notify { netns, items }).is_err() {
-            return;
+            break;
         }
         if overflow && tx.blocking_send(NsInput::Overflow { netns }).is_err() {
-            return;
+            break;
         }
     }
+    set_full(false);
 }
