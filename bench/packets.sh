@@ -1,30 +1,74 @@
 #!/bin/bash
 # Benchmark: UDP packet rate over a veth pair between two namespaces, with
 # and without the tracer, measured as ratios inside one run. Configurations
-# are interleaved round by round so that machine noise hits all of them:
-#   none      no tracer
-#   watched   tracer watch --iface A:va  (the interface the packets cross)
-#   other     tracer watch --iface A:vx  (an idle interface in the same namespace)
-#   tcpdump   tcpdump -i va -w /dev/null (reference point)
+# are interleaved round by round (the order rotates every round) so that
+# machine noise hits all of them:
+#   none        no tracer
+#   watched     tracer watch --iface A:va  (the packets leave through va:
+#               every one is a transmission on a watched interface)
+#   watched_rx  tracer watch --iface B:vb  (the packets arrive through vb:
+#               every one is a reception on a watched interface)
+#   other       tracer watch --iface A:vx  (an idle interface in A)
+#   noiface     tracer watch, no --iface   (no packet programs: what the
+#               rest of the tracer costs, chiefly its syscall tracepoints,
+#               which slow down every syscall of every process, and iperf3
+#               makes one per packet on each side)
+#   tcpdump     tcpdump -i va -w /dev/null (reference point)
 # Each measurement is `iperf3 -u -b 0 -l 64` for SECS seconds from A to B;
 # the rate is what the receiver got (packets/s).
 #   bench/packets.sh [ROUNDS] [SECS] [tracer binary]
+# Environment:
+#   CONFIGS="none watched ..."  the configurations to run (none is required)
+#   PIN=1       pin the iperf3 client to CPU 0 and the server to CPU 1
+#   BPF_STATS=1 also report each packet program's mean run time (ns per
+#               run, kernel.bpf_stats_enabled; this slows the programs down,
+#               so the rates of such a run are not comparable)
+#   PERF=1      also sample all CPUs (perf record -a -g, cpu-clock) during
+#               each measurement and report the observer's cost as a share
+#               of the CPU the packets themselves take: the samples of the
+#               iperf3 processes inside the observer's kernel code (BPF
+#               tracepoint programs and their dispatch, classic tracepoint
+#               records, the syscall-tracing slow path; for tcpdump the
+#               packet taps), plus the samples of the observer's own
+#               process, over the iperf3 samples outside that code. Unlike the rate, this share does not move when
+#               other work on the machine takes CPU time from iperf3.
 set -euo pipefail
 ROUNDS=${1:-5}
 SECS=${2:-5}
 TRACER=${3:-$(dirname "$0")/../target/release/tracer}
+CONFIGS=${CONFIGS:-none watched watched_rx other noiface tcpdump}
 A=tb-pkt-a-$$
 B=tb-pkt-b-$$
 OUT=$(mktemp -d)
 command -v iperf3 >/dev/null || apt-get install -y iperf3 >/dev/null
 command -v tcpdump >/dev/null || apt-get install -y tcpdump >/dev/null
+[ "${BPF_STATS:-0}" = 1 ] && ! command -v bpftool >/dev/null && apt-get install -y bpftool >/dev/null
+[ "${PERF:-0}" = 1 ] && ! command -v perf >/dev/null && apt-get install -y linux-perf >/dev/null
+CLIENT_PIN=() SERVER_PIN=()
+if [ "${PIN:-0}" = 1 ]; then
+	CLIENT_PIN=(taskset -c 0)
+	SERVER_PIN=(taskset -c 1)
+fi
+STATS_BEFORE=$(cat /proc/sys/kernel/bpf_stats_enabled)
+# Stop an observer and wait until it is gone (it is not this shell's
+# child: it was started inside $(...)), so that its programs are detached
+# before the next measurement.
+stop() {
+	kill -INT "$1" 2>/dev/null || return 0
+	for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+	kill -KILL "$1" 2>/dev/null || true
+}
 cleanup() {
+	[ -n "${pid:-}" ] && stop "$pid"
 	[ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null
 	ip netns del "$A" 2>/dev/null || true
 	ip netns del "$B" 2>/dev/null || true
+	echo "$STATS_BEFORE" >/proc/sys/kernel/bpf_stats_enabled
 	rm -rf "$OUT"
 }
 trap cleanup EXIT
+[ "${BPF_STATS:-0}" = 1 ] && echo 1 >/proc/sys/kernel/bpf_stats_enabled
+echo "start: $(date -u +%FT%TZ) loadavg $(cut -d' ' -f1-3 /proc/loadavg); rounds $ROUNDS x ${SECS}s; pin ${PIN:-0}; tracer $TRACER (commit $(git -C "$(dirname "$0")" describe --always --dirty 2>/dev/null || echo unknown))"
 ip netns add "$A"
 ip netns add "$B"
 ip -n "$A" link add va type veth peer name vb netns "$B"
@@ -33,54 +77,149 @@ ip -n "$A" addr add 10.77.0.1/24 dev va
 ip -n "$B" addr add 10.77.0.2/24 dev vb
 for l in va vx vy lo; do ip -n "$A" link set "$l" up; done
 for l in vb lo; do ip -n "$B" link set "$l" up; done
-ip netns exec "$B" iperf3 -s -D -I "$OUT/iperf.pid" >/dev/null
+ip netns exec "$B" "${SERVER_PIN[@]}" iperf3 -s -D -I "$OUT/iperf.pid" >/dev/null
 sleep 0.5
 SPID=$(cat "$OUT/iperf.pid")
 
 # Start the observer of a configuration; prints its pid (or nothing).
 start() {
+	local ns=$A ifc
 	case $1 in
-	none) ;;
-	watched | other)
-		local ifc=va
-		[ "$1" = other ] && ifc=vx
-		"$TRACER" watch --json --netns "$A" --iface "$A:$ifc" >"$OUT/events" 2>"$OUT/err" &
-		local pid=$!
-		for _ in $(seq 600); do grep -q '"ready"' "$OUT/events" 2>/dev/null && break; sleep 0.05; done
-		grep -q '"ready"' "$OUT/events" || { cat "$OUT/err" >&2; exit 1; }
-		echo "$pid"
-		;;
+	none) return ;;
+	watched) ifc=va ;;
+	watched_rx) ns=$B ifc=vb ;;
+	other) ifc=vx ;;
+	noiface) ifc= ;;
 	tcpdump)
 		ip netns exec "$A" tcpdump -i va -w /dev/null -q >/dev/null 2>"$OUT/tcpdump.err" &
 		local pid=$!
 		for _ in $(seq 100); do grep -q listening "$OUT/tcpdump.err" 2>/dev/null && break; sleep 0.05; done
 		echo "$pid"
+		return
 		;;
+	*) echo "unknown configuration $1" >&2; exit 2 ;;
 	esac
+	"$TRACER" watch --json --netns "$ns" ${ifc:+--iface "$ns:$ifc"} >"$OUT/events" 2>"$OUT/err" &
+	local pid=$!
+	for _ in $(seq 600); do grep -q '"ready"' "$OUT/events" 2>/dev/null && break; sleep 0.05; done
+	grep -q '"ready"' "$OUT/events" || { cat "$OUT/err" >&2; exit 1; }
+	echo "$pid"
 }
 
+# One measurement. The server takes one test at a time and may still be
+# closing the last one: retry a refused start.
 rate() {
-	ip netns exec "$A" iperf3 -c 10.77.0.2 -u -b 0 -l 64 -t "$SECS" -J >"$OUT/run.json"
+	local try perf=
+	for try in 1 2 3 4 5; do
+		if [ "${PERF:-0}" = 1 ]; then
+			perf record -q -e cpu-clock -F 4999 -a -g -o "$OUT/perf.data" -- sleep "$SECS" 2>/dev/null &
+			perf=$!
+		fi
+		ip netns exec "$A" "${CLIENT_PIN[@]}" iperf3 -c 10.77.0.2 -u -b 0 -l 64 -t "$SECS" -J >"$OUT/run.json" && break
+		[ -n "$perf" ] && wait "$perf"
+		[ "$try" = 5 ] && { cat "$OUT/run.json" >&2; exit 1; }
+		sleep 1
+	done
+	[ -n "$perf" ] && wait "$perf"
 	python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["end"]["sum"]; print(int(e["packets"]-e["lost_packets"])/e["seconds"])' "$OUT/run.json"
 }
 
-declare -A RATES
-CONFIGS="none watched other tcpdump"
+# Mean run time of the loaded packet programs (BPF_STATS=1).
+bpf_stats() {
+	bpftool prog show -j | python3 -c '
+import json, sys
+for p in json.load(sys.stdin):
+    n = p.get("name", "")
+    if n.startswith(("pkt_", "fib")) and p.get("run_cnt", 0) > 0:
+        print(f"    {n:12} {p['"'"'run_cnt'"'"']:>9} runs {p['"'"'run_time_ns'"'"'] / p['"'"'run_cnt'"'"']:7.1f} ns/run")'
+}
+
+# The observer's cost share from the perf samples of a measurement (PERF=1).
+cost() {
+	perf script -i "$OUT/perf.data" -F comm,ip,sym 2>/dev/null | python3 -c '
+import sys
+OBSERVER = ("bpf_trace_run", "perf_trace_", "trace_call_bpf", "dev_queue_xmit_nit", "tpacket_rcv", "packet_rcv", "syscall_trace_enter", "syscall_exit_work")
+base = inside = own = 0
+for sample in sys.stdin.read().split("\n\n"):
+    lines = sample.strip().split("\n")
+    if not lines or not lines[0].strip():
+        continue
+    comm = lines[0].strip()
+    frames = [l.split()[1] if len(l.split()) > 1 else "" for l in lines[1:]]
+    if comm in ("tracer", "tcpdump") or comm.startswith("netns-"):
+        own += 1
+    elif comm == "iperf3":
+        if any(f.startswith(OBSERVER) for f in frames):
+            inside += 1
+        else:
+            base += 1
+print(f"{100 * (inside + own) / max(base, 1):.2f}")'
+}
+
+# Programs of other tracers (other users of this machine) on the packet
+# tracepoints slow every configuration down: count them (raw and BTF
+# tracepoint links; classic tracepoint users are not visible this way).
+foreign() {
+	command -v bpftool >/dev/null || { echo "?"; return; }
+	bpftool link show 2>/dev/null | grep -cE "tp '(netif_receive_skb|net_dev_queue)'" || true
+}
+
+declare -A RATES COSTS
+read -r -a LIST <<<"$CONFIGS"
 for r in $(seq "$ROUNDS"); do
-	for c in $CONFIGS; do
+	for i in "${!LIST[@]}"; do
+		c=${LIST[$(((i + r - 1) % ${#LIST[@]}))]}
+		[ "$c" = none ] && others=$(foreign) || others=0
 		pid=$(start "$c")
 		v=$(rate)
-		[ -n "$pid" ] && { kill -INT "$pid"; wait "$pid" 2>/dev/null || true; }
+		[ "${BPF_STATS:-0}" = 1 ] && [ -n "$pid" ] && [ "$c" != tcpdump ] && stats=$(bpf_stats) || stats=
+		[ -n "$pid" ] && stop "$pid"
+		pid=
 		RATES[$c]="${RATES[$c]:-} $v"
-		printf 'round %d %-8s %12.0f packets/s\n' "$r" "$c" "$v"
+		printf 'round %d %-10s %12.0f packets/s' "$r" "$c" "$v"
+		if [ "${PERF:-0}" = 1 ]; then
+			k=$(cost)
+			COSTS[$c]="${COSTS[$c]:-} $k"
+			printf '  cost %5s%%' "$k"
+		fi
+		[ "$others" != 0 ] && printf '  (other programs on the packet tracepoints: %s)' "$others"
+		printf '\n'
+		[ -n "$stats" ] && echo "$stats"
 	done
 done
-echo "--- medians, and ratios to 'none' (median of per-round ratios)"
-python3 - "${RATES[none]}" "${RATES[watched]}" "${RATES[other]}" "${RATES[tcpdump]}" <<'PY'
+echo "end: $(date -u +%FT%TZ) loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "--- medians, and ratios to 'none' (median of per-round ratios, min-max)"
+args=()
+for c in "${LIST[@]}"; do args+=("$c=${RATES[$c]}"); done
+python3 - "${args[@]}" <<'PY'
 import sys, statistics as st
-names = ["none", "watched", "other", "tcpdump"]
-runs = [list(map(float, a.split())) for a in sys.argv[1:]]
-for n, v in zip(names, runs):
-    ratios = [x / b for x, b in zip(v, runs[0])]
-    print(f"{n:8} median {st.median(v):12.0f} packets/s  ratio {st.median(ratios):.3f}  (per round: {' '.join(f'{r:.3f}' for r in ratios)})")
+runs = {a.split("=")[0]: list(map(float, a.split("=")[1].split())) for a in sys.argv[1:]}
+base = runs["none"]
+for n, v in runs.items():
+    ratios = [x / b for x, b in zip(v, base)]
+    print(f"{n:10} median {st.median(v):10.0f} packets/s  ratio {st.median(ratios):.3f} ({min(ratios):.2f}-{max(ratios):.2f})  per round: {' '.join(f'{r:.3f}' for r in ratios)}")
+if "noiface" in runs:
+    print("--- the packet path alone: ratios to 'noiface' (the tracer without --iface)")
+    for n in ("watched", "watched_rx", "other"):
+        if n in runs:
+            ratios = [x / b for x, b in zip(runs[n], runs["noiface"])]
+            print(f"{n:10} ratio {st.median(ratios):.3f} ({min(ratios):.2f}-{max(ratios):.2f})  per round: {' '.join(f'{r:.3f}' for r in ratios)}")
 PY
+if [ "${PERF:-0}" = 1 ]; then
+	echo "--- observer cost, % of the packets' own CPU (median, min-max), and the rate ratio it implies, 1/(1+cost)"
+	args=()
+	for c in "${LIST[@]}"; do args+=("$c=${COSTS[$c]}"); done
+	python3 - "${args[@]}" <<'PY'
+import sys, statistics as st
+costs = {a.split("=")[0]: list(map(float, a.split("=")[1].split())) for a in sys.argv[1:]}
+for n, v in costs.items():
+    m = st.median(v)
+    print(f"{n:10} cost {m:6.2f}% ({min(v):.2f}-{max(v):.2f})  implied ratio {1 / (1 + m / 100):.3f}  per round: {' '.join(f'{x:.2f}' for x in v)}")
+if "noiface" in costs:
+    print("--- the packet path alone: cost minus the cost of 'noiface' (medians)")
+    for n in ("watched", "watched_rx", "other"):
+        if n in costs:
+            m = st.median(costs[n]) - st.median(costs["noiface"])
+            print(f"{n:10} cost {m:6.2f}%  implied ratio {1 / (1 + m / 100):.3f}")
+PY
+fi

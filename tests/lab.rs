@@ -49,9 +49,26 @@ fn lines(events: &[Value]) -> String {
 
 #[test]
 fn broken_lab_reports_one_loop_per_flow() {
+    broken_lab(&[]);
+}
+
+/// The same with the packet programs' fallbacks, which this kernel would
+/// not otherwise use: raw tracepoints, then classic ones (both must pass
+/// the verifier and pair the same packets).
+#[test]
+fn broken_lab_on_raw_tracepoints() {
+    broken_lab(&[("TRACER_PACKET_HOOK", "raw")]);
+}
+
+#[test]
+fn broken_lab_on_classic_tracepoints() {
+    broken_lab(&[("TRACER_PACKET_HOOK", "classic")]);
+}
+
+fn broken_lab(env: &[(&str, &str)]) {
     let lab = Lab::up();
     let iface = lab.iface("tailscale0");
-    let t = Tracer::start(&["--netns", &lab.router, "--iface", &iface]);
+    let t = Tracer::start_with_env(&["--netns", &lab.router, "--iface", &iface], env);
 
     lab.ping(HEALTHY_ID, 1).assert_replied(1);
     lab.break_it();

@@ -121,13 +121,23 @@ impl Tracer {
         Tracer::start_cmd("watch", args)
     }
 
+    /// [`Tracer::start`] with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Tracer {
+        Tracer::start_full("watch", args, env)
+    }
+
     /// Start `tracer SUBCOMMAND --json ARGS` (watch, record, guard) and wait
     /// (up to 30 s) for its ready line.
     pub fn start_cmd(subcommand: &str, args: &[&str]) -> Tracer {
+        Tracer::start_full(subcommand, args, &[])
+    }
+
+    fn start_full(subcommand: &str, args: &[&str], env: &[(&str, &str)]) -> Tracer {
         let mut child = Command::new(tracer_bin())
             .arg(subcommand)
             .arg("--json")
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -7,6 +7,8 @@
 //! sides; the unit tests in `tracer` check sizes and offsets.
 #![no_std]
 
+pub mod pair;
+
 /// Stable event kind numbers written into [`EventHeader::kind`].
 pub mod kind {
     /// A netlink message read from the memory of a process calling
@@ -45,6 +47,22 @@ pub mod dir {
 /// Bytes of each watched packet copied, from its IP header on: enough for
 /// IPv4/IPv6 and ICMP/TCP/UDP headers, and for the --pcap snapshot.
 pub const PKT_SNAP: usize = 128;
+
+/// How far apart (ns) a received packet and its looped copy may be. The
+/// packet programs pair a transmitted packet only with a reception this
+/// recent, and the loop detector uses the same window.
+pub const PAIR_WINDOW_NS: u64 = 1_000_000_000;
+
+/// Words (u64) of the watched-ifindex bitmap (`WATCH_IFINDEX`): bit
+/// `ifindex % (64 * WATCH_BITMAP_WORDS)` is set for every watched
+/// interface. It is a first filter, before the (namespace, ifindex) map.
+pub const WATCH_BITMAP_WORDS: u32 = 64;
+
+/// The word and bit of `ifindex` in the watched-ifindex bitmap.
+#[inline(always)]
+pub const fn watch_bit(ifindex: u32) -> (u32, u32) {
+    ((ifindex / 64) % WATCH_BITMAP_WORDS, ifindex % 64)
+}
 
 /// The mechanism that produced an event, written into [`EventHeader::source`].
 pub mod source {
@@ -254,6 +272,12 @@ pub struct FibLookupEvent {
 /// Offsets for the packet-path programs (separate from [`Config`] so the
 /// route and rule programs do not carry them), resolved by userspace from
 /// BTF and tracefs. [`NO_OFFSET`] marks what the kernel lacks.
+///
+/// It is a read-only global of the eBPF object (`PKT_OFFSETS`, in
+/// `.rodata`), written by userspace before the object is loaded. The
+/// verifier therefore sees every offset as a constant, which lets the
+/// BTF-enabled tracepoint programs read `sk_buff`, `net_device` and `net`
+/// members with plain loads instead of helper calls.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct PacketConfig {

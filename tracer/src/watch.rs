@@ -10,6 +10,7 @@ use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
     sync::mpsc::channel,
+    time::MissedTickBehavior,
 };
 use tracer_common::EventHeader;
 
@@ -54,6 +55,10 @@ const RING_BATCH: usize = 64;
 
 /// How long collection goes on after SIGINT/SIGTERM.
 const STOP_GRACE: Duration = Duration::from_millis(300);
+/// How often the packet path drains the records that do not wake the
+/// tracer and reports what is due (a loop whose FIB lookups did not come
+/// within the detector's 100 ms is reported at the next tick).
+const PKT_TICK: Duration = Duration::from_millis(100);
 
 /// Converts bpf_ktime_get_boot_ns() stamps to wall-clock time.
 pub struct Clock {
@@ -599,8 +604,14 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
         .context("polling the ring buffer")?;
     let dropped = loaded.dropped;
     let mut last_dropped = 0u64;
+    // Timers wake the tracer only when there is work: the correlator's
+    // tick while changes wait for their other half, the packet path's
+    // every PKT_TICK (a looped packet wakes the tracer itself). An idle
+    // tracer wakes about a dozen times a second.
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut pkt_tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut pkt_tick = tokio::time::interval(PKT_TICK);
+    pkt_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut slow = tokio::time::interval(Duration::from_millis(500));
     // Guard grace periods and commands.
     let mut out_tick = tokio::time::interval(Duration::from_millis(100));
@@ -625,9 +636,16 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
                 if !ring_backlog {
                     guard.clear_ready();
                 }
+                // A looped packet wakes us (tracer-ebpf's packet/emit.rs):
+                // report it now.
+                if let Some(pp) = packets.as_mut() {
+                    let findings = pp.tick(Clock::boot_now_ns());
+                    emit_findings(pp, findings, &mut spaces, &engine, &mut p, &mut out)?;
+                }
             }
-            // Packet records do not wake us (see tracer-ebpf's packet.rs):
-            // collect them, and report loops, on a short timer.
+            // Most packet records do not wake us: collect them, and report
+            // loops reported without their lookups, and summaries and ends,
+            // on a timer.
             _ = pkt_tick.tick(), if packets.is_some() => {
                 drain_ring(ring.get_mut(), &mut engine, &mut p, packets.as_mut(), usize::MAX);
                 if let Some(pp) = packets.as_mut() {
@@ -666,7 +684,7 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
                     NsInput::Failed { netns, error } => log::warn!("namespace {netns}: {error}"),
                 }
             }
-            _ = tick.tick(), if !ring_backlog && rx.is_empty() && !spaces.backlog() => {
+            _ = tick.tick(), if !ring_backlog && rx.is_empty() && !spaces.backlog() && engine.waiting() => {
                 let now = Instant::now();
                 for (netns, cause) in engine.tick(now) {
                     if let Some(w) = spaces.watched.get_mut(&netns)

@@ -7,9 +7,9 @@ use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{FExit, KProbe, RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, FExit, KProbe, RawTracePoint, TracePoint},
 };
-use tracer_common::{Config, PacketConfig, WatchKey};
+use tracer_common::{Config, WatchKey};
 
 use super::ladder::{AttachMode, Hook, Mechanism, Support, choose};
 use crate::kernel::{
@@ -29,11 +29,17 @@ const SYSCALL_TRACEPOINTS: [&str; 7] = [
     "sys_exit_recvfrom",
 ];
 
-/// The packet tracepoints: (raw program, classic program, category, event).
-/// The raw tracepoint is tried first.
-const PACKET_TRACEPOINTS: [(&str, &str, &str, &str); 2] = [
-    ("pkt_rx_raw", "pkt_rx", "net", "netif_receive_skb"),
-    ("pkt_tx_raw", "pkt_tx", "net", "net_dev_queue"),
+/// The packet tracepoints: (BTF program, raw program, classic program,
+/// category, event), tried in that order.
+const PACKET_TRACEPOINTS: [(&str, &str, &str, &str, &str); 2] = [
+    (
+        "pkt_rx_btf",
+        "pkt_rx_raw",
+        "pkt_rx",
+        "net",
+        "netif_receive_skb",
+    ),
+    ("pkt_tx_btf", "pkt_tx_raw", "pkt_tx", "net", "net_dev_queue"),
 ];
 
 /// The FIB lookup tracepoints: (program, category, event).
@@ -54,8 +60,8 @@ pub struct Loaded {
     _ebpf: Ebpf,
     pub ring: RingBuf<MapData>,
     pub dropped: PerCpuArray<MapData, u64>,
-    /// The watched-interface map, when the packet path is attached.
-    pub watch_ifaces: Option<HashMap<MapData, WatchKey, u8>>,
+    /// The watched-interface maps, when the packet path is attached.
+    pub watch_ifaces: Option<WatchMaps>,
     /// With a namespace filter: the namespaces whose netlink requests the
     /// syscall tracepoints copy (see [`sync_netns`]).
     pub nl_netns: Option<HashMap<MapData, u32, u8>>,
@@ -63,6 +69,14 @@ pub struct Loaded {
     pub hooks: BTreeMap<Hook, (Mechanism, Option<String>)>,
     /// Offsets that could not be resolved (fields the events will lack).
     pub warnings: Vec<String>,
+}
+
+/// The maps that say which interfaces the packet programs watch.
+pub struct WatchMaps {
+    /// (namespace inode, ifindex) of each watched interface.
+    pub ifaces: HashMap<MapData, WatchKey, u8>,
+    /// The ifindex bitmap checked first (see tracer_common::watch_bit).
+    pub ifindex_bits: Array<MapData, u64>,
 }
 
 /// Everything about the kernel the loader needs, gathered once.
@@ -173,9 +187,19 @@ pub fn load(
     config.netns_filter = netns.is_some() as u32;
     offsets::rule_functions(&facts.btf, &facts.kallsyms, facts.filter.as_ref()).apply(&mut config);
 
+    // The packet programs' offsets are a read-only global, set before the
+    // object is loaded (they are constants to the verifier).
+    let packet_config = packets.then(|| {
+        let (c, unresolved) = packet_offsets::resolve_packet(&facts.btf, &facts.tracefs);
+        warnings.extend(unresolved);
+        c
+    });
     let mut ebpf = EbpfLoader::new();
+    ebpf.map_max_entries("EVENTS", RING_BYTES);
+    if let Some(c) = packet_config.as_ref() {
+        ebpf.override_global("PKT_OFFSETS", c, true);
+    }
     let mut ebpf = ebpf
-        .map_max_entries("EVENTS", RING_BYTES)
         .load(aya::include_bytes_aligned!(concat!(
             env!("OUT_DIR"),
             "/tracer"
@@ -244,7 +268,7 @@ pub fn load(
             .ok_or_else(|| anyhow!("map EVENTS missing"))?,
     )?;
     let watch_ifaces = if packets {
-        Some(attach_packet_path(&mut ebpf, facts, &mut warnings)?)
+        Some(attach_packet_path(&mut ebpf, &aya_btf, &mut warnings)?)
     } else {
         None
     };
@@ -284,31 +308,50 @@ fn write_config(ebpf: &mut Ebpf, config: Config) -> Result<()> {
         .context("writing the offsets into CONFIG")
 }
 
-/// Writes PKT_CONFIG and attaches the packet tracepoints. The packet
-/// programs are required (--iface asks for them); the FIB lookup programs
-/// only add evidence, so a kernel without them gets a warning.
+/// The environment variable that makes the packet programs start lower on
+/// their ladder (`raw` or `classic`), so that tests and measurements can
+/// run the fallbacks on a kernel that would not need them.
+pub const PACKET_HOOK_ENV: &str = "TRACER_PACKET_HOOK";
+
+/// Attaches the packet tracepoints: for each, the BTF-enabled program,
+/// else the raw one, else the classic one (from the rung
+/// [`PACKET_HOOK_ENV`] names, if set). The packet programs are required
+/// (--iface asks for them); the FIB lookup programs only add evidence, so
+/// a kernel without them gets a warning.
 fn attach_packet_path(
     ebpf: &mut Ebpf,
-    facts: &KernelFacts,
+    btf: &aya::Btf,
     warnings: &mut Vec<String>,
-) -> Result<HashMap<MapData, WatchKey, u8>> {
-    let (config, unresolved): (PacketConfig, _) =
-        packet_offsets::resolve_packet(&facts.btf, &facts.tracefs);
-    warnings.extend(unresolved);
-    let mut map: Array<_, PacketConfig> = Array::try_from(
-        ebpf.map_mut("PKT_CONFIG")
-            .ok_or_else(|| anyhow!("map PKT_CONFIG missing"))?,
-    )?;
-    map.set(0, config, 0)
-        .context("writing the packet offsets into PKT_CONFIG")?;
-    for (raw, classic, category, name) in PACKET_TRACEPOINTS {
-        if let Err(e) = attach_raw_tracepoint(ebpf, raw, name) {
+) -> Result<WatchMaps> {
+    let first = match std::env::var(PACKET_HOOK_ENV).ok().as_deref() {
+        None | Some("" | "btf") => 0,
+        Some("raw") => 1,
+        Some("classic") => 2,
+        Some(other) => {
+            return Err(anyhow!(
+                "{PACKET_HOOK_ENV}={other}: expected btf, raw or classic"
+            ));
+        }
+    };
+    for (typed, raw, classic, category, name) in PACKET_TRACEPOINTS {
+        if first == 0 {
+            let Err(e) = attach_btf_tracepoint(ebpf, btf, typed, name) else {
+                continue;
+            };
+            warnings.push(format!(
+                "BTF tracepoint {name} refused ({e:#}); using the raw tracepoint (slower)"
+            ));
+        }
+        if first <= 1 {
+            let Err(e) = attach_raw_tracepoint(ebpf, raw, name) else {
+                continue;
+            };
             warnings.push(format!(
                 "raw tracepoint {name} refused ({e:#}); using the classic tracepoint (slower)"
             ));
-            attach_tracepoint(ebpf, classic, category, name)
-                .context("--iface needs the packet tracepoints")?;
         }
+        attach_tracepoint(ebpf, classic, category, name)
+            .context("--iface needs the packet tracepoints")?;
     }
     for (prog, category, name) in FIB_TRACEPOINTS {
         if let Err(e) = attach_tracepoint(ebpf, prog, category, name) {
@@ -317,10 +360,26 @@ fn attach_packet_path(
             ));
         }
     }
-    Ok(HashMap::try_from(
-        ebpf.take_map("WATCH_IFACES")
-            .ok_or_else(|| anyhow!("map WATCH_IFACES missing"))?,
-    )?)
+    let mut take = |name: &str| {
+        ebpf.take_map(name)
+            .ok_or_else(|| anyhow!("map {name} missing"))
+    };
+    Ok(WatchMaps {
+        ifaces: HashMap::try_from(take("WATCH_IFACES")?)?,
+        ifindex_bits: Array::try_from(take("WATCH_IFINDEX")?)?,
+    })
+}
+
+fn attach_btf_tracepoint(ebpf: &mut Ebpf, btf: &aya::Btf, prog: &str, name: &str) -> Result<()> {
+    let p: &mut BtfTracePoint = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| anyhow!("program {prog} missing"))?
+        .try_into()?;
+    p.load(name, btf)
+        .with_context(|| format!("loading {prog}"))?;
+    p.attach()
+        .with_context(|| format!("attaching BTF tracepoint {name}"))?;
+    Ok(())
 }
 
 fn attach_raw_tracepoint(ebpf: &mut Ebpf, prog: &str, name: &str) -> Result<()> {

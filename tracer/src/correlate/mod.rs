@@ -805,6 +805,15 @@ impl Engine {
         }
     }
 
+    /// Whether anything waits on time: [`Engine::tick`] has nothing to do
+    /// otherwise (the caller need not wake up for it).
+    pub fn waiting(&self) -> bool {
+        self.pending.len() > 0
+            || self.orphans.len() > 0
+            || !self.resyncs.is_empty()
+            || !self.recovered.is_empty()
+    }
+
     /// Flush everything still waiting (end of session).
     pub fn drain(&mut self, now: Instant) {
         for r in self.recovered.values_mut() {

@@ -18,6 +18,8 @@
 //! here reads a clock, so it is testable.
 mod finding;
 mod flows;
+#[cfg(test)]
+mod kernel_key_tests;
 mod lookups;
 mod matching;
 mod recent;
@@ -70,7 +72,8 @@ pub struct DetectorConfig {
 impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
-            window: Duration::from_secs(1),
+            // The packet programs pair within the same window.
+            window: Duration::from_nanos(tracer_common::PAIR_WINDOW_NS),
             summary_every: Duration::from_secs(10),
             end_after: Duration::from_secs(5),
             capture_per_flow: 1000,

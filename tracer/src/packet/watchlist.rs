@@ -1,9 +1,10 @@
 //! `--iface [NETNS:]IFACE`: which interfaces the packet programs watch, kept
-//! in step with the kernel map as interfaces and namespaces come and go.
+//! in step with the kernel maps as interfaces and namespaces come and go.
 use std::{collections::HashMap, fmt, str::FromStr};
 
-use aya::maps::{HashMap as BpfHashMap, MapData};
-use tracer_common::WatchKey;
+use tracer_common::{WATCH_BITMAP_WORDS, WatchKey, watch_bit};
+
+use crate::bpf::loader::WatchMaps;
 
 /// Longest interface name the kernel accepts (IFNAMSIZ - 1).
 const IFNAME_MAX: usize = 15;
@@ -50,10 +51,12 @@ impl FromStr for IfaceSpec {
     }
 }
 
-/// The watched interfaces and the kernel map that filters packets.
+/// The watched interfaces and the kernel maps that filter packets.
 pub struct WatchList {
     specs: Vec<IfaceSpec>,
-    map: BpfHashMap<MapData, WatchKey, u8>,
+    maps: WatchMaps,
+    /// The ifindex bitmap as last written.
+    bits: [u64; WATCH_BITMAP_WORDS as usize],
     /// Installed keys, and the spec each stands for.
     active: HashMap<WatchKey, IfaceSpec>,
 }
@@ -66,10 +69,11 @@ pub enum WatchChange {
 }
 
 impl WatchList {
-    pub fn new(specs: Vec<IfaceSpec>, map: BpfHashMap<MapData, WatchKey, u8>) -> Self {
+    pub fn new(specs: Vec<IfaceSpec>, maps: WatchMaps) -> Self {
         WatchList {
             specs,
-            map,
+            maps,
+            bits: [0; WATCH_BITMAP_WORDS as usize],
             active: HashMap::new(),
         }
     }
@@ -98,7 +102,7 @@ impl WatchList {
             .copied()
             .collect();
         for key in gone {
-            let _ = self.map.remove(&key);
+            let _ = self.maps.ifaces.remove(&key);
             if let Some(spec) = self.active.remove(&key) {
                 changes.push(WatchChange::Removed(spec, key));
             }
@@ -107,7 +111,7 @@ impl WatchList {
             if self.active.contains_key(&key) {
                 continue;
             }
-            match self.map.insert(key, 1, 0) {
+            match self.maps.ifaces.insert(key, 1, 0) {
                 Ok(()) => {
                     changes.push(WatchChange::Added(spec.clone(), key));
                     self.active.insert(key, spec);
@@ -115,7 +119,28 @@ impl WatchList {
                 Err(e) => log::warn!("cannot watch {spec}: {e}"),
             }
         }
+        self.write_bits();
         changes
+    }
+
+    /// Brings the kernel's ifindex bitmap in step with the installed keys.
+    /// Bits are set after their keys are installed and cleared after their
+    /// keys are removed, so the bitmap never hides a watched interface.
+    fn write_bits(&mut self) {
+        let mut want = [0u64; WATCH_BITMAP_WORDS as usize];
+        for key in self.active.keys() {
+            let (word, bit) = watch_bit(key.ifindex);
+            want[word as usize] |= 1 << bit;
+        }
+        for (i, (have, want)) in self.bits.iter_mut().zip(want).enumerate() {
+            if *have == want {
+                continue;
+            }
+            match self.maps.ifindex_bits.set(i as u32, want, 0) {
+                Ok(()) => *have = want,
+                Err(e) => log::warn!("cannot update the watched-ifindex bitmap: {e}"),
+            }
+        }
     }
 
     /// Whether `spec` is installed (its interface exists now).
@@ -132,6 +157,17 @@ impl WatchList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bitmap the programs check first folds large ifindexes onto
+    /// small ones (a superset), and never loses one.
+    #[test]
+    fn ifindex_bits() {
+        assert_eq!(watch_bit(1), (0, 1));
+        assert_eq!(watch_bit(63), (0, 63));
+        assert_eq!(watch_bit(64), (1, 0));
+        assert_eq!(watch_bit(64 * WATCH_BITMAP_WORDS + 3), watch_bit(3));
+        assert_eq!(watch_bit(u32::MAX).0, WATCH_BITMAP_WORDS - 1);
+    }
 
     #[test]
     fn parses_specs() {
