@@ -7,15 +7,12 @@
 //! router's TUN device tailscale0.
 mod common;
 
-use std::{
-    collections::HashMap,
-    path::PathBuf,
-    process::Command,
-    sync::atomic::{AtomicUsize, Ordering},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use common::Tracer;
+use common::{
+    Tracer,
+    lab::{BROKEN_ID, HEALTHY_ID, LAN_HOST, Lab, PEER, ROUTER_TAILNET_ADDR},
+};
 use serde_json::Value;
 
 /// How long a reported loop may take to appear after the peer saw it.
@@ -24,162 +21,6 @@ const LOOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// to (wrongly) report it before it is stopped (which also flushes it). A
 /// loop is reported well within this in the broken lab.
 const QUIET_WINDOW: Duration = Duration::from_secs(2);
-
-const PEER: &str = "100.119.140.15";
-const LAN_HOST: &str = "192.168.1.90";
-const ROUTER_TAILNET_ADDR: &str = "100.98.98.126";
-/// Echo ids: the healthy pings and the broken ones are different flows (and
-/// conntrack entries: the healthy flow's NAT binding would otherwise be
-/// reused by the looped copies).
-const HEALTHY_ID: &str = "1";
-const BROKEN_ID: u64 = 7;
-
-fn lab_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab/lab.sh")
-}
-
-fn peer_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_tailnet_peer"))
-}
-
-fn lab_sh(args: &[&str]) -> String {
-    common::run("bash", &[&[lab_script().to_str().unwrap()], args].concat())
-}
-
-/// The lab's two namespaces (`tl-<pid>-<n>-r`, `tl-<pid>-<n>-l`), built
-/// healthy by `lab.sh up` and removed by `lab.sh down` on drop.
-struct Lab {
-    router: String,
-    lan: String,
-}
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-impl Lab {
-    fn up() -> Lab {
-        // SAFETY: geteuid has no preconditions.
-        assert!(
-            unsafe { libc::geteuid() } == 0,
-            "the lab tests need root (network namespaces, eBPF); run them as root"
-        );
-        let base = format!(
-            "tl-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let lab = Lab {
-            router: format!("{base}-r"),
-            lan: format!("{base}-l"),
-        };
-        lab_sh(&["up", &lab.router, &lab.lan]);
-        lab
-    }
-
-    /// systemd-networkd's flush, then tailscaled's partial restore: the
-    /// rules are back, `throw 192.168.1.0/24` is not.
-    fn break_it(&self) {
-        lab_sh(&["flush", &self.router]);
-        lab_sh(&["restore", &self.router]);
-        let table52 = common::run("ip", &["-n", &self.router, "route", "show", "table", "52"]);
-        assert!(
-            !table52.contains("192.168.1.0/24") && table52.contains("throw 10.10.10.0/24"),
-            "after flush and restore, table 52 keeps only throw 10.10.10.0/24:\n{table52}"
-        );
-    }
-
-    /// `iface` in the router namespace, as `--iface` spells it.
-    fn iface(&self, iface: &str) -> String {
-        format!("{}:{iface}", self.router)
-    }
-
-    /// Runs the tailnet peer in the router namespace: `count` echo requests
-    /// 100.119.140.15 > 192.168.1.90 with echo id `id`.
-    fn ping(&self, id: &str, count: u32) -> PeerRun {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.router])
-            .arg(peer_bin())
-            .args(["--id", id, "--count", &count.to_string()])
-            .args(["--interval-ms", "100", "--timeout-ms", "2000"])
-            .output()
-            .expect("run tailnet_peer");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "tailnet_peer failed ({}):\n{stdout}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let summary = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("peer: summary "))
-            .unwrap_or_else(|| panic!("no summary line from tailnet_peer:\n{stdout}"))
-            .split_whitespace()
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.parse().expect("summary number")))
-            .collect();
-        PeerRun { stdout, summary }
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(lab_script())
-            .args(["down", &self.router, &self.lan])
-            .status();
-    }
-}
-
-/// What the peer printed, and its summary line as numbers.
-struct PeerRun {
-    stdout: String,
-    summary: HashMap<String, u64>,
-}
-
-impl PeerRun {
-    fn count(&self, key: &str) -> u64 {
-        *self
-            .summary
-            .get(key)
-            .unwrap_or_else(|| panic!("no {key}= in the peer's summary:\n{}", self.stdout))
-    }
-
-    /// Every request answered with an echo reply: the router forwarded
-    /// them to the LAN host and its replies back.
-    fn assert_replied(&self, count: u64) {
-        assert_eq!(
-            (
-                self.count("sent"),
-                self.count("replies"),
-                self.count("looped")
-            ),
-            (count, count, 0),
-            "healthy router: every request gets an echo reply:\n{}",
-            self.stdout
-        );
-    }
-
-    /// Every request came back into the TUN, sourced from the router.
-    fn assert_looped(&self, count: u64) {
-        assert_eq!(
-            (
-                self.count("sent"),
-                self.count("replies"),
-                self.count("looped")
-            ),
-            (count, 0, count),
-            "broken router: every request is routed back to the tailnet:\n{}",
-            self.stdout
-        );
-        assert!(
-            self.stdout.contains(&format!(
-                "got {ROUTER_TAILNET_ADDR} > {LAN_HOST} icmp echo-request id {BROKEN_ID} seq 1 ttl 63"
-            )),
-            "the looped copy carries the router's tailnet address:\n{}",
-            self.stdout
-        );
-    }
-}
 
 fn is_loop_kind(e: &Value) -> bool {
     e["kind"].as_str().is_some_and(|k| k.starts_with("loop"))
@@ -208,7 +49,7 @@ fn lines(events: &[Value]) -> String {
 
 #[test]
 fn broken_lab_reports_one_loop_per_flow() {
-    broken_lab(&[]);
+    broken_lab(&[], "tc");
 }
 
 /// The same with the packet programs' fallbacks, which this kernel would
@@ -217,23 +58,29 @@ fn broken_lab_reports_one_loop_per_flow() {
 /// same packets).
 #[test]
 fn broken_lab_on_btf_tracepoints() {
-    broken_lab(&[("TRACER_PACKET_HOOK", "btf")]);
+    broken_lab(&[("TRACER_PACKET_HOOK", "btf")], "tracepoint");
 }
 
 #[test]
 fn broken_lab_on_raw_tracepoints() {
-    broken_lab(&[("TRACER_PACKET_HOOK", "raw")]);
+    broken_lab(&[("TRACER_PACKET_HOOK", "raw")], "tracepoint");
 }
 
 #[test]
 fn broken_lab_on_classic_tracepoints() {
-    broken_lab(&[("TRACER_PACKET_HOOK", "classic")]);
+    broken_lab(&[("TRACER_PACKET_HOOK", "classic")], "tracepoint");
 }
 
-fn broken_lab(env: &[(&str, &str)]) {
+fn broken_lab(env: &[(&str, &str)], via: &str) {
     let lab = Lab::up();
     let iface = lab.iface("tailscale0");
     let t = Tracer::start_with_env(&["--netns", &lab.router, "--iface", &iface], env);
+    assert_eq!(
+        t.ready["ifaces"],
+        serde_json::json!([{"iface": iface, "via": via}]),
+        "ready.ifaces: tailscale0 watched with {via}; ready: {}",
+        t.ready
+    );
 
     lab.ping(HEALTHY_ID, 1).assert_replied(1);
     lab.break_it();

@@ -3,6 +3,7 @@
 //! `tracer` binary run as a child whose `ready` line is awaited.
 #![allow(dead_code)]
 
+pub mod lab;
 pub mod scenario;
 
 use std::{
@@ -117,13 +118,23 @@ impl Tracer {
     /// Start `tracer watch --json ARGS` and wait (up to 30 s) for its ready
     /// line.
     pub fn start(args: &[&str]) -> Tracer {
-        Tracer::start_with_env(args, &[])
+        Tracer::start_cmd("watch", args)
     }
 
     /// [`Tracer::start`] with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Tracer {
+        Tracer::start_full("watch", args, env)
+    }
+
+    /// Start `tracer SUBCOMMAND --json ARGS` (watch, record, guard) and wait
+    /// (up to 30 s) for its ready line.
+    pub fn start_cmd(subcommand: &str, args: &[&str]) -> Tracer {
+        Tracer::start_full(subcommand, args, &[])
+    }
+
+    fn start_full(subcommand: &str, args: &[&str], env: &[(&str, &str)]) -> Tracer {
         let mut child = Command::new(tracer_bin())
-            .arg("watch")
+            .arg(subcommand)
             .arg("--json")
             .args(args)
             .envs(env.iter().copied())
@@ -223,6 +234,16 @@ impl Tracer {
             self.stderr.lock().unwrap()
         );
         self.events()
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn stderr(&self) -> String {

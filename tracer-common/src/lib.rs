@@ -496,7 +496,10 @@ pub struct Config {
     pub arg_flush_all: u32,
     /// Wake userspace only every this many records (1 = every record).
     pub wakeup_every: u32,
-    pub _pad0: u32,
+    /// Nonzero: copy netlink requests only from tasks whose network
+    /// namespace is in NL_NETNS (`--netns`), so a flood elsewhere cannot
+    /// fill the ring buffer.
+    pub netns_filter: u32,
 }
 
 impl Config {
@@ -582,7 +585,7 @@ impl Config {
             arg_flush_tb: NO_OFFSET,
             arg_flush_all: NO_OFFSET,
             wakeup_every: 1,
-            _pad0: 0,
+            netns_filter: 0,
         }
     }
 }

@@ -18,6 +18,11 @@ pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 #[map]
 pub static NL_SENDERS: LruHashMap<u32, u8> = LruHashMap::with_max_entries(4096, 0);
 
+/// With `Config::netns_filter`: the network namespaces (inode numbers)
+/// whose netlink requests are copied.
+#[map]
+pub static NL_NETNS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+
 /// Receive buffers of threads inside recvmsg/recvfrom, by thread id: the
 /// pointer (msghdr for recvmsg, buffer for recvfrom) and whether it is a msghdr.
 #[map]

@@ -16,7 +16,7 @@ use tracer_common::{
 };
 
 use crate::{
-    maps::{EVENTS, NL_SENDERS, RECV_PENDING, config, count_drop},
+    maps::{EVENTS, NL_NETNS, NL_SENDERS, RECV_PENDING, config, count_drop},
     read::{kptr, kread, uread},
     task::{current_tid, fill_header},
 };
@@ -79,6 +79,17 @@ fn is_route_socket(cfg: &Config, fd: i32) -> Option<bool> {
     Some(family == AF_NETLINK && proto == NETLINK_ROUTE)
 }
 
+/// Whether the current task's network namespace is one userspace watches.
+#[inline(always)]
+fn netns_watched(cfg: &Config) -> bool {
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let inum: Option<u32> = kptr(task, cfg.task_nsproxy)
+        .and_then(|ns| kptr(ns, cfg.nsproxy_net_ns))
+        .and_then(|net| kread(net, cfg.net_inum));
+    // Unreadable: keep the request rather than lose it.
+    inum.is_none_or(|i| unsafe { NL_NETNS.get(&i) }.is_some())
+}
+
 /// Copy the netlink buffer `buf` of `len` bytes, sent by the current thread
 /// on `fd`, into the ring buffer if it starts with an interesting request.
 #[inline(always)]
@@ -89,6 +100,9 @@ fn emit_request(cfg: &Config, sc: u8, fd: i32, buf: u64, len: u64) -> Option<()>
         return None;
     }
     if is_route_socket(cfg, fd) == Some(false) {
+        return None;
+    }
+    if cfg.netns_filter != 0 && !netns_watched(cfg) {
         return None;
     }
     let Some(mut entry) = EVENTS.reserve::<NlMsgEvent>(0) else {

@@ -20,8 +20,19 @@ pub struct Cli {
 pub enum Command {
     /// Report rule and route changes live, with the process behind each.
     Watch(WatchArgs),
+    /// Record every change to a journal of rotated files, for `report` and
+    /// `explain` to answer questions later (meant to run as a service).
+    Record(RecordArgs),
+    /// Alert when expected rules or routes go missing and stay missing.
+    Guard(GuardArgs),
+    /// How the kernel routes DEST now, and from the journal who changed the
+    /// routes and rules that decide it.
+    Explain(ExplainArgs),
     /// Show what this kernel supports and which mechanism each hook would use.
     Doctor(DoctorArgs),
+    /// Read journals (or `watch --json` output) back: who removed what, in
+    /// episodes, what was restored and what is still missing (no root needed).
+    Report(ReportArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -68,11 +79,143 @@ pub struct WatchArgs {
     /// Seconds without a looped packet after which a loop_end is reported.
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub loop_end_secs: u64,
+    /// Serve Prometheus metrics on ADDR (HOST:PORT or a port; without a
+    /// value, 127.0.0.1:9477, loopback only).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = crate::metrics::serve::DEFAULT_ADDR,
+          value_parser = crate::metrics::serve::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RecordArgs {
+    /// Directory of the journal's files (created if missing).
+    #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_DIR)]
+    pub journal: PathBuf,
+    /// Start a new file once the current one reaches SIZE.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB")]
+    pub max_file_size: bytesize::ByteSize,
+    /// Start a new file once the current one is this old.
+    #[arg(long, value_name = "DURATION", default_value = "1day")]
+    pub max_file_age: humantime::Duration,
+    /// Remove the oldest files while all files together exceed SIZE.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB")]
+    pub max_total_size: bytesize::ByteSize,
+    /// Remove files older than this.
+    #[arg(long, value_name = "DURATION", default_value = "30days")]
+    pub max_age: humantime::Duration,
+    /// Sync written lines to disk at least this often.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub fsync_interval: humantime::Duration,
+    /// Memory for events while the journal cannot be written (disk full).
+    #[arg(long, value_name = "SIZE", default_value = "32MiB")]
+    pub max_pending: bytesize::ByteSize,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExplainArgs {
+    /// The destination address.
+    pub dest: std::net::IpAddr,
+    /// The packet's source (with --iif, a host behind that interface is
+    /// assumed when not given).
+    #[arg(long, value_name = "SRC")]
+    pub from: Option<std::net::IpAddr>,
+    /// The interface the packet arrives on (a forwarded packet); without it,
+    /// a packet this host sends.
+    #[arg(long, value_name = "IFACE")]
+    pub iif: Option<String>,
+    /// The packet's firewall mark (decimal or 0x-hex).
+    #[arg(long, value_name = "MARK", value_parser = crate::explain::lookup::parse_mark)]
+    pub mark: Option<u32>,
+    /// Ask inside this network namespace (a name under /run/netns).
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+    /// The recorder's journal directory, or a file of `watch --json` lines
+    /// [default: /var/lib/tracer/journal].
+    #[arg(long, value_name = "DIR|FILE")]
+    pub journal: Option<PathBuf>,
+    /// JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct GuardArgs {
+    /// An expected route or rule, `ip route`/`ip rule` style:
+    /// 'throw 192.168.1.0/24 table 52', 'rule 5270 table 52'; repeatable.
+    #[arg(long, value_name = "EXPECTATION")]
+    pub expect: Vec<String>,
+    /// Expectations from FILE, one per line ('#' starts a comment).
+    #[arg(long, value_name = "FILE")]
+    pub expect_file: Option<PathBuf>,
+    /// Expect what is there now: every route in the --table tables and every
+    /// rule that looks one of them up.
+    #[arg(long, requires = "table")]
+    pub expect_current: bool,
+    /// How long an expectation may stay broken before it is a violation.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub grace: humantime::Duration,
+    /// Run CMD (with /bin/sh -c) on a violation, the violation's JSON on
+    /// its stdin; its exit status and output are reported as guard_action.
+    #[arg(long, value_name = "CMD")]
+    pub on_violation: Option<String>,
+    /// Run --on-violation at most once per DURATION; violations in between
+    /// are counted.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub on_violation_interval: humantime::Duration,
+    /// Kill --on-violation after DURATION.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub on_violation_timeout: humantime::Duration,
+    #[command(flatten)]
+    pub watch: WatchArgs,
 }
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DoctorArgs {
     /// JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Journal directory written by `tracer record` (the default when no
+    /// FILE is given: /var/lib/tracer/journal).
+    #[arg(long, value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+    /// Files of JSON lines (`tracer watch --json` output, journal files; a
+    /// directory is read as a journal; `-` is standard input), in time order.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Only events at or after this time, as journalctl takes it
+    /// ("2026-04-10 15:52:46", "15:52", "yesterday", "-1h", "2h ago").
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// Only events at or before this time (same forms as --since).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+    /// Only rules and routes of these tables (id or name); repeatable.
+    #[arg(long, value_name = "TABLE")]
+    pub table: Vec<String>,
+    /// Only routes whose destination overlaps PREFIX (inside it or
+    /// covering it), rules matching it, and loops to addresses in it.
+    #[arg(long, value_name = "PREFIX")]
+    pub dst: Option<String>,
+    /// Only episodes of processes with this command name; repeatable.
+    #[arg(long, value_name = "COMM")]
+    pub comm: Vec<String>,
+    /// Only episodes of this systemd unit ("foo" means "foo.service"); repeatable.
+    #[arg(long, value_name = "UNIT")]
+    pub unit: Vec<String>,
+    /// Changes by one process (or unit) less than SECS apart form one episode.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub gap: f64,
+    /// Show times in UTC instead of local time.
+    #[arg(long)]
+    pub utc: bool,
+    /// One JSON object instead of text (docs/report.md).
     #[arg(long)]
     pub json: bool,
 }

@@ -2,10 +2,12 @@
 //! it; `schema_tests` keeps the two in step).
 //!
 //! Events are built once by collection and formatted later by `output`, so
-//! text, JSON and files all show the same facts.
+//! text, JSON and files all show the same facts. The types that make up
+//! change, snapshot, loop and lost events also deserialize: `journal::read`
+//! reads journals back into them.
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Mechanism that produced an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -15,6 +17,8 @@ pub enum Source {
     Kprobe,
     Tracepoint,
     Netlink,
+    /// Produced by the tracer itself (journal health, guard).
+    Tracer,
 }
 
 impl Source {
@@ -24,6 +28,7 @@ impl Source {
             Source::Kprobe => "kprobe",
             Source::Tracepoint => "tracepoint",
             Source::Netlink => "netlink",
+            Source::Tracer => "tracer",
         }
     }
 }
@@ -36,7 +41,7 @@ pub enum Op {
 }
 
 /// The process behind a change.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Process {
     pub pid: u32,
     pub tid: u32,
@@ -50,14 +55,14 @@ pub struct Process {
 }
 
 /// A network namespace.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Netns {
     pub inode: Option<u32>,
     pub name: Option<String>,
 }
 
 /// Address family as the JSON contract names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Inet,
@@ -88,7 +93,7 @@ impl Family {
 }
 
 /// A policy routing rule.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
     pub family: Option<Family>,
     pub priority: Option<u32>,
@@ -114,14 +119,14 @@ pub struct Rule {
 }
 
 /// A route.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Route {
     pub family: Option<Family>,
     pub table: Option<u32>,
     pub table_name: Option<String>,
     /// "unicast", "throw", "blackhole", "unreachable", "prohibit", "local", ...
     #[serde(rename = "type")]
-    pub rtype: Option<String>,
+    pub rtype: Option<Name>,
     /// "192.168.1.0/24", "::/0" style.
     pub dst: Option<String>,
     pub gateway: Option<String>,
@@ -129,9 +134,13 @@ pub struct Route {
     /// Interface index of `dev` (useful when the device is gone).
     pub ifindex: Option<u32>,
     pub metric: Option<u32>,
-    pub protocol: Option<String>,
-    pub scope: Option<String>,
+    pub protocol: Option<Name>,
+    pub scope: Option<Name>,
 }
+
+/// A name of an rtnetlink number ("unicast", "boot", "link"): borrowed for
+/// the known ones, so a route costs no allocation for them.
+pub type Name = std::borrow::Cow<'static, str>;
 
 /// What kind of change an event reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -145,6 +154,13 @@ pub enum Kind {
     Loop,
     LoopSummary,
     LoopEnd,
+    Snapshot,
+    SnapshotEnd,
+    JournalError,
+    JournalResumed,
+    GuardViolation,
+    GuardRestored,
+    GuardAction,
 }
 
 impl Kind {
@@ -159,6 +175,13 @@ impl Kind {
             Kind::Loop => "loop",
             Kind::LoopSummary => "loop_summary",
             Kind::LoopEnd => "loop_end",
+            Kind::Snapshot => "snapshot",
+            Kind::SnapshotEnd => "snapshot_end",
+            Kind::JournalError => "journal_error",
+            Kind::JournalResumed => "journal_resumed",
+            Kind::GuardViolation => "guard_violation",
+            Kind::GuardRestored => "guard_restored",
+            Kind::GuardAction => "guard_action",
         }
     }
     pub fn route(op: Op) -> Kind {
@@ -182,7 +205,7 @@ impl Serialize for Kind {
 }
 
 /// Why a route vanished without a request for it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
     LinkDown,
@@ -206,7 +229,7 @@ impl Cause {
 }
 
 /// A rule or route change.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub process: Option<Process>,
     pub netns: Netns,
@@ -227,12 +250,13 @@ pub struct Change {
 }
 
 /// Records lost before they reached the tracer.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lost {
     /// How many records were lost since the previous `lost` event.
     pub count: u64,
     /// Where: "ring_buffer" (kernel side) or "netlink_socket" (notification
-    /// socket overflow; the count is then a lower bound of 1 per overflow).
+    /// socket overflow; the count is then the number of removals found by
+    /// re-reading the routes, each also reported, and at least 1).
     pub location: String,
 }
 
@@ -248,10 +272,23 @@ pub struct Ready {
     pub pid: u32,
     /// Network namespaces watched for notifications, by name or inode.
     pub namespaces: Vec<Netns>,
+    /// The `--iface` interfaces and how their packets are seen.
+    pub ifaces: Vec<WatchedIface>,
+}
+
+/// One `--iface` interface in the `ready` event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WatchedIface {
+    /// As given: `IFACE` or `NETNS:IFACE`.
+    pub iface: String,
+    /// `"tc"` (programs on the interface itself), `"tracepoint"` (the
+    /// packet tracepoints, filtered by interface), or null while the
+    /// interface is not there.
+    pub via: Option<&'static str>,
 }
 
 /// One packet of a loop, as the IP and transport headers say.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PacketBrief {
     pub src: String,
     pub dst: String,
@@ -270,7 +307,7 @@ pub struct PacketBrief {
 }
 
 /// One FIB table consulted for a looping packet.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TableTry {
     pub table: u32,
     /// Null on a match, else the kernel's error name ("EAGAIN": no match or
@@ -280,7 +317,7 @@ pub struct TableTry {
 
 /// The routing decision that sent a packet back out of the interface it
 /// came in on.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoopLookup {
     pub table: Option<u32>,
     pub table_name: Option<String>,
@@ -322,6 +359,68 @@ pub struct LoopReport {
     pub advice: String,
 }
 
+/// One rule or route present when a recording started (`snapshot`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StateEntry {
+    pub netns: Netns,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<Rule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+}
+
+/// The end of one namespace's snapshot (`snapshot_end`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotEnd {
+    pub netns: Netns,
+    pub rules: u64,
+    pub routes: u64,
+}
+
+/// The journal could not be written, or can be again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JournalHealth {
+    /// The journal file concerned.
+    pub path: String,
+    /// The error (`journal_error`), or null (`journal_resumed`).
+    pub error: Option<String>,
+    /// Events that could not be kept while writing failed (`journal_resumed`).
+    pub dropped: u64,
+}
+
+/// An expectation of `tracer guard` broken past its grace period, or back.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GuardReport {
+    /// The expectation as the operator wrote it (or as taken from the state).
+    pub expectation: String,
+    pub netns: Netns,
+    /// When it broke (the removal's time, or the start of the guard).
+    pub since: String,
+    pub grace_secs: f64,
+    /// The change that broke it (`guard_violation`) or restored it
+    /// (`guard_restored`), as its own event, or null when none was seen
+    /// (it was already missing at start).
+    pub change: Option<Box<Event>>,
+}
+
+/// What became of an `--on-violation` command.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GuardAction {
+    pub expectation: String,
+    pub command: String,
+    /// Exit status, or null when it was killed by a signal or did not start.
+    pub exit_code: Option<i32>,
+    /// Why it did not run or did not finish, or null.
+    pub error: Option<String>,
+    /// The first bytes of its standard output and error.
+    pub stdout: String,
+    pub stderr: String,
+    pub duration_ms: u64,
+    /// Violations since the previous run that were not acted on because of
+    /// the rate limit.
+    pub suppressed: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Body {
@@ -329,6 +428,11 @@ pub enum Body {
     Lost(Lost),
     Ready(Ready),
     Loop(Box<LoopReport>),
+    State(Box<StateEntry>),
+    SnapshotEnd(SnapshotEnd),
+    Journal(JournalHealth),
+    Guard(GuardReport),
+    GuardAction(GuardAction),
 }
 
 /// One event: one JSON line.

@@ -8,28 +8,43 @@ mod detect;
 mod doctor;
 mod enrich;
 mod event;
+mod explain;
 mod filter;
+mod guard;
+mod journal;
 mod kernel;
+mod metrics;
 mod netlink;
 mod output;
 mod packet;
+mod record;
+mod report;
 mod watch;
+mod when;
 
 #[cfg(test)]
 mod schema_tests;
 
 use clap::Parser as _;
 
+/// Sessions run on one thread: the event path is sequential, and one core
+/// is what the tracer may take from a busy router.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = cli::Cli::parse();
     let result = match cli.command {
-        cli::Command::Watch(args) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(watch::run(args))),
+        cli::Command::Watch(args) => runtime().and_then(|rt| rt.block_on(watch::run(args))),
+        cli::Command::Record(args) => runtime().and_then(|rt| rt.block_on(record::run(args))),
+        cli::Command::Guard(args) => runtime().and_then(|rt| rt.block_on(guard::setup::run(args))),
+        cli::Command::Explain(args) => explain::run(args),
         cli::Command::Doctor(args) => doctor::run(args),
+        cli::Command::Report(args) => report::run(args),
     };
     if let Err(e) = result {
         // One line: the error and its causes.

@@ -11,20 +11,26 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use crate::event::{
-    Body, Cause, Change, Event, Family, Kind, LoopLookup, LoopReport, Lost, Netns, PacketBrief,
-    Process, Ready, Route, Rule, Source, TableTry,
+    Body, Cause, Change, Event, Family, GuardAction, GuardReport, JournalHealth, Kind, LoopLookup,
+    LoopReport, Lost, Netns, PacketBrief, Process, Ready, Route, Rule, SnapshotEnd, Source,
+    StateEntry, TableTry, WatchedIface,
 };
 
 const DOC: &str = include_str!("../../docs/events.md");
 const DOC_PATH: &str = "docs/events.md";
 
 /// The objects the document must describe, one table each.
-const OBJECTS: [&str; 12] = [
+const OBJECTS: [&str; 17] = [
     "event",
     "change",
     "lost",
     "ready",
     "loop",
+    "snapshot",
+    "snapshot_end",
+    "journal",
+    "guard",
+    "guard_action",
     "packet",
     "lookup",
     "table_try",
@@ -261,11 +267,13 @@ impl Checker<'_> {
                 }
             }
         }
-        if let Some(suspect @ Value::Object(_)) = body.get("suspect") {
-            let origin = self.origin.clone();
-            self.origin = format!("{origin}, its suspect");
-            self.event(suspect, None);
-            self.origin = origin;
+        for key in ["suspect", "change"] {
+            if let Some(inner @ Value::Object(_)) = body.get(key) {
+                let origin = self.origin.clone();
+                self.origin = format!("{origin}, its {key}");
+                self.event(inner, None);
+                self.origin = origin;
+            }
         }
         if let Some(Value::Array(spaces)) = body.get("namespaces") {
             for ns in spaces {
@@ -295,6 +303,11 @@ impl Checker<'_> {
             "lost" => "lost",
             "ready" => "ready",
             "loop" | "loop_summary" | "loop_end" => "loop",
+            "snapshot" => "snapshot",
+            "snapshot_end" => "snapshot_end",
+            "journal_error" | "journal_resumed" => "journal",
+            "guard_violation" | "guard_restored" => "guard",
+            "guard_action" => "guard_action",
             other => {
                 self.errors.push(format!(
                     "event.kind `{other}` is not a known kind ({})",
@@ -498,6 +511,105 @@ fn samples() -> Vec<Event> {
         event(Kind::LoopSummary, Source::Tracepoint, loop_body(false)),
         event(Kind::LoopEnd, Source::Tracepoint, loop_body(true)),
         event(
+            Kind::Snapshot,
+            Source::Netlink,
+            Body::State(Box::new(StateEntry {
+                netns: netns(),
+                rule: None,
+                route: Some(route()),
+            })),
+        ),
+        event(
+            Kind::Snapshot,
+            Source::Netlink,
+            Body::State(Box::new(StateEntry {
+                netns: netns(),
+                rule: Some(rule()),
+                route: None,
+            })),
+        ),
+        event(
+            Kind::SnapshotEnd,
+            Source::Netlink,
+            Body::SnapshotEnd(SnapshotEnd {
+                netns: netns(),
+                rules: 7,
+                routes: 4,
+            }),
+        ),
+        event(
+            Kind::JournalError,
+            Source::Tracer,
+            Body::Journal(JournalHealth {
+                path: "/var/lib/tracer/journal/tracer-20261124T191037.719378Z.jsonl".into(),
+                error: Some("No space left on device (os error 28)".into()),
+                dropped: 0,
+            }),
+        ),
+        event(
+            Kind::JournalResumed,
+            Source::Tracer,
+            Body::Journal(JournalHealth {
+                path: "/var/lib/tracer/journal/tracer-20261124T191037.719378Z.jsonl".into(),
+                error: None,
+                dropped: 12,
+            }),
+        ),
+        event(
+            Kind::GuardViolation,
+            Source::Tracer,
+            Body::Guard(GuardReport {
+                expectation: "throw 192.168.1.0/24 table 52".into(),
+                netns: netns(),
+                since: "2026-11-24T19:10:39.258986Z".into(),
+                grace_secs: 5.0,
+                change: Some(Box::new(event(
+                    Kind::RouteDel,
+                    Source::Tracepoint,
+                    change(None, Some(route())),
+                ))),
+            }),
+        ),
+        event(
+            Kind::GuardViolation,
+            Source::Tracer,
+            Body::Guard(GuardReport {
+                expectation: "rule 5270 table 52".into(),
+                netns: netns(),
+                since: "2026-11-24T19:10:39.258986Z".into(),
+                grace_secs: 5.0,
+                change: None,
+            }),
+        ),
+        event(
+            Kind::GuardAction,
+            Source::Tracer,
+            Body::GuardAction(GuardAction {
+                expectation: "throw 192.168.1.0/24 table 52".into(),
+                command: "logger -t tracer".into(),
+                exit_code: Some(0),
+                error: Some("timed out after 10 s".into()),
+                stdout: String::new(),
+                stderr: String::new(),
+                duration_ms: 12,
+                suppressed: 0,
+            }),
+        ),
+        event(
+            Kind::GuardAction,
+            Source::Tracer,
+            Body::GuardAction(GuardAction {
+                expectation: "throw 192.168.1.0/24 table 52".into(),
+                command: "false".into(),
+                exit_code: None,
+                error: None,
+                stdout: String::new(),
+                stderr: String::new(),
+                duration_ms: 1,
+                suppressed: 3,
+            }),
+        ),
+        event(
             Kind::Ready,
             Source::Fentry,
             Body::Ready(Ready {
@@ -507,6 +619,10 @@ fn samples() -> Vec<Event> {
                 version: "0.1.0".into(),
                 pid: 28919,
                 namespaces: vec![netns()],
+                ifaces: vec![WatchedIface {
+                    iface: "router:tailscale0".into(),
+                    via: Some("tc"),
+                }],
             }),
         ),
     ]
@@ -587,6 +703,13 @@ fn all_kinds() -> Vec<Kind> {
         Kind::Loop,
         Kind::LoopSummary,
         Kind::LoopEnd,
+        Kind::Snapshot,
+        Kind::SnapshotEnd,
+        Kind::JournalError,
+        Kind::JournalResumed,
+        Kind::GuardViolation,
+        Kind::GuardRestored,
+        Kind::GuardAction,
     ];
     all.iter().for_each(|k| match k {
         Kind::RuleAdd
@@ -597,7 +720,14 @@ fn all_kinds() -> Vec<Kind> {
         | Kind::Ready
         | Kind::Loop
         | Kind::LoopSummary
-        | Kind::LoopEnd => {}
+        | Kind::LoopEnd
+        | Kind::Snapshot
+        | Kind::SnapshotEnd
+        | Kind::JournalError
+        | Kind::JournalResumed
+        | Kind::GuardViolation
+        | Kind::GuardRestored
+        | Kind::GuardAction => {}
     });
     all
 }
@@ -608,9 +738,11 @@ fn all_sources() -> Vec<Source> {
         Source::Kprobe,
         Source::Tracepoint,
         Source::Netlink,
+        Source::Tracer,
     ];
     all.iter().for_each(|s| match s {
-        Source::Fentry | Source::Kprobe | Source::Tracepoint | Source::Netlink => {}
+        Source::Fentry | Source::Kprobe | Source::Tracepoint | Source::Netlink | Source::Tracer => {
+        }
     });
     all
 }

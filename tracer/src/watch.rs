@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
-    sync::mpsc::unbounded_channel,
+    sync::mpsc::channel,
     time::MissedTickBehavior,
 };
 use tracer_common::EventHeader;
@@ -28,14 +28,23 @@ use crate::{
     },
     correlate::{Engine, Object, Outcome, RequestScope},
     enrich::Enricher,
-    event::{Body, Change, Event, Kind, Lost, Netns, Process, Ready, Source, format_ts},
+    event::{
+        Body, Change, Event, Kind, Lost, Netns, Process, Ready, SnapshotEnd, Source, StateEntry,
+        WatchedIface, format_ts,
+    },
     filter::Filter,
+    journal::write::Journal,
+    metrics::Metrics,
     netlink::{
         decode::{NlItem, NlObj},
         names::TableNames,
         socket::DumpKind,
     },
-    output::{escape::comm_from_bytes, sink::Sink},
+    output::{
+        escape::comm_from_bytes,
+        fanout::Outputs,
+        sink::{Show, Sink},
+    },
     packet::{
         path::{NsView, PacketPath},
         watchlist::{WatchChange, WatchList},
@@ -43,7 +52,7 @@ use crate::{
 };
 
 /// Ring-buffer records decoded per wake-up before other inputs get a turn.
-const RING_BATCH: usize = 4096;
+const RING_BATCH: usize = 64;
 
 /// How long collection goes on after SIGINT/SIGTERM.
 const STOP_GRACE: Duration = Duration::from_millis(300);
@@ -237,13 +246,69 @@ fn seed(
         return Ok(());
     };
     let links = w.dump(DumpKind::Links)?;
-    let routes = w.dump(DumpKind::Routes)?;
     if let Some(pp) = packets {
         pp.load_addrs(netns, &w.dump(DumpKind::Addresses)?);
     }
     engine.mirror(netns).load_links(&links);
-    engine.resynced(netns, &routes, None);
-    Ok(())
+    engine.resync(netns, None, |each| w.dump_routes(each))
+}
+
+/// Writes one namespace's rules and routes as `snapshot` events, then its
+/// `snapshot_end`.
+fn snapshot(
+    spaces: &mut Namespaces,
+    engine: &Engine,
+    p: &mut Presenter,
+    netns: u32,
+    out: &mut Outputs,
+) -> Result<()> {
+    let Some(w) = spaces.watched.get_mut(&netns) else {
+        return Ok(());
+    };
+    let rules = w.dump(DumpKind::Rules)?;
+    let routes = w.dump(DumpKind::Routes)?;
+    let ns = p.netns(netns);
+    let mirror = engine.mirror_of(netns);
+    let (mut n_rules, mut n_routes) = (0, 0);
+    let ts = p.clock.wall(None);
+    for item in rules.into_iter().chain(routes) {
+        let (rule, route) = match item.obj {
+            NlObj::Rule { mut rule, .. } => {
+                rule.table_name = rule.table.and_then(|t| p.tables.name(t));
+                n_rules += 1;
+                (Some(rule), None)
+            }
+            NlObj::Route { mut route, .. } => {
+                route.table_name = route.table.and_then(|t| p.tables.name(t));
+                if route.dev.is_none() {
+                    route.dev = route.ifindex.and_then(|i| mirror?.dev(i));
+                }
+                n_routes += 1;
+                (None, Some(route))
+            }
+            _ => continue,
+        };
+        out.write(&Event {
+            ts: ts.clone(),
+            kind: Kind::Snapshot,
+            source: Source::Netlink,
+            body: Body::State(Box::new(StateEntry {
+                netns: ns.clone(),
+                rule,
+                route,
+            })),
+        })?;
+    }
+    out.write(&Event {
+        ts,
+        kind: Kind::SnapshotEnd,
+        source: Source::Netlink,
+        body: Body::SnapshotEnd(SnapshotEnd {
+            netns: ns,
+            rules: n_rules,
+            routes: n_routes,
+        }),
+    })
 }
 
 /// Re-resolves the --iface interfaces and logs what changed.
@@ -327,7 +392,7 @@ fn emit_findings(
     spaces: &mut Namespaces,
     engine: &Engine,
     p: &mut Presenter,
-    sink: &mut Sink,
+    out: &mut Outputs,
 ) -> Result<()> {
     for f in findings {
         let view = if PacketPath::needs_view(&f) {
@@ -362,19 +427,19 @@ fn emit_findings(
             None
         };
         let e = pp.event(f, &p.clock, &p.tables, view);
-        sink.write(&e)?;
+        out.write(&e)?;
     }
     pp.write_capture(&p.clock)
 }
 
 /// Writes the correlator's finished changes. Every removal is also kept for
-/// the packet path's suspects, whether or not the filters let it through.
+/// the packet path's suspects, whether or not the filters let it through
+/// (`Outputs` applies them).
 fn emit_outcomes(
     engine: &mut Engine,
     p: &mut Presenter,
     mut packets: Option<&mut PacketPath>,
-    filter: &Filter,
-    sink: &mut Sink,
+    out: &mut Outputs,
 ) -> Result<()> {
     for o in engine.take_outcomes() {
         let e = p.event(o);
@@ -384,9 +449,7 @@ fn emit_outcomes(
         ) {
             pp.removals.note(inode, &e);
         }
-        if filter.pass(&e) {
-            sink.write(&e)?;
-        }
+        out.write(&e)?;
     }
     Ok(())
 }
@@ -405,12 +468,35 @@ fn packet_notifications(pp: &mut PacketPath, netns: u32, items: &[NlItem]) -> bo
     links
 }
 
+/// `tracer watch`: every event to stdout (and `--output`).
 pub async fn run(args: WatchArgs) -> Result<()> {
     require_root()?;
-    let mut sink = Sink::open(args.json, args.output.as_deref())?;
+    let out = outputs(&args, Show::All, None).await?;
+    session(args, out).await
+}
+
+/// The sink, filters, journal and metrics of a session.
+pub async fn outputs(args: &WatchArgs, show: Show, journal: Option<Journal>) -> Result<Outputs> {
+    let sink = Sink::open(args.json, args.output.as_deref(), show)?;
+    let filter = Filter::from_args(args, &TableNames::load())?;
+    let mut out = Outputs::new(sink, filter);
+    if let Some(addr) = args.metrics {
+        let m = Metrics::new(journal.is_some());
+        let bound = crate::metrics::serve::start(addr, m.registry()).await?;
+        log::info!("serving metrics on http://{bound}/metrics");
+        out.metrics = Some(m);
+    }
+    out.journal = journal;
+    Ok(out)
+}
+
+/// One tracing session: load and attach, seed the namespaces, then turn
+/// kernel records and notifications into events for `out` until
+/// SIGINT/SIGTERM. With a journal or a guard, the state is snapshotted
+/// first.
+pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
     let tables = TableNames::load();
-    let filter = Filter::from_args(&args, &tables)?;
-    let (tx, mut rx) = unbounded_channel();
+    let (tx, mut rx) = channel(crate::collect::NS_CHANNEL_BATCHES);
     let mut spaces = Namespaces::new(args.netns.clone(), tx);
     spaces.check_names()?;
     for spec in &args.iface {
@@ -425,11 +511,25 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     }
 
     let facts = KernelFacts::gather()?;
-    let loaded = loader::load(&facts, args.attach, !args.iface.is_empty())?;
+    // With --netns, the namespaces are known now (names resolve to inodes),
+    // and requests from all others are dropped in the kernel.
+    let limited: Option<Vec<u32>> = (!args.netns.is_empty()).then(|| spaces.inodes());
+    let mut loaded = loader::load(
+        &facts,
+        args.attach,
+        !args.iface.is_empty(),
+        limited.as_deref(),
+    )?;
     for w in &loaded.warnings {
         log::warn!("{w}");
     }
     let hooks = loaded.hooks.clone();
+    // The kernel's BTF and symbol tables are needed no more: give their
+    // memory back (tens of MiB) before the namespaces are mirrored.
+    let kernel = facts.features.release.clone();
+    drop(facts);
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe { libc::malloc_trim(0) };
     let primary = hooks
         .values()
         .map(|(m, _)| *m)
@@ -490,14 +590,39 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                 .iter()
                 .filter_map(|(h, (_, f))| f.clone().map(|f| (h.name().to_string(), f)))
                 .collect(),
-            kernel: facts.features.release.clone(),
+            kernel,
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
             namespaces,
+            ifaces: packets
+                .as_ref()
+                .map(|pp| {
+                    pp.watch
+                        .specs()
+                        .iter()
+                        .map(|s| WatchedIface {
+                            iface: s.to_string(),
+                            via: pp.watch.via(s),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }),
     };
-    sink.write(&ready)?;
-    sink.flush()?;
+    out.write(&ready)?;
+    // The snapshot follows `ready` in the journal, but stdout shows `ready`
+    // only once the snapshot is taken (the flush below), so whoever waits
+    // for it knows the guard's starting state is known.
+    if out.wants_state() {
+        let mut inodes: Vec<u32> = spaces.watched.keys().copied().collect();
+        inodes.sort();
+        for ns in inodes {
+            snapshot(&mut spaces, &engine, &mut p, ns, &mut out)
+                .with_context(|| format!("snapshot of namespace {ns}"))?;
+        }
+        out.start()?;
+    }
+    out.flush()?;
 
     // SAFETY: the RingBuf owns its map fd and the AsyncFd owns the RingBuf,
     // so the fd stays open and the same for the AsyncFd's whole life.
@@ -515,6 +640,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let mut pkt_tick = tokio::time::interval(PKT_TICK);
     pkt_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut slow = tokio::time::interval(Duration::from_millis(500));
+    // Guard grace periods and commands.
+    let mut out_tick = tokio::time::interval(Duration::from_millis(100));
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     // After SIGINT/SIGTERM, keep collecting briefly so that changes already
@@ -540,7 +667,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                 // report it now.
                 if let Some(pp) = packets.as_mut() {
                     let findings = pp.tick(Clock::boot_now_ns());
-                    emit_findings(pp, findings, &mut spaces, &engine, &mut p, &mut sink)?;
+                    emit_findings(pp, findings, &mut spaces, &engine, &mut p, &mut out)?;
                 }
             }
             // Most packet records do not wake us: collect them, and report
@@ -550,9 +677,10 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                 drain_ring(ring.get_mut(), &mut engine, &mut p, packets.as_mut(), usize::MAX);
                 if let Some(pp) = packets.as_mut() {
                     let findings = pp.tick(Clock::boot_now_ns());
-                    emit_findings(pp, findings, &mut spaces, &engine, &mut p, &mut sink)?;
+                    emit_findings(pp, findings, &mut spaces, &engine, &mut p, &mut out)?;
                 }
             }
+            _ = out_tick.tick() => out.tick()?,
             Some(input) = rx.recv() => {
                 let now = Instant::now();
                 match input {
@@ -568,24 +696,28 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                         }
                     }
                     NsInput::Overflow { netns } => {
-                        sink.write(&p.lost(Source::Netlink, 1, "netlink_socket"))?;
-                        if let Some(w) = spaces.watched.get_mut(&netns) {
-                            if let Ok(routes) = w.dump(DumpKind::Routes) {
-                                engine.resynced(netns, &routes, None);
-                            }
-                        }
+                        let found = match spaces.watched.get_mut(&netns) {
+                            Some(w) => engine
+                                .recover(netns, now, |each| w.dump_routes(each))
+                                .unwrap_or_else(|e| {
+                                    log::warn!("re-reading routes of namespace {netns}: {e:#}");
+                                    0
+                                }),
+                            None => 0,
+                        };
+                        let count = found.max(1) as u64;
+                        out.write(&p.lost(Source::Netlink, count, "netlink_socket"))?;
                     }
                     NsInput::Failed { netns, error } => log::warn!("namespace {netns}: {error}"),
                 }
             }
-            _ = tick.tick(), if !ring_backlog && rx.is_empty() && engine.waiting() => {
+            _ = tick.tick(), if !ring_backlog && rx.is_empty() && !spaces.backlog() && engine.waiting() => {
                 let now = Instant::now();
                 for (netns, cause) in engine.tick(now) {
-                    if let Some(w) = spaces.watched.get_mut(&netns) {
-                        match w.dump(DumpKind::Routes) {
-                            Ok(routes) => engine.resynced(netns, &routes, cause),
-                            Err(e) => log::warn!("re-reading routes of namespace {netns}: {e:#}"),
-                        }
+                    if let Some(w) = spaces.watched.get_mut(&netns)
+                        && let Err(e) = engine.resync(netns, cause, |each| w.dump_routes(each))
+                    {
+                        log::warn!("re-reading routes of namespace {netns}: {e:#}");
                     }
                 }
             }
@@ -599,21 +731,31 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                 for gone in before.iter().filter(|n| !spaces.watched.contains_key(n)) {
                     engine.forget(*gone);
                 }
+                if let Some(map) = loaded.nl_netns.as_mut()
+                    && let Err(e) = loader::sync_netns(map, &spaces.inodes())
+                {
+                    log::warn!("{e:#}");
+                }
                 if let Some(pp) = packets.as_mut() {
                     sync_ifaces(pp, &engine, own);
                 }
+                log::debug!(
+                    "waiting: {} requests, {} notifications",
+                    engine.waiting_requests(),
+                    engine.waiting_notifications()
+                );
                 let total: u64 = dropped.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(last_dropped);
                 if total > last_dropped {
-                    sink.write(&p.lost(primary, total - last_dropped, "ring_buffer"))?;
+                    out.write(&p.lost(primary, total - last_dropped, "ring_buffer"))?;
                     last_dropped = total;
                 }
             }
             _ = sigint.recv(), if stop_at.is_none() => stop_at = Some(Instant::now() + STOP_GRACE),
             _ = sigterm.recv(), if stop_at.is_none() => stop_at = Some(Instant::now() + STOP_GRACE),
         }
-        emit_outcomes(&mut engine, &mut p, packets.as_mut(), &filter, &mut sink)?;
-        sink.flush()?;
-        if sink.closed() {
+        emit_outcomes(&mut engine, &mut p, packets.as_mut(), &mut out)?;
+        out.flush()?;
+        if out.closed() {
             break;
         }
     }
@@ -635,11 +777,11 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         }
     }
     engine.drain(now);
-    emit_outcomes(&mut engine, &mut p, packets.as_mut(), &filter, &mut sink)?;
+    emit_outcomes(&mut engine, &mut p, packets.as_mut(), &mut out)?;
     if let Some(pp) = packets.as_mut() {
         let mut findings = pp.tick(Clock::boot_now_ns());
         findings.extend(pp.finish(Clock::boot_now_ns()));
-        emit_findings(pp, findings, &mut spaces, &engine, &mut p, &mut sink)?;
+        emit_findings(pp, findings, &mut spaces, &engine, &mut p, &mut out)?;
         if pp.undecoded > 0 {
             log::info!(
                 "{} packet records were not IPv4/IPv6 and were skipped",
@@ -647,5 +789,6 @@ pub async fn run(args: WatchArgs) -> Result<()> {
             );
         }
     }
-    sink.flush()
+    out.tick()?;
+    out.close()
 }

@@ -74,6 +74,16 @@ pub enum Via {
     Tracepoint,
 }
 
+impl Via {
+    /// The name the `ready` event gives it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Via::Tc(..) => "tc",
+            Via::Tracepoint => "tracepoint",
+        }
+    }
+}
+
 /// The packet programs and what is attached.
 pub struct PacketHooks {
     /// Owns every program and map of the session (dropping it detaches

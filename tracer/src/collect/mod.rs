@@ -6,6 +6,10 @@ pub mod record;
 use crate::netlink::decode::NlItem;
 
 /// One input to the correlator from a namespace reader thread.
+/// Batches of notifications the channel to the main loop holds: bounded, so
+/// a backlog waits in the kernel rather than in the tracer's memory.
+pub const NS_CHANNEL_BATCHES: usize = 64;
+
 pub enum NsInput {
     Notify { netns: u32, items: Vec<NlItem> },
     Overflow { netns: u32 },

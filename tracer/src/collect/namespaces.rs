@@ -9,18 +9,21 @@ use std::{
     os::unix::fs::MetadataExt,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
 use anyhow::{Context as _, Result};
 use netlink_sys::Socket;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 use super::NsInput;
 use crate::{
     enrich::netns::{NETNS_RUN_DIR, open_named},
-    netlink::socket::{self, DumpKind, Received},
+    netlink::{
+        route_msg::RouteMsg,
+        socket::{self, DumpKind, Received},
+    },
 };
 
 pub struct Watched {
@@ -33,6 +36,12 @@ impl Watched {
     pub fn dump(&mut self, what: DumpKind) -> Result<Vec<crate::netlink::decode::NlItem>> {
         self.seq = self.seq.wrapping_add(1);
         socket::dump(&self.dump, what, self.seq)
+    }
+
+    /// Dump the routes, handing each to `each` as it is read.
+    pub fn dump_routes(&mut self, each: &mut dyn FnMut(&RouteMsg)) -> Result<()> {
+        self.seq = self.seq.wrapping_add(1);
+        socket::dump_routes(&self.dump, self.seq, each)
     }
 }
 
@@ -54,7 +63,10 @@ pub struct Namespaces {
     /// Only these names (from --netns); empty: every named one plus our own.
     only: Vec<String>,
     pub watched: HashMap<u32, Watched>,
-    tx: UnboundedSender<NsInput>,
+    tx: Sender<NsInput>,
+    /// Readers whose last read filled a whole batch: their socket likely
+    /// holds more, so the changes waiting for it must not expire yet.
+    busy: Arc<AtomicUsize>,
 }
 
 fn inode_of(f: &File) -> Result<u32> {
@@ -62,12 +74,18 @@ fn inode_of(f: &File) -> Result<u32> {
 }
 
 impl Namespaces {
-    pub fn new(only: Vec<String>, tx: UnboundedSender<NsInput>) -> Self {
+    pub fn new(only: Vec<String>, tx: Sender<NsInput>) -> Self {
         Namespaces {
             only,
             watched: HashMap::new(),
             tx,
+            busy: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Whether some notification socket still holds a backlog.
+    pub fn backlog(&self) -> bool {
+        self.busy.load(Ordering::Relaxed) > 0
     }
 
     /// Names under /run/netns now.
@@ -102,6 +120,20 @@ impl Namespaces {
             open_named(n)?;
         }
         Ok(())
+    }
+
+    /// The inodes of the namespaces watched, or to be watched (the --netns
+    /// names that exist now).
+    pub fn inodes(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.watched.keys().copied().collect();
+        for name in &self.only {
+            if let Ok(m) = std::fs::metadata(format!("{NETNS_RUN_DIR}/{name}")) {
+                v.push(m.ino() as u32);
+            }
+        }
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// Start watching namespaces that appeared; stop those that went away.
@@ -155,31 +187,65 @@ impl Namespaces {
         let (tx, flag) = (self.tx.clone(), stop.clone());
         std::thread::Builder::new()
             .name(format!("netns-{inode}"))
-            .spawn(move || read_loop(inode, notify, tx, flag))
+            .spawn({
+                let busy = self.busy.clone();
+                move || read_loop(inode, notify, tx, flag, busy)
+            })
             .context("spawning a namespace reader")?;
         Ok(Watched { dump, stop, seq: 0 })
     }
 }
 
-/// Read notifications until told to stop or the receiver is gone.
-fn read_loop(netns: u32, s: Socket, tx: UnboundedSender<NsInput>, stop: Arc<AtomicBool>) {
-    let mut buf = Vec::with_capacity(1 << 16);
+/// Notifications read per batch sent to the main loop.
+const NOTIFY_BATCH: usize = 256;
+
+/// Read notifications until told to stop or the receiver is gone. When the
+/// main loop falls behind, the channel fills and this thread waits: the
+/// backlog stays in the kernel's socket buffer, and if that overflows the
+/// main loop hears of it (`Overflow`) and re-reads the routes.
+fn read_loop(
+    netns: u32,
+    s: Socket,
+    tx: Sender<NsInput>,
+    stop: Arc<AtomicBool>,
+    busy: Arc<AtomicUsize>,
+) {
+    let mut bufs = socket::RecvBuffers::default();
+    let mut full = false;
+    let mut set_full = |now: bool| {
+        if now != full {
+            if now {
+                busy.fetch_add(1, Ordering::Relaxed);
+            } else {
+                busy.fetch_sub(1, Ordering::Relaxed);
+            }
+            full = now;
+        }
+    };
     while !stop.load(Ordering::Relaxed) {
-        let msg = match socket::receive(&s, &mut buf, 100) {
-            Ok(Received::Idle) => continue,
-            Ok(Received::Items(items)) if items.is_empty() => continue,
-            Ok(Received::Items(items)) => NsInput::Notify { netns, items },
-            Ok(Received::Overflow) => NsInput::Overflow { netns },
+        let (items, overflow) = match socket::receive(&s, &mut bufs, 100, NOTIFY_BATCH) {
+            Ok(Received::Idle) => {
+                set_full(false);
+                continue;
+            }
+            Ok(Received::Items { items, overflow }) => (items, overflow),
             Err(e) => {
-                let _ = tx.send(NsInput::Failed {
+                set_full(false);
+                let _ = tx.blocking_send(NsInput::Failed {
                     netns,
                     error: format!("{e:#}"),
                 });
                 return;
             }
         };
-        if tx.send(msg).is_err() {
-            return;
+        // A whole batch: the socket likely holds more.
+        set_full(items.len() >= NOTIFY_BATCH);
+        if !items.is_empty() && tx.blocking_send(NsInput::Notify { netns, items }).is_err() {
+            break;
+        }
+        if overflow && tx.blocking_send(NsInput::Overflow { netns }).is_err() {
+            break;
         }
     }
+    set_full(false);
 }

@@ -2,32 +2,22 @@
 //! initial dump plus notifications. It names devices for events and, after
 //! a flush the kernel does not announce (IPv4 routes removed by link down,
 //! address removal), tells which routes vanished by diffing a fresh dump.
-use std::collections::HashMap;
-
-use crate::{
-    event::{Family, Op, Route},
-    netlink::decode::{LinkChange, NlItem, NlObj},
+//! Routes are kept in compact form (see `route_store`) and turned back into
+//! `Route`s only when one is reported.
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-/// Identity of a route inside a namespace.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RouteKey {
-    pub family: Option<Family>,
-    pub table: Option<u32>,
-    pub dst: Option<String>,
-    pub metric: u32,
-}
-
-impl RouteKey {
-    pub fn of(r: &Route) -> Self {
-        RouteKey {
-            family: r.family,
-            table: r.table,
-            dst: r.dst.clone(),
-            metric: r.metric.unwrap_or(0),
-        }
-    }
-}
+use super::route_store::{Entry, HAS_GW, HAS_METRIC, HAS_OIF, Store};
+use crate::{
+    event::{Family, Op, Route},
+    netlink::{
+        decode::{LinkChange, NlItem, NlObj},
+        names,
+        route_msg::RouteMsg,
+    },
+};
 
 #[derive(Clone, Debug, Default)]
 pub struct Link {
@@ -39,7 +29,128 @@ pub struct Link {
 #[derive(Clone, Debug, Default)]
 pub struct NsMirror {
     pub links: HashMap<u32, Link>,
-    pub routes: HashMap<RouteKey, Route>,
+    v4: Store<4>,
+    v6: Store<16>,
+}
+
+/// A mirrored route of either family.
+enum Compact {
+    V4(Entry<4>),
+    V6(Entry<16>),
+}
+
+/// The first `N` bytes of an address, zero-padded.
+fn bytes<const N: usize>(src: &[u8]) -> [u8; N] {
+    let mut b = [0u8; N];
+    let n = src.len().min(N);
+    b[..n].copy_from_slice(&src[..n]);
+    b
+}
+
+/// An address in 16 bytes (IPv4 in the first 4).
+fn ip16(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(a) => bytes(&a.octets()),
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+impl Compact {
+    fn of_msg(m: &RouteMsg) -> Option<Compact> {
+        let dst = m.dst.unwrap_or([0; 16]);
+        let gw = m.gateway.map(ip16).unwrap_or([0; 16]);
+        let flags = if m.gateway.is_some() { HAS_GW } else { 0 }
+            | if m.metric.is_some() { HAS_METRIC } else { 0 }
+            | if m.oif.is_some() { HAS_OIF } else { 0 };
+        macro_rules! entry {
+            ($n:literal) => {
+                Entry::<$n> {
+                    table: m.table,
+                    metric: m.metric.unwrap_or(0),
+                    oif: m.oif.unwrap_or(0),
+                    dst: bytes(&dst),
+                    gw: bytes(&gw),
+                    dst_len: m.dst_len,
+                    rtype: m.rtype,
+                    protocol: m.protocol,
+                    scope: m.scope,
+                    flags,
+                }
+            };
+        }
+        match m.family() {
+            Some(Family::Inet) => Some(Compact::V4(entry!(4))),
+            Some(Family::Inet6) => Some(Compact::V6(entry!(16))),
+            None => None,
+        }
+    }
+
+    /// The compact form of a decoded route (a notification's).
+    fn of_route(r: &Route) -> Option<Compact> {
+        let family = r.family?;
+        let (dst, dst_len) = match r.dst.as_deref()?.split_once('/') {
+            Some((a, l)) => (a.parse::<IpAddr>().ok()?, l.parse().ok()?),
+            None => return None,
+        };
+        let number =
+            |s: &Option<crate::event::Name>, f: fn(&str) -> Option<u8>| s.as_deref().and_then(f);
+        let m = RouteMsg {
+            family: match family {
+                Family::Inet => 2,
+                Family::Inet6 => 10,
+            },
+            dst_len,
+            table: r.table.unwrap_or(0),
+            rtype: number(&r.rtype, names::route_type_number).unwrap_or(0),
+            protocol: number(&r.protocol, names::protocol_number).unwrap_or(0),
+            scope: number(&r.scope, names::scope_number).unwrap_or(0),
+            dst: Some(ip16(dst)),
+            gateway: r.gateway.as_deref().and_then(|g| g.parse().ok()),
+            oif: r.ifindex,
+            metric: r.metric,
+        };
+        Compact::of_msg(&m)
+    }
+}
+
+/// The route an entry stands for, as a dump would have described it.
+fn route_of<const N: usize>(e: &Entry<N>, family: u8) -> Route {
+    let gateway = (e.flags & HAS_GW != 0).then(|| match N {
+        4 => IpAddr::V4(Ipv4Addr::from(bytes::<4>(&e.gw))),
+        _ => IpAddr::V6(Ipv6Addr::from(bytes::<16>(&e.gw))),
+    });
+    RouteMsg {
+        family,
+        dst_len: e.dst_len,
+        table: e.table,
+        rtype: e.rtype,
+        protocol: e.protocol,
+        scope: e.scope,
+        dst: Some(bytes(&e.dst)),
+        gateway,
+        oif: (e.flags & HAS_OIF != 0).then_some(e.oif),
+        metric: (e.flags & HAS_METRIC != 0).then_some(e.metric),
+    }
+    .to_route()
+}
+
+/// Whether `e`'s prefix covers `addr` (given as `N` bytes).
+fn covers<const N: usize>(e: &Entry<N>, addr: &[u8; N]) -> bool {
+    let len = usize::from(e.dst_len).min(N * 8);
+    let (whole, bits) = (len / 8, len % 8);
+    e.dst[..whole] == addr[..whole]
+        && (bits == 0 || (e.dst[whole] ^ addr[whole]) & (0xffu8 << (8 - bits)) == 0)
+}
+
+/// The most specific entry of `table` covering `addr`, lowest metric first.
+fn best<'a, const N: usize>(
+    entries: impl Iterator<Item = &'a Entry<N>>,
+    table: u32,
+    addr: &[u8; N],
+) -> Option<&'a Entry<N>> {
+    entries
+        .filter(|e| e.table == table && covers(e, addr))
+        .max_by_key(|e| (e.dst_len, std::cmp::Reverse(e.metric)))
 }
 
 impl NsMirror {
@@ -47,12 +158,18 @@ impl NsMirror {
     /// messages, so callers can see a transition.
     pub fn apply(&mut self, item: &NlItem) -> Option<bool> {
         match &item.obj {
-            NlObj::Route { op: Op::Add, route } => {
-                self.routes.insert(RouteKey::of(route), route.clone());
-                None
-            }
-            NlObj::Route { op: Op::Del, route } => {
-                self.routes.remove(&RouteKey::of(route));
+            NlObj::Route { op, route } => {
+                match (Compact::of_route(route), op) {
+                    (Some(Compact::V4(e)), Op::Add) => self.v4.insert(e),
+                    (Some(Compact::V6(e)), Op::Add) => self.v6.insert(e),
+                    (Some(Compact::V4(e)), Op::Del) => {
+                        self.v4.remove(&e.key());
+                    }
+                    (Some(Compact::V6(e)), Op::Del) => {
+                        self.v6.remove(&e.key());
+                    }
+                    (None, _) => {}
+                }
                 None
             }
             NlObj::Link(l) => self.apply_link(l),
@@ -85,24 +202,39 @@ impl NsMirror {
         }
     }
 
-    /// Replace the routes from a dump and return the routes that were in the
-    /// mirror but are not in the dump, sorted for stable output.
-    pub fn replace_routes(&mut self, items: &[NlItem]) -> Vec<Route> {
-        let mut fresh = HashMap::new();
-        for i in items {
-            if let NlObj::Route { route, .. } = &i.obj {
-                fresh.insert(RouteKey::of(route), route.clone());
-            }
+    /// A route of a fresh dump (between the start of a resync and
+    /// `end_sync`).
+    pub fn see(&mut self, m: &RouteMsg) {
+        match Compact::of_msg(m) {
+            Some(Compact::V4(e)) => self.v4.see(e),
+            Some(Compact::V6(e)) => self.v6.see(e),
+            None => {}
         }
-        let mut gone: Vec<(RouteKey, Route)> = self
-            .routes
-            .iter()
-            .filter(|(k, _)| !fresh.contains_key(*k))
-            .map(|(k, r)| (k.clone(), r.clone()))
-            .collect();
-        gone.sort_by(|a, b| a.0.cmp(&b.0));
-        self.routes = fresh;
-        gone.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// End a resync: when the dump was `complete`, the routes it did not
+    /// show are removed and returned (IPv4 first, each family sorted);
+    /// otherwise nothing is removed.
+    pub fn end_sync(&mut self, complete: bool) -> Vec<Route> {
+        let v4 = self.v4.end_sync(complete);
+        let v6 = self.v6.end_sync(complete);
+        v4.iter()
+            .map(|e| route_of(e, 2))
+            .chain(v6.iter().map(|e| route_of(e, 10)))
+            .collect()
+    }
+
+    /// Number of routes mirrored.
+    pub fn route_count(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// The most specific route of `table` covering `addr` (device unnamed).
+    pub fn longest_match(&self, table: u32, addr: IpAddr) -> Option<Route> {
+        match addr {
+            IpAddr::V4(a) => best(self.v4.iter(), table, &a.octets()).map(|e| route_of(e, 2)),
+            IpAddr::V6(a) => best(self.v6.iter(), table, &a.octets()).map(|e| route_of(e, 10)),
+        }
     }
 
     /// Name of an interface index.
@@ -127,9 +259,25 @@ mod tests {
                     table: Some(table),
                     dst: Some(dst.into()),
                     rtype: Some("unicast".into()),
+                    protocol: Some("boot".into()),
+                    scope: Some("global".into()),
+                    gateway: Some("10.9.9.9".into()),
                     ..Route::default()
                 },
             },
+        }
+    }
+
+    fn msg(dst: [u8; 4], len: u8, table: u32) -> RouteMsg {
+        RouteMsg {
+            family: 2,
+            dst_len: len,
+            table,
+            rtype: 1,
+            protocol: 3,
+            dst: Some(bytes(&dst)),
+            gateway: Some(IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9))),
+            ..RouteMsg::default()
         }
     }
 
@@ -144,10 +292,30 @@ mod tests {
             m.apply(&i);
         }
         m.apply(&item(Op::Del, "10.0.2.0/24", 52));
-        let gone = m.replace_routes(&[item(Op::Add, "10.0.0.0/24", 254)]);
+        m.see(&msg([10, 0, 0, 0], 24, 254));
+        let gone = m.end_sync(true);
         assert_eq!(gone.len(), 1);
-        assert_eq!(gone[0].dst.as_deref(), Some("10.0.1.0/24"));
-        assert_eq!(m.routes.len(), 1);
+        let NlObj::Route { route, .. } = item(Op::Add, "10.0.1.0/24", 254).obj else {
+            panic!()
+        };
+        assert_eq!(gone[0], route);
+        assert_eq!(m.route_count(), 1);
+    }
+
+    #[test]
+    fn longest_match_prefers_the_most_specific() {
+        let mut m = NsMirror::default();
+        m.see(&msg([0, 0, 0, 0], 0, 52));
+        m.see(&msg([192, 168, 1, 0], 24, 52));
+        m.see(&msg([192, 168, 1, 0], 25, 53));
+        m.end_sync(true);
+        let r = m
+            .longest_match(52, "192.168.1.90".parse().unwrap())
+            .unwrap();
+        assert_eq!(r.dst.as_deref(), Some("192.168.1.0/24"));
+        let r = m.longest_match(52, "10.1.1.1".parse().unwrap()).unwrap();
+        assert_eq!(r.dst.as_deref(), Some("0.0.0.0/0"));
+        assert!(m.longest_match(54, "10.1.1.1".parse().unwrap()).is_none());
     }
 
     #[test]

@@ -18,9 +18,11 @@
 //!   dumped again and the routes that vanished from the mirror are reported.
 mod matching;
 pub mod mirror;
+mod route_store;
+mod waiting;
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     time::{Duration, Instant},
 };
 
@@ -32,9 +34,11 @@ use crate::{
     netlink::{
         decode::{NlItem, NlObj, decode_buffer},
         names,
+        route_msg::RouteMsg,
     },
 };
 use mirror::NsMirror;
+use waiting::Waiting;
 
 /// How long a request waits for its outcome.
 const REQUEST_WAIT: Duration = Duration::from_millis(1500);
@@ -112,13 +116,51 @@ pub struct Engine {
     /// routes (IPv4 and IPv6 separately) and rules: false when a kernel hook
     /// reports them instead.
     requests_for: RequestScope,
-    pending: VecDeque<Pending>,
-    orphans: VecDeque<Orphan>,
+    /// Requests read at syscalls are indexed by sequence number; kernel
+    /// records (whose notification may carry seq 0) are not.
+    pending: Waiting<Pending>,
+    /// Notifications waiting for their request, indexed by sequence number.
+    orphans: Waiting<Orphan>,
     mirrors: HashMap<u32, NsMirror>,
     causes: HashMap<u32, RecentCause>,
     resyncs: HashMap<u32, ResyncPlan>,
+    /// Per namespace, after a notification overflow: what the re-read found
+    /// gone, until every input that may still name it has been read.
+    recovered: HashMap<u32, Recovered>,
     out: Vec<Outcome>,
 }
+
+/// Removals a re-read found after a notification overflow. The inputs still
+/// queued (the socket's backlog, the ring buffer) may name them again:
+/// - `reported` were reported at once, with their waiting request; a
+///   notification naming one later is dropped;
+/// - `vanished` had no request yet: a request or notification arriving later
+///   claims one and it is reported from them, once; what is left when
+///   `until` has passed and the inputs are drained is reported by itself.
+#[derive(Default)]
+struct Recovered {
+    reported: std::collections::HashSet<String>,
+    vanished: HashMap<String, Route>,
+    until: Option<Instant>,
+}
+
+/// How long after a re-read the inputs may still name its removals.
+const RECOVERY_WAIT: Duration = Duration::from_secs(3);
+
+/// A route's identity for `Recovered`.
+fn route_id(r: &Route) -> String {
+    format!(
+        "{:?} {:?} {:?} {}",
+        r.family,
+        r.table,
+        r.dst,
+        r.metric.unwrap_or(0)
+    )
+}
+
+/// Note on removals found by re-reading after a notification overflow.
+const NOTE_RECOVERED: &str =
+    "notification dropped by the kernel (socket overflow); removal found by re-reading the table";
 
 /// Which changes the tracepoint requests attribute (the others come from
 /// kernel hooks).
@@ -155,11 +197,12 @@ impl Engine {
     pub fn new(requests_for: RequestScope) -> Self {
         Engine {
             requests_for,
-            pending: VecDeque::new(),
-            orphans: VecDeque::new(),
+            pending: Waiting::default(),
+            orphans: Waiting::default(),
             mirrors: HashMap::new(),
             causes: HashMap::new(),
             resyncs: HashMap::new(),
+            recovered: HashMap::new(),
             out: Vec::new(),
         }
     }
@@ -182,6 +225,16 @@ impl Engine {
     /// Outcomes ready for output, in order.
     pub fn take_outcomes(&mut self) -> Vec<Outcome> {
         std::mem::take(&mut self.out)
+    }
+
+    /// Requests (and kernel records) waiting for their notification.
+    pub fn waiting_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Notifications waiting for their request.
+    pub fn waiting_notifications(&self) -> usize {
+        self.orphans.len()
     }
 
     /// Number of changes waiting for their other half.
@@ -306,10 +359,10 @@ impl Engine {
             return;
         }
         // The notification may have overtaken the request.
-        if let Some(i) = self.orphans.iter().position(|o| {
-            o.netns == netns && o.op == op && o.seq == seq && objects_match(&object, &o.object)
+        if let Some(id) = self.orphans.first_with_seq(seq, |o| {
+            o.netns == netns && o.op == op && objects_match(&object, &o.object)
         }) {
-            let o = self.orphans.remove(i).expect("index from position");
+            let o = self.orphans.take(id).expect("id just found");
             self.emit(
                 Source::Tracepoint,
                 op,
@@ -323,33 +376,37 @@ impl Engine {
             );
             return;
         }
-        self.pending.push_back(Pending {
-            deadline: now + REQUEST_WAIT,
-            source: Source::Tracepoint,
-            op,
-            netns,
-            who: *who,
-            object,
+        self.pending.push(
             seq,
-            from_kernel: false,
-            result: None,
-        });
+            true,
+            Pending {
+                deadline: now + REQUEST_WAIT,
+                source: Source::Tracepoint,
+                op,
+                netns,
+                who: *who,
+                object,
+                seq,
+                from_kernel: false,
+                result: None,
+            },
+        );
     }
 
     fn ack(&mut self, hdr: &EventHeader, error: i32, seq: u32, now: Instant) {
-        let Some(i) = self.pending.iter().position(|p| {
-            !p.from_kernel && p.who.pid == hdr.pid && p.seq == seq && p.result.is_none()
+        let Some(id) = self.pending.first_with_seq(seq, |p| {
+            !p.from_kernel && p.who.pid == hdr.pid && p.result.is_none()
         }) else {
             return;
         };
         if error != 0 {
             // Failed requests change nothing: no notification will come.
-            let p = self.pending.remove(i).expect("index from position");
+            let p = self.pending.take(id).expect("id just found");
             self.emit_pending(p, None, Some(error), Some(seq), None, now);
             // A batch shares one sequence number; the error answers the first
             // failing message only, so siblings keep waiting.
         } else {
-            let p = &mut self.pending[i];
+            let p = self.pending.get_mut(id).expect("id just found");
             p.result = Some(0);
             p.deadline = p.deadline.min(now + ACKED_WAIT);
         }
@@ -416,12 +473,12 @@ impl Engine {
             );
             return;
         }
-        if let Some(i) = self
+        // A scan: kernel records match notifications on the object alone.
+        if let Some(id) = self
             .orphans
-            .iter()
-            .position(|o| o.netns == netns && o.op == op && objects_match(&object, &o.object))
+            .first(|o| o.netns == netns && o.op == op && objects_match(&object, &o.object))
         {
-            let o = self.orphans.remove(i).expect("index from position");
+            let o = self.orphans.take(id).expect("id just found");
             let cause = self.kernel_cause(hdr, source, op, seq, now);
             self.emit(
                 source,
@@ -436,17 +493,21 @@ impl Engine {
             );
             return;
         }
-        self.pending.push_back(Pending {
-            deadline: now + NOTIFY_WAIT,
-            source,
-            op,
-            netns,
-            who: *hdr,
-            object,
+        self.pending.push(
             seq,
-            from_kernel: true,
-            result: Some(0),
-        });
+            false,
+            Pending {
+                deadline: now + NOTIFY_WAIT,
+                source,
+                op,
+                netns,
+                who: *hdr,
+                object,
+                seq,
+                from_kernel: true,
+                result: Some(0),
+            },
+        );
     }
 
     /// A removal the kernel made on its own (no netlink request: seq 0 and
@@ -464,6 +525,16 @@ impl Engine {
 
     /// A notification read from a watched namespace.
     pub fn notification(&mut self, netns: u32, item: NlItem, now: Instant) {
+        if let (Some(rec), NlObj::Route { op: Op::Del, route }) =
+            (self.recovered.get_mut(&netns), &item.obj)
+        {
+            let id = route_id(route);
+            if rec.reported.remove(&id) {
+                return; // reported by `recover`
+            }
+            // A vanished route named again: reported from this notification.
+            rec.vanished.remove(&id);
+        }
         let prev_up = self.mirror(netns).apply(&item);
         match item.obj {
             NlObj::Route { op, route } => {
@@ -492,28 +563,33 @@ impl Engine {
     fn notified_change(&mut self, netns: u32, op: Op, object: Object, seq: u32, now: Instant) {
         // Requests read at syscalls match on sequence number and object;
         // kernel records (whose seq is that of the request, or 0) on object.
-        let found = self.pending.iter().position(|p| {
-            p.netns == netns
-                && p.op == op
-                && objects_match(&p.object, &object)
-                && (if p.from_kernel {
-                    p.seq == 0 || seq == 0 || p.seq == seq
-                } else {
-                    p.seq == seq
-                })
-        });
-        if let Some(i) = found {
-            let p = self.pending.remove(i).expect("index from position");
+        let same =
+            |p: &Pending| p.netns == netns && p.op == op && objects_match(&p.object, &object);
+        let request = self.pending.first_with_seq(seq, same);
+        let kernel = self
+            .pending
+            .first_unindexed(|p| same(p) && (p.seq == 0 || seq == 0 || p.seq == seq));
+        // The older of the two, as if they waited in one queue.
+        let found = match (request, kernel) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(id) = found {
+            let p = self.pending.take(id).expect("id just found");
             self.emit_pending(p, Some(object), Some(0), nonzero(seq), None, now);
             return;
         }
-        self.orphans.push_back(Orphan {
-            deadline: now + NOTIFY_WAIT,
-            netns,
-            op,
-            object,
+        self.orphans.push(
             seq,
-        });
+            true,
+            Orphan {
+                deadline: now + NOTIFY_WAIT,
+                netns,
+                op,
+                object,
+                seq,
+            },
+        );
     }
 
     fn plan_resync(&mut self, netns: u32, cause: Option<RecentCause>, now: Instant) {
@@ -526,17 +602,20 @@ impl Engine {
         }
     }
 
-    /// A fresh route dump of `netns` (a due resync from `tick`, or at start).
-    /// Routes missing from it were removed without a notification.
-    pub fn resynced(
+    /// Re-read the routes of `netns` (a due resync from `tick`, or at
+    /// start): `dump` feeds every route of a fresh dump to the mirror as it
+    /// is read. Routes missing from it were removed without a notification;
+    /// with a `cause`, each is reported. A dump that fails or is
+    /// interrupted removes nothing and is tried again, up to three times.
+    pub fn resync(
         &mut self,
         netns: u32,
-        items: &[NlItem],
         cause: Option<(Cause, EventHeader, Source)>,
-    ) {
-        let gone = self.mirror(netns).replace_routes(items);
+        dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let gone = self.reread(netns, dump)?;
         let Some((cause, who, source)) = cause else {
-            return;
+            return Ok(());
         };
         for route in gone {
             self.emit(
@@ -554,12 +633,88 @@ impl Engine {
                 ),
             );
         }
+        Ok(())
+    }
+
+    /// After the notification socket of `netns` overflowed (the kernel
+    /// dropped notifications): re-read the routes and report each route
+    /// that vanished meanwhile, with the waiting request that removed it
+    /// when there is one. Returns how many removals were found.
+    pub fn recover(
+        &mut self,
+        netns: u32,
+        now: Instant,
+        dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
+    ) -> anyhow::Result<usize> {
+        let gone = self.reread(netns, dump)?;
+        let found = gone.len();
+        // Waiting removal requests of this namespace, oldest first, by prefix.
+        let mut by_dst: HashMap<Option<String>, Vec<u64>> = HashMap::new();
+        for (id, p) in self.pending.iter() {
+            if let (true, Op::Del, Object::Route(r)) = (p.netns == netns, p.op, &p.object) {
+                by_dst.entry(r.dst.clone()).or_default().push(id);
+            }
+        }
+        by_dst.values_mut().for_each(|ids| ids.sort_unstable());
+        for route in gone {
+            let request = by_dst.get_mut(&route.dst).and_then(|ids| {
+                let i = ids.iter().position(|id| {
+                    self.pending.get(*id).is_some_and(
+                        |p| matches!(&p.object, Object::Route(req) if matching::route_matches(req, &route)),
+                    )
+                })?;
+                Some(ids.remove(i))
+            });
+            let id = route_id(&route);
+            match request.and_then(|id| self.pending.take(id)) {
+                Some(p) => {
+                    let seq = nonzero(p.seq);
+                    let note = Some(NOTE_RECOVERED.to_string());
+                    self.emit_pending(p, Some(Object::Route(route)), Some(0), seq, note, now);
+                    self.recovered.entry(netns).or_default().reported.insert(id);
+                }
+                None => {
+                    self.recovered
+                        .entry(netns)
+                        .or_default()
+                        .vanished
+                        .insert(id, route);
+                }
+            }
+        }
+        self.recovered.entry(netns).or_default().until = Some(now + RECOVERY_WAIT);
+        Ok(found)
+    }
+
+    /// Re-read the routes of `netns` into the mirror; the routes that
+    /// vanished. A dump that fails or is interrupted removes nothing and is
+    /// tried again, up to three times.
+    fn reread(
+        &mut self,
+        netns: u32,
+        mut dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Vec<Route>> {
+        let mut tries = 0;
+        loop {
+            let m = self.mirror(netns);
+            let r = dump(&mut |msg| m.see(msg));
+            let gone = m.end_sync(r.is_ok());
+            tries += 1;
+            match r {
+                Ok(()) => {
+                    log::debug!("namespace {netns}: {} routes mirrored", m.route_count());
+                    return Ok(gone);
+                }
+                Err(e) if tries >= 3 => return Err(e),
+                Err(e) => log::debug!("re-reading routes of namespace {netns}: {e:#}; again"),
+            }
+        }
     }
 
     /// Advance time: expire waits and start due resyncs.
     pub fn tick(&mut self, now: Instant) -> Vec<(u32, Option<(Cause, EventHeader, Source)>)> {
-        while self.pending.front().is_some_and(|p| p.deadline <= now) {
-            let p = self.pending.pop_front().expect("front exists");
+        while let Some((id, _)) = self.pending.front().filter(|(_, p)| p.deadline <= now) {
+            let p = self.pending.take(id).expect("front exists");
             let note = match (p.from_kernel, p.result) {
                 (true, _) => None,
                 (false, Some(_)) => None,
@@ -572,8 +727,8 @@ impl Engine {
             let (result, seq) = (p.result, p.seq);
             self.emit_pending(p, None, result, nonzero(seq), note, now);
         }
-        while self.orphans.front().is_some_and(|o| o.deadline <= now) {
-            let o = self.orphans.pop_front().expect("front exists");
+        while let Some((id, _)) = self.orphans.front().filter(|(_, o)| o.deadline <= now) {
+            let o = self.orphans.take(id).expect("front exists");
             let recent = self.recent_cause(o.netns, now);
             let (who, cause, source, note) = match (&recent, o.seq) {
                 (Some(c), 0) => (
@@ -601,6 +756,7 @@ impl Engine {
                 note,
             );
         }
+        self.report_vanished(now);
         let due: Vec<u32> = self
             .resyncs
             .iter()
@@ -615,18 +771,58 @@ impl Engine {
             .collect()
     }
 
+    /// Report the removals a re-read found that nothing named since, once
+    /// their wait is over and no removal request of the namespace waits.
+    fn report_vanished(&mut self, now: Instant) {
+        let done: Vec<u32> = self
+            .recovered
+            .iter()
+            .filter(|(netns, r)| {
+                r.until.is_none_or(|u| u <= now)
+                    && !self.pending.iter().any(|(_, p)| {
+                        p.netns == **netns
+                            && p.op == Op::Del
+                            && matches!(p.object, Object::Route(_))
+                    })
+            })
+            .map(|(n, _)| *n)
+            .collect();
+        for netns in done {
+            let rec = self.recovered.remove(&netns).expect("key from iteration");
+            for (_, route) in rec.vanished {
+                self.emit(
+                    Source::Netlink,
+                    Op::Del,
+                    netns,
+                    None,
+                    Object::Route(route),
+                    Some(0),
+                    None,
+                    None,
+                    Some(NOTE_RECOVERED.to_string()),
+                );
+            }
+        }
+    }
+
     /// Whether anything waits on time: [`Engine::tick`] has nothing to do
     /// otherwise (the caller need not wake up for it).
     pub fn waiting(&self) -> bool {
-        !(self.pending.is_empty() && self.orphans.is_empty() && self.resyncs.is_empty())
+        self.pending.len() > 0
+            || self.orphans.len() > 0
+            || !self.resyncs.is_empty()
+            || !self.recovered.is_empty()
     }
 
     /// Flush everything still waiting (end of session).
     pub fn drain(&mut self, now: Instant) {
-        for p in self.pending.iter_mut() {
+        for r in self.recovered.values_mut() {
+            r.until = Some(now);
+        }
+        for p in self.pending.values_mut() {
             p.deadline = now;
         }
-        for o in self.orphans.iter_mut() {
+        for o in self.orphans.values_mut() {
             o.deadline = now;
         }
         let _ = self.tick(now);
@@ -684,6 +880,14 @@ impl Engine {
             if r.dev.is_none() {
                 r.dev = r.ifindex.and_then(|i| m.dev(i));
             }
+        }
+        // A vanished route reported from its request or notification is
+        // not reported again when the recovery's wait ends.
+        if let (Op::Del, Object::Route(r), Some(rec)) =
+            (op, &object, self.recovered.get_mut(&netns))
+            && note.as_deref() != Some(NOTE_RECOVERED)
+        {
+            rec.vanished.remove(&route_id(r));
         }
         self.out.push(Outcome {
             ts_boot_ns: who.map(|w| w.ts_ns),

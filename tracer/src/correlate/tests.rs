@@ -188,7 +188,7 @@ fn link_down_resync_names_vanished_routes_and_the_process() {
     assert_eq!(due.len(), 1);
     let (ns, cause) = due[0];
     assert_eq!(ns, 7);
-    e.resynced(7, &[], cause);
+    e.resync(7, cause, |_| Ok(())).unwrap();
     let out = e.take_outcomes();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].cause, Some(Cause::LinkDown));
@@ -197,4 +197,83 @@ fn link_down_resync_names_vanished_routes_and_the_process() {
         panic!()
     };
     assert_eq!(r.dev.as_deref(), Some("enp1s0"));
+}
+
+#[test]
+fn overflow_recovery_names_removals_with_their_requests() {
+    let mut e = tracepoint_engine();
+    let t = Instant::now();
+    e.notification(7, note(0, Op::Add, throw(52)), t);
+    e.notification(7, note(0, Op::Add, throw(53)), t);
+    let _ = e.tick(t + Duration::from_secs(1));
+    e.take_outcomes();
+    // Both are removed, but the kernel drops both notifications; only the
+    // first removal's request was seen.
+    request(&mut e, hdr(812, 7), 5, Op::Del, sparse_del(), t);
+    let found = e
+        .recover(7, t, |each| {
+            each(&crate::netlink::route_msg::RouteMsg {
+                family: 2,
+                table: 254,
+                ..Default::default()
+            });
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(found, 2);
+    // The one with a request at once; the other once the inputs that may
+    // still name it have had their time.
+    let mut out = e.take_outcomes();
+    assert_eq!(out.len(), 1);
+    // The notification of a removal already reported, still queued in the
+    // socket, is dropped.
+    e.notification(7, note(5, Op::Del, throw(52)), t);
+    let _ = e.tick(t + Duration::from_secs(4));
+    out.extend(e.take_outcomes());
+    assert_eq!(out.len(), 2);
+    let by_table = |t: u32| {
+        out.iter()
+            .find(|o| matches!(&o.object, Object::Route(r) if r.table == Some(t)))
+            .unwrap()
+    };
+    assert_eq!(by_table(52).who.unwrap().pid, 812);
+    assert_eq!(by_table(52).nl_seq, Some(5));
+    assert!(by_table(53).who.is_none());
+    assert!(
+        out.iter()
+            .all(|o| o.note.as_deref() == Some(NOTE_RECOVERED))
+    );
+    assert_eq!(e.backlog(), 0);
+}
+
+#[test]
+fn a_removal_found_by_recovery_is_reported_once_when_its_request_comes_later() {
+    let mut e = tracepoint_engine();
+    let t = Instant::now();
+    e.notification(7, note(0, Op::Add, throw(52)), t);
+    let _ = e.tick(t + Duration::from_secs(1));
+    e.take_outcomes();
+    // The removal's notification is dropped; the re-read finds it gone
+    // before its request (still in the ring buffer) is read.
+    let found = e
+        .recover(7, t, |each| {
+            each(&crate::netlink::route_msg::RouteMsg {
+                family: 2,
+                table: 254,
+                ..Default::default()
+            });
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(found, 1);
+    assert!(e.take_outcomes().is_empty());
+    request(&mut e, hdr(812, 7), 5, Op::Del, sparse_del(), t);
+    e.ack(&hdr(812, 7), 0, 5, t);
+    for s in 2..8 {
+        let _ = e.tick(t + Duration::from_secs(s));
+    }
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].who.unwrap().pid, 812);
+    assert_eq!(out[0].result.as_deref(), Some("ok"));
 }

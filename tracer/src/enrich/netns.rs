@@ -113,6 +113,7 @@ pub struct NetnsNames {
     dir: PathBuf,
     own: u32,
     names: HashMap<u32, String>,
+    /// Last scan, or last check that found `dir` unchanged since it.
     last_scan: Option<Instant>,
     /// Modification time of `dir` at the last scan (`None` if it did not exist).
     dir_mtime: Option<SystemTime>,
@@ -151,8 +152,14 @@ impl NetnsNames {
     /// [`own_inode`](Self::own_inode) to tell it apart).
     pub fn name(&mut self, inode: u32) -> Option<String> {
         let now = Instant::now();
-        if self.rescan_due(now) && self.current_mtime() != self.dir_mtime {
-            self.rescan(now);
+        if self.rescan_due(now) {
+            if self.current_mtime() != self.dir_mtime {
+                self.rescan(now);
+            } else {
+                // Unchanged: the next look at the directory is due one
+                // interval from now, not on every call (a stat per event).
+                self.last_scan = Some(now);
+            }
         }
         if let Some(name) = self.names.get(&inode) {
             return Some(name.clone());

@@ -6,11 +6,13 @@ use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
     address::{AddressAttribute, AddressMessage},
     link::{LinkAttribute, LinkFlags, LinkMessage},
-    route::{RouteAddress, RouteAttribute, RouteMessage, RouteVia},
     rule::{RuleAttribute, RuleFlags, RuleMessage},
 };
 
-use super::names;
+use super::{
+    names,
+    route_msg::{RTM_DELROUTE, RTM_NEWROUTE, RouteMsg},
+};
 use crate::event::{Family, Op, Route, Rule, prefix};
 
 /// One decoded rtnetlink message.
@@ -112,18 +114,21 @@ pub fn decode_buffer(buf: &[u8]) -> (Vec<NlItem>, Vec<DecodeError>) {
 
 /// Decode one message; Ok(None) for message types the tracer ignores.
 pub fn decode_one(msg: &[u8]) -> Result<Option<NlItem>, String> {
+    if let Some((op, r)) = route_message(msg)? {
+        return Ok(Some(NlItem {
+            seq: header_u32(msg, 8),
+            portid: header_u32(msg, 12),
+            flags: u16::from_ne_bytes([msg[6], msg[7]]),
+            obj: NlObj::Route {
+                op,
+                route: r.to_route(),
+            },
+        }));
+    }
     let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg).map_err(|e| e.to_string())?;
     let h = m.header;
     let obj = match m.payload {
         NetlinkPayload::InnerMessage(inner) => match inner {
-            RouteNetlinkMessage::NewRoute(r) => Some(NlObj::Route {
-                op: Op::Add,
-                route: route(&r),
-            }),
-            RouteNetlinkMessage::DelRoute(r) => Some(NlObj::Route {
-                op: Op::Del,
-                route: route(&r),
-            }),
             RouteNetlinkMessage::NewRule(r) => Some(NlObj::Rule {
                 op: Op::Add,
                 rule: rule(&r),
@@ -158,50 +163,26 @@ pub fn decode_one(msg: &[u8]) -> Result<Option<NlItem>, String> {
     }))
 }
 
+fn header_u32(msg: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes(msg[off..off + 4].try_into().expect("4 bytes"))
+}
+
+/// A route message (`msg` is one whole netlink message), read without
+/// netlink-packet-route: one arrives per route in a flush.
+pub fn route_message(msg: &[u8]) -> Result<Option<(Op, RouteMsg)>, String> {
+    if msg.len() < NLMSG_HDRLEN {
+        return Ok(None);
+    }
+    let op = match u16::from_ne_bytes([msg[4], msg[5]]) {
+        RTM_NEWROUTE => Op::Add,
+        RTM_DELROUTE => Op::Del,
+        _ => return Ok(None),
+    };
+    Ok(Some((op, RouteMsg::parse(&msg[NLMSG_HDRLEN..])?)))
+}
+
 fn family(af: AddressFamily) -> Option<Family> {
     Family::from_af(u8::from(af))
-}
-
-fn route_addr(a: &RouteAddress) -> Option<std::net::IpAddr> {
-    match a {
-        RouteAddress::Inet(v4) => Some((*v4).into()),
-        RouteAddress::Inet6(v6) => Some((*v6).into()),
-        _ => None,
-    }
-}
-
-/// The route a RouteMessage describes. `dev` is left for the caller, which
-/// knows the namespace's interfaces; `ifindex` carries RTA_OIF.
-pub fn route(m: &RouteMessage) -> Route {
-    let fam = family(m.header.address_family);
-    let mut r = Route {
-        family: fam,
-        table: Some(u32::from(m.header.table)),
-        rtype: Some(names::route_type(u8::from(m.header.kind))),
-        protocol: Some(names::protocol(u8::from(m.header.protocol))),
-        scope: Some(names::scope(u8::from(m.header.scope))),
-        ..Route::default()
-    };
-    let mut dst = None;
-    for a in &m.attributes {
-        match a {
-            RouteAttribute::Destination(d) => dst = route_addr(d),
-            RouteAttribute::Gateway(g) => r.gateway = route_addr(g).map(|g| g.to_string()),
-            RouteAttribute::Via(RouteVia::Inet(v)) => r.gateway = Some(v.to_string()),
-            RouteAttribute::Via(RouteVia::Inet6(v)) => r.gateway = Some(v.to_string()),
-            RouteAttribute::Oif(i) => r.ifindex = Some(*i),
-            RouteAttribute::Priority(p) => r.metric = Some(*p),
-            RouteAttribute::Table(t) => r.table = Some(*t),
-            _ => {}
-        }
-    }
-    let len = m.header.destination_prefix_length;
-    r.dst = match (dst, fam) {
-        (Some(d), _) => Some(prefix(d, len)),
-        (None, Some(f)) if len == 0 => Some(f.any().to_string()),
-        _ => None,
-    };
-    r
 }
 
 /// The rule a RuleMessage describes.
@@ -232,7 +213,9 @@ pub fn rule(m: &RuleMessage) -> Rule {
             RuleAttribute::IpProtocol(p) => r.ipproto = Some(u8::from(*p)),
             RuleAttribute::SourcePortRange(p) => r.sport = Some(port_range(p.start, p.end)),
             RuleAttribute::DestinationPortRange(p) => r.dport = Some(port_range(p.start, p.end)),
-            RuleAttribute::Protocol(p) => r.protocol = Some(names::protocol(u8::from(*p))),
+            RuleAttribute::Protocol(p) => {
+                r.protocol = Some(names::protocol(u8::from(*p)).into_owned())
+            }
             _ => {}
         }
     }

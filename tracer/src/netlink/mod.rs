@@ -1,5 +1,7 @@
-//! rtnetlink: decoding (netlink-packet-route), names, and the sockets the
+//! rtnetlink: decoding (netlink-packet-route; route messages by hand),
+//! names, and the sockets the
 //! tracer reads notifications and dumps from.
 pub mod decode;
 pub mod names;
+pub mod route_msg;
 pub mod socket;

@@ -2,68 +2,105 @@
 //! scopes, rule actions, and table names from the iproute2 configuration.
 use std::collections::HashMap;
 
-/// RTN_* route type name.
-pub fn route_type(t: u8) -> String {
-    match t {
-        0 => "unspec",
-        1 => "unicast",
-        2 => "local",
-        3 => "broadcast",
-        4 => "anycast",
-        5 => "multicast",
-        6 => "blackhole",
-        7 => "unreachable",
-        8 => "prohibit",
-        9 => "throw",
-        10 => "nat",
-        11 => "xresolve",
-        other => return other.to_string(),
+use crate::event::Name;
+
+/// RTN_* route types.
+const ROUTE_TYPES: &[(u8, &str)] = &[
+    (0, "unspec"),
+    (1, "unicast"),
+    (2, "local"),
+    (3, "broadcast"),
+    (4, "anycast"),
+    (5, "multicast"),
+    (6, "blackhole"),
+    (7, "unreachable"),
+    (8, "prohibit"),
+    (9, "throw"),
+    (10, "nat"),
+    (11, "xresolve"),
+];
+
+/// RTPROT_* (iproute2's rt_protos).
+const PROTOCOLS: &[(u8, &str)] = &[
+    (0, "unspec"),
+    (1, "redirect"),
+    (2, "kernel"),
+    (3, "boot"),
+    (4, "static"),
+    (8, "gated"),
+    (9, "ra"),
+    (10, "mrt"),
+    (11, "zebra"),
+    (12, "bird"),
+    (13, "dnrouted"),
+    (14, "xorp"),
+    (15, "ntk"),
+    (16, "dhcp"),
+    (17, "mrouted"),
+    (18, "keepalived"),
+    (42, "babel"),
+    (99, "openr"),
+    (186, "bgp"),
+    (187, "isis"),
+    (188, "ospf"),
+    (189, "rip"),
+    (192, "eigrp"),
+];
+
+/// RT_SCOPE_*.
+const SCOPES: &[(u8, &str)] = &[
+    (0, "global"),
+    (200, "site"),
+    (253, "link"),
+    (254, "host"),
+    (255, "nowhere"),
+];
+
+/// The name of `n` in `table`, else the number.
+fn name_of(table: &'static [(u8, &'static str)], n: u8) -> Name {
+    match table.iter().find(|(k, _)| *k == n) {
+        Some((_, name)) => Name::Borrowed(name),
+        None => Name::Owned(n.to_string()),
     }
-    .to_string()
+}
+
+/// The number a name (or a number, for unnamed values) stands for.
+fn number_of(table: &[(u8, &str)], name: &str) -> Option<u8> {
+    table
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(k, _)| *k)
+        .or_else(|| name.parse().ok())
+}
+
+/// RTN_* route type name.
+pub fn route_type(t: u8) -> Name {
+    name_of(ROUTE_TYPES, t)
+}
+
+/// RTN_* number of a route type name (the inverse of `route_type`).
+pub fn route_type_number(name: &str) -> Option<u8> {
+    number_of(ROUTE_TYPES, name)
 }
 
 /// RTPROT_* name (iproute2's rt_protos).
-pub fn protocol(p: u8) -> String {
-    match p {
-        0 => "unspec",
-        1 => "redirect",
-        2 => "kernel",
-        3 => "boot",
-        4 => "static",
-        8 => "gated",
-        9 => "ra",
-        10 => "mrt",
-        11 => "zebra",
-        12 => "bird",
-        13 => "dnrouted",
-        14 => "xorp",
-        15 => "ntk",
-        16 => "dhcp",
-        17 => "mrouted",
-        18 => "keepalived",
-        42 => "babel",
-        99 => "openr",
-        186 => "bgp",
-        187 => "isis",
-        188 => "ospf",
-        189 => "rip",
-        192 => "eigrp",
-        other => return other.to_string(),
-    }
-    .to_string()
+pub fn protocol(p: u8) -> Name {
+    name_of(PROTOCOLS, p)
+}
+
+/// RTPROT_* number of a protocol name (the inverse of `protocol`).
+pub fn protocol_number(name: &str) -> Option<u8> {
+    number_of(PROTOCOLS, name)
 }
 
 /// RT_SCOPE_* name.
-pub fn scope(s: u8) -> String {
-    match s {
-        0 => "global",
-        200 => "site",
-        253 => "link",
-        254 => "host",
-        255 => "nowhere",
-        other => return other.to_string(),
-    }
-    .to_string()
+pub fn scope(s: u8) -> Name {
+    name_of(SCOPES, s)
+}
+
+/// RT_SCOPE_* number of a scope name (the inverse of `scope`).
+pub fn scope_number(name: &str) -> Option<u8> {
+    number_of(SCOPES, name)
 }
 
 /// FR_ACT_* rule action name.
@@ -204,6 +241,11 @@ mod tests {
         assert_eq!(protocol(3), "boot");
         assert_eq!(protocol(4), "static");
         assert_eq!(scope(253), "link");
+        for n in 0..=255u8 {
+            assert_eq!(route_type_number(&route_type(n)), Some(n));
+            assert_eq!(protocol_number(&protocol(n)), Some(n));
+            assert_eq!(scope_number(&scope(n)), Some(n));
+        }
         assert_eq!(rule_action(1).as_deref(), Some("table"));
         assert_eq!(rule_action(0), None);
         assert_eq!(errno_name(-3), "ESRCH");

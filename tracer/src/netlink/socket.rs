@@ -7,7 +7,7 @@
 //! affects the calling thread).
 use std::{fs::File, os::fd::AsRawFd};
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
@@ -20,7 +20,10 @@ use netlink_packet_route::{
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
-use super::decode::{NlItem, NlObj, decode_buffer};
+use super::{
+    decode::{NlItem, NlObj, decode_buffer, decode_one, route_message},
+    route_msg::RouteMsg,
+};
 use crate::event::Route;
 
 // rtnetlink multicast groups (uapi rtnetlink.h): legacy bitmask for bind()
@@ -103,32 +106,128 @@ fn force_rcvbuf(s: &Socket, size: usize) {
 
 /// Outcome of reading a notification socket.
 pub enum Received {
-    Items(Vec<NlItem>),
-    /// ENOBUFS: the kernel dropped notifications for us.
-    Overflow,
+    /// Notifications read (at most the batch asked for). `overflow`: the
+    /// kernel then reported ENOBUFS, having dropped notifications for us.
+    Items { items: Vec<NlItem>, overflow: bool },
     /// Nothing within the timeout.
     Idle,
 }
 
-/// Wait up to `timeout_ms` for the next notification datagram.
-pub fn receive(s: &Socket, buf: &mut Vec<u8>, timeout_ms: i32) -> Result<Received> {
-    let mut pfd = libc::pollfd {
-        fd: s.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
+/// Datagrams one `receive` takes from the socket in one system call, and
+/// the room for each (rtnetlink notifications are far smaller).
+const RECV_SLOTS: usize = 64;
+const RECV_SLOT_BYTES: usize = 32 << 10;
+
+/// Buffers for `receive`, kept by the reader from call to call (only the
+/// pages datagrams are written to are ever touched).
+pub struct RecvBuffers {
+    data: Vec<u8>,
+}
+
+impl Default for RecvBuffers {
+    fn default() -> Self {
+        RecvBuffers {
+            data: vec![0u8; RECV_SLOTS * RECV_SLOT_BYTES],
+        }
+    }
+}
+
+/// recvmmsg(MSG_DONTWAIT) into the slots; decodes what arrived onto
+/// `items`. Ok(false) when nothing was queued.
+fn recv_many(s: &Socket, bufs: &mut RecvBuffers, items: &mut Vec<NlItem>) -> std::io::Result<bool> {
+    let mut iov: Vec<libc::iovec> = bufs
+        .data
+        .chunks_mut(RECV_SLOT_BYTES)
+        .map(|c| libc::iovec {
+            iov_base: c.as_mut_ptr() as *mut libc::c_void,
+            iov_len: c.len(),
+        })
+        .collect();
+    let mut hdrs: Vec<libc::mmsghdr> = iov
+        .iter_mut()
+        .map(|v| {
+            // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_iov = v;
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    // SAFETY: every header points at its own slot of `bufs`, alive for the call.
+    let n = unsafe {
+        libc::recvmmsg(
+            s.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            hdrs.len() as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
     };
-    // SAFETY: one valid pollfd.
-    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-    if n <= 0 {
-        return Ok(Received::Idle);
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.kind() {
+            std::io::ErrorKind::WouldBlock => Ok(false),
+            _ => Err(e),
+        };
     }
-    buf.clear();
-    match s.recv(buf, libc::MSG_DONTWAIT) {
-        Ok(_) => Ok(Received::Items(decode_buffer(buf).0)),
-        Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(Received::Overflow),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(Received::Idle),
-        Err(e) => Err(e).context("reading netlink notifications"),
+    for (h, slot) in hdrs
+        .iter()
+        .zip(bufs.data.chunks(RECV_SLOT_BYTES))
+        .take(n as usize)
+    {
+        if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            log::warn!("a notification larger than {RECV_SLOT_BYTES} bytes was cut short");
+        }
+        let len = (h.msg_len as usize).min(slot.len());
+        items.append(&mut decode_buffer(&slot[..len]).0);
     }
+    Ok(n > 0)
+}
+
+/// Read the notifications already queued, up to about `max` messages,
+/// waiting up to `timeout_ms` for the first. One system call per burst of
+/// datagrams (recvmmsg) rather than one per notification: a flush sends
+/// one datagram per route.
+pub fn receive(
+    s: &Socket,
+    bufs: &mut RecvBuffers,
+    timeout_ms: i32,
+    max: usize,
+) -> Result<Received> {
+    let mut items = Vec::new();
+    let mut waited = false;
+    while items.len() < max {
+        match recv_many(s, bufs, &mut items) {
+            Ok(true) => {}
+            Ok(false) if !items.is_empty() => break,
+            Ok(false) => {
+                if waited {
+                    return Ok(Received::Idle);
+                }
+                waited = true;
+                let mut pfd = libc::pollfd {
+                    fd: s.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                if unsafe { libc::poll(&mut pfd, 1, timeout_ms) } <= 0 {
+                    return Ok(Received::Idle);
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                return Ok(Received::Items {
+                    items,
+                    overflow: true,
+                });
+            }
+            Err(e) => return Err(e).context("reading netlink notifications"),
+        }
+    }
+    Ok(Received::Items {
+        items,
+        overflow: false,
+    })
 }
 
 /// What to dump.
@@ -140,8 +239,41 @@ pub enum DumpKind {
     Addresses,
 }
 
-/// Dump links or routes of the socket's namespace (both families).
+/// NLM_F_DUMP_INTR: the dump changed while it was read.
+const NLM_F_DUMP_INTR: u16 = 0x10;
+
+/// Dump links, routes, rules or addresses of the socket's namespace (both
+/// families).
 pub fn dump(s: &Socket, what: DumpKind, seq: u32) -> Result<Vec<NlItem>> {
+    let mut items = Vec::new();
+    dump_raw(s, what, seq, &mut |m| {
+        if let Ok(Some(item)) = decode_one(m) {
+            items.push(item);
+        }
+    })?;
+    Ok(items)
+}
+
+/// Dump the routes of the socket's namespace, handing each to `each` as it
+/// is read (a million routes are never held at once). Err when the dump
+/// failed or was interrupted by changes (it may then miss routes).
+pub fn dump_routes(s: &Socket, seq: u32, each: &mut dyn FnMut(&RouteMsg)) -> Result<()> {
+    let mut intr = false;
+    dump_raw(s, DumpKind::Routes, seq, &mut |m| {
+        intr |= u16::from_ne_bytes([m[6], m[7]]) & NLM_F_DUMP_INTR != 0;
+        if let Ok(Some((_, r))) = route_message(m) {
+            each(&r);
+        }
+    })?;
+    if intr {
+        bail!("the route dump was interrupted by changes");
+    }
+    Ok(())
+}
+
+/// Send a dump request and hand every message of the answer (whole, header
+/// included) to `each`, until NLMSG_DONE.
+fn dump_raw(s: &Socket, what: DumpKind, seq: u32, each: &mut dyn FnMut(&[u8])) -> Result<()> {
     let inner = match what {
         DumpKind::Links => RouteNetlinkMessage::GetLink(LinkMessage::default()),
         DumpKind::Routes => RouteNetlinkMessage::GetRoute(RouteMessage::default()),
@@ -158,18 +290,38 @@ pub fn dump(s: &Socket, what: DumpKind, seq: u32) -> Result<Vec<NlItem>> {
     s.send(&out, 0)
         .with_context(|| format!("sending the {what:?} dump request"))?;
 
-    let mut items = Vec::new();
     let mut buf = Vec::with_capacity(1 << 20);
     loop {
         buf.clear();
         s.recv(&mut buf, 0)
             .with_context(|| format!("reading the {what:?} dump"))?;
-        let (mut got, _) = decode_buffer(&buf);
-        items.append(&mut got);
-        if let Some(t) = last_type(&buf, seq) {
-            if t == NLMSG_DONE || t == NLMSG_ERROR {
-                return Ok(items);
+        let mut off = 0usize;
+        while buf.len() - off >= 16 {
+            let len = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
+            if len < 16 || len > buf.len() - off {
+                break;
             }
+            let m = &buf[off..off + len];
+            let t = u16::from_ne_bytes([m[4], m[5]]);
+            let mseq = u32::from_ne_bytes(m[8..12].try_into().expect("4 bytes"));
+            if mseq == seq {
+                match t {
+                    NLMSG_DONE => return Ok(()),
+                    NLMSG_ERROR => {
+                        let code = m
+                            .get(16..20)
+                            .map(|b| i32::from_ne_bytes(b.try_into().expect("4 bytes")))
+                            .unwrap_or(0);
+                        if code == 0 {
+                            return Ok(());
+                        }
+                        return Err(std::io::Error::from_raw_os_error(-code))
+                            .with_context(|| format!("the {what:?} dump failed"));
+                    }
+                    _ => each(m),
+                }
+            }
+            off += (len + 3) & !3;
         }
     }
 }
@@ -206,7 +358,9 @@ pub fn get_route(s: &Socket, q: &RouteQuery, seq: u32) -> Result<Route> {
     };
     m.header.address_family = family;
     m.header.destination_prefix_length = len;
-    m.header.flags = RouteFlags::FibMatch;
+    // LOOKUP_TABLE: without it the kernel reports the main table, whatever
+    // table matched (iproute2 sets it too).
+    m.header.flags = RouteFlags::FibMatch | RouteFlags::LookupTable;
     m.attributes = vec![
         RouteAttribute::Destination(dst),
         RouteAttribute::Source(src),
@@ -245,23 +399,4 @@ pub fn get_route(s: &Socket, q: &RouteQuery, seq: u32) -> Result<Route> {
             }
         }
     }
-}
-
-/// Type of the last message of our sequence in a datagram.
-fn last_type(buf: &[u8], seq: u32) -> Option<u16> {
-    let mut off = 0usize;
-    let mut last = None;
-    while buf.len() >= off + 16 {
-        let len = u32::from_ne_bytes(buf[off..off + 4].try_into().ok()?) as usize;
-        let t = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().ok()?);
-        let s = u32::from_ne_bytes(buf[off + 8..off + 12].try_into().ok()?);
-        if s == seq {
-            last = Some(t);
-        }
-        if len < 16 {
-            break;
-        }
-        off += (len + 3) & !3;
-    }
-    last
 }

@@ -10,20 +10,54 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use super::text;
-use crate::event::Event;
+use crate::event::{Event, Kind};
+
+/// Which events stdout shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Show {
+    /// Every event (`watch`).
+    All,
+    /// Only what needs attention while the events go elsewhere (`record`,
+    /// `guard`): ready, lost, loops, journal health and guard events.
+    Notable,
+}
+
+impl Show {
+    fn shows(self, e: &Event) -> bool {
+        match self {
+            Show::All => true,
+            Show::Notable => !matches!(
+                e.kind,
+                Kind::RuleAdd
+                    | Kind::RuleDel
+                    | Kind::RouteAdd
+                    | Kind::RouteDel
+                    | Kind::Snapshot
+                    | Kind::SnapshotEnd
+            ),
+        }
+    }
+}
 
 pub struct Sink {
     json: bool,
+    show: Show,
     stdout: BufWriter<std::io::Stdout>,
     file: Option<(String, BufWriter<File>)>,
     /// stdout was closed (e.g. piped into `head`): keep writing the file.
     stdout_closed: bool,
+    /// The JSON line being written.
+    line: Vec<u8>,
 }
+
+/// Output buffer size: a burst of a million events is written in large
+/// pieces (events are still flushed after every batch).
+const BUF_BYTES: usize = 1 << 20;
 
 impl Sink {
     /// Open the sink; `--output` is created (or appended to) now so that an
     /// unwritable path fails before anything is attached.
-    pub fn open(json: bool, output: Option<&Path>) -> Result<Sink> {
+    pub fn open(json: bool, output: Option<&Path>, show: Show) -> Result<Sink> {
         let file = match output {
             Some(p) => {
                 let f = std::fs::OpenOptions::new()
@@ -31,35 +65,44 @@ impl Sink {
                     .append(true)
                     .open(p)
                     .with_context(|| format!("cannot write --output {}", p.display()))?;
-                Some((p.display().to_string(), BufWriter::new(f)))
+                Some((
+                    p.display().to_string(),
+                    BufWriter::with_capacity(BUF_BYTES, f),
+                ))
             }
             None => None,
         };
         Ok(Sink {
             json,
-            stdout: BufWriter::new(std::io::stdout()),
+            show,
+            stdout: BufWriter::with_capacity(BUF_BYTES, std::io::stdout()),
             file,
             stdout_closed: false,
+            line: Vec::with_capacity(1024),
         })
     }
 
     pub fn write(&mut self, e: &Event) -> Result<()> {
-        let to_stdout = !self.stdout_closed;
-        // Serialize only if someone reads JSON, and only once.
-        let json = if (to_stdout && self.json) || self.file.is_some() {
-            Some(serde_json::to_string(e).context("serializing an event")?)
-        } else {
-            None
-        };
+        let to_stdout = !self.stdout_closed && self.show.shows(e);
+        // Serialize only if someone reads JSON, and only once, into a
+        // buffer reused from event to event.
+        let json = (to_stdout && self.json) || self.file.is_some();
+        if json {
+            self.line.clear();
+            serde_json::to_writer(&mut self.line, e).context("serializing an event")?;
+            self.line.push(b'\n');
+        }
         if to_stdout {
-            let ok = match &json {
-                Some(j) if self.json => writeln!(self.stdout, "{j}"),
-                _ => writeln!(self.stdout, "{}", text::line(e)),
+            let ok = if self.json {
+                self.stdout.write_all(&self.line)
+            } else {
+                writeln!(self.stdout, "{}", text::line(e))
             };
             self.stdout_closed = ok.is_err();
         }
-        if let (Some((name, f)), Some(j)) = (&mut self.file, &json) {
-            writeln!(f, "{j}").with_context(|| format!("writing --output {name}"))?;
+        if let (Some((name, f)), true) = (&mut self.file, json) {
+            f.write_all(&self.line)
+                .with_context(|| format!("writing --output {name}"))?;
         }
         Ok(())
     }

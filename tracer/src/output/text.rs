@@ -3,8 +3,8 @@
 //! names, paths, interface names) is escaped.
 use std::fmt::Write as _;
 
-use super::escape::escape_str;
-use crate::event::{Body, Change, Event, Kind, LoopReport, PacketBrief, Route, Rule};
+use super::{escape::escape_str, text_forensic};
+use crate::event::{Body, Change, Event, Kind, LoopReport, Netns, PacketBrief, Route, Rule};
 
 /// `ip route`-style description of a route.
 pub fn route(r: &Route) -> String {
@@ -122,7 +122,7 @@ pub fn rule(r: &Rule) -> String {
     s
 }
 
-fn who(c: &Change) -> String {
+pub(super) fn who(c: &Change) -> String {
     let Some(p) = &c.process else {
         return "by unknown".to_string();
     };
@@ -160,13 +160,7 @@ fn packet(p: &PacketBrief) -> String {
 /// A loop: what came in, what went back out, why, and who caused it.
 fn loop_line(e: &Event, l: &LoopReport) -> String {
     let iface = escape_str(&l.iface);
-    let ns = l
-        .netns
-        .name
-        .as_deref()
-        .map(escape_str)
-        .or_else(|| l.netns.inode.map(|i| i.to_string()))
-        .unwrap_or_else(|| "?".into());
+    let ns = netns_label(&l.netns);
     match e.kind {
         Kind::LoopSummary => format!(
             "{} loop      still looping on {iface} (netns {ns}): {} > {}, {} packets ({} new), {} ttl-exceeded",
@@ -266,18 +260,32 @@ pub fn line(e: &Event) -> String {
                 let _ = write!(s, " cause {}", cause.as_str());
             }
             let _ = write!(s, " {}", who(c));
-            let ns = match (&c.netns.name, c.netns.inode) {
-                (Some(n), _) => escape_str(n),
-                (None, Some(i)) => i.to_string(),
-                _ => "?".into(),
-            };
-            let _ = write!(s, " netns {ns} [{}]", e.source.as_str());
+            let _ = write!(
+                s,
+                " netns {} [{}]",
+                netns_label(&c.netns),
+                e.source.as_str()
+            );
             if let Some(n) = &c.note {
                 let _ = write!(s, " ({n})");
             }
             s
         }
         Body::Loop(l) => loop_line(e, l),
+        Body::State(st) => text_forensic::state_line(e, st),
+        Body::SnapshotEnd(st) => text_forensic::snapshot_end_line(e, st),
+        Body::Journal(j) => text_forensic::journal_line(e, j),
+        Body::Guard(g) => text_forensic::guard_line(e, g),
+        Body::GuardAction(a) => text_forensic::action_line(e, a),
+    }
+}
+
+/// A namespace by name, else inode.
+pub(super) fn netns_label(n: &Netns) -> String {
+    match (&n.name, n.inode) {
+        (Some(n), _) => escape_str(n),
+        (None, Some(i)) => i.to_string(),
+        _ => "?".into(),
     }
 }
 

@@ -73,22 +73,43 @@ pub struct Selector<'a> {
 }
 
 fn rule_selects(r: &Rule, p: &Selector) -> bool {
+    rule_mismatch(r, p).is_none()
+}
+
+/// Why a rule does not select the packet (the first selector that fails),
+/// or None when it does. Selectors a route query cannot tell (oif, ports,
+/// uid range) count as not selecting.
+pub fn rule_mismatch(r: &Rule, p: &Selector) -> Option<String> {
     if r.family.is_some_and(|f| f != p.family) {
-        return false;
+        return Some("other address family".into());
     }
-    let mut ok = r.src.as_deref().is_none_or(|s| covers(s, p.src))
-        && r.dst.as_deref().is_none_or(|d| covers(d, p.dst))
-        && r.iif.as_deref().is_none_or(|i| i == p.iif)
-        && r.oif.is_none()
-        && r.ipproto.is_none_or(|x| x == p.proto)
-        && r.sport.is_none()
-        && r.dport.is_none()
-        && r.uid_range.is_none();
-    if let Some(m) = r.fwmark {
+    let why = if let Some(s) = r.src.as_deref().filter(|s| !covers(s, p.src)) {
+        Some(format!("source {} is not in {s}", p.src))
+    } else if let Some(d) = r.dst.as_deref().filter(|d| !covers(d, p.dst)) {
+        Some(format!("destination {} is not in {d}", p.dst))
+    } else if let Some(i) = r.iif.as_deref().filter(|i| *i != p.iif) {
+        Some(format!("iif {i} is not {:?}", p.iif))
+    } else if r.oif.is_some() {
+        Some("selects by oif".into())
+    } else if let Some(x) = r.ipproto.filter(|x| *x != p.proto) {
+        Some(format!("ipproto {x} is not {}", p.proto))
+    } else if r.sport.is_some() || r.dport.is_some() {
+        Some("selects by port".into())
+    } else if r.uid_range.is_some() {
+        Some("selects by uid".into())
+    } else if let Some(m) = r.fwmark {
         let mask = r.fwmask.unwrap_or(u32::MAX);
-        ok &= p.mark & mask == m & mask;
+        (p.mark & mask != m & mask)
+            .then(|| format!("mark {:#x} does not match fwmark {m:#x}/{mask:#x}", p.mark))
+    } else {
+        None
+    };
+    match (why, r.invert) {
+        (None, false) => None,
+        (Some(w), false) => Some(w),
+        (None, true) => Some("`not` rule: its selectors match".into()),
+        (Some(_), true) => None,
     }
-    ok != r.invert
 }
 
 /// Priority of the first rule (in priority order) that selects the packet

@@ -367,18 +367,7 @@ impl PacketPath {
 /// The most specific route of `table` in the mirror covering `dst`, with
 /// its device named.
 fn longest_match(m: &NsMirror, table: u32, dst: IpAddr) -> Option<crate::event::Route> {
-    let best = m
-        .routes
-        .values()
-        .filter(|r| r.table == Some(table))
-        .filter_map(|r| {
-            let d = r.dst.as_deref()?;
-            let len = cause::prefix_len(d)?;
-            cause::covers(d, dst).then_some((len, r))
-        })
-        .max_by_key(|(len, r)| (*len, std::cmp::Reverse(r.metric.unwrap_or(0))))?
-        .1;
-    Some(named(best.clone(), Some(m)))
+    Some(named(m.longest_match(table, dst)?, Some(m)))
 }
 
 /// `r` with its device named from the mirror when the route gave only an

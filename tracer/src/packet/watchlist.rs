@@ -161,6 +161,14 @@ impl WatchList {
         }
     }
 
+    /// How `spec` is watched now: `None` while its interface is absent.
+    pub fn via(&self, spec: &IfaceSpec) -> Option<&'static str> {
+        self.active
+            .values()
+            .find(|(s, _)| s == spec)
+            .map(|(_, v)| v.name())
+    }
+
     /// Whether `spec` is installed (its interface exists now).
     pub fn is_active(&self, spec: &IfaceSpec) -> bool {
         self.active.values().any(|(s, _)| s == spec)

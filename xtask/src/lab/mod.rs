@@ -129,6 +129,11 @@ fn play(
         targs.push("--pcap".into());
         targs.push(p.into());
     }
+    // The session's events as JSON lines too, for `explain` afterwards.
+    let journal = std::env::temp_dir().join(format!("tracer-lab-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&journal);
+    targs.push("--output".into());
+    targs.push(journal.clone().into());
     let mut tracer = Tracer::start(tracer_bin, &targs)?;
     if let Wait::TimedOut =
         tracer.wait_for("its ready line", tracer::is_ready_line, READY_TIMEOUT)?
@@ -214,9 +219,35 @@ fn play(
                 broken.get("looped")
             );
         }
-        say!("done");
         println!("{}", loop_explanation(r));
+        say!(
+            "after the fact, from the session's events ({}): `tracer report` groups the changes into \
+             episodes, with what was restored and what is still missing",
+            journal.display()
+        );
+        let mut report = std::process::Command::new(tracer_bin);
+        report.arg("report").arg(&journal);
+        crate::process::run_streamed("tracer report", &mut report)?;
+        say!(
+            "`tracer explain` asks the kernel how 192.168.1.90 is routed for a packet from tailscale0 \
+             now, and reads from the events who changed table 52"
+        );
+        let mut explain = std::process::Command::new(tracer_bin);
+        explain
+            .args([
+                "explain",
+                "192.168.1.90",
+                "--iif",
+                "tailscale0",
+                "--netns",
+                r,
+                "--journal",
+            ])
+            .arg(&journal);
+        crate::process::run_streamed("tracer explain", &mut explain)?;
+        say!("done");
     }
+    let _ = std::fs::remove_file(&journal);
     if let Some(p) = pcap {
         if p.is_file() {
             say!(

@@ -1,0 +1,284 @@
+//! `tracer report` as a user runs it: the real binary on the recordings of
+//! the incident lab (tracer/tests/fixtures, made by the real `tracer watch
+//! --json`), and on bad input: missing directories, truncated and non-JSON
+//! lines, unknown kinds and fields, impossible windows. Each gives a clear
+//! message, never a panic. Needs no root (one test drops to nobody to show
+//! it).
+mod common;
+
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tracer/tests/fixtures")
+        .join(name)
+}
+
+fn report(args: &[&str]) -> Output {
+    Command::new(common::tracer_bin())
+        .arg("report")
+        .args(args)
+        .output()
+        .expect("run tracer report")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Exit 0, nothing on stderr; the report.
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}:\n{}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Exit 1 and one `tracer: ...` line on stderr; the message.
+fn fails(out: Output) -> String {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err.strip_prefix("tracer: ")
+        .unwrap_or_else(|| panic!("no `tracer: ` prefix: {err}"))
+        .trim_end()
+        .to_string()
+}
+
+/// A scratch directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let d = std::env::temp_dir().join(format!("tracer-report-it-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn the_incident_lab_report() {
+    let f = fixture("lab-incident.jsonl");
+    let out = ok(report(&["--utc", f.to_str().unwrap()]));
+    let want = format!(
+        "\
+Report of {}: 15 events from 2026-11-24 22:32:38 to 22:32:43
+Namespace: rep-2692-r
+Times are UTC.
+
+-- 2026-11-24 --
+22:32:38  tracer started (pid 2743, version 0.1.0), watching netns rep-2692-r
+22:32:39  systemd-network (pid 2772) removed 4 rules (5210, 5230, 5250, 5270) and 1 route (throw 192.168.1.0/24 table 52)
+          restored at 22:32:40 by tailscaled (pid 2783): 4 rules (5210, 5230, 5250, 5270)
+          still missing: inet throw 192.168.1.0/24 table 52 proto boot
+22:32:40  tailscaled (pid 2783) added 4 rules (5210, 5230, 5250, 5270)
+          puts back what systemd-network (pid 2772) removed at 22:32:39: 4 rules (5210, 5230, 5250, 5270)
+22:32:41  LOOP on tailscale0: 100.119.140.15 > 192.168.1.90 icmp comes back out of tailscale0 from 100.98.98.126 (rule 5270 -> table 52 -> default dev tailscale0)
+          suspect: throw 192.168.1.0/24 table 52 removed at 22:32:39 by systemd-network (pid 2772), still missing
+          25 packets looped, until 22:32:43
+
+Still missing at the end (2026-11-24 22:32:43):
+  inet throw 192.168.1.0/24 table 52 proto boot, removed at 2026-11-24 22:32:39 by systemd-network (pid 2772)
+",
+        f.display()
+    );
+    for (got, want) in out.lines().zip(want.lines()) {
+        assert_eq!(got, want);
+    }
+    assert_eq!(out, want);
+}
+
+#[test]
+fn json_for_machines_and_a_journal_directory() {
+    let dir = fixture("lab-recovered.journal");
+    let out = ok(report(&["--json", "--journal", dir.to_str().unwrap()]));
+    assert_eq!(out.lines().count(), 1);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["inputs"].as_array().unwrap().len(), 2);
+    assert_eq!(v["events"], 16);
+    assert_eq!(v["missing"], serde_json::json!([]));
+    let throw = &v["timeline"][1]["removed"][4];
+    assert_eq!(throw["route"]["dst"], "192.168.1.0/24");
+    assert_eq!(throw["fate"]["state"], "restored");
+    assert_eq!(throw["fate"]["by"]["comm"], "tailscaled");
+
+    let out = ok(report(&[
+        "--json",
+        "--until",
+        "2026-11-24 22:32:57 UTC",
+        "--table",
+        "52",
+        dir.to_str().unwrap(),
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["filters"], serde_json::json!(["table 52"]));
+    assert_eq!(v["missing"][0]["route"]["dst"], "192.168.1.0/24");
+    assert_eq!(v["missing"][0]["removed_by"]["comm"], "systemd-network");
+}
+
+#[test]
+fn standard_input_and_filters() {
+    let mut child = Command::new(common::tracer_bin())
+        .args(["report", "--utc", "--comm", "tailscaled", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let data = std::fs::read(fixture("lab-incident.jsonl")).unwrap();
+    child.stdin.take().unwrap().write_all(&data).unwrap();
+    let out = ok(child.wait_with_output().unwrap());
+    assert!(out.starts_with("Report of <stdin>: 15 events"), "{out}");
+    assert!(out.contains("Only: comm tailscaled\n"), "{out}");
+    assert!(
+        out.contains("22:32:40  tailscaled (pid 2783) added 4 rules"),
+        "{out}"
+    );
+    assert!(!out.contains("22:32:39  systemd-network"), "{out}");
+}
+
+#[test]
+fn truncated_non_json_and_unknown_lines_are_reported_and_skipped() {
+    let s = Scratch::new("bad-lines");
+    let text = std::fs::read_to_string(fixture("lab-incident.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let unknown_fields = lines[1].replacen('{', "{\"added_in_v9\":[1,{\"x\":null}],", 1);
+    let journal = [
+        lines[0].to_string(),
+        unknown_fields,
+        "not json at all".to_string(),
+        lines[2][..80].to_string(), // cut short by a crash, then a restart
+        r#"{"ts":"2026-11-24T22:32:39.9Z","kind":"from_the_future","source":"tracer","what":1}"#
+            .to_string(),
+        lines[3].to_string(),
+        lines[4].to_string(),
+        lines[5].to_string(),
+        "".to_string(),
+        lines[6][..120].to_string(), // the active file, mid-write
+    ]
+    .join("\n");
+    let f = s.0.join("tracer-20261124T223238.564622Z.jsonl");
+    std::fs::write(&f, journal).unwrap();
+    let out = ok(report(&["--utc", "--journal", s.0.to_str().unwrap()]));
+    assert!(
+        out.contains(
+            "22:32:39  systemd-network (pid 2772) removed 3 rules (5210, 5250, 5270) and 1 route"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("Not shown: 1 event of other kinds (from_the_future 1).\n"),
+        "{out}"
+    );
+    let skipped = format!(
+        "Skipped 3 lines:\n  {f}:3: not JSON: expected ident at line 1 column 2\n  {f}:4: truncated line: EOF while parsing a string at line 1 column 80\n  {f}:10: truncated last line (the file ends without a newline, in the middle of an event): EOF while parsing a string at line 1 column 120\n",
+        f = f.display()
+    );
+    assert!(out.ends_with(&skipped), "{out}");
+}
+
+#[test]
+fn missing_and_empty_journals_are_one_line_errors() {
+    let s = Scratch::new("dirs");
+    let nope = s.0.join("nope");
+    assert_eq!(
+        fails(report(&["--journal", nope.to_str().unwrap()])),
+        format!("journal directory {} does not exist", nope.display())
+    );
+    assert_eq!(
+        fails(report(&[s.0.to_str().unwrap()])),
+        format!(
+            "journal directory {} holds no journal files (tracer-*.jsonl)",
+            s.0.display()
+        )
+    );
+    let e = fails(report(&[nope.join("x.jsonl").to_str().unwrap()]));
+    assert!(
+        e.starts_with("cannot read ") && e.ends_with("No such file or directory (os error 2)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn impossible_windows_and_filters_are_one_line_errors() {
+    let f = fixture("lab-incident.jsonl");
+    let f = f.to_str().unwrap();
+    let e = fails(report(&["--since", "tomorrow", f]));
+    assert!(
+        e.starts_with("--since ") && e.contains(" is in the future (it is now "),
+        "{e}"
+    );
+    let e = fails(report(&["--since", "+2h", f]));
+    assert!(e.contains("is in the future"), "{e}");
+    let e = fails(report(&[
+        "--since",
+        "2026-11-24 22:33",
+        "--until",
+        "2026-11-24 22:32",
+        f,
+    ]));
+    assert!(e.contains("is after --until"), "{e}");
+    let e = fails(report(&["--until", "next tuesday", f]));
+    assert!(
+        e.starts_with("--until \"next tuesday\": not a time journalctl accepts"),
+        "{e}"
+    );
+    let e = fails(report(&["--dst", "192.168.1.0/40", f]));
+    assert!(
+        e.starts_with("--dst \"192.168.1.0/40\" is not an address"),
+        "{e}"
+    );
+    // Relative times that journalctl takes are accepted.
+    for since in [
+        "-1h",
+        "2h ago",
+        "yesterday",
+        "today",
+        "00:00",
+        "2026-11-24 22:32:40",
+    ] {
+        let out = report(&["--since", since, f]);
+        assert!(
+            out.status.success(),
+            "--since {since}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn no_root_needed() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        ok(report(&[fixture("lab-incident.jsonl").to_str().unwrap()]));
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(common::tracer_bin())
+        .args(["report", "--json"])
+        .arg(fixture("lab-incident.jsonl"))
+        .output()
+        .expect("setpriv (util-linux)");
+    let v: Value = serde_json::from_str(&ok(out)).unwrap();
+    assert_eq!(v["events"], 15);
+}

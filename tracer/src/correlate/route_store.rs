@@ -1,0 +1,273 @@
+//! The mirror's routes of one address family, kept compact: a fixed-size
+//! [`Entry`] per route (28 bytes for IPv4, 52 for IPv6) in a vector sorted
+//! by key, plus a small ordered map of recent additions that is merged into
+//! the vector in bulk. Removals leave holes that a merge squeezes out. A
+//! million IPv4 routes take about 28 MB and no allocation per route.
+//!
+//! A resync marks every route a fresh dump shows ([`Store::see`]); the
+//! routes left unmarked at [`Store::end_sync`] are the ones that vanished.
+use std::collections::BTreeMap;
+
+/// `gw` holds a gateway.
+pub const HAS_GW: u8 = 1;
+/// `metric` was given (RTA_PRIORITY); 0 otherwise.
+pub const HAS_METRIC: u8 = 2;
+/// `oif` was given (RTA_OIF).
+pub const HAS_OIF: u8 = 4;
+/// The route is present (entries without it are holes).
+const LIVE: u8 = 8;
+/// The route was in the dump of the resync in progress.
+const SEEN: u8 = 16;
+
+/// Fewest recent additions (or holes) worth a merge.
+const MIN_MERGE: usize = 4096;
+
+/// One route; `N` is the address length (4 or 16).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry<const N: usize> {
+    pub table: u32,
+    pub metric: u32,
+    pub oif: u32,
+    pub dst: [u8; N],
+    pub gw: [u8; N],
+    pub dst_len: u8,
+    pub rtype: u8,
+    pub protocol: u8,
+    pub scope: u8,
+    /// HAS_* bits (and the store's own).
+    pub flags: u8,
+}
+
+/// What identifies a route in a namespace (the family aside): table,
+/// destination prefix and metric.
+pub type Key<const N: usize> = (u32, [u8; N], u8, u32);
+
+impl<const N: usize> Entry<N> {
+    pub fn key(&self) -> Key<N> {
+        (self.table, self.dst, self.dst_len, self.metric)
+    }
+
+    fn live(&self) -> bool {
+        self.flags & LIVE != 0
+    }
+
+    fn with(mut self, set: u8) -> Self {
+        self.flags = (self.flags & (HAS_GW | HAS_METRIC | HAS_OIF)) | set;
+        self
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Store<const N: usize> {
+    /// Sorted by key; a key appears once, live or as a hole.
+    sorted: Vec<Entry<N>>,
+    holes: usize,
+    /// Added since the last merge, keys not in `sorted`.
+    recent: BTreeMap<Key<N>, Entry<N>>,
+    /// Found by the resync in progress and stored nowhere yet.
+    fresh: Vec<Entry<N>>,
+}
+
+impl<const N: usize> Store<N> {
+    fn find(&self, k: &Key<N>) -> Result<usize, usize> {
+        self.sorted.binary_search_by(|e| e.key().cmp(k))
+    }
+
+    pub fn len(&self) -> usize {
+        self.sorted.len() - self.holes + self.recent.len()
+    }
+
+    /// Add or replace a route.
+    pub fn insert(&mut self, e: Entry<N>) {
+        let e = e.with(LIVE);
+        let k = e.key();
+        match self.find(&k) {
+            Ok(i) => {
+                if !self.sorted[i].live() {
+                    self.holes -= 1;
+                }
+                self.sorted[i] = e;
+            }
+            Err(_) => {
+                self.recent.insert(k, e);
+                if self.recent.len() > MIN_MERGE.max(self.sorted.len() / 8) {
+                    self.merge();
+                }
+            }
+        }
+    }
+
+    /// Remove a route; whether it was there.
+    pub fn remove(&mut self, k: &Key<N>) -> bool {
+        match self.find(k) {
+            Ok(i) if self.sorted[i].live() => {
+                self.sorted[i].flags &= !LIVE;
+                self.holes += 1;
+                if self.holes > MIN_MERGE && self.holes > self.sorted.len() / 2 {
+                    self.merge();
+                }
+                true
+            }
+            Ok(_) => false,
+            Err(_) => self.recent.remove(k).is_some(),
+        }
+    }
+
+    /// Every route, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry<N>> {
+        self.sorted
+            .iter()
+            .filter(|e| e.live())
+            .chain(self.recent.values())
+    }
+
+    /// A route of the resync in progress' dump.
+    pub fn see(&mut self, e: Entry<N>) {
+        let e = e.with(LIVE | SEEN);
+        let k = e.key();
+        if let Ok(i) = self.find(&k) {
+            if !self.sorted[i].live() {
+                self.holes -= 1;
+            }
+            self.sorted[i] = e;
+        } else if let Some(r) = self.recent.get_mut(&k) {
+            *r = e;
+        } else {
+            self.fresh.push(e);
+        }
+    }
+
+    /// End a resync. When the dump was `complete`, the routes it did not
+    /// show are removed and returned, sorted by key; otherwise nothing is
+    /// removed.
+    pub fn end_sync(&mut self, complete: bool) -> Vec<Entry<N>> {
+        let mut gone = Vec::new();
+        for e in self.sorted.iter_mut().filter(|e| e.live()) {
+            if complete && e.flags & SEEN == 0 {
+                gone.push(*e);
+                e.flags &= !LIVE;
+                self.holes += 1;
+            }
+            e.flags &= !SEEN;
+        }
+        self.recent.retain(|_, e| {
+            let keep = !complete || e.flags & SEEN != 0;
+            if !keep {
+                gone.push(*e);
+            }
+            e.flags &= !SEEN;
+            keep
+        });
+        for e in self.fresh.iter_mut() {
+            e.flags &= !SEEN;
+        }
+        self.merge();
+        gone.sort_unstable_by_key(|e| e.key());
+        gone.iter_mut().for_each(|e| e.flags &= !LIVE);
+        gone
+    }
+
+    /// Fold `recent` and `fresh` into `sorted` and squeeze out the holes,
+    /// in place (no second copy of `sorted`).
+    fn merge(&mut self) {
+        let mut add = std::mem::take(&mut self.fresh);
+        add.extend(std::mem::take(&mut self.recent).into_values());
+        add.sort_unstable_by_key(|e| e.key());
+        add.dedup_by_key(|e| e.key());
+        if self.holes > 0 {
+            self.sorted.retain(|e| e.live());
+            self.holes = 0;
+        }
+        if self.sorted.is_empty() {
+            add.shrink_to_fit();
+            self.sorted = add;
+            return;
+        }
+        let (mut i, mut j) = (self.sorted.len(), add.len());
+        self.sorted.reserve_exact(add.len());
+        self.sorted.extend_from_slice(&add);
+        let mut k = self.sorted.len();
+        while j > 0 {
+            k -= 1;
+            if i > 0 && self.sorted[i - 1].key() > add[j - 1].key() {
+                self.sorted[k] = self.sorted[i - 1];
+                i -= 1;
+            } else {
+                self.sorted[k] = add[j - 1];
+                j -= 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(i: u32) -> Entry<4> {
+        Entry {
+            table: 100,
+            metric: 0,
+            oif: 2,
+            dst: (0x0a00_0000 | i).to_be_bytes(),
+            gw: [0; 4],
+            dst_len: 32,
+            rtype: 1,
+            protocol: 3,
+            scope: 253,
+            flags: HAS_OIF,
+        }
+    }
+
+    #[test]
+    fn entries_are_small() {
+        assert_eq!(std::mem::size_of::<Entry<4>>(), 28);
+        assert_eq!(std::mem::size_of::<Entry<16>>(), 52);
+    }
+
+    #[test]
+    fn inserts_and_removes_across_merges() {
+        let mut s = Store::<4>::default();
+        for i in (0..20_000).rev() {
+            s.insert(e(i));
+        }
+        assert_eq!(s.len(), 20_000);
+        for i in (0..20_000).step_by(2) {
+            assert!(s.remove(&e(i).key()));
+        }
+        assert!(!s.remove(&e(0).key()));
+        assert_eq!(s.len(), 10_000);
+        s.insert(e(0));
+        assert_eq!(s.len(), 10_001);
+        let mut keys: Vec<_> = s.iter().map(|x| x.key()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 10_001);
+    }
+
+    #[test]
+    fn resync_returns_what_the_dump_lacks() {
+        let mut s = Store::<4>::default();
+        for i in 0..10_000 {
+            s.insert(e(i));
+        }
+        // The dump shows the even routes, one twice, and a new one.
+        for i in (0..10_000).step_by(2) {
+            s.see(e(i));
+        }
+        s.see(e(0));
+        s.see(e(50_000));
+        let gone = s.end_sync(true);
+        assert_eq!(gone.len(), 5_000);
+        assert!(gone.windows(2).all(|w| w[0].key() < w[1].key()));
+        assert_eq!(gone[0].key(), e(1).key());
+        assert_eq!(s.len(), 5_001);
+        // An incomplete dump removes nothing.
+        s.see(e(2));
+        assert!(s.end_sync(false).is_empty());
+        assert_eq!(s.len(), 5_001);
+        // And leaves no marks behind: a complete empty dump removes all.
+        assert_eq!(s.end_sync(true).len(), 5_001);
+        assert_eq!(s.len(), 0);
+    }
+}

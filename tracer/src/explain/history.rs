@@ -1,0 +1,232 @@
+//! What the journal says about the routes that cover a destination in one
+//! table, and the rules that look that table up: when each appeared or
+//! disappeared and who did it.
+use std::{collections::BTreeMap, net::IpAddr};
+
+use serde::Serialize;
+
+use crate::{
+    event::{Netns, Process, Route, Rule},
+    journal::read::{Data, Entry, Problem, Reader},
+    packet::cause::{covers, prefix_len, route_text},
+};
+
+/// One moment in an object's history.
+#[derive(Clone, Debug, Serialize)]
+pub struct Moment {
+    pub ts: String,
+    /// "present" (in a recording's starting snapshot), "added", "removed".
+    pub what: &'static str,
+    pub process: Option<Process>,
+    /// Why the kernel removed it without a request (`link_down`, ...).
+    pub cause: Option<String>,
+}
+
+/// A route covering the destination, and what happened to it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RouteHistory {
+    /// `ip route` style: "throw 192.168.1.0/24".
+    pub route: String,
+    pub dst: String,
+    pub prefix_len: u8,
+    pub moments: Vec<Moment>,
+    /// Whether the kernel has it now.
+    pub present_now: bool,
+}
+
+/// A rule looking up the table (or with the deciding priority).
+#[derive(Clone, Debug, Serialize)]
+pub struct RuleHistory {
+    pub priority: u32,
+    pub rule: String,
+    pub moments: Vec<Moment>,
+    pub present_now: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct History {
+    pub routes: Vec<RouteHistory>,
+    pub rules: Vec<RuleHistory>,
+    /// Lines of the journal that could not be read (file:line: why).
+    pub problems: Vec<String>,
+    /// Events read.
+    pub events: u64,
+}
+
+/// What to look for.
+pub struct Subject<'a> {
+    pub netns: &'a Netns,
+    pub table: u32,
+    pub dst: IpAddr,
+    /// The deciding rule's priority, when there is one.
+    pub priority: Option<u32>,
+    /// The kernel's routes and rules now, to tell what is present.
+    pub routes_now: &'a [Route],
+    pub rules_now: &'a [Rule],
+}
+
+fn same_netns(a: &Netns, b: &Netns) -> bool {
+    match (&a.name, &b.name) {
+        // Names survive reboots; inodes do not.
+        (Some(x), Some(y)) => x == y,
+        _ => a.inode.is_some() && a.inode == b.inode,
+    }
+}
+
+fn route_key(r: &Route) -> String {
+    format!("{} {}", route_text(r), r.metric.unwrap_or(0))
+}
+
+fn rule_key(r: &Rule) -> String {
+    // The kernel leaves priority 0 out of its messages.
+    crate::output::text::rule(&Rule {
+        table_name: None,
+        protocol: None,
+        priority: Some(r.priority.unwrap_or(0)),
+        ..r.clone()
+    })
+}
+
+impl Subject<'_> {
+    fn route_matches(&self, r: &Route) -> bool {
+        r.table == Some(self.table) && r.dst.as_deref().is_some_and(|d| covers(d, self.dst))
+    }
+
+    fn rule_matches(&self, r: &Rule) -> bool {
+        let family = if self.dst.is_ipv6() {
+            crate::event::Family::Inet6
+        } else {
+            crate::event::Family::Inet
+        };
+        r.family.is_none_or(|f| f == family)
+            && ((r.action.as_deref() == Some("table") && r.table == Some(self.table))
+                || (self.priority.is_some() && r.priority == self.priority))
+    }
+}
+
+/// Read the journal and gather the history of `s`.
+pub fn gather(reader: Reader, s: &Subject) -> History {
+    let mut h = History::default();
+    let mut routes: BTreeMap<String, (Route, Vec<Moment>)> = BTreeMap::new();
+    let mut rules: BTreeMap<String, (Rule, Vec<Moment>)> = BTreeMap::new();
+    for item in reader {
+        let e: Entry = match item {
+            Ok(e) => e,
+            Err(p) => {
+                let p: Problem = p;
+                h.problems.push(p.to_string());
+                continue;
+            }
+        };
+        h.events += 1;
+        let ts = crate::event::format_ts(e.ts);
+        let (netns, rule, route, moment) = match &e.data {
+            Data::Snapshot(st) => (
+                &st.netns,
+                st.rule.as_ref(),
+                st.route.as_ref(),
+                Moment {
+                    ts,
+                    what: "present",
+                    process: None,
+                    cause: None,
+                },
+            ),
+            Data::Change(op, c) if c.result.as_deref() == Some("ok") => (
+                &c.netns,
+                c.rule.as_ref(),
+                c.route.as_ref(),
+                Moment {
+                    ts,
+                    what: match op {
+                        crate::event::Op::Add => "added",
+                        crate::event::Op::Del => "removed",
+                    },
+                    process: c.process.clone(),
+                    cause: c.cause.map(|x| x.as_str().to_string()),
+                },
+            ),
+            _ => continue,
+        };
+        if !same_netns(netns, s.netns) {
+            continue;
+        }
+        if let Some(r) = route.filter(|r| s.route_matches(r)) {
+            let entry = routes
+                .entry(route_key(r))
+                .or_insert_with(|| (r.clone(), Vec::new()));
+            push(&mut entry.1, moment);
+        } else if let Some(r) = rule.filter(|r| s.rule_matches(r)) {
+            let entry = rules
+                .entry(rule_key(r))
+                .or_insert_with(|| (r.clone(), Vec::new()));
+            push(&mut entry.1, moment);
+        }
+    }
+    // What the kernel has now but the journal never mentioned.
+    for r in s.routes_now.iter().filter(|r| s.route_matches(r)) {
+        routes
+            .entry(route_key(r))
+            .or_insert_with(|| (r.clone(), Vec::new()));
+    }
+    for r in s.rules_now.iter().filter(|r| s.rule_matches(r)) {
+        rules
+            .entry(rule_key(r))
+            .or_insert_with(|| (r.clone(), Vec::new()));
+    }
+    let now_routes: Vec<String> = s
+        .routes_now
+        .iter()
+        .filter(|r| s.route_matches(r))
+        .map(route_key)
+        .collect();
+    let now_rules: Vec<String> = s
+        .rules_now
+        .iter()
+        .filter(|r| s.rule_matches(r))
+        .map(rule_key)
+        .collect();
+    h.routes = routes
+        .into_iter()
+        .map(|(k, (r, moments))| RouteHistory {
+            route: route_text(&r),
+            dst: r.dst.clone().unwrap_or_default(),
+            prefix_len: r.dst.as_deref().and_then(prefix_len).unwrap_or(0),
+            moments,
+            present_now: now_routes.contains(&k),
+        })
+        .collect();
+    // Most specific first: the order the kernel consults them in.
+    h.routes
+        .sort_by(|a, b| b.prefix_len.cmp(&a.prefix_len).then(a.route.cmp(&b.route)));
+    h.rules = rules
+        .into_iter()
+        .map(|(k, (r, moments))| RuleHistory {
+            priority: r.priority.unwrap_or(0),
+            rule: k.clone(),
+            moments,
+            present_now: now_rules.contains(&k),
+        })
+        .collect();
+    h.rules.sort_by_key(|r| r.priority);
+    h
+}
+
+/// Append a moment, folding repeated snapshots (one per recording) of an
+/// object whose state did not change into the first.
+fn push(moments: &mut Vec<Moment>, m: Moment) {
+    if m.what == "present" && moments.last().is_some_and(|l| l.what != "removed") {
+        return;
+    }
+    moments.push(m);
+}
+
+impl RouteHistory {
+    /// The removal that took it away, when it is missing now.
+    pub fn removal(&self) -> Option<&Moment> {
+        if self.present_now {
+            return None;
+        }
+        self.moments.iter().rev().find(|m| m.what == "removed")
+    }
+}

@@ -1,0 +1,95 @@
+//! `tracer guard`: expectations from flags, a file or the present state,
+//! checked in the namespaces `--netns` names (else the tracer's own).
+use std::os::unix::fs::MetadataExt as _;
+
+use anyhow::{Context as _, Result, bail};
+
+use super::{Guard, action::Runner, expect::Expectation};
+use crate::{
+    cli::GuardArgs, enrich::netns::NETNS_RUN_DIR, event::Netns, netlink::names::TableNames,
+    output::sink::Show, watch,
+};
+
+/// The expectations of the flags and the file, parsed (any error stops the
+/// guard before it starts).
+fn expectations(args: &GuardArgs, names: &TableNames) -> Result<Vec<(String, Expectation)>> {
+    let mut texts: Vec<(String, String)> = args
+        .expect
+        .iter()
+        .map(|t| ("--expect".to_string(), t.clone()))
+        .collect();
+    if let Some(f) = &args.expect_file {
+        let body = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read --expect-file {}", f.display()))?;
+        for (n, line) in body.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if !line.is_empty() {
+                texts.push((format!("{}:{}", f.display(), n + 1), line.to_string()));
+            }
+        }
+    }
+    texts
+        .into_iter()
+        .map(|(at, t)| {
+            Expectation::parse(&t, names)
+                .map(|e| (t.clone(), e))
+                .with_context(|| at)
+        })
+        .collect()
+}
+
+/// The namespaces expectations are checked in.
+fn namespaces(args: &GuardArgs) -> Result<Vec<Netns>> {
+    if args.watch.netns.is_empty() {
+        let ino = std::fs::metadata("/proc/self/ns/net")
+            .context("reading /proc/self/ns/net")?
+            .ino() as u32;
+        return Ok(vec![Netns {
+            inode: Some(ino),
+            name: None,
+        }]);
+    }
+    args.watch
+        .netns
+        .iter()
+        .map(|n| {
+            let m = std::fs::metadata(format!("{NETNS_RUN_DIR}/{n}"))
+                .with_context(|| format!("--netns {n}: no such namespace under {NETNS_RUN_DIR}"))?;
+            Ok(Netns {
+                inode: Some(m.ino() as u32),
+                name: Some(n.clone()),
+            })
+        })
+        .collect()
+}
+
+pub async fn run(args: GuardArgs) -> Result<()> {
+    let names = TableNames::load();
+    let list = expectations(&args, &names)?;
+    if list.is_empty() && !args.expect_current {
+        bail!("nothing to guard: give --expect, --expect-file or --expect-current --table T");
+    }
+    watch::require_root()?;
+    let spaces = namespaces(&args)?;
+    let runner = args
+        .on_violation
+        .clone()
+        .map(|c| Runner::new(c, *args.on_violation_interval, *args.on_violation_timeout));
+    let mut guard = Guard::new(list, &spaces, *args.grace, runner);
+    if args.expect_current {
+        let tables = args
+            .watch
+            .table
+            .iter()
+            .map(|t| {
+                names
+                    .parse(t)
+                    .with_context(|| format!("unknown --table {t:?}"))
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        guard.expect_current(tables, &spaces);
+    }
+    let mut out = watch::outputs(&args.watch, Show::Notable, None).await?;
+    out.guard = Some(guard);
+    watch::session(args.watch, out).await
+}

@@ -1,0 +1,147 @@
+//! Every event of a session goes through here once, to each consumer: the
+//! guard (which sees everything, filtered or not, and may add events of its
+//! own), then, for events that pass the filters, the metrics, the journal
+//! and the sink (stdout and `--output`).
+use anyhow::Result;
+
+use super::sink::Sink;
+use crate::{
+    event::{Body, Event, JournalHealth, Kind, Source, format_ts},
+    filter::Filter,
+    guard::Guard,
+    journal::write::{Health, Journal},
+    metrics::Metrics,
+};
+
+pub struct Outputs {
+    pub sink: Sink,
+    filter: Filter,
+    pub journal: Option<Journal>,
+    pub guard: Option<Guard>,
+    pub metrics: Option<Metrics>,
+}
+
+impl Outputs {
+    pub fn new(sink: Sink, filter: Filter) -> Self {
+        Outputs {
+            sink,
+            filter,
+            journal: None,
+            guard: None,
+            metrics: None,
+        }
+    }
+
+    /// Whether the session should start with a snapshot of the state.
+    pub fn wants_state(&self) -> bool {
+        self.journal.is_some() || self.guard.is_some()
+    }
+
+    pub fn write(&mut self, e: &Event) -> Result<()> {
+        let derived = match self.guard.as_mut() {
+            Some(g) => g.event(e),
+            None => Vec::new(),
+        };
+        if self.filter.pass(e) {
+            self.deliver(e)?;
+        }
+        for d in derived {
+            self.deliver(&d)?;
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, e: &Event) -> Result<()> {
+        if let Some(m) = self.metrics.as_ref() {
+            m.event(e);
+        }
+        if let Some(j) = self.journal.as_mut() {
+            j.write_line(&serde_json::to_string(e)?);
+        }
+        self.sink.write(e)
+    }
+
+    /// The snapshot is complete: the guard reports what is missing already.
+    pub fn start(&mut self) -> Result<()> {
+        let missing = match self.guard.as_mut() {
+            Some(g) => g.start(),
+            None => Vec::new(),
+        };
+        for e in missing {
+            self.deliver(&e)?;
+        }
+        Ok(())
+    }
+
+    /// Timers: guard grace periods and finished guard commands.
+    pub fn tick(&mut self) -> Result<()> {
+        let due = match self.guard.as_mut() {
+            Some(g) => g.tick(),
+            None => Vec::new(),
+        };
+        for e in due {
+            self.deliver(&e)?;
+        }
+        Ok(())
+    }
+
+    /// Push everything written so far out: to stdout, `--output` and the
+    /// journal (which may report its own health as events).
+    pub fn flush(&mut self) -> Result<()> {
+        if let Some(j) = self.journal.as_mut() {
+            j.flush();
+            let health = j.take_health();
+            if let Some(m) = self.metrics.as_ref() {
+                m.journal(j.stats());
+            }
+            for h in health {
+                self.deliver(&health_event(h))?;
+            }
+            if let Some(j) = self.journal.as_mut() {
+                j.flush();
+            }
+        }
+        self.sink.flush()
+    }
+
+    /// At shutdown: flush and sync.
+    pub fn close(&mut self) -> Result<()> {
+        self.flush()?;
+        if let Some(j) = self.journal.as_mut() {
+            j.close();
+        }
+        Ok(())
+    }
+
+    /// Whether no one reads the events any more.
+    pub fn closed(&self) -> bool {
+        self.sink.closed() && self.journal.is_none() && self.guard.is_none()
+    }
+}
+
+fn health_event(h: Health) -> Event {
+    let (kind, body) = match h {
+        Health::Failed { path, error } => (
+            Kind::JournalError,
+            JournalHealth {
+                path,
+                error: Some(error),
+                dropped: 0,
+            },
+        ),
+        Health::Resumed { path, dropped } => (
+            Kind::JournalResumed,
+            JournalHealth {
+                path,
+                error: None,
+                dropped,
+            },
+        ),
+    };
+    Event {
+        ts: format_ts(chrono::Utc::now()),
+        kind,
+        source: Source::Tracer,
+        body: Body::Journal(body),
+    }
+}

@@ -1,0 +1,264 @@
+//! When two events are about the same rule or route, and who made a change.
+//!
+//! A rule is the same rule when its family, priority, table, action and
+//! selectors are (its `protocol` is not part of it: a rule put back by
+//! another program is still the rule that was removed). A route is the
+//! same route when its family, table, destination, metric and type are (as
+//! the kernel keys its routes; the next hop and `protocol` may differ). The
+//! namespace is part of both.
+use serde::Serialize;
+
+use crate::event::{Change, Family, Netns, Process, Route, Rule};
+
+/// A rule or a route, as events carry them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Object {
+    Rule(Rule),
+    Route(Route),
+}
+
+impl Object {
+    pub fn of(c: &Change) -> Option<Object> {
+        match (&c.rule, &c.route) {
+            (Some(r), _) => Some(Object::Rule(r.clone())),
+            (_, Some(r)) => Some(Object::Route(r.clone())),
+            _ => None,
+        }
+    }
+    pub fn is_rule(&self) -> bool {
+        matches!(self, Object::Rule(_))
+    }
+}
+
+/// Which namespace: by inode when known (names can be reused), else by name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NsKey {
+    Inode(u32),
+    Name(String),
+    Unknown,
+}
+
+impl NsKey {
+    pub fn of(n: &Netns) -> NsKey {
+        match (n.inode, &n.name) {
+            (Some(i), _) => NsKey::Inode(i),
+            (None, Some(name)) => NsKey::Name(name.clone()),
+            _ => NsKey::Unknown,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleId {
+    family: Option<Family>,
+    priority: Option<u32>,
+    table: Option<u32>,
+    action: Option<String>,
+    goto: Option<u32>,
+    src: Option<String>,
+    dst: Option<String>,
+    fwmark: Option<u32>,
+    fwmask: Option<u32>,
+    iif: Option<String>,
+    oif: Option<String>,
+    uid_range: Option<String>,
+    ipproto: Option<u8>,
+    sport: Option<String>,
+    dport: Option<String>,
+    tos: Option<u8>,
+    suppress_prefixlen: Option<u32>,
+    invert: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteId {
+    family: Option<Family>,
+    table: Option<u32>,
+    /// `0.0.0.0/0` or `::/0` when the event has none.
+    dst: Option<String>,
+    /// 0 when the event has none (IPv4's default priority).
+    metric: u32,
+    /// `unicast` when the event has none.
+    rtype: String,
+}
+
+/// The identity of a rule or route in a namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    Rule(NsKey, Box<RuleId>),
+    Route(NsKey, RouteId),
+}
+
+impl Key {
+    pub fn new(netns: &Netns, o: &Object) -> Key {
+        let ns = NsKey::of(netns);
+        match o {
+            Object::Rule(r) => Key::Rule(
+                ns,
+                Box::new(RuleId {
+                    family: r.family,
+                    priority: r.priority,
+                    table: r.table,
+                    action: r.action.clone(),
+                    goto: r.goto,
+                    src: r.src.clone(),
+                    dst: r.dst.clone(),
+                    fwmark: r.fwmark,
+                    fwmask: r.fwmask,
+                    iif: r.iif.clone(),
+                    oif: r.oif.clone(),
+                    uid_range: r.uid_range.clone(),
+                    ipproto: r.ipproto,
+                    sport: r.sport.clone(),
+                    dport: r.dport.clone(),
+                    tos: r.tos,
+                    suppress_prefixlen: r.suppress_prefixlen,
+                    invert: r.invert,
+                }),
+            ),
+            Object::Route(r) => Key::Route(
+                ns,
+                RouteId {
+                    family: r.family,
+                    table: r.table,
+                    dst: r
+                        .dst
+                        .clone()
+                        .or_else(|| r.family.map(|f| f.any().to_string())),
+                    metric: r.metric.unwrap_or(0),
+                    rtype: r.rtype.as_deref().unwrap_or("unicast").to_string(),
+                },
+            ),
+        }
+    }
+}
+
+/// Who made a change, as a report names it: a systemd unit (all its
+/// processes), else a process, else the kernel (no process attributed).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Actor {
+    pub unit: Option<String>,
+    pub comm: Option<String>,
+    /// Every process id seen, in order.
+    pub pids: Vec<u32>,
+    pub exe: Option<String>,
+}
+
+/// What groups changes into one episode: the unit when known, else the
+/// process, else the kernel.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ActorKey {
+    Unit(String),
+    Pid(u32),
+    Kernel,
+}
+
+impl Actor {
+    pub fn of(p: Option<&Process>) -> Actor {
+        match p {
+            None => Actor::default(),
+            Some(p) => Actor {
+                unit: p.unit.clone(),
+                comm: Some(p.comm.clone()),
+                pids: vec![p.pid],
+                exe: p.exe.clone(),
+            },
+        }
+    }
+
+    pub fn key(p: Option<&Process>) -> ActorKey {
+        match p {
+            None => ActorKey::Kernel,
+            Some(Process { unit: Some(u), .. }) => ActorKey::Unit(u.clone()),
+            Some(p) => ActorKey::Pid(p.pid),
+        }
+    }
+
+    /// Adds a process of the same unit.
+    pub fn merge(&mut self, p: Option<&Process>) {
+        if let Some(p) = p
+            && !self.pids.contains(&p.pid)
+        {
+            self.pids.push(p.pid);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(dst: Option<&str>, metric: Option<u32>, rtype: Option<&str>, proto: &str) -> Object {
+        Object::Route(Route {
+            family: Some(Family::Inet),
+            table: Some(52),
+            rtype: rtype.map(|t| t.to_string().into()),
+            dst: dst.map(String::from),
+            metric,
+            protocol: Some(proto.to_string().into()),
+            ..Route::default()
+        })
+    }
+
+    #[test]
+    fn identity_ignores_what_does_not_name_the_object() {
+        let ns = Netns {
+            inode: Some(7),
+            name: Some("router".into()),
+        };
+        let key = |o: &Object| Key::new(&ns, o);
+        // Defaults spelled out or left null, another protocol, another next hop.
+        assert_eq!(
+            key(&route(None, None, None, "boot")),
+            key(&route(
+                Some("0.0.0.0/0"),
+                Some(0),
+                Some("unicast"),
+                "static"
+            ))
+        );
+        let mut via = route(Some("10.0.0.0/8"), None, None, "boot");
+        if let Object::Route(r) = &mut via {
+            r.gateway = Some("192.168.1.1".into());
+        }
+        assert_eq!(
+            key(&via),
+            key(&route(Some("10.0.0.0/8"), None, None, "dhcp"))
+        );
+        // What does name it.
+        assert_ne!(
+            key(&route(Some("10.0.0.0/8"), None, Some("throw"), "boot")),
+            key(&route(Some("10.0.0.0/8"), None, None, "boot"))
+        );
+        assert_ne!(
+            key(&route(Some("10.0.0.0/8"), Some(100), None, "boot")),
+            key(&route(Some("10.0.0.0/8"), None, None, "boot"))
+        );
+        // The namespace: by inode, whatever its name says.
+        let renamed = Netns {
+            inode: Some(7),
+            name: None,
+        };
+        let o = route(None, None, None, "boot");
+        assert_eq!(Key::new(&renamed, &o), key(&o));
+        let other = Netns {
+            inode: Some(8),
+            name: Some("router".into()),
+        };
+        assert_ne!(Key::new(&other, &o), key(&o));
+
+        let rule = |proto: &str, fwmark: Option<u32>| {
+            Object::Rule(Rule {
+                family: Some(Family::Inet),
+                priority: Some(5210),
+                table: Some(254),
+                fwmark,
+                protocol: Some(proto.into()),
+                ..Rule::default()
+            })
+        };
+        assert_eq!(key(&rule("boot", Some(1))), key(&rule("unspec", Some(1))));
+        assert_ne!(key(&rule("boot", Some(1))), key(&rule("boot", None)));
+    }
+}

@@ -1,0 +1,321 @@
+//! `tracer report`: journals read back as a timeline of episodes (who
+//! removed or added what, in one burst), what was restored after each
+//! removal and by whom, the loops seen, and what is still missing at the
+//! end of the window.
+pub mod episodes;
+pub mod fate;
+pub mod identity;
+pub mod loops;
+pub mod model;
+pub mod select;
+pub mod text;
+mod text_items;
+
+use std::{collections::BTreeMap, io::Write as _, path::PathBuf};
+
+use anyhow::{Result, bail};
+use chrono::Duration;
+
+use self::{
+    fate::{History, Mark},
+    identity::{Actor, Key, NsKey, Object},
+    model::{
+        Added, Episode, Failed, Item, JournalItem, LostItem, Missing, Removed, Report, Session,
+        SnapshotItem,
+    },
+    select::Select,
+};
+use crate::{
+    cli::ReportArgs,
+    event::{Change, Netns, Op},
+    journal::read::{self, Data, Entry, Problem, Reader},
+    netlink::names::TableNames,
+    when::Window,
+};
+
+pub fn run(args: ReportArgs) -> Result<()> {
+    if !(args.gap.is_finite() && args.gap >= 0.0) {
+        bail!("--gap {}: a number of seconds, 0 or more", args.gap);
+    }
+    let window = Window::parse(
+        args.since.as_deref(),
+        args.until.as_deref(),
+        &chrono::Local::now(),
+    )?;
+    let select = Select::from_args(&args, &TableNames::load())?;
+    let files = read::inputs(args.journal.as_deref(), &args.files)?;
+    let (entries, problems) = Reader::new(files.clone()).read_all();
+    let gap = Duration::microseconds((args.gap * 1e6) as i64);
+    let report = build(entries, problems, &files, window, &select, gap);
+    let out = if args.json {
+        serde_json::to_string(&report)? + "\n"
+    } else {
+        let zone = if args.utc {
+            text::Zone::Utc
+        } else {
+            text::Zone::Local
+        };
+        text::render(&report, zone)
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a change took effect (`ok`, or not known to have failed).
+fn applied(c: &Change) -> bool {
+    c.result.as_deref().is_none_or(|r| r == "ok")
+}
+
+fn mark(op: Op) -> Mark {
+    match op {
+        Op::Add => Mark::Add,
+        Op::Del => Mark::Del,
+    }
+}
+
+fn note_ns(seen: &mut Vec<Netns>, n: &Netns) {
+    if !seen.iter().any(|s| NsKey::of(s) == NsKey::of(n)) {
+        seen.push(n.clone());
+    }
+}
+
+/// The report of `entries` in `window`, with the filters of `sel`.
+pub fn build(
+    mut entries: Vec<Entry>,
+    problems: Vec<Problem>,
+    files: &[PathBuf],
+    window: Window,
+    sel: &Select,
+    gap: Duration,
+) -> Report {
+    entries.retain(|e| window.contains(e.ts));
+    entries.sort_by_key(|e| e.ts);
+    let mut history = History::default();
+    let mut namespaces = Vec::new();
+    let mut timeline = Vec::new();
+    let mut not_shown = BTreeMap::new();
+    let mut changes = Vec::new();
+    let mut loops = loops::Loops::default();
+    // Snapshot items of the current session, by namespace: timeline index.
+    let mut snapshots: BTreeMap<NsKey, usize> = BTreeMap::new();
+
+    for (seq, e) in entries.iter().enumerate() {
+        match &e.data {
+            Data::Change(op, c) => {
+                note_ns(&mut namespaces, &c.netns);
+                let Some(obj) = Object::of(c).filter(|o| sel.object(o)) else {
+                    continue;
+                };
+                if applied(c) {
+                    let by = Actor::of(c.process.as_ref());
+                    history.push(Key::new(&c.netns, &obj), seq, e.ts, mark(*op), by);
+                }
+                changes.push((seq, e.ts, Actor::key(c.process.as_ref())));
+            }
+            Data::Snapshot(s) => {
+                note_ns(&mut namespaces, &s.netns);
+                let obj = match (&s.rule, &s.route) {
+                    (Some(r), _) => Object::Rule(r.clone()),
+                    (_, Some(r)) => Object::Route(r.clone()),
+                    _ => continue,
+                };
+                let i = *snapshots.entry(NsKey::of(&s.netns)).or_insert_with(|| {
+                    timeline.push(Item::Snapshot(SnapshotItem {
+                        ts: e.ts,
+                        netns: s.netns.clone(),
+                        rules: 0,
+                        routes: 0,
+                        complete: false,
+                    }));
+                    timeline.len() - 1
+                });
+                if !sel.object(&obj) {
+                    continue;
+                }
+                if let Item::Snapshot(item) = &mut timeline[i] {
+                    if obj.is_rule() {
+                        item.rules += 1;
+                    } else {
+                        item.routes += 1;
+                    }
+                }
+                let key = Key::new(&s.netns, &obj);
+                history.push(key, seq, e.ts, Mark::Seen, Actor::default());
+            }
+            Data::SnapshotEnd(s) => {
+                let i = *snapshots.entry(NsKey::of(&s.netns)).or_insert_with(|| {
+                    timeline.push(Item::Snapshot(SnapshotItem {
+                        ts: e.ts,
+                        netns: s.netns.clone(),
+                        rules: 0,
+                        routes: 0,
+                        complete: false,
+                    }));
+                    timeline.len() - 1
+                });
+                if let Item::Snapshot(item) = &mut timeline[i] {
+                    item.complete = true;
+                }
+            }
+            Data::Loop(phase, l) => {
+                note_ns(&mut namespaces, &l.netns);
+                loops.add(e.ts, *phase, l);
+            }
+            Data::Lost(l) => timeline.push(Item::Lost(LostItem {
+                ts: e.ts,
+                count: l.count,
+                location: l.location.clone(),
+            })),
+            Data::Ready(r) => {
+                snapshots.clear();
+                for n in &r.namespaces {
+                    note_ns(&mut namespaces, n);
+                }
+                timeline.push(Item::Session(Session {
+                    ts: e.ts,
+                    pid: r.pid,
+                    version: r.version.clone(),
+                    kernel: r.kernel.clone(),
+                    namespaces: r.namespaces.clone(),
+                }));
+            }
+            Data::Journal(j) => timeline.push(Item::Journal(JournalItem {
+                ts: e.ts,
+                kind: e.kind.clone(),
+                path: j.path.clone(),
+                error: j.error.clone(),
+                dropped: j.dropped,
+            })),
+            Data::Other(_) => *not_shown.entry(e.kind.clone()).or_insert(0) += 1,
+        }
+    }
+
+    for d in episodes::group(changes, gap) {
+        if let Some(ep) = episode(&entries, &d.seqs, &history, sel) {
+            timeline.push(Item::Episode(ep));
+        }
+    }
+    timeline.extend(
+        loops
+            .finish(sel, &history)
+            .into_iter()
+            .map(|l| Item::Loop(Box::new(l))),
+    );
+    timeline.sort_by_key(Item::ts);
+
+    let missing = history
+        .missing()
+        .into_iter()
+        .filter_map(|seq| {
+            let e = &entries[seq];
+            let Data::Change(_, c) = &e.data else {
+                return None;
+            };
+            if !sel.actor(c.process.as_ref()) {
+                return None;
+            }
+            Some(Missing {
+                netns: c.netns.clone(),
+                object: Object::of(c)?,
+                removed_at: e.ts,
+                removed_by: Actor::of(c.process.as_ref()),
+            })
+        })
+        .collect();
+
+    Report {
+        inputs: files
+            .iter()
+            .map(|f| match f.to_str() {
+                Some("-") => "<stdin>".to_string(),
+                _ => f.display().to_string(),
+            })
+            .collect(),
+        since: window.since,
+        until: window.until,
+        filters: sel.describe(),
+        events: entries.len(),
+        first: entries.first().map(|e| e.ts),
+        last: entries.last().map(|e| e.ts),
+        end: window
+            .until
+            .map(|u| u.min(chrono::Utc::now()))
+            .or(entries.last().map(|e| e.ts)),
+        namespaces,
+        timeline,
+        missing,
+        not_shown,
+        problems,
+    }
+}
+
+/// One episode from its changes, unless `sel` leaves its process out.
+fn episode(entries: &[Entry], seqs: &[usize], history: &History, sel: &Select) -> Option<Episode> {
+    let mut actor: Option<Actor> = None;
+    let mut ep = Episode {
+        start: entries[seqs[0]].ts,
+        end: entries[seqs[seqs.len() - 1]].ts,
+        actor: Actor::default(),
+        netns: Vec::new(),
+        removed: Vec::new(),
+        added: Vec::new(),
+        failed: Vec::new(),
+    };
+    for &seq in seqs {
+        let e = &entries[seq];
+        let Data::Change(op, c) = &e.data else {
+            continue;
+        };
+        let p = c.process.as_ref();
+        match &mut actor {
+            None if !sel.actor(p) => return None,
+            None => actor = Some(Actor::of(p)),
+            Some(a) => a.merge(p),
+        }
+        note_ns(&mut ep.netns, &c.netns);
+        let Some(object) = Object::of(c) else {
+            continue;
+        };
+        let key = Key::new(&c.netns, &object);
+        if !applied(c) {
+            ep.failed.push(Failed {
+                ts: e.ts,
+                kind: e.kind.clone(),
+                netns: c.netns.clone(),
+                object,
+                result: c.result.clone().unwrap_or_default(),
+            });
+            continue;
+        }
+        match op {
+            Op::Del => ep.removed.push(Removed {
+                ts: e.ts,
+                netns: c.netns.clone(),
+                object,
+                cause: c.cause,
+                fate: history.fate(&key, seq),
+            }),
+            Op::Add => ep.added.push(Added {
+                ts: e.ts,
+                netns: c.netns.clone(),
+                object,
+                restores: history.restores(&key, seq),
+            }),
+        }
+    }
+    ep.actor = actor?;
+    Some(ep)
+}
+
+#[cfg(test)]
+mod doc_tests;
+#[cfg(test)]
+mod synthetic_tests;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+//! The report's filters.
+//!
+//! `--table` and `--dst` choose objects: changes, restores, snapshots and
+//! what is missing are all about the chosen rules and routes only.
+//! `--comm` and `--unit` choose episodes (and loops by their suspect, and
+//! missing objects by who removed them), but restores are looked for among
+//! every process: what `--comm systemd-network` removed may have been put
+//! back by tailscaled.
+use std::net::IpAddr;
+
+use anyhow::{Result, bail};
+
+use super::identity::{Actor, Object};
+use crate::{
+    cli::ReportArgs,
+    event::{Process, Route, Rule},
+    netlink::names::TableNames,
+};
+
+/// The kernel truncates command names to 15 bytes.
+const COMM_LEN: usize = 15;
+
+#[derive(Clone, Debug, Default)]
+pub struct Select {
+    /// Each --table: its id (a number, or a name known here) and its name.
+    tables: Vec<(Option<u32>, String)>,
+    dst: Option<(IpAddr, u8)>,
+    comms: Vec<String>,
+    units: Vec<String>,
+}
+
+impl Select {
+    pub fn from_args(a: &ReportArgs, names: &TableNames) -> Result<Select> {
+        let dst = match &a.dst {
+            None => None,
+            Some(d) => Some(parse_prefix(d).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--dst {d:?} is not an address or a prefix (e.g. 192.168.1.0/24, 192.168.1.90, fd42::/64)"
+                )
+            })?),
+        };
+        for t in &a.table {
+            if t.is_empty() {
+                bail!("--table needs a table id or name");
+            }
+        }
+        Ok(Select {
+            tables: a
+                .table
+                .iter()
+                .map(|t| (names.parse(t), t.clone()))
+                .collect(),
+            dst,
+            comms: a.comm.clone(),
+            units: a
+                .unit
+                .iter()
+                .map(|u| {
+                    if u.contains('.') {
+                        u.clone()
+                    } else {
+                        format!("{u}.service")
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    /// The filters in force, for the report's header.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .tables
+            .iter()
+            .map(|(_, t)| format!("table {t}"))
+            .collect();
+        if let Some((a, l)) = self.dst {
+            out.push(format!("dst {a}/{l}"));
+        }
+        out.extend(self.comms.iter().map(|c| format!("comm {c}")));
+        out.extend(self.units.iter().map(|u| format!("unit {u}")));
+        out
+    }
+
+    pub fn table(&self, id: Option<u32>, name: Option<&str>) -> bool {
+        self.tables.is_empty()
+            || self
+                .tables
+                .iter()
+                .any(|(want, t)| (want.is_some() && *want == id) || name == Some(t.as_str()))
+    }
+
+    pub fn object(&self, o: &Object) -> bool {
+        match o {
+            Object::Rule(r) => self.rule(r),
+            Object::Route(r) => self.route(r),
+        }
+    }
+
+    fn rule(&self, r: &Rule) -> bool {
+        // A rule without a `to` selector steers every destination.
+        self.table(r.table, r.table_name.as_deref())
+            && match (self.dst, &r.dst) {
+                (Some(want), Some(d)) => parse_prefix(d).is_some_and(|p| overlaps(want, p)),
+                _ => true,
+            }
+    }
+
+    fn route(&self, r: &Route) -> bool {
+        if !self.table(r.table, r.table_name.as_deref()) {
+            return false;
+        }
+        let Some(want) = self.dst else { return true };
+        let dst = r
+            .dst
+            .clone()
+            .or_else(|| r.family.map(|f| f.any().to_string()));
+        dst.as_deref()
+            .and_then(parse_prefix)
+            .is_some_and(|p| overlaps(want, p))
+    }
+
+    /// Whether a packet to `addr` is to a destination asked for.
+    pub fn packet_dst(&self, addr: &str) -> bool {
+        let Some(want) = self.dst else { return true };
+        addr.parse::<IpAddr>()
+            .is_ok_and(|a| overlaps(want, (a, host_len(a))))
+    }
+
+    pub fn by_actor(&self) -> bool {
+        !self.comms.is_empty() || !self.units.is_empty()
+    }
+
+    /// Whether changes by `p` are asked for (`None`: the kernel).
+    pub fn actor(&self, p: Option<&Process>) -> bool {
+        self.who(
+            p.map(|p| p.comm.as_str()),
+            p.and_then(|p| p.unit.as_deref()),
+        )
+    }
+
+    pub fn actor_matches(&self, a: &Actor) -> bool {
+        self.who(a.comm.as_deref(), a.unit.as_deref())
+    }
+
+    fn who(&self, comm: Option<&str>, unit: Option<&str>) -> bool {
+        (self.comms.is_empty()
+            || comm.is_some_and(|c| self.comms.iter().any(|w| comm_matches(c, w))))
+            && (self.units.is_empty() || unit.is_some_and(|u| self.units.iter().any(|w| w == u)))
+    }
+}
+
+/// `--comm systemd-networkd` matches `systemd-network`, the kernel's
+/// 15-byte truncation of it.
+fn comm_matches(comm: &str, want: &str) -> bool {
+    comm == want || (comm.len() == COMM_LEN && want.starts_with(comm))
+}
+
+fn host_len(a: IpAddr) -> u8 {
+    if a.is_ipv4() { 32 } else { 128 }
+}
+
+/// "192.168.1.0/24", "192.168.1.90" (a host), "fd42::/64".
+pub fn parse_prefix(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, l) = match s.split_once('/') {
+        Some((a, l)) => (a.parse::<IpAddr>().ok()?, Some(l.parse::<u8>().ok()?)),
+        None => (s.parse::<IpAddr>().ok()?, None),
+    };
+    let l = l.unwrap_or(host_len(a));
+    (l <= host_len(a)).then_some((a, l))
+}
+
+/// Whether two prefixes share an address: the shorter covers the other.
+pub fn overlaps(a: (IpAddr, u8), b: (IpAddr, u8)) -> bool {
+    let (short, long) = if a.1 <= b.1 { (a, b) } else { (b, a) };
+    crate::packet::cause::covers(&format!("{}/{}", short.0, short.1), long.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> (IpAddr, u8) {
+        parse_prefix(s).unwrap()
+    }
+
+    #[test]
+    fn prefixes_overlap_when_one_covers_the_other() {
+        assert!(overlaps(p("192.168.1.0/24"), p("192.168.1.90")));
+        assert!(overlaps(p("192.168.1.90"), p("192.168.1.0/24")));
+        assert!(overlaps(p("0.0.0.0/0"), p("192.168.1.0/24")));
+        assert!(overlaps(p("192.168.0.0/16"), p("192.168.1.0/24")));
+        assert!(!overlaps(p("10.10.10.0/24"), p("192.168.1.0/24")));
+        assert!(!overlaps(p("192.168.1.0/24"), p("::/0")));
+        assert!(overlaps(p("fd42::/16"), p("fd42:10:10:10::/64")));
+        assert_eq!(p("fd42::1"), ("fd42::1".parse().unwrap(), 128));
+        for bad in [
+            "192.168.1.0/33",
+            "::/129",
+            "x",
+            "1.2.3.4/",
+            "1.2.3.4/-1",
+            "",
+        ] {
+            assert_eq!(parse_prefix(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn truncated_comms_match_their_full_names() {
+        assert!(comm_matches("systemd-network", "systemd-networkd"));
+        assert!(comm_matches("tailscaled", "tailscaled"));
+        assert!(!comm_matches("tailscaled", "tailscale"));
+        assert!(!comm_matches("ip", "ipx"));
+    }
+}

@@ -1,0 +1,207 @@
+//! The text of the timeline's episodes and loops: a summary line, then
+//! indented lines of what became of each removal (restored, back in a
+//! snapshot, still missing), what each addition put back, and failures.
+use std::fmt::Write as _;
+
+use chrono::Utc;
+
+use super::{
+    identity::Object,
+    model::{Added, Episode, Fate, FateState, LoopItem, Removed},
+    text::{Fmt, INDENT, LINES_MAX, actor, counted, ns, object, plural, route_short},
+};
+use crate::output::escape::escape_str;
+
+pub(super) fn episode(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
+    let mut did = Vec::new();
+    if !e.removed.is_empty() {
+        let mut s = format!("removed {}", counted(e.removed.iter().map(|r| &r.object)));
+        let mut causes: Vec<&str> = e
+            .removed
+            .iter()
+            .filter_map(|r| r.cause.map(|c| c.as_str()))
+            .collect();
+        causes.sort_unstable();
+        causes.dedup();
+        if !causes.is_empty() {
+            let by = if e.actor.comm.is_some() {
+                "the kernel, "
+            } else {
+                ""
+            };
+            let _ = write!(s, " ({by}after {})", causes.join(", "));
+        }
+        did.push(s);
+    }
+    if !e.added.is_empty() {
+        did.push(format!(
+            "added {}",
+            counted(e.added.iter().map(|a| &a.object))
+        ));
+    }
+    if !e.failed.is_empty() {
+        did.push(format!("failed {}", plural(e.failed.len(), "request")));
+    }
+    let nss: Vec<String> = e.netns.iter().map(ns).collect();
+    let in_ns = if f.many_ns {
+        format!(" in netns {}", nss.join(", "))
+    } else {
+        String::new()
+    };
+    let _ = writeln!(out, "{} {}{in_ns}", actor(&e.actor), did.join("; "));
+
+    // What became of the removals: restored (grouped by who and when),
+    // back in a snapshot, still missing (one line each).
+    let mut groups: Vec<(String, Vec<&Removed>)> = Vec::new();
+    let mut missing = Vec::new();
+    for r in &e.removed {
+        match fate_words(&r.fate, f, day) {
+            None => missing.push(r),
+            Some(w) => match groups.iter_mut().find(|(g, _)| *g == w) {
+                Some((_, v)) => v.push(r),
+                None => groups.push((w, vec![r])),
+            },
+        }
+    }
+    for (words, rs) in groups {
+        let _ = writeln!(
+            out,
+            "{INDENT}{words}: {}",
+            counted(rs.iter().map(|r| &r.object))
+        );
+    }
+    for r in missing.iter().take(LINES_MAX) {
+        let _ = writeln!(
+            out,
+            "{INDENT}still missing: {}{}",
+            object(&r.object),
+            f.in_ns(&r.netns)
+        );
+    }
+    if missing.len() > LINES_MAX {
+        let _ = writeln!(
+            out,
+            "{INDENT}still missing: {} more",
+            missing.len() - LINES_MAX
+        );
+    }
+    // What the additions put back.
+    let mut back: Vec<(String, Vec<&Added>)> = Vec::new();
+    for a in &e.added {
+        let Some(o) = &a.restores else { continue };
+        let w = format!(
+            "puts back what {} removed at {}",
+            actor(&o.by),
+            f.time_on(o.ts, day)
+        );
+        match back.iter_mut().find(|(g, _)| *g == w) {
+            Some((_, v)) => v.push(a),
+            None => back.push((w, vec![a])),
+        }
+    }
+    for (words, adds) in back {
+        let _ = writeln!(
+            out,
+            "{INDENT}{words}: {}",
+            counted(adds.iter().map(|a| &a.object))
+        );
+    }
+    for x in e.failed.iter().take(LINES_MAX) {
+        let _ = writeln!(
+            out,
+            "{INDENT}failed: {} {}: {}",
+            x.kind,
+            object(&x.object),
+            escape_str(&x.result)
+        );
+    }
+}
+
+/// "restored at 22:32:40 by tailscaled (pid 2783)"; None when missing.
+fn fate_words(fate: &Fate, f: &Fmt, day: &str) -> Option<String> {
+    let at = fate.ts.map(|t| f.time_on(t, day)).unwrap_or_default();
+    match fate.state {
+        FateState::Missing => None,
+        FateState::Restored => Some(format!(
+            "restored at {at} by {}",
+            fate.by.as_ref().map_or("?".into(), actor)
+        )),
+        FateState::InSnapshot => Some(format!(
+            "back in the snapshot at {at} (put back while nothing was recording)"
+        )),
+    }
+}
+
+pub(super) fn loop_item(out: &mut String, l: &LoopItem, f: &Fmt, day: &str) {
+    let o = &l.original;
+    let _ = write!(
+        out,
+        "LOOP on {}{}: {} > {} {} comes back out of {}",
+        escape_str(&l.iface),
+        f.in_ns(&l.netns),
+        o.src,
+        o.dst,
+        escape_str(&o.proto),
+        escape_str(&l.iface)
+    );
+    if l.snat {
+        let _ = write!(out, " from {}", l.looped.src);
+    }
+    if let Some(k) = &l.lookup {
+        let mut path = Vec::new();
+        if let Some(p) = k.rule_priority {
+            path.push(format!("rule {p}"));
+        }
+        if let Some(t) = k.table {
+            path.push(format!("table {t}"));
+        }
+        if let Some(r) = &k.route {
+            path.push(escape_str(r));
+        }
+        if !path.is_empty() {
+            let _ = write!(out, " ({})", path.join(" -> "));
+        }
+    }
+    out.push('\n');
+    if let Some(s) = &l.suspect {
+        let what = match &s.object {
+            Object::Route(r) => route_short(r),
+            o => object(o),
+        };
+        let when = chrono::DateTime::parse_from_rfc3339(&s.ts)
+            .map(|t| f.time_on(t.with_timezone(&Utc), day))
+            .unwrap_or_else(|_| escape_str(&s.ts));
+        let _ = write!(
+            out,
+            "{INDENT}suspect: {what} removed at {when} by {}",
+            actor(&s.by)
+        );
+        match s.fate.as_ref().map(|x| (x.state, fate_words(x, f, day))) {
+            Some((FateState::Missing, _)) => out.push_str(", still missing"),
+            Some((_, Some(w))) => {
+                let _ = write!(out, ", {w}");
+            }
+            _ => {}
+        }
+        out.push('\n');
+    } else {
+        let _ = writeln!(
+            out,
+            "{INDENT}suspect: none seen ({})",
+            escape_str(&l.advice)
+        );
+    }
+    let _ = match l.ended {
+        Some(t) => writeln!(
+            out,
+            "{INDENT}{} looped, until {}",
+            plural(l.packets as usize, "packet"),
+            f.time_on(t, day)
+        ),
+        None => writeln!(
+            out,
+            "{INDENT}{} looped by its last report in the window; no loop_end",
+            plural(l.packets as usize, "packet")
+        ),
+    };
+}
