@@ -181,6 +181,42 @@ fn broken_lab(env: &[(&str, &str)], via: &str) {
     );
 }
 
+/// tailscaled restarting recreates tailscale0 under a new ifindex: the
+/// tracer sees the old device go and the new one come, attaches its
+/// programs to the new one, and still finds the loop there.
+#[test]
+fn recreated_interface_is_watched_again() {
+    let lab = Lab::up();
+    let iface = lab.iface("tailscale0");
+    let t = Tracer::start(&["--netns", &lab.router, "--iface", &iface]);
+    assert_eq!(t.ready["ifaces"][0]["via"], "tc", "ready: {}", t.ready);
+    lab.recreate_tun();
+    t.wait_for(
+        "default dev tailscale0 added again to table 52",
+        Duration::from_secs(5),
+        |e| {
+            e["kind"] == "route_add"
+                && e["route"]["table"] == 52
+                && e["route"]["dst"] == "0.0.0.0/0"
+                && e["route"]["dev"] == "tailscale0"
+        },
+    );
+    lab.break_it();
+    let peer = lab.ping(&BROKEN_ID.to_string(), 3);
+    peer.assert_looped(3);
+    t.wait_for("the loop", LOOP_TIMEOUT, |e| e["kind"] == "loop");
+    let events = t.stop();
+    let loops: Vec<&Value> = events.iter().filter(|e| e["kind"] == "loop").collect();
+    assert_eq!(
+        loops.len(),
+        1,
+        "one loop event after tailscale0 was recreated; events:\n{}",
+        lines(&events)
+    );
+    assert_eq!(loops[0]["iface"], "tailscale0", "loop: {}", loops[0]);
+    assert_eq!(loops[0]["lookup"]["table"], 52, "loop: {}", loops[0]);
+}
+
 #[test]
 fn healthy_lab_reports_no_loop() {
     let lab = Lab::up();

@@ -70,6 +70,12 @@ impl Lab {
         );
     }
 
+    /// tailscaled restarting: tailscale0 deleted and created again (a new
+    /// ifindex), with its address and its routes in table 52.
+    pub fn recreate_tun(&self) {
+        lab_sh(&["recreate-tun", &self.router]);
+    }
+
     /// `iface` in the router namespace, as `--iface` spells it.
     pub fn iface(&self, iface: &str) -> String {
         format!("{}:{iface}", self.router)

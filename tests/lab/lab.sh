@@ -12,6 +12,10 @@
 #                                  process whose comm is `systemd-network`
 #   lab.sh restore ROUTER_NS       tailscaled-style: re-add rules 5210-5270
 #                                  (NOT the throw route), comm `tailscaled`
+#   lab.sh recreate-tun ROUTER_NS  tailscaled restarting: delete tailscale0
+#                                  (its routes in table 52 vanish with it)
+#                                  and create it again, a new ifindex, with
+#                                  its address and those routes
 #   lab.sh show ROUTER_NS          rules, table 52, addresses, nftables
 #   lab.sh down ROUTER_NS LAN_NS   delete both namespaces (idempotent)
 #
@@ -93,6 +97,18 @@ ip_as() (
 	"$dir/$name" -n "$ns" -batch -
 )
 
+# tailscale0 in namespace $1, up, with the router's tailnet address.
+add_tun() {
+	local r=$1
+	"$IP" -n "$r" tuntap add dev tailscale0 mode tun
+	# IPv4 only, unlike the real tailscale0: each time the peer attaches, the
+	# kernel would otherwise redo IPv6 link-local set-up on it (MLD reports
+	# into the TUN, route notifications), noise in what the lab shows.
+	"$IP" netns exec "$r" sysctl -q -w net.ipv6.conf.tailscale0.disable_ipv6=1 >/dev/null
+	"$IP" -n "$r" addr add "$ROUTER_TS_ADDR/32" dev tailscale0
+	"$IP" -n "$r" link set tailscale0 up
+}
+
 cmd_up() {
 	[ $# -eq 2 ] || usage
 	local r=$1 l=$2
@@ -124,13 +140,7 @@ cmd_up() {
 	"$IP" -n "$l" link set lo up
 
 	# tailscale0: a persistent TUN, held by the tailnet peer when it runs.
-	"$IP" -n "$r" tuntap add dev tailscale0 mode tun
-	# IPv4 only, unlike the real tailscale0: each time the peer attaches, the
-	# kernel would otherwise redo IPv6 link-local set-up on it (MLD reports
-	# into the TUN, route notifications), noise in what the lab shows.
-	"$IP" netns exec "$r" sysctl -q -w net.ipv6.conf.tailscale0.disable_ipv6=1 >/dev/null
-	"$IP" -n "$r" addr add "$ROUTER_TS_ADDR/32" dev tailscale0
-	"$IP" -n "$r" link set tailscale0 up
+	add_tun "$r"
 
 	# enp1s0 to the LAN.
 	"$IP" -n "$r" link add enp1s0 type veth peer name eth0 netns "$l"
@@ -191,6 +201,16 @@ cmd_restore() {
 	sed 's/^/rule add /' <<<"$TS_RULES" | ip_as tailscaled "$r"
 }
 
+cmd_recreate_tun() {
+	[ $# -eq 1 ] || usage
+	local r=$1
+	exists "$r" || die "network namespace $r does not exist"
+	"$IP" -n "$r" link del tailscale0
+	add_tun "$r"
+	"$IP" -n "$r" route add "$PEER_ADDR" dev tailscale0 table 52
+	"$IP" -n "$r" route add default dev tailscale0 table 52
+}
+
 cmd_show() {
 	[ $# -eq 1 ] || usage
 	local r=$1
@@ -222,6 +242,7 @@ case $sub in
 up) cmd_up "$@" ;;
 flush) cmd_flush "$@" ;;
 restore) cmd_restore "$@" ;;
+recreate-tun) cmd_recreate_tun "$@" ;;
 show) cmd_show "$@" ;;
 down) cmd_down "$@" ;;
 -h | --help | help) usage ;;
