@@ -15,13 +15,22 @@
 #               makes one per packet on each side)
 #   tcpdump     tcpdump -i va -w /dev/null (reference point)
 # Each measurement is `iperf3 -u -b 0 -l 64` for SECS seconds from A to B;
-# the rate is what the receiver got (packets/s).
+# the rate is what the receiver got (packets/s). iperf3 makes a syscall per
+# packet on each side, and the tracer's syscall tracepoints (see noiface)
+# tax every syscall. With SENDER=trafgen the packets come from trafgen
+# (netsniff-ng) instead: 64-byte UDP frames from a PACKET_TX_RING, a
+# syscall per ring of frames, through the qdisc path (so tc egress and
+# net_dev_queue see them), to a port in B with no socket; the rate is B's
+# IP InReceives over the measured time. The sender's one CPU does the whole
+# path (transmission, veth, reception), like forwarding on a router, where
+# no process makes a syscall per packet.
 #   bench/packets.sh [ROUNDS] [SECS] [tracer binary]
 # Environment:
 #   CONFIGS="none watched ..."  the configurations to run (none is required)
 #   TRACER_B=PATH  a second tracer binary, to compare two builds in one
 #               run: a tracer configuration with the suffix _b (watched_b,
 #               other_b, ...) runs it
+#   SENDER=iperf3|trafgen  the packet source (default iperf3)
 #   PIN=1       pin the iperf3 client to CPU 0 and the server to CPU 1
 #   BPF_STATS=1 also report each packet program's mean run time (ns per
 #               run, kernel.bpf_stats_enabled; this slows the programs down,
@@ -44,7 +53,9 @@ CONFIGS=${CONFIGS:-none watched watched_rx other noiface tcpdump}
 A=tb-pkt-a-$$
 B=tb-pkt-b-$$
 OUT=$(mktemp -d)
+SENDER=${SENDER:-iperf3}
 command -v iperf3 >/dev/null || apt-get install -y iperf3 >/dev/null
+[ "$SENDER" = trafgen ] && ! command -v trafgen >/dev/null && apt-get install -y netsniff-ng >/dev/null
 command -v tcpdump >/dev/null || apt-get install -y tcpdump >/dev/null
 [ "${BPF_STATS:-0}" = 1 ] && ! command -v bpftool >/dev/null && apt-get install -y bpftool >/dev/null
 [ "${PERF:-0}" = 1 ] && ! command -v perf >/dev/null && apt-get install -y linux-perf >/dev/null
@@ -73,7 +84,7 @@ cleanup() {
 }
 trap cleanup EXIT
 [ "${BPF_STATS:-0}" = 1 ] && echo 1 >/proc/sys/kernel/bpf_stats_enabled
-echo "start: $(date -u +%FT%TZ) loadavg $(cut -d' ' -f1-3 /proc/loadavg); rounds $ROUNDS x ${SECS}s; pin ${PIN:-0}; tracer $TRACER (commit $(git -C "$(dirname "$0")" describe --always --dirty 2>/dev/null || echo unknown))"
+echo "start: $(date -u +%FT%TZ) loadavg $(cut -d' ' -f1-3 /proc/loadavg); rounds $ROUNDS x ${SECS}s; sender $SENDER; pin ${PIN:-0}; tracer $TRACER (commit $(git -C "$(dirname "$0")" describe --always --dirty 2>/dev/null || echo unknown))"
 ip netns add "$A"
 ip netns add "$B"
 ip -n "$A" link add va type veth peer name vb netns "$B"
@@ -82,9 +93,13 @@ ip -n "$A" addr add 10.77.0.1/24 dev va
 ip -n "$B" addr add 10.77.0.2/24 dev vb
 for l in va vx vy lo; do ip -n "$A" link set "$l" up; done
 for l in vb lo; do ip -n "$B" link set "$l" up; done
-ip netns exec "$B" "${SERVER_PIN[@]}" iperf3 -s -D -I "$OUT/iperf.pid" >/dev/null
-sleep 0.5
-SPID=$(cat "$OUT/iperf.pid")
+if [ "$SENDER" = trafgen ]; then
+	FRAME="{ eth(da=$(ip netns exec "$B" cat /sys/class/net/vb/address), sa=$(ip netns exec "$A" cat /sys/class/net/va/address)), ipv4(saddr=10.77.0.1, daddr=10.77.0.2, ttl=64), udp(sport=40000, dport=9), fill(0x41, 22) }"
+else
+	ip netns exec "$B" "${SERVER_PIN[@]}" iperf3 -s -D -I "$OUT/iperf.pid" >/dev/null
+	sleep 0.5
+	SPID=$(cat "$OUT/iperf.pid")
+fi
 
 # Start the observer of a configuration; prints its pid (or nothing).
 start() {
@@ -123,9 +138,33 @@ start() {
 	echo "$pid"
 }
 
+# B's IP InReceives counter.
+in_receives() {
+	ip netns exec "$B" awk '/^Ip:/ { getline; print $4; exit }' /proc/net/snmp
+}
+
+# One measurement with trafgen: packets B received per second.
+rate_trafgen() {
+	local perf= before after t0 t1
+	if [ "${PERF:-0}" = 1 ]; then
+		perf record -q -e cpu-clock -F 4999 -a -g -o "$OUT/perf.data" -- sleep "$SECS" 2>/dev/null &
+		perf=$!
+	fi
+	before=$(in_receives)
+	t0=$(date +%s.%N)
+	ip netns exec "$A" timeout -s INT "$SECS" trafgen -o va --qdisc-path --cpus 1 \
+		--no-sock-mem --notouch-irq --no-cpu-stats "$FRAME" >/dev/null 2>"$OUT/trafgen.err" || true
+	t1=$(date +%s.%N)
+	after=$(in_receives)
+	[ -n "$perf" ] && wait "$perf"
+	python3 -c 'import sys; n, t = int(sys.argv[1]), float(sys.argv[3]) - float(sys.argv[2]); n > 0 or sys.exit(open(sys.argv[4]).read() or "trafgen sent nothing"); print(n / t)' \
+		"$((after - before))" "$t0" "$t1" "$OUT/trafgen.err"
+}
+
 # One measurement. The server takes one test at a time and may still be
 # closing the last one: retry a refused start.
 rate() {
+	[ "$SENDER" = trafgen ] && { rate_trafgen; return; }
 	local try perf=
 	for try in 1 2 3 4 5; do
 		if [ "${PERF:-0}" = 1 ]; then
@@ -165,7 +204,7 @@ for sample in sys.stdin.read().split("\n\n"):
     frames = [l.split()[1] if len(l.split()) > 1 else "" for l in lines[1:]]
     if comm in ("tracer", "tcpdump") or comm.startswith("netns-"):
         own += 1
-    elif comm == "iperf3":
+    elif comm in ("iperf3", "trafgen") or comm.startswith("ksoftirqd"):
         if any(f.startswith(OBSERVER) for f in frames):
             inside += 1
         else:

@@ -9,6 +9,10 @@
 //! once, see every packet on the machine, and filter by the
 //! `WATCH_IFACES` map.
 //!
+//! The FIB lookup tracepoints fire for every route lookup on the machine,
+//! so they are attached only while the kernel reports loop candidates
+//! ([`PacketHooks::set_fib`]); a healthy router never runs them.
+//!
 //! `TRACER_PACKET_HOOK=btf|raw|classic` skips the tc programs and starts
 //! the tracepoint programs at that rung (tests and measurements use it to
 //! run the fallbacks on a kernel that would not need them).
@@ -19,8 +23,9 @@ use aya::{
     Ebpf,
     maps::{Array, HashMap, MapData},
     programs::{
-        LinkOrder, SchedClassifier, TcAttachType,
+        LinkOrder, SchedClassifier, TcAttachType, TracePoint,
         tc::{SchedClassifierLinkId, TcAttachOptions},
+        trace_point::TracePointLinkId,
     },
 };
 use nix::sched::{CloneFlags, setns};
@@ -100,6 +105,10 @@ pub struct PacketHooks {
     /// The maps the tracepoint programs filter by.
     pub ifaces: HashMap<MapData, WatchKey, u8>,
     pub ifindex_bits: Array<MapData, u64>,
+    /// The FIB programs loaded (verified at start-up, attached on demand).
+    fib_loaded: bool,
+    /// Their links while attached.
+    fib_links: Vec<(&'static str, TracePointLinkId)>,
 }
 
 impl PacketHooks {
@@ -118,13 +127,17 @@ impl PacketHooks {
                 ));
             }
         };
-        for (prog, category, name) in FIB_TRACEPOINTS {
-            if let Err(e) = attach_tracepoint(&mut ebpf, prog, category, name) {
+        let fib_loaded = match FIB_TRACEPOINTS.iter().try_for_each(|(prog, ..)| {
+            Ok::<_, anyhow::Error>(fib_program(&mut ebpf, prog)?.load()?)
+        }) {
+            Ok(()) => true,
+            Err(e) => {
                 warnings.push(format!(
-                    "FIB lookups will not be reported (loop events will lack the lookup): {e:#}"
+                    "FIB lookups will not be reported (loops are still explained from the routing state): {e:#}"
                 ));
+                false
             }
-        }
+        };
         let mut tc = tc_wanted;
         if tc {
             for (prog, _) in TC_PROGRAMS {
@@ -153,6 +166,8 @@ impl PacketHooks {
             tc_ifaces,
             ifaces,
             ifindex_bits,
+            fib_loaded,
+            fib_links: Vec::new(),
         };
         if !tc {
             // Every interface will need them: fail now, not later.
@@ -296,6 +311,36 @@ impl PacketHooks {
         self.tracepoints = true;
         Ok(())
     }
+}
+
+impl PacketHooks {
+    /// Attaches (`on`) or detaches the FIB lookup programs. Attaching what
+    /// is attached, or detaching what is not, does nothing.
+    pub fn set_fib(&mut self, on: bool) -> Result<()> {
+        if !self.fib_loaded || on == !self.fib_links.is_empty() {
+            return Ok(());
+        }
+        if !on {
+            for (prog, link) in self.fib_links.drain(..) {
+                fib_program(&mut self.ebpf, prog)?.detach(link)?;
+            }
+            return Ok(());
+        }
+        for (prog, category, name) in FIB_TRACEPOINTS {
+            let link = fib_program(&mut self.ebpf, prog)?
+                .attach(category, name)
+                .with_context(|| format!("attaching tracepoint {category}:{name}"))?;
+            self.fib_links.push((prog, link));
+        }
+        Ok(())
+    }
+}
+
+fn fib_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint> {
+    Ok(ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing"))?
+        .try_into()?)
 }
 
 fn tc_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {

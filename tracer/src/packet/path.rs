@@ -60,7 +60,14 @@ pub struct PacketPath {
     pub removals: Removals,
     /// Records that could not be decoded (not IP, not captured).
     pub undecoded: u64,
+    /// While the FIB lookup programs are attached: until when (monotonic
+    /// ns) they stay, unless more packets come.
+    fib_until: Option<u64>,
 }
+
+/// How long the FIB lookup programs stay attached after the last packet
+/// record (a loop candidate) arrived.
+const FIB_LINGER_NS: u64 = 30_000_000_000;
 
 fn flow_id(l: &LoopInfo) -> String {
     format!(
@@ -142,6 +149,7 @@ impl PacketPath {
             pcap: pcap.map(PcapSink::create).transpose()?,
             removals: Removals::default(),
             undecoded: 0,
+            fib_until: None,
         })
     }
 
@@ -179,7 +187,15 @@ impl PacketPath {
         self.detector.set_own_addrs(netns, set.iter().copied());
     }
 
+    /// A packet record. The kernel sends one only for a loop candidate (a
+    /// reception paired with its transmission, or an ICMP time-exceeded),
+    /// so the first one switches FIB lookup tracing on: the loop's next
+    /// packets come with the lookups that routed them.
     pub fn packet(&mut self, ev: &PacketEvent) {
+        if self.fib_until.is_none() {
+            self.watch.set_fib(true);
+        }
+        self.fib_until = Some(ev.hdr.ts_ns.saturating_add(FIB_LINGER_NS));
         let key = WatchKey {
             netns: ev.hdr.netns,
             ifindex: ev.ifindex,
@@ -199,6 +215,10 @@ impl PacketPath {
 
     /// Findings due now.
     pub fn tick(&mut self, now_ns: u64) -> Vec<Finding> {
+        if self.fib_until.is_some_and(|t| now_ns > t) {
+            self.watch.set_fib(false);
+            self.fib_until = None;
+        }
         self.detector.tick(now_ns)
     }
 

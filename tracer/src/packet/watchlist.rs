@@ -161,6 +161,19 @@ impl WatchList {
         }
     }
 
+    /// Attaches or detaches the FIB lookup programs (see
+    /// [`PacketHooks::set_fib`]); a failure is logged, and loops are still
+    /// explained from the routing state.
+    pub fn set_fib(&mut self, on: bool) {
+        match self.hooks.set_fib(on) {
+            Ok(()) => log::debug!("FIB lookup tracing {}", if on { "on" } else { "off" }),
+            Err(e) => log::warn!(
+                "cannot switch FIB lookup tracing {}: {e:#}",
+                if on { "on" } else { "off" }
+            ),
+        }
+    }
+
     /// How `spec` is watched now: `None` while its interface is absent.
     pub fn via(&self, spec: &IfaceSpec) -> Option<&'static str> {
         self.active
