@@ -236,13 +236,22 @@ pub fn line(e: &Event) -> String {
                         .unwrap_or_else(|| format!("{}", n.inode.unwrap_or(0)))
                 })
                 .collect();
-            format!(
+            let mut s = format!(
                 "ready {} kernel {} hooks {} netns {}",
                 e.ts,
                 r.kernel,
                 hooks.join(","),
                 ns.join(",")
-            )
+            );
+            if !r.ifaces.is_empty() {
+                let ifaces: Vec<String> = r
+                    .ifaces
+                    .iter()
+                    .map(|i| format!("{}={}", escape_str(&i.iface), i.via.unwrap_or("absent")))
+                    .collect();
+                let _ = write!(s, " ifaces {}", ifaces.join(","));
+            }
+            s
         }
         Body::Lost(l) => format!(
             "{} lost      {} records lost ({})",
@@ -322,6 +331,40 @@ mod tests {
                 note: None,
             })),
         }
+    }
+
+    #[test]
+    fn ready_line_says_how_each_interface_is_watched() {
+        let e = Event {
+            ts: "2026-04-10T06:52:40.000001Z".into(),
+            kind: Kind::Ready,
+            source: Source::Tracepoint,
+            body: Body::Ready(crate::event::Ready {
+                hooks: [("rule_del".to_string(), Source::Tracepoint)].into(),
+                functions: Default::default(),
+                kernel: "6.18.44".into(),
+                version: "0.1.0".into(),
+                pid: 1,
+                namespaces: vec![Netns {
+                    inode: Some(4026532177),
+                    name: Some("router".into()),
+                }],
+                ifaces: vec![
+                    crate::event::WatchedIface {
+                        iface: "router:tailscale0".into(),
+                        via: Some("tc"),
+                    },
+                    crate::event::WatchedIface {
+                        iface: "wg\u{1b}0".into(),
+                        via: None,
+                    },
+                ],
+            }),
+        };
+        assert_eq!(
+            line(&e),
+            "ready 2026-04-10T06:52:40.000001Z kernel 6.18.44 hooks rule_del=tracepoint netns router ifaces router:tailscale0=tc,wg\\e0=absent"
+        );
     }
 
     #[test]
