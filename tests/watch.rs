@@ -4,23 +4,13 @@ mod common;
 
 use std::{process::Command, time::Duration};
 
-use common::{Netns, Tracer, nlraw_bin, run, scenario, scenario_script, tracer_bin};
+use common::{Netns, Tracer, doctor, nlraw_bin, run, scenario, scenario_script, tracer_bin};
 use serde_json::Value;
 
 /// The mechanism this kernel gives the hooks: fentry and kprobes are
 /// absent here (see doctor), so every hook must fall back to tracepoints.
 fn expected_source() -> String {
-    let out = Command::new(tracer_bin())
-        .args(["doctor", "--json"])
-        .output()
-        .expect("tracer doctor");
-    assert!(
-        out.status.success(),
-        "doctor failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("doctor JSON");
-    v["hooks"]["route4_del"]["mechanism"]
+    doctor()["hooks"]["route4_del"]["mechanism"]
         .as_str()
         .expect("mechanism")
         .to_string()
@@ -109,14 +99,7 @@ fn tracer_fails(args: &[&str]) -> String {
 
 #[test]
 fn impossible_or_bad_input_fails_in_one_line() {
-    let doctor: Value = serde_json::from_slice(
-        &Command::new(tracer_bin())
-            .args(["doctor", "--json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let doctor = doctor();
     if doctor["features"]["fentry"]["available"] == false {
         let err = tracer_fails(&["watch", "--attach", "fentry"]);
         assert!(

@@ -35,6 +35,20 @@ pub fn tracer_bin() -> PathBuf {
     p
 }
 
+/// `tracer doctor --json`: what this kernel supports.
+pub fn doctor() -> Value {
+    let out = Command::new(tracer_bin())
+        .args(["doctor", "--json"])
+        .output()
+        .expect("tracer doctor");
+    assert!(
+        out.status.success(),
+        "doctor failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("doctor JSON")
+}
+
 pub fn nlraw_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_nlraw"))
 }

@@ -18,6 +18,9 @@ fn remedy(name: &str) -> &'static str {
         }
         "tracepoints" => "mount tracefs: mount -t tracefs nodev /sys/kernel/tracing",
         "ringbuf" => "Linux 5.8 or later",
+        "tcx" => {
+            "Linux 6.6 or later; until then --iface watches through the packet tracepoints, which run a program for every packet on the machine"
+        }
         _ => "",
     }
 }
@@ -26,12 +29,13 @@ pub fn run(args: DoctorArgs) -> Result<()> {
     crate::watch::require_root()?;
     let facts = KernelFacts::gather()?;
     let f = &facts.features;
-    let features: [(&str, &Feature); 5] = [
+    let features: [(&str, &Feature); 6] = [
         ("btf", &f.btf),
         ("kprobes", &f.kprobes),
         ("fentry", &f.fentry),
         ("tracepoints", &f.tracepoints),
         ("ringbuf", &f.ringbuf),
+        ("tcx", &f.tcx),
     ];
     let plan = facts.plan(AttachMode::Auto)?;
     let functions = facts.functions();

@@ -76,6 +76,9 @@ pub struct KernelFeatures {
     pub fentry: Feature,
     pub tracepoints: Feature,
     pub ringbuf: Feature,
+    /// tc programs as tcx links: the packet path's own programs per
+    /// watched interface.
+    pub tcx: Feature,
     pub lockdown: LockdownMode,
 }
 
@@ -99,6 +102,7 @@ impl KernelFeatures {
             },
             tracepoints: probe_tracepoints(&tracefs),
             ringbuf: probe_ringbuf(version),
+            tcx: probe_tcx(version),
             lockdown: probe_lockdown(),
             release,
         }
@@ -179,6 +183,20 @@ fn probe_ringbuf(version: Option<(u32, u32, u32)>) -> Feature {
             v.0, v.1
         )),
         _ => Feature::no(format!("creating a BPF_MAP_TYPE_RINGBUF map failed: {err}")),
+    }
+}
+
+/// tcx links (BPF_LINK_TYPE_TCX) appeared in Linux 6.6; aya attaches tc
+/// programs as tcx links from that version on, so the version is the test
+/// (attaching one for real would need an interface to attach it to).
+fn probe_tcx(version: Option<(u32, u32, u32)>) -> Feature {
+    match version {
+        Some(v) if v >= (6, 6, 0) => Feature::yes(format!(
+            "kernel {}.{} >= 6.6: each --iface interface gets tc programs of its own",
+            v.0, v.1
+        )),
+        Some(v) => Feature::no(format!("kernel {}.{} < 6.6 has no tcx links", v.0, v.1)),
+        None => Feature::no("kernel version unknown"),
     }
 }
 
