@@ -152,10 +152,10 @@ pub fn choose(
             .of(m)
             .clone()
             .map_err(|why| format!("{m} is not available on this kernel: {why}"))?;
-        if m != Mechanism::Tracepoint {
-            if let Err(why) = function {
-                return Err(format!("{} cannot use {m}: {why}", hook.name()));
-            }
+        if m != Mechanism::Tracepoint
+            && let Err(why) = function
+        {
+            return Err(format!("{} cannot use {m}: {why}", hook.name()));
         }
         Ok(())
     };

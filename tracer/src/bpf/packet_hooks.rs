@@ -317,7 +317,8 @@ impl PacketHooks {
     /// Attaches (`on`) or detaches the FIB lookup programs. Attaching what
     /// is attached, or detaching what is not, does nothing.
     pub fn set_fib(&mut self, on: bool) -> Result<()> {
-        if !self.fib_loaded || on == !self.fib_links.is_empty() {
+        let attached = !self.fib_links.is_empty();
+        if !self.fib_loaded || on == attached {
             return Ok(());
         }
         if !on {
