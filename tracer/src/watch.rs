@@ -18,6 +18,7 @@ use crate::{
     bpf::{
         ladder::{Hook, Mechanism},
         loader::{self, KernelFacts},
+        ring::RingReader,
     },
     cli::WatchArgs,
     collect::{
@@ -52,6 +53,18 @@ use crate::{
 
 /// Ring-buffer records decoded per wake-up before other inputs get a turn.
 const RING_BATCH: usize = 64;
+/// Requests (route/rule changes) read ahead of their notifications beyond
+/// which, while notifications are queued, the ring buffer is left to hold
+/// the backlog (kernel memory) rather than the tracer's heap.
+const READ_AHEAD: usize = 4096;
+
+/// Whether to read the ring buffer now. Requests read from it wait in
+/// memory for their notifications; so while notifications are queued and
+/// enough requests wait already, the backlog is left in the ring, unless
+/// the ring is three-quarters full (losing records would lose processes).
+fn read_ring_now(ring: &RingReader, waiting: usize, notifications_queued: bool) -> bool {
+    waiting < READ_AHEAD || !notifications_queued || ring.pending_bytes() > ring.size() / 4 * 3
+}
 
 /// How long collection goes on after SIGINT/SIGTERM.
 const STOP_GRACE: Duration = Duration::from_millis(300);
@@ -342,41 +355,37 @@ fn sync_ifaces(pp: &mut PacketPath, engine: &Engine, own: u32) {
 
 /// Decodes up to `max` ring-buffer records; returns how many were read.
 fn drain_ring(
-    rb: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    rb: &mut RingReader,
     engine: &mut Engine,
     p: &mut Presenter,
     mut packets: Option<&mut PacketPath>,
     max: usize,
 ) -> usize {
     let now = Instant::now();
-    let mut n = 0;
-    while let Some(item) = rb.next() {
-        match parse(&item) {
-            Ok(Record::Exec { hdr, filename }) => {
-                p.enricher
-                    .processes
-                    .note_exec(hdr.pid, String::from_utf8_lossy(&filename).into_owned());
-                p.cache.retain(|k, _| k.0 != hdr.pid);
-            }
-            Ok(Record::Packet(ev)) => {
-                if let Some(pp) = packets.as_deref_mut() {
-                    pp.packet(&ev);
-                }
-            }
-            Ok(Record::Lookup(ev)) => {
-                if let Some(pp) = packets.as_deref_mut() {
-                    pp.lookup(&ev);
-                }
-            }
-            Ok(rec) => engine.record(rec, now),
-            Err(e) => log::warn!("skipping a malformed record: {e}"),
+    let read = rb.read(max, |item| match parse(item) {
+        Ok(Record::Exec { hdr, filename }) => {
+            p.enricher
+                .processes
+                .note_exec(hdr.pid, String::from_utf8_lossy(&filename).into_owned());
+            p.cache.retain(|k, _| k.0 != hdr.pid);
         }
-        n += 1;
-        if n >= max {
-            break;
+        Ok(Record::Packet(ev)) => {
+            if let Some(pp) = packets.as_deref_mut() {
+                pp.packet(&ev);
+            }
         }
-    }
-    n
+        Ok(Record::Lookup(ev)) => {
+            if let Some(pp) = packets.as_deref_mut() {
+                pp.lookup(&ev);
+            }
+        }
+        Ok(rec) => engine.record(rec, now),
+        Err(e) => log::warn!("skipping a malformed record: {e}"),
+    });
+    read.unwrap_or_else(|e| {
+        log::warn!("reading the ring buffer: {e:#}");
+        0
+    })
 }
 
 /// Writes the events for the packet path's findings due now.
@@ -508,8 +517,16 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
     // With --netns, the namespaces are known now (names resolve to inodes),
     // and requests from all others are dropped in the kernel.
     let limited: Option<Vec<u32>> = (!args.netns.is_empty()).then(|| spaces.inodes());
+    let prepared = facts.prepare(args.attach, !args.iface.is_empty(), limited.is_some())?;
+    // The kernel's BTF as btf-rs parsed it and the symbol tables are needed
+    // no more: give their memory back (tens of MiB) before aya parses the
+    // BTF again to load, so the two never add up.
+    let kernel = facts.features.release.clone();
+    drop(facts);
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe { libc::malloc_trim(0) };
     let mut loaded = loader::load(
-        &facts,
+        prepared,
         args.attach,
         !args.iface.is_empty(),
         limited.as_deref(),
@@ -518,12 +535,6 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
         log::warn!("{w}");
     }
     let hooks = loaded.hooks.clone();
-    // The kernel's BTF and symbol tables are needed no more: give their
-    // memory back (tens of MiB) before the namespaces are mirrored.
-    let kernel = facts.features.release.clone();
-    drop(facts);
-    // SAFETY: malloc_trim only releases free heap memory.
-    unsafe { libc::malloc_trim(0) };
     let primary = hooks
         .values()
         .map(|(m, _)| *m)
@@ -620,20 +631,24 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
     // After SIGINT/SIGTERM, keep collecting briefly so that changes already
     // made (and re-reads already planned) are reported before exit.
     let mut stop_at: Option<Instant> = None;
-    // Waits expire only once both inputs are drained: under a burst the
-    // other half of a change may still be queued, however old it is.
-    let mut ring_backlog = false;
 
     loop {
         if stop_at.is_some_and(|t| Instant::now() >= t) {
             break;
         }
+        // Waits expire only once both inputs are drained: under a burst the
+        // other half of a change may still be queued, however old it is.
+        let ring_backlog = ring.get_ref().pending_bytes() > 0;
+        let ring_now = read_ring_now(
+            ring.get_ref(),
+            engine.waiting_requests(),
+            !rx.is_empty() || spaces.backlog(),
+        );
         tokio::select! {
-            guard = ring.readable_mut() => {
+            guard = ring.readable_mut(), if ring_now => {
                 let mut guard = guard?;
                 let n = drain_ring(guard.get_inner_mut(), &mut engine, &mut p, packets.as_mut(), RING_BATCH);
-                ring_backlog = n >= RING_BATCH;
-                if !ring_backlog {
+                if n < RING_BATCH {
                     guard.clear_ready();
                 }
                 // A looped packet wakes us (tracer-ebpf's packet/emit.rs):
