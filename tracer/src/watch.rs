@@ -2,6 +2,7 @@
 //! and write events until SIGINT/SIGTERM.
 use std::{
     collections::{BTreeMap, HashMap},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -153,37 +154,60 @@ struct Presenter {
     clock: Clock,
     enricher: Enricher,
     tables: TableNames,
-    /// exe/cgroup/unit per (pid, cgroup id), so bursts cost one /proc read.
-    cache: HashMap<(u32, u64), (Option<String>, Option<String>, Option<String>, Instant)>,
+    /// The process per (pid, cgroup id), so bursts cost one /proc read and
+    /// no re-escaping of names.
+    cache: HashMap<(u32, u64), Cached>,
+}
+
+/// A process as last presented, with the header fields it was built from.
+struct Cached {
+    process: Arc<Process>,
+    tid: u32,
+    ppid: u32,
+    uid: u32,
+    comm: [u8; 16],
+    parent_comm: [u8; 16],
+    at: Instant,
 }
 
 impl Presenter {
-    fn process(&mut self, h: &EventHeader) -> Process {
+    fn process(&mut self, h: &EventHeader, now: Instant) -> Arc<Process> {
         let key = (h.pid, h.cgroup_id);
-        let now = Instant::now();
-        let fresh = self
-            .cache
-            .get(&key)
-            .filter(|c| now.duration_since(c.3) < Duration::from_secs(2))
-            .cloned();
-        let (exe, cgroup, unit) = match fresh {
-            Some((e, c, u, _)) => (e, c, u),
-            None => {
-                let exe = self.enricher.processes.exe(h.pid);
-                let (cgroup, unit) = match self.enricher.cgroups.as_mut() {
-                    Some(r) => (r.resolve(h.cgroup_id), r.unit(h.cgroup_id)),
-                    None => (None, None),
-                };
-                if self.cache.len() > 4096 {
-                    self.cache.clear();
-                }
-                self.cache
-                    .insert(key, (exe.clone(), cgroup.clone(), unit.clone(), now));
-                (exe, cgroup, unit)
+        if let Some(c) = self.cache.get(&key)
+            && now.duration_since(c.at) < Duration::from_secs(2)
+        {
+            if c.tid == h.tid
+                && c.ppid == h.ppid
+                && c.uid == h.uid
+                && c.comm == h.comm
+                && c.parent_comm == h.parent_comm
+            {
+                return c.process.clone();
             }
+            // Another thread, or the process changed its name: the exe,
+            // cgroup and unit still hold.
+            let c = &*c.process;
+            let (exe, cgroup, unit) = (c.exe.clone(), c.cgroup.clone(), c.unit.clone());
+            return self.remember(h, exe, cgroup, unit, now);
+        }
+        let exe = self.enricher.processes.exe(h.pid);
+        let (cgroup, unit) = match self.enricher.cgroups.as_mut() {
+            Some(r) => (r.resolve(h.cgroup_id), r.unit(h.cgroup_id)),
+            None => (None, None),
         };
+        self.remember(h, exe, cgroup, unit, now)
+    }
+
+    fn remember(
+        &mut self,
+        h: &EventHeader,
+        exe: Option<String>,
+        cgroup: Option<String>,
+        unit: Option<String>,
+        now: Instant,
+    ) -> Arc<Process> {
         let parent = comm_from_bytes(&h.parent_comm);
-        Process {
+        let process = Arc::new(Process {
             pid: h.pid,
             tid: h.tid,
             comm: comm_from_bytes(&h.comm),
@@ -193,19 +217,40 @@ impl Presenter {
             uid: h.uid,
             cgroup,
             unit,
+        });
+        if self.cache.len() > 4096 {
+            self.cache.clear();
         }
+        self.cache.insert(
+            (h.pid, h.cgroup_id),
+            Cached {
+                process: process.clone(),
+                tid: h.tid,
+                ppid: h.ppid,
+                uid: h.uid,
+                comm: h.comm,
+                parent_comm: h.parent_comm,
+                at: now,
+            },
+        );
+        process
     }
 
     fn netns(&mut self, inode: u32) -> Netns {
+        self.netns_at(inode, Instant::now())
+    }
+
+    fn netns_at(&mut self, inode: u32, now: Instant) -> Netns {
         Netns {
             inode: (inode != 0).then_some(inode),
-            name: self.enricher.netns.name(inode),
+            name: self.enricher.netns.name_at(inode, now),
         }
     }
 
-    fn event(&mut self, o: Outcome) -> Event {
-        let process = o.who.as_ref().map(|h| self.process(h));
-        let netns = self.netns(o.netns);
+    /// The event of an outcome; `now` is the time of the batch.
+    fn event(&mut self, o: Outcome, now: Instant) -> Event {
+        let process = o.who.as_ref().map(|h| self.process(h, now));
+        let netns = self.netns_at(o.netns, now);
         let (kind, rule, route) = match o.object {
             Object::Route(mut r) => {
                 r.table_name = r.table.and_then(|t| self.tables.name(t));
@@ -444,8 +489,9 @@ fn emit_outcomes(
     mut packets: Option<&mut PacketPath>,
     out: &mut Outputs,
 ) -> Result<()> {
+    let now = Instant::now();
     for o in engine.take_outcomes() {
-        let e = p.event(o);
+        let e = p.event(o, now);
         if let (Some(pp), Some(inode)) = (
             packets.as_deref_mut(),
             e.change().and_then(|c| c.netns.inode),

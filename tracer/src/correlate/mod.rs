@@ -69,7 +69,7 @@ pub struct Outcome {
     pub netns: u32,
     pub who: Option<EventHeader>,
     pub object: Object,
-    pub result: Option<String>,
+    pub result: Option<crate::event::Name>,
     pub cause: Option<Cause>,
     pub nl_seq: Option<u32>,
     pub note: Option<String>,
