@@ -694,7 +694,10 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
             guard = ring.readable_mut(), if ring_now => {
                 let mut guard = guard?;
                 let n = drain_ring(guard.get_inner_mut(), &mut engine, &mut p, packets.as_mut(), RING_BATCH);
-                if n < RING_BATCH {
+                // Wakeups come only when the consumer has caught up, so
+                // readiness is kept while anything is left (a record still
+                // being written is read on the next turn).
+                if n < RING_BATCH && guard.get_inner().pending_bytes() == 0 {
                     guard.clear_ready();
                 }
                 // A looped packet wakes us (tracer-ebpf's packet/emit.rs):
@@ -774,9 +777,12 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
                     sync_ifaces(pp, &engine, own);
                 }
                 log::debug!(
-                    "waiting: {} requests, {} notifications",
+                    "waiting: {} requests, {} notifications, ring {} bytes unread, rx empty {} backlog {}",
                     engine.waiting_requests(),
-                    engine.waiting_notifications()
+                    engine.waiting_notifications(),
+                    ring.get_ref().pending_bytes(),
+                    rx.is_empty(),
+                    spaces.backlog()
                 );
                 let total: u64 = dropped.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(last_dropped);
                 if total > last_dropped {

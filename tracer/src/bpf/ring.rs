@@ -163,10 +163,14 @@ impl RingReader {
     pub fn read(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize> {
         let mut n = 0;
         let mut prod = self.producer_pos();
+        // The kernel wakes the poller only when it commits the record at the
+        // consumer position it reads. Our store of that position and our
+        // next load may be reordered (x86 store buffer): a full fence before
+        // giving up makes sure that either we see the record or the producer
+        // sees our position (the poller is edge-triggered, so a missed
+        // wakeup would stall the ring for good).
         while n < max {
             if self.pos == prod {
-                // Either we see a new record or the producer sees our
-                // position and wakes us.
                 fence(Ordering::SeqCst);
                 prod = self.producer_pos();
                 if self.pos == prod {
@@ -177,7 +181,12 @@ impl RingReader {
             let hdr = self.view(off, HDR_SZ)?;
             // SAFETY: the header is mapped and 8-byte aligned; the kernel
             // commits it with a fully ordered exchange.
-            let word = unsafe { AtomicU32::from_ptr(hdr as *mut u32) }.load(Ordering::Acquire);
+            let header = unsafe { AtomicU32::from_ptr(hdr as *mut u32) };
+            let mut word = header.load(Ordering::Acquire);
+            if word & BUSY_BIT != 0 {
+                fence(Ordering::SeqCst);
+                word = header.load(Ordering::Acquire);
+            }
             if word & BUSY_BIT != 0 {
                 break;
             }
