@@ -95,8 +95,9 @@ pub struct KernelFacts {
 
 impl KernelFacts {
     pub fn gather() -> Result<Self> {
-        let features = KernelFeatures::probe();
-        let btf = Btf::vmlinux().map_err(|e| {
+        let parsed = Btf::vmlinux();
+        let features = KernelFeatures::probe_with(parsed.as_ref());
+        let btf = parsed.map_err(|e| {
             anyhow!("cannot read the kernel's BTF ({e}); tracer needs CONFIG_DEBUG_INFO_BTF=y (/sys/kernel/btf/vmlinux)")
         })?;
         let tracefs = Tracefs::locate().map_err(|e| anyhow!("{e}"))?;
