@@ -258,7 +258,7 @@ impl Presenter {
             }
             Object::Rule(mut r) => {
                 r.table_name = r.table.and_then(|t| self.tables.name(t));
-                (Kind::rule(o.op), Some(r), None)
+                (Kind::rule(o.op), Some(*r), None)
             }
         };
         Event {
@@ -333,7 +333,7 @@ fn snapshot(
             NlObj::Rule { mut rule, .. } => {
                 rule.table_name = rule.table.and_then(|t| p.tables.name(t));
                 n_rules += 1;
-                (Some(rule), None)
+                (Some(*rule), None)
             }
             NlObj::Route { mut route, .. } => {
                 route.table_name = route.table.and_then(|t| p.tables.name(t));
@@ -460,7 +460,7 @@ fn emit_findings(
                 items
                     .into_iter()
                     .filter_map(|i| match i.obj {
-                        NlObj::Rule { rule, .. } => Some(rule),
+                        NlObj::Rule { rule, .. } => Some(*rule),
                         _ => None,
                     })
                     .collect()

@@ -56,7 +56,9 @@ const RESYNC_DELAY: Duration = Duration::from_millis(60);
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
     Route(Route),
-    Rule(Rule),
+    /// Boxed: rules are several times larger than routes, and every
+    /// route change moves an `Object` around several times.
+    Rule(Box<Rule>),
 }
 
 /// A change ready for enrichment and output: the process is still the raw
