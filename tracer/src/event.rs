@@ -5,7 +5,7 @@
 //! text, JSON and files all show the same facts. The types that make up
 //! change, snapshot, loop and lost events also deserialize: `journal::read`
 //! reads journals back into them.
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
@@ -231,15 +231,16 @@ impl Cause {
 /// A rule or route change.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Change {
-    pub process: Option<Process>,
+    /// Shared: a burst of changes by one process presents it once.
+    pub process: Option<Arc<Process>>,
     pub netns: Netns,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<Rule>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<Route>,
     /// "ok" or the kernel's error name ("ESRCH"); null when the outcome is
-    /// not known (see `note`).
-    pub result: Option<String>,
+    /// not known (see `note`). Borrowed for the known names.
+    pub result: Option<Name>,
     /// Set on routes that vanished without a request for them.
     pub cause: Option<Cause>,
     /// Netlink sequence number of the request, when there was one.
@@ -462,5 +463,51 @@ pub fn format_ts(t: chrono::DateTime<chrono::Utc>) -> String {
 
 /// "addr/len" for a prefix.
 pub fn prefix(addr: IpAddr, len: u8) -> String {
-    format!("{addr}/{len}")
+    match addr {
+        // By hand: a flush formats a million of them.
+        IpAddr::V4(a) => {
+            let mut s = String::with_capacity(18);
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                push_u8(&mut s, o);
+            }
+            s.push('/');
+            push_u8(&mut s, len);
+            s
+        }
+        IpAddr::V6(_) => format!("{addr}/{len}"),
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_u8(s: &mut String, n: u8) {
+    if n >= 100 {
+        s.push((b'0' + n / 100) as char);
+    }
+    if n >= 10 {
+        s.push((b'0' + n / 10 % 10) as char);
+    }
+    s.push((b'0' + n % 10) as char);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    #[test]
+    fn prefixes_format_like_display() {
+        for (a, len) in [
+            ([0, 0, 0, 0], 0),
+            ([10, 1, 100, 255], 32),
+            ([192, 168, 1, 0], 24),
+            ([9, 99, 100, 199], 8),
+        ] {
+            let addr = IpAddr::V4(Ipv4Addr::from(a));
+            assert_eq!(super::prefix(addr, len), format!("{addr}/{len}"));
+        }
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(super::prefix(v6, 128), "2001:db8::1/128");
+    }
 }

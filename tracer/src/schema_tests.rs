@@ -445,7 +445,7 @@ fn loop_body(full: bool) -> Body {
 
 fn change(rule: Option<Rule>, route: Option<Route>) -> Body {
     Body::Change(Box::new(Change {
-        process: Some(process()),
+        process: Some(std::sync::Arc::new(process())),
         netns: netns(),
         rule,
         route,

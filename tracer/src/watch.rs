@@ -2,6 +2,7 @@
 //! and write events until SIGINT/SIGTERM.
 use std::{
     collections::{BTreeMap, HashMap},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -19,6 +20,7 @@ use crate::{
         ladder::{Hook, Mechanism},
         loader::{self, KernelFacts},
         packet_hooks::PacketHooks,
+        ring::RingReader,
     },
     cli::WatchArgs,
     collect::{
@@ -53,6 +55,18 @@ use crate::{
 
 /// Ring-buffer records decoded per wake-up before other inputs get a turn.
 const RING_BATCH: usize = 64;
+/// Requests (route/rule changes) read ahead of their notifications beyond
+/// which, while notifications are queued, the ring buffer is left to hold
+/// the backlog (kernel memory) rather than the tracer's heap.
+const READ_AHEAD: usize = 4096;
+
+/// Whether to read the ring buffer now. Requests read from it wait in
+/// memory for their notifications; so while notifications are queued and
+/// enough requests wait already, the backlog is left in the ring, unless
+/// the ring is three-quarters full (losing records would lose processes).
+fn read_ring_now(ring: &RingReader, waiting: usize, notifications_queued: bool) -> bool {
+    waiting < READ_AHEAD || !notifications_queued || ring.pending_bytes() > ring.size() / 4 * 3
+}
 
 /// How long collection goes on after SIGINT/SIGTERM.
 const STOP_GRACE: Duration = Duration::from_millis(300);
@@ -141,37 +155,60 @@ struct Presenter {
     clock: Clock,
     enricher: Enricher,
     tables: TableNames,
-    /// exe/cgroup/unit per (pid, cgroup id), so bursts cost one /proc read.
-    cache: HashMap<(u32, u64), (Option<String>, Option<String>, Option<String>, Instant)>,
+    /// The process per (pid, cgroup id), so bursts cost one /proc read and
+    /// no re-escaping of names.
+    cache: HashMap<(u32, u64), Cached>,
+}
+
+/// A process as last presented, with the header fields it was built from.
+struct Cached {
+    process: Arc<Process>,
+    tid: u32,
+    ppid: u32,
+    uid: u32,
+    comm: [u8; 16],
+    parent_comm: [u8; 16],
+    at: Instant,
 }
 
 impl Presenter {
-    fn process(&mut self, h: &EventHeader) -> Process {
+    fn process(&mut self, h: &EventHeader, now: Instant) -> Arc<Process> {
         let key = (h.pid, h.cgroup_id);
-        let now = Instant::now();
-        let fresh = self
-            .cache
-            .get(&key)
-            .filter(|c| now.duration_since(c.3) < Duration::from_secs(2))
-            .cloned();
-        let (exe, cgroup, unit) = match fresh {
-            Some((e, c, u, _)) => (e, c, u),
-            None => {
-                let exe = self.enricher.processes.exe(h.pid);
-                let (cgroup, unit) = match self.enricher.cgroups.as_mut() {
-                    Some(r) => (r.resolve(h.cgroup_id), r.unit(h.cgroup_id)),
-                    None => (None, None),
-                };
-                if self.cache.len() > 4096 {
-                    self.cache.clear();
-                }
-                self.cache
-                    .insert(key, (exe.clone(), cgroup.clone(), unit.clone(), now));
-                (exe, cgroup, unit)
+        if let Some(c) = self.cache.get(&key)
+            && now.duration_since(c.at) < Duration::from_secs(2)
+        {
+            if c.tid == h.tid
+                && c.ppid == h.ppid
+                && c.uid == h.uid
+                && c.comm == h.comm
+                && c.parent_comm == h.parent_comm
+            {
+                return c.process.clone();
             }
+            // Another thread, or the process changed its name: the exe,
+            // cgroup and unit still hold.
+            let c = &*c.process;
+            let (exe, cgroup, unit) = (c.exe.clone(), c.cgroup.clone(), c.unit.clone());
+            return self.remember(h, exe, cgroup, unit, now);
+        }
+        let exe = self.enricher.processes.exe(h.pid);
+        let (cgroup, unit) = match self.enricher.cgroups.as_mut() {
+            Some(r) => (r.resolve(h.cgroup_id), r.unit(h.cgroup_id)),
+            None => (None, None),
         };
+        self.remember(h, exe, cgroup, unit, now)
+    }
+
+    fn remember(
+        &mut self,
+        h: &EventHeader,
+        exe: Option<String>,
+        cgroup: Option<String>,
+        unit: Option<String>,
+        now: Instant,
+    ) -> Arc<Process> {
         let parent = comm_from_bytes(&h.parent_comm);
-        Process {
+        let process = Arc::new(Process {
             pid: h.pid,
             tid: h.tid,
             comm: comm_from_bytes(&h.comm),
@@ -181,19 +218,40 @@ impl Presenter {
             uid: h.uid,
             cgroup,
             unit,
+        });
+        if self.cache.len() > 4096 {
+            self.cache.clear();
         }
+        self.cache.insert(
+            (h.pid, h.cgroup_id),
+            Cached {
+                process: process.clone(),
+                tid: h.tid,
+                ppid: h.ppid,
+                uid: h.uid,
+                comm: h.comm,
+                parent_comm: h.parent_comm,
+                at: now,
+            },
+        );
+        process
     }
 
     fn netns(&mut self, inode: u32) -> Netns {
+        self.netns_at(inode, Instant::now())
+    }
+
+    fn netns_at(&mut self, inode: u32, now: Instant) -> Netns {
         Netns {
             inode: (inode != 0).then_some(inode),
-            name: self.enricher.netns.name(inode),
+            name: self.enricher.netns.name_at(inode, now),
         }
     }
 
-    fn event(&mut self, o: Outcome) -> Event {
-        let process = o.who.as_ref().map(|h| self.process(h));
-        let netns = self.netns(o.netns);
+    /// The event of an outcome; `now` is the time of the batch.
+    fn event(&mut self, o: Outcome, now: Instant) -> Event {
+        let process = o.who.as_ref().map(|h| self.process(h, now));
+        let netns = self.netns_at(o.netns, now);
         let (kind, rule, route) = match o.object {
             Object::Route(mut r) => {
                 r.table_name = r.table.and_then(|t| self.tables.name(t));
@@ -201,7 +259,7 @@ impl Presenter {
             }
             Object::Rule(mut r) => {
                 r.table_name = r.table.and_then(|t| self.tables.name(t));
-                (Kind::rule(o.op), Some(r), None)
+                (Kind::rule(o.op), Some(*r), None)
             }
         };
         Event {
@@ -276,7 +334,7 @@ fn snapshot(
             NlObj::Rule { mut rule, .. } => {
                 rule.table_name = rule.table.and_then(|t| p.tables.name(t));
                 n_rules += 1;
-                (Some(rule), None)
+                (Some(*rule), None)
             }
             NlObj::Route { mut route, .. } => {
                 route.table_name = route.table.and_then(|t| p.tables.name(t));
@@ -348,41 +406,37 @@ fn sync_ifaces(pp: &mut PacketPath, engine: &Engine, own: u32) {
 
 /// Decodes up to `max` ring-buffer records; returns how many were read.
 fn drain_ring(
-    rb: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    rb: &mut RingReader,
     engine: &mut Engine,
     p: &mut Presenter,
     mut packets: Option<&mut PacketPath>,
     max: usize,
 ) -> usize {
     let now = Instant::now();
-    let mut n = 0;
-    while let Some(item) = rb.next() {
-        match parse(&item) {
-            Ok(Record::Exec { hdr, filename }) => {
-                p.enricher
-                    .processes
-                    .note_exec(hdr.pid, String::from_utf8_lossy(&filename).into_owned());
-                p.cache.retain(|k, _| k.0 != hdr.pid);
-            }
-            Ok(Record::Packet(ev)) => {
-                if let Some(pp) = packets.as_deref_mut() {
-                    pp.packet(&ev);
-                }
-            }
-            Ok(Record::Lookup(ev)) => {
-                if let Some(pp) = packets.as_deref_mut() {
-                    pp.lookup(&ev);
-                }
-            }
-            Ok(rec) => engine.record(rec, now),
-            Err(e) => log::warn!("skipping a malformed record: {e}"),
+    let read = rb.read(max, |item| match parse(item) {
+        Ok(Record::Exec { hdr, filename }) => {
+            p.enricher
+                .processes
+                .note_exec(hdr.pid, String::from_utf8_lossy(&filename).into_owned());
+            p.cache.retain(|k, _| k.0 != hdr.pid);
         }
-        n += 1;
-        if n >= max {
-            break;
+        Ok(Record::Packet(ev)) => {
+            if let Some(pp) = packets.as_deref_mut() {
+                pp.packet(&ev);
+            }
         }
-    }
-    n
+        Ok(Record::Lookup(ev)) => {
+            if let Some(pp) = packets.as_deref_mut() {
+                pp.lookup(&ev);
+            }
+        }
+        Ok(rec) => engine.record(rec, now),
+        Err(e) => log::warn!("skipping a malformed record: {e}"),
+    });
+    read.unwrap_or_else(|e| {
+        log::warn!("reading the ring buffer: {e:#}");
+        0
+    })
 }
 
 /// Writes the events for the packet path's findings due now.
@@ -412,7 +466,7 @@ fn emit_findings(
                 items
                     .into_iter()
                     .filter_map(|i| match i.obj {
-                        NlObj::Rule { rule, .. } => Some(rule),
+                        NlObj::Rule { rule, .. } => Some(*rule),
                         _ => None,
                     })
                     .collect()
@@ -441,8 +495,9 @@ fn emit_outcomes(
     mut packets: Option<&mut PacketPath>,
     out: &mut Outputs,
 ) -> Result<()> {
+    let now = Instant::now();
     for o in engine.take_outcomes() {
-        let e = p.event(o);
+        let e = p.event(o, now);
         if let (Some(pp), Some(inode)) = (
             packets.as_deref_mut(),
             e.change().and_then(|c| c.netns.inode),
@@ -510,26 +565,29 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
         }
     }
 
+    // A fixed mmap threshold: glibc otherwise raises it when a large block
+    // is freed (the parsed BTF), and then the mirror's array grows on the
+    // heap by copying (old and new copies at once, about 12 MB more peak
+    // for a million routes) rather than by mremap.
+    // SAFETY: mallopt only tunes the allocator.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10) };
     let facts = KernelFacts::gather()?;
     // With --netns, the namespaces are known now (names resolve to inodes),
     // and requests from all others are dropped in the kernel.
     let limited: Option<Vec<u32>> = (!args.netns.is_empty()).then(|| spaces.inodes());
-    let mut loaded = loader::load(
-        &facts,
-        args.attach,
-        !args.iface.is_empty(),
-        limited.as_deref(),
-    )?;
-    for w in &loaded.warnings {
-        log::warn!("{w}");
-    }
-    let hooks = loaded.hooks.clone();
-    // The kernel's BTF and symbol tables are needed no more: give their
-    // memory back (tens of MiB) before the namespaces are mirrored.
+    let prepared = facts.prepare(args.attach, !args.iface.is_empty(), limited.is_some())?;
+    // The kernel's BTF as btf-rs parsed it and the symbol tables are needed
+    // no more: give their memory back (tens of MiB) before aya parses the
+    // BTF again to load, so the two never add up.
     let kernel = facts.features.release.clone();
     drop(facts);
     // SAFETY: malloc_trim only releases free heap memory.
     unsafe { libc::malloc_trim(0) };
+    let mut loaded = loader::load(prepared, args.attach, limited.as_deref())?;
+    for w in &loaded.warnings {
+        log::warn!("{w}");
+    }
+    let hooks = loaded.hooks.clone();
     let primary = hooks
         .values()
         .map(|(m, _)| *m)
@@ -647,20 +705,27 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
     // After SIGINT/SIGTERM, keep collecting briefly so that changes already
     // made (and re-reads already planned) are reported before exit.
     let mut stop_at: Option<Instant> = None;
-    // Waits expire only once both inputs are drained: under a burst the
-    // other half of a change may still be queued, however old it is.
-    let mut ring_backlog = false;
 
     loop {
         if stop_at.is_some_and(|t| Instant::now() >= t) {
             break;
         }
+        // Waits expire only once both inputs are drained: under a burst the
+        // other half of a change may still be queued, however old it is.
+        let ring_backlog = ring.get_ref().pending_bytes() > 0;
+        let ring_now = read_ring_now(
+            ring.get_ref(),
+            engine.waiting_requests(),
+            !rx.is_empty() || spaces.backlog(),
+        );
         tokio::select! {
-            guard = ring.readable_mut() => {
+            guard = ring.readable_mut(), if ring_now => {
                 let mut guard = guard?;
                 let n = drain_ring(guard.get_inner_mut(), &mut engine, &mut p, packets.as_mut(), RING_BATCH);
-                ring_backlog = n >= RING_BATCH;
-                if !ring_backlog {
+                // Wakeups come only when the consumer has caught up, so
+                // readiness is kept while anything is left (a record still
+                // being written is read on the next turn).
+                if n < RING_BATCH && guard.get_inner().pending_bytes() == 0 {
                     guard.clear_ready();
                 }
                 // A looped packet wakes us (tracer-ebpf's packet/emit.rs):
@@ -740,9 +805,12 @@ pub async fn session(args: WatchArgs, mut out: Outputs) -> Result<()> {
                     sync_ifaces(pp, &engine, own);
                 }
                 log::debug!(
-                    "waiting: {} requests, {} notifications",
+                    "waiting: {} requests, {} notifications, ring {} bytes unread, rx empty {} backlog {}",
                     engine.waiting_requests(),
-                    engine.waiting_notifications()
+                    engine.waiting_notifications(),
+                    ring.get_ref().pending_bytes(),
+                    rx.is_empty(),
+                    spaces.backlog()
                 );
                 let total: u64 = dropped.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(last_dropped);
                 if total > last_dropped {

@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, Map, MapData, PerCpuArray},
     programs::{BtfTracePoint, FExit, KProbe, RawTracePoint, TracePoint},
 };
-use tracer_common::Config;
+use tracer_common::{Config, PacketConfig};
 
-use super::ladder::{AttachMode, Hook, Mechanism, Support, choose};
+use super::{
+    ladder::{AttachMode, Hook, Mechanism, Support, choose},
+    ring::RingReader,
+};
 use crate::kernel::{
     Btf, Kallsyms, KernelFeatures, Tracefs, kallsyms::FilterFunctions, offsets, packet_offsets,
 };
@@ -29,10 +32,10 @@ const SYSCALL_TRACEPOINTS: [&str; 7] = [
     "sys_exit_recvfrom",
 ];
 
-/// Ring buffer size (bytes, a power of two). The kernel maps its pages
-/// twice into the tracer (for wrap-around), so it counts double in the
-/// tracer's resident memory. 8 MiB lost request copies during a
-/// 1,000,000-route flush on a loaded 2-core machine; 32 MiB did not.
+/// Ring buffer size (bytes, a power of two). It is kernel memory: the
+/// tracer maps only a window of it ([`RingReader`]). 8 MiB lost request
+/// copies during a 1,000,000-route flush on a loaded 2-core machine; 32 MiB
+/// did not.
 pub const RING_BYTES: u32 = 32 << 20;
 
 /// A loaded and attached set of programs.
@@ -41,7 +44,7 @@ pub struct Loaded {
     /// With `--iface` it goes to the packet path's
     /// [`super::packet_hooks::PacketHooks`], which attaches more.
     pub ebpf: Ebpf,
-    pub ring: RingBuf<MapData>,
+    pub ring: RingReader,
     pub dropped: PerCpuArray<MapData, u64>,
     /// With a namespace filter: the namespaces whose netlink requests the
     /// syscall tracepoints copy (see [`sync_netns`]).
@@ -65,12 +68,20 @@ pub struct KernelFacts {
 
 impl KernelFacts {
     pub fn gather() -> Result<Self> {
-        let features = KernelFeatures::probe();
-        let btf = Btf::vmlinux().map_err(|e| {
+        let parsed = Btf::vmlinux();
+        let features = KernelFeatures::probe_with(parsed.as_ref());
+        let btf = parsed.map_err(|e| {
             anyhow!("cannot read the kernel's BTF ({e}); tracer needs CONFIG_DEBUG_INFO_BTF=y (/sys/kernel/btf/vmlinux)")
         })?;
         let tracefs = Tracefs::locate().map_err(|e| anyhow!("{e}"))?;
-        let kallsyms = Kallsyms::load().map_err(|e| anyhow!("cannot read /proc/kallsyms: {e}"))?;
+        // Only the functions the hooks may attach to are kept.
+        let wanted = Hook::ALL
+            .iter()
+            .filter_map(|h| h.fixed_function())
+            .chain(offsets::RULE_DEL_FUNCTIONS)
+            .chain(offsets::RULE_ADD_FUNCTIONS);
+        let kallsyms =
+            Kallsyms::load_only(wanted).map_err(|e| anyhow!("cannot read /proc/kallsyms: {e}"))?;
         let filter = FilterFunctions::load(&tracefs).ok();
         Ok(KernelFacts {
             features,
@@ -144,30 +155,62 @@ fn mode_name(mode: AttachMode) -> &'static str {
     }
 }
 
-/// Load the object, write the configuration and attach by `plan`; with
-/// `packets`, also attach the packet path (its interfaces are added to
-/// [`Loaded::watch_ifaces`] later). With `netns` (the namespaces to watch,
-/// when `--netns` limits them), netlink requests from other namespaces are
-/// dropped in the kernel.
-pub fn load(
-    facts: &KernelFacts,
-    mode: AttachMode,
-    packets: bool,
-    netns: Option<&[u32]>,
-) -> Result<Loaded> {
-    let plan = facts.plan(mode)?;
-    let (mut config, mut warnings) = offsets::resolve(&facts.btf, &facts.tracefs);
-    config.netns_filter = netns.is_some() as u32;
-    offsets::rule_functions(&facts.btf, &facts.kallsyms, facts.filter.as_ref()).apply(&mut config);
+/// What loading needs from the kernel facts: the attach plan and the
+/// offsets. Computed before loading so that the facts (the kernel's BTF as
+/// parsed by btf-rs, tens of MiB) can be dropped before aya parses it.
+pub struct Prepared {
+    plan: BTreeMap<Hook, (Mechanism, Option<String>)>,
+    config: Config,
+    packet_config: Option<PacketConfig>,
+    warnings: Vec<String>,
+}
 
-    // The packet programs' offsets are a read-only global, set before the
-    // object is loaded (they are constants to the verifier).
-    let packet_config = packets.then(|| {
-        let (c, unresolved) = packet_offsets::resolve_packet(&facts.btf, &facts.tracefs);
-        warnings.extend(unresolved);
-        c
-    });
+impl KernelFacts {
+    /// The plan and offsets for [`load`]. With `packets`, also the packet
+    /// path's offsets; `netns_filter`: requests from unwatched namespaces
+    /// are dropped in the kernel.
+    pub fn prepare(&self, mode: AttachMode, packets: bool, netns_filter: bool) -> Result<Prepared> {
+        let plan = self.plan(mode)?;
+        let (mut config, mut warnings) = offsets::resolve(&self.btf, &self.tracefs);
+        config.netns_filter = netns_filter as u32;
+        offsets::rule_functions(&self.btf, &self.kallsyms, self.filter.as_ref()).apply(&mut config);
+        // The packet programs' offsets are a read-only global, set before the
+        // object is loaded (they are constants to the verifier).
+        let packet_config = packets.then(|| {
+            let (c, unresolved) = packet_offsets::resolve_packet(&self.btf, &self.tracefs);
+            warnings.extend(unresolved);
+            c
+        });
+        Ok(Prepared {
+            plan,
+            config,
+            packet_config,
+            warnings,
+        })
+    }
+}
+
+/// Load the object, write the configuration and attach by the prepared
+/// plan. The packet programs (when the plan has their offsets) are loaded
+/// but not attached: that is [`super::packet_hooks::PacketHooks`]'s. With
+/// `netns` (the namespaces to watch, when `--netns` limits them), netlink
+/// requests from other namespaces are dropped in the kernel.
+///
+/// The kernel's BTF is parsed by aya for loading and attaching alike, and
+/// freed before the ring buffer is mapped.
+pub fn load(prepared: Prepared, mode: AttachMode, netns: Option<&[u32]>) -> Result<Loaded> {
+    let Prepared {
+        plan,
+        config,
+        packet_config,
+        mut warnings,
+    } = prepared;
     let mut ebpf = EbpfLoader::new();
+    // `new` parsed a BTF of its own: drop it before parsing the one that
+    // loading and attaching share.
+    ebpf.btf(None);
+    let aya_btf = aya::Btf::from_sys_fs().context("parsing /sys/kernel/btf/vmlinux")?;
+    ebpf.btf(Some(&aya_btf));
     ebpf.map_max_entries("EVENTS", RING_BYTES);
     if let Some(c) = packet_config.as_ref() {
         ebpf.override_global("PKT_OFFSETS", c, true);
@@ -193,7 +236,6 @@ pub fn load(
         None => None,
     };
 
-    let aya_btf = aya::Btf::from_sys_fs().context("parsing /sys/kernel/btf/vmlinux")?;
     let mut hooks = BTreeMap::new();
     for (hook, (mechanism, function)) in plan {
         let mut m = mechanism;
@@ -235,11 +277,15 @@ pub fn load(
             "exec tracking unavailable, exe paths of short-lived processes may be missing: {e:#}"
         ));
     }
-
-    let ring = RingBuf::try_from(
-        ebpf.take_map("EVENTS")
-            .ok_or_else(|| anyhow!("map EVENTS missing"))?,
-    )?;
+    // Everything is attached: give the BTF's memory back before mapping
+    // the ring buffer.
+    drop(aya_btf);
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe { libc::malloc_trim(0) };
+    let ring = match ebpf.take_map("EVENTS") {
+        Some(Map::RingBuf(m)) => RingReader::new(m, RING_BYTES as usize)?,
+        _ => return Err(anyhow!("map EVENTS missing or not a ring buffer")),
+    };
     let dropped = PerCpuArray::try_from(
         ebpf.take_map("DROPPED")
             .ok_or_else(|| anyhow!("map DROPPED missing"))?,

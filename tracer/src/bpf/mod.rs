@@ -3,3 +3,4 @@
 pub mod ladder;
 pub mod loader;
 pub mod packet_hooks;
+pub mod ring;

@@ -94,7 +94,6 @@ pub struct PacketHooks {
     /// Owns every program and map of the session (dropping it detaches
     /// them all).
     ebpf: Ebpf,
-    btf: aya::Btf,
     /// The tc programs are loaded and wanted.
     tc: bool,
     /// The tracepoint rung to start from: 0 BTF, 1 raw, 2 classic.
@@ -115,7 +114,6 @@ impl PacketHooks {
     /// Attaches the FIB lookup tracepoints and loads the tc programs;
     /// warnings say what is missing.
     pub fn new(mut ebpf: Ebpf, warnings: &mut Vec<String>) -> Result<Self> {
-        let btf = aya::Btf::from_sys_fs().context("parsing /sys/kernel/btf/vmlinux")?;
         let (tc_wanted, first_rung) = match std::env::var(PACKET_HOOK_ENV).ok().as_deref() {
             None | Some("" | "tc") => (true, 0),
             Some("btf") => (false, 0),
@@ -159,7 +157,6 @@ impl PacketHooks {
         let ifindex_bits = Array::try_from(take("WATCH_IFINDEX")?)?;
         let mut hooks = PacketHooks {
             ebpf,
-            btf,
             tc,
             first_rung,
             tracepoints: false,
@@ -288,9 +285,17 @@ impl PacketHooks {
             return Ok(());
         }
         let ebpf = &mut self.ebpf;
+        // The kernel's BTF (tens of MiB parsed) only while attaching: the
+        // tc programs do not need it.
+        let btf = (self.first_rung == 0)
+            .then(|| aya::Btf::from_sys_fs().context("parsing /sys/kernel/btf/vmlinux"));
         for (typed, raw, classic, category, name) in PACKET_TRACEPOINTS {
-            if self.first_rung == 0 {
-                let Err(e) = attach_btf_tracepoint(ebpf, &self.btf, typed, name) else {
+            if let Some(btf) = &btf {
+                let attached = match btf {
+                    Ok(btf) => attach_btf_tracepoint(ebpf, btf, typed, name),
+                    Err(e) => Err(anyhow!("{e:#}")),
+                };
+                let Err(e) = attached else {
                     continue;
                 };
                 warnings.push(format!(

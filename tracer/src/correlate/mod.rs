@@ -56,7 +56,9 @@ const RESYNC_DELAY: Duration = Duration::from_millis(60);
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
     Route(Route),
-    Rule(Rule),
+    /// Boxed: rules are several times larger than routes, and every
+    /// route change moves an `Object` around several times.
+    Rule(Box<Rule>),
 }
 
 /// A change ready for enrichment and output: the process is still the raw
@@ -69,7 +71,7 @@ pub struct Outcome {
     pub netns: u32,
     pub who: Option<EventHeader>,
     pub object: Object,
-    pub result: Option<String>,
+    pub result: Option<crate::event::Name>,
     pub cause: Option<Cause>,
     pub nl_seq: Option<u32>,
     pub note: Option<String>,

@@ -6,7 +6,7 @@
 //!
 //! A resync marks every route a fresh dump shows ([`Store::see`]); the
 //! routes left unmarked at [`Store::end_sync`] are the ones that vanished.
-use std::collections::BTreeMap;
+use std::{cmp::Ordering, collections::BTreeMap};
 
 /// `gw` holds a gateway.
 pub const HAS_GW: u8 = 1;
@@ -57,6 +57,27 @@ impl<const N: usize> Entry<N> {
     }
 }
 
+/// `e.key().cmp(k)`, with the address compared as one big-endian integer
+/// (the same order as its bytes) rather than through memcmp: the binary
+/// search of a million routes runs once per notification.
+fn cmp_key<const N: usize>(e: &Entry<N>, k: &Key<N>) -> Ordering {
+    e.table
+        .cmp(&k.0)
+        .then_with(|| cmp_addr(&e.dst, &k.1))
+        .then(e.dst_len.cmp(&k.2))
+        .then(e.metric.cmp(&k.3))
+}
+
+fn cmp_addr<const N: usize>(a: &[u8; N], b: &[u8; N]) -> Ordering {
+    match (<&[u8; 4]>::try_from(&a[..]), <&[u8; 4]>::try_from(&b[..])) {
+        (Ok(a), Ok(b)) => u32::from_be_bytes(*a).cmp(&u32::from_be_bytes(*b)),
+        _ => match (<&[u8; 16]>::try_from(&a[..]), <&[u8; 16]>::try_from(&b[..])) {
+            (Ok(a), Ok(b)) => u128::from_be_bytes(*a).cmp(&u128::from_be_bytes(*b)),
+            _ => a.cmp(b),
+        },
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Store<const N: usize> {
     /// Sorted by key; a key appears once, live or as a hole.
@@ -70,7 +91,7 @@ pub struct Store<const N: usize> {
 
 impl<const N: usize> Store<N> {
     fn find(&self, k: &Key<N>) -> Result<usize, usize> {
-        self.sorted.binary_search_by(|e| e.key().cmp(k))
+        self.sorted.binary_search_by(|e| cmp_key(e, k))
     }
 
     pub fn len(&self) -> usize {
@@ -216,6 +237,44 @@ mod tests {
             protocol: 3,
             scope: 253,
             flags: HAS_OIF,
+        }
+    }
+
+    #[test]
+    fn keys_compare_like_tuples() {
+        let keys4 = [
+            e(1),
+            e(2),
+            e(0x00ff_0000),
+            Entry { table: 99, ..e(7) },
+            Entry { metric: 5, ..e(1) },
+        ];
+        for a in &keys4 {
+            for b in &keys4 {
+                assert_eq!(cmp_key(a, &b.key()), a.key().cmp(&b.key()));
+            }
+        }
+        let v6 = |d: [u8; 16], len| Entry::<16> {
+            table: 1,
+            metric: 0,
+            oif: 0,
+            dst: d,
+            gw: [0; 16],
+            dst_len: len,
+            rtype: 1,
+            protocol: 3,
+            scope: 0,
+            flags: 0,
+        };
+        let mut hi = [0u8; 16];
+        hi[0] = 0x20;
+        let mut lo = [0u8; 16];
+        lo[15] = 0xff;
+        let keys6 = [v6(hi, 64), v6(lo, 128), v6(hi, 48), v6([0; 16], 0)];
+        for a in &keys6 {
+            for b in &keys6 {
+                assert_eq!(cmp_key(a, &b.key()), a.key().cmp(&b.key()));
+            }
         }
     }
 

@@ -151,7 +151,12 @@ impl NetnsNames {
     /// own namespace usually has none and is then reported as `None` (compare with
     /// [`own_inode`](Self::own_inode) to tell it apart).
     pub fn name(&mut self, inode: u32) -> Option<String> {
-        let now = Instant::now();
+        self.name_at(inode, Instant::now())
+    }
+
+    /// [`name`](Self::name), with the time already known (one clock read
+    /// per batch of events).
+    pub fn name_at(&mut self, inode: u32, now: Instant) -> Option<String> {
         if self.rescan_due(now) {
             if self.current_mtime() != self.dir_mtime {
                 self.rescan(now);

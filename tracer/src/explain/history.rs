@@ -142,7 +142,7 @@ pub fn gather(reader: Reader, s: &Subject) -> History {
                         crate::event::Op::Add => "added",
                         crate::event::Op::Del => "removed",
                     },
-                    process: c.process.clone(),
+                    process: c.process.as_deref().cloned(),
                     cause: c.cause.map(|x| x.as_str().to_string()),
                 },
             ),

@@ -221,7 +221,7 @@ pub fn lookup(
         .filter_map(|i| match i.obj {
             NlObj::Rule { mut rule, .. } => {
                 rule.table_name = rule.table.and_then(|t| names.name(t));
-                Some(rule)
+                Some(*rule)
             }
             _ => None,
         })

@@ -52,15 +52,15 @@ fn change(kind: Kind, rule: Option<Rule>, route: Option<Route>, result: &str) ->
         kind,
         source: Source::Tracepoint,
         body: Body::Change(Box::new(Change {
-            process: Some(Process {
+            process: Some(std::sync::Arc::new(Process {
                 pid: 812,
                 comm: "systemd-network".into(),
                 ..Process::default()
-            }),
+            })),
             netns: ns(),
             rule,
             route,
-            result: Some(result.into()),
+            result: Some(result.to_string().into()),
             cause: None,
             nl_seq: None,
             note: None,

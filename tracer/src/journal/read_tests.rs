@@ -84,7 +84,7 @@ fn the_lab_recording_reads_back_typed() {
         (r.rtype.as_deref(), r.dst.as_deref(), r.table),
         (Some("throw"), Some("192.168.1.0/24"), Some(52))
     );
-    assert_eq!(c.process.as_ref().unwrap().comm, "systemd-network");
+    assert_eq!(c.process.as_deref().unwrap().comm, "systemd-network");
     let Data::Change(Op::Add, c) = &entries[6].data else {
         panic!()
     };

@@ -85,18 +85,24 @@ pub struct KernelFeatures {
 impl KernelFeatures {
     /// Probes the running kernel. May mount tracefs and securityfs (as root)
     /// and briefly loads and attaches a do-nothing fentry program.
+    #[cfg(test)]
     pub fn probe() -> Self {
+        Self::probe_with(Btf::vmlinux().as_ref())
+    }
+
+    /// Probes with the kernel's BTF already parsed (or why it could not
+    /// be): parsing it takes about 100 ms and tens of MiB, once is enough.
+    pub fn probe_with(btf: Result<&Btf, &super::btf::BtfError>) -> Self {
         let release = kernel_release();
         let version = parse_version(&release);
-        let btf = Btf::vmlinux();
         let tracefs = Tracefs::locate();
         Self {
-            btf: match &btf {
+            btf: match btf {
                 Ok(b) => Feature::yes(format!("{} parsed", b.path().display())),
                 Err(e) => Feature::no(e.to_string()),
             },
             kprobes: probe_kprobes(tracefs.as_ref().ok()),
-            fentry: match &btf {
+            fentry: match btf {
                 Ok(b) => probe_fentry(b),
                 Err(e) => Feature::no(format!("fentry needs kernel BTF: {e}")),
             },

@@ -34,13 +34,45 @@ pub struct Kallsyms {
 }
 
 impl Kallsyms {
-    /// Reads `/proc/kallsyms`.
+    /// Reads all of `/proc/kallsyms`.
+    #[cfg(test)]
     pub fn load() -> Result<Self, KallsymsError> {
-        let text = fs::read_to_string(KALLSYMS).map_err(|source| KallsymsError::Read {
+        Self::load_filtered(|_| true)
+    }
+
+    /// Reads `/proc/kallsyms`, keeping only the symbols named in `names` and
+    /// their compiler copies (`name.isra.0`, ...): a few entries instead of
+    /// a hundred thousand, read line by line.
+    pub fn load_only<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, KallsymsError> {
+        let names: Vec<&str> = names.into_iter().collect();
+        Self::load_filtered(|sym| {
+            names.iter().any(|n| {
+                sym.strip_prefix(n)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            })
+        })
+    }
+
+    fn load_filtered(keep: impl Fn(&str) -> bool) -> Result<Self, KallsymsError> {
+        let err = |source| KallsymsError::Read {
             path: KALLSYMS.into(),
             source,
-        })?;
-        Ok(parse_kallsyms(&text))
+        };
+        let mut reader = io::BufReader::new(fs::File::open(KALLSYMS).map_err(err)?);
+        let mut symbols = BTreeMap::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if io::BufRead::read_line(&mut reader, &mut line).map_err(err)? == 0 {
+                break;
+            }
+            if let Some((kind, name)) = parse_line(&line)
+                && keep(name)
+            {
+                symbols.entry(name.to_string()).or_insert(kind);
+            }
+        }
+        Ok(Kallsyms { symbols })
     }
 
     /// Whether a symbol called exactly `name` exists.
@@ -76,20 +108,22 @@ impl Kallsyms {
 
 /// Parses `/proc/kallsyms` text: `<address> <type> <name>[\t[module]]` per
 /// line. Malformed lines are skipped.
+#[cfg(test)]
 pub fn parse_kallsyms(text: &str) -> Kallsyms {
     let mut symbols = BTreeMap::new();
-    for line in text.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(_addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let Some(kind) = kind.chars().next() else {
-            continue;
-        };
+    for (kind, name) in text.lines().filter_map(parse_line) {
         symbols.entry(name.to_string()).or_insert(kind);
     }
     Kallsyms { symbols }
+}
+
+/// One `/proc/kallsyms` line: (type letter, name).
+fn parse_line(line: &str) -> Option<(char, &str)> {
+    let mut parts = line.split_whitespace();
+    let (Some(_addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    Some((kind.chars().next()?, name))
 }
 
 /// Functions listed in tracefs `available_filter_functions`: the ones ftrace
@@ -186,5 +220,14 @@ garbage
         let k = Kallsyms::load().expect("/proc/kallsyms must be readable");
         assert!(k.symbols.len() > 1000);
         assert!(k.is_function("fib_table_delete"));
+    }
+
+    #[test]
+    fn real_kallsyms_only_the_wanted() {
+        let k = Kallsyms::load_only(["fib_table_delete", "fib_table"])
+            .expect("/proc/kallsyms must be readable");
+        assert!(k.is_function("fib_table_delete"));
+        assert!(!k.contains("fib_table_insert"), "no prefix matching");
+        assert!(k.symbols.len() < 10);
     }
 }

@@ -122,14 +122,14 @@ impl Metrics {
                     .as_ref()
                     .and_then(|r| r.table)
                     .or_else(|| c.rule.as_ref().and_then(|r| r.table));
-                let p = c.process.as_ref();
+                let p = c.process.as_deref();
                 self.changes
                     .get_or_create(&ChangeLabels {
                         kind: e.kind.as_str().to_string(),
                         table: table.map(|t| t.to_string()).unwrap_or_default(),
                         unit: p.and_then(|p| p.unit.clone()).unwrap_or_default(),
                         comm: p.map(|p| p.comm.clone()).unwrap_or_default(),
-                        result: c.result.clone().unwrap_or_else(|| "unknown".into()),
+                        result: c.result.as_deref().unwrap_or("unknown").to_string(),
                     })
                     .inc();
             }

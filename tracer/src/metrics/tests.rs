@@ -17,11 +17,11 @@ fn changes_lost_and_journal_are_counted() {
         kind: Kind::RouteDel,
         source: Source::Tracepoint,
         body: Body::Change(Box::new(Change {
-            process: Some(Process {
+            process: Some(std::sync::Arc::new(Process {
                 comm: "systemd-network".into(),
                 unit: Some("systemd-networkd.service".into()),
                 ..Process::default()
-            }),
+            })),
             netns: Netns::default(),
             rule: None,
             route: Some(Route {

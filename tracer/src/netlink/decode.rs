@@ -32,9 +32,11 @@ pub enum NlObj {
         op: Op,
         route: Route,
     },
+    /// Boxed, as in `correlate::Object`: a rule is several times larger
+    /// than a route.
     Rule {
         op: Op,
-        rule: Rule,
+        rule: Box<Rule>,
     },
     Link(LinkChange),
     Addr {
@@ -131,11 +133,11 @@ pub fn decode_one(msg: &[u8]) -> Result<Option<NlItem>, String> {
         NetlinkPayload::InnerMessage(inner) => match inner {
             RouteNetlinkMessage::NewRule(r) => Some(NlObj::Rule {
                 op: Op::Add,
-                rule: rule(&r),
+                rule: Box::new(rule(&r)),
             }),
             RouteNetlinkMessage::DelRule(r) => Some(NlObj::Rule {
                 op: Op::Del,
-                rule: rule(&r),
+                rule: Box::new(rule(&r)),
             }),
             RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::SetLink(l) => {
                 Some(NlObj::Link(link(&l, false)))

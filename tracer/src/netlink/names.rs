@@ -122,9 +122,9 @@ pub fn rule_action(a: u8) -> Option<String> {
 
 /// Kernel error name for a negative errno ("ESRCH"), as the JSON contract
 /// reports results.
-pub fn errno_name(err: i32) -> String {
+pub fn errno_name(err: i32) -> crate::event::Name {
     if err == 0 {
-        return "ok".to_string();
+        return "ok".into();
     }
     let e = err.unsigned_abs() as i32;
     let name = match e {
@@ -155,9 +155,9 @@ pub fn errno_name(err: i32) -> String {
         libc::EHOSTUNREACH => "EHOSTUNREACH",
         libc::EMSGSIZE => "EMSGSIZE",
         libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
-        _ => return format!("E{e}"),
+        _ => return format!("E{e}").into(),
     };
-    name.to_string()
+    name.into()
 }
 
 /// Routing table names from iproute2's configuration (`rt_tables` and its

@@ -309,7 +309,7 @@ mod tests {
             kind: Kind::RouteDel,
             source: Source::Tracepoint,
             body: Body::Change(Box::new(Change {
-                process: Some(Process {
+                process: Some(std::sync::Arc::new(Process {
                     pid: 812,
                     tid: 812,
                     comm: comm.into(),
@@ -318,7 +318,7 @@ mod tests {
                     uid: 0,
                     unit: Some("systemd-networkd.service".into()),
                     ..Process::default()
-                }),
+                })),
                 netns: Netns {
                     inode: Some(4026531840),
                     name: None,

@@ -184,7 +184,7 @@ pub fn advice(
     match suspect.and_then(|e| Some((e, e.change()?))) {
         Some((e, c)) => {
             let what = c.route.as_ref().map(route_text).unwrap_or_default();
-            let who = c.process.as_ref().map_or_else(
+            let who = c.process.as_deref().map_or_else(
                 || "the kernel".to_string(),
                 |p| match &p.unit {
                     Some(u) => format!("{} (pid {}, {u})", p.comm, p.pid),

@@ -121,7 +121,7 @@ fn brief(p: &crate::detect::PacketBrief) -> PacketBrief {
 }
 
 fn errno_name(err: i32) -> Option<String> {
-    (err != 0).then(|| crate::netlink::names::errno_name(err))
+    (err != 0).then(|| crate::netlink::names::errno_name(err).into_owned())
 }
 
 impl PacketPath {

@@ -100,7 +100,7 @@ fn item(ts: Time, l: &LoopSeen) -> (LoopItem, Option<Object>) {
             LoopSuspect {
                 ts: s.ts.clone(),
                 kind: s.kind.clone(),
-                by: Actor::of(s.change.process.as_ref()),
+                by: Actor::of(s.change.process.as_deref()),
                 netns: s.change.netns.clone(),
                 object: object.clone(),
                 fate: None,

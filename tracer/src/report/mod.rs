@@ -113,10 +113,10 @@ pub fn build(
                     continue;
                 };
                 if applied(c) {
-                    let by = Actor::of(c.process.as_ref());
+                    let by = Actor::of(c.process.as_deref());
                     history.push(Key::new(&c.netns, &obj), seq, e.ts, mark(*op), by);
                 }
-                changes.push((seq, e.ts, Actor::key(c.process.as_ref())));
+                changes.push((seq, e.ts, Actor::key(c.process.as_deref())));
             }
             Data::Snapshot(s) => {
                 note_ns(&mut namespaces, &s.netns);
@@ -217,14 +217,14 @@ pub fn build(
             let Data::Change(_, c) = &e.data else {
                 return None;
             };
-            if !sel.actor(c.process.as_ref()) {
+            if !sel.actor(c.process.as_deref()) {
                 return None;
             }
             Some(Missing {
                 netns: c.netns.clone(),
                 object: Object::of(c)?,
                 removed_at: e.ts,
-                removed_by: Actor::of(c.process.as_ref()),
+                removed_by: Actor::of(c.process.as_deref()),
             })
         })
         .collect();
@@ -272,7 +272,7 @@ fn episode(entries: &[Entry], seqs: &[usize], history: &History, sel: &Select) -
         let Data::Change(op, c) = &e.data else {
             continue;
         };
-        let p = c.process.as_ref();
+        let p = c.process.as_deref();
         match &mut actor {
             None if !sel.actor(p) => return None,
             None => actor = Some(Actor::of(p)),
@@ -289,7 +289,7 @@ fn episode(entries: &[Entry], seqs: &[usize], history: &History, sel: &Select) -
                 kind: e.kind.clone(),
                 netns: c.netns.clone(),
                 object,
-                result: c.result.clone().unwrap_or_default(),
+                result: c.result.as_deref().unwrap_or_default().to_string(),
             });
             continue;
         }
