@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, Map, MapData, PerCpuArray},
-    programs::{BtfTracePoint, FExit, KProbe, RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, FExit, KProbe, Program, ProgramError, RawTracePoint, TracePoint},
 };
 use tracer_common::{Config, PacketConfig};
 
@@ -321,16 +321,24 @@ fn write_config(ebpf: &mut Ebpf, config: Config) -> Result<()> {
         .context("writing the offsets into CONFIG")
 }
 
+/// The object's program `name` as a `T` (its program type).
+pub(super) fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    Ok(ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing"))?
+        .try_into()?)
+}
+
 pub(super) fn attach_btf_tracepoint(
     ebpf: &mut Ebpf,
     btf: &aya::Btf,
     prog: &str,
     name: &str,
 ) -> Result<()> {
-    let p: &mut BtfTracePoint = ebpf
-        .program_mut(prog)
-        .ok_or_else(|| anyhow!("program {prog} missing"))?
-        .try_into()?;
+    let p: &mut BtfTracePoint = program(ebpf, prog)?;
     p.load(name, btf)
         .with_context(|| format!("loading {prog}"))?;
     p.attach()
@@ -339,10 +347,7 @@ pub(super) fn attach_btf_tracepoint(
 }
 
 pub(super) fn attach_raw_tracepoint(ebpf: &mut Ebpf, prog: &str, name: &str) -> Result<()> {
-    let p: &mut RawTracePoint = ebpf
-        .program_mut(prog)
-        .ok_or_else(|| anyhow!("program {prog} missing"))?
-        .try_into()?;
+    let p: &mut RawTracePoint = program(ebpf, prog)?;
     p.load().with_context(|| format!("loading {prog}"))?;
     p.attach(name)
         .with_context(|| format!("attaching raw tracepoint {name}"))?;
@@ -355,10 +360,7 @@ pub(super) fn attach_tracepoint(
     category: &str,
     name: &str,
 ) -> Result<()> {
-    let p: &mut TracePoint = ebpf
-        .program_mut(prog)
-        .ok_or_else(|| anyhow!("program {prog} missing"))?
-        .try_into()?;
+    let p: &mut TracePoint = program(ebpf, prog)?;
     p.load().with_context(|| format!("loading {prog}"))?;
     p.attach(category, name)
         .with_context(|| format!("attaching tracepoint {category}:{name}"))?;
@@ -377,10 +379,7 @@ fn attach_hook(
         Mechanism::Tracepoint => Ok(()),
         Mechanism::Fentry => {
             let f = function.ok_or_else(|| anyhow!("no kernel function"))?;
-            let p: &mut FExit = ebpf
-                .program_mut(fexit)
-                .ok_or_else(|| anyhow!("program {fexit} missing"))?
-                .try_into()?;
+            let p: &mut FExit = program(ebpf, fexit)?;
             p.load(f, btf)
                 .with_context(|| format!("loading fexit program for {f}"))?;
             p.attach()
@@ -390,10 +389,7 @@ fn attach_hook(
         Mechanism::Kprobe => {
             let f = function.ok_or_else(|| anyhow!("no kernel function"))?;
             for (prog, is_ret) in [(kprobe, false), (kretprobe, true)] {
-                let p: &mut KProbe = ebpf
-                    .program_mut(prog)
-                    .ok_or_else(|| anyhow!("program {prog} missing"))?
-                    .try_into()?;
+                let p: &mut KProbe = program(ebpf, prog)?;
                 // A kretprobe program serves several hooks: load it once.
                 if p.fd().is_err() {
                     p.load().with_context(|| format!("loading {prog}"))?;

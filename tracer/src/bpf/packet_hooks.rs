@@ -31,7 +31,7 @@ use aya::{
 use nix::sched::{CloneFlags, setns};
 use tracer_common::{TC_SLOTS, TcIface, WatchKey};
 
-use super::loader::{attach_btf_tracepoint, attach_raw_tracepoint, attach_tracepoint};
+use super::loader::{attach_btf_tracepoint, attach_raw_tracepoint, attach_tracepoint, program};
 use crate::{enrich::netns::NETNS_RUN_DIR, packet::watchlist::IfaceSpec};
 
 /// The environment variable that chooses the packet programs: `tc` (the
@@ -111,8 +111,9 @@ pub struct PacketHooks {
 }
 
 impl PacketHooks {
-    /// Attaches the FIB lookup tracepoints and loads the tc programs;
-    /// warnings say what is missing.
+    /// Loads the FIB lookup programs (attached by [`Self::set_fib`]) and
+    /// the tc programs, and with the tc programs refused or not wanted,
+    /// attaches the packet tracepoints; warnings say what is missing.
     pub fn new(mut ebpf: Ebpf, warnings: &mut Vec<String>) -> Result<Self> {
         let (tc_wanted, first_rung) = match std::env::var(PACKET_HOOK_ENV).ok().as_deref() {
             None | Some("" | "tc") => (true, 0),
@@ -126,7 +127,7 @@ impl PacketHooks {
             }
         };
         let fib_loaded = match FIB_TRACEPOINTS.iter().try_for_each(|(prog, ..)| {
-            Ok::<_, anyhow::Error>(fib_program(&mut ebpf, prog)?.load()?)
+            Ok::<_, anyhow::Error>(program::<TracePoint>(&mut ebpf, prog)?.load()?)
         }) {
             Ok(()) => true,
             Err(e) => {
@@ -139,7 +140,9 @@ impl PacketHooks {
         let mut tc = tc_wanted;
         if tc {
             for (prog, _) in TC_PROGRAMS {
-                if let Err(e) = tc_program(&mut ebpf, prog).and_then(|p| Ok(p.load()?)) {
+                if let Err(e) =
+                    program::<SchedClassifier>(&mut ebpf, prog).and_then(|p| Ok(p.load()?))
+                {
                     warnings.push(format!(
                         "tc program {prog} refused ({e:#}); every watched interface goes through the packet tracepoints (slower)"
                     ));
@@ -199,7 +202,7 @@ impl PacketHooks {
         if let Via::Tc(rx, tx) = via {
             for ((prog, _), link) in TC_PROGRAMS.into_iter().zip([rx, tx]) {
                 // The link is already gone when the interface was deleted.
-                let _ = tc_program(&mut self.ebpf, prog).map(|p| p.detach(link));
+                let _ = program::<SchedClassifier>(&mut self.ebpf, prog).map(|p| p.detach(link));
             }
             let _ = self
                 .tc_ifaces
@@ -242,7 +245,7 @@ impl PacketHooks {
                 let l2_len = l2_len(&spec.name)?;
                 let mut links = Vec::new();
                 for (prog, at) in TC_PROGRAMS {
-                    let attached = tc_program(ebpf, prog).and_then(|p| {
+                    let attached = program::<SchedClassifier>(ebpf, prog).and_then(|p| {
                         let opts = TcAttachOptions::TcxOrder(LinkOrder::default());
                         Ok(p.attach_with_options(&spec.name, at, opts)?)
                     });
@@ -250,7 +253,8 @@ impl PacketHooks {
                         Ok(link) => links.push(link),
                         Err(e) => {
                             for ((prog, _), link) in TC_PROGRAMS.into_iter().zip(links) {
-                                let _ = tc_program(ebpf, prog).map(|p| p.detach(link));
+                                let _ =
+                                    program::<SchedClassifier>(ebpf, prog).map(|p| p.detach(link));
                             }
                             return Err(e.context(format!("attaching {prog}")));
                         }
@@ -328,32 +332,18 @@ impl PacketHooks {
         }
         if !on {
             for (prog, link) in self.fib_links.drain(..) {
-                fib_program(&mut self.ebpf, prog)?.detach(link)?;
+                program::<TracePoint>(&mut self.ebpf, prog)?.detach(link)?;
             }
             return Ok(());
         }
         for (prog, category, name) in FIB_TRACEPOINTS {
-            let link = fib_program(&mut self.ebpf, prog)?
+            let link = program::<TracePoint>(&mut self.ebpf, prog)?
                 .attach(category, name)
                 .with_context(|| format!("attaching tracepoint {category}:{name}"))?;
             self.fib_links.push((prog, link));
         }
         Ok(())
     }
-}
-
-fn fib_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint> {
-    Ok(ebpf
-        .program_mut(name)
-        .ok_or_else(|| anyhow!("program {name} missing"))?
-        .try_into()?)
-}
-
-fn tc_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {
-    Ok(ebpf
-        .program_mut(name)
-        .ok_or_else(|| anyhow!("program {name} missing"))?
-        .try_into()?)
 }
 
 /// The ifindex of interface `name` in the calling thread's namespace.
