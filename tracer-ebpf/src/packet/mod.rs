@@ -67,14 +67,19 @@ fn read_stack<S: Source, const N: usize>(s: &S) -> Option<([u64; N], u32)> {
     Some((unsafe { w.assume_init() }, n))
 }
 
+/// The packet's watched interface and its protocol (host order), if it is
+/// an IPv4 or IPv6 packet on a watched interface.
+#[inline(always)]
+fn watched_ip<S: Source>(s: &S) -> Option<(WatchKey, u16)> {
+    let key = s.watched()?;
+    let protocol = s.protocol();
+    (protocol == ETH_P_IP || protocol == ETH_P_IPV6).then_some((key, protocol))
+}
+
 /// A packet received: kept for pairing (see `pair`).
 #[inline(always)]
 fn rx<S: Source>(s: &S) -> Option<()> {
-    let key = s.watched()?;
-    let protocol = s.protocol();
-    if protocol != ETH_P_IP && protocol != ETH_P_IPV6 {
-        return None;
-    }
+    let (key, protocol) = watched_ip(s)?;
     if let Some(last) = RX_LAST.get_ptr_mut(0) {
         // SAFETY: a per-CPU slot; programs do not migrate while running.
         unsafe { *last = key };
@@ -102,11 +107,7 @@ fn rx<S: Source>(s: &S) -> Option<()> {
 /// be a looped copy of one.
 #[inline(always)]
 fn tx<S: Source>(s: &S) -> Option<()> {
-    let key = s.watched()?;
-    let protocol = s.protocol();
-    if protocol != ETH_P_IP && protocol != ETH_P_IPV6 {
-        return None;
-    }
+    let (key, protocol) = watched_ip(s)?;
     let (h, _) = read_stack::<S, HDR_WORDS>(s)?;
     let ip = Ip::parse(&h)?;
     // A reception of the same identity, with a higher TTL, recent.
