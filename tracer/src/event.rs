@@ -54,6 +54,16 @@ pub struct Process {
     pub unit: Option<String>,
 }
 
+/// The kernel truncates command names (`comm`) to 15 bytes.
+const COMM_LEN: usize = 15;
+
+/// Whether a process's kernel `comm` is the command `want`: equal, or its
+/// 15-byte truncation (`--comm systemd-networkd` matches
+/// `systemd-network`). Shared by `watch --comm` and `report --comm`.
+pub fn comm_matches(comm: &str, want: &str) -> bool {
+    comm == want || (comm.len() == COMM_LEN && want.starts_with(comm))
+}
+
 /// A network namespace.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Netns {
@@ -136,6 +146,28 @@ pub struct Route {
     pub metric: Option<u32>,
     pub protocol: Option<Name>,
     pub scope: Option<Name>,
+    /// The next hops of a multipath route (`nexthop via A weight 1 nexthop
+    /// via B weight 2`), in the kernel's order; absent for a route with one
+    /// next hop (whose `gateway` and `dev` say it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nexthops: Vec<NextHop>,
+    /// The nexthop object the route uses (`nhid N`), when it uses one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nhid: Option<u32>,
+}
+
+/// One next hop of a multipath route.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextHop {
+    pub gateway: Option<String>,
+    pub dev: Option<String>,
+    pub ifindex: Option<u32>,
+    /// As `ip route` shows it: the kernel's rtnh_hops plus one.
+    pub weight: u16,
+    /// RTNH_F_* names: "dead", "pervasive", "onlink", "offload",
+    /// "linkdown", "unresolved", "trap".
+    #[serde(default)]
+    pub flags: Vec<String>,
 }
 
 /// A name of an rtnetlink number ("unicast", "boot", "link"): borrowed for
@@ -149,6 +181,7 @@ pub enum Kind {
     RuleDel,
     RouteAdd,
     RouteDel,
+    RouteReplace,
     Lost,
     Ready,
     Loop,
@@ -170,6 +203,7 @@ impl Kind {
             Kind::RuleDel => "rule_del",
             Kind::RouteAdd => "route_add",
             Kind::RouteDel => "route_del",
+            Kind::RouteReplace => "route_replace",
             Kind::Lost => "lost",
             Kind::Ready => "ready",
             Kind::Loop => "loop",
@@ -204,7 +238,7 @@ impl Serialize for Kind {
     }
 }
 
-/// Why a route vanished without a request for it.
+/// Why the kernel removed or added a route without a request for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
@@ -212,8 +246,12 @@ pub enum Cause {
     LinkDel,
     AddrDel,
     NetnsExit,
-    /// Removed by the kernel for a reason the tracer could not tell.
-    Kernel,
+    LinkUp,
+    AddrAdd,
+    /// Changed by the kernel for a reason the tracer could not tell (the
+    /// event's `note` says why). Journals before 0.2 wrote "kernel".
+    #[serde(alias = "kernel")]
+    Unknown,
 }
 
 impl Cause {
@@ -223,7 +261,9 @@ impl Cause {
             Cause::LinkDel => "link_del",
             Cause::AddrDel => "addr_del",
             Cause::NetnsExit => "netns_exit",
-            Cause::Kernel => "kernel",
+            Cause::LinkUp => "link_up",
+            Cause::AddrAdd => "addr_add",
+            Cause::Unknown => "unknown",
         }
     }
 }
@@ -241,8 +281,13 @@ pub struct Change {
     /// "ok" or the kernel's error name ("ESRCH"); null when the outcome is
     /// not known (see `note`). Borrowed for the known names.
     pub result: Option<Name>,
-    /// Set on routes that vanished without a request for them.
+    /// Set on routes the kernel removed or added without a request for
+    /// them.
     pub cause: Option<Cause>,
+    /// `route_replace`: the route the new one took the place of (same
+    /// table, prefix and metric), as the tracer's mirror last saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<Route>,
     /// Netlink sequence number of the request, when there was one.
     pub nl_seq: Option<u32>,
     /// Explanation when a field could not be determined.

@@ -44,10 +44,12 @@ impl Filter {
     /// Whether a change event passes (ready and lost events always pass).
     pub fn pass(&self, e: &Event) -> bool {
         let Some(c) = e.change() else { return true };
-        let removal = matches!(e.kind, Kind::RouteDel | Kind::RuleDel);
+        // A replacement both removes a route and adds one.
+        let removal = matches!(e.kind, Kind::RouteDel | Kind::RuleDel | Kind::RouteReplace);
+        let addition = !matches!(e.kind, Kind::RouteDel | Kind::RuleDel);
         match self.only {
             Some(OnlyArg::Removals) if !removal => return false,
-            Some(OnlyArg::Additions) if removal => return false,
+            Some(OnlyArg::Additions) if !addition => return false,
             _ => {}
         }
         let (table, family) = table_family(c);
@@ -75,10 +77,11 @@ impl Filter {
             return false;
         }
         if !self.comms.is_empty()
-            && !c
-                .process
-                .as_ref()
-                .is_some_and(|p| self.comms.contains(&p.comm))
+            && !c.process.as_ref().is_some_and(|p| {
+                self.comms
+                    .iter()
+                    .any(|w| crate::event::comm_matches(&p.comm, w))
+            })
         {
             return false;
         }
@@ -114,6 +117,7 @@ mod tests {
                 route: Some(Route::default()),
                 result: Some("ok".into()),
                 cause: None,
+                old: None,
                 nl_seq: None,
                 note: None,
             })),

@@ -12,15 +12,15 @@ use serde_json::{Map, Value};
 
 use crate::event::{
     Body, Cause, Change, Event, Family, GuardAction, GuardReport, JournalHealth, Kind, LoopLookup,
-    LoopReport, Lost, Netns, PacketBrief, Process, Ready, Route, Rule, SnapshotEnd, Source,
-    StateEntry, TableTry, WatchedIface,
+    LoopReport, Lost, Netns, NextHop, PacketBrief, Process, Ready, Route, Rule, SnapshotEnd,
+    Source, StateEntry, TableTry, WatchedIface,
 };
 
 const DOC: &str = include_str!("../../docs/events.md");
 const DOC_PATH: &str = "docs/events.md";
 
 /// The objects the document must describe, one table each.
-const OBJECTS: [&str; 17] = [
+const OBJECTS: [&str; 18] = [
     "event",
     "change",
     "lost",
@@ -38,6 +38,7 @@ const OBJECTS: [&str; 17] = [
     "netns",
     "rule",
     "route",
+    "nexthop",
 ];
 const TYPES: [&str; 5] = ["number", "string", "boolean", "object", "array"];
 
@@ -248,6 +249,24 @@ impl Checker<'_> {
                 self.object(object, m);
             }
         }
+        for key in ["route", "old"] {
+            if let Some(Value::Object(m)) = body.get(key) {
+                if key == "old" {
+                    self.object("route", m);
+                }
+                if let Some(Value::Array(hops)) = m.get("nexthops") {
+                    for h in hops {
+                        match h {
+                            Value::Object(h) => self.object("nexthop", h),
+                            other => self.errors.push(format!(
+                                "route.nexthops holds a {} instead of nexthop objects",
+                                json_type(other)
+                            )),
+                        }
+                    }
+                }
+            }
+        }
         for object in ["original", "looped"] {
             if let Some(Value::Object(m)) = body.get(object) {
                 self.object("packet", m);
@@ -299,7 +318,7 @@ impl Checker<'_> {
         };
         let kind = top.get("kind").and_then(Value::as_str).unwrap_or_default();
         let body_object = match kind {
-            "rule_add" | "rule_del" | "route_add" | "route_del" => "change",
+            "rule_add" | "rule_del" | "route_add" | "route_del" | "route_replace" => "change",
             "lost" => "lost",
             "ready" => "ready",
             "loop" | "loop_summary" | "loop_end" => "loop",
@@ -366,6 +385,35 @@ fn route() -> Route {
         metric: Some(100),
         protocol: Some("boot".into()),
         scope: Some("global".into()),
+        nexthops: Vec::new(),
+        nhid: None,
+    }
+}
+
+/// A multipath route with a nexthop id, so `nexthops` and `nhid` appear.
+fn multipath() -> Route {
+    Route {
+        gateway: None,
+        dev: None,
+        ifindex: None,
+        nhid: Some(10),
+        nexthops: vec![
+            NextHop {
+                gateway: Some("192.168.7.1".into()),
+                dev: Some("veth0".into()),
+                ifindex: Some(4),
+                weight: 1,
+                flags: vec!["onlink".into()],
+            },
+            NextHop {
+                gateway: Some("192.168.8.1".into()),
+                dev: Some("veth1".into()),
+                ifindex: Some(5),
+                weight: 2,
+                flags: vec![],
+            },
+        ],
+        ..route()
     }
 }
 
@@ -451,6 +499,7 @@ fn change(rule: Option<Rule>, route: Option<Route>) -> Body {
         route,
         result: Some("ok".into()),
         cause: Some(Cause::LinkDown),
+        old: None,
         nl_seq: Some(1795547440),
         note: Some("changed by the kernel after link_down by this process".into()),
     }))
@@ -476,6 +525,7 @@ fn samples() -> Vec<Event> {
             route,
             result: None,
             cause: None,
+            old: None,
             nl_seq: None,
             note: None,
         }))
@@ -487,6 +537,22 @@ fn samples() -> Vec<Event> {
             change(None, Some(route())),
         ),
         event(Kind::RouteAdd, Source::Fentry, change(None, Some(route()))),
+        event(
+            Kind::RouteAdd,
+            Source::Fentry,
+            change(None, Some(multipath())),
+        ),
+        event(Kind::RouteReplace, Source::Tracepoint, {
+            let Body::Change(mut c) = change(None, Some(route())) else {
+                unreachable!()
+            };
+            c.old = Some(Route {
+                rtype: Some("blackhole".into()),
+                gateway: None,
+                ..route()
+            });
+            Body::Change(c)
+        }),
         event(Kind::RuleAdd, Source::Kprobe, change(Some(rule()), None)),
         event(Kind::RuleDel, Source::Netlink, change(Some(rule()), None)),
         event(
@@ -698,6 +764,7 @@ fn all_kinds() -> Vec<Kind> {
         Kind::RuleDel,
         Kind::RouteAdd,
         Kind::RouteDel,
+        Kind::RouteReplace,
         Kind::Lost,
         Kind::Ready,
         Kind::Loop,
@@ -716,6 +783,7 @@ fn all_kinds() -> Vec<Kind> {
         | Kind::RuleDel
         | Kind::RouteAdd
         | Kind::RouteDel
+        | Kind::RouteReplace
         | Kind::Lost
         | Kind::Ready
         | Kind::Loop
@@ -753,10 +821,18 @@ fn all_causes() -> Vec<Cause> {
         Cause::LinkDel,
         Cause::AddrDel,
         Cause::NetnsExit,
-        Cause::Kernel,
+        Cause::LinkUp,
+        Cause::AddrAdd,
+        Cause::Unknown,
     ];
     all.iter().for_each(|c| match c {
-        Cause::LinkDown | Cause::LinkDel | Cause::AddrDel | Cause::NetnsExit | Cause::Kernel => {}
+        Cause::LinkDown
+        | Cause::LinkDel
+        | Cause::AddrDel
+        | Cause::NetnsExit
+        | Cause::LinkUp
+        | Cause::AddrAdd
+        | Cause::Unknown => {}
     });
     all
 }

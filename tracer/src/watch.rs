@@ -31,8 +31,8 @@ use crate::{
     correlate::{Engine, Object, Outcome, RequestScope},
     enrich::Enricher,
     event::{
-        Body, Change, Event, Kind, Lost, Netns, Process, Ready, SnapshotEnd, Source, StateEntry,
-        WatchedIface, format_ts,
+        Body, Change, Event, Kind, Lost, Netns, Op, Process, Ready, SnapshotEnd, Source,
+        StateEntry, WatchedIface, format_ts,
     },
     filter::Filter,
     journal::write::Journal,
@@ -252,10 +252,18 @@ impl Presenter {
     fn event(&mut self, o: Outcome, now: Instant) -> Event {
         let process = o.who.as_ref().map(|h| self.process(h, now));
         let netns = self.netns_at(o.netns, now);
+        let old = o.replaced.map(|mut r| {
+            r.table_name = r.table.and_then(|t| self.tables.name(t));
+            r
+        });
         let (kind, rule, route) = match o.object {
             Object::Route(mut r) => {
                 r.table_name = r.table.and_then(|t| self.tables.name(t));
-                (Kind::route(o.op), None, Some(r))
+                let kind = match (&old, o.op) {
+                    (Some(_), Op::Add) => Kind::RouteReplace,
+                    _ => Kind::route(o.op),
+                };
+                (kind, None, Some(r))
             }
             Object::Rule(mut r) => {
                 r.table_name = r.table.and_then(|t| self.tables.name(t));
@@ -263,7 +271,13 @@ impl Presenter {
             }
         };
         Event {
-            ts: self.clock.wall(o.ts_boot_ns),
+            // A change no record saw is as old as its notification.
+            ts: self.clock.wall(o.ts_boot_ns.or_else(|| {
+                o.seen.map(|at| {
+                    let ago = now.saturating_duration_since(at).as_nanos() as u64;
+                    Clock::boot_now_ns().saturating_sub(ago)
+                })
+            })),
             kind,
             source: o.source,
             body: Body::Change(Box::new(Change {
@@ -273,6 +287,7 @@ impl Presenter {
                 route,
                 result: o.result,
                 cause: o.cause,
+                old,
                 nl_seq: o.nl_seq,
                 note: o.note,
             })),

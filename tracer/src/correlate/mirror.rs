@@ -108,6 +108,8 @@ impl Compact {
             gateway: r.gateway.as_deref().and_then(|g| g.parse().ok()),
             oif: r.ifindex,
             metric: r.metric,
+            nhid: r.nhid,
+            multipath: !r.nexthops.is_empty(),
         };
         Compact::of_msg(&m)
     }
@@ -130,6 +132,8 @@ fn route_of<const N: usize>(e: &Entry<N>, family: u8) -> Route {
         gateway,
         oif: (e.flags & HAS_OIF != 0).then_some(e.oif),
         metric: (e.flags & HAS_METRIC != 0).then_some(e.metric),
+        nhid: None,
+        multipath: false,
     }
     .to_route()
 }
@@ -175,6 +179,19 @@ impl NsMirror {
             NlObj::Link(l) => self.apply_link(l),
             _ => None,
         }
+    }
+
+    /// The mirrored route that `route` (a notification's) would replace:
+    /// the one with the same table, prefix and metric. Multipath next hops
+    /// and nexthop ids are not mirrored, so the old route is described
+    /// without them.
+    pub fn replaced_by(&self, route: &Route) -> Option<Route> {
+        let mut old = match Compact::of_route(route)? {
+            Compact::V4(e) => self.v4.get(&e.key()).map(|o| route_of(o, 2)),
+            Compact::V6(e) => self.v6.get(&e.key()).map(|o| route_of(o, 10)),
+        }?;
+        old.dev = old.ifindex.and_then(|i| self.dev(i));
+        Some(old)
     }
 
     fn apply_link(&mut self, l: &LinkChange) -> Option<bool> {

@@ -1,23 +1,34 @@
 //! Correlation: turn attribution records from the eBPF programs (who asked
 //! for what, and on the kprobe/fentry paths what the kernel did) and the
 //! kernel's own notifications (what really changed) into one event per
-//! change.
+//! change, in the order the kernel made the changes.
 //!
 //! - Tracepoint path: a request read from the sender's memory waits for the
 //!   notification that describes its outcome (matched by namespace,
 //!   operation, sequence number and object), or for the NLMSG_ERROR the
-//!   sender received (errors have no notification).
+//!   sender received (errors have no notification). The request is in the
+//!   ring buffer before the kernel acts on it, so a notification that finds
+//!   no request once the ring is drained has none: it is reported at the
+//!   next tick, not held back.
 //! - kprobe/fentry paths: a kernel record already has the result; a
 //!   successful one waits briefly for its notification to fill in details
-//!   the request did not name (type, device).
-//! - Notifications nobody claims are changes made by the kernel itself (IPv6
-//!   routes removed on link down) or by a process the tracer could not see;
-//!   they are attributed to the last link/address action in that namespace.
+//!   the request did not name (type, device). A notification may be read
+//!   before the record of the function that sent it is written, so it waits
+//!   for it briefly (`KERNEL_NOTIFY_WAIT`).
+//! - Notifications nobody claims are changes made by the kernel itself
+//!   (routes added for a new address or a link going up, IPv6 routes
+//!   removed on link down) or by a process the tracer could not see; the
+//!   last link/address action in that namespace explains them (`causes`).
+//! - A notification flagged NLM_F_REPLACE replaced a route: the mirror
+//!   names the old one, and the change is a `route_replace`.
 //! - IPv4 routes removed by a flush have no notification: after a link goes
 //!   down, an address is removed or fib_table_flush runs, the namespace is
-//!   dumped again and the routes that vanished from the mirror are reported.
+//!   dumped again and the routes that vanished from the mirror are reported
+//!   (`recovery`).
+mod causes;
 mod matching;
 pub mod mirror;
+mod recovery;
 mod route_store;
 mod waiting;
 
@@ -30,27 +41,33 @@ use tracer_common::EventHeader;
 
 use crate::{
     collect::record::{NlCopy, Record, source_of},
-    event::{Cause, Family, Op, Route, Rule, Source},
+    event::{Cause, Family, Name, Op, Route, Rule, Source},
     netlink::{
         decode::{NlItem, NlObj, decode_buffer},
         names,
-        route_msg::RouteMsg,
     },
 };
+use causes::{Causes, RecentCause};
 use mirror::NsMirror;
+pub use recovery::NOTE_RECOVERED;
+use recovery::Recovered;
 use waiting::Waiting;
 
 /// How long a request waits for its outcome.
 const REQUEST_WAIT: Duration = Duration::from_millis(1500);
 /// How long an acknowledged request waits for the notification's details.
 const ACKED_WAIT: Duration = Duration::from_millis(150);
-/// How long a notification waits for the request that caused it.
+/// How long a kernel record waits for its notification.
 const NOTIFY_WAIT: Duration = Duration::from_millis(400);
-/// How long a link or address action explains kernel-made changes.
-const CAUSE_WINDOW: Duration = Duration::from_secs(3);
+/// How long a notification of a change a kernel hook reports waits for
+/// that hook's record (written when the function returns, just after it
+/// sent the notification).
+const KERNEL_NOTIFY_WAIT: Duration = Duration::from_millis(50);
 /// Delay before re-dumping a namespace after a flush, so that notifications
 /// already on their way are applied first.
 const RESYNC_DELAY: Duration = Duration::from_millis(60);
+/// NLM_F_REPLACE in a notification's header: the change replaced a route.
+const NLM_F_REPLACE: u16 = 0x100;
 
 /// What changed, as far as one side knows.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,16 +82,46 @@ pub enum Object {
 /// eBPF header; `crate::watch` turns it into an `Event`.
 #[derive(Clone, Debug)]
 pub struct Outcome {
+    /// The kernel's time of the change (the record's), if a record saw it.
     pub ts_boot_ns: Option<u64>,
+    /// When the notification describing it was read, for changes no record
+    /// saw (their time is that of the notification, not of the report).
+    pub seen: Option<Instant>,
     pub source: Source,
     pub op: Op,
     pub netns: u32,
     pub who: Option<EventHeader>,
     pub object: Object,
-    pub result: Option<crate::event::Name>,
+    /// For an addition that replaced a route: the route replaced.
+    pub replaced: Option<Route>,
+    pub result: Option<Name>,
     pub cause: Option<Cause>,
     pub nl_seq: Option<u32>,
     pub note: Option<String>,
+}
+
+impl Outcome {
+    fn new(source: Source, op: Op, netns: u32, object: Object) -> Self {
+        Outcome {
+            ts_boot_ns: None,
+            seen: None,
+            source,
+            op,
+            netns,
+            who: None,
+            object,
+            replaced: None,
+            result: None,
+            cause: None,
+            nl_seq: None,
+            note: None,
+        }
+    }
+}
+
+/// The result of a change the kernel made.
+fn ok() -> Option<Name> {
+    Some(names::errno_name(0))
 }
 
 struct Pending {
@@ -91,20 +138,42 @@ struct Pending {
     result: Option<i32>,
 }
 
+impl Pending {
+    /// The outcome of a waiting change; `note_obj` is the notification that
+    /// completed it, if one did.
+    fn outcome(
+        p: Pending,
+        note_obj: Option<Object>,
+        result: Option<i32>,
+        seq: Option<u32>,
+    ) -> Outcome {
+        let object = match note_obj {
+            Some(n) => merge(p.object, n),
+            None => p.object,
+        };
+        let mut o = Outcome::new(p.source, p.op, p.netns, object);
+        o.who = Some(p.who);
+        o.ts_boot_ns = Some(p.who.ts_ns);
+        o.result = result.map(names::errno_name);
+        o.nl_seq = seq;
+        // A kernel record with no request (seq 0) waits for its cause.
+        if p.from_kernel && p.seq == 0 {
+            o.cause = Some(Cause::Unknown);
+        }
+        o
+    }
+}
+
 struct Orphan {
     deadline: Instant,
     netns: u32,
     op: Op,
     object: Object,
     seq: u32,
-}
-
-#[derive(Clone)]
-struct RecentCause {
-    cause: Cause,
-    who: EventHeader,
-    source: Source,
-    at: Instant,
+    /// The requester's netlink port id, as the notification carries it.
+    portid: u32,
+    replaced: Option<Route>,
+    seen: Instant,
 }
 
 struct ResyncPlan {
@@ -124,45 +193,13 @@ pub struct Engine {
     /// Notifications waiting for their request, indexed by sequence number.
     orphans: Waiting<Orphan>,
     mirrors: HashMap<u32, NsMirror>,
-    causes: HashMap<u32, RecentCause>,
+    causes: Causes,
     resyncs: HashMap<u32, ResyncPlan>,
     /// Per namespace, after a notification overflow: what the re-read found
     /// gone, until every input that may still name it has been read.
     recovered: HashMap<u32, Recovered>,
     out: Vec<Outcome>,
 }
-
-/// Removals a re-read found after a notification overflow. The inputs still
-/// queued (the socket's backlog, the ring buffer) may name them again:
-/// - `reported` were reported at once, with their waiting request; a
-///   notification naming one later is dropped;
-/// - `vanished` had no request yet: a request or notification arriving later
-///   claims one and it is reported from them, once; what is left when
-///   `until` has passed and the inputs are drained is reported by itself.
-#[derive(Default)]
-struct Recovered {
-    reported: std::collections::HashSet<String>,
-    vanished: HashMap<String, Route>,
-    until: Option<Instant>,
-}
-
-/// How long after a re-read the inputs may still name its removals.
-const RECOVERY_WAIT: Duration = Duration::from_secs(3);
-
-/// A route's identity for `Recovered`.
-fn route_id(r: &Route) -> String {
-    format!(
-        "{:?} {:?} {:?} {}",
-        r.family,
-        r.table,
-        r.dst,
-        r.metric.unwrap_or(0)
-    )
-}
-
-/// Note on removals found by re-reading after a notification overflow.
-const NOTE_RECOVERED: &str =
-    "notification dropped by the kernel (socket overflow); removal found by re-reading the table";
 
 /// Which changes the tracepoint requests attribute (the others come from
 /// kernel hooks).
@@ -202,7 +239,7 @@ impl Engine {
             pending: Waiting::default(),
             orphans: Waiting::default(),
             mirrors: HashMap::new(),
-            causes: HashMap::new(),
+            causes: Causes::default(),
             resyncs: HashMap::new(),
             recovered: HashMap::new(),
             out: Vec::new(),
@@ -271,8 +308,8 @@ impl Engine {
             Record::Flush(f) => {
                 if f.removed > 0 {
                     // The flush record is the observation; the cause says why.
-                    let mut cause = self.cause_for(&f.hdr, source_of(&f.hdr), now);
-                    cause.source = source_of(&f.hdr);
+                    let source = source_of(&f.hdr);
+                    let cause = self.causes.for_task(&f.hdr, Op::Del, source, now);
                     self.plan_resync(f.hdr.netns, Some(cause), now);
                 }
             }
@@ -280,40 +317,11 @@ impl Engine {
         }
     }
 
-    /// What explains a kernel-made removal by the task in `hdr`: its own
-    /// recent link/address action, else namespace teardown (a kworker running
-    /// cleanup_net) or an unknown kernel reason.
-    fn cause_for(&self, hdr: &EventHeader, source: Source, now: Instant) -> RecentCause {
-        if let Some(c) = self.recent_cause(hdr.netns, now) {
-            if c.who.tid == hdr.tid {
-                return c;
-            }
-        }
-        let comm = crate::output::escape::comm_from_bytes(&hdr.comm);
-        let cause = if comm.starts_with("kworker") || comm.starts_with("netns") {
-            Cause::NetnsExit
-        } else {
-            Cause::Kernel
-        };
-        RecentCause {
-            cause,
-            who: *hdr,
-            source,
-            at: now,
-        }
-    }
-
-    /// The last link/address action in `netns`, if recent enough to explain
-    /// what the kernel does next.
-    fn recent_cause(&self, netns: u32, now: Instant) -> Option<RecentCause> {
-        self.causes
-            .get(&netns)
-            .filter(|c| now.duration_since(c.at) < CAUSE_WINDOW)
-            .cloned()
-    }
-
     fn request(&mut self, copy: NlCopy, now: Instant) {
-        let (items, _errors) = decode_buffer(&copy.data);
+        let (items, errors) = decode_buffer(&copy.data);
+        for e in errors {
+            log::warn!("request by pid {} not fully decoded: {e}", copy.hdr.pid);
+        }
         let netns = copy.hdr.netns;
         for item in items {
             // Route and rule requests wait for their outcome; link and
@@ -329,18 +337,18 @@ impl Engine {
                 }
                 NlObj::Link(l) if l.deleted => Some(Cause::LinkDel),
                 NlObj::Link(l) if l.up == Some(false) => Some(Cause::LinkDown),
+                NlObj::Link(l) if l.up == Some(true) => Some(Cause::LinkUp),
                 NlObj::Addr { op: Op::Del, .. } => Some(Cause::AddrDel),
+                NlObj::Addr { op: Op::Add, .. } => Some(Cause::AddrAdd),
                 _ => None,
             };
             if let Some(cause) = cause {
-                let who = copy.hdr;
-                let source = Source::Tracepoint;
-                self.causes.insert(
+                self.causes.note(
                     netns,
                     RecentCause {
                         cause,
-                        who,
-                        source,
+                        who: copy.hdr,
+                        source: Source::Tracepoint,
                         at: now,
                     },
                 );
@@ -365,17 +373,13 @@ impl Engine {
             o.netns == netns && o.op == op && objects_match(&object, &o.object)
         }) {
             let o = self.orphans.take(id).expect("id just found");
-            self.emit(
-                Source::Tracepoint,
-                op,
-                netns,
-                Some(*who),
-                merge(object, o.object),
-                Some(0),
-                None,
-                Some(seq),
-                None,
-            );
+            let mut out = Outcome::new(Source::Tracepoint, op, netns, merge(object, o.object));
+            out.who = Some(*who);
+            out.ts_boot_ns = Some(who.ts_ns);
+            out.result = ok();
+            out.nl_seq = Some(seq);
+            out.replaced = o.replaced;
+            self.emit(out);
             return;
         }
         self.pending.push(
@@ -404,7 +408,8 @@ impl Engine {
         if error != 0 {
             // Failed requests change nothing: no notification will come.
             let p = self.pending.take(id).expect("id just found");
-            self.emit_pending(p, None, Some(error), Some(seq), None, now);
+            let o = Pending::outcome(p, None, Some(error), Some(seq));
+            self.emit(o);
             // A batch shares one sequence number; the error answers the first
             // failing message only, so siblings keep waiting.
         } else {
@@ -415,7 +420,10 @@ impl Engine {
     }
 
     fn kernel_rule(&mut self, copy: NlCopy, now: Instant) {
-        let (items, _) = decode_buffer(&copy.data);
+        let (items, errors) = decode_buffer(&copy.data);
+        for e in errors {
+            log::warn!("rule seen by a kernel hook not fully decoded: {e}");
+        }
         let source = source_of(&copy.hdr);
         for item in items {
             if let NlObj::Rule { op, rule } = item.obj {
@@ -450,6 +458,7 @@ impl Engine {
         );
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn kernel_change(
         &mut self,
         hdr: &EventHeader,
@@ -461,100 +470,105 @@ impl Engine {
         now: Instant,
     ) {
         let netns = hdr.netns;
+        let p = Pending {
+            deadline: now + NOTIFY_WAIT,
+            source,
+            op,
+            netns,
+            who: *hdr,
+            object,
+            seq,
+            from_kernel: true,
+            result: Some(ret),
+        };
         if ret != 0 {
-            self.emit(
-                source,
-                op,
-                netns,
-                Some(*hdr),
-                object,
-                Some(ret),
-                None,
-                nonzero(seq),
-                None,
-            );
+            let o = Pending::outcome(p, None, Some(ret), nonzero(seq));
+            self.emit(o);
             return;
         }
         // A scan: kernel records match notifications on the object alone.
         if let Some(id) = self
             .orphans
-            .first(|o| o.netns == netns && o.op == op && objects_match(&object, &o.object))
+            .first(|o| o.netns == netns && o.op == op && objects_match(&p.object, &o.object))
         {
             let o = self.orphans.take(id).expect("id just found");
-            let cause = self.kernel_cause(hdr, source, op, seq, now);
-            self.emit(
-                source,
-                op,
-                netns,
-                Some(*hdr),
-                merge(object, o.object),
-                Some(0),
-                cause,
-                nonzero(seq),
-                None,
-            );
+            let mut out = Pending::outcome(p, Some(o.object), Some(0), nonzero(seq));
+            out.replaced = o.replaced;
+            let out = self.with_kernel_cause(out, now);
+            self.emit(out);
             return;
         }
-        self.pending.push(
-            seq,
-            false,
-            Pending {
-                deadline: now + NOTIFY_WAIT,
-                source,
-                op,
-                netns,
-                who: *hdr,
-                object,
-                seq,
-                from_kernel: true,
-                result: Some(0),
-            },
-        );
+        self.pending.push(seq, false, p);
     }
 
-    /// A removal the kernel made on its own (no netlink request: seq 0 and
-    /// not from a netlink handler) gets a cause.
-    fn kernel_cause(
-        &self,
-        hdr: &EventHeader,
-        source: Source,
-        op: Op,
-        seq: u32,
-        now: Instant,
-    ) -> Option<Cause> {
-        (op == Op::Del && seq == 0).then(|| self.cause_for(hdr, source, now).cause)
+    /// A change a kernel hook saw with no netlink request behind it (seq 0
+    /// and not from a netlink handler) gets its cause and note.
+    fn with_kernel_cause(&self, mut o: Outcome, now: Instant) -> Outcome {
+        if o.cause.is_none() {
+            return o;
+        }
+        let Some(who) = o.who else { return o };
+        let c = self.causes.for_task(&who, o.op, o.source, now);
+        o.cause = Some(c.cause);
+        if o.note.is_none() {
+            o.note = Some(match c.cause {
+                Cause::Unknown => causes::unexplained(o.op),
+                Cause::NetnsExit => return o,
+                cause => causes::after(cause, o.op),
+            });
+        }
+        o
     }
 
     /// A notification read from a watched namespace.
     pub fn notification(&mut self, netns: u32, item: NlItem, now: Instant) {
-        if let (Some(rec), NlObj::Route { op: Op::Del, route }) =
-            (self.recovered.get_mut(&netns), &item.obj)
+        if let NlObj::Route { op: Op::Del, route } = &item.obj
+            && self.already_recovered(netns, route)
         {
-            let id = route_id(route);
-            if rec.reported.remove(&id) {
-                return; // reported by `recover`
-            }
-            // A vanished route named again: reported from this notification.
-            rec.vanished.remove(&id);
+            return;
         }
+        // The route a replacement took the place of, before the mirror
+        // forgets it.
+        let replaced = match &item.obj {
+            NlObj::Route { op: Op::Add, route } if item.flags & NLM_F_REPLACE != 0 => {
+                self.mirror(netns).replaced_by(route)
+            }
+            _ => None,
+        };
         let prev_up = self.mirror(netns).apply(&item);
+        let (seq, portid) = (item.seq, item.portid);
         match item.obj {
             NlObj::Route { op, route } => {
-                self.notified_change(netns, op, Object::Route(route), item.seq, now)
+                let n = Notified {
+                    netns,
+                    op,
+                    seq,
+                    portid,
+                    replaced,
+                };
+                self.notified_change(n, Object::Route(route), now)
             }
             NlObj::Rule { op, rule } => {
-                self.notified_change(netns, op, Object::Rule(rule), item.seq, now)
+                let n = Notified {
+                    netns,
+                    op,
+                    seq,
+                    portid,
+                    replaced: None,
+                };
+                self.notified_change(n, Object::Rule(rule), now)
             }
             NlObj::Link(l) => {
                 let went_down = l.deleted || (prev_up == Some(true) && l.up == Some(false));
                 if went_down && self.requests_for.flush_from_notifications {
-                    let cause = self.recent_cause(netns, now);
+                    let cause = self.causes.recent(netns, Op::Del, now);
                     self.plan_resync(netns, cause, now);
                 }
             }
             NlObj::Addr { op: Op::Del, .. } if self.requests_for.flush_from_notifications => {
                 let cause = self
-                    .recent_cause(netns, now)
+                    .causes
+                    .recent(netns, Op::Del, now)
                     .filter(|c| c.cause == Cause::AddrDel);
                 self.plan_resync(netns, cause, now);
             }
@@ -562,7 +576,8 @@ impl Engine {
         }
     }
 
-    fn notified_change(&mut self, netns: u32, op: Op, object: Object, seq: u32, now: Instant) {
+    fn notified_change(&mut self, n: Notified, object: Object, now: Instant) {
+        let Notified { netns, op, seq, .. } = n;
         // Requests read at syscalls match on sequence number and object;
         // kernel records (whose seq is that of the request, or 0) on object.
         let same =
@@ -576,20 +591,50 @@ impl Engine {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // A request with the notification's sequence number whose object
+        // the tracer read differently (a form it decodes more loosely than
+        // the kernel): the same namespace, operation and kind of object.
+        let found = found.or_else(|| {
+            (seq != 0)
+                .then(|| {
+                    self.pending.first_with_seq(seq, |p| {
+                        !p.from_kernel
+                            && p.netns == netns
+                            && p.op == op
+                            && std::mem::discriminant(&p.object) == std::mem::discriminant(&object)
+                    })
+                })
+                .flatten()
+        });
         if let Some(id) = found {
             let p = self.pending.take(id).expect("id just found");
-            self.emit_pending(p, Some(object), Some(0), nonzero(seq), None, now);
+            let mut o = Pending::outcome(p, Some(object), Some(0), nonzero(seq));
+            o.replaced = n.replaced;
+            let o = self.with_kernel_cause(o, now);
+            self.emit(o);
             return;
         }
+        // Requests are in the ring buffer before the kernel acts on them,
+        // and the tick runs only once it is drained: a change the requests
+        // attribute waits for nothing. A kernel hook's record is written
+        // just after the notification is sent, so that waits briefly.
+        let wait = if self.scoped(op, &object) {
+            Duration::ZERO
+        } else {
+            KERNEL_NOTIFY_WAIT
+        };
         self.orphans.push(
             seq,
             true,
             Orphan {
-                deadline: now + NOTIFY_WAIT,
+                deadline: now + wait,
                 netns,
                 op,
                 object,
                 seq,
+                portid: n.portid,
+                replaced: n.replaced,
+                seen: now,
             },
         );
     }
@@ -601,115 +646,6 @@ impl Engine {
         });
         if cause.is_some() {
             plan.cause = cause;
-        }
-    }
-
-    /// Re-read the routes of `netns` (a due resync from `tick`, or at
-    /// start): `dump` feeds every route of a fresh dump to the mirror as it
-    /// is read. Routes missing from it were removed without a notification;
-    /// with a `cause`, each is reported. A dump that fails or is
-    /// interrupted removes nothing and is tried again, up to three times.
-    pub fn resync(
-        &mut self,
-        netns: u32,
-        cause: Option<(Cause, EventHeader, Source)>,
-        dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        let gone = self.reread(netns, dump)?;
-        let Some((cause, who, source)) = cause else {
-            return Ok(());
-        };
-        for route in gone {
-            self.emit(
-                source,
-                Op::Del,
-                netns,
-                Some(who),
-                Object::Route(route),
-                Some(0),
-                Some(cause),
-                None,
-                Some(
-                    "removed by the kernel without a notification; found by re-reading the table"
-                        .into(),
-                ),
-            );
-        }
-        Ok(())
-    }
-
-    /// After the notification socket of `netns` overflowed (the kernel
-    /// dropped notifications): re-read the routes and report each route
-    /// that vanished meanwhile, with the waiting request that removed it
-    /// when there is one. Returns how many removals were found.
-    pub fn recover(
-        &mut self,
-        netns: u32,
-        now: Instant,
-        dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
-    ) -> anyhow::Result<usize> {
-        let gone = self.reread(netns, dump)?;
-        let found = gone.len();
-        // Waiting removal requests of this namespace, oldest first, by prefix.
-        let mut by_dst: HashMap<Option<String>, Vec<u64>> = HashMap::new();
-        for (id, p) in self.pending.iter() {
-            if let (true, Op::Del, Object::Route(r)) = (p.netns == netns, p.op, &p.object) {
-                by_dst.entry(r.dst.clone()).or_default().push(id);
-            }
-        }
-        by_dst.values_mut().for_each(|ids| ids.sort_unstable());
-        for route in gone {
-            let request = by_dst.get_mut(&route.dst).and_then(|ids| {
-                let i = ids.iter().position(|id| {
-                    self.pending.get(*id).is_some_and(
-                        |p| matches!(&p.object, Object::Route(req) if matching::route_matches(req, &route)),
-                    )
-                })?;
-                Some(ids.remove(i))
-            });
-            let id = route_id(&route);
-            match request.and_then(|id| self.pending.take(id)) {
-                Some(p) => {
-                    let seq = nonzero(p.seq);
-                    let note = Some(NOTE_RECOVERED.to_string());
-                    self.emit_pending(p, Some(Object::Route(route)), Some(0), seq, note, now);
-                    self.recovered.entry(netns).or_default().reported.insert(id);
-                }
-                None => {
-                    self.recovered
-                        .entry(netns)
-                        .or_default()
-                        .vanished
-                        .insert(id, route);
-                }
-            }
-        }
-        self.recovered.entry(netns).or_default().until = Some(now + RECOVERY_WAIT);
-        Ok(found)
-    }
-
-    /// Re-read the routes of `netns` into the mirror; the routes that
-    /// vanished. A dump that fails or is interrupted removes nothing and is
-    /// tried again, up to three times.
-    fn reread(
-        &mut self,
-        netns: u32,
-        mut dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
-    ) -> anyhow::Result<Vec<Route>> {
-        let mut tries = 0;
-        loop {
-            let m = self.mirror(netns);
-            let r = dump(&mut |msg| m.see(msg));
-            let gone = m.end_sync(r.is_ok());
-            tries += 1;
-            match r {
-                Ok(()) => {
-                    log::debug!("namespace {netns}: {} routes mirrored", m.route_count());
-                    return Ok(gone);
-                }
-                Err(e) if tries >= 3 => return Err(e),
-                Err(e) => log::debug!("re-reading routes of namespace {netns}: {e:#}; again"),
-            }
         }
     }
 
@@ -727,36 +663,15 @@ impl Engine {
                 }),
             };
             let (result, seq) = (p.result, p.seq);
-            self.emit_pending(p, None, result, nonzero(seq), note, now);
+            let mut o = Pending::outcome(p, None, result, nonzero(seq));
+            o.note = note;
+            let o = self.with_kernel_cause(o, now);
+            self.emit(o);
         }
         while let Some((id, _)) = self.orphans.front().filter(|(_, o)| o.deadline <= now) {
             let o = self.orphans.take(id).expect("front exists");
-            let recent = self.recent_cause(o.netns, now);
-            let (who, cause, source, note) = match (&recent, o.seq) {
-                (Some(c), 0) => (
-                    Some(c.who),
-                    (o.op == Op::Del).then_some(c.cause),
-                    c.source,
-                    Some(format!("changed by the kernel after {} by this process", c.cause.as_str())),
-                ),
-                _ => (
-                    None,
-                    None,
-                    Source::Netlink,
-                    Some("no request seen: made by the kernel or from a namespace or process the tracer does not see".to_string()),
-                ),
-            };
-            self.emit(
-                source,
-                o.op,
-                o.netns,
-                who,
-                o.object,
-                Some(0),
-                cause,
-                nonzero(o.seq),
-                note,
-            );
+            let out = self.unclaimed(o, now);
+            self.emit(out);
         }
         self.report_vanished(now);
         let due: Vec<u32> = self
@@ -773,38 +688,36 @@ impl Engine {
             .collect()
     }
 
-    /// Report the removals a re-read found that nothing named since, once
-    /// their wait is over and no removal request of the namespace waits.
-    fn report_vanished(&mut self, now: Instant) {
-        let done: Vec<u32> = self
-            .recovered
-            .iter()
-            .filter(|(netns, r)| {
-                r.until.is_none_or(|u| u <= now)
-                    && !self.pending.iter().any(|(_, p)| {
-                        p.netns == **netns
-                            && p.op == Op::Del
-                            && matches!(p.object, Object::Route(_))
-                    })
-            })
-            .map(|(n, _)| *n)
-            .collect();
-        for netns in done {
-            let rec = self.recovered.remove(&netns).expect("key from iteration");
-            for (_, route) in rec.vanished {
-                self.emit(
-                    Source::Netlink,
-                    Op::Del,
-                    netns,
-                    None,
-                    Object::Route(route),
-                    Some(0),
-                    None,
-                    None,
-                    Some(NOTE_RECOVERED.to_string()),
-                );
+    /// The outcome of a notification no request or record claimed.
+    fn unclaimed(&self, o: Orphan, now: Instant) -> Outcome {
+        let mut out = Outcome::new(Source::Netlink, o.op, o.netns, o.object);
+        out.result = ok();
+        out.nl_seq = nonzero(o.seq);
+        out.replaced = o.replaced;
+        out.seen = Some(o.seen);
+        if o.seq != 0 || o.portid != 0 {
+            // A request made it: one the tracer did not see.
+            out.note = Some(format!(
+                "no request seen for this change (netlink sequence {}, sender's port id {}, usually its pid): it came from a namespace or process the tracer does not watch, or its copy was lost",
+                o.seq, o.portid
+            ));
+            return out;
+        }
+        // No request: the kernel made it, after some action.
+        match self.causes.recent(o.netns, o.op, now) {
+            Some(c) => {
+                out.who = Some(c.who);
+                out.ts_boot_ns = None;
+                out.source = c.source;
+                out.cause = Some(c.cause);
+                out.note = Some(causes::after(c.cause, o.op));
+            }
+            None => {
+                out.cause = Some(Cause::Unknown);
+                out.note = Some(causes::unexplained(o.op));
             }
         }
+        out
     }
 
     /// Whether anything waits on time: [`Engine::tick`] has nothing to do
@@ -830,80 +743,44 @@ impl Engine {
         let _ = self.tick(now);
     }
 
-    /// Emit a change that waited for its other half; `note_obj` is the
-    /// notification that completed it, if one did. Changes seen by a kernel
-    /// hook without a request get their cause here.
-    fn emit_pending(
-        &mut self,
-        p: Pending,
-        note_obj: Option<Object>,
-        result: Option<i32>,
-        nl_seq: Option<u32>,
-        note: Option<String>,
-        now: Instant,
-    ) {
-        let cause = if p.from_kernel {
-            self.kernel_cause(&p.who, p.source, p.op, p.seq, now)
-        } else {
-            None
-        };
-        let object = match note_obj {
-            Some(n) => merge(p.object, n),
-            None => p.object,
-        };
-        let (source, op, netns, who) = (p.source, p.op, p.netns, p.who);
-        self.emit(
-            source,
-            op,
-            netns,
-            Some(who),
-            object,
-            result,
-            cause,
-            nl_seq,
-            note,
-        );
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn emit(
-        &mut self,
-        source: Source,
-        op: Op,
-        netns: u32,
-        who: Option<EventHeader>,
-        mut object: Object,
-        result: Option<i32>,
-        cause: Option<Cause>,
-        nl_seq: Option<u32>,
-        note: Option<String>,
-    ) {
-        if let (Object::Route(r), Some(m)) = (&mut object, self.mirrors.get(&netns)) {
-            if r.dev.is_none() {
-                r.dev = r.ifindex.and_then(|i| m.dev(i));
+    fn emit(&mut self, mut o: Outcome) {
+        if let Some(m) = self.mirrors.get(&o.netns) {
+            let dev = |r: &mut Route| {
+                if r.dev.is_none() {
+                    r.dev = r.ifindex.and_then(|i| m.dev(i));
+                }
+                for h in &mut r.nexthops {
+                    if h.dev.is_none() {
+                        h.dev = h.ifindex.and_then(|i| m.dev(i));
+                    }
+                }
+            };
+            if let Object::Route(r) = &mut o.object {
+                dev(r);
+            }
+            if let Some(r) = &mut o.replaced {
+                dev(r);
             }
         }
         // A vanished route reported from its request or notification is
         // not reported again when the recovery's wait ends.
         if let (Op::Del, Object::Route(r), Some(rec)) =
-            (op, &object, self.recovered.get_mut(&netns))
-            && note.as_deref() != Some(NOTE_RECOVERED)
+            (o.op, &o.object, self.recovered.get_mut(&o.netns))
+            && o.note.as_deref() != Some(NOTE_RECOVERED)
         {
-            rec.vanished.remove(&route_id(r));
+            rec.vanished.remove(&recovery::route_id(r));
         }
-        self.out.push(Outcome {
-            ts_boot_ns: who.map(|w| w.ts_ns),
-            source,
-            op,
-            netns,
-            who,
-            object,
-            result: result.map(names::errno_name),
-            cause,
-            nl_seq,
-            note,
-        });
+        self.out.push(o);
     }
+}
+
+/// What a notification says besides its object.
+struct Notified {
+    netns: u32,
+    op: Op,
+    seq: u32,
+    portid: u32,
+    replaced: Option<Route>,
 }
 
 /// A netlink sequence number, where 0 means "none".
@@ -927,6 +804,10 @@ fn merge(req: Object, note: Object) -> Object {
             n.dev = n.dev.or(r.dev);
             n.ifindex = n.ifindex.or(r.ifindex);
             n.gateway = n.gateway.or(r.gateway);
+            n.nhid = n.nhid.or(r.nhid);
+            if n.nexthops.is_empty() {
+                n.nexthops = r.nexthops;
+            }
             Object::Route(n)
         }
         (Object::Rule(r), Object::Rule(mut n)) => {
@@ -961,6 +842,8 @@ fn route_from_kernel(r: &tracer_common::RouteEvent) -> Route {
         metric: (r.priority != 0).then_some(r.priority),
         protocol: Some(names::protocol(r.protocol)),
         scope: Some(names::scope(r.scope)),
+        nexthops: Vec::new(),
+        nhid: None,
     }
 }
 

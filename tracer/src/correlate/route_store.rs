@@ -98,6 +98,14 @@ impl<const N: usize> Store<N> {
         self.sorted.len() - self.holes + self.recent.len()
     }
 
+    /// The live route with key `k`.
+    pub fn get(&self, k: &Key<N>) -> Option<&Entry<N>> {
+        match self.find(k) {
+            Ok(i) => Some(&self.sorted[i]).filter(|e| e.live()),
+            Err(_) => self.recent.get(k),
+        }
+    }
+
     /// Add or replace a route.
     pub fn insert(&mut self, e: Entry<N>) {
         let e = e.with(LIVE);

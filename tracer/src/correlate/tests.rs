@@ -4,6 +4,7 @@ use tracer_common::{EventHeader, source};
 
 use super::*;
 use crate::netlink::decode::LinkChange;
+use causes::RecentCause;
 
 fn hdr(pid: u32, netns: u32) -> EventHeader {
     let mut h = EventHeader::default();
@@ -174,7 +175,7 @@ fn link_down_resync_names_vanished_routes_and_the_process() {
     e.take_outcomes();
     // `ip link set enp1s0 down`, read at sendmsg, then the link notification.
     let who = hdr(1234, 7);
-    e.causes.insert(
+    e.causes.note(
         7,
         RecentCause {
             cause: Cause::LinkDown,

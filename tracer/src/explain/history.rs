@@ -15,7 +15,8 @@ use crate::{
 #[derive(Clone, Debug, Serialize)]
 pub struct Moment {
     pub ts: String,
-    /// "present" (in a recording's starting snapshot), "added", "removed".
+    /// "present" (in a recording's starting snapshot), "added", "removed",
+    /// "replaced" (by a route of another type or gateway, `route_replace`).
     pub what: &'static str,
     pub process: Option<Process>,
     /// Why the kernel removed it without a request (`link_down`, ...).
@@ -132,6 +133,41 @@ pub fn gather(reader: Reader, s: &Subject) -> History {
                     cause: None,
                 },
             ),
+            Data::Change(_, c)
+                if c.result.as_deref() == Some("ok")
+                    && let Some(old) = c
+                        .old
+                        .as_ref()
+                        .filter(|o| same_netns(&c.netns, s.netns) && s.route_matches(o)) =>
+            {
+                // The route a replacement took the place of.
+                let key = route_key(old);
+                if c.route.as_ref().is_none_or(|r| route_key(r) != key) {
+                    let entry = routes
+                        .entry(key)
+                        .or_insert_with(|| (old.clone(), Vec::new()));
+                    push(
+                        &mut entry.1,
+                        Moment {
+                            ts: ts.clone(),
+                            what: "replaced",
+                            process: c.process.as_deref().cloned(),
+                            cause: None,
+                        },
+                    );
+                }
+                (
+                    &c.netns,
+                    c.rule.as_ref(),
+                    c.route.as_ref(),
+                    Moment {
+                        ts,
+                        what: "added",
+                        process: c.process.as_deref().cloned(),
+                        cause: c.cause.map(|x| x.as_str().to_string()),
+                    },
+                )
+            }
             Data::Change(op, c) if c.result.as_deref() == Some("ok") => (
                 &c.netns,
                 c.rule.as_ref(),

@@ -130,7 +130,12 @@ fn lookup_lines(out: &mut String, l: &Lookup, names: &TableNames) {
 
 /// One route or rule: what it is, whether it is there now, its history.
 fn row(out: &mut String, what: &str, present: bool, moments: &[Moment]) {
-    let state = if present { "present" } else { "MISSING" };
+    // A route replaced by another (`route_replace`) is gone, not missing.
+    let state = match (present, moments.last().map(|m| m.what)) {
+        (true, _) => "present",
+        (false, Some("replaced")) => "replaced",
+        (false, _) => "MISSING",
+    };
     let past = if moments.is_empty() {
         "not in the journal".to_string()
     } else {

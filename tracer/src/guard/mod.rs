@@ -147,13 +147,33 @@ impl Guard {
     /// See one event: snapshot entries count what is present; changes that
     /// took effect move the count and the state.
     pub fn event(&mut self, e: &Event) -> Vec<Event> {
+        // A replacement is the old route's removal, then the new one's
+        // addition.
+        let mut before = Vec::new();
+        if let Body::Change(c) = &e.body
+            && let Some(old) = &c.old
+        {
+            let mut gone = e.clone();
+            gone.kind = Kind::RouteDel;
+            if let Body::Change(g) = &mut gone.body {
+                g.route = Some(old.clone());
+                g.old = None;
+            }
+            before = self.event(&gone);
+        }
+        let mut out = self.event_one(e);
+        before.append(&mut out);
+        before
+    }
+
+    fn event_one(&mut self, e: &Event) -> Vec<Event> {
         let (netns, rule, route, add) = match &e.body {
             Body::State(s) if !self.started => (&s.netns, &s.rule, &s.route, true),
             Body::Change(c) if self.started && c.result.as_deref() == Some("ok") => (
                 &c.netns,
                 &c.rule,
                 &c.route,
-                matches!(e.kind, Kind::RuleAdd | Kind::RouteAdd),
+                matches!(e.kind, Kind::RuleAdd | Kind::RouteAdd | Kind::RouteReplace),
             ),
             _ => return Vec::new(),
         };

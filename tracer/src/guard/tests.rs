@@ -62,6 +62,7 @@ fn change(kind: Kind, rule: Option<Rule>, route: Option<Route>, result: &str) ->
             route,
             result: Some(result.to_string().into()),
             cause: None,
+            old: None,
             nl_seq: None,
             note: None,
         })),

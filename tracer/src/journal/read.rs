@@ -95,7 +95,8 @@ pub struct Entry {
 /// What an event says, by kind.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Data {
-    /// `rule_add`, `rule_del`, `route_add`, `route_del`: the change carries
+    /// `rule_add`, `rule_del`, `route_add`, `route_del`, `route_replace`
+    /// (an addition whose `old` is the route replaced): the change carries
     /// a rule for `rule_*` and a route for `route_*` (checked).
     Change(Op, Box<Change>),
     /// A rule or route present when a recording started (one of the two is
@@ -422,7 +423,7 @@ fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
 
 fn data(kind: &str, v: Value) -> Result<Data, String> {
     Ok(match kind {
-        "rule_add" | "rule_del" | "route_add" | "route_del" => {
+        "rule_add" | "rule_del" | "route_add" | "route_del" | "route_replace" => {
             let c: Change = typed(v)?;
             let rule = kind.starts_with("rule");
             match (rule, c.rule.is_some(), c.route.is_some()) {
@@ -430,7 +431,8 @@ fn data(kind: &str, v: Value) -> Result<Data, String> {
                 (false, _, false) => return Err("no `route` object".into()),
                 _ => {}
             }
-            let op = if kind.ends_with("_add") {
+            // A replacement adds a route (and `old` says what it replaced).
+            let op = if kind.ends_with("_add") || kind == "route_replace" {
                 Op::Add
             } else {
                 Op::Del

@@ -30,6 +30,7 @@ fn changes_lost_and_journal_are_counted() {
             }),
             result: Some("ok".into()),
             cause: None,
+            old: None,
             nl_seq: None,
             note: None,
         })),

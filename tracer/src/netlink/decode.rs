@@ -10,9 +10,14 @@ use netlink_packet_route::{
 };
 
 use super::{
-    names,
+    names, nexthops,
     route_msg::{RTM_DELROUTE, RTM_NEWROUTE, RouteMsg},
+    rule_msg,
 };
+
+/// rtnetlink message types of rules.
+const RTM_NEWRULE: u16 = 32;
+const RTM_DELRULE: u16 = 33;
 use crate::event::{Family, Op, Route, Rule, prefix};
 
 /// One decoded rtnetlink message.
@@ -116,29 +121,42 @@ pub fn decode_buffer(buf: &[u8]) -> (Vec<NlItem>, Vec<DecodeError>) {
 
 /// Decode one message; Ok(None) for message types the tracer ignores.
 pub fn decode_one(msg: &[u8]) -> Result<Option<NlItem>, String> {
+    let item = |obj| NlItem {
+        seq: header_u32(msg, 8),
+        portid: header_u32(msg, 12),
+        flags: u16::from_ne_bytes([msg[6], msg[7]]),
+        obj,
+    };
     if let Some((op, r)) = route_message(msg)? {
-        return Ok(Some(NlItem {
-            seq: header_u32(msg, 8),
-            portid: header_u32(msg, 12),
-            flags: u16::from_ne_bytes([msg[6], msg[7]]),
-            obj: NlObj::Route {
-                op,
-                route: r.to_route(),
-            },
-        }));
+        let multipath = r.multipath;
+        let mut route = r.to_route();
+        if multipath {
+            route.nexthops = nexthops::parse(&msg[NLMSG_HDRLEN..])?;
+        }
+        return Ok(Some(item(NlObj::Route { op, route })));
+    }
+    if msg.len() >= NLMSG_HDRLEN {
+        let op = match u16::from_ne_bytes([msg[4], msg[5]]) {
+            RTM_NEWRULE => Some(Op::Add),
+            RTM_DELRULE => Some(Op::Del),
+            _ => None,
+        };
+        if let Some(op) = op {
+            let d = rule_msg::parse(&msg[NLMSG_HDRLEN..])?;
+            if !d.skipped.is_empty() {
+                log::warn!(
+                    "rule message: skipped what could not be decoded: {}",
+                    d.skipped.join("; ")
+                );
+            }
+            let rule = Box::new(rule(&d.msg));
+            return Ok(Some(item(NlObj::Rule { op, rule })));
+        }
     }
     let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg).map_err(|e| e.to_string())?;
     let h = m.header;
     let obj = match m.payload {
         NetlinkPayload::InnerMessage(inner) => match inner {
-            RouteNetlinkMessage::NewRule(r) => Some(NlObj::Rule {
-                op: Op::Add,
-                rule: Box::new(rule(&r)),
-            }),
-            RouteNetlinkMessage::DelRule(r) => Some(NlObj::Rule {
-                op: Op::Del,
-                rule: Box::new(rule(&r)),
-            }),
             RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::SetLink(l) => {
                 Some(NlObj::Link(link(&l, false)))
             }
@@ -199,8 +217,13 @@ pub fn rule(m: &RuleMessage) -> Rule {
     };
     for a in &m.attributes {
         match a {
-            RuleAttribute::Destination(d) => r.dst = Some(prefix(*d, m.header.dst_len)),
-            RuleAttribute::Source(s) => r.src = Some(prefix(*s, m.header.src_len)),
+            // A zero length means "all", as the kernel reads it.
+            RuleAttribute::Destination(d) if m.header.dst_len > 0 => {
+                r.dst = Some(prefix(*d, m.header.dst_len))
+            }
+            RuleAttribute::Source(s) if m.header.src_len > 0 => {
+                r.src = Some(prefix(*s, m.header.src_len))
+            }
             RuleAttribute::Iifname(n) => r.iif = Some(n.clone()),
             RuleAttribute::Oifname(n) => r.oif = Some(n.clone()),
             RuleAttribute::Goto(g) => r.goto = Some(*g),

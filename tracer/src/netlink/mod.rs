@@ -3,5 +3,7 @@
 //! tracer reads notifications and dumps from.
 pub mod decode;
 pub mod names;
+pub mod nexthops;
 pub mod route_msg;
+pub mod rule_msg;
 pub mod socket;

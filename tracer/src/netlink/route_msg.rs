@@ -17,7 +17,9 @@ const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
 const RTA_TABLE: u16 = 15;
+const RTA_MULTIPATH: u16 = 9;
 const RTA_VIA: u16 = 18;
+const RTA_NH_ID: u16 = 30;
 /// NLA_F_NESTED and NLA_F_NET_BYTEORDER are not part of the type.
 const NLA_TYPE_MASK: u16 = 0x3fff;
 const RTMSG_LEN: usize = 12;
@@ -40,6 +42,11 @@ pub struct RouteMsg {
     pub gateway: Option<IpAddr>,
     pub oif: Option<u32>,
     pub metric: Option<u32>,
+    /// RTA_NH_ID: the nexthop object the route uses.
+    pub nhid: Option<u32>,
+    /// Whether the message has RTA_MULTIPATH (its next hops are decoded by
+    /// `decode::nexthops`, off the hot path).
+    pub multipath: bool,
 }
 
 fn addr(b: &[u8]) -> Option<IpAddr> {
@@ -106,6 +113,8 @@ impl RouteMsg {
                 RTA_OIF => m.oif = u32_of(v),
                 RTA_PRIORITY => m.metric = u32_of(v),
                 RTA_TABLE => m.table = u32_of(v).unwrap_or(m.table),
+                RTA_NH_ID => m.nhid = u32_of(v),
+                RTA_MULTIPATH => m.multipath = !v.is_empty(),
                 _ => {}
             }
             off += (len + 3) & !3;
@@ -148,6 +157,8 @@ impl RouteMsg {
             metric: self.metric,
             protocol: Some(names::protocol(self.protocol)),
             scope: Some(names::scope(self.scope)),
+            nexthops: Vec::new(),
+            nhid: self.nhid,
         }
     }
 }

@@ -32,6 +32,7 @@ impl Show {
                     | Kind::RuleDel
                     | Kind::RouteAdd
                     | Kind::RouteDel
+                    | Kind::RouteReplace
                     | Kind::Snapshot
                     | Kind::SnapshotEnd
             ),

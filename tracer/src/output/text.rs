@@ -31,10 +31,32 @@ pub fn route(r: &Route) -> String {
         }
         _ => {}
     }
+    if let Some(id) = r.nhid {
+        let _ = write!(s, " nhid {id}");
+    }
     if let Some(m) = r.metric {
         let _ = write!(s, " metric {m}");
     }
     table(&mut s, r.table, r.table_name.as_deref());
+    for h in &r.nexthops {
+        s.push_str(" nexthop");
+        if let Some(gw) = &h.gateway {
+            let _ = write!(s, " via {gw}");
+        }
+        match (&h.dev, h.ifindex) {
+            (Some(d), _) => {
+                let _ = write!(s, " dev {}", escape_str(d));
+            }
+            (None, Some(i)) => {
+                let _ = write!(s, " dev #{i}");
+            }
+            _ => {}
+        }
+        let _ = write!(s, " weight {}", h.weight);
+        for f in &h.flags {
+            let _ = write!(s, " {f}");
+        }
+    }
     if let Some(p) = &r.protocol {
         let _ = write!(s, " proto {p}");
     }
@@ -264,7 +286,11 @@ pub fn line(e: &Event) -> String {
                 _ => String::new(),
             };
             let result = c.result.as_deref().unwrap_or("unknown");
-            let mut s = format!("{} {:<9} {what} {result}", e.ts, e.kind.as_str());
+            let mut s = format!("{} {:<9} {what}", e.ts, e.kind.as_str());
+            if let Some(old) = &c.old {
+                let _ = write!(s, " (was {})", route(old));
+            }
+            let _ = write!(s, " {result}");
             if let Some(cause) = c.cause {
                 let _ = write!(s, " cause {}", cause.as_str());
             }
@@ -327,6 +353,7 @@ mod tests {
                 route: Some(route),
                 result: Some("ok".into()),
                 cause: None,
+                old: None,
                 nl_seq: Some(3),
                 note: None,
             })),

@@ -13,6 +13,9 @@ pub enum Mark {
     Del,
     /// In a snapshot (present when a recording started).
     Seen,
+    /// Replaced by a route with another identity (`route_replace`): gone,
+    /// but not missing.
+    Replaced,
 }
 
 #[derive(Clone, Debug)]
@@ -52,7 +55,7 @@ impl History {
             .at(key, seq)
             .and_then(|(steps, i)| steps[i + 1..].iter().find(|s| s.mark != Mark::Del));
         match next {
-            Some(s) if s.mark == Mark::Add => Fate {
+            Some(s) if matches!(s.mark, Mark::Add | Mark::Replaced) => Fate {
                 state: FateState::Restored,
                 ts: Some(s.ts),
                 by: Some(s.by.clone()),

@@ -114,7 +114,16 @@ pub fn build(
                 };
                 if applied(c) {
                     let by = Actor::of(c.process.as_deref());
-                    history.push(Key::new(&c.netns, &obj), seq, e.ts, mark(*op), by);
+                    let key = Key::new(&c.netns, &obj);
+                    // A replaced route is gone, but nothing is missing: the
+                    // new route holds its place.
+                    if let Some(old) = &c.old {
+                        let old_key = Key::new(&c.netns, &Object::Route(old.clone()));
+                        if old_key != key {
+                            history.push(old_key, seq, e.ts, Mark::Replaced, by.clone());
+                        }
+                    }
+                    history.push(key, seq, e.ts, mark(*op), by);
                 }
                 changes.push((seq, e.ts, Actor::key(c.process.as_deref())));
             }
@@ -306,6 +315,7 @@ fn episode(entries: &[Entry], seqs: &[usize], history: &History, sel: &Select) -
                 netns: c.netns.clone(),
                 object,
                 restores: history.restores(&key, seq),
+                replaces: c.old.clone(),
             }),
         }
     }

@@ -159,6 +159,8 @@ pub struct Added {
     /// The removal this addition undoes, when the object's last change was
     /// one.
     pub restores: Option<Origin>,
+    /// The route this one replaced (a `route_replace`), else None.
+    pub replaces: Option<crate::event::Route>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -13,12 +13,9 @@ use anyhow::{Result, bail};
 use super::identity::{Actor, Object};
 use crate::{
     cli::ReportArgs,
-    event::{Process, Route, Rule},
+    event::{Process, Route, Rule, comm_matches},
     netlink::names::TableNames,
 };
-
-/// The kernel truncates command names to 15 bytes.
-const COMM_LEN: usize = 15;
 
 #[derive(Clone, Debug, Default)]
 pub struct Select {
@@ -147,12 +144,6 @@ impl Select {
             || comm.is_some_and(|c| self.comms.iter().any(|w| comm_matches(c, w))))
             && (self.units.is_empty() || unit.is_some_and(|u| self.units.iter().any(|w| w == u)))
     }
-}
-
-/// `--comm systemd-networkd` matches `systemd-network`, the kernel's
-/// 15-byte truncation of it.
-fn comm_matches(comm: &str, want: &str) -> bool {
-    comm == want || (comm.len() == COMM_LEN && want.starts_with(comm))
 }
 
 fn host_len(a: IpAddr) -> u8 {

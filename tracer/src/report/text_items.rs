@@ -33,10 +33,18 @@ pub(super) fn episode(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
         }
         did.push(s);
     }
-    if !e.added.is_empty() {
+    let (replaced, added): (Vec<&Added>, Vec<&Added>) =
+        e.added.iter().partition(|a| a.replaces.is_some());
+    if !added.is_empty() {
         did.push(format!(
             "added {}",
-            counted(e.added.iter().map(|a| &a.object))
+            counted(added.iter().map(|a| &a.object))
+        ));
+    }
+    if !replaced.is_empty() {
+        did.push(format!(
+            "replaced {}",
+            counted(replaced.iter().map(|a| &a.object))
         ));
     }
     if !e.failed.is_empty() {
@@ -105,6 +113,17 @@ pub(super) fn episode(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
             "{INDENT}{words}: {}",
             counted(adds.iter().map(|a| &a.object))
         );
+    }
+    for a in replaced.iter().take(LINES_MAX) {
+        if let (Some(old), Object::Route(new)) = (&a.replaces, &a.object) {
+            let _ = writeln!(
+                out,
+                "{INDENT}replaced: {} with {}{}",
+                route_short(old),
+                route_short(new),
+                f.in_ns(&a.netns)
+            );
+        }
     }
     for x in e.failed.iter().take(LINES_MAX) {
         let _ = writeln!(

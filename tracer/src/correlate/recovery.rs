@@ -1,0 +1,194 @@
+//! Re-reading a namespace's routes: after a flush the kernel does not
+//! announce (`resync`), and after the notification socket overflowed
+//! (`recover`), when the removals it dropped must still be reported once.
+use std::{collections::HashMap, time::Instant};
+
+use tracer_common::EventHeader;
+
+use super::{Engine, Object, Outcome, Pending, matching, nonzero, ok};
+use crate::{
+    event::{Cause, Op, Route, Source},
+    netlink::route_msg::RouteMsg,
+};
+
+/// How long after a re-read the inputs may still name its removals.
+pub(super) const RECOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Note on removals found by re-reading after a notification overflow.
+pub const NOTE_RECOVERED: &str =
+    "notification dropped by the kernel (socket overflow); removal found by re-reading the table";
+
+/// Removals a re-read found after a notification overflow. The inputs still
+/// queued (the socket's backlog, the ring buffer) may name them again:
+/// - `reported` were reported at once, with their waiting request; a
+///   notification naming one later is dropped;
+/// - `vanished` had no request yet: a request or notification arriving later
+///   claims one and it is reported from them, once; what is left when
+///   `until` has passed and the inputs are drained is reported by itself.
+#[derive(Default)]
+pub(super) struct Recovered {
+    pub reported: std::collections::HashSet<String>,
+    pub vanished: HashMap<String, Route>,
+    pub until: Option<Instant>,
+}
+
+/// A route's identity for `Recovered`.
+pub(super) fn route_id(r: &Route) -> String {
+    format!(
+        "{:?} {:?} {:?} {}",
+        r.family,
+        r.table,
+        r.dst,
+        r.metric.unwrap_or(0)
+    )
+}
+
+impl Engine {
+    /// Re-read the routes of `netns` (a due resync from `tick`, or at
+    /// start): `dump` feeds every route of a fresh dump to the mirror as it
+    /// is read. Routes missing from it were removed without a notification;
+    /// with a `cause`, each is reported. A dump that fails or is
+    /// interrupted removes nothing and is tried again, up to three times.
+    pub fn resync(
+        &mut self,
+        netns: u32,
+        cause: Option<(Cause, EventHeader, Source)>,
+        dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let gone = self.reread(netns, dump)?;
+        let Some((cause, who, source)) = cause else {
+            return Ok(());
+        };
+        for route in gone {
+            let mut o = Outcome::new(source, Op::Del, netns, Object::Route(route));
+            o.who = Some(who);
+            o.ts_boot_ns = Some(who.ts_ns);
+            o.result = ok();
+            o.cause = Some(cause);
+            o.note = Some(
+                "removed by the kernel without a notification; found by re-reading the table"
+                    .into(),
+            );
+            self.emit(o);
+        }
+        Ok(())
+    }
+
+    /// After the notification socket of `netns` overflowed (the kernel
+    /// dropped notifications): re-read the routes and report each route
+    /// that vanished meanwhile, with the waiting request that removed it
+    /// when there is one. Returns how many removals were found.
+    pub fn recover(
+        &mut self,
+        netns: u32,
+        now: Instant,
+        dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
+    ) -> anyhow::Result<usize> {
+        let gone = self.reread(netns, dump)?;
+        let found = gone.len();
+        // Waiting removal requests of this namespace, oldest first, by prefix.
+        let mut by_dst: HashMap<Option<String>, Vec<u64>> = HashMap::new();
+        for (id, p) in self.pending.iter() {
+            if let (true, Op::Del, Object::Route(r)) = (p.netns == netns, p.op, &p.object) {
+                by_dst.entry(r.dst.clone()).or_default().push(id);
+            }
+        }
+        by_dst.values_mut().for_each(|ids| ids.sort_unstable());
+        for route in gone {
+            let request = by_dst.get_mut(&route.dst).and_then(|ids| {
+                let i = ids.iter().position(|id| {
+                    self.pending.get(*id).is_some_and(
+                        |p| matches!(&p.object, Object::Route(req) if matching::route_matches(req, &route)),
+                    )
+                })?;
+                Some(ids.remove(i))
+            });
+            let id = route_id(&route);
+            match request.and_then(|id| self.pending.take(id)) {
+                Some(p) => {
+                    let seq = nonzero(p.seq);
+                    let o = Pending::outcome(p, Some(Object::Route(route)), Some(0), seq);
+                    let mut o = self.with_kernel_cause(o, now);
+                    o.note = Some(NOTE_RECOVERED.to_string());
+                    self.emit(o);
+                    self.recovered.entry(netns).or_default().reported.insert(id);
+                }
+                None => {
+                    self.recovered
+                        .entry(netns)
+                        .or_default()
+                        .vanished
+                        .insert(id, route);
+                }
+            }
+        }
+        self.recovered.entry(netns).or_default().until = Some(now + RECOVERY_WAIT);
+        Ok(found)
+    }
+
+    /// Re-read the routes of `netns` into the mirror; the routes that
+    /// vanished. A dump that fails or is interrupted removes nothing and is
+    /// tried again, up to three times.
+    fn reread(
+        &mut self,
+        netns: u32,
+        mut dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Vec<Route>> {
+        let mut tries = 0;
+        loop {
+            let m = self.mirror(netns);
+            let r = dump(&mut |msg| m.see(msg));
+            let gone = m.end_sync(r.is_ok());
+            tries += 1;
+            match r {
+                Ok(()) => {
+                    log::debug!("namespace {netns}: {} routes mirrored", m.route_count());
+                    return Ok(gone);
+                }
+                Err(e) if tries >= 3 => return Err(e),
+                Err(e) => log::debug!("re-reading routes of namespace {netns}: {e:#}; again"),
+            }
+        }
+    }
+
+    /// Report the removals a re-read found that nothing named since, once
+    /// their wait is over and no removal request of the namespace waits.
+    pub(super) fn report_vanished(&mut self, now: Instant) {
+        let done: Vec<u32> = self
+            .recovered
+            .iter()
+            .filter(|(netns, r)| {
+                r.until.is_none_or(|u| u <= now)
+                    && !self.pending.iter().any(|(_, p)| {
+                        p.netns == **netns
+                            && p.op == Op::Del
+                            && matches!(p.object, Object::Route(_))
+                    })
+            })
+            .map(|(n, _)| *n)
+            .collect();
+        for netns in done {
+            let rec = self.recovered.remove(&netns).expect("key from iteration");
+            for (_, route) in rec.vanished {
+                let mut o = Outcome::new(Source::Netlink, Op::Del, netns, Object::Route(route));
+                o.result = ok();
+                o.note = Some(NOTE_RECOVERED.to_string());
+                self.emit(o);
+            }
+        }
+    }
+
+    /// Whether a removal notification was already reported by `recover`
+    /// (then it is dropped); a vanished route it names is no longer waiting.
+    pub(super) fn already_recovered(&mut self, netns: u32, route: &Route) -> bool {
+        let Some(rec) = self.recovered.get_mut(&netns) else {
+            return false;
+        };
+        let id = route_id(route);
+        if rec.reported.remove(&id) {
+            return true;
+        }
+        rec.vanished.remove(&id);
+        false
+    }
+}
