@@ -198,6 +198,10 @@ pub struct Engine {
     /// Per namespace, after a notification overflow: what the re-read found
     /// gone, until every input that may still name it has been read.
     recovered: HashMap<u32, Recovered>,
+    /// Per namespace, outcomes that came after a flush whose re-read is
+    /// still to run: the removals it finds come first (the kernel made
+    /// them first), then these.
+    held: HashMap<u32, Vec<Outcome>>,
     out: Vec<Outcome>,
 }
 
@@ -242,6 +246,7 @@ impl Engine {
             causes: Causes::default(),
             resyncs: HashMap::new(),
             recovered: HashMap::new(),
+            held: HashMap::new(),
             out: Vec::new(),
         }
     }
@@ -680,12 +685,30 @@ impl Engine {
             .filter(|(_, p)| p.due <= now)
             .map(|(n, _)| *n)
             .collect();
+        // Outcomes held for a re-read that the caller did not run (the
+        // namespace is no longer watched) go out now.
+        let stale: Vec<u32> = self
+            .held
+            .keys()
+            .filter(|n| !self.resyncs.contains_key(n))
+            .copied()
+            .collect();
+        for n in stale {
+            self.release(n);
+        }
         due.into_iter()
             .map(|n| {
                 let plan = self.resyncs.remove(&n).expect("key from iteration");
                 (n, plan.cause.map(|c| (c.cause, c.who, c.source)))
             })
             .collect()
+    }
+
+    /// Outcomes held for `netns`'s re-read go out (after its removals).
+    fn release(&mut self, netns: u32) {
+        if let Some(held) = self.held.remove(&netns) {
+            self.out.extend(held);
+        }
     }
 
     /// The outcome of a notification no request or record claimed.
@@ -727,6 +750,7 @@ impl Engine {
             || self.orphans.len() > 0
             || !self.resyncs.is_empty()
             || !self.recovered.is_empty()
+            || !self.held.is_empty()
     }
 
     /// Flush everything still waiting (end of session).
@@ -741,6 +765,10 @@ impl Engine {
             o.deadline = now;
         }
         let _ = self.tick(now);
+        let held: Vec<u32> = self.held.keys().copied().collect();
+        for n in held {
+            self.release(n);
+        }
     }
 
     fn emit(&mut self, mut o: Outcome) {
@@ -761,6 +789,12 @@ impl Engine {
             if let Some(r) = &mut o.replaced {
                 dev(r);
             }
+        }
+        // The kernel flushed routes of this namespace before this change:
+        // the re-read that finds them runs first.
+        if self.resyncs.contains_key(&o.netns) || self.held.contains_key(&o.netns) {
+            self.held.entry(o.netns).or_default().push(o);
+            return;
         }
         // A vanished route reported from its request or notification is
         // not reported again when the recovery's wait ends.
@@ -850,3 +884,7 @@ fn route_from_kernel(r: &tracer_common::RouteEvent) -> Route {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "order_tests.rs"]
+mod order_tests;

@@ -55,22 +55,44 @@ impl Engine {
         cause: Option<(Cause, EventHeader, Source)>,
         dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let gone = self.reread(netns, dump)?;
-        let Some((cause, who, source)) = cause else {
-            return Ok(());
+        let gone = self.reread(netns, dump);
+        // What waited for this re-read follows its removals, whatever the
+        // dump gave.
+        let held = self.held.remove(&netns).unwrap_or_default();
+        let gone = match gone {
+            Ok(g) => g,
+            Err(e) => {
+                self.out.extend(held);
+                return Err(e);
+            }
         };
         for route in gone {
-            let mut o = Outcome::new(source, Op::Del, netns, Object::Route(route));
-            o.who = Some(who);
-            o.ts_boot_ns = Some(who.ts_ns);
+            let mut o = match cause {
+                Some((cause, who, source)) => {
+                    let mut o = Outcome::new(source, Op::Del, netns, Object::Route(route));
+                    o.who = Some(who);
+                    o.ts_boot_ns = Some(who.ts_ns);
+                    o.cause = Some(cause);
+                    o.note = Some(
+                        "removed by the kernel without a notification; found by re-reading the table"
+                            .into(),
+                    );
+                    o
+                }
+                None => {
+                    let mut o = Outcome::new(Source::Netlink, Op::Del, netns, Object::Route(route));
+                    o.cause = Some(Cause::Unknown);
+                    o.note = Some(
+                        "removed by the kernel without a notification (found by re-reading the table); no link or address change by a process the tracer sees explains it"
+                            .into(),
+                    );
+                    o
+                }
+            };
             o.result = ok();
-            o.cause = Some(cause);
-            o.note = Some(
-                "removed by the kernel without a notification; found by re-reading the table"
-                    .into(),
-            );
             self.emit(o);
         }
+        self.out.extend(held);
         Ok(())
     }
 

@@ -118,3 +118,82 @@ fn garbage_is_an_error_not_a_panic() {
     let (items, errors) = decode_buffer(&[1, 2, 3]);
     assert!(items.is_empty() && errors.is_empty());
 }
+
+/// A whole netlink message: header (type, flags, seq 7) and payload.
+fn message(kind: u16, flags: u16, payload: &[u8]) -> Vec<u8> {
+    let mut m = Vec::new();
+    m.extend_from_slice(&((16 + payload.len()) as u32).to_ne_bytes());
+    m.extend_from_slice(&kind.to_ne_bytes());
+    m.extend_from_slice(&flags.to_ne_bytes());
+    m.extend_from_slice(&7u32.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    m.extend_from_slice(payload);
+    m
+}
+
+/// `ip rule add pref 3006 from all lookup 52` as iproute2 6.1 sends it
+/// (captured with strace): "from all" is a zero-length FRA_SRC, which
+/// netlink-packet-route alone rejects.
+#[test]
+fn rule_from_all_has_a_zero_length_source_and_decodes() {
+    let payload = b"\x02\x00\x00\x00\x34\x00\x00\x01\x00\x00\x00\x00\x08\x00\x06\x00\xbe\x0b\x00\x00\x04\x00\x02\x00";
+    let (items, errors) = decode_buffer(&message(32, 0x605, payload));
+    assert!(errors.is_empty(), "{errors:?}");
+    let [item] = &items[..] else {
+        panic!("{items:?}")
+    };
+    let NlObj::Rule { op, rule } = &item.obj else {
+        panic!("{item:?}")
+    };
+    assert_eq!(*op, Op::Add);
+    assert_eq!(rule.priority, Some(3006));
+    assert_eq!(rule.table, Some(52));
+    assert_eq!(rule.src, None, "from all is no source selector");
+    assert_eq!(item.seq, 7);
+}
+
+/// An explicit `from 0.0.0.0/0` (four zero bytes, src_len 0) is "all" too.
+#[test]
+fn rule_with_zero_prefix_length_source_is_all() {
+    let payload = b"\x02\x00\x00\x00\x34\x00\x00\x01\x00\x00\x00\x00\x08\x00\x06\x00\xbe\x0b\x00\x00\x08\x00\x02\x00\x00\x00\x00\x00";
+    let (items, errors) = decode_buffer(&message(33, 0x5, payload));
+    assert!(errors.is_empty(), "{errors:?}");
+    let NlObj::Rule { op, rule } = &items[0].obj else {
+        panic!()
+    };
+    assert_eq!((*op, rule.src.as_deref()), (Op::Del, None));
+}
+
+/// A rule attribute the library refuses is skipped; the rule is kept.
+#[test]
+fn a_bad_rule_attribute_does_not_lose_the_rule() {
+    // src_len 24 with a 3-byte FRA_SRC (the kernel would refuse it: EINVAL).
+    let payload = b"\x02\x00\x18\x00\x34\x00\x00\x01\x00\x00\x00\x00\x08\x00\x06\x00\xbe\x0b\x00\x00\x07\x00\x02\x00\x0a\x00\x00\x00";
+    let (items, errors) = decode_buffer(&message(32, 0x605, payload));
+    assert!(errors.is_empty(), "{errors:?}");
+    let NlObj::Rule { rule, .. } = &items[0].obj else {
+        panic!()
+    };
+    assert_eq!((rule.priority, rule.src.as_deref()), (Some(3006), None));
+}
+
+/// `ip route add 10.5.0.0/24 nexthop via 192.0.2.2 weight 1 nexthop via
+/// 192.0.2.3 weight 2`, as iproute2 6.1 sends it (captured with strace).
+#[test]
+fn multipath_route_carries_its_next_hops() {
+    let payload = b"\x02\x18\x00\x00\xfe\x03\x00\x01\x00\x00\x00\x00\x08\x00\x01\x00\x0a\x05\x00\x00\x24\x00\x09\x00\x10\x00\x00\x00\x00\x00\x00\x00\x08\x00\x05\x00\xc0\x00\x02\x02\x10\x00\x00\x01\x00\x00\x00\x00\x08\x00\x05\x00\xc0\x00\x02\x03";
+    let (items, errors) = decode_buffer(&message(24, 0x605, payload));
+    assert!(errors.is_empty(), "{errors:?}");
+    let NlObj::Route { op, route } = &items[0].obj else {
+        panic!()
+    };
+    assert_eq!(*op, Op::Add);
+    assert_eq!(route.dst.as_deref(), Some("10.5.0.0/24"));
+    assert_eq!(route.gateway, None);
+    let hops: Vec<(Option<&str>, u16)> = route
+        .nexthops
+        .iter()
+        .map(|h| (h.gateway.as_deref(), h.weight))
+        .collect();
+    assert_eq!(hops, [(Some("192.0.2.2"), 1), (Some("192.0.2.3"), 2)]);
+}

@@ -59,6 +59,21 @@ pub fn route_text(r: &Route) -> String {
         (None, Some(i)) => s.push_str(&format!(" dev #{i}")),
         _ => {}
     }
+    if let Some(id) = r.nhid {
+        s.push_str(&format!(" nhid {id}"));
+    }
+    for h in &r.nexthops {
+        s.push_str(" nexthop");
+        if let Some(gw) = &h.gateway {
+            s.push_str(&format!(" via {gw}"));
+        }
+        match (&h.dev, h.ifindex) {
+            (Some(d), _) => s.push_str(&format!(" dev {d}")),
+            (None, Some(i)) => s.push_str(&format!(" dev #{i}")),
+            _ => {}
+        }
+        s.push_str(&format!(" weight {}", h.weight));
+    }
     s
 }
 

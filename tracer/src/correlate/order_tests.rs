@@ -1,0 +1,333 @@
+//! Request forms and order: replacements, kernel-made additions and their
+//! causes, notifications no request claims, and a flush's re-read ahead of
+//! what came after it.
+use std::time::{Duration, Instant};
+
+use tracer_common::{EventHeader, source};
+
+use super::*;
+use crate::netlink::decode::LinkChange;
+
+fn hdr(pid: u32) -> EventHeader {
+    let mut h = EventHeader::default();
+    h.pid = pid;
+    h.tid = pid;
+    h.netns = 7;
+    h.source = source::TRACEPOINT;
+    h.comm[..2].copy_from_slice(b"ip");
+    h
+}
+
+fn route(dst: &str, gw: Option<&str>, rtype: &str) -> Route {
+    Route {
+        family: Some(Family::Inet),
+        table: Some(52),
+        rtype: Some(rtype.to_string().into()),
+        dst: Some(dst.into()),
+        gateway: gw.map(String::from),
+        protocol: Some("boot".into()),
+        scope: Some("global".into()),
+        ..Route::default()
+    }
+}
+
+fn item(seq: u32, portid: u32, flags: u16, obj: NlObj) -> NlItem {
+    NlItem {
+        seq,
+        portid,
+        flags,
+        obj,
+    }
+}
+
+fn add(e: &mut Engine, pid: u32, seq: u32, r: Route, t: Instant) {
+    e.add_request(&hdr(pid), 7, Op::Add, Object::Route(r), seq, t);
+}
+
+#[test]
+fn a_replacement_names_the_route_it_replaced() {
+    let mut e = Engine::new(RequestScope::all());
+    let t = Instant::now();
+    let old = route("10.9.0.0/16", Some("192.0.2.2"), "unicast");
+    add(&mut e, 10, 1, old.clone(), t);
+    e.notification(
+        7,
+        item(
+            1,
+            10,
+            0,
+            NlObj::Route {
+                op: Op::Add,
+                route: old,
+            },
+        ),
+        t,
+    );
+    e.take_outcomes();
+    // `ip route replace 10.9.0.0/16 via 192.0.2.3 table 52`.
+    let new = route("10.9.0.0/16", Some("192.0.2.3"), "unicast");
+    add(&mut e, 11, 2, new.clone(), t);
+    let replace = item(
+        2,
+        11,
+        NLM_F_REPLACE,
+        NlObj::Route {
+            op: Op::Add,
+            route: new,
+        },
+    );
+    e.notification(7, replace, t);
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].who.unwrap().pid, 11);
+    let old = out[0].replaced.as_ref().expect("the replaced route");
+    assert_eq!(old.gateway.as_deref(), Some("192.0.2.2"));
+    let Object::Route(r) = &out[0].object else {
+        panic!()
+    };
+    assert_eq!(r.gateway.as_deref(), Some("192.0.2.3"));
+}
+
+#[test]
+fn an_unclaimed_notification_of_a_request_is_reported_at_the_next_tick_with_why() {
+    let mut e = Engine::new(RequestScope::all());
+    let t = Instant::now();
+    let r = route("10.1.0.0/16", None, "blackhole");
+    e.notification(
+        7,
+        item(
+            9,
+            4242,
+            0,
+            NlObj::Route {
+                op: Op::Add,
+                route: r,
+            },
+        ),
+        t,
+    );
+    assert!(
+        e.take_outcomes().is_empty(),
+        "its request may still be queued"
+    );
+    let _ = e.tick(t);
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1);
+    assert!(out[0].who.is_none());
+    assert_eq!(out[0].cause, None);
+    assert_eq!(out[0].seen, Some(t));
+    let note = out[0].note.as_deref().unwrap();
+    assert!(
+        note.contains("sequence 9") && note.contains("port id 4242"),
+        "{note}"
+    );
+}
+
+#[test]
+fn routes_the_kernel_adds_for_an_address_are_credited_to_addr_add() {
+    let mut e = Engine::new(RequestScope::all());
+    let t = Instant::now();
+    e.causes.note(
+        7,
+        causes::RecentCause {
+            cause: Cause::AddrAdd,
+            who: hdr(77),
+            source: Source::Tracepoint,
+            at: t,
+        },
+    );
+    // A removal cause does not explain an addition, and the other way round.
+    e.causes.note(
+        7,
+        causes::RecentCause {
+            cause: Cause::LinkDown,
+            who: hdr(78),
+            source: Source::Tracepoint,
+            at: t,
+        },
+    );
+    let local = route("192.0.2.1/32", None, "local");
+    e.notification(
+        7,
+        item(
+            0,
+            0,
+            0,
+            NlObj::Route {
+                op: Op::Add,
+                route: local,
+            },
+        ),
+        t,
+    );
+    let _ = e.tick(t);
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].cause, Some(Cause::AddrAdd));
+    assert_eq!(out[0].who.unwrap().pid, 77);
+    assert!(
+        out[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .starts_with("added by the kernel after addr_add")
+    );
+}
+
+#[test]
+fn a_kernel_addition_nothing_explains_has_cause_unknown() {
+    let mut e = Engine::new(RequestScope::all());
+    let t = Instant::now();
+    let r = route("fe80::/64", None, "unicast");
+    e.notification(
+        7,
+        item(
+            0,
+            0,
+            0,
+            NlObj::Route {
+                op: Op::Add,
+                route: r,
+            },
+        ),
+        t,
+    );
+    let _ = e.tick(t);
+    let out = e.take_outcomes();
+    assert_eq!(out[0].cause, Some(Cause::Unknown));
+    assert!(out[0].who.is_none());
+    assert!(out[0].note.as_deref().unwrap().contains("no request"));
+}
+
+#[test]
+fn a_kernel_hook_notification_waits_briefly_for_its_record() {
+    let scope = RequestScope {
+        flush_from_notifications: true,
+        ..RequestScope::default()
+    };
+    let mut e = Engine::new(scope);
+    let t = Instant::now();
+    let r = route("10.1.0.0/16", None, "blackhole");
+    e.notification(
+        7,
+        item(
+            9,
+            10,
+            0,
+            NlObj::Route {
+                op: Op::Add,
+                route: r,
+            },
+        ),
+        t,
+    );
+    let _ = e.tick(t);
+    assert!(e.take_outcomes().is_empty());
+    let _ = e.tick(t + KERNEL_NOTIFY_WAIT);
+    assert_eq!(e.take_outcomes().len(), 1);
+}
+
+#[test]
+fn a_request_read_differently_still_pairs_by_sequence_number() {
+    let mut e = Engine::new(RequestScope::all());
+    let t = Instant::now();
+    // The request named table 100, the kernel says 52 (a form decoded
+    // loosely): same sequence number, namespace, operation and kind.
+    let mut req = route("10.1.0.0/16", None, "unspec");
+    req.table = Some(100);
+    add(&mut e, 10, 3, req, t);
+    let r = route("10.1.0.0/16", None, "blackhole");
+    e.notification(
+        7,
+        item(
+            3,
+            10,
+            0,
+            NlObj::Route {
+                op: Op::Add,
+                route: r,
+            },
+        ),
+        t,
+    );
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].who.unwrap().pid, 10);
+    assert_eq!(e.backlog(), 0);
+}
+
+#[test]
+fn changes_after_a_flush_wait_for_its_re_read() {
+    let mut e = Engine::new(RequestScope::all());
+    let t = Instant::now();
+    let link = |up| {
+        item(
+            0,
+            0,
+            0,
+            NlObj::Link(LinkChange {
+                deleted: false,
+                ifindex: 2,
+                name: Some("v0".into()),
+                up: Some(up),
+            }),
+        )
+    };
+    e.notification(7, link(true), t);
+    let lan = route("192.0.2.0/24", None, "unicast");
+    e.notification(
+        7,
+        item(
+            0,
+            0,
+            0,
+            NlObj::Route {
+                op: Op::Add,
+                route: lan,
+            },
+        ),
+        t,
+    );
+    let _ = e.tick(t);
+    e.take_outcomes();
+    // Link down (a flush of 192.0.2.0/24 with no notification), then a
+    // rule added before the re-read runs.
+    e.notification(7, link(false), t);
+    let rule = Rule {
+        family: Some(Family::Inet),
+        priority: Some(5270),
+        table: Some(52),
+        ..Rule::default()
+    };
+    e.add_request(
+        &hdr(12),
+        7,
+        Op::Add,
+        Object::Rule(Box::new(rule.clone())),
+        4,
+        t,
+    );
+    e.notification(
+        7,
+        item(
+            4,
+            12,
+            0,
+            NlObj::Rule {
+                op: Op::Add,
+                rule: Box::new(rule),
+            },
+        ),
+        t,
+    );
+    assert!(e.take_outcomes().is_empty(), "held for the re-read");
+    let due = e.tick(t + Duration::from_secs(1));
+    assert_eq!(due.len(), 1);
+    e.resync(7, due[0].1, |_| Ok(())).unwrap();
+    let out = e.take_outcomes();
+    let kinds: Vec<(Op, bool)> = out
+        .iter()
+        .map(|o| (o.op, matches!(o.object, Object::Rule(_))))
+        .collect();
+    assert_eq!(kinds, [(Op::Del, false), (Op::Add, true)], "{out:?}");
+}
