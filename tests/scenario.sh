@@ -31,6 +31,20 @@ $IP netns exec "$NS" "$NLRAW" route-add 52 10.20.0.0/16 blackhole
 $IP netns exec "$NS" "$NLRAW" route-del 52 10.20.0.0/16
 $IP netns exec "$NS" "$NLRAW" rule-add 6000 52
 $IP netns exec "$NS" "$NLRAW" rule-del 6000 52
+# Request forms operators copy from `ip rule show` and daemons send:
+# "from all" (a zero-length FRA_SRC), a delete naming no priority, IPv6.
+$IP -n "$NS" rule add pref 5271 from all lookup 52
+$IP -n "$NS" rule add pref 3007 from all fwmark 0x80000/0xff0000 lookup main
+$IP -n "$NS" -6 rule add pref 3008 from all lookup 52
+$IP -n "$NS" rule del pref 5271 from all lookup 52
+$IP -n "$NS" rule del from all fwmark 0x80000/0xff0000 lookup main
+$IP -n "$NS" -6 rule del pref 3008 from all lookup 52
+# Replacements (NLM_F_REPLACE) and a multipath route.
+$IP -n "$NS" route add blackhole 10.66.0.0/16
+$IP -n "$NS" route change 10.66.0.0/16 via 192.168.1.9
+$IP -n "$NS" route add 10.9.0.0/16 via 192.168.1.2 table 52
+$IP -n "$NS" route replace 10.9.0.0/16 via 192.168.1.3 table 52
+$IP -n "$NS" route add 10.5.0.0/24 nexthop via 192.168.1.2 weight 1 nexthop via 192.168.1.3 weight 2
 # Routes that vanish without a request: link down.
 $IP -n "$NS" link set v0 down
 echo scenario-done

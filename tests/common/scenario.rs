@@ -190,6 +190,8 @@ pub fn check(events: &[Value], ns: &str, source: &str) {
     });
     assert_process(e, "nlraw", ns, source);
 
+    forms(&mine, ns, source);
+
     // Link down: routes through v0 vanish without a request.
     let e = one(&mine, "link-down removal of default dev v0 table 52", |e| {
         route_is(e, "route_del", 52, "0.0.0.0/0")
@@ -208,4 +210,111 @@ pub fn check(events: &[Value], ns: &str, source: &str) {
     });
     assert_eq!(e["cause"], "link_down", "{e}");
     assert_eq!(e["process"]["comm"], "ip");
+}
+
+/// The request forms of issue 9: `from all` rules, a delete naming no
+/// priority, IPv6 rules, replacements, a multipath route, and the routes
+/// the kernel adds for an address. Each is reported once, credited to
+/// `ip`, in the order the script ran them.
+fn forms(mine: &[Value], ns: &str, source: &str) {
+    let mut order = Vec::new();
+    let mut at = |e: &Value| {
+        let i = mine.iter().position(|m| m == e).expect("event from mine");
+        order.push((i, e["kind"].to_string()));
+    };
+    for (kind, prio, family, table) in [
+        ("rule_add", 5271, "inet", 52),
+        ("rule_add", 3007, "inet", 254),
+        ("rule_add", 3008, "inet6", 52),
+        ("rule_del", 5271, "inet", 52),
+        ("rule_del", 3007, "inet", 254),
+        ("rule_del", 3008, "inet6", 52),
+    ] {
+        let e = one(
+            mine,
+            &format!("{kind} pref {prio} from all ({family})"),
+            |e| rule_is(e, kind, prio) && e["rule"]["family"] == family,
+        );
+        assert_process(e, "ip", ns, source);
+        assert_eq!(e["rule"]["table"], table, "{e}");
+        assert_eq!(e["rule"]["src"], Value::Null, "from all is no source: {e}");
+        assert_eq!(e["result"], "ok", "{e}");
+        assert_eq!(e["cause"], Value::Null, "{e}");
+        at(e);
+    }
+    let e = one(mine, "rule_add 3007's fwmark", |e| {
+        rule_is(e, "rule_add", 3007)
+    });
+    assert_eq!(e["rule"]["fwmark"], 0x80000);
+    assert_eq!(e["rule"]["fwmask"], 0xff0000);
+
+    let e = one(mine, "route_add blackhole 10.66.0.0/16", |e| {
+        route_is(e, "route_add", 254, "10.66.0.0/16")
+    });
+    assert_process(e, "ip", ns, source);
+    assert_eq!(e["route"]["type"], "blackhole");
+    at(e);
+    let e = one(mine, "route_replace (change) 10.66.0.0/16", |e| {
+        route_is(e, "route_replace", 254, "10.66.0.0/16")
+    });
+    assert_process(e, "ip", ns, source);
+    assert_eq!(e["route"]["type"], "unicast", "{e}");
+    assert_eq!(e["route"]["gateway"], "192.168.1.9", "{e}");
+    assert_eq!(e["old"]["type"], "blackhole", "the replaced route: {e}");
+    assert_eq!(e["old"]["dst"], "10.66.0.0/16", "{e}");
+    assert_eq!(e["result"], "ok");
+    at(e);
+    let e = one(mine, "route_add 10.9.0.0/16 via .2 table 52", |e| {
+        route_is(e, "route_add", 52, "10.9.0.0/16")
+    });
+    assert_eq!(e["route"]["gateway"], "192.168.1.2");
+    at(e);
+    let e = one(mine, "route_replace 10.9.0.0/16 table 52", |e| {
+        route_is(e, "route_replace", 52, "10.9.0.0/16")
+    });
+    assert_process(e, "ip", ns, source);
+    assert_eq!(e["route"]["gateway"], "192.168.1.3", "{e}");
+    assert_eq!(e["old"]["gateway"], "192.168.1.2", "{e}");
+    assert_eq!(e["old"]["dev"], "v0", "{e}");
+    at(e);
+    let e = one(mine, "multipath route_add 10.5.0.0/24", |e| {
+        route_is(e, "route_add", 254, "10.5.0.0/24")
+    });
+    assert_process(e, "ip", ns, source);
+    let hops = e["route"]["nexthops"].as_array().expect("nexthops");
+    let hops: Vec<(&str, &str, u64)> = hops
+        .iter()
+        .map(|h| {
+            (
+                h["gateway"].as_str().unwrap_or("?"),
+                h["dev"].as_str().unwrap_or("?"),
+                h["weight"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hops,
+        [("192.168.1.2", "v0", 1), ("192.168.1.3", "v0", 2)],
+        "{e}"
+    );
+    at(e);
+    // In the order the script made them.
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "events out of order");
+
+    // The routes the kernel adds for `ip addr add 192.168.1.1/24 dev v0`.
+    let e = one(mine, "local route of 192.168.1.1", |e| {
+        route_is(e, "route_add", 255, "192.168.1.1/32")
+    });
+    assert_eq!(e["cause"], "addr_add", "{e}");
+    assert_eq!(e["process"]["comm"], "ip", "{e}");
+    assert_eq!(e["route"]["type"], "local");
+    assert_eq!(e["result"], "ok");
+    for e in mine.iter().filter(|e| e["kind"] != "ready") {
+        assert!(
+            e["cause"] != "kernel",
+            "no event may name a cause that did not happen: {e}"
+        );
+    }
 }
