@@ -68,8 +68,13 @@ const KERNEL_NOTIFY_WAIT: Duration = Duration::from_millis(50);
 const RESYNC_DELAY: Duration = Duration::from_millis(60);
 /// NLM_F_REPLACE in a notification's header: the change replaced a route.
 const NLM_F_REPLACE: u16 = 0x100;
+/// NLM_F_ACK in a request: the sender asked for an ack of each message.
+const NLM_F_ACK: u16 = 0x4;
 
 /// What changed, as far as one side knows.
+// A route is larger than the boxed rule (its next-hop list and nexthop id);
+// boxing it would cost an allocation per route of a million-route flush.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
     Route(Route),
@@ -136,6 +141,8 @@ struct Pending {
     from_kernel: bool,
     /// The result the kernel returned or the ack said, if known.
     result: Option<i32>,
+    /// A request that asked for an ack (NLM_F_ACK).
+    wants_ack: bool,
 }
 
 impl Pending {
@@ -198,6 +205,11 @@ pub struct Engine {
     /// Per namespace, after a notification overflow: what the re-read found
     /// gone, until every input that may still name it has been read.
     recovered: HashMap<u32, Recovered>,
+    /// Acks still to come for requests already reported from their
+    /// notification, by (pid, sequence number): the kernel answers the
+    /// messages of a datagram in order, so the next ack of that pair
+    /// belongs to one of them, not to a request still waiting.
+    acks_due: HashMap<(u32, u32), u32>,
     /// Per namespace, outcomes that came after a flush whose re-read is
     /// still to run: the removals it finds come first (the kernel made
     /// them first), then these.
@@ -247,6 +259,7 @@ impl Engine {
             resyncs: HashMap::new(),
             recovered: HashMap::new(),
             held: HashMap::new(),
+            acks_due: HashMap::new(),
             out: Vec::new(),
         }
     }
@@ -314,7 +327,8 @@ impl Engine {
                 if f.removed > 0 {
                     // The flush record is the observation; the cause says why.
                     let source = source_of(&f.hdr);
-                    let cause = self.causes.for_task(&f.hdr, Op::Del, source, now);
+                    let mut cause = self.causes.for_task(&f.hdr, Op::Del, source, now);
+                    cause.source = source;
                     self.plan_resync(f.hdr.netns, Some(cause), now);
                 }
             }
@@ -333,11 +347,13 @@ impl Engine {
             // address requests only explain what the kernel does next.
             let cause = match item.obj {
                 NlObj::Route { op, route } => {
-                    self.add_request(&copy.hdr, netns, op, Object::Route(route), item.seq, now);
+                    let r = Object::Route(route);
+                    self.add_request_flags(&copy.hdr, netns, op, r, item.seq, item.flags, now);
                     None
                 }
                 NlObj::Rule { op, rule } => {
-                    self.add_request(&copy.hdr, netns, op, Object::Rule(rule), item.seq, now);
+                    let r = Object::Rule(rule);
+                    self.add_request_flags(&copy.hdr, netns, op, r, item.seq, item.flags, now);
                     None
                 }
                 NlObj::Link(l) if l.deleted => Some(Cause::LinkDel),
@@ -361,6 +377,7 @@ impl Engine {
         }
     }
 
+    #[cfg(test)]
     fn add_request(
         &mut self,
         who: &EventHeader,
@@ -370,13 +387,49 @@ impl Engine {
         seq: u32,
         now: Instant,
     ) {
+        self.add_request_flags(who, netns, op, object, seq, NLM_F_ACK, now);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_request_flags(
+        &mut self,
+        who: &EventHeader,
+        netns: u32,
+        op: Op,
+        object: Object,
+        seq: u32,
+        flags: u16,
+        now: Instant,
+    ) {
         if !self.scoped(op, &object) {
             return;
         }
-        // The notification may have overtaken the request.
-        if let Some(id) = self.orphans.first_with_seq(seq, |o| {
-            o.netns == netns && o.op == op && objects_match(&object, &o.object)
-        }) {
+        let wants_ack = flags & NLM_F_ACK != 0;
+        // The notification may have overtaken the request (matched by
+        // object, else by sequence number alone: a form read more loosely
+        // than the kernel reads it).
+        let found = self
+            .orphans
+            .first_with_seq(seq, |o| {
+                o.netns == netns && o.op == op && objects_match(&object, &o.object)
+            })
+            .or_else(|| {
+                (seq != 0)
+                    .then(|| {
+                        self.orphans.first_with_seq(seq, |o| {
+                            o.netns == netns
+                                && o.op == op
+                                && o.portid != 0
+                                && std::mem::discriminant(&object)
+                                    == std::mem::discriminant(&o.object)
+                        })
+                    })
+                    .flatten()
+            });
+        if let Some(id) = found {
+            if wants_ack {
+                *self.acks_due.entry((who.pid, seq)).or_default() += 1;
+            }
             let o = self.orphans.take(id).expect("id just found");
             let mut out = Outcome::new(Source::Tracepoint, op, netns, merge(object, o.object));
             out.who = Some(*who);
@@ -400,11 +453,22 @@ impl Engine {
                 seq,
                 from_kernel: false,
                 result: None,
+                wants_ack,
             },
         );
     }
 
     fn ack(&mut self, hdr: &EventHeader, error: i32, seq: u32, now: Instant) {
+        // The ack of a request already reported from its notification.
+        if let Some(n) = self.acks_due.get_mut(&(hdr.pid, seq)) {
+            *n -= 1;
+            if *n == 0 {
+                self.acks_due.remove(&(hdr.pid, seq));
+            }
+            if error == 0 {
+                return;
+            }
+        }
         let Some(id) = self.pending.first_with_seq(seq, |p| {
             !p.from_kernel && p.who.pid == hdr.pid && p.result.is_none()
         }) else {
@@ -485,6 +549,7 @@ impl Engine {
             seq,
             from_kernel: true,
             result: Some(ret),
+            wants_ack: false,
         };
         if ret != 0 {
             let o = Pending::outcome(p, None, Some(ret), nonzero(seq));
@@ -613,6 +678,12 @@ impl Engine {
         });
         if let Some(id) = found {
             let p = self.pending.take(id).expect("id just found");
+            if p.wants_ack && p.result.is_none() {
+                if self.acks_due.len() > 4096 {
+                    self.acks_due.clear();
+                }
+                *self.acks_due.entry((p.who.pid, p.seq)).or_default() += 1;
+            }
             let mut o = Pending::outcome(p, Some(object), Some(0), nonzero(seq));
             o.replaced = n.replaced;
             let o = self.with_kernel_cause(o, now);
@@ -655,7 +726,7 @@ impl Engine {
     }
 
     /// Advance time: expire waits and start due resyncs.
-    pub fn tick(&mut self, now: Instant) -> Vec<(u32, Option<(Cause, EventHeader, Source)>)> {
+    pub fn tick(&mut self, now: Instant) -> Vec<(u32, Option<FlushCause>)> {
         while let Some((id, _)) = self.pending.front().filter(|(_, p)| p.deadline <= now) {
             let p = self.pending.take(id).expect("front exists");
             let note = match (p.from_kernel, p.result) {
@@ -807,6 +878,10 @@ impl Engine {
         self.out.push(o);
     }
 }
+
+/// Why a namespace's routes were flushed: the action, who did it, and the
+/// mechanism that saw it.
+pub type FlushCause = (Cause, EventHeader, Source);
 
 /// What a notification says besides its object.
 struct Notified {

@@ -3,8 +3,6 @@
 //! (`recover`), when the removals it dropped must still be reported once.
 use std::{collections::HashMap, time::Instant};
 
-use tracer_common::EventHeader;
-
 use super::{Engine, Object, Outcome, Pending, matching, nonzero, ok};
 use crate::{
     event::{Cause, Op, Route, Source},
@@ -52,7 +50,7 @@ impl Engine {
     pub fn resync(
         &mut self,
         netns: u32,
-        cause: Option<(Cause, EventHeader, Source)>,
+        cause: Option<super::FlushCause>,
         dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let gone = self.reread(netns, dump);

@@ -31,6 +31,9 @@ pub struct NlItem {
 }
 
 /// What a message is about.
+// Routes are not boxed: a flush decodes a million of them (see
+// `correlate::Object`).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum NlObj {
     Route {

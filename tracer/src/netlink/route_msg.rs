@@ -110,7 +110,9 @@ impl RouteMsg {
                         _ => m.gateway,
                     }
                 }
-                RTA_OIF => m.oif = u32_of(v),
+                // An index of 0 means "any device" (Go's netlink sends it
+                // on deletions), as the kernel reads it.
+                RTA_OIF => m.oif = u32_of(v).filter(|i| *i != 0),
                 RTA_PRIORITY => m.metric = u32_of(v),
                 RTA_TABLE => m.table = u32_of(v).unwrap_or(m.table),
                 RTA_NH_ID => m.nhid = u32_of(v),

@@ -55,15 +55,3 @@ pub fn parse(payload: &[u8]) -> Result<Decoded, String> {
     msg.header = header;
     Ok(Decoded { msg, skipped })
 }
-
-/// `parse` for a whole attribute buffer: used by tests to build messages.
-#[cfg(test)]
-pub fn nla(kind: u16, value: &[u8]) -> Vec<u8> {
-    let len = 4 + value.len();
-    let mut v = Vec::with_capacity((len + 3) & !3);
-    v.extend_from_slice(&(len as u16).to_ne_bytes());
-    v.extend_from_slice(&kind.to_ne_bytes());
-    v.extend_from_slice(value);
-    v.resize((len + 3) & !3, 0);
-    v
-}
