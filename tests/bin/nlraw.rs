@@ -11,7 +11,6 @@
 //! Replays captured request bytes (tests/forms/): each DGRAM is one
 //! datagram, its messages in hex separated by commas. See `replay`.
 
-
 use std::net::IpAddr;
 
 use netlink_packet_core::{
@@ -320,7 +319,10 @@ mod replay {
         };
         let print_sent = |msgs: &[Vec<u8>], t: u128| {
             for m in msgs {
-                println!("sent {} {t}", u32::from_ne_bytes(m[8..12].try_into().unwrap()));
+                println!(
+                    "sent {} {t}",
+                    u32::from_ne_bytes(m[8..12].try_into().unwrap())
+                );
             }
         };
         let mut dst: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
