@@ -63,6 +63,9 @@ def parse_strace(path):
             if m:
                 calls.append((m.group(1), []))
                 buf = None
+                if m.group(1) == "sendto":  # its dump has no "* N bytes" line
+                    buf = bytearray()
+                    calls[-1][1].append(buf)
                 continue
             m = re.match(r"^\s*\* (\d+) bytes in buffer (\d+)", line)
             if m and calls:
