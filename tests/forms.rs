@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use common::{Netns, Tracer, nlraw_bin, run};
+use common::{Netns, Tracer, nlraw_bin};
 use forms::{Case, load, mismatches};
 use serde_json::Value;
 
@@ -214,9 +214,10 @@ fn pass(files: &[&str], by_ip: bool) {
         } else {
             eprintln!("FAIL {}: {}", c.name, bad[0]);
             failed.push(format!(
-                "{} ({}):\n    {}",
+                "{} ({}, {}.forms):\n    {}",
                 c.name,
                 c.client,
+                c.file,
                 bad.join("\n    ")
             ));
         }
@@ -243,4 +244,19 @@ fn iproute2_forms_run_by_ip() {
 #[test]
 fn iproute2_forms_replayed() {
     pass(&["iproute2"], false);
+}
+
+#[test]
+fn go_netlink_forms_replayed() {
+    pass(&["go"], false);
+}
+
+#[test]
+fn libnl_forms_replayed() {
+    pass(&["libnl"], false);
+}
+
+#[test]
+fn raw_forms_replayed() {
+    pass(&["raw"], false);
 }

@@ -179,7 +179,7 @@ mod replay {
     }
 
     fn unhex(s: &str) -> Vec<u8> {
-        if s.len() % 2 != 0 {
+        if !s.len().is_multiple_of(2) {
             usage()
         }
         (0..s.len())

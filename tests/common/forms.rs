@@ -82,7 +82,7 @@ pub fn parse(file: &str, text: &str) -> Vec<Case> {
             "batch" => c.batch.push(rest.to_string()),
             "pre" => c.pre.push(rest.to_string()),
             "send" => c.send = rest.to_string(),
-            "capture" | "note" | "run" => {}
+            "capture" | "note" | "run" | "mode" | "group" => {}
             "dgram" => c.dgrams.push(Vec::new()),
             "msg" => {
                 let hex = rest.split_whitespace().next().unwrap_or("");
@@ -181,7 +181,8 @@ pub fn mismatches(want: &Expect, event: &Value) -> Vec<String> {
     for f in &want.fields {
         let got = at(event, &f.path);
         if !matches(&f.value, got) {
-            out.push(format!("{} = {got} (want {})", f.path, f.value));
+            let plus = if f.event_only { "+" } else { "" };
+            out.push(format!("{plus}{} = {got} (want {})", f.path, f.value));
         }
     }
     out

@@ -144,8 +144,10 @@ def main():
                 bf = tempfile.NamedTemporaryFile("w", suffix=".batch", delete=False)
                 bf.write("\n".join(batch) + "\n")
                 bf.close()
-                argv = ["ip", "-n", ns, "-batch", bf.name]
-                shown = "ip -batch FILE (the batch lines)"
+                # -force: go on after a failing line (raw cases may want one).
+                force = ["-force"] if any(l == "client raw" for l in b) else []
+                argv = ["ip", "-n", ns] + force + ["-batch", bf.name]
+                shown = f"ip {' '.join(force + [''])}-batch FILE (the batch lines)"
             else:
                 argv = ["sh", "-c", run[0]]
                 shown = run[0]
@@ -156,6 +158,22 @@ def main():
             if not dgrams:
                 raise SystemExit(f"{name}: nothing captured: {r.stderr}")
             mode = "sendmsg" if modes == {"sendmsg"} else "+".join(sorted(modes))
+            # Raw senders: the captured messages regrouped (`group 2,1`:
+            # two messages in the first datagram, one in the second) and
+            # sent the way `mode` says.
+            over = [l.split()[1] for l in b if l.startswith("mode ")]
+            group = [l.split()[1] for l in b if l.startswith("group ")]
+            if over:
+                mode = over[0]
+            if group:
+                flat = [m for d in dgrams for m in d]
+                sizes = [int(x) for x in group[0].split(",")]
+                if sum(sizes) != len(flat):
+                    raise SystemExit(f"{name}: group {group[0]} but {len(flat)} messages")
+                dgrams, i = [], 0
+                for n in sizes:
+                    dgrams.append(flat[i:i + n])
+                    i += n
             o.write(b[0] + "\n")
             for l in b[1:]:
                 o.write(l + "\n")
