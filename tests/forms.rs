@@ -260,3 +260,8 @@ fn libnl_forms_replayed() {
 fn raw_forms_replayed() {
     pass(&["raw"], false);
 }
+
+#[test]
+fn systemd_networkd_forms_replayed() {
+    pass(&["networkd"], false);
+}

@@ -82,7 +82,7 @@ pub fn parse(file: &str, text: &str) -> Vec<Case> {
             "batch" => c.batch.push(rest.to_string()),
             "pre" => c.pre.push(rest.to_string()),
             "send" => c.send = rest.to_string(),
-            "capture" | "note" | "run" | "mode" | "group" => {}
+            "capture" | "note" | "run" | "mode" | "group" | "pick" => {}
             "dgram" => c.dgrams.push(Vec::new()),
             "msg" => {
                 let hex = rest.split_whitespace().next().unwrap_or("");

@@ -115,17 +115,23 @@ def capture(argv, ns):
     return r, dgrams, modes
 
 
-def main():
-    spec, out = sys.argv[1], sys.argv[2]
-    blocks, cur = [], None
+def read_blocks(spec):
+    """The cases of a spec file, each a list of its lines."""
+    out, cur = [], None
     with open(spec) as f:
         for line in f:
             line = line.rstrip("\n")
             if line.startswith("case "):
                 cur = [line]
-                blocks.append(cur)
+                out.append(cur)
             elif cur is not None and line.strip() and not line.startswith("#"):
                 cur.append(line)
+    return out
+
+
+def main():
+    spec, out = sys.argv[1], sys.argv[2]
+    blocks = read_blocks(spec)
     with open(out, "w") as o:
         o.write(f"# Captured by tests/forms/capture/capture.py from {os.path.basename(spec)}\n")
         o.write("# (format: tests/forms/README.md). Do not edit the msg lines by hand.\n\n")
