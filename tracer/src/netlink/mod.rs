@@ -5,3 +5,7 @@ pub mod decode;
 pub mod names;
 pub mod route_msg;
 pub mod socket;
+
+#[cfg(test)]
+#[path = "forms_tests.rs"]
+mod forms_tests;
