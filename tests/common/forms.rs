@@ -1,7 +1,10 @@
 //! The request-form corpus (tests/forms/*.forms, format in
 //! tests/forms/README.md): parsing, and matching an event against a case's
 //! expectation.
-use std::path::PathBuf;
+use std::{
+    path::PathBuf,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use serde_json::Value;
 
@@ -186,4 +189,180 @@ pub fn mismatches(want: &Expect, event: &Value) -> Vec<String> {
         }
     }
     out
+}
+
+/// How long a request may take to be reported on an idle machine.
+pub const MAX_DELAY: Duration = Duration::from_millis(100);
+
+/// What a sender printed for one case (tests/forms/run.sh): nlraw's
+/// `sent SEQ NANOS` and `ack SEQ RESULT`, or `exit N` after `ip`.
+#[derive(Clone, Debug, Default)]
+pub struct Sent {
+    pub case: String,
+    pub sends: Vec<(u64, SystemTime)>,
+    pub acks: Vec<(u64, String)>,
+    pub exit: Option<i32>,
+    pub output: String,
+}
+
+/// Split run.sh's output (`replay` or `ip`) into its cases.
+pub fn parse_log(text: &str) -> Vec<Sent> {
+    let mut out: Vec<Sent> = Vec::new();
+    for l in text.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if let ["case", name] = w.as_slice() {
+            out.push(Sent {
+                case: name.to_string(),
+                ..Sent::default()
+            });
+            continue;
+        }
+        let Some(s) = out.last_mut() else { continue };
+        s.output.push_str(l);
+        s.output.push('\n');
+        match w.as_slice() {
+            ["sent", seq, ns] => s.sends.push((
+                seq.parse().unwrap(),
+                UNIX_EPOCH + Duration::from_nanos(ns.parse().unwrap()),
+            )),
+            ["ack", seq, r] => s.acks.push((seq.parse().unwrap(), r.to_string())),
+            ["exit", n] => s.exit = n.parse().ok(),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// An event's own `ts` as a time.
+pub fn event_time(e: &Value) -> Option<SystemTime> {
+    let ts = chrono::DateTime::parse_from_rfc3339(e["ts"].as_str()?).ok()?;
+    Some(UNIX_EPOCH + Duration::from_micros(ts.timestamp_micros().try_into().ok()?))
+}
+
+/// What is wrong with one case's events (empty: it passed). `got` holds the
+/// events reported between this case's request and the next case's, each
+/// with when it was reported; `start` stands for the send time when the
+/// sender printed none (`ip`). `comm` is the sender's.
+pub fn check_case(
+    c: &Case,
+    comm: &str,
+    ns: &str,
+    sent: &Sent,
+    start: SystemTime,
+    got: &[(Value, Option<SystemTime>)],
+) -> Vec<String> {
+    let mut bad = Vec::new();
+    // The sender's own view first: a wrong answer from the kernel means the
+    // corpus or its preconditions are wrong, not the tracer.
+    if comm == "nlraw" {
+        let results: Vec<&str> = sent.acks.iter().map(|a| a.1.as_str()).collect();
+        let want: Vec<&str> = c.expects.iter().map(|e| e.result.as_str()).collect();
+        if results != want {
+            bad.push(format!(
+                "CORPUS: the kernel answered {results:?}, the case expects {want:?}: {}",
+                sent.output.trim()
+            ));
+        }
+    } else {
+        let ok = c.expects.iter().all(|e| e.result == "ok");
+        if sent.exit.map(|e| e == 0) != Some(ok) {
+            bad.push(format!(
+                "CORPUS: ip exited {:?}: {}",
+                sent.exit,
+                sent.output.trim()
+            ));
+        }
+    }
+    if got.len() != c.expects.len() {
+        bad.push(format!(
+            "{} event(s) reported, {} expected",
+            got.len(),
+            c.expects.len()
+        ));
+    }
+    for (i, want) in c.expects.iter().enumerate() {
+        let Some((e, reported)) = got.get(i) else {
+            bad.push(format!("no event #{} ({})", i + 1, want.kind));
+            continue;
+        };
+        let mut m = mismatches(want, e);
+        if e["process"]["comm"] != comm {
+            m.push(format!(
+                "process.comm {} (want {comm})",
+                e["process"]["comm"]
+            ));
+        }
+        if e["netns"]["name"] != ns {
+            m.push(format!("netns.name {}", e["netns"]["name"]));
+        }
+        let sent_at = match sent.sends.get(i) {
+            Some((seq, at)) if sent.sends.len() == c.expects.len() => {
+                if e["nl_seq"] != *seq {
+                    m.push(format!("nl_seq {} (want {seq})", e["nl_seq"]));
+                }
+                *at
+            }
+            _ => start,
+        };
+        match reported {
+            Some(a) => {
+                let d = a.duration_since(sent_at).unwrap_or_default();
+                if d > MAX_DELAY {
+                    m.push(format!("reported {} after its request", ms(d)));
+                }
+            }
+            None => m.push("reported only while the tracer was stopping".into()),
+        }
+        if !m.is_empty() {
+            bad.push(format!("event #{} {}: {}", i + 1, want.kind, m.join("; ")));
+        }
+    }
+    if !bad.is_empty() {
+        for (e, _) in got {
+            bad.push(format!("  got: {e}"));
+        }
+    }
+    bad
+}
+
+/// For a run without arrival times (inside QEMU): run.sh's `replay` output
+/// `log` and the whole `tracer watch --json` output `events`. Each event
+/// belongs to the last case whose first request was sent before its `ts`,
+/// and must be stamped within [`MAX_DELAY`] of its request. Returns one
+/// entry per failing case: its name and what is wrong.
+pub fn check_log(
+    cases: &[Case],
+    log: &str,
+    events: &[Value],
+    comm: &str,
+    ns: &str,
+) -> Vec<(String, Vec<String>)> {
+    let sents = parse_log(log);
+    let changes: Vec<&Value> = events.iter().filter(|e| e["kind"] != "ready").collect();
+    let mut failed = Vec::new();
+    for (k, s) in sents.iter().enumerate() {
+        let Some(c) = cases.iter().find(|c| c.name == s.case) else {
+            failed.push((s.case.clone(), vec!["not in the corpus".to_string()]));
+            continue;
+        };
+        let from = s.sends.first().map(|x| x.1);
+        let to = sents.get(k + 1).and_then(|n| n.sends.first()).map(|x| x.1);
+        let got: Vec<(Value, Option<SystemTime>)> = changes
+            .iter()
+            .filter(|e| {
+                let t = event_time(e);
+                (k == 0 || from.is_some_and(|f| t >= Some(f))) && to.is_none_or(|to| t < Some(to))
+            })
+            .map(|e| ((*e).clone(), event_time(e)))
+            .collect();
+        let bad = check_case(c, comm, ns, s, from.unwrap_or(UNIX_EPOCH), &got);
+        if !bad.is_empty() {
+            failed.push((c.name.clone(), bad));
+        }
+    }
+    failed
 }
