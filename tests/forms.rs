@@ -140,12 +140,12 @@ fn pass(files: &[&str], by_ip: bool) {
 
 #[test]
 fn iproute2_forms_run_by_ip() {
-    pass(&["iproute2"], true);
+    pass(&["iproute2-rule", "iproute2-route"], true);
 }
 
 #[test]
 fn iproute2_forms_replayed() {
-    pass(&["iproute2"], false);
+    pass(&["iproute2-rule", "iproute2-route"], false);
 }
 
 #[test]

@@ -176,8 +176,13 @@ fn check_file(file: &str) {
 }
 
 #[test]
-fn iproute2_requests_decode() {
-    check_file("iproute2");
+fn iproute2_rule_requests_decode() {
+    check_file("iproute2-rule");
+}
+
+#[test]
+fn iproute2_route_requests_decode() {
+    check_file("iproute2-route");
 }
 
 #[test]
