@@ -11,8 +11,12 @@ use crate::event::Op;
 
 const CORPUS: &[(&str, &str)] = &[
     (
-        "iproute2",
-        include_str!("../../../tests/forms/iproute2.forms"),
+        "iproute2-rule",
+        include_str!("../../../tests/forms/iproute2-rule.forms"),
+    ),
+    (
+        "iproute2-route",
+        include_str!("../../../tests/forms/iproute2-route.forms"),
     ),
     (
         "networkd",
