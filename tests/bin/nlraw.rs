@@ -152,6 +152,7 @@ fn main() {
 ///
 ///   sent SEQ UNIX_NANOS     for each message, taken just before its syscall
 ///   ack SEQ ok|ERRNAME      for each NLMSG_ERROR the kernel answers with
+///   ack SEQ none            for a request without NLM_F_ACK that got no error
 ///
 /// MODE says how the datagrams are sent:
 /// - `sendto`: one sendto(2) per datagram;
@@ -207,6 +208,10 @@ mod replay {
         name.to_string()
     }
 
+    fn flags_of(m: &[u8]) -> u16 {
+        u16::from_ne_bytes([m[6], m[7]])
+    }
+
     fn now_ns() -> u128 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -216,13 +221,23 @@ mod replay {
 
     /// Read answers until every message that asked for an ack has one, then
     /// what else is already queued (errors of requests without NLM_F_ACK).
-    fn read_acks(fd: i32, mut want: usize) {
+    /// A request without NLM_F_ACK that got no error is `ack SEQ none`.
+    fn read_acks(fd: i32, msgs: &[&Vec<u8>]) {
+        let mut want = msgs.iter().filter(|m| flags_of(m) & NLM_F_ACK != 0).count();
+        let mut silent: Vec<u32> = msgs
+            .iter()
+            .filter(|m| flags_of(m) & NLM_F_ACK == 0)
+            .map(|m| u32::from_ne_bytes(m[8..12].try_into().unwrap()))
+            .collect();
         let mut buf = vec![0u8; 65536];
         loop {
             let flags = if want > 0 { 0 } else { libc::MSG_DONTWAIT };
             // SAFETY: buf is valid for its length.
             let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut _, buf.len(), flags) };
             if n < 0 && want == 0 {
+                for seq in silent {
+                    println!("ack {seq} none");
+                }
                 return;
             }
             if n < 0 {
@@ -242,6 +257,7 @@ mod replay {
                     let flags = u16::from_ne_bytes([buf[off + 26], buf[off + 27]]);
                     let what = if err == 0 { "ok".into() } else { errname(-err) };
                     println!("ack {seq} {what}");
+                    silent.retain(|s| *s != seq);
                     if flags & NLM_F_ACK != 0 {
                         want = want.saturating_sub(1);
                     }
@@ -312,11 +328,6 @@ mod replay {
             }
             data.push(msgs);
         }
-        let acks = |msgs: &[Vec<u8>]| {
-            msgs.iter()
-                .filter(|m| u16::from_ne_bytes([m[6], m[7]]) & NLM_F_ACK != 0)
-                .count()
-        };
         let print_sent = |msgs: &[Vec<u8>], t: u128| {
             for m in msgs {
                 println!(
@@ -354,7 +365,7 @@ mod replay {
             if n != hdrs.len() as i32 {
                 fail("sendmmsg")
             }
-            read_acks(fd, data.iter().map(|d| acks(d)).sum());
+            read_acks(fd, &data.iter().flatten().collect::<Vec<_>>());
             return;
         }
         for msgs in &data {
@@ -390,7 +401,7 @@ mod replay {
             if sent != whole.len() as isize {
                 fail(mode)
             }
-            read_acks(fd, acks(msgs));
+            read_acks(fd, &msgs.iter().collect::<Vec<_>>());
         }
     }
 }
