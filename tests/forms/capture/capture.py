@@ -145,7 +145,7 @@ def main():
             bf = None
             if cmd:
                 argv = ["ip", "-n", ns] + cmd[0].split()
-                shown = "ip " + cmd[0]
+                shown = "ip -n NS " + cmd[0]
             elif batch:
                 bf = tempfile.NamedTemporaryFile("w", suffix=".batch", delete=False)
                 bf.write("\n".join(batch) + "\n")
@@ -153,7 +153,7 @@ def main():
                 # -force: go on after a failing line (raw cases may want one).
                 force = ["-force"] if any(l == "client raw" for l in b) else []
                 argv = ["ip", "-n", ns] + force + ["-batch", bf.name]
-                shown = f"ip {' '.join(force + [''])}-batch FILE (the batch lines)"
+                shown = f"ip -n NS {' '.join(force + [''])}-batch FILE (the batch lines)"
             else:
                 argv = ["sh", "-c", run[0]]
                 shown = run[0]

@@ -73,7 +73,8 @@ def main():
             for l in b:
                 o.write(l + "\n")
             o.write("capture ip netns exec NS unshare -m capture/networkd/inside.sh "
-                    "capture/networkd/10-d0.network OUT  # strace " + " ".join(capture.STRACE[1:]) + "\n")
+                    "capture/networkd/10-d0.network OUT (inside.sh: "
+                    + " ".join(capture.STRACE) + " -o OUT /lib/systemd/systemd-networkd)\n")
             o.write(f"send {'sendmsg-iov' if name == 'sendmsg' and niov > 1 else name}\n")
             o.write(f"msg {m.hex()}  # {pick}\n\n")
 
