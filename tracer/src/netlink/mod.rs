@@ -7,3 +7,7 @@ pub mod nexthops;
 pub mod route_msg;
 pub mod rule_msg;
 pub mod socket;
+
+#[cfg(test)]
+#[path = "forms_tests.rs"]
+mod forms_tests;
