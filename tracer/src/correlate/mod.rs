@@ -68,6 +68,9 @@ const KERNEL_NOTIFY_WAIT: Duration = Duration::from_millis(50);
 const RESYNC_DELAY: Duration = Duration::from_millis(60);
 /// NLM_F_REPLACE in a notification's header: the change replaced a route.
 const NLM_F_REPLACE: u16 = 0x100;
+/// Most outcomes held behind an unresolved request (beyond, under
+/// overload, order gives way to memory).
+const BEHIND_MAX: usize = 4096;
 /// NLM_F_ACK in a request: the sender asked for an ack of each message.
 const NLM_F_ACK: u16 = 0x4;
 
@@ -103,6 +106,9 @@ pub struct Outcome {
     pub cause: Option<Cause>,
     pub nl_seq: Option<u32>,
     pub note: Option<String>,
+    /// For a request's outcome: its place in the arrival order of waiting
+    /// changes (None: it never waited, so it is the newest).
+    order: Option<u64>,
 }
 
 impl Outcome {
@@ -120,6 +126,7 @@ impl Outcome {
             cause: None,
             nl_seq: None,
             note: None,
+            order: None,
         }
     }
 }
@@ -210,6 +217,10 @@ pub struct Engine {
     /// messages of a datagram in order, so the next ack of that pair
     /// belongs to one of them, not to a request still waiting.
     acks_due: HashMap<(u32, u32), u32>,
+    /// Outcomes of a sender's requests that wait for an earlier request of
+    /// the same sender, still unresolved (a datagram's failed message is
+    /// known from its ack, read after the next messages' notifications).
+    behind: Vec<Outcome>,
     /// Per namespace, outcomes that came after a flush whose re-read is
     /// still to run: the removals it finds come first (the kernel made
     /// them first), then these.
@@ -260,6 +271,7 @@ impl Engine {
             recovered: HashMap::new(),
             held: HashMap::new(),
             acks_due: HashMap::new(),
+            behind: Vec::new(),
             out: Vec::new(),
         }
     }
@@ -477,7 +489,8 @@ impl Engine {
         if error != 0 {
             // Failed requests change nothing: no notification will come.
             let p = self.pending.take(id).expect("id just found");
-            let o = Pending::outcome(p, None, Some(error), Some(seq));
+            let mut o = Pending::outcome(p, None, Some(error), Some(seq));
+            o.order = Some(id);
             self.emit(o);
             // A batch shares one sequence number; the error answers the first
             // failing message only, so siblings keep waiting.
@@ -678,6 +691,7 @@ impl Engine {
         });
         if let Some(id) = found {
             let p = self.pending.take(id).expect("id just found");
+            self.release_behind();
             if p.wants_ack && p.result.is_none() {
                 if self.acks_due.len() > 4096 {
                     self.acks_due.clear();
@@ -685,6 +699,7 @@ impl Engine {
                 *self.acks_due.entry((p.who.pid, p.seq)).or_default() += 1;
             }
             let mut o = Pending::outcome(p, Some(object), Some(0), nonzero(seq));
+            o.order = Some(id);
             o.replaced = n.replaced;
             let o = self.with_kernel_cause(o, now);
             self.emit(o);
@@ -740,6 +755,7 @@ impl Engine {
             };
             let (result, seq) = (p.result, p.seq);
             let mut o = Pending::outcome(p, None, result, nonzero(seq));
+            o.order = Some(id);
             o.note = note;
             let o = self.with_kernel_cause(o, now);
             self.emit(o);
@@ -750,6 +766,7 @@ impl Engine {
             self.emit(out);
         }
         self.report_vanished(now);
+        self.release_behind();
         let due: Vec<u32> = self
             .resyncs
             .iter()
@@ -822,6 +839,7 @@ impl Engine {
             || !self.resyncs.is_empty()
             || !self.recovered.is_empty()
             || !self.held.is_empty()
+            || !self.behind.is_empty()
     }
 
     /// Flush everything still waiting (end of session).
@@ -836,13 +854,47 @@ impl Engine {
             o.deadline = now;
         }
         let _ = self.tick(now);
+        let behind = std::mem::take(&mut self.behind);
+        for o in behind {
+            self.emit_now(o);
+        }
         let held: Vec<u32> = self.held.keys().copied().collect();
         for n in held {
             self.release(n);
         }
     }
 
-    fn emit(&mut self, mut o: Outcome) {
+    /// Whether `o` must wait for an earlier, unresolved request of the
+    /// same sender (the oldest waiting change).
+    fn blocked(&self, o: &Outcome) -> bool {
+        let Some(who) = o.who.as_ref().filter(|_| o.source == Source::Tracepoint) else {
+            return false;
+        };
+        self.pending.front().is_some_and(|(id, f)| {
+            !f.from_kernel && f.who.pid == who.pid && id < o.order.unwrap_or(u64::MAX)
+        })
+    }
+
+    fn emit(&mut self, o: Outcome) {
+        if self.behind.len() < BEHIND_MAX && self.blocked(&o) {
+            self.behind.push(o);
+            return;
+        }
+        self.emit_now(o);
+        self.release_behind();
+    }
+
+    /// Outcomes no longer behind an unresolved request go out, in order.
+    fn release_behind(&mut self) {
+        while !self.behind.is_empty()
+            && (self.behind.len() >= BEHIND_MAX || !self.blocked(&self.behind[0]))
+        {
+            let o = self.behind.remove(0);
+            self.emit_now(o);
+        }
+    }
+
+    fn emit_now(&mut self, mut o: Outcome) {
         if let Some(m) = self.mirrors.get(&o.netns) {
             let dev = |r: &mut Route| {
                 if r.dev.is_none() {
