@@ -403,6 +403,8 @@ pub struct Config {
     pub sockaddr_family: u32,
     /// sizeof(struct mmsghdr), the stride of sendmmsg's vector.
     pub mmsghdr_size: u32,
+    /// sizeof(struct iovec), the stride of a msghdr's iovec array.
+    pub iovec_size: u32,
 
     // From a file descriptor to its socket (task->files->fdt->fd[n]->private_data).
     pub task_files: u32,
@@ -519,6 +521,7 @@ impl Config {
             iovec_len: NO_OFFSET,
             sockaddr_family: NO_OFFSET,
             mmsghdr_size: NO_OFFSET,
+            iovec_size: NO_OFFSET,
             task_files: NO_OFFSET,
             files_fdt: NO_OFFSET,
             fdt_fd: NO_OFFSET,

@@ -26,6 +26,8 @@ const NETLINK_ROUTE: u16 = 0;
 const NLMSG_ERROR: u16 = 2;
 /// Most sendmmsg entries inspected per call.
 const MMSG_MAX: u32 = 4;
+/// Iovecs copied per msghdr (each as its own record).
+const IOV_MAX: u64 = 4;
 
 /// rtnetlink message types that change state the tracer reports on:
 /// links (16 NEWLINK, 17 DELLINK, 19 SETLINK), addresses (20, 21),
@@ -135,12 +137,18 @@ fn emit_request(cfg: &Config, sc: u8, fd: i32, buf: u64, len: u64) -> Option<()>
 /// The first iovec of a user msghdr: (base, len).
 #[inline(always)]
 fn first_iov(cfg: &Config, msg: *const u8) -> Option<(u64, u64)> {
+    nth_iov(cfg, msg, 0)
+}
+
+/// Iovec `i` of a user msghdr: (base, len), if it has that many.
+#[inline(always)]
+fn nth_iov(cfg: &Config, msg: *const u8, i: u64) -> Option<(u64, u64)> {
     let iov: u64 = uread(msg, cfg.msghdr_iov)?;
     let iovlen: u64 = uread(msg, cfg.msghdr_iovlen)?;
-    if iovlen == 0 {
+    if i >= iovlen || (i > 0 && cfg.iovec_size == NO_OFFSET) {
         return None;
     }
-    let iov = iov as *const u8;
+    let iov = (iov + i * u64::from(cfg.iovec_size)) as *const u8;
     Some((uread(iov, cfg.iovec_base)?, uread(iov, cfg.iovec_len)?))
 }
 
@@ -162,8 +170,15 @@ fn from_msghdr(cfg: &Config, sc: u8, fd: i32, msg: *const u8) -> Option<()> {
     if !netlink_dest(cfg, name) {
         return None;
     }
-    let (base, len) = first_iov(cfg, msg)?;
-    emit_request(cfg, sc, fd, base, len)
+    // The kernel reads a datagram across all its iovecs; clients that put
+    // each message in an iovec of its own are read one iovec a record.
+    for i in 0..IOV_MAX {
+        let Some((base, len)) = nth_iov(cfg, msg, i) else {
+            break;
+        };
+        emit_request(cfg, sc, fd, base, len);
+    }
+    Some(())
 }
 
 #[tracepoint(category = "syscalls", name = "sys_enter_sendmsg")]

@@ -47,6 +47,7 @@ pub fn resolve(btf: &Btf, tracefs: &Tracefs) -> (Config, Vec<String>) {
     c.iovec_len = r.member("iovec", "iov_len");
     c.sockaddr_family = r.member("sockaddr_nl", "nl_family");
     c.mmsghdr_size = r.size("mmsghdr");
+    c.iovec_size = r.size("iovec");
 
     c.task_files = r.member("task_struct", "files");
     c.files_fdt = r.member("files_struct", "fdt");
