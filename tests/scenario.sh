@@ -45,6 +45,8 @@ $IP -n "$NS" route change 10.66.0.0/16 via 192.168.1.9
 $IP -n "$NS" route add 10.9.0.0/16 via 192.168.1.2 table 52
 $IP -n "$NS" route replace 10.9.0.0/16 via 192.168.1.3 table 52
 $IP -n "$NS" route add 10.5.0.0/24 nexthop via 192.168.1.2 weight 1 nexthop via 192.168.1.3 weight 2
+$IP -n "$NS" -6 route add 2001:db8:5::/64 nexthop via 2001:db8:1::2 weight 1 nexthop via 2001:db8:1::3 weight 2
+$IP -n "$NS" -6 route del 2001:db8:5::/64
 # Routes that vanish without a request: link down.
 $IP -n "$NS" link set v0 down
 echo scenario-done

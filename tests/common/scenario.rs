@@ -298,6 +298,23 @@ fn forms(mine: &[Value], ns: &str, source: &str) {
         "{e}"
     );
     at(e);
+    // IPv6 multipath: one event each way, whatever the kernel does per
+    // next hop (fib6_add and fib6_del run once per sibling).
+    for kind in ["route_add", "route_del"] {
+        let e = one(
+            mine,
+            &format!("IPv6 multipath {kind} 2001:db8:5::/64"),
+            |e| route_is(e, kind, 254, "2001:db8:5::/64"),
+        );
+        assert_process(e, "ip", ns, source);
+        assert_eq!(e["route"]["gateway"], Value::Null, "{e}");
+        let gws: Vec<&str> = e["route"]["nexthops"]
+            .as_array()
+            .map(|h| h.iter().filter_map(|h| h["gateway"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(gws, ["2001:db8:1::2", "2001:db8:1::3"], "{e}");
+        at(e);
+    }
     // In the order the script made them.
     let mut sorted = order.clone();
     sorted.sort();

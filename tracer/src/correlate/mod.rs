@@ -221,6 +221,10 @@ pub struct Engine {
     /// the same sender, still unresolved (a datagram's failed message is
     /// known from its ack, read after the next messages' notifications).
     behind: Vec<Outcome>,
+    /// The last IPv6 route records of kernel hooks, by (tid, sequence
+    /// number, namespace, addition, table, prefix, metric): a multipath
+    /// request's sibling records are recognised by these.
+    siblings: std::collections::VecDeque<SiblingKey>,
     /// Per namespace, outcomes that came after a flush whose re-read is
     /// still to run: the removals it finds come first (the kernel made
     /// them first), then these.
@@ -272,6 +276,7 @@ impl Engine {
             held: HashMap::new(),
             acks_due: HashMap::new(),
             behind: Vec::new(),
+            siblings: std::collections::VecDeque::new(),
             out: Vec::new(),
         }
     }
@@ -568,6 +573,31 @@ impl Engine {
             let o = Pending::outcome(p, None, Some(ret), nonzero(seq));
             self.emit(o);
             return;
+        }
+        // IPv6 keeps each next hop of a multipath route as a route of its
+        // own: one request runs fib6_add (or fib6_del) once per next hop,
+        // and one notification lists them all. The first record stands for
+        // the request; its siblings are not changes of their own.
+        if let Object::Route(r) = &p.object
+            && r.family == Some(Family::Inet6)
+            && seq != 0
+        {
+            let key = (
+                hdr.tid,
+                seq,
+                netns,
+                op == Op::Add,
+                r.table,
+                r.dst.clone(),
+                r.metric,
+            );
+            if self.siblings.contains(&key) {
+                return;
+            }
+            if self.siblings.len() >= 64 {
+                self.siblings.pop_front();
+            }
+            self.siblings.push_back(key);
         }
         // A scan: kernel records match notifications on the object alone.
         if let Some(id) = self
@@ -935,6 +965,8 @@ impl Engine {
 /// mechanism that saw it.
 pub type FlushCause = (Cause, EventHeader, Source);
 
+type SiblingKey = (u32, u32, u32, bool, Option<u32>, Option<String>, Option<u32>);
+
 /// What a notification says besides its object.
 struct Notified {
     netns: u32,
@@ -962,9 +994,13 @@ fn objects_match(req: &Object, note: &Object) -> bool {
 fn merge(req: Object, note: Object) -> Object {
     match (req, note) {
         (Object::Route(r), Object::Route(mut n)) => {
-            n.dev = n.dev.or(r.dev);
-            n.ifindex = n.ifindex.or(r.ifindex);
-            n.gateway = n.gateway.or(r.gateway);
+            // A multipath route's next hops are its list; the request's
+            // (or one sibling's) single next hop is not the route's.
+            if n.nexthops.is_empty() {
+                n.dev = n.dev.or(r.dev);
+                n.ifindex = n.ifindex.or(r.ifindex);
+                n.gateway = n.gateway.or(r.gateway);
+            }
             n.nhid = n.nhid.or(r.nhid);
             if n.nexthops.is_empty() {
                 n.nexthops = r.nexthops;
