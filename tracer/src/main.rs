@@ -2,11 +2,13 @@
 
 mod bpf;
 mod cli;
+mod clock;
 mod collect;
 mod correlate;
 mod detect;
 mod doctor;
 mod enrich;
+mod escape;
 mod event;
 mod explain;
 mod filter;
@@ -19,6 +21,7 @@ mod output;
 mod packet;
 mod record;
 mod report;
+mod session;
 mod watch;
 mod when;
 

@@ -965,7 +965,15 @@ impl Engine {
 /// mechanism that saw it.
 pub type FlushCause = (Cause, EventHeader, Source);
 
-type SiblingKey = (u32, u32, u32, bool, Option<u32>, Option<String>, Option<u32>);
+type SiblingKey = (
+    u32,
+    u32,
+    u32,
+    bool,
+    Option<u32>,
+    Option<String>,
+    Option<u32>,
+);
 
 /// What a notification says besides its object.
 struct Notified {

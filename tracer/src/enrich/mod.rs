@@ -10,6 +10,7 @@
 
 pub mod cgroup;
 pub mod netns;
+pub mod present;
 pub mod process;
 pub mod unit;
 

@@ -8,9 +8,10 @@ use super::{
     lookup::Lookup,
 };
 use crate::{
+    escape::escape_str,
     event::{Process, Rule},
     netlink::names::TableNames,
-    output::{escape::escape_str, text},
+    output::text,
     packet::cause::route_text,
 };
 

@@ -91,5 +91,5 @@ pub async fn run(args: GuardArgs) -> Result<()> {
     }
     let mut out = watch::outputs(&args.watch, Show::Notable, None).await?;
     out.guard = Some(guard);
-    watch::session(args.watch, out).await
+    crate::session::session(args.watch, out).await
 }

@@ -1,5 +1,4 @@
-//! Presentation: text and JSON lines, escaping of untrusted strings, pcap.
-pub mod escape;
+//! Presentation: text and JSON lines, pcap.
 pub mod fanout;
 pub mod pcap;
 pub mod sink;

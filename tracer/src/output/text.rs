@@ -3,7 +3,8 @@
 //! names, paths, interface names) is escaped.
 use std::fmt::Write as _;
 
-use super::{escape::escape_str, text_forensic};
+use super::text_forensic;
+use crate::escape::escape_str;
 use crate::event::{Body, Change, Event, Kind, LoopReport, Netns, PacketBrief, Route, Rule};
 
 /// `ip route`-style description of a route.

@@ -2,10 +2,8 @@
 //! journal health, guard violations and the commands they ran.
 use std::fmt::Write as _;
 
-use super::{
-    escape::escape_str,
-    text::{netns_label, route, rule, who},
-};
+use super::text::{netns_label, route, rule, who};
+use crate::escape::escape_str;
 use crate::event::{Event, GuardAction, GuardReport, JournalHealth, SnapshotEnd, StateEntry};
 
 pub fn state_line(e: &Event, s: &StateEntry) -> String {

@@ -10,7 +10,7 @@ use etherparse::{Icmpv4Type, Icmpv6Type, LaxNetSlice, LaxSlicedPacket, Transport
 use tracer_common::{FibLookupEvent, PacketEvent, dir};
 
 use super::obs::{Direction, L4, LookupObs, PacketObs};
-use crate::{event::Family, output::escape::comm_from_bytes};
+use crate::{escape::comm_from_bytes, event::Family};
 
 /// Why a packet record yielded no observation.
 #[derive(Debug, thiserror::Error, PartialEq)]

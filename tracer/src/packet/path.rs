@@ -18,6 +18,7 @@ use super::{
     watchlist::{IfaceSpec, WatchChange, WatchList},
 };
 use crate::{
+    clock::Clock,
     correlate::mirror::NsMirror,
     detect::{Detector, DetectorConfig, Finding, LoopInfo},
     event::{
@@ -28,7 +29,6 @@ use crate::{
         names::TableNames,
     },
     output::pcap::PcapSink,
-    watch::Clock,
 };
 
 /// What the caller knows about a namespace, for explaining a loop.

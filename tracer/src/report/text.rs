@@ -11,8 +11,9 @@ use super::{
     text_items as items,
 };
 use crate::{
+    escape::escape_str,
     event::{Netns, Route},
-    output::{escape::escape_str, text},
+    output::text,
 };
 
 /// The most objects listed by name in one line.

@@ -10,7 +10,7 @@ use super::{
     model::{Added, Episode, Fate, FateState, LoopItem, Removed},
     text::{Fmt, INDENT, LINES_MAX, actor, counted, ns, object, plural, route_short},
 };
-use crate::output::escape::escape_str;
+use crate::escape::escape_str;
 
 pub(super) fn episode(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
     let mut did = Vec::new();

@@ -16,9 +16,6 @@
 //!   line and paragraph separators U+2028/U+2029 and the BOM U+FEFF become `\u{XX}`;
 //! * bytes that are not valid UTF-8 become `\xNN` with `NN` ≥ `80`, which cannot be confused
 //!   with an escaped control character.
-// Until the text and JSON formatters call these.
-#![allow(dead_code)]
-
 use std::fmt::Write as _;
 
 /// Escapes arbitrary bytes (see the [module documentation](self) for the rules).

@@ -1,0 +1,315 @@
+//! One tracing session, shared by `watch`, `record` and `guard`: load and
+//! attach (`start`), then one event loop that reads the two inputs (the
+//! ring buffer of kernel records, the namespaces' notifications), turns them
+//! into events (collect → correlate/detect → enrich) and hands them to the
+//! outputs, until SIGINT/SIGTERM (`finish`).
+mod inputs;
+mod seed;
+mod start;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData, PerCpuArray},
+};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+    sync::mpsc::Receiver,
+    time::MissedTickBehavior,
+};
+
+use crate::{
+    bpf::ring::RingReader,
+    cli::WatchArgs,
+    clock::Clock,
+    collect::{NsInput, namespaces::Namespaces},
+    correlate::Engine,
+    enrich::present::Presenter,
+    event::Source,
+    output::fanout::Outputs,
+    packet::path::PacketPath,
+};
+use inputs::{drain_ring, emit_findings, emit_outcomes, packet_notifications};
+use seed::{seed, sync_ifaces};
+
+/// Ring-buffer records decoded per wake-up before other inputs get a turn.
+const RING_BATCH: usize = 64;
+/// Requests (route/rule changes) read ahead of their notifications beyond
+/// which, while notifications are queued, the ring buffer is left to hold
+/// the backlog (kernel memory) rather than the tracer's heap.
+const READ_AHEAD: usize = 4096;
+/// How long collection goes on after SIGINT/SIGTERM.
+const STOP_GRACE: Duration = Duration::from_millis(300);
+/// How often the packet path drains the records that do not wake the
+/// tracer and reports what is due (a loop whose FIB lookups did not come
+/// within the detector's 100 ms is reported at the next tick).
+const PKT_TICK: Duration = Duration::from_millis(100);
+
+/// Whether to read the ring buffer now. Requests read from it wait in
+/// memory for their notifications; so while notifications are queued and
+/// enough requests wait already, the backlog is left in the ring, unless
+/// the ring is three-quarters full (losing records would lose processes).
+fn read_ring_now(ring: &RingReader, waiting: usize, notifications_queued: bool) -> bool {
+    waiting < READ_AHEAD || !notifications_queued || ring.pending_bytes() > ring.size() / 4 * 3
+}
+
+/// Everything a running session holds but the ring buffer and the timers.
+struct Session {
+    spaces: Namespaces,
+    rx: Receiver<NsInput>,
+    engine: Engine,
+    packets: Option<PacketPath>,
+    p: Presenter,
+    out: Outputs,
+    /// Records the ring buffer could not take, per CPU.
+    dropped: PerCpuArray<MapData, u64>,
+    /// The namespaces whose requests the kernel copies (with --netns).
+    nl_netns: Option<HashMap<MapData, u32, u8>>,
+    /// The programs, when no packet path owns them: attached while held.
+    _ebpf: Option<Ebpf>,
+    /// The tracer's own namespace.
+    own: u32,
+    /// The main mechanism, for `lost` events.
+    primary: Source,
+    last_dropped: u64,
+}
+
+/// One tracing session: load and attach, seed the namespaces, then turn
+/// kernel records and notifications into events for `out` until
+/// SIGINT/SIGTERM. With a journal or a guard, the state is snapshotted
+/// first.
+pub async fn session(args: WatchArgs, out: Outputs) -> Result<()> {
+    let (mut s, ring) = Session::start(args, out)?;
+    // SAFETY: the RingBuf owns its map fd and the AsyncFd owns the RingBuf,
+    // so the fd stays open and the same for the AsyncFd's whole life.
+    let mut ring = unsafe { AsyncFd::register(ring) }
+        .map_err(|e| e.into_parts().1)
+        .context("polling the ring buffer")?;
+    // Timers wake the tracer only when there is work: the correlator's
+    // tick while changes wait for their other half, the packet path's
+    // every PKT_TICK (a looped packet wakes the tracer itself). An idle
+    // tracer wakes about a dozen times a second.
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut pkt_tick = tokio::time::interval(PKT_TICK);
+    pkt_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut slow = tokio::time::interval(Duration::from_millis(500));
+    // Guard grace periods and commands.
+    let mut out_tick = tokio::time::interval(Duration::from_millis(100));
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    // After SIGINT/SIGTERM, keep collecting briefly so that changes already
+    // made (and re-reads already planned) are reported before exit.
+    let mut stop_at: Option<Instant> = None;
+
+    loop {
+        if stop_at.is_some_and(|t| Instant::now() >= t) {
+            break;
+        }
+        // Waits expire only once both inputs are drained: under a burst the
+        // other half of a change may still be queued, however old it is.
+        let ring_backlog = ring.get_ref().pending_bytes() > 0;
+        let inputs_queued = !s.rx.is_empty() || s.spaces.backlog();
+        let ring_now = read_ring_now(ring.get_ref(), s.engine.waiting_requests(), inputs_queued);
+        tokio::select! {
+            guard = ring.readable_mut(), if ring_now => {
+                let mut guard = guard?;
+                let n = s.read_ring(guard.get_inner_mut(), RING_BATCH);
+                // Wakeups come only when the consumer has caught up, so
+                // readiness is kept while anything is left (a record still
+                // being written is read on the next turn).
+                if n < RING_BATCH && guard.get_inner().pending_bytes() == 0 {
+                    guard.clear_ready();
+                }
+                // A looped packet wakes us (tracer-ebpf's packet/emit.rs):
+                // report it now.
+                s.packet_findings()?;
+            }
+            // Most packet records do not wake us: collect them, and report
+            // loops reported without their lookups, and summaries and ends,
+            // on a timer.
+            _ = pkt_tick.tick(), if s.packets.is_some() => {
+                s.read_ring(ring.get_mut(), usize::MAX);
+                s.packet_findings()?;
+            }
+            _ = out_tick.tick() => s.out.tick()?,
+            Some(input) = s.rx.recv() => s.input(input)?,
+            _ = tick.tick(), if !ring_backlog && !inputs_queued && s.engine.waiting() => s.tick(),
+            _ = slow.tick() => s.slow(ring.get_ref())?,
+            _ = sigint.recv(), if stop_at.is_none() => stop_at = Some(Instant::now() + STOP_GRACE),
+            _ = sigterm.recv(), if stop_at.is_none() => stop_at = Some(Instant::now() + STOP_GRACE),
+        }
+        emit_outcomes(&mut s.engine, &mut s.p, s.packets.as_mut(), &mut s.out)?;
+        s.out.flush()?;
+        if s.out.closed() {
+            break;
+        }
+    }
+    s.finish(ring.get_mut())
+}
+
+impl Session {
+    fn read_ring(&mut self, rb: &mut RingReader, max: usize) -> usize {
+        drain_ring(
+            rb,
+            &mut self.engine,
+            &mut self.p,
+            self.packets.as_mut(),
+            max,
+        )
+    }
+
+    /// The packet path's findings due now.
+    fn packet_findings(&mut self) -> Result<()> {
+        if let Some(pp) = self.packets.as_mut() {
+            let findings = pp.tick(Clock::boot_now_ns());
+            let (spaces, engine, p, out) =
+                (&mut self.spaces, &self.engine, &mut self.p, &mut self.out);
+            emit_findings(pp, findings, spaces, engine, p, out)?;
+        }
+        Ok(())
+    }
+
+    /// A batch of notifications, or a namespace's socket trouble.
+    fn input(&mut self, input: NsInput) -> Result<()> {
+        let now = Instant::now();
+        match input {
+            NsInput::Notify { netns, items } => {
+                let links = self
+                    .packets
+                    .as_mut()
+                    .is_some_and(|pp| packet_notifications(pp, netns, &items));
+                for i in items {
+                    self.engine.notification(netns, i, now);
+                }
+                if links && let Some(pp) = self.packets.as_mut() {
+                    sync_ifaces(pp, &self.engine, self.own);
+                }
+            }
+            NsInput::Overflow { netns } => {
+                let found = match self.spaces.watched.get_mut(&netns) {
+                    Some(w) => self
+                        .engine
+                        .recover(netns, now, |each| w.dump_routes(each))
+                        .unwrap_or_else(|e| {
+                            log::warn!("re-reading routes of namespace {netns}: {e:#}");
+                            0
+                        }),
+                    None => 0,
+                };
+                let count = found.max(1) as u64;
+                self.out
+                    .write(&self.p.lost(Source::Netlink, count, "netlink_socket"))?;
+            }
+            NsInput::Failed { netns, error } => log::warn!("namespace {netns}: {error}"),
+        }
+        Ok(())
+    }
+
+    /// The correlator's waits and the flush re-reads that are due.
+    fn tick(&mut self) {
+        let now = Instant::now();
+        for (netns, cause) in self.engine.tick(now) {
+            if let Some(w) = self.spaces.watched.get_mut(&netns)
+                && let Err(e) = self.engine.resync(netns, cause, |each| w.dump_routes(each))
+            {
+                log::warn!("re-reading routes of namespace {netns}: {e:#}");
+            }
+        }
+    }
+
+    /// Twice a second: namespaces that came or went, the watched
+    /// interfaces, and records the ring buffer lost.
+    fn slow(&mut self, ring: &RingReader) -> Result<()> {
+        let before: Vec<u32> = self.spaces.watched.keys().copied().collect();
+        for ns in self.spaces.rescan() {
+            if let Err(e) = seed(
+                &mut self.spaces,
+                &mut self.engine,
+                self.packets.as_mut(),
+                ns,
+            ) {
+                log::warn!("namespace {ns}: {e:#}");
+            }
+        }
+        for gone in before
+            .iter()
+            .filter(|n| !self.spaces.watched.contains_key(n))
+        {
+            self.engine.forget(*gone);
+        }
+        if let Some(map) = self.nl_netns.as_mut()
+            && let Err(e) = crate::bpf::loader::sync_netns(map, &self.spaces.inodes())
+        {
+            log::warn!("{e:#}");
+        }
+        if let Some(pp) = self.packets.as_mut() {
+            sync_ifaces(pp, &self.engine, self.own);
+        }
+        log::debug!(
+            "waiting: {} requests, {} notifications, ring {} bytes unread, rx empty {} backlog {}",
+            self.engine.waiting_requests(),
+            self.engine.waiting_notifications(),
+            ring.pending_bytes(),
+            self.rx.is_empty(),
+            self.spaces.backlog()
+        );
+        let total: u64 = self
+            .dropped
+            .get(&0, 0)
+            .map(|v| v.iter().sum())
+            .unwrap_or(self.last_dropped);
+        if total > self.last_dropped {
+            let lost = self
+                .p
+                .lost(self.primary, total - self.last_dropped, "ring_buffer");
+            self.out.write(&lost)?;
+            self.last_dropped = total;
+        }
+        Ok(())
+    }
+
+    /// The end: what is already in the ring buffer and the sockets belongs
+    /// to this session, and everything still waiting is reported.
+    fn finish(mut self, rb: &mut RingReader) -> Result<()> {
+        let now = Instant::now();
+        self.read_ring(rb, usize::MAX);
+        while let Ok(input) = self.rx.try_recv() {
+            if let NsInput::Notify { netns, items } = input {
+                for i in items {
+                    self.engine.notification(netns, i, now);
+                }
+            }
+        }
+        self.engine.drain(now);
+        emit_outcomes(
+            &mut self.engine,
+            &mut self.p,
+            self.packets.as_mut(),
+            &mut self.out,
+        )?;
+        if let Some(pp) = self.packets.as_mut() {
+            let mut findings = pp.tick(Clock::boot_now_ns());
+            findings.extend(pp.finish(Clock::boot_now_ns()));
+            emit_findings(
+                pp,
+                findings,
+                &mut self.spaces,
+                &self.engine,
+                &mut self.p,
+                &mut self.out,
+            )?;
+            if pp.undecoded > 0 {
+                log::info!(
+                    "{} packet records were not IPv4/IPv6 and were skipped",
+                    pp.undecoded
+                );
+            }
+        }
+        self.out.tick()?;
+        self.out.close()
+    }
+}

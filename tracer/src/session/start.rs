@@ -1,0 +1,209 @@
+//! Starting a session: load and attach the programs, set up the packet
+//! path and enrichment, seed the watched namespaces, then write `ready`
+//! (and, for a journal or a guard, the snapshot).
+use std::{collections::BTreeMap, time::Duration};
+
+use anyhow::{Context as _, Result, bail};
+use tokio::sync::mpsc::channel;
+
+use super::{
+    Session,
+    seed::{seed, snapshot, sync_ifaces},
+};
+use crate::{
+    bpf::{
+        ladder::{Hook, Mechanism},
+        loader::{self, KernelFacts},
+        packet_hooks::PacketHooks,
+        ring::RingReader,
+    },
+    cli::WatchArgs,
+    clock::Clock,
+    collect::namespaces::Namespaces,
+    correlate::{Engine, RequestScope},
+    enrich::{Enricher, present::Presenter},
+    event::{Body, Event, Kind, Netns, Ready, Source, WatchedIface},
+    netlink::names::TableNames,
+    output::fanout::Outputs,
+    packet::{path::PacketPath, watchlist::WatchList},
+};
+
+impl Session {
+    pub(super) fn start(args: WatchArgs, mut out: Outputs) -> Result<(Session, RingReader)> {
+        let tables = TableNames::load();
+        let (tx, rx) = channel(crate::collect::NS_CHANNEL_BATCHES);
+        let mut spaces = Namespaces::new(args.netns.clone(), tx);
+        spaces.check_names()?;
+        for spec in &args.iface {
+            match &spec.netns {
+                Some(ns) => spaces.also_watch(ns),
+                None if !spaces.watches_own() => bail!(
+                    "--iface {spec} is in the tracer's own namespace, which --netns leaves unwatched; \
+                     drop --netns or name the namespace (NETNS:IFACE)"
+                ),
+                None => {}
+            }
+        }
+
+        // A fixed mmap threshold: glibc otherwise raises it when a large block
+        // is freed (the parsed BTF), and then the mirror's array grows on the
+        // heap by copying (old and new copies at once, about 12 MB more peak
+        // for a million routes) rather than by mremap.
+        // SAFETY: mallopt only tunes the allocator.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10) };
+        let facts = KernelFacts::gather()?;
+        // With --netns, the namespaces are known now (names resolve to inodes),
+        // and requests from all others are dropped in the kernel.
+        let limited: Option<Vec<u32>> = (!args.netns.is_empty()).then(|| spaces.inodes());
+        let prepared = facts.prepare(args.attach, !args.iface.is_empty(), limited.is_some())?;
+        // The kernel's BTF as btf-rs parsed it and the symbol tables are needed
+        // no more: give their memory back (tens of MiB) before aya parses the
+        // BTF again to load, so the two never add up.
+        let kernel = facts.features.release.clone();
+        drop(facts);
+        // SAFETY: malloc_trim only releases free heap memory.
+        unsafe { libc::malloc_trim(0) };
+        let loaded = loader::load(prepared, args.attach, limited.as_deref())?;
+        for w in &loaded.warnings {
+            log::warn!("{w}");
+        }
+        let hooks = loaded.hooks.clone();
+        let primary = hooks
+            .values()
+            .map(|(m, _)| *m)
+            .min()
+            .unwrap_or(Mechanism::Tracepoint)
+            .source();
+        let mut engine = Engine::new(scope(&hooks));
+        // With --iface, the packet path owns the programs (it attaches more as
+        // interfaces come and go); without, the session keeps them.
+        let (mut packets, ebpf) = if args.iface.is_empty() {
+            (None, Some(loaded.ebpf))
+        } else {
+            let mut warnings = Vec::new();
+            let hooks = PacketHooks::new(loaded.ebpf, &mut warnings)?;
+            for w in &warnings {
+                log::warn!("{w}");
+            }
+            let pp = PacketPath::new(
+                WatchList::new(args.iface.clone(), hooks),
+                args.pcap.as_deref(),
+                Duration::from_secs(args.loop_summary_secs.max(1)),
+                Duration::from_secs(args.loop_end_secs.max(1)),
+            )?;
+            (Some(pp), None)
+        };
+        let enricher = Enricher::new().context("reading /proc for process enrichment")?;
+        let mut p = Presenter::new(Clock::new(), enricher, tables);
+
+        let own = p.enricher.netns.own_inode();
+        for ns in spaces.rescan() {
+            seed(&mut spaces, &mut engine, packets.as_mut(), ns)
+                .with_context(|| format!("dumping namespace {ns}"))?;
+        }
+        if let Some(pp) = packets.as_mut() {
+            sync_ifaces(pp, &engine, own);
+            for spec in pp.watch.specs() {
+                if !pp.watch.is_active(spec) {
+                    log::warn!(
+                        "--iface {spec}: not present yet; it will be watched when it appears"
+                    );
+                }
+            }
+        }
+        let ready = ready(&spaces, &mut p, &hooks, kernel, packets.as_ref(), primary);
+        out.write(&ready)?;
+        // The snapshot follows `ready` in the journal, but stdout shows `ready`
+        // only once the snapshot is taken (the flush below), so whoever waits
+        // for it knows the guard's starting state is known.
+        if out.wants_state() {
+            let mut inodes: Vec<u32> = spaces.watched.keys().copied().collect();
+            inodes.sort();
+            for ns in inodes {
+                snapshot(&mut spaces, &engine, &mut p, ns, &mut out)
+                    .with_context(|| format!("snapshot of namespace {ns}"))?;
+            }
+            out.start()?;
+        }
+        out.flush()?;
+        let session = Session {
+            spaces,
+            rx,
+            engine,
+            packets,
+            p,
+            out,
+            dropped: loaded.dropped,
+            nl_netns: loaded.nl_netns,
+            _ebpf: ebpf,
+            own,
+            primary,
+            last_dropped: 0,
+        };
+        Ok((session, loaded.ring))
+    }
+}
+
+/// Which changes come from tracepoint requests, given the chosen hooks.
+fn scope(hooks: &BTreeMap<Hook, (Mechanism, Option<String>)>) -> RequestScope {
+    let tp = |h: Hook| {
+        hooks
+            .get(&h)
+            .is_none_or(|(m, _)| *m == Mechanism::Tracepoint)
+    };
+    RequestScope {
+        route4_add: tp(Hook::Route4Add),
+        route4_del: tp(Hook::Route4Del),
+        route6_add: tp(Hook::Route6Add),
+        route6_del: tp(Hook::Route6Del),
+        rule_add: tp(Hook::RuleAdd),
+        rule_del: tp(Hook::RuleDel),
+        flush_from_notifications: tp(Hook::Route4Flush),
+    }
+}
+
+/// The `ready` event: the mechanism and function of each hook, the
+/// namespaces watched and how each `--iface` interface is seen.
+fn ready(
+    spaces: &Namespaces,
+    p: &mut Presenter,
+    hooks: &BTreeMap<Hook, (Mechanism, Option<String>)>,
+    kernel: String,
+    packets: Option<&PacketPath>,
+    primary: Source,
+) -> Event {
+    let mut namespaces: Vec<Netns> = spaces.watched.keys().map(|i| p.netns(*i)).collect();
+    namespaces.sort_by_key(|n| (n.name.clone(), n.inode));
+    Event {
+        ts: p.clock.wall(None),
+        kind: Kind::Ready,
+        source: primary,
+        body: Body::Ready(Ready {
+            hooks: hooks
+                .iter()
+                .map(|(h, (m, _))| (h.name().to_string(), m.source()))
+                .collect(),
+            functions: hooks
+                .iter()
+                .filter_map(|(h, (_, f))| f.clone().map(|f| (h.name().to_string(), f)))
+                .collect(),
+            kernel,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            namespaces,
+            ifaces: packets
+                .as_ref()
+                .map(|pp| {
+                    pp.watch
+                        .specs()
+                        .iter()
+                        .map(|s| WatchedIface {
+                            iface: s.to_string(),
+                            via: pp.watch.via(s),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }),
+    }
+}
