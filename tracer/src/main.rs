@@ -22,6 +22,7 @@ mod packet;
 mod record;
 mod report;
 mod session;
+mod stages;
 mod watch;
 mod when;
 

@@ -12,6 +12,7 @@ use crate::{
         sink::{Show, Sink},
     },
     session::session,
+    stages::Pipeline,
 };
 
 /// Fail early, in one line, without the privileges loading eBPF needs.
@@ -28,7 +29,7 @@ pub fn require_root() -> Result<()> {
 pub async fn run(args: WatchArgs) -> Result<()> {
     require_root()?;
     let out = outputs(&args, Show::All, None).await?;
-    session(args, out).await
+    session(args, Pipeline::new(out)).await
 }
 
 /// The sink, filters, journal and metrics of a session.

@@ -337,3 +337,15 @@ fn guard_event(
 
 #[cfg(test)]
 mod tests;
+
+impl crate::stages::Stage for Guard {
+    fn event(&mut self, e: &Event) -> Vec<Event> {
+        Guard::event(self, e)
+    }
+    fn start(&mut self) -> Vec<Event> {
+        Guard::start(self)
+    }
+    fn tick(&mut self) -> Vec<Event> {
+        Guard::tick(self)
+    }
+}

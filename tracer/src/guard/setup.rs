@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, bail};
 use super::{Guard, action::Runner, expect::Expectation};
 use crate::{
     cli::GuardArgs, enrich::netns::NETNS_RUN_DIR, event::Netns, netlink::names::TableNames,
-    output::sink::Show, watch,
+    output::sink::Show, stages::Pipeline, watch,
 };
 
 /// The expectations of the flags and the file, parsed (any error stops the
@@ -89,7 +89,7 @@ pub async fn run(args: GuardArgs) -> Result<()> {
             .collect::<Result<Vec<u32>>>()?;
         guard.expect_current(tables, &spaces);
     }
-    let mut out = watch::outputs(&args.watch, Show::Notable, None).await?;
-    out.guard = Some(guard);
-    crate::session::session(args.watch, out).await
+    let out = watch::outputs(&args.watch, Show::Notable, None).await?;
+    let pipeline = Pipeline::new(out).with_stage(Box::new(guard));
+    crate::session::session(args.watch, pipeline).await
 }

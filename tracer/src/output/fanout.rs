@@ -1,14 +1,12 @@
-//! Every event of a session goes through here once, to each consumer: the
-//! guard (which sees everything, filtered or not, and may add events of its
-//! own), then, for events that pass the filters, the metrics, the journal
-//! and the sink (stdout and `--output`).
+//! Every event of a session that passes the filters goes through here once,
+//! to each output: the metrics, the journal and the sink (stdout and
+//! `--output`). Stages (the guard) run before, in `crate::stages`.
 use anyhow::Result;
 
 use super::sink::Sink;
 use crate::{
     event::{Body, Event, JournalHealth, Kind, Source, format_ts},
     filter::Filter,
-    guard::Guard,
     journal::write::{Health, Journal},
     metrics::Metrics,
 };
@@ -17,7 +15,6 @@ pub struct Outputs {
     pub sink: Sink,
     filter: Filter,
     pub journal: Option<Journal>,
-    pub guard: Option<Guard>,
     pub metrics: Option<Metrics>,
 }
 
@@ -27,31 +24,25 @@ impl Outputs {
             sink,
             filter,
             journal: None,
-            guard: None,
             metrics: None,
         }
     }
 
     /// Whether the session should start with a snapshot of the state.
     pub fn wants_state(&self) -> bool {
-        self.journal.is_some() || self.guard.is_some()
+        self.journal.is_some()
     }
 
+    /// An event, if the filters pass it.
     pub fn write(&mut self, e: &Event) -> Result<()> {
-        let derived = match self.guard.as_mut() {
-            Some(g) => g.event(e),
-            None => Vec::new(),
-        };
         if self.filter.pass(e) {
             self.deliver(e)?;
-        }
-        for d in derived {
-            self.deliver(&d)?;
         }
         Ok(())
     }
 
-    fn deliver(&mut self, e: &Event) -> Result<()> {
+    /// An event to every output, unfiltered (what a stage derived).
+    pub fn deliver(&mut self, e: &Event) -> Result<()> {
         if let Some(m) = self.metrics.as_ref() {
             m.event(e);
         }
@@ -59,30 +50,6 @@ impl Outputs {
             j.write_line(&serde_json::to_string(e)?);
         }
         self.sink.write(e)
-    }
-
-    /// The snapshot is complete: the guard reports what is missing already.
-    pub fn start(&mut self) -> Result<()> {
-        let missing = match self.guard.as_mut() {
-            Some(g) => g.start(),
-            None => Vec::new(),
-        };
-        for e in missing {
-            self.deliver(&e)?;
-        }
-        Ok(())
-    }
-
-    /// Timers: guard grace periods and finished guard commands.
-    pub fn tick(&mut self) -> Result<()> {
-        let due = match self.guard.as_mut() {
-            Some(g) => g.tick(),
-            None => Vec::new(),
-        };
-        for e in due {
-            self.deliver(&e)?;
-        }
-        Ok(())
     }
 
     /// Push everything written so far out: to stdout, `--output` and the
@@ -115,7 +82,7 @@ impl Outputs {
 
     /// Whether no one reads the events any more.
     pub fn closed(&self) -> bool {
-        self.sink.closed() && self.journal.is_none() && self.guard.is_none()
+        self.sink.closed() && self.journal.is_none()
     }
 }
 

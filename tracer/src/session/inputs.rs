@@ -16,8 +16,8 @@ use crate::{
         decode::{NlItem, NlObj},
         socket::DumpKind,
     },
-    output::fanout::Outputs,
     packet::path::{NsView, PacketPath},
+    stages::Pipeline,
 };
 
 /// Decodes up to `max` ring-buffer records; returns how many were read.
@@ -59,7 +59,7 @@ pub(super) fn emit_findings(
     spaces: &mut Namespaces,
     engine: &Engine,
     p: &mut Presenter,
-    out: &mut Outputs,
+    out: &mut Pipeline,
 ) -> Result<()> {
     for f in findings {
         let view = if PacketPath::needs_view(&f) {
@@ -106,7 +106,7 @@ pub(super) fn emit_outcomes(
     engine: &mut Engine,
     p: &mut Presenter,
     mut packets: Option<&mut PacketPath>,
-    out: &mut Outputs,
+    out: &mut Pipeline,
 ) -> Result<()> {
     let now = Instant::now();
     for o in engine.take_outcomes() {

@@ -29,8 +29,8 @@ use crate::{
     correlate::Engine,
     enrich::present::Presenter,
     event::Source,
-    output::fanout::Outputs,
     packet::path::PacketPath,
+    stages::Pipeline,
 };
 use inputs::{drain_ring, emit_findings, emit_outcomes, packet_notifications};
 use seed::{seed, sync_ifaces};
@@ -63,7 +63,7 @@ struct Session {
     engine: Engine,
     packets: Option<PacketPath>,
     p: Presenter,
-    out: Outputs,
+    out: Pipeline,
     /// Records the ring buffer could not take, per CPU.
     dropped: PerCpuArray<MapData, u64>,
     /// The namespaces whose requests the kernel copies (with --netns).
@@ -81,7 +81,7 @@ struct Session {
 /// kernel records and notifications into events for `out` until
 /// SIGINT/SIGTERM. With a journal or a guard, the state is snapshotted
 /// first.
-pub async fn session(args: WatchArgs, out: Outputs) -> Result<()> {
+pub async fn session(args: WatchArgs, out: Pipeline) -> Result<()> {
     let (mut s, ring) = Session::start(args, out)?;
     // SAFETY: the RingBuf owns its map fd and the AsyncFd owns the RingBuf,
     // so the fd stays open and the same for the AsyncFd's whole life.

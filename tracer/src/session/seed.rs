@@ -9,8 +9,8 @@ use crate::{
     enrich::present::Presenter,
     event::{Body, Event, Kind, SnapshotEnd, Source, StateEntry},
     netlink::{decode::NlObj, socket::DumpKind},
-    output::fanout::Outputs,
     packet::{path::PacketPath, watchlist::WatchChange},
+    stages::Pipeline,
 };
 
 /// Dump links and routes (and addresses, for the packet path) of a newly
@@ -39,7 +39,7 @@ pub(super) fn snapshot(
     engine: &Engine,
     p: &mut Presenter,
     netns: u32,
-    out: &mut Outputs,
+    out: &mut Pipeline,
 ) -> Result<()> {
     let Some(w) = spaces.watched.get_mut(&netns) else {
         return Ok(());

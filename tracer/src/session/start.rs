@@ -24,12 +24,12 @@ use crate::{
     enrich::{Enricher, present::Presenter},
     event::{Body, Event, Kind, Netns, Ready, Source, WatchedIface},
     netlink::names::TableNames,
-    output::fanout::Outputs,
     packet::{path::PacketPath, watchlist::WatchList},
+    stages::Pipeline,
 };
 
 impl Session {
-    pub(super) fn start(args: WatchArgs, mut out: Outputs) -> Result<(Session, RingReader)> {
+    pub(super) fn start(args: WatchArgs, mut out: Pipeline) -> Result<(Session, RingReader)> {
         let tables = TableNames::load();
         let (tx, rx) = channel(crate::collect::NS_CHANNEL_BATCHES);
         let mut spaces = Namespaces::new(args.netns.clone(), tx);
