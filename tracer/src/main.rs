@@ -11,7 +11,6 @@ mod enrich;
 mod escape;
 mod event;
 mod explain;
-mod filter;
 mod guard;
 mod journal;
 mod kernel;

@@ -2,13 +2,14 @@
 use anyhow::{Result, bail};
 
 use crate::{
-    cli::WatchArgs,
-    filter::Filter,
+    cli::{FamilyArg, OnlyArg, WatchArgs},
+    event::Family,
     journal::write::Journal,
     metrics::Metrics,
     netlink::names::TableNames,
     output::{
         fanout::Outputs,
+        filter::{Filter, Only},
         sink::{Show, Sink},
     },
     session::session,
@@ -35,7 +36,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
 /// The sink, filters, journal and metrics of a session.
 pub async fn outputs(args: &WatchArgs, show: Show, journal: Option<Journal>) -> Result<Outputs> {
     let sink = Sink::open(args.json, args.output.as_deref(), show)?;
-    let filter = Filter::from_args(args, &TableNames::load())?;
+    let filter = filter(args, &TableNames::load())?;
     let mut out = Outputs::new(sink, filter);
     if let Some(addr) = args.metrics {
         let m = Metrics::new(journal.is_some());
@@ -45,4 +46,31 @@ pub async fn outputs(args: &WatchArgs, show: Show, journal: Option<Journal>) -> 
     }
     out.journal = journal;
     Ok(out)
+}
+
+/// The filters the command line asks for.
+fn filter(a: &WatchArgs, names: &TableNames) -> Result<Filter> {
+    let tables = a
+        .table
+        .iter()
+        .map(|t| {
+            names.parse(t).ok_or_else(|| {
+                anyhow::anyhow!("unknown --table {t:?}: not a number or a name in rt_tables")
+            })
+        })
+        .collect::<Result<Vec<u32>>>()?;
+    Ok(Filter {
+        tables,
+        comms: a.comm.clone(),
+        pids: a.pid.clone(),
+        family: a.family.map(|f| match f {
+            FamilyArg::Inet => Family::Inet,
+            FamilyArg::Inet6 => Family::Inet6,
+        }),
+        only: a.only.map(|o| match o {
+            OnlyArg::Removals => Only::Removals,
+            OnlyArg::Additions => Only::Additions,
+        }),
+        netns: a.netns.clone(),
+    })
 }

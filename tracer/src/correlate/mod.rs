@@ -721,7 +721,6 @@ impl Engine {
         });
         if let Some(id) = found {
             let p = self.pending.take(id).expect("id just found");
-            self.release_behind();
             if p.wants_ack && p.result.is_none() {
                 if self.acks_due.len() > 4096 {
                     self.acks_due.clear();

@@ -331,3 +331,25 @@ fn changes_after_a_flush_wait_for_its_re_read() {
         .collect();
     assert_eq!(kinds, [(Op::Del, false), (Op::Add, true)], "{out:?}");
 }
+
+/// `add A; del B (fails); add C` in one datagram: B's error ack is read
+/// before A's notification, and still B is reported between A and C.
+#[test]
+fn a_failed_message_of_a_datagram_is_reported_in_its_place() {
+    let mut e = Engine::new(RequestScope::all());
+    let t = Instant::now();
+    let (a, b, c) = (
+        route("10.85.0.0/16", None, "blackhole"),
+        route("10.86.0.0/16", None, "blackhole"),
+        route("10.87.0.0/16", None, "blackhole"),
+    );
+    add(&mut e, 10, 53, a.clone(), t);
+    e.add_request(&hdr(10), 7, Op::Del, Object::Route(b), 54, t);
+    add(&mut e, 10, 55, c.clone(), t);
+    e.ack(&hdr(10), -libc::ESRCH, 54, t);
+    assert!(e.take_outcomes().is_empty(), "B waits behind A");
+    e.notification(7, item(53, 10, 0, NlObj::Route { op: Op::Add, route: a }), t);
+    e.notification(7, item(55, 10, 0, NlObj::Route { op: Op::Add, route: c }), t);
+    let seqs: Vec<Option<u32>> = e.take_outcomes().iter().map(|o| o.nl_seq).collect();
+    assert_eq!(seqs, [Some(53), Some(54), Some(55)]);
+}

@@ -3,10 +3,9 @@
 //! `--output`). Stages (the guard) run before, in `crate::stages`.
 use anyhow::Result;
 
-use super::sink::Sink;
+use super::{filter::Filter, sink::Sink};
 use crate::{
     event::{Body, Event, JournalHealth, Kind, Source, format_ts},
-    filter::Filter,
     journal::write::{Health, Journal},
     metrics::Metrics,
 };

@@ -1,46 +1,28 @@
-//! `watch` filters, applied to finished events.
-use crate::{
-    cli::{FamilyArg, OnlyArg, WatchArgs},
-    event::{Change, Event, Family, Kind},
-    netlink::names::TableNames,
-};
+//! The filters of `watch`, `record` and `guard` (`--table`, `--comm`,
+//! `--pid`, `--family`, `--only`, `--netns`), applied to finished events
+//! before they reach the outputs.
+use crate::event::{Change, Event, Family, Kind};
+
+/// `--only`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Only {
+    Removals,
+    Additions,
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
-    tables: Vec<u32>,
-    comms: Vec<String>,
-    pids: Vec<u32>,
-    family: Option<Family>,
-    only: Option<OnlyArg>,
+    pub tables: Vec<u32>,
+    pub comms: Vec<String>,
+    pub pids: Vec<u32>,
+    pub family: Option<Family>,
+    pub only: Option<Only>,
     /// --netns names: changes in other namespaces (seen by the syscall
     /// tracepoints, which see every process) are not reported.
-    netns: Vec<String>,
+    pub netns: Vec<String>,
 }
 
 impl Filter {
-    pub fn from_args(a: &WatchArgs, names: &TableNames) -> anyhow::Result<Filter> {
-        let tables = a
-            .table
-            .iter()
-            .map(|t| {
-                names.parse(t).ok_or_else(|| {
-                    anyhow::anyhow!("unknown --table {t:?}: not a number or a name in rt_tables")
-                })
-            })
-            .collect::<anyhow::Result<Vec<u32>>>()?;
-        Ok(Filter {
-            tables,
-            comms: a.comm.clone(),
-            pids: a.pid.clone(),
-            family: a.family.map(|f| match f {
-                FamilyArg::Inet => Family::Inet,
-                FamilyArg::Inet6 => Family::Inet6,
-            }),
-            only: a.only,
-            netns: a.netns.clone(),
-        })
-    }
-
     /// Whether a change event passes (ready and lost events always pass).
     pub fn pass(&self, e: &Event) -> bool {
         let Some(c) = e.change() else { return true };
@@ -48,8 +30,8 @@ impl Filter {
         let removal = matches!(e.kind, Kind::RouteDel | Kind::RuleDel | Kind::RouteReplace);
         let addition = !matches!(e.kind, Kind::RouteDel | Kind::RuleDel);
         match self.only {
-            Some(OnlyArg::Removals) if !removal => return false,
-            Some(OnlyArg::Additions) if !addition => return false,
+            Some(Only::Removals) if !removal => return false,
+            Some(Only::Additions) if !addition => return false,
             _ => {}
         }
         let (table, family) = table_family(c);
