@@ -14,15 +14,19 @@ use std::time::Instant;
 /// `dpkg-deb`, `ldd` and `apt-get` come from essential/required packages and
 /// are not listed. `busybox-static` provides the guest's shell and applets and
 /// also the host-side `depmod`/`xzcat` used to prepare kernel modules.
-pub const HOST_PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static", "cpio", "iproute2"];
+/// `qemu-system-arm` and `file` serve the arm64 guests.
+pub const HOST_PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "qemu-system-arm",
+    "busybox-static",
+    "cpio",
+    "iproute2",
+    "file",
+];
 
 /// Where to look for the host's iproute2 `ip` (never busybox's applet).
 const IP_CANDIDATES: &[&str] = &["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"];
 const BUSYBOX_CANDIDATES: &[&str] = &["/bin/busybox", "/usr/bin/busybox"];
-const QEMU_CANDIDATES: &[&str] = &[
-    "/usr/bin/qemu-system-x86_64",
-    "/usr/local/bin/qemu-system-x86_64",
-];
 
 /// Prints a progress line of the runner (captured by the test harness unless
 /// `--nocapture` is given, and then shown with a failing test's output).
@@ -72,7 +76,8 @@ pub fn ensure_host_tools() -> Result<()> {
         apt_install(&missing).context("installing the QEMU VM runner's host packages")?;
     }
     // Verify what we are going to execute really exists now.
-    qemu_binary()?;
+    crate::guest::qemu_command(crate::kernel::Arch::X86_64)?;
+    crate::guest::qemu_command(crate::kernel::Arch::Aarch64)?;
     busybox_binary()?;
     ip_binary()?;
     which("cpio").context("cpio not found after installing package cpio")?;
@@ -178,13 +183,6 @@ fn is_executable(p: &Path) -> bool {
 
 fn first_existing(cands: &[&str]) -> Option<PathBuf> {
     cands.iter().map(PathBuf::from).find(|p| is_executable(p))
-}
-
-/// Path of `qemu-system-x86_64`.
-pub(crate) fn qemu_binary() -> Result<PathBuf> {
-    first_existing(QEMU_CANDIDATES)
-        .or_else(|| which("qemu-system-x86_64"))
-        .context("qemu-system-x86_64 not found (Debian package qemu-system-x86)")
 }
 
 /// Path of the host's busybox (from busybox-static).

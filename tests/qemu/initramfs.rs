@@ -1,6 +1,7 @@
 //! The guest's root filesystem: a newc cpio built from busybox, iproute2,
 //! caller binaries, kernel modules and a generated `/init`.
 
+use crate::guest;
 use crate::host::{self, run, say};
 use crate::kernel::KernelFiles;
 use anyhow::{Context, Result, bail};
@@ -180,17 +181,27 @@ impl Initramfs {
         }
         fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))?;
 
+        // The host's busybox prepares modules and lists applets; the guest
+        // gets its own architecture's busybox and ip.
         let busybox = host::busybox_binary()?;
-        let ip = host::ip_binary()?;
+        let foreign = if kernel.spec.arch.is_host() {
+            None
+        } else {
+            Some(guest::arm64_tools()?)
+        };
+        let (guest_busybox, ip) = match &foreign {
+            None => (busybox.clone(), host::ip_binary()?),
+            Some(t) => (t.busybox.clone(), t.ip.clone()),
+        };
         let mut libs = BTreeSet::new();
 
         // Binaries: busybox, iproute2 ip, caller's.
         let mut bins: Vec<(PathBuf, String)> = vec![
-            (busybox.clone(), "/bin/busybox".into()),
+            (guest_busybox, "/bin/busybox".into()),
             (ip, GUEST_IP.into()),
         ];
         bins.extend(self.binaries.iter().cloned());
-        for (host_path, guest) in &bins {
+        for (i, (host_path, guest)) in bins.iter().enumerate() {
             check_guest_path(guest)?;
             if !host_path.is_file() {
                 bail!(
@@ -203,7 +214,12 @@ impl Initramfs {
             fs::copy(host_path, &dst)
                 .with_context(|| format!("copying {}", host_path.display()))?;
             fs::set_permissions(&dst, fs::Permissions::from_mode(0o755))?;
-            libs.extend(ldd(host_path)?);
+            match (&foreign, i) {
+                (None, _) => libs.extend(ldd(host_path)?),
+                // busybox and ip: their libraries are the sysroot's.
+                (Some(_), 0 | 1) => {}
+                (Some(_), _) => guest::require_static(host_path)?,
+            }
         }
         for lib in &libs {
             // Keep the host's `libfoo.so.1 -> libfoo.so.1.2.3` shape (some
@@ -228,10 +244,13 @@ impl Initramfs {
                     .with_context(|| format!("copying library {}", real.display()))?;
             }
         }
-        let lib_dirs: BTreeSet<String> = libs
+        let mut lib_dirs: BTreeSet<String> = libs
             .iter()
             .filter_map(|l| l.parent().map(|p| p.to_string_lossy().into_owned()))
             .collect();
+        if let Some(t) = &foreign {
+            lib_dirs.extend(t.install_libs(root)?);
+        }
 
         // Busybox applets, minus those that would shadow an included binary.
         let shadowed: BTreeSet<String> = bins[1..]
