@@ -21,6 +21,7 @@ pub const PACKAGES: &[&str] = &[
     "libc6-dev-arm64-cross",
     "qemu-system-arm",
     "file",
+    "lintian",
 ];
 
 pub fn ensure() -> Result<()> {
