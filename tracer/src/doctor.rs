@@ -19,7 +19,7 @@ fn remedy(name: &str) -> &'static str {
         "tracepoints" => "mount tracefs: mount -t tracefs nodev /sys/kernel/tracing",
         "ringbuf" => "Linux 5.8 or later",
         "tcx" => {
-            "Linux 6.6 or later; until then --iface watches through the packet tracepoints, which run a program for every packet on the machine"
+            "Linux 6.6 or later; until then --iface attaches the same tc programs as classic tc filters (a clsact qdisc with direct-action classifiers), which the tracer removes when it stops"
         }
         _ => "",
     }
