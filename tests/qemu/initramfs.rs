@@ -2,7 +2,7 @@
 //! caller binaries, kernel modules and a generated `/init`.
 
 use crate::guest;
-use crate::host::{self, run, say};
+use crate::host::{self, ldd, run, say};
 use crate::kernel::KernelFiles;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeSet;
@@ -423,54 +423,6 @@ fn decompress_module(busybox: &Path, src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Shared libraries (and the dynamic loader) a host binary needs, per `ldd`.
-/// Empty for static binaries.
-pub(crate) fn ldd(bin: &Path) -> Result<Vec<PathBuf>> {
-    let out = Command::new("ldd")
-        .arg(bin)
-        .output()
-        .context("running ldd")?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stdout.contains("not a dynamic executable")
-        || stderr.contains("not a dynamic executable")
-        || stdout.contains("statically linked")
-    {
-        return Ok(Vec::new());
-    }
-    if !out.status.success() {
-        bail!("ldd {} failed: {stderr}{stdout}", bin.display());
-    }
-    parse_ldd(&stdout).with_context(|| format!("libraries of {}", bin.display()))
-}
-
-fn parse_ldd(text: &str) -> Result<Vec<PathBuf>> {
-    let mut libs = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some((name, rest)) = line.split_once("=>") {
-            let rest = rest.trim();
-            if rest.starts_with("not found") {
-                bail!("library {} not found", name.trim());
-            }
-            if let Some(p) = rest
-                .split_whitespace()
-                .next()
-                .filter(|p| p.starts_with('/'))
-            {
-                libs.push(PathBuf::from(p));
-            }
-        } else if let Some(p) = line
-            .split_whitespace()
-            .next()
-            .filter(|p| p.starts_with('/'))
-        {
-            libs.push(PathBuf::from(p)); // the loader, e.g. /lib64/ld-linux-x86-64.so.2
-        }
-    }
-    Ok(libs)
-}
-
 fn init_script(release: &str, insmods: &[String], lib_dirs: &BTreeSet<String>) -> String {
     let ld_path = lib_dirs.iter().cloned().collect::<Vec<_>>().join(":");
     let modules: String = insmods
@@ -611,24 +563,6 @@ fn collect(base: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ldd_output() {
-        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\
-                    \tlibbpf.so.1 => /lib/x86_64-linux-gnu/libbpf.so.1 (0x00007f85)\n\
-                    \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f85)\n\
-                    \t/lib64/ld-linux-x86-64.so.2 (0x00007f85)\n";
-        let libs = parse_ldd(text).unwrap();
-        assert_eq!(
-            libs,
-            vec![
-                PathBuf::from("/lib/x86_64-linux-gnu/libbpf.so.1"),
-                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
-                PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
-            ]
-        );
-        assert!(parse_ldd("\tlibfoo.so.1 => not found\n").is_err());
-    }
 
     #[test]
     fn module_paths() {
