@@ -63,6 +63,9 @@ refuse_mode() {
 }
 set -u
 mkdir -p /run/netns
+echo "=== BEGIN doctor ==="
+/usr/local/bin/tracer doctor || echo "doctor failed: $?"
+echo "=== END doctor ==="
 "#;
 
 /// What one guest boot runs and expects.
@@ -123,6 +126,36 @@ fn check(plan: &Plan) {
         .unwrap_or_else(|e| panic!("{}: {e:#}", spec.name));
     if let Err(e) = out.ensure_success() {
         panic!("{}: {e:#}", spec.name);
+    }
+    // doctor names the architecture, and a refused rung with its remedy.
+    let doctor = out
+        .section("doctor")
+        .unwrap_or_else(|e| panic!("{}: {e:#}", spec.name));
+    let arch = match spec.arch {
+        Arch::X86_64 => "x86_64",
+        Arch::Aarch64 => "aarch64",
+    };
+    assert!(
+        doctor.contains(&format!("arch       {arch}")) && !doctor.contains("doctor failed"),
+        "{} doctor:\n{doctor}",
+        spec.name
+    );
+    let fentry_line = doctor
+        .lines()
+        .find(|l| l.starts_with("fentry "))
+        .unwrap_or_else(|| panic!("{} doctor has no fentry line:\n{doctor}", spec.name));
+    if plan.refused.iter().any(|(m, _)| *m == "fentry") {
+        assert!(
+            fentry_line.contains("NO") && doctor.contains("remedy: Linux 5.17"),
+            "{} doctor must say why fentry is unusable, and the remedy:\n{doctor}",
+            spec.name
+        );
+    } else {
+        assert!(
+            fentry_line.contains("yes"),
+            "{} doctor:\n{doctor}",
+            spec.name
+        );
     }
     for (mode, word) in plan.refused {
         let text = out
