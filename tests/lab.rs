@@ -81,7 +81,43 @@ fn broken_lab_on_classic_tracepoints() {
     broken_lab(&[("TRACER_PACKET_HOOK", "classic")], "tracepoint");
 }
 
-fn broken_lab(env: &[(&str, &str)], via: &str) {
+/// Classic tc (a clsact qdisc and direct-action filters), the tc rung of
+/// kernels without tcx (before 6.6), forced here with
+/// `TRACER_PACKET_HOOK=clsact`: the filters are there while the tracer
+/// runs, and gone once it has stopped.
+#[test]
+fn broken_lab_on_classic_tc() {
+    let lab = broken_lab(&[("TRACER_PACKET_HOOK", "clsact")], "tc");
+    for dir in ["ingress", "egress"] {
+        let shown = tc_filters(&lab, dir);
+        assert!(
+            !shown.contains("pkt_"),
+            "the tracer's {dir} filter outlived it on tailscale0:\n{shown}"
+        );
+    }
+}
+
+/// `tc filter show dev tailscale0 DIR` in the lab's router namespace.
+fn tc_filters(lab: &Lab, dir: &str) -> String {
+    common::run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &lab.router,
+            "tc",
+            "filter",
+            "show",
+            "dev",
+            "tailscale0",
+            dir,
+        ],
+    )
+}
+
+/// The broken lab under `tracer watch --iface`, with `env`; returns the lab
+/// (still up, the tracer stopped).
+fn broken_lab(env: &[(&str, &str)], via: &str) -> Lab {
     let lab = Lab::up();
     let iface = lab.iface("tailscale0");
     let t = Tracer::start_with_env(&["--netns", &lab.router, "--iface", &iface], env);
@@ -91,6 +127,15 @@ fn broken_lab(env: &[(&str, &str)], via: &str) {
         "ready.ifaces: tailscale0 watched with {via}; ready: {}",
         t.ready
     );
+    if env.contains(&("TRACER_PACKET_HOOK", "clsact")) {
+        for (dir, prog) in [("ingress", "pkt_rx_tc"), ("egress", "pkt_tx_tc")] {
+            let shown = tc_filters(&lab, dir);
+            assert!(
+                shown.contains(prog) && shown.contains("direct-action"),
+                "tailscale0 {dir}: a direct-action filter running {prog}:\n{shown}"
+            );
+        }
+    }
 
     lab.ping(HEALTHY_ID, 1).assert_replied(1);
     lab.break_it();
@@ -189,6 +234,7 @@ fn broken_lab(env: &[(&str, &str)], via: &str) {
         advice.contains(LAN_HOST) && advice.contains("table 52"),
         "advice names {LAN_HOST} and table 52; {ctx}"
     );
+    lab
 }
 
 /// tailscaled restarting recreates tailscale0 under a new ifindex: the

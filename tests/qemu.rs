@@ -1,98 +1,276 @@
 //! The attribution scenario inside QEMU on Debian kernels, where fentry and
-//! kprobes attach: `tracer watch --attach fentry` and `--attach kprobe`
-//! must report the same events as the tracepoint path does on this host.
+//! kprobes attach: x86-64 6.1 and 6.12 (bookworm), x86-64 5.10 (bullseye),
+//! and arm64 6.1 and 6.12 with the static aarch64 binary. One guest boot
+//! runs the tracer once per mechanism (`--attach fentry|kprobe|tracepoint`,
+//! then `auto`), each in a namespace of its own, and every run must report
+//! the same events as the tracepoint path does on this host. `auto` must
+//! pick the best rung the kernel can load, with nothing on stderr, and a
+//! rung the kernel cannot run must be refused with a one-line error.
 mod common;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{nlraw_bin, scenario, scenario_script, tracer_bin};
-use qemu_vm::{DEBIAN_6_1, DEBIAN_6_12, Initramfs, KernelSpec, ensure_kernel, run_scenario};
+use qemu_vm::{
+    Arch, DEBIAN_5_10, DEBIAN_6_1, DEBIAN_6_1_ARM64, DEBIAN_6_12, DEBIAN_6_12_ARM64, Initramfs,
+    KernelSpec, ensure_kernel, run_scenario,
+};
 
-/// Start the tracer, wait for its ready line (polling its output file, never
-/// a fixed sleep), run the scenario, stop the tracer with SIGINT and print
-/// its JSON lines in a section.
-const VM_SCRIPT: &str = r#"
+/// Runs one mode: start the tracer in namespace `scn-MODE`, wait for its
+/// ready line (polling its output file, never a fixed sleep), run the
+/// scenario, stop it with SIGINT and print its JSON lines and stderr in
+/// sections.
+const RUN_MODE: &str = r#"
+run_mode() {
+    mode=$1
+    ns=scn-$mode
+    /usr/sbin/ip netns add $ns
+    /usr/local/bin/tracer watch --json --attach $mode --netns $ns > /tmp/ev-$mode 2> /tmp/err-$mode &
+    pid=$!
+    while [ ! -s /tmp/ev-$mode ]; do
+        if ! kill -0 $pid 2>/dev/null; then echo "tracer ($mode) exited before ready:"; cat /tmp/err-$mode; return 1; fi
+        sleep 0.05
+    done
+    sh /scenario.sh $ns /usr/local/bin/nlraw /usr/sbin/ip || { echo "scenario ($mode) failed"; cat /tmp/err-$mode; return 1; }
+    # Wait for the link-down removal to be reported, then stop.
+    n=0
+    while ! grep -q '"cause":"link_down"' /tmp/ev-$mode && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done
+    kill -INT $pid
+    wait $pid
+    rc=$?
+    echo "=== BEGIN events-$mode ==="
+    cat /tmp/ev-$mode
+    echo "=== END events-$mode ==="
+    echo "=== BEGIN stderr-$mode ==="
+    cat /tmp/err-$mode
+    echo "=== END stderr-$mode ==="
+    /usr/sbin/ip netns del $ns
+    return $rc
+}
+
+# A rung this kernel cannot run: the tracer must refuse it at once.
+refuse_mode() {
+    mode=$1
+    /usr/sbin/ip netns add scn-refused
+    /usr/local/bin/tracer watch --json --attach $mode --netns scn-refused > /tmp/ev-refused 2> /tmp/err-refused
+    rc=$?
+    echo "=== BEGIN refused-$mode ==="
+    echo "rc=$rc"
+    cat /tmp/err-refused
+    echo "=== END refused-$mode ==="
+    /usr/sbin/ip netns del scn-refused
+}
 set -u
 mkdir -p /run/netns
-/usr/sbin/ip netns add scn
-/usr/local/bin/tracer watch --json --attach MODE --netns scn > /tmp/ev 2> /tmp/err &
-pid=$!
-while [ ! -s /tmp/ev ]; do
-    if ! kill -0 $pid 2>/dev/null; then echo "tracer exited before ready:"; cat /tmp/err; exit 1; fi
-    sleep 0.05
-done
-sh /scenario.sh scn /usr/local/bin/nlraw /usr/sbin/ip || { echo "scenario failed"; cat /tmp/err; exit 1; }
-# Wait for the link-down removal to be reported, then stop.
-n=0
-while ! grep -q '"cause":"link_down"' /tmp/ev && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done
-kill -INT $pid
-wait $pid
-rc=$?
-echo "=== BEGIN events ==="
-cat /tmp/ev
-echo "=== END events ==="
-echo "=== BEGIN stderr ==="
-cat /tmp/err
-echo "=== END stderr ==="
-exit $rc
+echo "=== BEGIN doctor ==="
+/usr/local/bin/tracer doctor || echo "doctor failed: $?"
+echo "=== END doctor ==="
 "#;
 
-fn check(spec: &KernelSpec, mode: &str) {
-    let kernel = ensure_kernel(spec).unwrap_or_else(|e| panic!("kernel {}: {e:#}", spec.name));
-    let script = VM_SCRIPT.replace("MODE", mode);
-    let vm = Initramfs::new(&script)
-        .binary(tracer_bin())
-        .binary(nlraw_bin())
-        .file(
-            "/scenario.sh",
-            std::fs::read(scenario_script()).expect("scenario.sh"),
-        );
-    let out = run_scenario(&kernel, &vm, Duration::from_secs(240))
-        .unwrap_or_else(|e| panic!("{} {mode}: {e:#}", spec.name));
-    if let Err(e) = out.ensure_success() {
-        panic!("{} {mode}: {e:#}", spec.name);
+/// What one guest boot runs and expects.
+struct Plan {
+    spec: KernelSpec,
+    /// Modes run in order, each with the scenario.
+    modes: &'static [&'static str],
+    /// The mechanism `auto` must choose on this kernel.
+    auto: &'static str,
+    /// Modes that must be refused with a one-line error, and a word the
+    /// error must contain.
+    refused: &'static [(&'static str, &'static str)],
+}
+
+fn binaries(arch: Arch) -> (PathBuf, PathBuf) {
+    if arch.is_host() {
+        return (tracer_bin(), nlraw_bin());
     }
-    let events = out
-        .section_json("events")
-        .unwrap_or_else(|e| panic!("{} {mode}: {e:#}", spec.name));
-    eprintln!(
-        "{} --attach {mode}: {} events, VM total {:?}",
-        spec.name,
-        events.len(),
-        out.total_time
+    // The static cross-built binaries (`cargo xtask test` builds them).
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target")
+        .join(arch.rust_target())
+        .join("release");
+    let pick = |var: &str, name: &str| {
+        let p = std::env::var_os(var).map_or_else(|| dir.join(name), PathBuf::from);
+        assert!(
+            p.is_file(),
+            "{} does not exist: run `cargo build --release --target {} -p tracer -p integration-tests \
+             --bin tracer --bin nlraw` (or `cargo xtask test`)",
+            p.display(),
+            arch.rust_target()
+        );
+        qemu_vm::require_static(&p).unwrap_or_else(|e| panic!("{e:#}"));
+        p
+    };
+    (
+        pick("TRACER_AARCH64_BIN", "tracer"),
+        pick("NLRAW_AARCH64_BIN", "nlraw"),
+    )
+}
+
+fn check(plan: &Plan) {
+    let spec = &plan.spec;
+    let kernel = ensure_kernel(spec).unwrap_or_else(|e| panic!("kernel {}: {e:#}", spec.name));
+    let mut script = String::from(RUN_MODE);
+    for (mode, _) in plan.refused {
+        script.push_str(&format!("refuse_mode {mode}\n"));
+    }
+    for mode in plan.modes.iter().chain(&["auto"]) {
+        script.push_str(&format!("run_mode {mode} || exit 1\n"));
+    }
+    let (tracer, nlraw) = binaries(spec.arch);
+    let vm = Initramfs::new(&script).binary(tracer).binary(nlraw).file(
+        "/scenario.sh",
+        std::fs::read(scenario_script()).expect("scenario.sh"),
     );
-    scenario::check(&events, "scn", mode);
-    // The ready line names the kernel functions attached.
-    let ready = &events[0];
-    assert_eq!(
-        ready["functions"]["route4_del"], "fib_table_delete",
-        "{ready}"
-    );
-    assert_eq!(ready["functions"]["route6_del"], "fib6_del", "{ready}");
+    let out = run_scenario(&kernel, &vm, Duration::from_secs(900))
+        .unwrap_or_else(|e| panic!("{}: {e:#}", spec.name));
+    if let Err(e) = out.ensure_success() {
+        panic!("{}: {e:#}", spec.name);
+    }
+    // doctor names the architecture, and a refused rung with its remedy.
+    let doctor = out
+        .section("doctor")
+        .unwrap_or_else(|e| panic!("{}: {e:#}", spec.name));
+    let arch = match spec.arch {
+        Arch::X86_64 => "x86_64",
+        Arch::Aarch64 => "aarch64",
+    };
     assert!(
-        ready["functions"]["rule_del"]
-            .as_str()
-            .is_some_and(|f| f.contains("delrule")),
-        "{ready}"
+        doctor.contains(&format!("arch       {arch}")) && !doctor.contains("doctor failed"),
+        "{} doctor:\n{doctor}",
+        spec.name
     );
+    let fentry_line = doctor
+        .lines()
+        .find(|l| l.starts_with("fentry "))
+        .unwrap_or_else(|| panic!("{} doctor has no fentry line:\n{doctor}", spec.name));
+    if plan.refused.iter().any(|(m, _)| *m == "fentry") {
+        assert!(
+            fentry_line.contains("NO") && doctor.contains("remedy: Linux 5.17"),
+            "{} doctor must say why fentry is unusable, and the remedy:\n{doctor}",
+            spec.name
+        );
+    } else {
+        assert!(
+            fentry_line.contains("yes"),
+            "{} doctor:\n{doctor}",
+            spec.name
+        );
+    }
+    for (mode, word) in plan.refused {
+        let text = out
+            .section(&format!("refused-{mode}"))
+            .unwrap_or_else(|e| panic!("{}: {e:#}", spec.name));
+        let mut lines = text.lines();
+        let rc = lines.next().unwrap_or_default();
+        let err: Vec<&str> = lines.collect();
+        assert_ne!(
+            rc, "rc=0",
+            "{} --attach {mode} must fail: {text}",
+            spec.name
+        );
+        assert_eq!(
+            err.len(),
+            1,
+            "{} --attach {mode}: one line: {text}",
+            spec.name
+        );
+        assert!(
+            err[0].starts_with("tracer: ") && err[0].contains(word),
+            "{} --attach {mode}: {text}",
+            spec.name
+        );
+        eprintln!("{} --attach {mode} refused: {}", spec.name, err[0]);
+    }
+    for mode in plan.modes.iter().chain(&["auto"]) {
+        let events = out
+            .section_json(&format!("events-{mode}"))
+            .unwrap_or_else(|e| panic!("{} {mode}: {e:#}", spec.name));
+        let stderr = out
+            .section(&format!("stderr-{mode}"))
+            .unwrap_or_else(|e| panic!("{} {mode}: {e:#}", spec.name));
+        let expect = if *mode == "auto" { plan.auto } else { mode };
+        eprintln!(
+            "{} --attach {mode}: {} events via {expect}",
+            spec.name,
+            events.len()
+        );
+        scenario::check(&events, &format!("scn-{mode}"), expect);
+        if *mode == "auto" {
+            assert!(
+                stderr.trim().is_empty(),
+                "{} --attach auto must print nothing on stderr (no warning, no verifier log):\n{stderr}",
+                spec.name
+            );
+        }
+        if expect != "tracepoint" {
+            // The ready line names the kernel functions attached.
+            let ready = &events[0];
+            assert_eq!(
+                ready["functions"]["route4_del"], "fib_table_delete",
+                "{ready}"
+            );
+            assert_eq!(ready["functions"]["route6_del"], "fib6_del", "{ready}");
+            assert!(
+                ready["functions"]["rule_del"]
+                    .as_str()
+                    .is_some_and(|f| f.contains("delrule")),
+                "{ready}"
+            );
+        }
+    }
+    eprintln!("{}: VM total {:?}", spec.name, out.total_time);
 }
 
 #[test]
-fn debian_6_12_fentry() {
-    check(&DEBIAN_6_12, "fentry");
+fn debian_6_12() {
+    check(&Plan {
+        spec: DEBIAN_6_12,
+        modes: &["fentry", "kprobe"],
+        auto: "fentry",
+        refused: &[],
+    });
 }
 
 #[test]
-fn debian_6_12_kprobe() {
-    check(&DEBIAN_6_12, "kprobe");
+fn debian_6_1() {
+    check(&Plan {
+        spec: DEBIAN_6_1,
+        modes: &["fentry", "kprobe"],
+        auto: "fentry",
+        refused: &[],
+    });
+}
+
+/// Linux 5.10: no bpf_get_func_arg, so the fexit programs cannot load;
+/// `--attach fentry` is refused and `auto` takes kprobes without a word.
+#[test]
+fn debian_5_10() {
+    check(&Plan {
+        spec: DEBIAN_5_10,
+        modes: &["kprobe", "tracepoint"],
+        auto: "kprobe",
+        refused: &[("fentry", "bpf_get_func_arg")],
+    });
+}
+
+/// arm64 6.1: no ftrace direct calls, so no fentry.
+#[test]
+fn debian_6_1_arm64() {
+    check(&Plan {
+        spec: DEBIAN_6_1_ARM64,
+        modes: &["kprobe", "tracepoint"],
+        auto: "kprobe",
+        refused: &[("fentry", "fentry")],
+    });
 }
 
 #[test]
-fn debian_6_1_fentry() {
-    check(&DEBIAN_6_1, "fentry");
-}
-
-#[test]
-fn debian_6_1_kprobe() {
-    check(&DEBIAN_6_1, "kprobe");
+fn debian_6_12_arm64() {
+    check(&Plan {
+        spec: DEBIAN_6_12_ARM64,
+        modes: &["fentry", "kprobe", "tracepoint"],
+        auto: "fentry",
+        refused: &[],
+    });
 }

@@ -14,15 +14,19 @@ use std::time::Instant;
 /// `dpkg-deb`, `ldd` and `apt-get` come from essential/required packages and
 /// are not listed. `busybox-static` provides the guest's shell and applets and
 /// also the host-side `depmod`/`xzcat` used to prepare kernel modules.
-pub const HOST_PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static", "cpio", "iproute2"];
+/// `qemu-system-arm` and `file` serve the arm64 guests.
+pub const HOST_PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "qemu-system-arm",
+    "busybox-static",
+    "cpio",
+    "iproute2",
+    "file",
+];
 
 /// Where to look for the host's iproute2 `ip` (never busybox's applet).
 const IP_CANDIDATES: &[&str] = &["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"];
 const BUSYBOX_CANDIDATES: &[&str] = &["/bin/busybox", "/usr/bin/busybox"];
-const QEMU_CANDIDATES: &[&str] = &[
-    "/usr/bin/qemu-system-x86_64",
-    "/usr/local/bin/qemu-system-x86_64",
-];
 
 /// Prints a progress line of the runner (captured by the test harness unless
 /// `--nocapture` is given, and then shown with a failing test's output).
@@ -72,7 +76,8 @@ pub fn ensure_host_tools() -> Result<()> {
         apt_install(&missing).context("installing the QEMU VM runner's host packages")?;
     }
     // Verify what we are going to execute really exists now.
-    qemu_binary()?;
+    crate::guest::qemu_command(crate::kernel::Arch::X86_64)?;
+    crate::guest::qemu_command(crate::kernel::Arch::Aarch64)?;
     busybox_binary()?;
     ip_binary()?;
     which("cpio").context("cpio not found after installing package cpio")?;
@@ -180,13 +185,6 @@ fn first_existing(cands: &[&str]) -> Option<PathBuf> {
     cands.iter().map(PathBuf::from).find(|p| is_executable(p))
 }
 
-/// Path of `qemu-system-x86_64`.
-pub(crate) fn qemu_binary() -> Result<PathBuf> {
-    first_existing(QEMU_CANDIDATES)
-        .or_else(|| which("qemu-system-x86_64"))
-        .context("qemu-system-x86_64 not found (Debian package qemu-system-x86)")
-}
-
 /// Path of the host's busybox (from busybox-static).
 pub(crate) fn busybox_binary() -> Result<PathBuf> {
     first_existing(BUSYBOX_CANDIDATES).context("busybox not found (Debian package busybox-static)")
@@ -276,4 +274,75 @@ pub(crate) fn unique_suffix() -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Shared libraries (and the dynamic loader) a host binary needs, per `ldd`.
+/// Empty for static binaries.
+pub(crate) fn ldd(bin: &Path) -> Result<Vec<PathBuf>> {
+    let out = Command::new("ldd")
+        .arg(bin)
+        .output()
+        .context("running ldd")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stdout.contains("not a dynamic executable")
+        || stderr.contains("not a dynamic executable")
+        || stdout.contains("statically linked")
+    {
+        return Ok(Vec::new());
+    }
+    if !out.status.success() {
+        bail!("ldd {} failed: {stderr}{stdout}", bin.display());
+    }
+    parse_ldd(&stdout).with_context(|| format!("libraries of {}", bin.display()))
+}
+
+fn parse_ldd(text: &str) -> Result<Vec<PathBuf>> {
+    let mut libs = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some((name, rest)) = line.split_once("=>") {
+            let rest = rest.trim();
+            if rest.starts_with("not found") {
+                bail!("library {} not found", name.trim());
+            }
+            if let Some(p) = rest
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/'))
+            {
+                libs.push(PathBuf::from(p));
+            }
+        } else if let Some(p) = line
+            .split_whitespace()
+            .next()
+            .filter(|p| p.starts_with('/'))
+        {
+            libs.push(PathBuf::from(p)); // the loader, e.g. /lib64/ld-linux-x86-64.so.2
+        }
+    }
+    Ok(libs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_output() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+                    \tlibbpf.so.1 => /lib/x86_64-linux-gnu/libbpf.so.1 (0x00007f85)\n\
+                    \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f85)\n\
+                    \t/lib64/ld-linux-x86-64.so.2 (0x00007f85)\n";
+        let libs = parse_ldd(text).unwrap();
+        assert_eq!(
+            libs,
+            vec![
+                PathBuf::from("/lib/x86_64-linux-gnu/libbpf.so.1"),
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
+            ]
+        );
+        assert!(parse_ldd("\tlibfoo.so.1 => not found\n").is_err());
+    }
 }

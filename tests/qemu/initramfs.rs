@@ -1,7 +1,8 @@
 //! The guest's root filesystem: a newc cpio built from busybox, iproute2,
 //! caller binaries, kernel modules and a generated `/init`.
 
-use crate::host::{self, run, say};
+use crate::guest;
+use crate::host::{self, ldd, run, say};
 use crate::kernel::KernelFiles;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeSet;
@@ -180,17 +181,27 @@ impl Initramfs {
         }
         fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))?;
 
+        // The host's busybox prepares modules and lists applets; the guest
+        // gets its own architecture's busybox and ip.
         let busybox = host::busybox_binary()?;
-        let ip = host::ip_binary()?;
+        let foreign = if kernel.spec.arch.is_host() {
+            None
+        } else {
+            Some(guest::arm64_tools()?)
+        };
+        let (guest_busybox, ip) = match &foreign {
+            None => (busybox.clone(), host::ip_binary()?),
+            Some(t) => (t.busybox.clone(), t.ip.clone()),
+        };
         let mut libs = BTreeSet::new();
 
         // Binaries: busybox, iproute2 ip, caller's.
         let mut bins: Vec<(PathBuf, String)> = vec![
-            (busybox.clone(), "/bin/busybox".into()),
+            (guest_busybox, "/bin/busybox".into()),
             (ip, GUEST_IP.into()),
         ];
         bins.extend(self.binaries.iter().cloned());
-        for (host_path, guest) in &bins {
+        for (i, (host_path, guest)) in bins.iter().enumerate() {
             check_guest_path(guest)?;
             if !host_path.is_file() {
                 bail!(
@@ -203,7 +214,12 @@ impl Initramfs {
             fs::copy(host_path, &dst)
                 .with_context(|| format!("copying {}", host_path.display()))?;
             fs::set_permissions(&dst, fs::Permissions::from_mode(0o755))?;
-            libs.extend(ldd(host_path)?);
+            match (&foreign, i) {
+                (None, _) => libs.extend(ldd(host_path)?),
+                // busybox and ip: their libraries are the sysroot's.
+                (Some(_), 0 | 1) => {}
+                (Some(_), _) => guest::require_static(host_path)?,
+            }
         }
         for lib in &libs {
             // Keep the host's `libfoo.so.1 -> libfoo.so.1.2.3` shape (some
@@ -228,10 +244,13 @@ impl Initramfs {
                     .with_context(|| format!("copying library {}", real.display()))?;
             }
         }
-        let lib_dirs: BTreeSet<String> = libs
+        let mut lib_dirs: BTreeSet<String> = libs
             .iter()
             .filter_map(|l| l.parent().map(|p| p.to_string_lossy().into_owned()))
             .collect();
+        if let Some(t) = &foreign {
+            lib_dirs.extend(t.install_libs(root)?);
+        }
 
         // Busybox applets, minus those that would shadow an included binary.
         let shadowed: BTreeSet<String> = bins[1..]
@@ -404,54 +423,6 @@ fn decompress_module(busybox: &Path, src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Shared libraries (and the dynamic loader) a host binary needs, per `ldd`.
-/// Empty for static binaries.
-pub(crate) fn ldd(bin: &Path) -> Result<Vec<PathBuf>> {
-    let out = Command::new("ldd")
-        .arg(bin)
-        .output()
-        .context("running ldd")?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stdout.contains("not a dynamic executable")
-        || stderr.contains("not a dynamic executable")
-        || stdout.contains("statically linked")
-    {
-        return Ok(Vec::new());
-    }
-    if !out.status.success() {
-        bail!("ldd {} failed: {stderr}{stdout}", bin.display());
-    }
-    parse_ldd(&stdout).with_context(|| format!("libraries of {}", bin.display()))
-}
-
-fn parse_ldd(text: &str) -> Result<Vec<PathBuf>> {
-    let mut libs = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some((name, rest)) = line.split_once("=>") {
-            let rest = rest.trim();
-            if rest.starts_with("not found") {
-                bail!("library {} not found", name.trim());
-            }
-            if let Some(p) = rest
-                .split_whitespace()
-                .next()
-                .filter(|p| p.starts_with('/'))
-            {
-                libs.push(PathBuf::from(p));
-            }
-        } else if let Some(p) = line
-            .split_whitespace()
-            .next()
-            .filter(|p| p.starts_with('/'))
-        {
-            libs.push(PathBuf::from(p)); // the loader, e.g. /lib64/ld-linux-x86-64.so.2
-        }
-    }
-    Ok(libs)
-}
-
 fn init_script(release: &str, insmods: &[String], lib_dirs: &BTreeSet<String>) -> String {
     let ld_path = lib_dirs.iter().cloned().collect::<Vec<_>>().join(":");
     let modules: String = insmods
@@ -592,24 +563,6 @@ fn collect(base: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ldd_output() {
-        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\
-                    \tlibbpf.so.1 => /lib/x86_64-linux-gnu/libbpf.so.1 (0x00007f85)\n\
-                    \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f85)\n\
-                    \t/lib64/ld-linux-x86-64.so.2 (0x00007f85)\n";
-        let libs = parse_ldd(text).unwrap();
-        assert_eq!(
-            libs,
-            vec![
-                PathBuf::from("/lib/x86_64-linux-gnu/libbpf.so.1"),
-                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
-                PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
-            ]
-        );
-        assert!(parse_ldd("\tlibfoo.so.1 => not found\n").is_err());
-    }
 
     #[test]
     fn module_paths() {

@@ -23,6 +23,44 @@ pub struct KernelSpec {
     /// newest version of the *same package* (same kernel ABI) is used and a
     /// warning is printed.
     pub version: &'static str,
+    /// The guest's architecture (QEMU system, console, busybox and binaries).
+    pub arch: Arch,
+}
+
+/// A guest architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// `qemu-system-x86_64`, console ttyS0; guest tools are the host's own.
+    X86_64,
+    /// `qemu-system-aarch64 -M virt`, console ttyAMA0; busybox and iproute2
+    /// come from Debian's arm64 packages, and test binaries must be static.
+    Aarch64,
+}
+
+impl Arch {
+    /// Debian's name (`dpkg --print-architecture`).
+    pub fn debian(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
+        }
+    }
+
+    /// Rust's target triple of the static release binaries for this guest.
+    pub fn rust_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-gnu",
+            Arch::Aarch64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+
+    /// Is this the host's own architecture (host binaries run in the guest)?
+    pub fn is_host(self) -> bool {
+        match self {
+            Arch::X86_64 => cfg!(target_arch = "x86_64"),
+            Arch::Aarch64 => cfg!(target_arch = "aarch64"),
+        }
+    }
 }
 
 /// Debian 12 (bookworm) 6.1 LTS cloud kernel; newest in bookworm-security when chosen.
@@ -30,6 +68,7 @@ pub const DEBIAN_6_1: KernelSpec = KernelSpec {
     name: "debian-6.1",
     package: "linux-image-6.1.0-56-cloud-amd64",
     version: "6.1.192-2",
+    arch: Arch::X86_64,
 };
 
 /// Debian 6.12 LTS cloud kernel (bookworm backport in bookworm-security);
@@ -38,10 +77,44 @@ pub const DEBIAN_6_12: KernelSpec = KernelSpec {
     name: "debian-6.12",
     package: "linux-image-6.12.117+deb12-cloud-amd64",
     version: "6.12.117-1~deb12u1",
+    arch: Arch::X86_64,
+};
+
+/// Debian 11 (bullseye) 5.10 LTS cloud kernel, from bullseye-security (the
+/// QEMU tests add the bullseye suites to apt's sources): no
+/// `bpf_get_func_arg` (5.17), no tcx (6.6).
+pub const DEBIAN_5_10: KernelSpec = KernelSpec {
+    name: "debian-5.10",
+    package: "linux-image-5.10.0-46-cloud-amd64",
+    version: "5.10.262-1",
+    arch: Arch::X86_64,
+};
+
+/// Debian 12's arm64 6.1 cloud kernel: kprobes, but no fentry (no
+/// DYNAMIC_FTRACE_WITH_DIRECT_CALLS on arm64 6.1).
+pub const DEBIAN_6_1_ARM64: KernelSpec = KernelSpec {
+    name: "debian-6.1-arm64",
+    package: "linux-image-6.1.0-57-cloud-arm64:arm64",
+    version: "6.1.192-3",
+    arch: Arch::Aarch64,
+};
+
+/// Debian's arm64 6.12 cloud kernel (bookworm backport): kprobes and fentry.
+pub const DEBIAN_6_12_ARM64: KernelSpec = KernelSpec {
+    name: "debian-6.12-arm64",
+    package: "linux-image-6.12.118+deb12-cloud-arm64:arm64",
+    version: "6.12.118-1~deb12u1",
+    arch: Arch::Aarch64,
 };
 
 /// Every kernel integration tests should cover.
-pub const KERNELS: &[KernelSpec] = &[DEBIAN_6_1, DEBIAN_6_12];
+pub const KERNELS: &[KernelSpec] = &[
+    DEBIAN_6_1,
+    DEBIAN_6_12,
+    DEBIAN_5_10,
+    DEBIAN_6_1_ARM64,
+    DEBIAN_6_12_ARM64,
+];
 
 /// An unpacked kernel package in the cache.
 #[derive(Debug, Clone)]
@@ -99,6 +172,7 @@ fn ensure_kernel_inner(spec: &KernelSpec) -> Result<KernelFiles> {
     }
 
     host::ensure_host_tools()?;
+    crate::guest::ensure_apt_sources(spec.arch)?;
     let version = match resolve_version(spec)? {
         Some(v) => v,
         None => match &stamp {

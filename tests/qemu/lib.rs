@@ -55,18 +55,21 @@
 //! # }
 //! ```
 
+mod guest;
 mod host;
 mod initramfs;
 mod kernel;
 mod vm;
 
+pub use guest::require_static;
 pub use host::{HOST_PACKAGES, cache_dir, ensure_host_tools};
 pub use initramfs::{
     DEFAULT_MODULES, DMESG_SECTION, EXIT_MARKER_PREFIX, GUEST_BIN_DIR, GUEST_IP, Initramfs,
     MODULE_PARAMS, SCENARIO_START_MARKER, SETUP_FAILED_EXIT,
 };
 pub use kernel::{
-    DEBIAN_6_1, DEBIAN_6_12, KERNELS, KernelFiles, KernelSpec, ModuleStatus, ensure_kernel,
+    Arch, DEBIAN_5_10, DEBIAN_6_1, DEBIAN_6_1_ARM64, DEBIAN_6_12, DEBIAN_6_12_ARM64, KERNELS,
+    KernelFiles, KernelSpec, ModuleStatus, ensure_kernel,
 };
 pub use vm::{
     FAILURE_TAIL_LINES, VmOptions, VmOutput, run_scenario, run_vm, run_vm_with,

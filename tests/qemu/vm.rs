@@ -118,30 +118,31 @@ pub fn run_vm_with(kernel: &KernelFiles, initramfs: &Path, opts: &VmOptions) -> 
 
 fn boot_once(kernel: &KernelFiles, initramfs: &Path, opts: &VmOptions) -> Result<VmOutput> {
     host::ensure_host_tools()?;
-    let qemu = host::qemu_binary()?;
-    let append = format!("console=ttyS0 panic=-1 quiet {}", opts.extra_append)
-        .trim()
-        .to_string();
-    let mut cmd = Command::new(&qemu);
-    // One host thread for all vCPUs: with multi-threaded TCG the guest
-    // kernel's int3-based self-patching during boot can race (see
-    // [`CrashBeforeScenario`]).
-    cmd.args(["-accel", "tcg,thread=single", "-cpu", "max"])
-        .args([
-            "-m",
-            &opts.memory_mib.to_string(),
-            "-smp",
-            &opts.cpus.to_string(),
-        ])
-        .args(["-nographic", "-no-reboot", "-nic", "none"])
-        .arg("-kernel")
-        .arg(&kernel.vmlinuz)
-        .arg("-initrd")
-        .arg(initramfs)
-        .args(["-append", &append])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let arch = kernel.spec.arch;
+    let append = format!(
+        "console={} panic=-1 quiet {}",
+        crate::guest::console(arch),
+        opts.extra_append
+    )
+    .trim()
+    .to_string();
+    // x86: one host thread for all vCPUs (see [`CrashBeforeScenario`]).
+    let mut cmd = crate::guest::qemu_command(arch)?;
+    cmd.args([
+        "-m",
+        &opts.memory_mib.to_string(),
+        "-smp",
+        &opts.cpus.to_string(),
+    ])
+    .args(["-nographic", "-no-reboot", "-nic", "none"])
+    .arg("-kernel")
+    .arg(&kernel.vmlinuz)
+    .arg("-initrd")
+    .arg(initramfs)
+    .args(["-append", &append])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let label = format!("{} {}", kernel.spec.name, kernel.release);
     let cmdline = host::display_cmd(&cmd);
     say!("booting {label}: {cmdline}");
@@ -287,7 +288,8 @@ pub fn run_scenario(
 /// so a missing qemu is an error, not a reason.
 pub fn tcg_unavailable_reason() -> Result<Option<String>> {
     host::ensure_host_tools()?;
-    let qemu = host::qemu_binary()?;
+    let qemu = host::which("qemu-system-x86_64")
+        .context("qemu-system-x86_64 not found (Debian package qemu-system-x86)")?;
     let out = Command::new(&qemu)
         .args(["-accel", "help"])
         .output()

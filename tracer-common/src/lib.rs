@@ -502,7 +502,14 @@ pub struct Config {
     /// namespace is in NL_NETNS (`--netns`), so a flood elsewhere cannot
     /// fill the ring buffer.
     pub netns_filter: u32,
+    /// Offsets inside `struct pt_regs` of the registers that carry a kernel
+    /// function's arguments 0..6 (this architecture's calling convention),
+    /// from BTF: a kprobe reads argument `n` at `regs + kprobe_regs[n]`.
+    pub kprobe_regs: [u32; KPROBE_ARG_REGS],
 }
+
+/// How many function arguments a kprobe can read from registers.
+pub const KPROBE_ARG_REGS: usize = 6;
 
 impl Config {
     /// A configuration with every offset unresolved.
@@ -589,6 +596,7 @@ impl Config {
             arg_flush_all: NO_OFFSET,
             wakeup_every: 1,
             netns_filter: 0,
+            kprobe_regs: [NO_OFFSET; KPROBE_ARG_REGS],
         }
     }
 }

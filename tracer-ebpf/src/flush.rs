@@ -58,8 +58,8 @@ pub fn fexit_fib_table_flush(ctx: FExitContext) -> i32 {
 pub fn kprobe_fib_table_flush(ctx: ProbeContext) -> u32 {
     let _ = (|| {
         let cfg = config()?;
-        let tb = kprobe_arg(&ctx, cfg.arg_flush_tb)?;
-        let all = kprobe_arg(&ctx, cfg.arg_flush_all)
+        let tb = kprobe_arg(&ctx, cfg, cfg.arg_flush_tb)?;
+        let all = kprobe_arg(&ctx, cfg, cfg.arg_flush_all)
             .map(|v| v as u64 as u8)
             .unwrap_or(0);
         PTR_PENDING

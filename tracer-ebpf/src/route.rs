@@ -168,12 +168,12 @@ fn kprobe_route(ctx: &ProbeContext, v6: bool, operation: u8) -> Option<()> {
     let mut ev = RouteEvent::default();
     if v6 {
         let (rt_arg, info_arg) = route6_args(cfg, operation);
-        let rt = kprobe_arg(ctx, rt_arg)?;
-        let info = kprobe_arg(ctx, info_arg).unwrap_or(core::ptr::null());
+        let rt = kprobe_arg(ctx, cfg, rt_arg)?;
+        let info = kprobe_arg(ctx, cfg, info_arg).unwrap_or(core::ptr::null());
         route6(cfg, &mut ev, rt, info, operation);
     } else {
-        let tb = kprobe_arg(ctx, cfg.arg_f4_tb)?;
-        let fc = kprobe_arg(ctx, cfg.arg_f4_cfg)?;
+        let tb = kprobe_arg(ctx, cfg, cfg.arg_f4_tb)?;
+        let fc = kprobe_arg(ctx, cfg, cfg.arg_f4_cfg)?;
         route4(cfg, &mut ev, tb, fc, operation);
     }
     ROUTE_PENDING.insert(&current_tid(), &ev, 0).ok()

@@ -85,7 +85,7 @@ pub fn fexit_rule_add(ctx: FExitContext) -> i32 {
 fn kprobe_rule(ctx: &ProbeContext, del: bool) -> Option<()> {
     let cfg = config()?;
     let arg = nlh_arg(cfg, del);
-    let nlh = kprobe_arg(ctx, arg)?;
+    let nlh = kprobe_arg(ctx, cfg, arg)?;
     PTR_PENDING
         .insert(&current_tid(), &[nlh as u64, PENDING_RULE], 0)
         .ok()

@@ -33,6 +33,13 @@ pub enum Command {
     /// Read journals (or `watch --json` output) back: who removed what, in
     /// episodes, what was restored and what is still missing (no root needed).
     Report(ReportArgs),
+    /// Write the man pages and shell completions into DIR (for packaging:
+    /// `cargo xtask dist`).
+    #[command(name = "generate-docs", hide = true)]
+    GenerateDocs {
+        /// Output directory (man1/, completions/).
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -14,12 +14,12 @@ fn remedy(name: &str) -> &'static str {
         "btf" => "boot a kernel built with CONFIG_DEBUG_INFO_BTF=y",
         "kprobes" => "a kernel with CONFIG_KPROBES=y; until then the tracepoint path is used",
         "fentry" => {
-            "a kernel with BPF trampolines (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS) that permits tracing programs; until then kprobes or tracepoints are used"
+            "Linux 5.17 or later (bpf_get_func_arg) with BPF trampolines (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS; on arm64 from 6.4) that permits tracing programs; until then kprobes or tracepoints are used"
         }
         "tracepoints" => "mount tracefs: mount -t tracefs nodev /sys/kernel/tracing",
         "ringbuf" => "Linux 5.8 or later",
         "tcx" => {
-            "Linux 6.6 or later; until then --iface watches through the packet tracepoints, which run a program for every packet on the machine"
+            "Linux 6.6 or later; until then --iface attaches the same tc programs as classic tc filters (a clsact qdisc with direct-action classifiers), which the tracer removes when it stops"
         }
         _ => "",
     }
@@ -42,6 +42,7 @@ pub fn run(args: DoctorArgs) -> Result<()> {
     if args.json {
         let v = json!({
             "kernel": f.release,
+            "arch": std::env::consts::ARCH,
             "lockdown": format!("{:?}", f.lockdown),
             "features": features.iter().map(|(n, ft)| (n.to_string(), json!({"available": ft.available, "detail": ft.detail}))).collect::<serde_json::Map<_, _>>(),
             "hooks": plan.iter().map(|(h, (m, func))| (h.name().to_string(), json!({"mechanism": m.to_string(), "function": func, "function_error": functions.get(h).and_then(|r| r.clone().err())}))).collect::<serde_json::Map<_, _>>(),
@@ -50,6 +51,7 @@ pub fn run(args: DoctorArgs) -> Result<()> {
         return Ok(());
     }
     println!("kernel     {}", f.release);
+    println!("arch       {}", std::env::consts::ARCH);
     println!("lockdown   {:?}", f.lockdown);
     for (name, ft) in features {
         let mark = if ft.available { "yes" } else { "NO " };

@@ -11,6 +11,7 @@ mod enrich;
 mod escape;
 mod event;
 mod explain;
+mod gendocs;
 mod guard;
 mod journal;
 mod kernel;
@@ -48,6 +49,7 @@ fn main() {
         cli::Command::Explain(args) => explain::run(args),
         cli::Command::Doctor(args) => doctor::run(args),
         cli::Command::Report(args) => report::run(args),
+        cli::Command::GenerateDocs { dir } => gendocs::run(&dir),
     };
     if let Err(e) = result {
         // One line: the error and its causes.

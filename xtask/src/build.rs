@@ -1,5 +1,6 @@
 //! `cargo xtask build`: setup, then a release build of the host workspace
-//! (target/release/tracer, with the eBPF object embedded by tracer/build.rs).
+//! (target/release/tracer, with the eBPF object embedded by tracer/build.rs),
+//! and the static aarch64 tracer and nlraw for the arm64 QEMU tests.
 
 use crate::{process, setup, workspace};
 use anyhow::{Result, bail};
@@ -12,6 +13,23 @@ pub const BUILD_ARGS: &[&str] = &[
     "--workspace",
     "--exclude",
     "tracer-ebpf",
+];
+
+/// The arm64 binaries the arm64 QEMU tests boot: static (glibc, see
+/// .cargo/config.toml), cross-linked with aarch64-linux-gnu-gcc.
+pub const AARCH64_ARGS: &[&str] = &[
+    "build",
+    "--release",
+    "--target",
+    "aarch64-unknown-linux-gnu",
+    "-p",
+    "tracer",
+    "-p",
+    "integration-tests",
+    "--bin",
+    "tracer",
+    "--bin",
+    "nlraw",
 ];
 
 pub fn run() -> Result<()> {
@@ -34,5 +52,9 @@ pub fn release_build() -> Result<()> {
         );
     }
     println!("build: {} is ready", bin.display());
+    let mut cmd = workspace::cargo();
+    cmd.args(AARCH64_ARGS);
+    println!("build: {}", process::display(&cmd));
+    process::run_streamed("build (aarch64)", &mut cmd)?;
     Ok(())
 }

@@ -4,12 +4,15 @@
 //!   packages, the nightly toolchain with rust-src, bpf-linker), idempotently.
 //! - `cargo xtask build`: setup, then a release build of the workspace.
 //! - `cargo xtask test`: the one test command (CI runs it through `.ci/run`).
+//! - `cargo xtask dist`: static binaries and .deb packages for x86-64 and
+//!   arm64 in target/dist/.
 //! - `cargo xtask lab`: the routing-loop incident rebuilt in throw-away
 //!   network namespaces (a Tailscale subnet router and a LAN host) under
 //!   `tracer watch --iface`.
 //! - `cargo xtask demo`: the same as `cargo xtask lab`.
 
 mod build;
+mod dist;
 mod lab;
 mod process;
 mod setup;
@@ -36,6 +39,8 @@ enum Command {
     Setup,
     /// Setup, then `cargo build --release --workspace` (target/release/tracer with the eBPF object embedded).
     Build,
+    /// Setup, then the release artefacts in target/dist/: static tracer-x86_64-linux and tracer-aarch64-linux, and their .deb packages.
+    Dist,
     /// The project's test command: setup, build, unit tests, integration tests (root), QEMU tests.
     Test(test::TestArgs),
     /// The demonstration: the same as `lab` (root).
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Setup => setup::run(),
         Command::Build => build::run(),
+        Command::Dist => dist::run(),
         Command::Test(args) => test::run(&args),
         Command::Demo(args) | Command::Lab(args) => lab::run(&args),
     };

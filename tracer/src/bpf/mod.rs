@@ -1,5 +1,6 @@
 //! The eBPF side as userspace sees it: the attach ladder, the loader, and
 //! attaching the packet programs.
+pub mod classic_tc;
 pub mod ladder;
 pub mod loader;
 pub mod packet_hooks;

@@ -1,9 +1,10 @@
 //! Attaching the packet programs for `--iface`.
 //!
 //! Each watched interface gets the tc programs (`pkt_rx_tc` on its
-//! ingress, `pkt_tx_tc` on its egress, as tcx links, Linux 6.6+), so that
+//! ingress, `pkt_tx_tc` on its egress, as tcx links, Linux 6.6+, else as
+//! classic tc direct-action filters under a `clsact` qdisc), so that
 //! packets on other interfaces run no program at all. Where that fails
-//! (an older kernel, a link type whose header length is not known here,
+//! (a link type whose header length is not known here,
 //! a `TC_IFACES` slot another watched interface holds), the interface is
 //! watched through the tracepoint programs instead: they are attached
 //! once, see every packet on the machine, and filter by the
@@ -14,8 +15,9 @@
 //! ([`PacketHooks::set_fib`]); a healthy router never runs them.
 //!
 //! `TRACER_PACKET_HOOK=btf|raw|classic` skips the tc programs and starts
-//! the tracepoint programs at that rung (tests and measurements use it to
-//! run the fallbacks on a kernel that would not need them).
+//! the tracepoint programs at that rung, and `TRACER_PACKET_HOOK=clsact`
+//! skips tcx for classic tc (tests and measurements use them to run the
+//! fallbacks on a kernel that would not need them).
 use std::{fs::File, path::PathBuf};
 
 use anyhow::{Context as _, Result, anyhow};
@@ -24,19 +26,20 @@ use aya::{
     maps::{Array, HashMap, MapData},
     programs::{
         LinkOrder, SchedClassifier, TcAttachType, TracePoint,
-        tc::{SchedClassifierLinkId, TcAttachOptions},
+        tc::{NlOptions, SchedClassifierLinkId, TcAttachOptions},
         trace_point::TracePointLinkId,
     },
 };
 use nix::sched::{CloneFlags, setns};
 use tracer_common::{TC_SLOTS, TcIface, WatchKey};
 
+use super::classic_tc::{ClassicTc, ensure_clsact};
 use super::loader::{attach_btf_tracepoint, attach_raw_tracepoint, attach_tracepoint, program};
 use crate::{enrich::netns::NETNS_RUN_DIR, packet::watchlist::IfaceSpec};
 
 /// The environment variable that chooses the packet programs: `tc` (the
-/// default), or the tracepoint rung to start from, `btf`, `raw` or
-/// `classic`.
+/// default: tcx, else classic tc), `clsact` (classic tc only), or the
+/// tracepoint rung to start from, `btf`, `raw` or `classic`.
 pub const PACKET_HOOK_ENV: &str = "TRACER_PACKET_HOOK";
 
 /// The packet tracepoints: (BTF program, raw program, classic program,
@@ -74,6 +77,8 @@ struct Gone(String);
 pub enum Via {
     /// tcx links of the rx and tx programs.
     Tc(SchedClassifierLinkId, SchedClassifierLinkId),
+    /// Classic tc filters of the rx and tx programs (no tcx).
+    Clsact(ClassicTc),
     /// The tracepoint programs (the caller adds the interface to
     /// `WATCH_IFACES`).
     Tracepoint,
@@ -83,9 +88,14 @@ impl Via {
     /// The name the `ready` event gives it.
     pub fn name(&self) -> &'static str {
         match self {
-            Via::Tc(..) => "tc",
+            Via::Tc(..) | Via::Clsact(..) => "tc",
             Via::Tracepoint => "tracepoint",
         }
+    }
+
+    /// Watched by tc programs of its own (tcx or classic tc)?
+    pub fn is_tc(&self) -> bool {
+        !matches!(self, Via::Tracepoint)
     }
 }
 
@@ -96,6 +106,8 @@ pub struct PacketHooks {
     ebpf: Ebpf,
     /// The tc programs are loaded and wanted.
     tc: bool,
+    /// Attach them as classic tc filters, without trying tcx.
+    clsact_only: bool,
     /// The tracepoint rung to start from: 0 BTF, 1 raw, 2 classic.
     first_rung: usize,
     tracepoints: bool,
@@ -115,14 +127,16 @@ impl PacketHooks {
     /// the tc programs, and with the tc programs refused or not wanted,
     /// attaches the packet tracepoints; warnings say what is missing.
     pub fn new(mut ebpf: Ebpf, warnings: &mut Vec<String>) -> Result<Self> {
-        let (tc_wanted, first_rung) = match std::env::var(PACKET_HOOK_ENV).ok().as_deref() {
-            None | Some("" | "tc") => (true, 0),
+        let hook = std::env::var(PACKET_HOOK_ENV).ok();
+        let clsact_only = hook.as_deref() == Some("clsact");
+        let (tc_wanted, first_rung) = match hook.as_deref() {
+            None | Some("" | "tc" | "clsact") => (true, 0),
             Some("btf") => (false, 0),
             Some("raw") => (false, 1),
             Some("classic") => (false, 2),
             Some(other) => {
                 return Err(anyhow!(
-                    "{PACKET_HOOK_ENV}={other}: expected tc, btf, raw or classic"
+                    "{PACKET_HOOK_ENV}={other}: expected tc, clsact, btf, raw or classic"
                 ));
             }
         };
@@ -161,6 +175,7 @@ impl PacketHooks {
         let mut hooks = PacketHooks {
             ebpf,
             tc,
+            clsact_only,
             first_rung,
             tracepoints: false,
             tc_ifaces,
@@ -199,15 +214,21 @@ impl PacketHooks {
 
     /// Stops watching `key`.
     pub fn unwatch(&mut self, key: &WatchKey, via: Via) {
-        if let Via::Tc(rx, tx) = via {
-            for ((prog, _), link) in TC_PROGRAMS.into_iter().zip([rx, tx]) {
-                // The link is already gone when the interface was deleted.
-                let _ = program::<SchedClassifier>(&mut self.ebpf, prog).map(|p| p.detach(link));
+        match via {
+            Via::Tc(rx, tx) => {
+                for ((prog, _), link) in TC_PROGRAMS.into_iter().zip([rx, tx]) {
+                    // The link is already gone when the interface was deleted.
+                    let _ =
+                        program::<SchedClassifier>(&mut self.ebpf, prog).map(|p| p.detach(link));
+                }
             }
-            let _ = self
-                .tc_ifaces
-                .set(key.ifindex % TC_SLOTS, TcIface::default(), 0);
+            // Its filters go (from inside the namespace) when it is dropped.
+            Via::Clsact(filters) => drop(filters),
+            Via::Tracepoint => return,
         }
+        let _ = self
+            .tc_ifaces
+            .set(key.ifindex % TC_SLOTS, TcIface::default(), 0);
     }
 
     fn attach_tc(&mut self, spec: &IfaceSpec, key: WatchKey) -> Result<Via> {
@@ -220,17 +241,21 @@ impl PacketHooks {
                 held.netns
             ));
         }
-        // tcx attaches by ifindex in the namespace of the calling thread:
-        // attach from a thread that enters the interface's namespace.
-        let netns = spec
+        // tcx and tc attach by ifindex in the namespace of the calling
+        // thread: attach from a thread that enters the interface's namespace.
+        let netns_path = spec
             .netns
             .as_ref()
-            .map(|n| File::open(PathBuf::from(NETNS_RUN_DIR).join(n)))
+            .map(|n| PathBuf::from(NETNS_RUN_DIR).join(n));
+        let netns = netns_path
+            .as_ref()
+            .map(File::open)
             .transpose()
             .map_err(|e| Gone(format!("opening its network namespace: {e}")))?;
         let ebpf = &mut self.ebpf;
-        let (l2_len, links) = std::thread::scope(|s| {
-            s.spawn(|| -> Result<(u32, Vec<SchedClassifierLinkId>)> {
+        let clsact_only = self.clsact_only;
+        let (l2_len, links, classic) = std::thread::scope(|s| {
+            s.spawn(|| -> Result<(u32, Vec<SchedClassifierLinkId>, bool)> {
                 if let Some(ns) = &netns {
                     setns(ns, CloneFlags::CLONE_NEWNET).context("entering the namespace")?;
                 }
@@ -244,11 +269,21 @@ impl PacketHooks {
                 }
                 let l2_len = l2_len(&spec.name)?;
                 let mut links = Vec::new();
+                let mut classic = clsact_only;
+                if classic {
+                    ensure_clsact(&spec.name);
+                }
                 for (prog, at) in TC_PROGRAMS {
-                    let attached = program::<SchedClassifier>(ebpf, prog).and_then(|p| {
-                        let opts = TcAttachOptions::TcxOrder(LinkOrder::default());
-                        Ok(p.attach_with_options(&spec.name, at, opts)?)
-                    });
+                    let mut attached = attach(ebpf, prog, &spec.name, at, classic);
+                    if let Err(tcx) = &attached
+                        && !classic
+                    {
+                        // No tcx (Linux < 6.6): classic tc instead.
+                        log::debug!("{spec}: tcx refused ({tcx:#}); trying classic tc");
+                        classic = true;
+                        ensure_clsact(&spec.name);
+                        attached = attach(ebpf, prog, &spec.name, at, true);
+                    }
                     match attached {
                         Ok(link) => links.push(link),
                         Err(e) => {
@@ -260,7 +295,7 @@ impl PacketHooks {
                         }
                     }
                 }
-                Ok((l2_len, links))
+                Ok((l2_len, links, classic))
             })
             .join()
             .map_err(|_| anyhow!("the attaching thread panicked"))?
@@ -268,6 +303,17 @@ impl PacketHooks {
         let [rx, tx]: [SchedClassifierLinkId; 2] = links
             .try_into()
             .map_err(|_| anyhow!("expected two links"))?;
+        let via = if classic {
+            // Owned here, so the filters go when the interface is unwatched
+            // or the session ends, from inside its namespace.
+            let mut owned = Vec::new();
+            for ((prog, _), link) in TC_PROGRAMS.into_iter().zip([rx, tx]) {
+                owned.push(program::<SchedClassifier>(&mut self.ebpf, prog)?.take_link(link)?);
+            }
+            Via::Clsact(ClassicTc::new(netns_path, owned))
+        } else {
+            Via::Tc(rx, tx)
+        };
         let iface = TcIface {
             netns: key.netns,
             ifindex: key.ifindex,
@@ -275,10 +321,10 @@ impl PacketHooks {
             _pad: 0,
         };
         if let Err(e) = self.tc_ifaces.set(slot, iface, 0) {
-            self.unwatch(&key, Via::Tc(rx, tx));
+            self.unwatch(&key, via);
             return Err(anyhow!("TC_IFACES: {e}"));
         }
-        Ok(Via::Tc(rx, tx))
+        Ok(via)
     }
 
     /// Attaches the packet tracepoints once: for each, the BTF-enabled
@@ -347,6 +393,24 @@ impl PacketHooks {
 }
 
 /// The ifindex of interface `name` in the calling thread's namespace.
+/// Attaches one tc program: as a tcx link, or with `classic` as a classic
+/// tc filter (direct action, under the clsact qdisc).
+fn attach(
+    ebpf: &mut Ebpf,
+    prog: &str,
+    ifname: &str,
+    at: TcAttachType,
+    classic: bool,
+) -> Result<SchedClassifierLinkId> {
+    let p = program::<SchedClassifier>(ebpf, prog)?;
+    let opts = if classic {
+        TcAttachOptions::Netlink(NlOptions::default())
+    } else {
+        TcAttachOptions::TcxOrder(LinkOrder::default())
+    };
+    Ok(p.attach_with_options(ifname, at, opts)?)
+}
+
 fn ifindex_of(name: &str) -> Result<u32> {
     let c = std::ffi::CString::new(name)?;
     // SAFETY: a NUL-terminated string that outlives the call.

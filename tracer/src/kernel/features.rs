@@ -145,7 +145,7 @@ fn probe_fentry(btf: &Btf) -> Feature {
             "none of {FENTRY_PROBE_TARGETS:?} is in kernel BTF, cannot probe fentry"
         ));
     };
-    let prog = match sys::load_fentry_noop(id) {
+    let prog = match sys::load_fentry_noop(id, false) {
         Ok(fd) => fd,
         Err(e) => {
             return Feature::no(format!(
@@ -155,10 +155,31 @@ fn probe_fentry(btf: &Btf) -> Feature {
     };
     match sys::attach_tracing(&prog) {
         // Dropping the link and program descriptors detaches and unloads.
-        Ok(_link) => Feature::yes(format!("fentry program loaded and attached to {target}")),
-        Err(e) => Feature::no(format!(
-            "fentry program for {target} loaded but attaching it failed: {e}"
+        Ok(_link) => {}
+        Err(e) => {
+            return Feature::no(format!(
+                "fentry program for {target} loaded but attaching it failed: {e}"
+            ));
+        }
+    }
+    // The fexit programs read their arguments with bpf_get_func_arg, which
+    // takes the argument index (from BTF) at run time.
+    match sys::load_fentry_noop(id, true) {
+        Ok(_) => Feature::yes(format!(
+            "fentry program loaded and attached to {target}; bpf_get_func_arg available"
         )),
+        Err(e) => {
+            // The verifier's verdict, not its whole log.
+            let why = e
+                .log
+                .split("; ")
+                .find(|l| l.starts_with("invalid func"))
+                .map_or_else(|| e.to_string(), str::to_string);
+            Feature::no(format!(
+                "fentry attaches, but the helper bpf_get_func_arg (Linux 5.17+) that the \
+                 tracer's fexit programs need is missing ({why}); kprobes serve instead"
+            ))
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use tracer_common::{Config, NO_OFFSET};
+use tracer_common::{Config, KPROBE_ARG_REGS, NO_OFFSET};
 
 use super::{
     btf::Btf,
@@ -121,6 +121,7 @@ pub fn resolve(btf: &Btf, tracefs: &Tracefs) -> (Config, Vec<String>) {
     c.arg_f6del_info = r.shared_arg(&["fib6_del"], "info");
     c.arg_flush_tb = r.shared_arg(&["fib_table_flush"], "tb");
     c.arg_flush_all = r.shared_arg(&["fib_table_flush"], "flush_all");
+    c.kprobe_regs = r.kprobe_regs();
 
     (c, r.warnings)
 }
@@ -202,6 +203,26 @@ impl Resolver<'_> {
         })
     }
 
+    /// Offsets in `struct pt_regs` of the argument registers, one warning
+    /// per register BTF does not describe.
+    fn kprobe_regs(&mut self) -> [u32; KPROBE_ARG_REGS] {
+        let mut regs = [NO_OFFSET; KPROBE_ARG_REGS];
+        for (slot, reg) in regs.iter_mut().zip(KPROBE_ARG_REGISTERS) {
+            *slot = match reg {
+                ArgRegister::Member(name) => self.member("pt_regs", name),
+                ArgRegister::ArrayElement(name, i) => {
+                    let base = self.member("pt_regs", name);
+                    if base == NO_OFFSET {
+                        NO_OFFSET
+                    } else {
+                        base + i * size_of::<u64>() as u32
+                    }
+                }
+            };
+        }
+        regs
+    }
+
     /// Index of `nlh` in the first of `functions` that BTF describes.
     fn nlh_arg(&mut self, functions: [&str; 2]) -> u32 {
         let mut errors = Vec::new();
@@ -215,6 +236,45 @@ impl Resolver<'_> {
         NO_OFFSET
     }
 }
+
+/// Where a function argument lives in the kernel's `struct pt_regs`.
+#[derive(Clone, Copy, Debug)]
+pub enum ArgRegister {
+    /// A member of its own (x86-64's `di`, `si`, ...).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Member(&'static str),
+    /// Element `i` of an array of 64-bit registers (arm64's `regs[i]`).
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    ArrayElement(&'static str, u32),
+}
+
+/// The registers of arguments 0..6 in this architecture's kernel calling
+/// convention, by their names in the kernel's `struct pt_regs`. Only the
+/// names are fixed here; their offsets come from the running kernel's BTF.
+/// The eBPF object refuses to build for any other architecture.
+#[cfg(target_arch = "x86_64")]
+pub const KPROBE_ARG_REGISTERS: [ArgRegister; KPROBE_ARG_REGS] = [
+    ArgRegister::Member("di"),
+    ArgRegister::Member("si"),
+    ArgRegister::Member("dx"),
+    ArgRegister::Member("cx"),
+    ArgRegister::Member("r8"),
+    ArgRegister::Member("r9"),
+];
+/// arm64 (AAPCS64): arguments in x0..x5, `pt_regs.regs[0..6]`.
+#[cfg(target_arch = "aarch64")]
+pub const KPROBE_ARG_REGISTERS: [ArgRegister; KPROBE_ARG_REGS] = [
+    ArgRegister::ArrayElement("regs", 0),
+    ArgRegister::ArrayElement("regs", 1),
+    ArgRegister::ArrayElement("regs", 2),
+    ArgRegister::ArrayElement("regs", 3),
+    ArgRegister::ArrayElement("regs", 4),
+    ArgRegister::ArrayElement("regs", 5),
+];
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!(
+    "tracer supports x86_64 and aarch64 only: no kprobe argument registers for this one"
+);
 
 /// A kernel function to attach to, and where its `nlh` argument is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -407,6 +467,24 @@ mod tests {
         );
         assert_all_distinct(&[c.arg_f6add_rt, c.arg_f6add_info]);
         assert_all_distinct(&[c.arg_flush_tb, c.arg_flush_all]);
+        assert!(
+            c.kprobe_regs.iter().all(|&o| o != NO_OFFSET),
+            "{:?}",
+            c.kprobe_regs
+        );
+        assert_all_distinct(&c.kprobe_regs);
+        assert!(
+            c.kprobe_regs
+                .iter()
+                .all(|&o| o < btf.struct_size("pt_regs").unwrap()),
+            "argument registers inside pt_regs"
+        );
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            c.kprobe_regs[0],
+            14 * 8,
+            "pt_regs.di after 14 registers (asm/ptrace.h)"
+        );
 
         assert_all_distinct(&[
             c.tp_sendto_buff,

@@ -107,24 +107,34 @@ unsafe fn bpf<A>(cmd: libc::c_int, attr: &mut A) -> io::Result<OwnedFd> {
 }
 
 /// Loads `r0 = 0; exit` as a BPF_PROG_TYPE_TRACING fentry program for the
-/// kernel function whose BTF FUNC id is `attach_btf_id`.
-pub(crate) fn load_fentry_noop(attach_btf_id: u32) -> Result<OwnedFd, BpfSysError> {
-    let insns = [
-        // BPF_ALU64 | BPF_MOV | BPF_K: r0 = 0
-        BpfInsn {
-            code: 0xb7,
-            regs: 0,
-            off: 0,
-            imm: 0,
-        },
-        // BPF_JMP | BPF_EXIT
-        BpfInsn {
-            code: 0x95,
-            regs: 0,
-            off: 0,
-            imm: 0,
-        },
-    ];
+/// kernel function whose BTF FUNC id is `attach_btf_id`. With `func_arg`,
+/// the program first calls `bpf_get_func_arg(ctx, 0, &slot)`, as the fexit
+/// programs do: kernels before 5.17 refuse it (`invalid func unknown#183`).
+pub(crate) fn load_fentry_noop(attach_btf_id: u32, func_arg: bool) -> Result<OwnedFd, BpfSysError> {
+    const BPF_FUNC_GET_FUNC_ARG: i32 = 183;
+    let insn = |code, regs, off, imm| BpfInsn {
+        code,
+        regs,
+        off,
+        imm,
+    };
+    let mut insns = Vec::new();
+    if func_arg {
+        insns.extend([
+            // BPF_ST | BPF_MEM | BPF_DW: *(u64 *)(r10 - 8) = 0
+            insn(0x7a, 0x0a, -8, 0),
+            // BPF_ALU64 | BPF_MOV | BPF_K: r2 = 0 (argument index)
+            insn(0xb7, 0x02, 0, 0),
+            // BPF_ALU64 | BPF_MOV | BPF_X: r3 = r10
+            insn(0xbf, 0xa3, 0, 0),
+            // BPF_ALU64 | BPF_ADD | BPF_K: r3 += -8
+            insn(0x07, 0x03, 0, -8),
+            // BPF_JMP | BPF_CALL: bpf_get_func_arg(r1 = ctx, r2, r3)
+            insn(0x85, 0x00, 0, BPF_FUNC_GET_FUNC_ARG),
+        ]);
+    }
+    // r0 = 0; exit
+    insns.extend([insn(0xb7, 0x00, 0, 0), insn(0x95, 0x00, 0, 0)]);
     let license = c"GPL";
     let mut log = vec![0u8; 4096];
     let mut attr = ProgLoadAttr {

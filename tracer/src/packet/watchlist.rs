@@ -117,7 +117,7 @@ impl WatchList {
             }
             match self.install(&spec, key) {
                 Ok(via) => {
-                    let tc = matches!(via, Via::Tc(..));
+                    let tc = via.is_tc();
                     changes.push(WatchChange::Added(spec.clone(), key, tc));
                     self.active.insert(key, (spec, via));
                 }

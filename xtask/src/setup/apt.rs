@@ -1,6 +1,8 @@
 //! Debian packages: LLVM 22 for bpf-linker, QEMU/busybox/cpio for the VM
 //! tests, iproute2 and tcpdump for the integration tests and the demo,
-//! nftables for the lab's masquerade rule (tests/lab/lab.sh).
+//! nftables for the lab's masquerade rule (tests/lab/lab.sh); the aarch64
+//! cross linker and libc (static arm64 builds), QEMU for arm64 guests, and
+//! `file` (the static-binary checks).
 
 use super::say;
 use crate::{process, workspace};
@@ -15,6 +17,11 @@ pub const PACKAGES: &[&str] = &[
     "iproute2",
     "tcpdump",
     "nftables",
+    "gcc-aarch64-linux-gnu",
+    "libc6-dev-arm64-cross",
+    "qemu-system-arm",
+    "file",
+    "lintian",
 ];
 
 pub fn ensure() -> Result<()> {

@@ -9,6 +9,9 @@ use std::process::Command;
 
 const TOOLCHAIN: &str = "nightly";
 const COMPONENT: &str = "rust-src";
+/// Rust targets of the static release binaries (`cargo xtask dist`, the
+/// arm64 QEMU tests), for the default (stable) toolchain.
+pub const TARGETS: &[&str] = &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"];
 
 pub fn ensure() -> Result<()> {
     let rustup = rustup()?;
@@ -39,6 +42,22 @@ pub fn ensure() -> Result<()> {
         let mut add = Command::new(&rustup);
         add.args(["component", "add", COMPONENT, "--toolchain", TOOLCHAIN]);
         process::run_streamed("setup step rust-src", &mut add)?;
+    }
+
+    let mut targets = Command::new(&rustup);
+    targets.args(["target", "list", "--installed"]);
+    let out = process::capture(&mut targets)?;
+    process::check_output("setup step rust targets", &targets, &out)?;
+    let installed = String::from_utf8_lossy(&out.stdout).into_owned();
+    for target in TARGETS {
+        if has_component(&installed, target) {
+            say!("rust target {target}: present");
+        } else {
+            say!("rust target {target}: missing, installing: rustup target add {target}");
+            let mut add = Command::new(&rustup);
+            add.args(["target", "add", target]);
+            process::run_streamed("setup step rust targets", &mut add)?;
+        }
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 mod targets;
 
-use crate::{build, process, setup, workspace};
+use crate::{build, dist, process, setup, workspace};
 use anyhow::{Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -31,6 +31,7 @@ const UNIT_ARGS: &[&str] = &[
 enum Stage {
     Setup,
     Build,
+    Dist,
     Unit,
     Integration(String),
 }
@@ -40,6 +41,7 @@ impl Stage {
         match self {
             Stage::Setup => "setup".into(),
             Stage::Build => "release build".into(),
+            Stage::Dist => "release artefacts (cargo xtask dist)".into(),
             Stage::Unit => "unit tests".into(),
             Stage::Integration(t) if targets::is_qemu(t) => format!("QEMU tests: {t}"),
             Stage::Integration(t) => format!("integration tests: {t}"),
@@ -57,7 +59,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
         .cloned()
         .collect();
 
-    let mut stages = vec![Stage::Setup, Stage::Build, Stage::Unit];
+    let mut stages = vec![Stage::Setup, Stage::Build, Stage::Unit, Stage::Dist];
     stages.extend(
         all.iter()
             .filter(|t| !skipped.contains(t))
@@ -128,6 +130,7 @@ fn run_stage(stage: &Stage, tracer: &Path) -> Result<()> {
     match stage {
         Stage::Setup => setup::run(),
         Stage::Build => build::release_build(),
+        Stage::Dist => dist::build(),
         Stage::Unit => cargo_test(UNIT_ARGS, &[], tracer, "unit tests"),
         Stage::Integration(target) => {
             if !workspace::is_root() {
