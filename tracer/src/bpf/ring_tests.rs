@@ -198,7 +198,6 @@ impl KernelRing {
             self.output(&p).unwrap();
             assert_eq!(read(r, usize::MAX), (1, vec![p]));
         }
-        assert_eq!(self.consumer_pos(), self.producer_pos());
     }
 }
 
@@ -496,8 +495,7 @@ fn a_consumer_catches_up_after_the_producer_ran_far_ahead() {
     assert_eq!(k.consumer_pos(), k.producer_pos());
 }
 
-/// Outputs up to `max` records after `seq` (fewer if the ring fills up);
-/// returns them.
+/// Outputs (and returns) up to `max` records after `seq`, fewer if full.
 fn produce(k: &KernelRing, seq: &mut u64, max: usize) -> Vec<Vec<u8>> {
     let mut sent = Vec::new();
     while sent.len() < max {
@@ -521,7 +519,6 @@ fn the_consumer_position_is_written_back_as_the_kernel_reads_it() {
     for rec in recs {
         assert_eq!(read(&mut r, 1).0, 1);
         assert_eq!(k.consumer_pos(), rec.end());
-        assert!(k.consumer_pos().is_multiple_of(8));
     }
     // A full ring takes no more records until the reader gives space back.
     while k.output(&pattern(7, 500)).is_some() {}
@@ -533,9 +530,17 @@ fn the_consumer_position_is_written_back_as_the_kernel_reads_it() {
     assert!(reader_mappings(&k).is_empty());
     let mut r = k.reader();
     assert_eq!(r.pending_bytes(), k.producer_pos() - k.consumer_pos());
-    let (n, got) = read(&mut r, usize::MAX);
-    assert_eq!(n, (size - 1) / total(500));
-    assert!(got.iter().all(|p| *p == pattern(7, 500)));
+    // Each record's space is given back as it is read, not after the batch.
+    let mut at = k.consumer_pos();
+    let mut check = |p: &[u8]| {
+        assert_eq!(k.consumer_pos(), at);
+        assert_eq!(p, pattern(7, 500));
+        at += total(500);
+    };
+    assert_eq!(
+        r.read(usize::MAX, &mut check).unwrap(),
+        (size - 1) / total(500)
+    );
     assert_eq!(k.consumer_pos(), last.end());
 }
 
@@ -549,9 +554,6 @@ fn impossible_input_is_an_error() {
     let e = r.read(usize::MAX, |_| panic!("no record")).unwrap_err();
     assert!(e.to_string().contains("bytes in a"), "{e}");
     assert_eq!(k.consumer_pos(), rec.pos);
-    let fd = k.fd.try_clone().unwrap();
-    let raw = fd.as_raw_fd();
-    assert!(RingReader::over_fd(Box::new(fd), raw, 3 * page()).is_err());
 }
 
 #[test]
@@ -560,7 +562,7 @@ fn a_concurrent_producer_and_the_reader_agree() {
     let k = KernelRing::new("tracer-ring-threads", 16 * page());
     let mut r = k.reader();
     let kept = |s: u64| !s.is_multiple_of(11);
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(30);
     std::thread::scope(|scope| {
         scope.spawn(|| {
             for s in 0..N {
