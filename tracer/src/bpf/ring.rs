@@ -70,8 +70,8 @@ struct Window {
 
 /// A BPF_MAP_TYPE_RINGBUF consumer that keeps little of the ring mapped.
 pub struct RingReader {
-    /// Owns the fd the mappings and the poller use.
-    _map: MapData,
+    /// Owns the fd the mappings and the poller use (the map's `MapData`).
+    _owner: Box<dyn Send>,
     fd: RawFd,
     page: usize,
     /// Data area size (a power of two).
@@ -84,7 +84,7 @@ pub struct RingReader {
 }
 
 // SAFETY: the mappings are owned and only touched through `&mut self` (or
-// atomically); MapData is Send.
+// atomically); the fd's owner is Send.
 unsafe impl Send for RingReader {}
 
 impl AsRawFd for RingReader {
@@ -96,17 +96,25 @@ impl AsRawFd for RingReader {
 impl RingReader {
     /// A reader of the ring buffer map `map` whose data area is `size` bytes.
     pub fn new(map: MapData, size: usize) -> Result<Self> {
+        let fd = map.fd().as_fd().as_raw_fd();
+        Self::over_fd(Box::new(map), fd, size)
+    }
+
+    /// A reader of the ring buffer whose mappings come from `fd`, laid out
+    /// as the kernel lays out a ring buffer map's (consumer page, producer
+    /// page, then the data area twice); `owner` keeps `fd` open. The unit
+    /// tests give it a memfd laid out that way.
+    fn over_fd(owner: Box<dyn Send>, fd: RawFd, size: usize) -> Result<Self> {
         if !size.is_power_of_two() {
             bail!("ring buffer size {size} is not a power of two");
         }
-        let fd = map.fd().as_fd().as_raw_fd();
         // SAFETY: sysconf has no preconditions.
         let page =
             usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).context("page size")?;
         let consumer = Mapping::new(fd, page, true, 0)?;
         let producer = Mapping::new(fd, page, false, page)?;
         let mut r = RingReader {
-            _map: map,
+            _owner: owner,
             fd,
             page,
             size,
@@ -210,3 +218,7 @@ impl RingReader {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+#[path = "ring_tests.rs"]
+mod tests;
