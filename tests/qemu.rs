@@ -7,6 +7,8 @@
 //! pick the best rung the kernel can load, with nothing on stderr, and a
 //! rung the kernel cannot run must be refused with a one-line error.
 mod common;
+#[path = "common/forms.rs"]
+mod forms;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -45,6 +47,40 @@ run_mode() {
     echo "=== BEGIN stderr-$mode ==="
     cat /tmp/err-$mode
     echo "=== END stderr-$mode ==="
+    /usr/sbin/ip netns del $ns
+    return $rc
+}
+
+# The request-form corpus (tests/forms/) on one mode: the namespace is set
+# up, the tracer started (waiting for its ready line), every case replayed
+# by nlraw, and the tracer stopped once its output has not grown for 1 s.
+run_forms() {
+    mode=$1
+    ns=forms-$mode
+    /usr/sbin/ip netns add $ns
+    sh /forms/run.sh $ns /usr/local/bin/nlraw /usr/sbin/ip pre > /tmp/fpre-$mode 2>&1 || { echo "forms set-up ($mode) failed:"; cat /tmp/fpre-$mode; return 1; }
+    /usr/local/bin/tracer watch --json --attach $mode --netns $ns > /tmp/fev-$mode 2> /tmp/ferr-$mode &
+    pid=$!
+    while [ ! -s /tmp/fev-$mode ]; do
+        if ! kill -0 $pid 2>/dev/null; then echo "tracer ($mode, forms) exited before ready:"; cat /tmp/ferr-$mode; return 1; fi
+        sleep 0.05
+    done
+    sh /forms/run.sh $ns /usr/local/bin/nlraw /usr/sbin/ip replay > /tmp/flog-$mode 2>&1 || { echo "forms replay ($mode) failed:"; cat /tmp/flog-$mode; return 1; }
+    last=-1; same=0
+    while [ $same -lt 20 ]; do
+        size=$(wc -c < /tmp/fev-$mode)
+        if [ "$size" = "$last" ]; then same=$((same+1)); else same=0; last=$size; fi
+        sleep 0.05
+    done
+    kill -INT $pid
+    wait $pid
+    rc=$?
+    echo "=== BEGIN forms-log-$mode ==="
+    cat /tmp/flog-$mode
+    echo "=== END forms-log-$mode ==="
+    echo "=== BEGIN forms-events-$mode ==="
+    cat /tmp/fev-$mode
+    echo "=== END forms-events-$mode ==="
     /usr/sbin/ip netns del $ns
     return $rc
 }
@@ -117,11 +153,24 @@ fn check(plan: &Plan) {
     for mode in plan.modes.iter().chain(&["auto"]) {
         script.push_str(&format!("run_mode {mode} || exit 1\n"));
     }
+    for mode in plan.modes {
+        script.push_str(&format!("run_forms {mode} || exit 1\n"));
+    }
     let (tracer, nlraw) = binaries(spec.arch);
-    let vm = Initramfs::new(&script).binary(tracer).binary(nlraw).file(
+    let mut vm = Initramfs::new(&script).binary(tracer).binary(nlraw).file(
         "/scenario.sh",
         std::fs::read(scenario_script()).expect("scenario.sh"),
     );
+    for entry in std::fs::read_dir(forms::dir()).expect("tests/forms") {
+        let path = entry.expect("tests/forms entry").path();
+        if path.is_file() {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            vm = vm.file(
+                format!("/forms/{name}"),
+                std::fs::read(&path).expect("a forms file"),
+            );
+        }
+    }
     let out = run_scenario(&kernel, &vm, Duration::from_secs(900))
         .unwrap_or_else(|e| panic!("{}: {e:#}", spec.name));
     if let Err(e) = out.ensure_success() {
@@ -219,8 +268,45 @@ fn check(plan: &Plan) {
             );
         }
     }
+    // The whole request-form corpus, on every rung this kernel runs.
+    let cases = forms::load(&FORMS);
+    for mode in plan.modes {
+        let log = out
+            .section(&format!("forms-log-{mode}"))
+            .unwrap_or_else(|e| panic!("{} {mode} forms: {e:#}", spec.name));
+        let events = out
+            .section_json(&format!("forms-events-{mode}"))
+            .unwrap_or_else(|e| panic!("{} {mode} forms: {e:#}", spec.name));
+        let failed = forms::check_log(&cases, &log, &events, "nlraw", &format!("forms-{mode}"));
+        eprintln!(
+            "{} --attach {mode}: {} request forms, {} failed",
+            spec.name,
+            cases.len(),
+            failed.len()
+        );
+        assert!(
+            failed.is_empty(),
+            "{} --attach {mode}: request forms not reported as expected:\n{}",
+            spec.name,
+            failed
+                .iter()
+                .map(|(c, why)| format!("  {c}: {}", why.join("; ")))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
     eprintln!("{}: VM total {:?}", spec.name, out.total_time);
 }
+
+/// The corpus files (tests/forms/NAME.forms).
+const FORMS: [&str; 6] = [
+    "go",
+    "iproute2-route",
+    "iproute2-rule",
+    "libnl",
+    "networkd",
+    "raw",
+];
 
 #[test]
 fn debian_6_12() {

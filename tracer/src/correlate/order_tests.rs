@@ -348,8 +348,32 @@ fn a_failed_message_of_a_datagram_is_reported_in_its_place() {
     add(&mut e, 10, 55, c.clone(), t);
     e.ack(&hdr(10), -libc::ESRCH, 54, t);
     assert!(e.take_outcomes().is_empty(), "B waits behind A");
-    e.notification(7, item(53, 10, 0, NlObj::Route { op: Op::Add, route: a }), t);
-    e.notification(7, item(55, 10, 0, NlObj::Route { op: Op::Add, route: c }), t);
+    e.notification(
+        7,
+        item(
+            53,
+            10,
+            0,
+            NlObj::Route {
+                op: Op::Add,
+                route: a,
+            },
+        ),
+        t,
+    );
+    e.notification(
+        7,
+        item(
+            55,
+            10,
+            0,
+            NlObj::Route {
+                op: Op::Add,
+                route: c,
+            },
+        ),
+        t,
+    );
     let seqs: Vec<Option<u32>> = e.take_outcomes().iter().map(|o| o.nl_seq).collect();
     assert_eq!(seqs, [Some(53), Some(54), Some(55)]);
 }
