@@ -8,6 +8,7 @@
 //! rung the kernel cannot run must be refused with a one-line error.
 mod common;
 #[path = "common/forms.rs"]
+#[allow(dead_code)] // shared with tests/forms.rs, which uses all of it
 mod forms;
 
 use std::path::PathBuf;

@@ -870,7 +870,7 @@ fn documented_enum_values_match_serde_names() {
     expect(
         "event",
         "kind",
-        all_kinds().into_iter().map(|k| serde_name(k)).collect(),
+        all_kinds().into_iter().map(serde_name).collect(),
     );
     expect(
         "event",

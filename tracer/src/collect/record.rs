@@ -219,8 +219,10 @@ mod tests {
             parse(&[0u8; 10]),
             Err(RecordError::TooShort { .. })
         ));
-        let mut h = EventHeader::default();
-        h.kind = 99;
+        let h = EventHeader {
+            kind: 99,
+            ..EventHeader::default()
+        };
         assert_eq!(parse(&bytes(&h)), Err(RecordError::UnknownKind(99)));
         let mut r = RouteEvent::default();
         r.hdr.kind = kind::ROUTE;
@@ -232,8 +234,10 @@ mod tests {
 
     #[test]
     fn netlink_copy_checks_its_length() {
-        let mut h = EventHeader::default();
-        h.kind = kind::NL_REQUEST;
+        let h = EventHeader {
+            kind: kind::NL_REQUEST,
+            ..EventHeader::default()
+        };
         let mut buf = bytes(&h);
         buf.resize(96, 0);
         let off = std::mem::offset_of!(NlMsgEvent, data_len);

@@ -893,15 +893,18 @@ impl Engine {
         }
     }
 
-    /// Whether `o` must wait for an earlier, unresolved request of the
-    /// same sender (the oldest waiting change).
+    /// Whether `o` must wait for an earlier, unresolved change of the same
+    /// sender (the oldest waiting one): a request read at a syscall, or a
+    /// kernel record whose notification has not come (a failed message of
+    /// a datagram is known at once on the kprobe/fentry paths, while the
+    /// earlier, successful one waits for its notification).
     fn blocked(&self, o: &Outcome) -> bool {
-        let Some(who) = o.who.as_ref().filter(|_| o.source == Source::Tracepoint) else {
+        let Some(who) = o.who.as_ref() else {
             return false;
         };
-        self.pending.front().is_some_and(|(id, f)| {
-            !f.from_kernel && f.who.pid == who.pid && id < o.order.unwrap_or(u64::MAX)
-        })
+        self.pending
+            .front()
+            .is_some_and(|(id, f)| f.who.pid == who.pid && id < o.order.unwrap_or(u64::MAX))
     }
 
     fn emit(&mut self, o: Outcome) {

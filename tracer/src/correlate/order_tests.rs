@@ -9,11 +9,13 @@ use super::*;
 use crate::netlink::decode::LinkChange;
 
 fn hdr(pid: u32) -> EventHeader {
-    let mut h = EventHeader::default();
-    h.pid = pid;
-    h.tid = pid;
-    h.netns = 7;
-    h.source = source::TRACEPOINT;
+    let mut h = EventHeader {
+        pid,
+        tid: pid,
+        netns: 7,
+        source: source::TRACEPOINT,
+        ..EventHeader::default()
+    };
     h.comm[..2].copy_from_slice(b"ip");
     h
 }
@@ -376,4 +378,57 @@ fn a_failed_message_of_a_datagram_is_reported_in_its_place() {
     );
     let seqs: Vec<Option<u32>> = e.take_outcomes().iter().map(|o| o.nl_seq).collect();
     assert_eq!(seqs, [Some(53), Some(54), Some(55)]);
+}
+
+/// The same datagram on the kprobe/fentry paths: the failed delete's
+/// record comes at once (fib_table_delete returned ESRCH), while the add
+/// before it waits for its notification.
+#[test]
+fn a_failed_kernel_record_waits_behind_the_senders_earlier_change() {
+    let mut e = Engine::new(RequestScope {
+        flush_from_notifications: true,
+        ..RequestScope::default()
+    });
+    let t = Instant::now();
+    let mut h = hdr(10);
+    h.source = source::KPROBE;
+    let a = route("10.85.0.0/16", None, "blackhole");
+    let b = route("10.86.0.0/16", None, "blackhole");
+    e.kernel_change(
+        &h,
+        Source::Kprobe,
+        Op::Add,
+        Object::Route(a.clone()),
+        53,
+        0,
+        t,
+    );
+    e.kernel_change(
+        &h,
+        Source::Kprobe,
+        Op::Del,
+        Object::Route(b),
+        54,
+        -libc::ESRCH,
+        t,
+    );
+    assert!(
+        e.take_outcomes().is_empty(),
+        "the failure waits behind the add"
+    );
+    e.notification(
+        7,
+        item(
+            53,
+            10,
+            0,
+            NlObj::Route {
+                op: Op::Add,
+                route: a,
+            },
+        ),
+        t,
+    );
+    let seqs: Vec<Option<u32>> = e.take_outcomes().iter().map(|o| o.nl_seq).collect();
+    assert_eq!(seqs, [Some(53), Some(54)]);
 }

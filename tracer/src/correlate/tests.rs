@@ -7,11 +7,13 @@ use crate::netlink::decode::LinkChange;
 use causes::RecentCause;
 
 fn hdr(pid: u32, netns: u32) -> EventHeader {
-    let mut h = EventHeader::default();
-    h.pid = pid;
-    h.tid = pid;
-    h.netns = netns;
-    h.source = source::TRACEPOINT;
+    let mut h = EventHeader {
+        pid,
+        tid: pid,
+        netns,
+        source: source::TRACEPOINT,
+        ..EventHeader::default()
+    };
     h.comm[..2].copy_from_slice(b"ip");
     h
 }
@@ -127,12 +129,14 @@ fn kernel_record_takes_details_from_notification() {
     let t = Instant::now();
     let mut h = hdr(812, 7);
     h.source = source::KPROBE;
-    let mut rec = tracer_common::RouteEvent::default();
-    rec.hdr = h;
-    rec.op = tracer_common::op::DEL;
-    rec.family = 2;
-    rec.dst = [192, 168, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    rec.dst_len = 24;
+    let mut rec = tracer_common::RouteEvent {
+        hdr: h,
+        op: tracer_common::op::DEL,
+        family: 2,
+        dst: [192, 168, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        dst_len: 24,
+        ..Default::default()
+    };
     rec.table = 52;
     rec.nl_seq = 5;
     e.kernel_route(&rec, t);

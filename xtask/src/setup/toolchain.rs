@@ -9,6 +9,8 @@ use std::process::Command;
 
 const TOOLCHAIN: &str = "nightly";
 const COMPONENT: &str = "rust-src";
+/// Components of the default toolchain that the lint stage runs.
+const LINT_COMPONENTS: &[&str] = &["clippy", "rustfmt"];
 /// Rust targets of the static release binaries (`cargo xtask dist`, the
 /// arm64 QEMU tests), for the default (stable) toolchain.
 pub const TARGETS: &[&str] = &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"];
@@ -42,6 +44,27 @@ pub fn ensure() -> Result<()> {
         let mut add = Command::new(&rustup);
         add.args(["component", "add", COMPONENT, "--toolchain", TOOLCHAIN]);
         process::run_streamed("setup step rust-src", &mut add)?;
+    }
+
+    // The lint stage of `cargo xtask test`.
+    let mut components = Command::new(&rustup);
+    components.args(["component", "list", "--installed"]);
+    let out = process::capture(&mut components)?;
+    process::check_output("setup step clippy, rustfmt", &components, &out)?;
+    let installed = String::from_utf8_lossy(&out.stdout).into_owned();
+    for component in LINT_COMPONENTS {
+        let present = installed
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .any(|c| c == *component || c.starts_with(&format!("{component}-")));
+        if present {
+            say!("{component}: present");
+        } else {
+            say!("{component}: missing, installing: rustup component add {component}");
+            let mut add = Command::new(&rustup);
+            add.args(["component", "add", component]);
+            process::run_streamed("setup step clippy, rustfmt", &mut add)?;
+        }
     }
 
     let mut targets = Command::new(&rustup);

@@ -31,6 +31,7 @@ const UNIT_ARGS: &[&str] = &[
 enum Stage {
     Setup,
     Build,
+    Lint,
     Dist,
     Unit,
     Integration(String),
@@ -41,6 +42,7 @@ impl Stage {
         match self {
             Stage::Setup => "setup".into(),
             Stage::Build => "release build".into(),
+            Stage::Lint => "formatting and clippy (all targets, warnings are errors)".into(),
             Stage::Dist => "release artefacts (cargo xtask dist)".into(),
             Stage::Unit => "unit tests".into(),
             Stage::Integration(t) if targets::is_qemu(t) => format!("QEMU tests: {t}"),
@@ -59,7 +61,13 @@ pub fn run(args: &TestArgs) -> Result<()> {
         .cloned()
         .collect();
 
-    let mut stages = vec![Stage::Setup, Stage::Build, Stage::Unit, Stage::Dist];
+    let mut stages = vec![
+        Stage::Setup,
+        Stage::Build,
+        Stage::Lint,
+        Stage::Unit,
+        Stage::Dist,
+    ];
     stages.extend(
         all.iter()
             .filter(|t| !skipped.contains(t))
@@ -130,6 +138,7 @@ fn run_stage(stage: &Stage, tracer: &Path) -> Result<()> {
     match stage {
         Stage::Setup => setup::run(),
         Stage::Build => build::release_build(),
+        Stage::Lint => lint(),
         Stage::Dist => dist::build(),
         Stage::Unit => cargo_test(UNIT_ARGS, &[], tracer, "unit tests"),
         Stage::Integration(target) => {
@@ -173,4 +182,27 @@ fn cargo_test(args: &[&str], harness: &[&str], tracer: &Path, step: &str) -> Res
     cmd.env("TRACER_BIN", PathBuf::from(tracer));
     println!("test: {}", process::display(&cmd));
     process::run_streamed(step, &mut cmd)
+}
+
+/// `cargo fmt --check` and `cargo clippy --all-targets -D warnings` on the
+/// userspace crates (the eBPF crate builds for another target).
+fn lint() -> Result<()> {
+    let mut fmt = workspace::cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    println!("lint: {}", process::display(&fmt));
+    process::run_streamed("cargo fmt --check", &mut fmt)?;
+    let mut clippy = workspace::cargo();
+    clippy.args([
+        "clippy",
+        "--release",
+        "--workspace",
+        "--exclude",
+        "tracer-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    println!("lint: {}", process::display(&clippy));
+    process::run_streamed("cargo clippy", &mut clippy)
 }
