@@ -26,9 +26,13 @@
 //!   dumped again and the routes that vanished from the mirror are reported
 //!   (`recovery`).
 mod causes;
+mod emit;
+mod kernel;
 mod matching;
 pub mod mirror;
+mod notify;
 mod recovery;
+mod requests;
 mod route_store;
 mod waiting;
 
@@ -40,12 +44,9 @@ use std::{
 use tracer_common::EventHeader;
 
 use crate::{
-    collect::record::{NlCopy, Record, source_of},
+    collect::record::{Record, source_of},
     event::{Cause, Family, Name, Op, Route, Rule, Source},
-    netlink::{
-        decode::{NlItem, NlObj, decode_buffer},
-        names,
-    },
+    netlink::names,
 };
 use causes::{Causes, RecentCause};
 use mirror::NsMirror;
@@ -224,7 +225,7 @@ pub struct Engine {
     /// The last IPv6 route records of kernel hooks, by (tid, sequence
     /// number, namespace, addition, table, prefix, metric): a multipath
     /// request's sibling records are recognised by these.
-    siblings: std::collections::VecDeque<SiblingKey>,
+    siblings: std::collections::VecDeque<kernel::SiblingKey>,
     /// Per namespace, outcomes that came after a flush whose re-read is
     /// still to run: the removals it finds come first (the kernel made
     /// them first), then these.
@@ -353,412 +354,6 @@ impl Engine {
         }
     }
 
-    fn request(&mut self, copy: NlCopy, now: Instant) {
-        let (items, errors) = decode_buffer(&copy.data);
-        for e in errors {
-            log::warn!("request by pid {} not fully decoded: {e}", copy.hdr.pid);
-        }
-        let netns = copy.hdr.netns;
-        for item in items {
-            // Route and rule requests wait for their outcome; link and
-            // address requests only explain what the kernel does next.
-            let cause = match item.obj {
-                NlObj::Route { op, route } => {
-                    let r = Object::Route(route);
-                    self.add_request_flags(&copy.hdr, netns, op, r, item.seq, item.flags, now);
-                    None
-                }
-                NlObj::Rule { op, rule } => {
-                    let r = Object::Rule(rule);
-                    self.add_request_flags(&copy.hdr, netns, op, r, item.seq, item.flags, now);
-                    None
-                }
-                NlObj::Link(l) if l.deleted => Some(Cause::LinkDel),
-                NlObj::Link(l) if l.up == Some(false) => Some(Cause::LinkDown),
-                NlObj::Link(l) if l.up == Some(true) => Some(Cause::LinkUp),
-                NlObj::Addr { op: Op::Del, .. } => Some(Cause::AddrDel),
-                NlObj::Addr { op: Op::Add, .. } => Some(Cause::AddrAdd),
-                _ => None,
-            };
-            if let Some(cause) = cause {
-                self.causes.note(
-                    netns,
-                    RecentCause {
-                        cause,
-                        who: copy.hdr,
-                        source: Source::Tracepoint,
-                        at: now,
-                    },
-                );
-            }
-        }
-    }
-
-    #[cfg(test)]
-    fn add_request(
-        &mut self,
-        who: &EventHeader,
-        netns: u32,
-        op: Op,
-        object: Object,
-        seq: u32,
-        now: Instant,
-    ) {
-        self.add_request_flags(who, netns, op, object, seq, NLM_F_ACK, now);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn add_request_flags(
-        &mut self,
-        who: &EventHeader,
-        netns: u32,
-        op: Op,
-        object: Object,
-        seq: u32,
-        flags: u16,
-        now: Instant,
-    ) {
-        if !self.scoped(op, &object) {
-            return;
-        }
-        let wants_ack = flags & NLM_F_ACK != 0;
-        // The notification may have overtaken the request (matched by
-        // object, else by sequence number alone: a form read more loosely
-        // than the kernel reads it).
-        let found = self
-            .orphans
-            .first_with_seq(seq, |o| {
-                o.netns == netns && o.op == op && objects_match(&object, &o.object)
-            })
-            .or_else(|| {
-                (seq != 0)
-                    .then(|| {
-                        self.orphans.first_with_seq(seq, |o| {
-                            o.netns == netns
-                                && o.op == op
-                                && o.portid != 0
-                                && std::mem::discriminant(&object)
-                                    == std::mem::discriminant(&o.object)
-                        })
-                    })
-                    .flatten()
-            });
-        if let Some(id) = found {
-            if wants_ack {
-                *self.acks_due.entry((who.pid, seq)).or_default() += 1;
-            }
-            let o = self.orphans.take(id).expect("id just found");
-            let mut out = Outcome::new(Source::Tracepoint, op, netns, merge(object, o.object));
-            out.who = Some(*who);
-            out.ts_boot_ns = Some(who.ts_ns);
-            out.result = ok();
-            out.nl_seq = Some(seq);
-            out.replaced = o.replaced;
-            self.emit(out);
-            return;
-        }
-        self.pending.push(
-            seq,
-            true,
-            Pending {
-                deadline: now + REQUEST_WAIT,
-                source: Source::Tracepoint,
-                op,
-                netns,
-                who: *who,
-                object,
-                seq,
-                from_kernel: false,
-                result: None,
-                wants_ack,
-            },
-        );
-    }
-
-    fn ack(&mut self, hdr: &EventHeader, error: i32, seq: u32, now: Instant) {
-        // The ack of a request already reported from its notification.
-        if let Some(n) = self.acks_due.get_mut(&(hdr.pid, seq)) {
-            *n -= 1;
-            if *n == 0 {
-                self.acks_due.remove(&(hdr.pid, seq));
-            }
-            if error == 0 {
-                return;
-            }
-        }
-        let Some(id) = self.pending.first_with_seq(seq, |p| {
-            !p.from_kernel && p.who.pid == hdr.pid && p.result.is_none()
-        }) else {
-            return;
-        };
-        if error != 0 {
-            // Failed requests change nothing: no notification will come.
-            let p = self.pending.take(id).expect("id just found");
-            let mut o = Pending::outcome(p, None, Some(error), Some(seq));
-            o.order = Some(id);
-            self.emit(o);
-            // A batch shares one sequence number; the error answers the first
-            // failing message only, so siblings keep waiting.
-        } else {
-            let p = self.pending.get_mut(id).expect("id just found");
-            p.result = Some(0);
-            p.deadline = p.deadline.min(now + ACKED_WAIT);
-        }
-    }
-
-    fn kernel_rule(&mut self, copy: NlCopy, now: Instant) {
-        let (items, errors) = decode_buffer(&copy.data);
-        for e in errors {
-            log::warn!("rule seen by a kernel hook not fully decoded: {e}");
-        }
-        let source = source_of(&copy.hdr);
-        for item in items {
-            if let NlObj::Rule { op, rule } = item.obj {
-                self.kernel_change(
-                    &copy.hdr,
-                    source,
-                    op,
-                    Object::Rule(rule),
-                    item.seq,
-                    copy.ret,
-                    now,
-                );
-            }
-        }
-    }
-
-    fn kernel_route(&mut self, r: &tracer_common::RouteEvent, now: Instant) {
-        let op = if r.op == tracer_common::op::ADD {
-            Op::Add
-        } else {
-            Op::Del
-        };
-        let route = route_from_kernel(r);
-        self.kernel_change(
-            &r.hdr,
-            source_of(&r.hdr),
-            op,
-            Object::Route(route),
-            r.nl_seq,
-            r.ret,
-            now,
-        );
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn kernel_change(
-        &mut self,
-        hdr: &EventHeader,
-        source: Source,
-        op: Op,
-        object: Object,
-        seq: u32,
-        ret: i32,
-        now: Instant,
-    ) {
-        let netns = hdr.netns;
-        let p = Pending {
-            deadline: now + NOTIFY_WAIT,
-            source,
-            op,
-            netns,
-            who: *hdr,
-            object,
-            seq,
-            from_kernel: true,
-            result: Some(ret),
-            wants_ack: false,
-        };
-        if ret != 0 {
-            let o = Pending::outcome(p, None, Some(ret), nonzero(seq));
-            self.emit(o);
-            return;
-        }
-        // IPv6 keeps each next hop of a multipath route as a route of its
-        // own: one request runs fib6_add (or fib6_del) once per next hop,
-        // and one notification lists them all. The first record stands for
-        // the request; its siblings are not changes of their own.
-        if let Object::Route(r) = &p.object
-            && r.family == Some(Family::Inet6)
-            && seq != 0
-        {
-            let key = (
-                hdr.tid,
-                seq,
-                netns,
-                op == Op::Add,
-                r.table,
-                r.dst.clone(),
-                r.metric,
-            );
-            if self.siblings.contains(&key) {
-                return;
-            }
-            if self.siblings.len() >= 64 {
-                self.siblings.pop_front();
-            }
-            self.siblings.push_back(key);
-        }
-        // A scan: kernel records match notifications on the object alone.
-        if let Some(id) = self
-            .orphans
-            .first(|o| o.netns == netns && o.op == op && objects_match(&p.object, &o.object))
-        {
-            let o = self.orphans.take(id).expect("id just found");
-            let mut out = Pending::outcome(p, Some(o.object), Some(0), nonzero(seq));
-            out.replaced = o.replaced;
-            let out = self.with_kernel_cause(out, now);
-            self.emit(out);
-            return;
-        }
-        self.pending.push(seq, false, p);
-    }
-
-    /// A change a kernel hook saw with no netlink request behind it (seq 0
-    /// and not from a netlink handler) gets its cause and note.
-    fn with_kernel_cause(&self, mut o: Outcome, now: Instant) -> Outcome {
-        if o.cause.is_none() {
-            return o;
-        }
-        let Some(who) = o.who else { return o };
-        let c = self.causes.for_task(&who, o.op, o.source, now);
-        o.cause = Some(c.cause);
-        if o.note.is_none() {
-            o.note = Some(match c.cause {
-                Cause::Unknown => causes::unexplained(o.op),
-                Cause::NetnsExit => return o,
-                cause => causes::after(cause, o.op),
-            });
-        }
-        o
-    }
-
-    /// A notification read from a watched namespace.
-    pub fn notification(&mut self, netns: u32, item: NlItem, now: Instant) {
-        if let NlObj::Route { op: Op::Del, route } = &item.obj
-            && self.already_recovered(netns, route)
-        {
-            return;
-        }
-        // The route a replacement took the place of, before the mirror
-        // forgets it.
-        let replaced = match &item.obj {
-            NlObj::Route { op: Op::Add, route } if item.flags & NLM_F_REPLACE != 0 => {
-                self.mirror(netns).replaced_by(route)
-            }
-            _ => None,
-        };
-        let prev_up = self.mirror(netns).apply(&item);
-        let (seq, portid) = (item.seq, item.portid);
-        match item.obj {
-            NlObj::Route { op, route } => {
-                let n = Notified {
-                    netns,
-                    op,
-                    seq,
-                    portid,
-                    replaced,
-                };
-                self.notified_change(n, Object::Route(route), now)
-            }
-            NlObj::Rule { op, rule } => {
-                let n = Notified {
-                    netns,
-                    op,
-                    seq,
-                    portid,
-                    replaced: None,
-                };
-                self.notified_change(n, Object::Rule(rule), now)
-            }
-            NlObj::Link(l) => {
-                let went_down = l.deleted || (prev_up == Some(true) && l.up == Some(false));
-                if went_down && self.requests_for.flush_from_notifications {
-                    let cause = self.causes.recent(netns, Op::Del, now);
-                    self.plan_resync(netns, cause, now);
-                }
-            }
-            NlObj::Addr { op: Op::Del, .. } if self.requests_for.flush_from_notifications => {
-                let cause = self
-                    .causes
-                    .recent(netns, Op::Del, now)
-                    .filter(|c| c.cause == Cause::AddrDel);
-                self.plan_resync(netns, cause, now);
-            }
-            _ => {}
-        }
-    }
-
-    fn notified_change(&mut self, n: Notified, object: Object, now: Instant) {
-        let Notified { netns, op, seq, .. } = n;
-        // Requests read at syscalls match on sequence number and object;
-        // kernel records (whose seq is that of the request, or 0) on object.
-        let same =
-            |p: &Pending| p.netns == netns && p.op == op && objects_match(&p.object, &object);
-        let request = self.pending.first_with_seq(seq, same);
-        let kernel = self
-            .pending
-            .first_unindexed(|p| same(p) && (p.seq == 0 || seq == 0 || p.seq == seq));
-        // The older of the two, as if they waited in one queue.
-        let found = match (request, kernel) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        // A request with the notification's sequence number whose object
-        // the tracer read differently (a form it decodes more loosely than
-        // the kernel): the same namespace, operation and kind of object.
-        let found = found.or_else(|| {
-            (seq != 0)
-                .then(|| {
-                    self.pending.first_with_seq(seq, |p| {
-                        !p.from_kernel
-                            && p.netns == netns
-                            && p.op == op
-                            && std::mem::discriminant(&p.object) == std::mem::discriminant(&object)
-                    })
-                })
-                .flatten()
-        });
-        if let Some(id) = found {
-            let p = self.pending.take(id).expect("id just found");
-            if p.wants_ack && p.result.is_none() {
-                if self.acks_due.len() > 4096 {
-                    self.acks_due.clear();
-                }
-                *self.acks_due.entry((p.who.pid, p.seq)).or_default() += 1;
-            }
-            let mut o = Pending::outcome(p, Some(object), Some(0), nonzero(seq));
-            o.order = Some(id);
-            o.replaced = n.replaced;
-            let o = self.with_kernel_cause(o, now);
-            self.emit(o);
-            return;
-        }
-        // Requests are in the ring buffer before the kernel acts on them,
-        // and the tick runs only once it is drained: a change the requests
-        // attribute waits for nothing. A kernel hook's record is written
-        // just after the notification is sent, so that waits briefly.
-        let wait = if self.scoped(op, &object) {
-            Duration::ZERO
-        } else {
-            KERNEL_NOTIFY_WAIT
-        };
-        self.orphans.push(
-            seq,
-            true,
-            Orphan {
-                deadline: now + wait,
-                netns,
-                op,
-                object,
-                seq,
-                portid: n.portid,
-                replaced: n.replaced,
-                seen: now,
-            },
-        );
-    }
-
     fn plan_resync(&mut self, netns: u32, cause: Option<RecentCause>, now: Instant) {
         let plan = self.resyncs.entry(netns).or_insert(ResyncPlan {
             due: now + RESYNC_DELAY,
@@ -828,38 +423,6 @@ impl Engine {
         }
     }
 
-    /// The outcome of a notification no request or record claimed.
-    fn unclaimed(&self, o: Orphan, now: Instant) -> Outcome {
-        let mut out = Outcome::new(Source::Netlink, o.op, o.netns, o.object);
-        out.result = ok();
-        out.nl_seq = nonzero(o.seq);
-        out.replaced = o.replaced;
-        out.seen = Some(o.seen);
-        if o.seq != 0 || o.portid != 0 {
-            // A request made it: one the tracer did not see.
-            out.note = Some(format!(
-                "no request seen for this change (netlink sequence {}, sender's port id {}, usually its pid): it came from a namespace or process the tracer does not watch, or its copy was lost",
-                o.seq, o.portid
-            ));
-            return out;
-        }
-        // No request: the kernel made it, after some action.
-        match self.causes.recent(o.netns, o.op, now) {
-            Some(c) => {
-                out.who = Some(c.who);
-                out.ts_boot_ns = None;
-                out.source = c.source;
-                out.cause = Some(c.cause);
-                out.note = Some(causes::after(c.cause, o.op));
-            }
-            None => {
-                out.cause = Some(Cause::Unknown);
-                out.note = Some(causes::unexplained(o.op));
-            }
-        }
-        out
-    }
-
     /// Whether anything waits on time: [`Engine::tick`] has nothing to do
     /// otherwise (the caller need not wake up for it).
     pub fn waiting(&self) -> bool {
@@ -892,90 +455,11 @@ impl Engine {
             self.release(n);
         }
     }
-
-    /// Whether `o` must wait for an earlier, unresolved change of the same
-    /// sender (the oldest waiting one): a request read at a syscall, or a
-    /// kernel record whose notification has not come (a failed message of
-    /// a datagram is known at once on the kprobe/fentry paths, while the
-    /// earlier, successful one waits for its notification).
-    fn blocked(&self, o: &Outcome) -> bool {
-        let Some(who) = o.who.as_ref() else {
-            return false;
-        };
-        self.pending
-            .front()
-            .is_some_and(|(id, f)| f.who.pid == who.pid && id < o.order.unwrap_or(u64::MAX))
-    }
-
-    fn emit(&mut self, o: Outcome) {
-        if self.behind.len() < BEHIND_MAX && self.blocked(&o) {
-            self.behind.push(o);
-            return;
-        }
-        self.emit_now(o);
-        self.release_behind();
-    }
-
-    /// Outcomes no longer behind an unresolved request go out, in order.
-    fn release_behind(&mut self) {
-        while !self.behind.is_empty()
-            && (self.behind.len() >= BEHIND_MAX || !self.blocked(&self.behind[0]))
-        {
-            let o = self.behind.remove(0);
-            self.emit_now(o);
-        }
-    }
-
-    fn emit_now(&mut self, mut o: Outcome) {
-        if let Some(m) = self.mirrors.get(&o.netns) {
-            let dev = |r: &mut Route| {
-                if r.dev.is_none() {
-                    r.dev = r.ifindex.and_then(|i| m.dev(i));
-                }
-                for h in &mut r.nexthops {
-                    if h.dev.is_none() {
-                        h.dev = h.ifindex.and_then(|i| m.dev(i));
-                    }
-                }
-            };
-            if let Object::Route(r) = &mut o.object {
-                dev(r);
-            }
-            if let Some(r) = &mut o.replaced {
-                dev(r);
-            }
-        }
-        // The kernel flushed routes of this namespace before this change:
-        // the re-read that finds them runs first.
-        if self.resyncs.contains_key(&o.netns) || self.held.contains_key(&o.netns) {
-            self.held.entry(o.netns).or_default().push(o);
-            return;
-        }
-        // A vanished route reported from its request or notification is
-        // not reported again when the recovery's wait ends.
-        if let (Op::Del, Object::Route(r), Some(rec)) =
-            (o.op, &o.object, self.recovered.get_mut(&o.netns))
-            && o.note.as_deref() != Some(NOTE_RECOVERED)
-        {
-            rec.vanished.remove(&recovery::route_id(r));
-        }
-        self.out.push(o);
-    }
 }
 
 /// Why a namespace's routes were flushed: the action, who did it, and the
 /// mechanism that saw it.
 pub type FlushCause = (Cause, EventHeader, Source);
-
-type SiblingKey = (
-    u32,
-    u32,
-    u32,
-    bool,
-    Option<u32>,
-    Option<String>,
-    Option<u32>,
-);
 
 /// What a notification says besides its object.
 struct Notified {
@@ -1023,34 +507,6 @@ fn merge(req: Object, note: Object) -> Object {
             Object::Rule(n)
         }
         (_, n) => n,
-    }
-}
-
-/// The route a kernel hook saw.
-fn route_from_kernel(r: &tracer_common::RouteEvent) -> Route {
-    let family = Family::from_af(r.family);
-    let addr = |bytes: &[u8; 16], fam: u8| -> Option<std::net::IpAddr> {
-        match fam {
-            2 => Some(std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).into()),
-            10 => Some(std::net::Ipv6Addr::from(*bytes).into()),
-            _ => None,
-        }
-    };
-    Route {
-        family,
-        table: Some(r.table),
-        table_name: None,
-        rtype: Some(names::route_type(r.rtype)),
-        dst: addr(&r.dst, r.family).map(|a| crate::event::prefix(a, r.dst_len)),
-        gateway: addr(&r.gw, r.gw_family).map(|a| a.to_string()),
-        dev: None,
-        ifindex: (r.oif > 0).then_some(r.oif as u32),
-        // fib_config's 0 means "any metric" in a request.
-        metric: (r.priority != 0).then_some(r.priority),
-        protocol: Some(names::protocol(r.protocol)),
-        scope: Some(names::scope(r.scope)),
-        nexthops: Vec::new(),
-        nhid: None,
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tracer_common::{EventHeader, source};
 
 use super::*;
-use crate::netlink::decode::LinkChange;
+use crate::netlink::decode::{LinkChange, NlItem, NlObj};
 
 fn hdr(pid: u32) -> EventHeader {
     let mut h = EventHeader {
@@ -431,4 +431,78 @@ fn a_failed_kernel_record_waits_behind_the_senders_earlier_change() {
     );
     let seqs: Vec<Option<u32>> = e.take_outcomes().iter().map(|o| o.nl_seq).collect();
     assert_eq!(seqs, [Some(53), Some(54)]);
+}
+
+/// `add A; del B (fails); add C` on the fentry path: B's record comes
+/// while A waits for its notification and before C's record; B must not
+/// end up behind C.
+#[test]
+fn a_failed_kernel_record_keeps_its_place_before_later_records() {
+    let mut e = Engine::new(RequestScope {
+        flush_from_notifications: true,
+        ..RequestScope::default()
+    });
+    let t = Instant::now();
+    let mut h = hdr(10);
+    h.source = source::FENTRY;
+    let (a, b, c) = (
+        route("10.85.0.0/16", None, "blackhole"),
+        route("10.86.0.0/16", None, "blackhole"),
+        route("10.87.0.0/16", None, "blackhole"),
+    );
+    e.kernel_change(
+        &h,
+        Source::Fentry,
+        Op::Add,
+        Object::Route(a.clone()),
+        1,
+        0,
+        t,
+    );
+    e.kernel_change(
+        &h,
+        Source::Fentry,
+        Op::Del,
+        Object::Route(b),
+        2,
+        -libc::ESRCH,
+        t,
+    );
+    e.kernel_change(
+        &h,
+        Source::Fentry,
+        Op::Add,
+        Object::Route(c.clone()),
+        3,
+        0,
+        t,
+    );
+    e.notification(
+        7,
+        item(
+            1,
+            10,
+            0,
+            NlObj::Route {
+                op: Op::Add,
+                route: a,
+            },
+        ),
+        t,
+    );
+    e.notification(
+        7,
+        item(
+            3,
+            10,
+            0,
+            NlObj::Route {
+                op: Op::Add,
+                route: c,
+            },
+        ),
+        t,
+    );
+    let seqs: Vec<Option<u32>> = e.take_outcomes().iter().map(|o| o.nl_seq).collect();
+    assert_eq!(seqs, [Some(1), Some(2), Some(3)]);
 }

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 use tracer_common::{EventHeader, source};
 
 use super::*;
-use crate::netlink::decode::LinkChange;
+use crate::netlink::decode::{LinkChange, NlItem, NlObj};
 use causes::RecentCause;
 
 fn hdr(pid: u32, netns: u32) -> EventHeader {

@@ -60,6 +60,12 @@ impl<T> Waiting<T> {
 
     /// Add an item. `indexed`: it is only ever looked for by its own
     /// sequence number (`first_with_seq`); otherwise by `first_unindexed`.
+    /// The id the next pushed item will get: the place in the arrival
+    /// order of something that arrives now.
+    pub fn next_id(&self) -> u64 {
+        self.base + self.slots.len() as u64
+    }
+
     pub fn push(&mut self, seq: u32, indexed: bool, item: T) -> u64 {
         let id = self.base + self.slots.len() as u64;
         self.slots.push_back(Some(Box::new((seq, item))));

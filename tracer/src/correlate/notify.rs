@@ -1,0 +1,174 @@
+//! Notifications from the watched namespaces: what really changed. One
+//! completes a waiting request or kernel record; one nothing claims is a
+//! change the kernel made (explained by `causes`) or one the tracer could
+//! not see the request of.
+use std::time::{Duration, Instant};
+
+use super::{
+    Engine, KERNEL_NOTIFY_WAIT, NLM_F_REPLACE, Notified, Object, Orphan, Outcome, Pending, causes,
+    nonzero, objects_match, ok,
+};
+use crate::{
+    event::{Cause, Op, Source},
+    netlink::decode::{NlItem, NlObj},
+};
+
+impl Engine {
+    /// A notification read from a watched namespace.
+    pub fn notification(&mut self, netns: u32, item: NlItem, now: Instant) {
+        if let NlObj::Route { op: Op::Del, route } = &item.obj
+            && self.already_recovered(netns, route)
+        {
+            return;
+        }
+        // The route a replacement took the place of, before the mirror
+        // forgets it.
+        let replaced = match &item.obj {
+            NlObj::Route { op: Op::Add, route } if item.flags & NLM_F_REPLACE != 0 => {
+                self.mirror(netns).replaced_by(route)
+            }
+            _ => None,
+        };
+        let prev_up = self.mirror(netns).apply(&item);
+        let (seq, portid) = (item.seq, item.portid);
+        match item.obj {
+            NlObj::Route { op, route } => {
+                let n = Notified {
+                    netns,
+                    op,
+                    seq,
+                    portid,
+                    replaced,
+                };
+                self.notified_change(n, Object::Route(route), now)
+            }
+            NlObj::Rule { op, rule } => {
+                let n = Notified {
+                    netns,
+                    op,
+                    seq,
+                    portid,
+                    replaced: None,
+                };
+                self.notified_change(n, Object::Rule(rule), now)
+            }
+            NlObj::Link(l) => {
+                let went_down = l.deleted || (prev_up == Some(true) && l.up == Some(false));
+                if went_down && self.requests_for.flush_from_notifications {
+                    let cause = self.causes.recent(netns, Op::Del, now);
+                    self.plan_resync(netns, cause, now);
+                }
+            }
+            NlObj::Addr { op: Op::Del, .. } if self.requests_for.flush_from_notifications => {
+                let cause = self
+                    .causes
+                    .recent(netns, Op::Del, now)
+                    .filter(|c| c.cause == Cause::AddrDel);
+                self.plan_resync(netns, cause, now);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn notified_change(&mut self, n: Notified, object: Object, now: Instant) {
+        let Notified { netns, op, seq, .. } = n;
+        // Requests read at syscalls match on sequence number and object;
+        // kernel records (whose seq is that of the request, or 0) on object.
+        let same =
+            |p: &Pending| p.netns == netns && p.op == op && objects_match(&p.object, &object);
+        let request = self.pending.first_with_seq(seq, same);
+        let kernel = self
+            .pending
+            .first_unindexed(|p| same(p) && (p.seq == 0 || seq == 0 || p.seq == seq));
+        // The older of the two, as if they waited in one queue.
+        let found = match (request, kernel) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        // A request with the notification's sequence number whose object
+        // the tracer read differently (a form it decodes more loosely than
+        // the kernel): the same namespace, operation and kind of object.
+        let found = found.or_else(|| {
+            (seq != 0)
+                .then(|| {
+                    self.pending.first_with_seq(seq, |p| {
+                        !p.from_kernel
+                            && p.netns == netns
+                            && p.op == op
+                            && std::mem::discriminant(&p.object) == std::mem::discriminant(&object)
+                    })
+                })
+                .flatten()
+        });
+        if let Some(id) = found {
+            let p = self.pending.take(id).expect("id just found");
+            if p.wants_ack && p.result.is_none() {
+                if self.acks_due.len() > 4096 {
+                    self.acks_due.clear();
+                }
+                *self.acks_due.entry((p.who.pid, p.seq)).or_default() += 1;
+            }
+            let mut o = Pending::outcome(p, Some(object), Some(0), nonzero(seq));
+            o.order = Some(id);
+            o.replaced = n.replaced;
+            let o = self.with_kernel_cause(o, now);
+            self.emit(o);
+            return;
+        }
+        // Requests are in the ring buffer before the kernel acts on them,
+        // and the tick runs only once it is drained: a change the requests
+        // attribute waits for nothing. A kernel hook's record is written
+        // just after the notification is sent, so that waits briefly.
+        let wait = if self.scoped(op, &object) {
+            Duration::ZERO
+        } else {
+            KERNEL_NOTIFY_WAIT
+        };
+        self.orphans.push(
+            seq,
+            true,
+            Orphan {
+                deadline: now + wait,
+                netns,
+                op,
+                object,
+                seq,
+                portid: n.portid,
+                replaced: n.replaced,
+                seen: now,
+            },
+        );
+    }
+
+    /// The outcome of a notification no request or record claimed.
+    pub(super) fn unclaimed(&self, o: Orphan, now: Instant) -> Outcome {
+        let mut out = Outcome::new(Source::Netlink, o.op, o.netns, o.object);
+        out.result = ok();
+        out.nl_seq = nonzero(o.seq);
+        out.replaced = o.replaced;
+        out.seen = Some(o.seen);
+        if o.seq != 0 || o.portid != 0 {
+            // A request made it: one the tracer did not see.
+            out.note = Some(format!(
+                "no request seen for this change (netlink sequence {}, sender's port id {}, usually its pid): it came from a namespace or process the tracer does not watch, or its copy was lost",
+                o.seq, o.portid
+            ));
+            return out;
+        }
+        // No request: the kernel made it, after some action.
+        match self.causes.recent(o.netns, o.op, now) {
+            Some(c) => {
+                out.who = Some(c.who);
+                out.ts_boot_ns = None;
+                out.source = c.source;
+                out.cause = Some(c.cause);
+                out.note = Some(causes::after(c.cause, o.op));
+            }
+            None => {
+                out.cause = Some(Cause::Unknown);
+                out.note = Some(causes::unexplained(o.op));
+            }
+        }
+        out
+    }
+}

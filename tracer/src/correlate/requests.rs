@@ -1,0 +1,171 @@
+//! Requests read at syscalls (the tracepoint path): each waits for the
+//! notification that describes its outcome, or the ack that says it failed.
+use std::time::Instant;
+
+use tracer_common::EventHeader;
+
+use super::{
+    ACKED_WAIT, Engine, NLM_F_ACK, Object, Outcome, Pending, REQUEST_WAIT, causes::RecentCause,
+    merge, objects_match, ok,
+};
+use crate::{
+    collect::record::NlCopy,
+    event::{Cause, Op, Source},
+    netlink::decode::{NlObj, decode_buffer},
+};
+
+impl Engine {
+    pub(super) fn request(&mut self, copy: NlCopy, now: Instant) {
+        let (items, errors) = decode_buffer(&copy.data);
+        for e in errors {
+            log::warn!("request by pid {} not fully decoded: {e}", copy.hdr.pid);
+        }
+        let netns = copy.hdr.netns;
+        for item in items {
+            // Route and rule requests wait for their outcome; link and
+            // address requests only explain what the kernel does next.
+            let cause = match item.obj {
+                NlObj::Route { op, route } => {
+                    let r = Object::Route(route);
+                    self.add_request_flags(&copy.hdr, netns, op, r, item.seq, item.flags, now);
+                    None
+                }
+                NlObj::Rule { op, rule } => {
+                    let r = Object::Rule(rule);
+                    self.add_request_flags(&copy.hdr, netns, op, r, item.seq, item.flags, now);
+                    None
+                }
+                NlObj::Link(l) if l.deleted => Some(Cause::LinkDel),
+                NlObj::Link(l) if l.up == Some(false) => Some(Cause::LinkDown),
+                NlObj::Link(l) if l.up == Some(true) => Some(Cause::LinkUp),
+                NlObj::Addr { op: Op::Del, .. } => Some(Cause::AddrDel),
+                NlObj::Addr { op: Op::Add, .. } => Some(Cause::AddrAdd),
+                _ => None,
+            };
+            if let Some(cause) = cause {
+                self.causes.note(
+                    netns,
+                    RecentCause {
+                        cause,
+                        who: copy.hdr,
+                        source: Source::Tracepoint,
+                        at: now,
+                    },
+                );
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn add_request(
+        &mut self,
+        who: &EventHeader,
+        netns: u32,
+        op: Op,
+        object: Object,
+        seq: u32,
+        now: Instant,
+    ) {
+        self.add_request_flags(who, netns, op, object, seq, NLM_F_ACK, now);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add_request_flags(
+        &mut self,
+        who: &EventHeader,
+        netns: u32,
+        op: Op,
+        object: Object,
+        seq: u32,
+        flags: u16,
+        now: Instant,
+    ) {
+        if !self.scoped(op, &object) {
+            return;
+        }
+        let wants_ack = flags & NLM_F_ACK != 0;
+        // The notification may have overtaken the request (matched by
+        // object, else by sequence number alone: a form read more loosely
+        // than the kernel reads it).
+        let found = self
+            .orphans
+            .first_with_seq(seq, |o| {
+                o.netns == netns && o.op == op && objects_match(&object, &o.object)
+            })
+            .or_else(|| {
+                (seq != 0)
+                    .then(|| {
+                        self.orphans.first_with_seq(seq, |o| {
+                            o.netns == netns
+                                && o.op == op
+                                && o.portid != 0
+                                && std::mem::discriminant(&object)
+                                    == std::mem::discriminant(&o.object)
+                        })
+                    })
+                    .flatten()
+            });
+        if let Some(id) = found {
+            if wants_ack {
+                *self.acks_due.entry((who.pid, seq)).or_default() += 1;
+            }
+            let o = self.orphans.take(id).expect("id just found");
+            let mut out = Outcome::new(Source::Tracepoint, op, netns, merge(object, o.object));
+            out.order = Some(self.pending.next_id());
+            out.who = Some(*who);
+            out.ts_boot_ns = Some(who.ts_ns);
+            out.result = ok();
+            out.nl_seq = Some(seq);
+            out.replaced = o.replaced;
+            self.emit(out);
+            return;
+        }
+        self.pending.push(
+            seq,
+            true,
+            Pending {
+                deadline: now + REQUEST_WAIT,
+                source: Source::Tracepoint,
+                op,
+                netns,
+                who: *who,
+                object,
+                seq,
+                from_kernel: false,
+                result: None,
+                wants_ack,
+            },
+        );
+    }
+
+    pub(super) fn ack(&mut self, hdr: &EventHeader, error: i32, seq: u32, now: Instant) {
+        // The ack of a request already reported from its notification.
+        if let Some(n) = self.acks_due.get_mut(&(hdr.pid, seq)) {
+            *n -= 1;
+            if *n == 0 {
+                self.acks_due.remove(&(hdr.pid, seq));
+            }
+            if error == 0 {
+                return;
+            }
+        }
+        let Some(id) = self.pending.first_with_seq(seq, |p| {
+            !p.from_kernel && p.who.pid == hdr.pid && p.result.is_none()
+        }) else {
+            return;
+        };
+        if error != 0 {
+            // Failed requests change nothing: no notification will come.
+            let p = self.pending.take(id).expect("id just found");
+            let mut o = Pending::outcome(p, None, Some(error), Some(seq));
+            o.order = Some(id);
+            self.emit(o);
+            // A batch shares one sequence number; the error answers the first
+            // failing message only, so siblings keep waiting.
+        } else {
+            let p = self.pending.get_mut(id).expect("id just found");
+            p.result = Some(0);
+            p.deadline = p.deadline.min(now + ACKED_WAIT);
+        }
+    }
+}
