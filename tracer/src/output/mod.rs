@@ -1,4 +1,5 @@
 //! Presentation: text and JSON lines, pcap.
+mod describe;
 pub mod fanout;
 pub mod filter;
 pub mod pcap;

@@ -3,168 +3,13 @@
 //! names, paths, interface names) is escaped.
 use std::fmt::Write as _;
 
-use super::text_forensic;
+pub use super::describe::{route, rule};
+use super::{
+    describe::{netns_label, who},
+    text_forensic,
+};
 use crate::escape::escape_str;
-use crate::event::{Body, Change, Event, Kind, LoopReport, Netns, PacketBrief, Route, Rule};
-
-/// `ip route`-style description of a route.
-pub fn route(r: &Route) -> String {
-    let mut s = String::new();
-    if let Some(f) = r.family {
-        let _ = write!(s, "{} ", f.as_str());
-    }
-    match r.rtype.as_deref() {
-        Some("unicast") | None => {}
-        Some(t) => {
-            let _ = write!(s, "{t} ");
-        }
-    }
-    s.push_str(r.dst.as_deref().unwrap_or("?"));
-    if let Some(gw) = &r.gateway {
-        let _ = write!(s, " via {gw}");
-    }
-    match (&r.dev, r.ifindex) {
-        (Some(d), _) => {
-            let _ = write!(s, " dev {}", escape_str(d));
-        }
-        (None, Some(i)) => {
-            let _ = write!(s, " dev #{i}");
-        }
-        _ => {}
-    }
-    if let Some(id) = r.nhid {
-        let _ = write!(s, " nhid {id}");
-    }
-    if let Some(m) = r.metric {
-        let _ = write!(s, " metric {m}");
-    }
-    table(&mut s, r.table, r.table_name.as_deref());
-    for h in &r.nexthops {
-        s.push_str(" nexthop");
-        if let Some(gw) = &h.gateway {
-            let _ = write!(s, " via {gw}");
-        }
-        match (&h.dev, h.ifindex) {
-            (Some(d), _) => {
-                let _ = write!(s, " dev {}", escape_str(d));
-            }
-            (None, Some(i)) => {
-                let _ = write!(s, " dev #{i}");
-            }
-            _ => {}
-        }
-        let _ = write!(s, " weight {}", h.weight);
-        for f in &h.flags {
-            let _ = write!(s, " {f}");
-        }
-    }
-    if let Some(p) = &r.protocol {
-        let _ = write!(s, " proto {p}");
-    }
-    s
-}
-
-fn table(s: &mut String, id: Option<u32>, name: Option<&str>) {
-    match (id, name) {
-        (Some(id), Some(n)) => {
-            let _ = write!(s, " table {id}({})", escape_str(n));
-        }
-        (Some(id), None) => {
-            let _ = write!(s, " table {id}");
-        }
-        _ => {}
-    }
-}
-
-/// `ip rule`-style description of a rule.
-pub fn rule(r: &Rule) -> String {
-    let mut s = String::new();
-    if let Some(f) = r.family {
-        let _ = write!(s, "{} ", f.as_str());
-    }
-    match r.priority {
-        Some(p) => {
-            let _ = write!(s, "pref {p}");
-        }
-        None => s.push_str("pref ?"),
-    }
-    if r.invert {
-        s.push_str(" not");
-    }
-    for (k, v) in [("from", &r.src), ("to", &r.dst)] {
-        if let Some(v) = v {
-            let _ = write!(s, " {k} {v}");
-        }
-    }
-    if let Some(m) = r.fwmark {
-        let _ = write!(s, " fwmark {m:#x}");
-        if let Some(mask) = r.fwmask {
-            let _ = write!(s, "/{mask:#x}");
-        }
-    }
-    for (k, v) in [("iif", &r.iif), ("oif", &r.oif)] {
-        if let Some(v) = v {
-            let _ = write!(s, " {k} {}", escape_str(v));
-        }
-    }
-    if let Some(u) = &r.uid_range {
-        let _ = write!(s, " uidrange {u}");
-    }
-    if let Some(p) = r.ipproto {
-        let _ = write!(s, " ipproto {p}");
-    }
-    for (k, v) in [("sport", &r.sport), ("dport", &r.dport)] {
-        if let Some(v) = v {
-            let _ = write!(s, " {k} {v}");
-        }
-    }
-    match r.action.as_deref() {
-        Some("table") | None => match (r.table, &r.table_name) {
-            (Some(t), Some(n)) => {
-                let _ = write!(s, " lookup {t}({})", escape_str(n));
-            }
-            (Some(t), None) => {
-                let _ = write!(s, " lookup {t}");
-            }
-            _ => {}
-        },
-        Some("goto") => {
-            let _ = write!(
-                s,
-                " goto {}",
-                r.goto.map(|g| g.to_string()).unwrap_or_else(|| "?".into())
-            );
-        }
-        Some(a) => {
-            let _ = write!(s, " {a}");
-        }
-    }
-    if let Some(p) = r.suppress_prefixlen {
-        let _ = write!(s, " suppress_prefixlength {p}");
-    }
-    s
-}
-
-pub(super) fn who(c: &Change) -> String {
-    let Some(p) = &c.process else {
-        return "by unknown".to_string();
-    };
-    let mut s = format!("by {}[{}]", escape_str(&p.comm), p.pid);
-    if p.tid != p.pid {
-        let _ = write!(s, " tid {}", p.tid);
-    }
-    if let (Some(pc), Some(pp)) = (&p.parent_comm, p.ppid) {
-        let _ = write!(s, " parent {}[{pp}]", escape_str(pc));
-    }
-    let _ = write!(s, " uid {}", p.uid);
-    if let Some(u) = &p.unit {
-        let _ = write!(s, " unit {}", escape_str(u));
-    }
-    if let Some(e) = &p.exe {
-        let _ = write!(s, " exe {}", escape_str(e));
-    }
-    s
-}
+use crate::event::{Body, Event, Kind, LoopReport, PacketBrief};
 
 fn packet(p: &PacketBrief) -> String {
     let mut s = format!("{} > {} {} ttl {}", p.src, p.dst, p.proto, p.ttl);
@@ -316,19 +161,10 @@ pub fn line(e: &Event) -> String {
     }
 }
 
-/// A namespace by name, else inode.
-pub(super) fn netns_label(n: &Netns) -> String {
-    match (&n.name, n.inode) {
-        (Some(n), _) => escape_str(n),
-        (None, Some(i)) => i.to_string(),
-        _ => "?".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Family, Kind, Netns, Process, Source};
+    use crate::event::{Change, Family, Kind, Netns, Process, Route, Rule, Source};
 
     fn change(route: Route, comm: &str) -> Event {
         Event {

@@ -10,6 +10,7 @@ pub mod model;
 pub mod select;
 pub mod text;
 mod text_items;
+mod words;
 
 use std::{collections::BTreeMap, io::Write as _, path::PathBuf};
 

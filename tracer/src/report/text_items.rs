@@ -8,7 +8,7 @@ use chrono::Utc;
 use super::{
     identity::Object,
     model::{Added, Episode, Fate, FateState, LoopItem, Removed},
-    text::{Fmt, INDENT, LINES_MAX, actor, counted, ns, object, plural, route_short},
+    words::{Fmt, INDENT, LINES_MAX, actor, counted, ns, object, plural, route_short},
 };
 use crate::escape::escape_str;
 

@@ -1,0 +1,177 @@
+//! The words a report is written in: times in the chosen zone, actors,
+//! objects, counts and lists. Shared by the report's header and footer
+//! (`text.rs`) and its timeline items (`text_items.rs`).
+use std::fmt::Write as _;
+
+use chrono::{FixedOffset, Local, Offset, TimeZone, Utc};
+
+use super::{
+    identity::{Actor, Object},
+    model::Time,
+};
+use crate::{
+    escape::escape_str,
+    event::{Netns, Route},
+    output::text,
+};
+
+/// The most objects listed by name in one line.
+pub(super) const LIST_MAX: usize = 8;
+/// The most objects given a line of their own under one episode.
+pub(super) const LINES_MAX: usize = 20;
+/// The most missing objects listed at the end.
+pub(super) const MISSING_MAX: usize = 100;
+pub(super) const INDENT: &str = "          ";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Zone {
+    Utc,
+    Local,
+}
+
+pub(super) struct Fmt {
+    pub(super) zone: Zone,
+    /// Namespaces are named only when the report has more than one.
+    pub(super) many_ns: bool,
+}
+
+impl Fmt {
+    pub(super) fn offset(&self, t: Time) -> FixedOffset {
+        match self.zone {
+            Zone::Utc => Utc.fix(),
+            Zone::Local => Local.offset_from_utc_datetime(&t.naive_utc()).fix(),
+        }
+    }
+    pub(super) fn date(&self, t: Time) -> String {
+        t.with_timezone(&self.offset(t))
+            .format("%Y-%m-%d")
+            .to_string()
+    }
+    pub(super) fn time(&self, t: Time) -> String {
+        t.with_timezone(&self.offset(t))
+            .format("%H:%M:%S")
+            .to_string()
+    }
+    /// The time of day, with the date when it is not `day`'s.
+    pub(super) fn time_on(&self, t: Time, day: &str) -> String {
+        if self.date(t) == day {
+            self.time(t)
+        } else {
+            format!("{} {}", self.date(t), self.time(t))
+        }
+    }
+    pub(super) fn full(&self, t: Time) -> String {
+        format!("{} {}", self.date(t), self.time(t))
+    }
+    pub(super) fn zone_name(&self, t: Time) -> String {
+        match self.zone {
+            Zone::Utc => "UTC".into(),
+            Zone::Local => format!("local time (UTC{})", self.offset(t)),
+        }
+    }
+    pub(super) fn in_ns(&self, n: &Netns) -> String {
+        if self.many_ns {
+            format!(" in netns {}", ns(n))
+        } else {
+            String::new()
+        }
+    }
+}
+
+pub(super) fn ns(n: &Netns) -> String {
+    match (&n.name, n.inode) {
+        (Some(name), _) => escape_str(name),
+        (None, Some(i)) => i.to_string(),
+        _ => "?".into(),
+    }
+}
+
+/// "systemd-networkd.service (pid 812, systemd-network)", "tailscaled (pid
+/// 2783)", "the kernel".
+pub fn actor(a: &Actor) -> String {
+    let pids = match a.pids.as_slice() {
+        [] => String::new(),
+        [p] => format!("pid {p}"),
+        ps => format!(
+            "pids {}",
+            ps.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    match (&a.unit, &a.comm) {
+        (Some(u), Some(c)) => format!("{} ({pids}, {})", escape_str(u), escape_str(c)),
+        (Some(u), None) => format!("{} ({pids})", escape_str(u)),
+        (None, Some(c)) => format!("{} ({pids})", escape_str(c)),
+        (None, None) => "the kernel".into(),
+    }
+}
+
+/// "throw 192.168.1.0/24 table 52", "default dev tailscale0 table 52".
+pub fn route_short(r: &Route) -> String {
+    let mut s = escape_str(&crate::packet::cause::route_text(r));
+    match (r.table, &r.table_name) {
+        (_, Some(n)) => {
+            let _ = write!(s, " table {}", escape_str(n));
+        }
+        (Some(t), None) => {
+            let _ = write!(s, " table {t}");
+        }
+        _ => {}
+    }
+    s
+}
+
+/// The full `ip rule` / `ip route` description.
+pub fn object(o: &Object) -> String {
+    match o {
+        Object::Rule(r) => format!("rule {}", text::rule(r)),
+        Object::Route(r) => text::route(r),
+    }
+}
+
+pub(super) fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
+pub(super) fn listed(items: &[String]) -> String {
+    let mut s = items
+        .iter()
+        .take(LIST_MAX)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > LIST_MAX {
+        let _ = write!(s, " and {} more", items.len() - LIST_MAX);
+    }
+    s
+}
+
+/// "4 rules (5210, 5230, 5250, 5270) and 1 route (throw 192.168.1.0/24 table 52)".
+pub fn counted<'a>(objects: impl IntoIterator<Item = &'a Object>) -> String {
+    let (mut rules, mut routes) = (Vec::new(), Vec::new());
+    for o in objects {
+        match o {
+            Object::Rule(r) => rules.push(r.priority.map_or("?".into(), |p| p.to_string())),
+            Object::Route(r) => routes.push(route_short(r)),
+        }
+    }
+    let mut parts = Vec::new();
+    if !rules.is_empty() {
+        parts.push(format!(
+            "{} ({})",
+            plural(rules.len(), "rule"),
+            listed(&rules)
+        ));
+    }
+    if !routes.is_empty() {
+        parts.push(format!(
+            "{} ({})",
+            plural(routes.len(), "route"),
+            listed(&routes)
+        ));
+    }
+    parts.join(" and ")
+}
