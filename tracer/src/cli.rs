@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{bpf::ladder::AttachMode, packet::watchlist::IfaceSpec};
+use crate::{bpf::ladder::AttachMode, iface::IfaceSpec};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -13,6 +13,7 @@ mod event;
 mod explain;
 mod gendocs;
 mod guard;
+mod iface;
 mod journal;
 mod kernel;
 mod metrics;

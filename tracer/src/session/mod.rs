@@ -82,6 +82,10 @@ struct Session {
 /// SIGINT/SIGTERM. With a journal or a guard, the state is snapshotted
 /// first.
 pub async fn session(args: WatchArgs, out: Pipeline) -> Result<()> {
+    // Before `ready` is written: whoever waits for it may stop the tracer
+    // at once, and SIGINT must then detach cleanly, not kill it.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
     let (mut s, ring) = Session::start(args, out)?;
     // SAFETY: the RingBuf owns its map fd and the AsyncFd owns the RingBuf,
     // so the fd stays open and the same for the AsyncFd's whole life.
@@ -99,8 +103,6 @@ pub async fn session(args: WatchArgs, out: Pipeline) -> Result<()> {
     let mut slow = tokio::time::interval(Duration::from_millis(500));
     // Guard grace periods and commands.
     let mut out_tick = tokio::time::interval(Duration::from_millis(100));
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
     // After SIGINT/SIGTERM, keep collecting briefly so that changes already
     // made (and re-reads already planned) are reported before exit.
     let mut stop_at: Option<Instant> = None;
