@@ -30,28 +30,18 @@ impl Engine {
             _ => None,
         };
         let prev_up = self.mirror(netns).apply(&item);
-        let (seq, portid) = (item.seq, item.portid);
+        let notified = |op| Notified {
+            netns,
+            op,
+            seq: item.seq,
+            portid: item.portid,
+            replaced,
+        };
         match item.obj {
             NlObj::Route { op, route } => {
-                let n = Notified {
-                    netns,
-                    op,
-                    seq,
-                    portid,
-                    replaced,
-                };
-                self.notified_change(n, Object::Route(route), now)
+                self.notified_change(notified(op), Object::Route(route), now)
             }
-            NlObj::Rule { op, rule } => {
-                let n = Notified {
-                    netns,
-                    op,
-                    seq,
-                    portid,
-                    replaced: None,
-                };
-                self.notified_change(n, Object::Rule(rule), now)
-            }
+            NlObj::Rule { op, rule } => self.notified_change(notified(op), Object::Rule(rule), now),
             NlObj::Link(l) => {
                 let went_down = l.deleted || (prev_up == Some(true) && l.up == Some(false));
                 if went_down && self.requests_for.flush_from_notifications {
@@ -103,10 +93,7 @@ impl Engine {
         if let Some(id) = found {
             let p = self.pending.take(id).expect("id just found");
             if p.wants_ack && p.result.is_none() {
-                if self.acks_due.len() > 4096 {
-                    self.acks_due.clear();
-                }
-                *self.acks_due.entry((p.who.pid, p.seq)).or_default() += 1;
+                self.ack_due(p.who.pid, p.seq);
             }
             let mut o = Pending::outcome(p, Some(object), Some(0), nonzero(seq));
             o.order = Some(id);

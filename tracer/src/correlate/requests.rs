@@ -107,7 +107,7 @@ impl Engine {
             });
         if let Some(id) = found {
             if wants_ack {
-                *self.acks_due.entry((who.pid, seq)).or_default() += 1;
+                self.ack_due(who.pid, seq);
             }
             let o = self.orphans.take(id).expect("id just found");
             let mut out = Outcome::new(Source::Tracepoint, op, netns, merge(object, o.object));
@@ -136,6 +136,16 @@ impl Engine {
                 wants_ack,
             },
         );
+    }
+
+    /// An ack still to come for a request of `pid` with `seq` that was
+    /// already reported from its notification (bounded: under a flood the
+    /// oldest expectations are dropped rather than kept for ever).
+    pub(super) fn ack_due(&mut self, pid: u32, seq: u32) {
+        if self.acks_due.len() > 4096 {
+            self.acks_due.clear();
+        }
+        *self.acks_due.entry((pid, seq)).or_default() += 1;
     }
 
     pub(super) fn ack(&mut self, hdr: &EventHeader, error: i32, seq: u32, now: Instant) {
