@@ -10,11 +10,12 @@ use std::{net::IpAddr, sync::Arc};
 use serde::{Deserialize, Serialize};
 
 /// Mechanism that produced an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Fentry,
     Kprobe,
+    #[default]
     Tracepoint,
     Netlink,
     /// Produced by the tracer itself (journal health, guard).

@@ -1,7 +1,8 @@
 //! Collection: records from the ring buffer and notifications from the
 //! watched namespaces, delivered to the correlator as one stream.
+pub mod kernel_event;
 pub mod namespaces;
-pub mod record;
+pub mod task;
 
 use crate::netlink::decode::NlItem;
 

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_common::EventHeader;
+use crate::collect::task::Task;
 
 use crate::event::{Cause, Op, Source};
 
@@ -21,7 +21,7 @@ pub const CAUSE_WINDOW: Duration = Duration::from_secs(3);
 #[derive(Clone, Debug)]
 pub struct RecentCause {
     pub cause: Cause,
-    pub who: EventHeader,
+    pub who: Task,
     pub source: Source,
     pub at: Instant,
 }
@@ -65,7 +65,7 @@ impl Causes {
     /// task in `hdr` (a kernel hook's record with no request): that task's
     /// own recent link/address action; else namespace teardown for a
     /// removal by a kworker running cleanup_net; else unknown.
-    pub fn for_task(&self, hdr: &EventHeader, op: Op, source: Source, now: Instant) -> RecentCause {
+    pub fn for_task(&self, hdr: &Task, op: Op, source: Source, now: Instant) -> RecentCause {
         if let Some(c) = self.recent(hdr.netns, op, now)
             && c.who.tid == hdr.tid
         {

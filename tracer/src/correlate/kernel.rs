@@ -3,16 +3,13 @@
 //! notification's details.
 use std::time::Instant;
 
-use tracer_common::EventHeader;
+use crate::collect::task::Task;
 
 use super::{Engine, NOTIFY_WAIT, Object, Outcome, Pending, causes, nonzero, objects_match};
 use crate::{
-    collect::record::{NlCopy, source_of},
-    event::{Cause, Family, Op, Route, Source},
-    netlink::{
-        decode::{NlObj, decode_buffer},
-        names,
-    },
+    collect::kernel_event::{KernelRoute, NlCopy},
+    event::{Cause, Family, Op},
+    netlink::decode::{NlObj, decode_buffer},
 };
 
 /// (tid, sequence number, namespace, addition, table, prefix, metric) of an
@@ -33,58 +30,34 @@ impl Engine {
         for e in errors {
             log::warn!("rule seen by a kernel hook not fully decoded: {e}");
         }
-        let source = source_of(&copy.hdr);
         for item in items {
             if let NlObj::Rule { op, rule } = item.obj {
-                self.kernel_change(
-                    &copy.hdr,
-                    source,
-                    op,
-                    Object::Rule(rule),
-                    item.seq,
-                    copy.ret,
-                    now,
-                );
+                self.kernel_change(&copy.task, op, Object::Rule(rule), item.seq, copy.ret, now);
             }
         }
     }
 
-    pub(super) fn kernel_route(&mut self, r: &tracer_common::RouteEvent, now: Instant) {
-        let op = if r.op == tracer_common::op::ADD {
-            Op::Add
-        } else {
-            Op::Del
-        };
-        let route = route_from_kernel(r);
-        self.kernel_change(
-            &r.hdr,
-            source_of(&r.hdr),
-            op,
-            Object::Route(route),
-            r.nl_seq,
-            r.ret,
-            now,
-        );
+    pub(super) fn kernel_route(&mut self, r: KernelRoute, now: Instant) {
+        self.kernel_change(&r.task, r.op, Object::Route(r.route), r.nl_seq, r.ret, now);
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn kernel_change(
         &mut self,
-        hdr: &EventHeader,
-        source: Source,
+        task: &Task,
         op: Op,
         object: Object,
         seq: u32,
         ret: i32,
         now: Instant,
     ) {
-        let netns = hdr.netns;
+        let source = task.source;
+        let netns = task.netns;
         let p = Pending {
             deadline: now + NOTIFY_WAIT,
             source,
             op,
             netns,
-            who: *hdr,
+            who: *task,
             object,
             seq,
             from_kernel: true,
@@ -106,7 +79,7 @@ impl Engine {
             && seq != 0
         {
             let key = (
-                hdr.tid,
+                task.tid,
                 seq,
                 netns,
                 op == Op::Add,
@@ -155,33 +128,5 @@ impl Engine {
             });
         }
         o
-    }
-}
-
-/// The route a kernel hook saw.
-pub(super) fn route_from_kernel(r: &tracer_common::RouteEvent) -> Route {
-    let family = Family::from_af(r.family);
-    let addr = |bytes: &[u8; 16], fam: u8| -> Option<std::net::IpAddr> {
-        match fam {
-            2 => Some(std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).into()),
-            10 => Some(std::net::Ipv6Addr::from(*bytes).into()),
-            _ => None,
-        }
-    };
-    Route {
-        family,
-        table: Some(r.table),
-        table_name: None,
-        rtype: Some(names::route_type(r.rtype)),
-        dst: addr(&r.dst, r.family).map(|a| crate::event::prefix(a, r.dst_len)),
-        gateway: addr(&r.gw, r.gw_family).map(|a| a.to_string()),
-        dev: None,
-        ifindex: (r.oif > 0).then_some(r.oif as u32),
-        // fib_config's 0 means "any metric" in a request.
-        metric: (r.priority != 0).then_some(r.priority),
-        protocol: Some(names::protocol(r.protocol)),
-        scope: Some(names::scope(r.scope)),
-        nexthops: Vec::new(),
-        nhid: None,
     }
 }

@@ -41,10 +41,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_common::EventHeader;
+use crate::collect::task::Task;
 
 use crate::{
-    collect::record::{Record, source_of},
+    collect::kernel_event::KernelEvent,
     event::{Cause, Family, Name, Op, Route, Rule, Source},
     netlink::names,
 };
@@ -99,7 +99,7 @@ pub struct Outcome {
     pub source: Source,
     pub op: Op,
     pub netns: u32,
-    pub who: Option<EventHeader>,
+    pub who: Option<Task>,
     pub object: Object,
     /// For an addition that replaced a route: the route replaced.
     pub replaced: Option<Route>,
@@ -142,7 +142,7 @@ struct Pending {
     source: Source,
     op: Op,
     netns: u32,
-    who: EventHeader,
+    who: Task,
     object: Object,
     seq: u32,
     /// From the kernel (kprobe/fentry) rather than a request read at a syscall.
@@ -333,24 +333,24 @@ impl Engine {
     }
 
     /// A record from the eBPF programs.
-    pub fn record(&mut self, rec: Record, now: Instant) {
-        match rec {
-            Record::Request(copy) => self.request(copy, now),
-            Record::Ack {
-                hdr, error, seq, ..
-            } => self.ack(&hdr, error, seq, now),
-            Record::Rule(copy) => self.kernel_rule(copy, now),
-            Record::Route(r) => self.kernel_route(&r, now),
-            Record::Flush(f) => {
+    pub fn kernel_event(&mut self, ev: KernelEvent, now: Instant) {
+        match ev {
+            KernelEvent::Request(copy) => self.request(copy, now),
+            KernelEvent::Ack {
+                task, error, seq, ..
+            } => self.ack(&task, error, seq, now),
+            KernelEvent::Rule(copy) => self.kernel_rule(copy, now),
+            KernelEvent::Route(r) => self.kernel_route(r, now),
+            KernelEvent::Flush(f) => {
                 if f.removed > 0 {
                     // The flush record is the observation; the cause says why.
-                    let source = source_of(&f.hdr);
-                    let mut cause = self.causes.for_task(&f.hdr, Op::Del, source, now);
+                    let source = f.task.source;
+                    let mut cause = self.causes.for_task(&f.task, Op::Del, source, now);
                     cause.source = source;
-                    self.plan_resync(f.hdr.netns, Some(cause), now);
+                    self.plan_resync(f.task.netns, Some(cause), now);
                 }
             }
-            Record::Exec { .. } | Record::Packet(_) | Record::Lookup(_) => {}
+            KernelEvent::Exec { .. } | KernelEvent::Packet(_) | KernelEvent::Lookup(_) => {}
         }
     }
 
@@ -459,7 +459,7 @@ impl Engine {
 
 /// Why a namespace's routes were flushed: the action, who did it, and the
 /// mechanism that saw it.
-pub type FlushCause = (Cause, EventHeader, Source);
+pub type FlushCause = (Cause, Task, Source);
 
 /// What a notification says besides its object.
 struct Notified {

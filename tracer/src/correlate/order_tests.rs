@@ -3,21 +3,12 @@
 //! what came after it.
 use std::time::{Duration, Instant};
 
-use tracer_common::{EventHeader, source};
-
 use super::*;
+use crate::collect::task::Task;
 use crate::netlink::decode::{LinkChange, NlItem, NlObj};
 
-fn hdr(pid: u32) -> EventHeader {
-    let mut h = EventHeader {
-        pid,
-        tid: pid,
-        netns: 7,
-        source: source::TRACEPOINT,
-        ..EventHeader::default()
-    };
-    h.comm[..2].copy_from_slice(b"ip");
-    h
+fn hdr(pid: u32) -> Task {
+    Task::named(pid, 7, "ip")
 }
 
 fn route(dst: &str, gw: Option<&str>, rtype: &str) -> Route {
@@ -391,27 +382,11 @@ fn a_failed_kernel_record_waits_behind_the_senders_earlier_change() {
     });
     let t = Instant::now();
     let mut h = hdr(10);
-    h.source = source::KPROBE;
+    h.source = Source::Kprobe;
     let a = route("10.85.0.0/16", None, "blackhole");
     let b = route("10.86.0.0/16", None, "blackhole");
-    e.kernel_change(
-        &h,
-        Source::Kprobe,
-        Op::Add,
-        Object::Route(a.clone()),
-        53,
-        0,
-        t,
-    );
-    e.kernel_change(
-        &h,
-        Source::Kprobe,
-        Op::Del,
-        Object::Route(b),
-        54,
-        -libc::ESRCH,
-        t,
-    );
+    e.kernel_change(&h, Op::Add, Object::Route(a.clone()), 53, 0, t);
+    e.kernel_change(&h, Op::Del, Object::Route(b), 54, -libc::ESRCH, t);
     assert!(
         e.take_outcomes().is_empty(),
         "the failure waits behind the add"
@@ -444,39 +419,15 @@ fn a_failed_kernel_record_keeps_its_place_before_later_records() {
     });
     let t = Instant::now();
     let mut h = hdr(10);
-    h.source = source::FENTRY;
+    h.source = Source::Fentry;
     let (a, b, c) = (
         route("10.85.0.0/16", None, "blackhole"),
         route("10.86.0.0/16", None, "blackhole"),
         route("10.87.0.0/16", None, "blackhole"),
     );
-    e.kernel_change(
-        &h,
-        Source::Fentry,
-        Op::Add,
-        Object::Route(a.clone()),
-        1,
-        0,
-        t,
-    );
-    e.kernel_change(
-        &h,
-        Source::Fentry,
-        Op::Del,
-        Object::Route(b),
-        2,
-        -libc::ESRCH,
-        t,
-    );
-    e.kernel_change(
-        &h,
-        Source::Fentry,
-        Op::Add,
-        Object::Route(c.clone()),
-        3,
-        0,
-        t,
-    );
+    e.kernel_change(&h, Op::Add, Object::Route(a.clone()), 1, 0, t);
+    e.kernel_change(&h, Op::Del, Object::Route(b), 2, -libc::ESRCH, t);
+    e.kernel_change(&h, Op::Add, Object::Route(c.clone()), 3, 0, t);
     e.notification(
         7,
         item(

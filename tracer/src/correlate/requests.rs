@@ -2,14 +2,14 @@
 //! notification that describes its outcome, or the ack that says it failed.
 use std::time::Instant;
 
-use tracer_common::EventHeader;
+use crate::collect::task::Task;
 
 use super::{
     ACKED_WAIT, Engine, NLM_F_ACK, Object, Outcome, Pending, REQUEST_WAIT, causes::RecentCause,
     merge, objects_match, ok,
 };
 use crate::{
-    collect::record::NlCopy,
+    collect::kernel_event::NlCopy,
     event::{Cause, Op, Source},
     netlink::decode::{NlObj, decode_buffer},
 };
@@ -18,21 +18,21 @@ impl Engine {
     pub(super) fn request(&mut self, copy: NlCopy, now: Instant) {
         let (items, errors) = decode_buffer(&copy.data);
         for e in errors {
-            log::warn!("request by pid {} not fully decoded: {e}", copy.hdr.pid);
+            log::warn!("request by pid {} not fully decoded: {e}", copy.task.pid);
         }
-        let netns = copy.hdr.netns;
+        let netns = copy.task.netns;
         for item in items {
             // Route and rule requests wait for their outcome; link and
             // address requests only explain what the kernel does next.
             let cause = match item.obj {
                 NlObj::Route { op, route } => {
                     let r = Object::Route(route);
-                    self.add_request_flags(&copy.hdr, netns, op, r, item.seq, item.flags, now);
+                    self.add_request_flags(&copy.task, netns, op, r, item.seq, item.flags, now);
                     None
                 }
                 NlObj::Rule { op, rule } => {
                     let r = Object::Rule(rule);
-                    self.add_request_flags(&copy.hdr, netns, op, r, item.seq, item.flags, now);
+                    self.add_request_flags(&copy.task, netns, op, r, item.seq, item.flags, now);
                     None
                 }
                 NlObj::Link(l) if l.deleted => Some(Cause::LinkDel),
@@ -47,7 +47,7 @@ impl Engine {
                     netns,
                     RecentCause {
                         cause,
-                        who: copy.hdr,
+                        who: copy.task,
                         source: Source::Tracepoint,
                         at: now,
                     },
@@ -59,7 +59,7 @@ impl Engine {
     #[cfg(test)]
     pub(super) fn add_request(
         &mut self,
-        who: &EventHeader,
+        who: &Task,
         netns: u32,
         op: Op,
         object: Object,
@@ -72,7 +72,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn add_request_flags(
         &mut self,
-        who: &EventHeader,
+        who: &Task,
         netns: u32,
         op: Op,
         object: Object,
@@ -148,7 +148,7 @@ impl Engine {
         *self.acks_due.entry((pid, seq)).or_default() += 1;
     }
 
-    pub(super) fn ack(&mut self, hdr: &EventHeader, error: i32, seq: u32, now: Instant) {
+    pub(super) fn ack(&mut self, hdr: &Task, error: i32, seq: u32, now: Instant) {
         // The ack of a request already reported from its notification.
         if let Some(n) = self.acks_due.get_mut(&(hdr.pid, seq)) {
             *n -= 1;

@@ -1,21 +1,12 @@
 use std::time::{Duration, Instant};
 
-use tracer_common::{EventHeader, source};
-
 use super::*;
+use crate::collect::{kernel_event::KernelRoute, task::Task};
 use crate::netlink::decode::{LinkChange, NlItem, NlObj};
 use causes::RecentCause;
 
-fn hdr(pid: u32, netns: u32) -> EventHeader {
-    let mut h = EventHeader {
-        pid,
-        tid: pid,
-        netns,
-        source: source::TRACEPOINT,
-        ..EventHeader::default()
-    };
-    h.comm[..2].copy_from_slice(b"ip");
-    h
+fn hdr(pid: u32, netns: u32) -> Task {
+    Task::named(pid, netns, "ip")
 }
 
 /// `throw 192.168.1.0/24 table TABLE proto boot`, as a notification
@@ -53,7 +44,7 @@ fn note(seq: u32, op: Op, route: Route) -> NlItem {
 }
 
 /// Feed a request as the tracepoint program would have copied it.
-fn request(e: &mut Engine, who: EventHeader, seq: u32, op: Op, route: Route, now: Instant) {
+fn request(e: &mut Engine, who: Task, seq: u32, op: Op, route: Route, now: Instant) {
     e.add_request(&who, who.netns, op, Object::Route(route), seq, now);
 }
 
@@ -128,18 +119,24 @@ fn kernel_record_takes_details_from_notification() {
     let mut e = Engine::new(RequestScope::default());
     let t = Instant::now();
     let mut h = hdr(812, 7);
-    h.source = source::KPROBE;
-    let mut rec = tracer_common::RouteEvent {
-        hdr: h,
-        op: tracer_common::op::DEL,
-        family: 2,
-        dst: [192, 168, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-        dst_len: 24,
-        ..Default::default()
+    h.source = Source::Kprobe;
+    // As collect::kernel_event decodes a bare deletion record.
+    let rec = KernelRoute {
+        task: h,
+        op: Op::Del,
+        route: Route {
+            family: Some(Family::Inet),
+            table: Some(52),
+            rtype: Some(names::route_type(0)),
+            dst: Some("192.168.1.0/24".into()),
+            protocol: Some(names::protocol(0)),
+            scope: Some(names::scope(0)),
+            ..Route::default()
+        },
+        nl_seq: 5,
+        ret: 0,
     };
-    rec.table = 52;
-    rec.nl_seq = 5;
-    e.kernel_route(&rec, t);
+    e.kernel_route(rec, t);
     e.notification(7, note(5, Op::Del, throw(52)), t);
     let out = e.take_outcomes();
     assert_eq!(out.len(), 1);

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_common::EventHeader;
+use crate::collect::task::Task;
 
 use super::Enricher;
 use crate::{
@@ -56,7 +56,7 @@ impl Presenter {
         self.cache.retain(|k, _| k.0 != pid);
     }
 
-    fn process(&mut self, h: &EventHeader, now: Instant) -> Arc<Process> {
+    fn process(&mut self, h: &Task, now: Instant) -> Arc<Process> {
         let key = (h.pid, h.cgroup_id);
         if let Some(c) = self.cache.get(&key)
             && now.duration_since(c.at) < Duration::from_secs(2)
@@ -85,7 +85,7 @@ impl Presenter {
 
     fn remember(
         &mut self,
-        h: &EventHeader,
+        h: &Task,
         exe: Option<String>,
         cgroup: Option<String>,
         unit: Option<String>,

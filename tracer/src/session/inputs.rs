@@ -7,8 +7,8 @@ use anyhow::Result;
 use crate::{
     bpf::ring::RingReader,
     collect::{
+        kernel_event::{KernelEvent, parse},
         namespaces::Namespaces,
-        record::{Record, parse},
     },
     correlate::Engine,
     enrich::present::Presenter,
@@ -30,20 +30,20 @@ pub(super) fn drain_ring(
 ) -> usize {
     let now = Instant::now();
     let read = rb.read(max, |item| match parse(item) {
-        Ok(Record::Exec { hdr, filename }) => {
-            p.note_exec(hdr.pid, String::from_utf8_lossy(&filename).into_owned());
+        Ok(KernelEvent::Exec { task, filename }) => {
+            p.note_exec(task.pid, String::from_utf8_lossy(&filename).into_owned());
         }
-        Ok(Record::Packet(ev)) => {
+        Ok(KernelEvent::Packet(ev)) => {
             if let Some(pp) = packets.as_deref_mut() {
                 pp.packet(&ev);
             }
         }
-        Ok(Record::Lookup(ev)) => {
+        Ok(KernelEvent::Lookup(ev)) => {
             if let Some(pp) = packets.as_deref_mut() {
                 pp.lookup(&ev);
             }
         }
-        Ok(rec) => engine.record(rec, now),
+        Ok(ev) => engine.kernel_event(ev, now),
         Err(e) => log::warn!("skipping a malformed record: {e}"),
     });
     read.unwrap_or_else(|e| {

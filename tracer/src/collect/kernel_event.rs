@@ -1,17 +1,24 @@
 //! Ring-buffer records from the eBPF programs, decoded with length checks
-//! into typed values. Layouts are the `#[repr(C)]` structs of tracer-common.
+//! into domain values: the task behind each (`Task`), routes as the event
+//! model's `Route`. Layouts are the `#[repr(C)]` structs of tracer-common;
+//! no layer above this one sees them, except the packet path's records,
+//! which `packet/` decodes from the wire format they carry.
 use tracer_common::{
     EventHeader, ExecEvent, FibLookupEvent, FlushEvent, NlAckEvent, NlMsgEvent, PacketEvent,
-    RouteEvent, kind, source,
+    RouteEvent, kind,
 };
 
-use crate::event::Source;
+use super::task::Task;
+use crate::{
+    event::{Family, Op, Route},
+    netlink::names,
+};
 
 /// A netlink buffer copied by a program (a request, or a rule the kernel
 /// processed).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NlCopy {
-    pub hdr: EventHeader,
+    pub task: Task,
     pub syscall: u8,
     pub truncated: bool,
     pub fd: i32,
@@ -19,24 +26,46 @@ pub struct NlCopy {
     pub data: Vec<u8>,
 }
 
-/// One decoded record.
+/// A route change a kernel hook (kprobe/fentry) saw, with its result.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Record {
+pub struct KernelRoute {
+    pub task: Task,
+    pub op: Op,
+    pub route: Route,
+    /// The netlink sequence number of the request behind it (0: none).
+    pub nl_seq: u32,
+    /// The function's return value (0 or a negative errno).
+    pub ret: i32,
+}
+
+/// fib_table_flush returned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelFlush {
+    pub task: Task,
+    pub table: u32,
+    /// Number of routes the flush removed.
+    pub removed: i32,
+    pub flush_all: bool,
+}
+
+/// One decoded ring-buffer record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KernelEvent {
     /// An rtnetlink request read from a sender's memory (tracepoint path).
     Request(NlCopy),
     /// A rule request as the kernel processed it, with its result.
     Rule(NlCopy),
     Ack {
-        hdr: EventHeader,
+        task: Task,
         error: i32,
         seq: u32,
         msg_type: u16,
         portid: u32,
     },
-    Route(RouteEvent),
-    Flush(FlushEvent),
+    Route(KernelRoute),
+    Flush(KernelFlush),
     Exec {
-        hdr: EventHeader,
+        task: Task,
         filename: Vec<u8>,
     },
     /// A packet on a watched interface.
@@ -47,7 +76,7 @@ pub enum Record {
 
 /// Why a record could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq)]
-pub enum RecordError {
+pub enum DecodeError {
     #[error("record of {got} bytes is shorter than the {need}-byte {what}")]
     TooShort {
         what: &'static str,
@@ -61,10 +90,10 @@ pub enum RecordError {
 }
 
 /// Copy a `T` out of the front of `buf` after checking its length.
-fn read<T: Copy>(buf: &[u8], what: &'static str) -> Result<T, RecordError> {
+fn read<T: Copy>(buf: &[u8], what: &'static str) -> Result<T, DecodeError> {
     let need = std::mem::size_of::<T>();
     if buf.len() < need {
-        return Err(RecordError::TooShort {
+        return Err(DecodeError::TooShort {
             what,
             need,
             got: buf.len(),
@@ -76,12 +105,12 @@ fn read<T: Copy>(buf: &[u8], what: &'static str) -> Result<T, RecordError> {
     Ok(unsafe { std::ptr::read_unaligned(buf.as_ptr() as *const T) })
 }
 
-fn nl_copy(buf: &[u8]) -> Result<NlCopy, RecordError> {
+fn nl_copy(buf: &[u8]) -> Result<NlCopy, DecodeError> {
     // NlMsgEvent is large; read its fixed part, then slice the data.
     let hdr: EventHeader = read(buf, "event header")?;
     let fixed = std::mem::offset_of!(NlMsgEvent, data);
     if buf.len() < fixed {
-        return Err(RecordError::TooShort {
+        return Err(DecodeError::TooShort {
             what: "netlink record",
             need: fixed,
             got: buf.len(),
@@ -91,13 +120,13 @@ fn nl_copy(buf: &[u8]) -> Result<NlCopy, RecordError> {
     let data_len = field(std::mem::offset_of!(NlMsgEvent, data_len)) as usize;
     let max = buf.len() - fixed;
     if data_len > max || data_len > tracer_common::NL_DATA_MAX {
-        return Err(RecordError::BadLength {
+        return Err(DecodeError::BadLength {
             claimed: data_len,
             max,
         });
     }
     Ok(NlCopy {
-        hdr,
+        task: Task::from(&hdr),
         syscall: buf[std::mem::offset_of!(NlMsgEvent, syscall)],
         truncated: buf[std::mem::offset_of!(NlMsgEvent, truncated)] != 0,
         fd: field(std::mem::offset_of!(NlMsgEvent, fd)) as i32,
@@ -107,39 +136,47 @@ fn nl_copy(buf: &[u8]) -> Result<NlCopy, RecordError> {
 }
 
 /// Decode one ring-buffer record.
-pub fn parse(buf: &[u8]) -> Result<Record, RecordError> {
+pub fn parse(buf: &[u8]) -> Result<KernelEvent, DecodeError> {
     let hdr: EventHeader = read(buf, "event header")?;
     Ok(match hdr.kind {
-        kind::NL_REQUEST => Record::Request(nl_copy(buf)?),
-        kind::RULE => Record::Rule(nl_copy(buf)?),
+        kind::NL_REQUEST => KernelEvent::Request(nl_copy(buf)?),
+        kind::RULE => KernelEvent::Rule(nl_copy(buf)?),
         kind::NL_ACK => {
             let a: NlAckEvent = read(buf, "ack record")?;
-            Record::Ack {
-                hdr,
+            KernelEvent::Ack {
+                task: Task::from(&hdr),
                 error: a.error,
                 seq: a.seq,
                 msg_type: a.msg_type,
                 portid: a.portid,
             }
         }
-        kind::ROUTE => Record::Route(read(buf, "route record")?),
-        kind::FLUSH => Record::Flush(read(buf, "flush record")?),
+        kind::ROUTE => KernelEvent::Route(kernel_route(&read(buf, "route record")?)),
+        kind::FLUSH => {
+            let f: FlushEvent = read(buf, "flush record")?;
+            KernelEvent::Flush(KernelFlush {
+                task: Task::from(&f.hdr),
+                table: f.table,
+                removed: f.removed,
+                flush_all: f.flush_all != 0,
+            })
+        }
         kind::PACKET => {
             let p: PacketEvent = read(buf, "packet record")?;
             if p.cap_len as usize > tracer_common::PKT_SNAP {
-                return Err(RecordError::BadLength {
+                return Err(DecodeError::BadLength {
                     claimed: p.cap_len as usize,
                     max: tracer_common::PKT_SNAP,
                 });
             }
-            Record::Packet(Box::new(p))
+            KernelEvent::Packet(Box::new(p))
         }
-        kind::FIB_LOOKUP => Record::Lookup(read(buf, "FIB lookup record")?),
+        kind::FIB_LOOKUP => KernelEvent::Lookup(read(buf, "FIB lookup record")?),
         kind::EXEC => {
             let fixed = std::mem::offset_of!(ExecEvent, filename);
             let _: EventHeader = read(buf, "exec record")?;
             if buf.len() < fixed {
-                return Err(RecordError::TooShort {
+                return Err(DecodeError::TooShort {
                     what: "exec record",
                     need: fixed,
                     got: buf.len(),
@@ -149,33 +186,64 @@ pub fn parse(buf: &[u8]) -> Result<Record, RecordError> {
             let n = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
             let max = buf.len() - fixed;
             if n > max {
-                return Err(RecordError::BadLength { claimed: n, max });
+                return Err(DecodeError::BadLength { claimed: n, max });
             }
             let mut name = buf[fixed..fixed + n].to_vec();
             if let Some(nul) = name.iter().position(|b| *b == 0) {
                 name.truncate(nul);
             }
-            Record::Exec {
-                hdr,
+            KernelEvent::Exec {
+                task: Task::from(&hdr),
                 filename: name,
             }
         }
-        other => return Err(RecordError::UnknownKind(other)),
+        other => return Err(DecodeError::UnknownKind(other)),
     })
 }
 
-/// The JSON `source` of a record's mechanism.
-pub fn source_of(hdr: &EventHeader) -> Source {
-    match hdr.source {
-        source::FENTRY => Source::Fentry,
-        source::KPROBE => Source::Kprobe,
-        _ => Source::Tracepoint,
+/// The route a kernel hook saw.
+fn kernel_route(r: &RouteEvent) -> KernelRoute {
+    let addr = |bytes: &[u8; 16], fam: u8| -> Option<std::net::IpAddr> {
+        match Family::from_af(fam)? {
+            Family::Inet => {
+                Some(std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).into())
+            }
+            Family::Inet6 => Some(std::net::Ipv6Addr::from(*bytes).into()),
+        }
+    };
+    let route = Route {
+        family: Family::from_af(r.family),
+        table: Some(r.table),
+        table_name: None,
+        rtype: Some(names::route_type(r.rtype)),
+        dst: addr(&r.dst, r.family).map(|a| crate::event::prefix(a, r.dst_len)),
+        gateway: addr(&r.gw, r.gw_family).map(|a| a.to_string()),
+        dev: None,
+        ifindex: (r.oif > 0).then_some(r.oif as u32),
+        // fib_config's 0 means "any metric" in a request.
+        metric: (r.priority != 0).then_some(r.priority),
+        protocol: Some(names::protocol(r.protocol)),
+        scope: Some(names::scope(r.scope)),
+        nexthops: Vec::new(),
+        nhid: None,
+    };
+    KernelRoute {
+        task: Task::from(&r.hdr),
+        op: if r.op == tracer_common::op::ADD {
+            Op::Add
+        } else {
+            Op::Del
+        },
+        route,
+        nl_seq: r.nl_seq,
+        ret: r.ret,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracer_common::source;
 
     fn bytes<T>(v: &T) -> Vec<u8> {
         // SAFETY: test-only view of a plain struct as bytes.
@@ -205,30 +273,37 @@ mod tests {
         r.table = 52;
         r.dst_len = 24;
         r.ret = -3;
-        let Record::Route(back) = parse(&bytes(&r)).unwrap() else {
+        r.family = 2;
+        r.dst = [192, 168, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        r.op = tracer_common::op::DEL;
+        let KernelEvent::Route(back) = parse(&bytes(&r)).unwrap() else {
             panic!()
         };
-        assert_eq!(back.table, 52);
+        assert_eq!(back.route.table, Some(52));
+        assert_eq!(back.route.dst.as_deref(), Some("192.168.1.0/24"));
+        assert_eq!(back.route.metric, None);
+        assert_eq!(back.route.ifindex, None);
+        assert_eq!(back.op, Op::Del);
         assert_eq!(back.ret, -3);
-        assert_eq!(source_of(&back.hdr), Source::Kprobe);
+        assert_eq!(back.task.source, crate::event::Source::Kprobe);
     }
 
     #[test]
     fn short_and_unknown_records_are_errors() {
         assert!(matches!(
             parse(&[0u8; 10]),
-            Err(RecordError::TooShort { .. })
+            Err(DecodeError::TooShort { .. })
         ));
         let h = EventHeader {
             kind: 99,
             ..EventHeader::default()
         };
-        assert_eq!(parse(&bytes(&h)), Err(RecordError::UnknownKind(99)));
+        assert_eq!(parse(&bytes(&h)), Err(DecodeError::UnknownKind(99)));
         let mut r = RouteEvent::default();
         r.hdr.kind = kind::ROUTE;
         assert!(matches!(
             parse(&bytes(&r)[..100]),
-            Err(RecordError::TooShort { .. })
+            Err(DecodeError::TooShort { .. })
         ));
     }
 
@@ -243,11 +318,11 @@ mod tests {
         let off = std::mem::offset_of!(NlMsgEvent, data_len);
         buf[off..off + 4].copy_from_slice(&8u32.to_ne_bytes());
         buf.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
-        let Record::Request(c) = parse(&buf).unwrap() else {
+        let KernelEvent::Request(c) = parse(&buf).unwrap() else {
             panic!()
         };
         assert_eq!(c.data, vec![1, 2, 3, 4, 5, 6, 7, 8]);
         buf[off..off + 4].copy_from_slice(&9u32.to_ne_bytes());
-        assert!(matches!(parse(&buf), Err(RecordError::BadLength { .. })));
+        assert!(matches!(parse(&buf), Err(DecodeError::BadLength { .. })));
     }
 }
