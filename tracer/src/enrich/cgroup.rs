@@ -76,6 +76,7 @@ impl CgroupResolver {
     }
 
     /// Where the cgroup2 file system is mounted.
+    #[cfg(test)]
     pub fn mount_point(&self) -> &Path {
         &self.mount_point
     }

@@ -5,8 +5,7 @@
 //!   → systemd unit or container;
 //! * [`netns::NetnsNames`]: network namespace inode → `ip netns` name.
 //!
-//! [`Enricher`] bundles the three for the event loop.
-#![allow(dead_code)]
+//! [`Enricher`] bundles the three for [`present::Presenter`].
 
 pub mod cgroup;
 pub mod netns;
@@ -17,11 +16,9 @@ pub mod unit;
 #[cfg(test)]
 mod test_util;
 
-use serde::Serialize;
-
 use self::cgroup::CgroupResolver;
 use self::netns::{NetnsError, NetnsNames};
-use self::process::{ProcInfo, ProcessCache, ProcessError};
+use self::process::{ProcessCache, ProcessError};
 
 /// Failure to set up enrichment.
 #[derive(Debug, thiserror::Error)]
@@ -30,21 +27,6 @@ pub enum EnrichError {
     Process(#[from] ProcessError),
     #[error(transparent)]
     Netns(#[from] NetnsError),
-}
-
-/// Everything the enrichers know about one event's origin (raw, unescaped strings).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Enrichment {
-    /// The process, live or from the cache.
-    pub process: Option<ProcInfo>,
-    /// Best-known executable (see [`ProcessCache::exe`]).
-    pub exe: Option<String>,
-    /// Cgroup v2 path, e.g. `/system.slice/systemd-networkd.service`.
-    pub cgroup: Option<String>,
-    /// Unit or container derived from the cgroup path.
-    pub unit: Option<String>,
-    /// `ip netns` name of the network namespace.
-    pub netns: Option<String>,
 }
 
 /// The three resolvers behind one facade.
@@ -69,22 +51,6 @@ impl Enricher {
             netns: NetnsNames::new()?,
         })
     }
-
-    /// Gathers what is known about process `pid` in cgroup `cgroup_id` and network namespace
-    /// `netns_inode`.
-    pub fn enrich(&mut self, pid: u32, cgroup_id: u64, netns_inode: u32) -> Enrichment {
-        let process = self.processes.lookup(pid);
-        let exe = self.processes.exe(pid);
-        let cgroup = self.cgroups.as_mut().and_then(|c| c.resolve(cgroup_id));
-        let unit = cgroup.as_deref().and_then(unit::unit_from_cgroup_path);
-        Enrichment {
-            process,
-            exe,
-            cgroup,
-            unit,
-            netns: self.netns.name(netns_inode),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -93,20 +59,15 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     #[test]
-    fn enriches_own_process() {
+    fn resolves_own_process() {
         let mut enricher = Enricher::new().unwrap();
         let pid = std::process::id();
-        let netns = enricher.netns.own_inode();
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
         let path = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
-        let cgroups = enricher.cgroups.as_ref().unwrap();
+        let cgroups = enricher.cgroups.as_mut().unwrap();
         let dir = cgroups.mount_point().join(path.trim_start_matches('/'));
         let cgroup_id = std::fs::metadata(dir).unwrap().ino();
-
-        let e = enricher.enrich(pid, cgroup_id, netns);
-        assert_eq!(e.process.map(|p| p.pid), Some(pid));
-        assert!(e.exe.is_some());
-        assert_eq!(e.cgroup.as_deref(), Some(path));
-        assert_eq!(e.unit, unit::unit_from_cgroup_path(path));
+        assert_eq!(cgroups.resolve(cgroup_id).as_deref(), Some(path));
+        assert!(enricher.processes.exe(pid).is_some());
     }
 }

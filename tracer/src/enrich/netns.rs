@@ -150,6 +150,7 @@ impl NetnsNames {
     /// The `ip netns` name of the namespace with inode `inode`, if it has one. The tracer's
     /// own namespace usually has none and is then reported as `None` (compare with
     /// [`own_inode`](Self::own_inode) to tell it apart).
+    #[cfg(test)]
     pub fn name(&mut self, inode: u32) -> Option<String> {
         self.name_at(inode, Instant::now())
     }
