@@ -18,12 +18,15 @@ mod journal;
 mod kernel;
 mod metrics;
 mod netlink;
+mod nsfs;
 mod output;
 mod packet;
 mod record;
 mod report;
 mod session;
 mod stages;
+#[cfg(test)]
+mod test_util;
 mod watch;
 mod when;
 

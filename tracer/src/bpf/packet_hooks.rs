@@ -35,7 +35,7 @@ use tracer_common::{TC_SLOTS, TcIface, WatchKey};
 
 use super::classic_tc::{ClassicTc, ensure_clsact};
 use super::loader::{attach_btf_tracepoint, attach_raw_tracepoint, attach_tracepoint, program};
-use crate::{enrich::netns::NETNS_RUN_DIR, iface::IfaceSpec};
+use crate::{iface::IfaceSpec, nsfs::NETNS_RUN_DIR};
 
 /// The environment variable that chooses the packet programs: `tc` (the
 /// default: tcx, else classic tc), `clsact` (classic tc only), or the

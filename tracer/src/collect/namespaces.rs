@@ -19,11 +19,11 @@ use tokio::sync::mpsc::Sender;
 
 use super::NsInput;
 use crate::{
-    enrich::netns::{NETNS_RUN_DIR, open_named},
     netlink::{
         route_msg::RouteMsg,
         socket::{self, DumpKind, Received},
     },
+    nsfs::{NETNS_RUN_DIR, open_named},
 };
 
 pub struct Watched {

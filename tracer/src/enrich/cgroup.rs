@@ -163,7 +163,7 @@ fn join_cgroup(parent: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enrich::test_util::TempDir;
+    use crate::test_util::TempDir;
 
     fn ino(path: &Path) -> u64 {
         fs::metadata(path).unwrap().ino()

@@ -13,12 +13,10 @@ pub mod present;
 pub mod process;
 pub mod unit;
 
-#[cfg(test)]
-mod test_util;
-
 use self::cgroup::CgroupResolver;
-use self::netns::{NetnsError, NetnsNames};
+use self::netns::NetnsNames;
 use self::process::{ProcessCache, ProcessError};
+use crate::nsfs::NetnsError;
 
 /// Failure to set up enrichment.
 #[derive(Debug, thiserror::Error)]

@@ -246,7 +246,7 @@ mod tests {
     fn exec_through_a_symlink_reports_the_target_like_proc_does() {
         // Debian's /usr/sbin/ip -> /bin/ip: a live process's /proc/<pid>/exe
         // names the target, so a gone one must too.
-        let dir = super::super::test_util::TempDir::new("exe-link");
+        let dir = crate::test_util::TempDir::new("exe-link");
         let target = dir.path().join("real-ip");
         std::fs::write(&target, b"").unwrap();
         let link = dir.path().join("ip");

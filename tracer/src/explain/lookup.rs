@@ -9,13 +9,13 @@ use netlink_sys::Socket;
 use serde::Serialize;
 
 use crate::{
-    enrich::netns::open_named,
     event::{Family, Netns, Route, Rule},
     netlink::{
         decode::{NlItem, NlObj},
         names::TableNames,
         socket::{self, DumpKind, RouteQuery},
     },
+    nsfs::open_named,
     packet::cause::{Selector, covers, rule_mismatch},
 };
 

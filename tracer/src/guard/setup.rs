@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result, bail};
 
 use super::{Guard, action::Runner, expect::Expectation};
 use crate::{
-    cli::GuardArgs, enrich::netns::NETNS_RUN_DIR, event::Netns, netlink::names::TableNames,
+    cli::GuardArgs, event::Netns, netlink::names::TableNames, nsfs::NETNS_RUN_DIR,
     output::sink::Show, stages::Pipeline, watch,
 };
 

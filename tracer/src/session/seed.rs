@@ -95,7 +95,7 @@ pub(super) fn sync_ifaces(pp: &mut PacketPath, engine: &Engine, own: u32) {
     let changes = pp.sync(
         |name| match name {
             None => Some(own),
-            Some(n) => std::fs::metadata(format!("{}/{n}", crate::enrich::netns::NETNS_RUN_DIR))
+            Some(n) => std::fs::metadata(format!("{}/{n}", crate::nsfs::NETNS_RUN_DIR))
                 .ok()
                 .map(|m| std::os::unix::fs::MetadataExt::ino(&m) as u32),
         },
