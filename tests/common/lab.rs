@@ -1,6 +1,7 @@
 //! The subnet-router lab (tests/lab/lab.sh): two namespaces rebuilt from
 //! the incident of 2026-04-10, the tailnet peer (tests/bin/tailnet_peer.rs)
 //! that pings through it, and their clean-up on drop.
+use serde_json::Value;
 use std::{
     collections::HashMap,
     path::PathBuf,
@@ -98,15 +99,7 @@ impl Lab {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        let summary = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("peer: summary "))
-            .unwrap_or_else(|| panic!("no summary line from tailnet_peer:\n{stdout}"))
-            .split_whitespace()
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.parse().expect("summary number")))
-            .collect();
-        PeerRun { stdout, summary }
+        PeerRun::parse(stdout)
     }
 }
 
@@ -126,6 +119,19 @@ pub struct PeerRun {
 }
 
 impl PeerRun {
+    /// What the peer printed, with its summary line read.
+    pub fn parse(stdout: String) -> PeerRun {
+        let summary = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("peer: summary "))
+            .unwrap_or_else(|| panic!("no summary line from tailnet_peer:\n{stdout}"))
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.parse().expect("summary number")))
+            .collect();
+        PeerRun { stdout, summary }
+    }
+
     pub fn count(&self, key: &str) -> u64 {
         *self
             .summary
@@ -168,4 +174,91 @@ impl PeerRun {
             self.stdout
         );
     }
+}
+
+/// The broken lab's one `loop` event, field by field: the looping flow
+/// (the peer's request and its copy routed back, masqueraded), the route
+/// lookup that sent it back (table 52, rule 5270), the change that caused
+/// it (the flush's removal of `throw 192.168.1.0/24`) and the advice.
+/// `router` is the router's namespace; `peer` what the peer printed.
+pub fn check_loop(e: &Value, router: &str, peer: &str) {
+    let ctx = format!("loop event: {e:#}\npeer:\n{peer}");
+    let check = |field: &str, got: &Value, want: Value| {
+        assert_eq!(got, &want, "{field}; {ctx}");
+    };
+
+    check("netns.name", &e["netns"]["name"], router.into());
+    check("iface", &e["iface"], "tailscale0".into());
+    check("family", &e["family"], "inet".into());
+
+    let (o, l) = (&e["original"], &e["looped"]);
+    check("original.src", &o["src"], PEER.into());
+    check("original.dst", &o["dst"], LAN_HOST.into());
+    check("original.proto", &o["proto"], "icmp".into());
+    check("original.ttl", &o["ttl"], 64.into());
+    check("original.icmp_id", &o["icmp_id"], BROKEN_ID.into());
+    check("looped.src", &l["src"], ROUTER_TAILNET_ADDR.into());
+    check("looped.dst", &l["dst"], LAN_HOST.into());
+    check("looped.proto", &l["proto"], "icmp".into());
+    let ttl = o["ttl"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("original.ttl; {ctx}"));
+    check("looped.ttl (original.ttl - 1)", &l["ttl"], (ttl - 1).into());
+    check("looped.icmp_id", &l["icmp_id"], o["icmp_id"].clone());
+    check("looped.icmp_seq", &l["icmp_seq"], o["icmp_seq"].clone());
+    check("looped.id (IP id kept)", &l["id"], o["id"].clone());
+    check("snat (masqueraded)", &e["snat"], true.into());
+    assert!(
+        e["packets"].as_u64().is_some_and(|n| (1..=3).contains(&n)),
+        "packets is 1..=3 (the peer sent 3); {ctx}"
+    );
+
+    let lk = &e["lookup"];
+    check("lookup.table", &lk["table"], 52.into());
+    check(
+        "lookup.route",
+        &lk["route"],
+        "default dev tailscale0".into(),
+    );
+    check("lookup.result_dev", &lk["result_dev"], "tailscale0".into());
+    check("lookup.rule_priority", &lk["rule_priority"], 5270.into());
+
+    let s = &e["suspect"];
+    check("suspect.kind", &s["kind"], "route_del".into());
+    check(
+        "suspect.route.dst",
+        &s["route"]["dst"],
+        "192.168.1.0/24".into(),
+    );
+    check("suspect.route.type", &s["route"]["type"], "throw".into());
+    check("suspect.route.table", &s["route"]["table"], 52.into());
+    check(
+        "suspect.process.comm",
+        &s["process"]["comm"],
+        FLUSH_COMM.into(),
+    );
+
+    let advice = e["advice"]
+        .as_str()
+        .unwrap_or_else(|| panic!("advice is a string; {ctx}"));
+    assert!(
+        advice.contains(LAN_HOST) && advice.contains("table 52"),
+        "advice names {LAN_HOST} and table 52; {ctx}"
+    );
+}
+
+/// The flush's process as the kernel names it (`systemd-networkd` cut to
+/// 15 characters).
+pub const FLUSH_COMM: &str = "systemd-network";
+
+/// Is `e` the flush's removal of `throw 192.168.1.0/24` from table 52 in
+/// namespace `router`, by the flush's process?
+pub fn is_throw_removal(e: &Value, router: &str) -> bool {
+    e["kind"] == "route_del"
+        && e["netns"]["name"] == router
+        && e["route"]["dst"] == "192.168.1.0/24"
+        && e["route"]["type"] == "throw"
+        && e["route"]["table"] == 52
+        && e["process"]["comm"] == FLUSH_COMM
+        && e["result"] == "ok"
 }

@@ -20,13 +20,19 @@ use std::{
 
 use serde_json::Value;
 
-/// The tracer binary: $TRACER_BIN (set by `cargo xtask test`) or the
-/// workspace's release build.
+/// The tracer binary: $TRACER_BIN (set by `cargo xtask test`), else the
+/// release build in $CARGO_TARGET_DIR, else in the workspace's target/.
 pub fn tracer_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("TRACER_BIN") {
         return PathBuf::from(p);
     }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/tracer");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+            PathBuf::from,
+        );
+    let p = target.join("release/tracer");
     assert!(
         p.exists(),
         "{} does not exist: run `cargo build --release` (or `cargo xtask test`)",

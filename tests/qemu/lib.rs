@@ -11,7 +11,8 @@
 //!    ([`DEBIAN_6_1`], [`DEBIAN_6_12`], all in [`KERNELS`]) into the cache
 //!    (`$TRACER_QEMU_CACHE` or `<workspace>/target/qemu`), once.
 //! 2. [`Initramfs`]: the scenario script, extra host binaries (copied with
-//!    their `ldd` libraries), files and kernel modules.
+//!    their `ldd` libraries), files and kernel modules
+//!    ([`Initramfs::lab_tools`]: what the incident lab needs).
 //! 3. [`run_scenario`] (or [`Initramfs::build`] + [`run_vm`]): boot, capture the
 //!    console, enforce a timeout, return a [`VmOutput`].
 //! 4. [`VmOutput::ensure_success`], [`VmOutput::section`],
@@ -59,6 +60,7 @@ mod guest;
 mod host;
 mod initramfs;
 mod kernel;
+mod lab_tools;
 mod vm;
 
 pub use guest::require_static;
@@ -71,6 +73,7 @@ pub use kernel::{
     Arch, DEBIAN_5_10, DEBIAN_6_1, DEBIAN_6_1_ARM64, DEBIAN_6_12, DEBIAN_6_12_ARM64, KERNELS,
     KernelFiles, KernelSpec, ModuleStatus, ensure_kernel,
 };
+pub use lab_tools::{LAB_MODULES, LAB_PROGRAMS};
 pub use vm::{
     FAILURE_TAIL_LINES, VmOptions, VmOutput, run_scenario, run_vm, run_vm_with,
     tcg_unavailable_reason,

@@ -332,6 +332,10 @@ pub struct WatchedIface {
     /// packet tracepoints, filtered by interface), or null while the
     /// interface is not there.
     pub via: Option<&'static str>,
+    /// The hook itself: `"tcx"` (tcx links, Linux 6.6+), `"clsact"`
+    /// (classic tc filters under a clsact qdisc, where tcx is missing),
+    /// `"tracepoint"`, or null while the interface is not there.
+    pub hook: Option<&'static str>,
 }
 
 /// One packet of a loop, as the IP and transport headers say.

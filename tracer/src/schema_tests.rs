@@ -688,6 +688,7 @@ fn samples() -> Vec<Event> {
                 ifaces: vec![WatchedIface {
                     iface: "router:tailscale0".into(),
                     via: Some("tc"),
+                    hook: Some("clsact"),
                 }],
             }),
         ),

@@ -93,6 +93,17 @@ impl Via {
         }
     }
 
+    /// The hook itself, as the `ready` event's `hook` names it: `tcx`
+    /// (tcx links, Linux 6.6+), `clsact` (classic tc filters under a
+    /// clsact qdisc) or `tracepoint`.
+    pub fn hook(&self) -> &'static str {
+        match self {
+            Via::Tc(..) => "tcx",
+            Via::Clsact(..) => "clsact",
+            Via::Tracepoint => "tracepoint",
+        }
+    }
+
     /// Watched by tc programs of its own (tcx or classic tc)?
     pub fn is_tc(&self) -> bool {
         !matches!(self, Via::Tracepoint)

@@ -217,10 +217,12 @@ mod tests {
                     crate::event::WatchedIface {
                         iface: "router:tailscale0".into(),
                         via: Some("tc"),
+                        hook: Some("tcx"),
                     },
                     crate::event::WatchedIface {
                         iface: "wg\u{1b}0".into(),
                         via: None,
+                        hook: None,
                     },
                 ],
             }),

@@ -138,6 +138,15 @@ impl WatchList {
             .map(|(_, v)| v.name())
     }
 
+    /// The hook that watches `spec` now ([`Via::hook`]): `None` while its
+    /// interface is absent.
+    pub fn hook(&self, spec: &IfaceSpec) -> Option<&'static str> {
+        self.active
+            .values()
+            .find(|(s, _)| s == spec)
+            .map(|(_, v)| v.hook())
+    }
+
     /// Whether `spec` is installed (its interface exists now).
     pub fn is_active(&self, spec: &IfaceSpec) -> bool {
         self.active.values().any(|(s, _)| s == spec)

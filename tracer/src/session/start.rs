@@ -200,6 +200,7 @@ fn ready(
                         .map(|s| WatchedIface {
                             iface: s.to_string(),
                             via: pp.watch.via(s),
+                            hook: pp.watch.hook(s),
                         })
                         .collect()
                 })
