@@ -4,14 +4,13 @@ mod bpf;
 mod cli;
 mod clock;
 mod collect;
+mod commands;
 mod correlate;
 mod detect;
-mod doctor;
 mod enrich;
 mod escape;
 mod event;
 mod explain;
-mod gendocs;
 mod guard;
 mod iface;
 mod journal;
@@ -21,13 +20,11 @@ mod netlink;
 mod nsfs;
 mod output;
 mod packet;
-mod record;
 mod report;
 mod session;
 mod stages;
 #[cfg(test)]
 mod test_util;
-mod watch;
 mod when;
 
 #[cfg(test)]
@@ -47,13 +44,19 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = cli::Cli::parse();
     let result = match cli.command {
-        cli::Command::Watch(args) => runtime().and_then(|rt| rt.block_on(watch::run(args))),
-        cli::Command::Record(args) => runtime().and_then(|rt| rt.block_on(record::run(args))),
-        cli::Command::Guard(args) => runtime().and_then(|rt| rt.block_on(guard::setup::run(args))),
+        cli::Command::Watch(args) => {
+            runtime().and_then(|rt| rt.block_on(commands::watch::run(args)))
+        }
+        cli::Command::Record(args) => {
+            runtime().and_then(|rt| rt.block_on(commands::record::run(args)))
+        }
+        cli::Command::Guard(args) => {
+            runtime().and_then(|rt| rt.block_on(commands::guard::run(args)))
+        }
         cli::Command::Explain(args) => explain::run(args),
-        cli::Command::Doctor(args) => doctor::run(args),
+        cli::Command::Doctor(args) => commands::doctor::run(args),
         cli::Command::Report(args) => report::run(args),
-        cli::Command::GenerateDocs { dir } => gendocs::run(&dir),
+        cli::Command::GenerateDocs { dir } => commands::gendocs::run(&dir),
     };
     if let Err(e) = result {
         // One line: the error and its causes.

@@ -88,7 +88,7 @@ pub enum Object {
 }
 
 /// A change ready for enrichment and output: the process is still the raw
-/// eBPF header; `crate::watch` turns it into an `Event`.
+/// kernel-side task; `enrich::present` turns it into an `Event`.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     /// The kernel's time of the change (the record's), if a record saw it.

@@ -5,7 +5,6 @@
 //! `guard_restored`. Nothing runs unless `--on-violation` was given.
 pub mod action;
 pub mod expect;
-pub mod setup;
 
 use std::{
     collections::BTreeSet,

@@ -26,7 +26,7 @@ fn remedy(name: &str) -> &'static str {
 }
 
 pub fn run(args: DoctorArgs) -> Result<()> {
-    crate::watch::require_root()?;
+    super::watch::require_root()?;
     let facts = KernelFacts::gather()?;
     let f = &facts.features;
     let features: [(&str, &Feature); 6] = [

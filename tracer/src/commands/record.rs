@@ -8,8 +8,9 @@ use crate::{
     cli::RecordArgs,
     journal::write::{Config, Journal},
     output::sink::Show,
-    watch,
 };
+
+use super::watch;
 
 pub async fn run(args: RecordArgs) -> Result<()> {
     watch::require_root()?;

@@ -4,10 +4,15 @@ use std::os::unix::fs::MetadataExt as _;
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{Guard, action::Runner, expect::Expectation};
+use super::watch;
 use crate::{
-    cli::GuardArgs, event::Netns, netlink::names::TableNames, nsfs::NETNS_RUN_DIR,
-    output::sink::Show, stages::Pipeline, watch,
+    cli::GuardArgs,
+    event::Netns,
+    guard::{Guard, action::Runner, expect::Expectation},
+    netlink::names::TableNames,
+    nsfs::NETNS_RUN_DIR,
+    output::sink::Show,
+    stages::Pipeline,
 };
 
 /// The expectations of the flags and the file, parsed (any error stops the
