@@ -3,8 +3,8 @@
 use std::net::IpAddr;
 
 use crate::{
+    collect::packet::{L4, LookupObs, PacketObs},
     event::Family,
-    packet::obs::{L4, LookupObs, PacketObs},
 };
 
 /// The fields of a packet a finding reports.

@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 use super::{LoopInfo, PacketBrief, lookups, matching::TeSeen};
 use crate::{
+    collect::packet::{L4, LookupObs},
     event::Family,
-    packet::obs::{L4, LookupObs},
 };
 
 /// How far outside [receive, transmit] of the original packet its lookups

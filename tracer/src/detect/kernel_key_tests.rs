@@ -14,7 +14,7 @@ use tracer_common::{
 };
 
 use super::{PacketBrief, matching};
-use crate::packet::decode;
+use crate::collect::packet_decode as decode;
 
 const IFACE: WatchKey = WatchKey {
     netns: 4026531840,

@@ -1,7 +1,7 @@
 //! Recent FIB lookups, and which of them one packet's routing made.
 use std::collections::VecDeque;
 
-use crate::packet::obs::LookupObs;
+use crate::collect::packet::LookupObs;
 
 /// Recent lookups in arrival order, bounded by age and count.
 pub(super) struct Lookups {

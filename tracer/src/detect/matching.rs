@@ -3,7 +3,7 @@
 use std::{collections::HashSet, net::IpAddr};
 
 use super::PacketBrief;
-use crate::packet::obs::{L4, PacketObs};
+use crate::collect::packet::{L4, PacketObs};
 
 /// The fields a looped copy keeps even through masquerade: destination,
 /// protocol, IPv4 ID (IPv6: length, as it has no ID), echo sequence or

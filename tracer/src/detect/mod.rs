@@ -33,7 +33,7 @@ use std::{
     time::Duration,
 };
 
-use crate::packet::obs::{Direction, LookupObs, PacketObs};
+use crate::collect::packet::{Direction, LookupObs, PacketObs};
 pub use finding::{Finding, LoopInfo, PacketBrief};
 use flows::{Flow, FlowKey};
 use lookups::Lookups;

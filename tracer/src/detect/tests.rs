@@ -4,8 +4,8 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use super::{recent::Recent, *};
 use crate::{
+    collect::packet::{Direction, L4, LookupObs, PacketObs},
     event::Family,
-    packet::obs::{Direction, L4, LookupObs, PacketObs},
 };
 
 const NS: u32 = 4026531840;

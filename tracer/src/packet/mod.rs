@@ -1,7 +1,5 @@
 //! The packet path: packets and FIB lookups on watched interfaces, turned
 //! into observations for the loop detector, and loops tied to their cause.
 pub mod cause;
-pub mod decode;
-pub mod obs;
 pub mod path;
 pub mod watchlist;

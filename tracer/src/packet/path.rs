@@ -13,12 +13,11 @@ use tracer_common::{FibLookupEvent, PacketEvent, WatchKey};
 
 use super::{
     cause::{self, Removals, Selector},
-    decode,
-    obs::L4,
     watchlist::{IfaceSpec, WatchChange, WatchList},
 };
 use crate::{
     clock::Clock,
+    collect::{packet::L4, packet_decode as decode},
     correlate::mirror::NsMirror,
     detect::{Detector, DetectorConfig, Finding, LoopInfo},
     event::{

@@ -9,7 +9,7 @@ use std::{
 use etherparse::{Icmpv4Type, Icmpv6Type, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use tracer_common::{FibLookupEvent, PacketEvent, dir};
 
-use super::obs::{Direction, L4, LookupObs, PacketObs};
+use super::packet::{Direction, L4, LookupObs, PacketObs};
 use crate::{escape::comm_from_bytes, event::Family};
 
 /// Why a packet record yielded no observation.
