@@ -10,6 +10,7 @@ use crate::{
     output::{
         fanout::Outputs,
         filter::{Filter, Only},
+        pcap::PcapSink,
         sink::{Show, Sink},
     },
     session::session,
@@ -45,6 +46,7 @@ pub async fn outputs(args: &WatchArgs, show: Show, journal: Option<Journal>) -> 
         out.metrics = Some(m);
     }
     out.journal = journal;
+    out.pcap = args.pcap.as_deref().map(PcapSink::create).transpose()?;
     Ok(out)
 }
 

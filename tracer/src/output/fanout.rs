@@ -1,9 +1,12 @@
 //! Every event of a session that passes the filters goes through here once,
 //! to each output: the metrics, the journal and the sink (stdout and
-//! `--output`). Stages (the guard) run before, in `crate::stages`.
+//! `--output`), and loop packets to the `--pcap` file. Stages (the guard)
+//! run before, in `crate::stages`.
+use std::sync::Arc;
+
 use anyhow::Result;
 
-use super::{filter::Filter, sink::Sink};
+use super::{filter::Filter, pcap::PcapSink, sink::Sink};
 use crate::{
     event::{Body, Event, JournalHealth, Kind, Source, format_ts},
     journal::write::{Health, Journal},
@@ -15,6 +18,8 @@ pub struct Outputs {
     filter: Filter,
     pub journal: Option<Journal>,
     pub metrics: Option<Metrics>,
+    /// `--pcap`: the packets of loops.
+    pub pcap: Option<PcapSink>,
 }
 
 impl Outputs {
@@ -24,12 +29,23 @@ impl Outputs {
             filter,
             journal: None,
             metrics: None,
+            pcap: None,
         }
     }
 
     /// Whether the session should start with a snapshot of the state.
     pub fn wants_state(&self) -> bool {
         self.journal.is_some()
+    }
+
+    /// Packets of loops (wall-clock ns, bytes) to the pcap file, if any.
+    pub fn capture(&mut self, packets: Vec<(i128, Arc<[u8]>)>) -> Result<()> {
+        if let Some(sink) = self.pcap.as_mut() {
+            for (unix_ns, bytes) in packets {
+                sink.write(unix_ns, &bytes)?;
+            }
+        }
+        Ok(())
     }
 
     /// An event, if the filters pass it.

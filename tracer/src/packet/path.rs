@@ -4,7 +4,7 @@
 use std::{
     collections::{HashMap, HashSet},
     net::IpAddr,
-    path::Path,
+    sync::Arc,
     time::Duration,
 };
 
@@ -27,7 +27,6 @@ use crate::{
         decode::{NlItem, NlObj},
         names::TableNames,
     },
-    output::pcap::PcapSink,
 };
 
 /// What the caller knows about a namespace, for explaining a loop.
@@ -55,18 +54,10 @@ pub struct PacketPath {
     detector: Detector,
     own: HashMap<u32, HashSet<IpAddr>>,
     explained: HashMap<String, Explained>,
-    pcap: Option<PcapSink>,
     pub removals: Removals,
     /// Records that could not be decoded (not IP, not captured).
     pub undecoded: u64,
-    /// While the FIB lookup programs are attached: until when (monotonic
-    /// ns) they stay, unless more packets come.
-    fib_until: Option<u64>,
 }
-
-/// How long the FIB lookup programs stay attached after the last packet
-/// record (a loop candidate) arrived.
-const FIB_LINGER_NS: u64 = 30_000_000_000;
 
 fn flow_id(l: &LoopInfo) -> String {
     format!(
@@ -126,7 +117,7 @@ fn errno_name(err: i32) -> Option<String> {
 impl PacketPath {
     pub fn new(
         watch: WatchList,
-        pcap: Option<&Path>,
+        capture: bool,
         summary_every: Duration,
         end_after: Duration,
     ) -> Result<Self> {
@@ -136,7 +127,7 @@ impl PacketPath {
                 summary_every,
                 end_after,
                 // Packets are kept for the pcap file only.
-                capture_per_flow: if pcap.is_some() {
+                capture_per_flow: if capture {
                     DetectorConfig::default().capture_per_flow
                 } else {
                     0
@@ -145,10 +136,8 @@ impl PacketPath {
             }),
             own: HashMap::new(),
             explained: HashMap::new(),
-            pcap: pcap.map(PcapSink::create).transpose()?,
             removals: Removals::default(),
             undecoded: 0,
-            fib_until: None,
         })
     }
 
@@ -191,10 +180,7 @@ impl PacketPath {
     /// so the first one switches FIB lookup tracing on: the loop's next
     /// packets come with the lookups that routed them.
     pub fn packet(&mut self, ev: &PacketEvent) {
-        if self.fib_until.is_none() {
-            self.watch.set_fib(true);
-        }
-        self.fib_until = Some(ev.hdr.ts_ns.saturating_add(FIB_LINGER_NS));
+        self.watch.loop_candidate(ev.hdr.ts_ns);
         let key = WatchKey {
             netns: ev.hdr.netns,
             ifindex: ev.ifindex,
@@ -214,10 +200,7 @@ impl PacketPath {
 
     /// Findings due now.
     pub fn tick(&mut self, now_ns: u64) -> Vec<Finding> {
-        if self.fib_until.is_some_and(|t| now_ns > t) {
-            self.watch.set_fib(false);
-            self.fib_until = None;
-        }
+        self.watch.expire_fib(now_ns);
         self.detector.tick(now_ns)
     }
 
@@ -226,15 +209,14 @@ impl PacketPath {
         self.detector.finish(now_ns)
     }
 
-    /// Writes captured loop packets to the pcap file, if there is one.
-    pub fn write_capture(&mut self, clock: &Clock) -> Result<()> {
-        let packets = self.detector.take_capture();
-        if let Some(sink) = self.pcap.as_mut() {
-            for (ts, bytes) in packets {
-                sink.write(clock.unix_ns(ts), &bytes)?;
-            }
-        }
-        Ok(())
+    /// The loop packets captured since the last call (kept only with
+    /// `--pcap`), with their wall-clock times in ns since the epoch.
+    pub fn take_capture(&mut self, clock: &Clock) -> Vec<(i128, Arc<[u8]>)> {
+        self.detector
+            .take_capture()
+            .into_iter()
+            .map(|(ts, bytes)| (clock.unix_ns(ts), bytes))
+            .collect()
     }
 
     /// Whether a finding needs the namespace's rules (a new loop does).

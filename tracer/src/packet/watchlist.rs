@@ -15,7 +15,14 @@ pub struct WatchList {
     bits: [u64; WATCH_BITMAP_WORDS as usize],
     /// Installed keys: the spec each stands for, and how it is watched.
     active: HashMap<WatchKey, (IfaceSpec, Via)>,
+    /// While the FIB lookup programs are attached: until when (monotonic
+    /// ns) they stay, unless more loop candidates come.
+    fib_until: Option<u64>,
 }
+
+/// How long the FIB lookup programs stay attached after the last packet
+/// record (a loop candidate) arrived.
+const FIB_LINGER_NS: u64 = 30_000_000_000;
 
 /// A change in what is watched, for the log.
 #[derive(Debug, PartialEq)]
@@ -32,6 +39,7 @@ impl WatchList {
             hooks,
             bits: [0; WATCH_BITMAP_WORDS as usize],
             active: HashMap::new(),
+            fib_until: None,
         }
     }
 
@@ -117,10 +125,30 @@ impl WatchList {
         }
     }
 
+    /// A loop candidate's packet arrived (monotonic ns): FIB lookup
+    /// tracing is switched on, so the loop's next packets come with the
+    /// lookups that routed them, and stays on [`FIB_LINGER_NS`] after the
+    /// last candidate.
+    pub fn loop_candidate(&mut self, ts_ns: u64) {
+        if self.fib_until.is_none() {
+            self.set_fib(true);
+        }
+        self.fib_until = Some(ts_ns.saturating_add(FIB_LINGER_NS));
+    }
+
+    /// Switches FIB lookup tracing off once no candidate came for
+    /// [`FIB_LINGER_NS`].
+    pub fn expire_fib(&mut self, now_ns: u64) {
+        if self.fib_until.is_some_and(|t| now_ns > t) {
+            self.set_fib(false);
+            self.fib_until = None;
+        }
+    }
+
     /// Attaches or detaches the FIB lookup programs (see
     /// [`PacketHooks::set_fib`]); a failure is logged, and loops are still
     /// explained from the routing state.
-    pub fn set_fib(&mut self, on: bool) {
+    fn set_fib(&mut self, on: bool) {
         match self.hooks.set_fib(on) {
             Ok(()) => log::debug!("FIB lookup tracing {}", if on { "on" } else { "off" }),
             Err(e) => log::warn!(

@@ -96,7 +96,7 @@ pub(super) fn emit_findings(
         let e = pp.event(f, &p.clock, &p.tables, view);
         out.write(&e)?;
     }
-    pp.write_capture(&p.clock)
+    out.capture(pp.take_capture(&p.clock))
 }
 
 /// Writes the correlator's finished changes. Every removal is also kept for

@@ -87,7 +87,7 @@ impl Session {
             }
             let pp = PacketPath::new(
                 WatchList::new(args.iface.clone(), hooks),
-                args.pcap.as_deref(),
+                args.pcap.is_some(),
                 Duration::from_secs(args.loop_summary_secs.max(1)),
                 Duration::from_secs(args.loop_end_secs.max(1)),
             )?;
