@@ -12,7 +12,7 @@ use crate::{
     netlink::names::TableNames,
     nsfs::NETNS_RUN_DIR,
     output::sink::Show,
-    stages::Pipeline,
+    session::pipeline::Pipeline,
 };
 
 /// The expectations of the flags and the file, parsed (any error stops the

@@ -27,5 +27,5 @@ pub async fn run(args: RecordArgs) -> Result<()> {
         log::info!("recording to {}", p.display());
     }
     let out = watch::outputs(&args.watch, Show::Notable, Some(journal)).await?;
-    crate::session::session(args.watch, crate::stages::Pipeline::new(out)).await
+    crate::session::session(args.watch, crate::session::pipeline::Pipeline::new(out)).await
 }

@@ -13,8 +13,8 @@ use crate::{
         pcap::PcapSink,
         sink::{Show, Sink},
     },
+    session::pipeline::Pipeline,
     session::session,
-    stages::Pipeline,
 };
 
 /// Fail early, in one line, without the privileges loading eBPF needs.

@@ -17,7 +17,7 @@ use crate::{
         socket::DumpKind,
     },
     packet::path::{NsView, PacketPath},
-    stages::Pipeline,
+    session::pipeline::Pipeline,
 };
 
 /// Decodes up to `max` ring-buffer records; returns how many were read.

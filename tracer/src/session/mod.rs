@@ -4,6 +4,7 @@
 //! into events (collect → correlate/detect → enrich) and hands them to the
 //! outputs, until SIGINT/SIGTERM (`finish`).
 mod inputs;
+pub mod pipeline;
 mod seed;
 mod start;
 
@@ -30,9 +31,9 @@ use crate::{
     enrich::present::Presenter,
     event::Source,
     packet::path::PacketPath,
-    stages::Pipeline,
 };
 use inputs::{drain_ring, emit_findings, emit_outcomes, packet_notifications};
+use pipeline::Pipeline;
 use seed::{seed, sync_ifaces};
 
 /// Ring-buffer records decoded per wake-up before other inputs get a turn.

@@ -10,7 +10,7 @@ use crate::{
     event::{Body, Event, Kind, SnapshotEnd, Source, StateEntry},
     netlink::{decode::NlObj, socket::DumpKind},
     packet::{path::PacketPath, watchlist::WatchChange},
-    stages::Pipeline,
+    session::pipeline::Pipeline,
 };
 
 /// Dump links and routes (and addresses, for the packet path) of a newly

@@ -25,7 +25,7 @@ use crate::{
     event::{Body, Event, Kind, Netns, Ready, Source, WatchedIface},
     netlink::names::TableNames,
     packet::{path::PacketPath, watchlist::WatchList},
-    stages::Pipeline,
+    session::pipeline::Pipeline,
 };
 
 impl Session {

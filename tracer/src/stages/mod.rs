@@ -1,10 +1,9 @@
 //! Stages: what runs between correlation and the outputs. A stage sees
 //! every event of the session, filtered or not, and may add events of its
 //! own (the guard's violations, restorations and commands). The outputs
-//! then only fan out to the sinks.
-use anyhow::Result;
-
-use crate::{event::Event, output::fanout::Outputs};
+//! then only fan out to the sinks. `session::pipeline` runs the stages in
+//! front of the outputs.
+use crate::event::Event;
 
 /// One stage of the pipeline.
 pub trait Stage {
@@ -14,66 +13,4 @@ pub trait Stage {
     fn start(&mut self) -> Vec<Event>;
     /// Timers (grace periods, commands that finished).
     fn tick(&mut self) -> Vec<Event>;
-}
-
-/// The stages, then the outputs.
-pub struct Pipeline {
-    stages: Vec<Box<dyn Stage>>,
-    out: Outputs,
-}
-
-impl Pipeline {
-    pub fn new(out: Outputs) -> Self {
-        Pipeline {
-            stages: Vec::new(),
-            out,
-        }
-    }
-
-    pub fn with_stage(mut self, stage: Box<dyn Stage>) -> Self {
-        self.stages.push(stage);
-        self
-    }
-
-    /// Whether the session should start with a snapshot of the state.
-    pub fn wants_state(&self) -> bool {
-        !self.stages.is_empty() || self.out.wants_state()
-    }
-
-    /// An event: through every stage, then (if the filters pass it) to the
-    /// outputs, followed by what the stages derived from it (unfiltered).
-    pub fn write(&mut self, e: &Event) -> Result<()> {
-        let derived: Vec<Event> = self.stages.iter_mut().flat_map(|s| s.event(e)).collect();
-        self.out.write(e)?;
-        derived.iter().try_for_each(|d| self.out.deliver(d))
-    }
-
-    /// The snapshot is complete.
-    pub fn start(&mut self) -> Result<()> {
-        let due: Vec<Event> = self.stages.iter_mut().flat_map(|s| s.start()).collect();
-        due.iter().try_for_each(|e| self.out.deliver(e))
-    }
-
-    /// Packets of loops for the pcap file (no stage looks at them).
-    pub fn capture(&mut self, packets: Vec<(i128, std::sync::Arc<[u8]>)>) -> Result<()> {
-        self.out.capture(packets)
-    }
-
-    pub fn tick(&mut self) -> Result<()> {
-        let due: Vec<Event> = self.stages.iter_mut().flat_map(|s| s.tick()).collect();
-        due.iter().try_for_each(|e| self.out.deliver(e))
-    }
-
-    pub fn flush(&mut self) -> Result<()> {
-        self.out.flush()
-    }
-
-    pub fn close(&mut self) -> Result<()> {
-        self.out.close()
-    }
-
-    /// Whether no one reads the events any more.
-    pub fn closed(&self) -> bool {
-        self.stages.is_empty() && self.out.closed()
-    }
 }
