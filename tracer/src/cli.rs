@@ -134,7 +134,7 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "IFACE")]
     pub iif: Option<String>,
     /// The packet's firewall mark (decimal or 0x-hex).
-    #[arg(long, value_name = "MARK", value_parser = crate::explain::lookup::parse_mark)]
+    #[arg(long, value_name = "MARK", value_parser = parse_mark)]
     pub mark: Option<u32>,
     /// Ask inside this network namespace (a name under /run/netns).
     #[arg(long, value_name = "NAME")]
@@ -237,4 +237,13 @@ pub enum FamilyArg {
 pub enum OnlyArg {
     Removals,
     Additions,
+}
+
+/// `--mark` as ip accepts it: decimal or 0x-hex.
+fn parse_mark(s: &str) -> Result<u32, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("{s:?} is not a mark (decimal or 0x-hex)"))
 }

@@ -6,9 +6,10 @@ use std::{collections::BTreeMap, net::IpAddr};
 use serde::Serialize;
 
 use crate::{
+    describe,
     event::{Netns, Process, Route, Rule},
     journal::read::{Data, Entry, Problem, Reader},
-    packet::cause::{covers, prefix_len, route_text},
+    prefix::{self, covers},
 };
 
 /// One moment in an object's history.
@@ -75,12 +76,12 @@ fn same_netns(a: &Netns, b: &Netns) -> bool {
 }
 
 fn route_key(r: &Route) -> String {
-    format!("{} {}", route_text(r), r.metric.unwrap_or(0))
+    format!("{} {}", describe::route_short(r), r.metric.unwrap_or(0))
 }
 
 fn rule_key(r: &Rule) -> String {
     // The kernel leaves priority 0 out of its messages.
-    crate::output::text::rule(&Rule {
+    crate::describe::rule(&Rule {
         table_name: None,
         protocol: None,
         priority: Some(r.priority.unwrap_or(0)),
@@ -225,9 +226,9 @@ pub fn gather(reader: Reader, s: &Subject) -> History {
     h.routes = routes
         .into_iter()
         .map(|(k, (r, moments))| RouteHistory {
-            route: route_text(&r),
+            route: describe::route_short(&r),
             dst: r.dst.clone().unwrap_or_default(),
-            prefix_len: r.dst.as_deref().and_then(prefix_len).unwrap_or(0),
+            prefix_len: r.dst.as_deref().and_then(prefix::len).unwrap_or(0),
             moments,
             present_now: now_routes.contains(&k),
         })

@@ -16,7 +16,8 @@ use crate::{
         socket::{self, DumpKind, RouteQuery},
     },
     nsfs::open_named,
-    packet::cause::{Selector, covers, rule_mismatch},
+    packet::cause::{Selector, rule_mismatch},
+    prefix::covers,
 };
 
 /// The question: a packet to `dst`, from `src`, arriving on `iif` (or sent
@@ -319,11 +320,3 @@ impl Lookup {
     }
 }
 
-/// `--mark` as ip accepts it: decimal or 0x-hex.
-pub fn parse_mark(s: &str) -> Result<u32, String> {
-    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u32::from_str_radix(h, 16),
-        None => s.parse(),
-    };
-    r.map_err(|_| format!("{s:?} is not a mark (decimal or 0x-hex)"))
-}

@@ -8,11 +8,10 @@ use super::{
     lookup::Lookup,
 };
 use crate::{
+    describe,
     escape::escape_str,
     event::{Process, Rule},
     netlink::names::TableNames,
-    output::text,
-    packet::cause::route_text,
 };
 
 /// "2026-04-10 15:52:46 UTC" from the contract's RFC 3339 time.
@@ -48,7 +47,7 @@ fn moment(m: &Moment) -> String {
 
 /// "lookup 52" rather than "inet pref 5270 lookup 52".
 fn rule_body(r: &Rule) -> String {
-    let t = text::rule(r);
+    let t = describe::rule(r);
     t.split_once("pref ")
         .and_then(|(_, rest)| rest.split_once(' '))
         .map_or(t.clone(), |(_, body)| body.to_string())
@@ -107,7 +106,11 @@ fn lookup_lines(out: &mut String, l: &Lookup, names: &TableNames) {
     match (&l.route, &l.error) {
         (Some(r), _) => {
             let table = r.table.map(|t| table_label(t, names)).unwrap_or_default();
-            let _ = writeln!(out, "  table {table}: {}", escape_str(&route_text(r)));
+            let _ = writeln!(
+                out,
+                "  table {table}: {}",
+                escape_str(&describe::route_short(r))
+            );
             if let Some(dev) = &r.dev {
                 let back = l.query.iif.as_deref() == Some(dev.as_str());
                 let _ = writeln!(
@@ -184,7 +187,7 @@ pub fn answer(l: &Lookup, h: &History, names: &TableNames) -> Option<String> {
     let chosen_len = chosen
         .dst
         .as_deref()
-        .and_then(crate::packet::cause::prefix_len)
+        .and_then(crate::prefix::len)
         .unwrap_or(0);
     let missing = h
         .routes
@@ -210,7 +213,7 @@ pub fn answer(l: &Lookup, h: &History, names: &TableNames) -> Option<String> {
             .unwrap_or_default(),
         when(&gone.ts),
         l.query.dst,
-        route_text(chosen)
+        describe::route_short(chosen)
     ))
 }
 

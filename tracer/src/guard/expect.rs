@@ -11,11 +11,13 @@
 use std::{fmt, net::IpAddr};
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use ipnet::IpNet;
 
 use crate::{
+    describe,
     event::{Family, Route, Rule},
     netlink::names::TableNames,
-    output::text,
+    prefix,
 };
 
 const ROUTE_TYPES: [&str; 9] = [
@@ -86,8 +88,8 @@ fn prefix(s: &str, v6: bool) -> Result<(Family, String)> {
             .filter(|n| *n <= max)
             .ok_or_else(|| anyhow!("{s:?}: bad prefix length"))?
     };
-    let canon = format!("{addr}/{len}");
-    if masked(addr, len) != addr {
+    let net = IpNet::new(addr, len).expect("length checked against the family");
+    if !prefix::is_canonical(net) {
         bail!("{s:?} has host bits set beyond /{len}");
     }
     let fam = if addr.is_ipv4() {
@@ -95,36 +97,12 @@ fn prefix(s: &str, v6: bool) -> Result<(Family, String)> {
     } else {
         Family::Inet6
     };
-    Ok((fam, canon))
-}
-
-fn masked(addr: IpAddr, len: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            IpAddr::V4((u32::from(a) & m).into())
-        }
-        IpAddr::V6(a) => {
-            let m = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - len)
-            };
-            IpAddr::V6((u128::from(a) & m).into())
-        }
-    }
+    Ok((fam, net.to_string()))
 }
 
 /// A dst as the kernel reports it, normalised like `prefix` does.
 fn canon(dst: &str) -> Option<String> {
-    let (a, l) = dst.split_once('/').unwrap_or((dst, ""));
-    let addr: IpAddr = a.parse().ok()?;
-    let len = if l.is_empty() {
-        if addr.is_ipv4() { 32 } else { 128 }
-    } else {
-        l.parse().ok()?
-    };
-    Some(format!("{addr}/{len}"))
+    prefix::parse(dst).map(|n| n.to_string())
 }
 
 fn value<'a>(words: &mut impl Iterator<Item = &'a str>, key: &str) -> Result<&'a str> {
@@ -323,7 +301,7 @@ impl fmt::Display for Expectation {
                     metric: r.metric,
                     ..Route::default()
                 };
-                let mut s = crate::packet::cause::route_text(&route);
+                let mut s = crate::describe::route_short(&route);
                 s.push_str(&format!(" table {}", r.table));
                 if let Some(m) = r.metric {
                     s.push_str(&format!(" metric {m}"));
@@ -350,7 +328,7 @@ impl fmt::Display for Expectation {
                     oif: r.oif.clone(),
                     ..Rule::default()
                 };
-                let text = text::rule(&rule);
+                let text = describe::rule(&rule);
                 // "inet pref 5270 lookup 52" -> "rule 5270 lookup 52"
                 let rest = text
                     .split_once("pref ")

@@ -1,5 +1,4 @@
 //! Presentation: text and JSON lines, pcap.
-mod describe;
 pub mod fanout;
 pub mod filter;
 pub mod pcap;

@@ -3,11 +3,8 @@
 //! names, paths, interface names) is escaped.
 use std::fmt::Write as _;
 
-pub use super::describe::{route, rule};
-use super::{
-    describe::{netns_label, who},
-    text_forensic,
-};
+use super::text_forensic;
+use crate::describe::{netns_label, route, rule, who};
 use crate::escape::escape_str;
 use crate::event::{Body, Event, Kind, LoopReport, PacketBrief};
 

@@ -2,7 +2,7 @@
 //! journal health, guard violations and the commands they ran.
 use std::fmt::Write as _;
 
-use super::describe::{netns_label, route, rule, who};
+use crate::describe::{netns_label, route, rule, who};
 use crate::escape::escape_str;
 use crate::event::{Event, GuardAction, GuardReport, JournalHealth, SnapshotEnd, StateEntry};
 

@@ -2,80 +2,13 @@
 //! the removal seen earlier in the session that explains it.
 use std::{collections::VecDeque, net::IpAddr};
 
-use crate::event::{Event, Family, Kind, Route, Rule};
+use crate::{
+    event::{Event, Family, Kind, Rule},
+    prefix::{self, covers},
+};
 
 /// Removals kept for naming suspects.
 const REMOVALS_KEPT: usize = 16384;
-
-/// The length of a prefix ("192.168.1.0/24" -> 24).
-pub fn prefix_len(prefix: &str) -> Option<u8> {
-    prefix.split_once('/')?.1.parse().ok()
-}
-
-/// Whether `prefix` ("192.168.1.0/24", "::/0") covers `addr`.
-pub fn covers(prefix: &str, addr: IpAddr) -> bool {
-    let (net, len) = match prefix.split_once('/') {
-        Some((n, l)) => (n, l.parse::<u8>().ok()),
-        None => (prefix, None),
-    };
-    let Ok(net) = net.parse::<IpAddr>() else {
-        return false;
-    };
-    match (net, addr) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let len = len.unwrap_or(32).min(32);
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            u32::from(n) & mask == u32::from(a) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let len = len.unwrap_or(128).min(128);
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - len)
-            };
-            u128::from(n) & mask == u128::from(a) & mask
-        }
-        _ => false,
-    }
-}
-
-/// `ip route`-style, short: "default dev tailscale0", "throw 192.168.1.0/24".
-pub fn route_text(r: &Route) -> String {
-    let dst = match (r.dst.as_deref(), r.family) {
-        (Some(d), Some(f)) if d == f.any() => "default".to_string(),
-        (Some(d), _) => d.to_string(),
-        (None, _) => "default".to_string(),
-    };
-    let mut s = match r.rtype.as_deref() {
-        Some("unicast") | None => dst,
-        Some(t) => format!("{t} {dst}"),
-    };
-    if let Some(gw) = &r.gateway {
-        s.push_str(&format!(" via {gw}"));
-    }
-    match (&r.dev, r.ifindex) {
-        (Some(d), _) => s.push_str(&format!(" dev {d}")),
-        (None, Some(i)) => s.push_str(&format!(" dev #{i}")),
-        _ => {}
-    }
-    if let Some(id) = r.nhid {
-        s.push_str(&format!(" nhid {id}"));
-    }
-    for h in &r.nexthops {
-        s.push_str(" nexthop");
-        if let Some(gw) = &h.gateway {
-            s.push_str(&format!(" via {gw}"));
-        }
-        match (&h.dev, h.ifindex) {
-            (Some(d), _) => s.push_str(&format!(" dev {d}")),
-            (None, Some(i)) => s.push_str(&format!(" dev #{i}")),
-            _ => {}
-        }
-        s.push_str(&format!(" weight {}", h.weight));
-    }
-    s
-}
 
 /// The packet as the rules see it.
 pub struct Selector<'a> {
@@ -172,7 +105,7 @@ impl Removals {
         self.seen.iter().rev().find_map(|(ns, e)| {
             let r = e.change()?.route.as_ref()?;
             let d = r.dst.as_deref()?;
-            let len = prefix_len(d)?;
+            let len = prefix::len(d)?;
             (*ns == netns && r.table == Some(table) && len > chosen_len && covers(d, dst))
                 .then_some(e)
         })
@@ -198,7 +131,11 @@ pub fn advice(
     };
     match suspect.and_then(|e| Some((e, e.change()?))) {
         Some((e, c)) => {
-            let what = c.route.as_ref().map(route_text).unwrap_or_default();
+            let what = c
+                .route
+                .as_ref()
+                .map(crate::describe::route_short)
+                .unwrap_or_default();
             let who = c.process.as_deref().map_or_else(
                 || "the kernel".to_string(),
                 |p| match &p.unit {
@@ -258,24 +195,5 @@ mod tests {
         assert_eq!(rule_priority(&rules, &p, 254), Some(32766));
         let marked = Selector { mark: 0x80000, ..p };
         assert_eq!(rule_priority(&rules, &marked, 254), Some(5210));
-    }
-
-    #[test]
-    fn route_text_is_ip_route_style() {
-        let r = Route {
-            family: Some(Family::Inet),
-            dst: Some("0.0.0.0/0".into()),
-            rtype: Some("unicast".into()),
-            dev: Some("tailscale0".into()),
-            ..Route::default()
-        };
-        assert_eq!(route_text(&r), "default dev tailscale0");
-        let t = Route {
-            family: Some(Family::Inet),
-            dst: Some("192.168.1.0/24".into()),
-            rtype: Some("throw".into()),
-            ..Route::default()
-        };
-        assert_eq!(route_text(&t), "throw 192.168.1.0/24");
     }
 }

@@ -312,11 +312,11 @@ impl PacketPath {
         let chosen = table
             .and_then(|t| mirror.and_then(|m| longest_match(m, t, dst)))
             .or_else(|| route_now.map(|r| named(r, mirror)));
-        let route_text = chosen.as_ref().map(cause::route_text);
+        let route_text = chosen.as_ref().map(crate::describe::route_short);
         let chosen_len = chosen
             .as_ref()
             .and_then(|r| r.dst.as_deref())
-            .and_then(cause::prefix_len)
+            .and_then(crate::prefix::len)
             .unwrap_or(0);
         let rule_priority = match (table, rules.as_deref()) {
             (Some(t), Some(rules)) => cause::rule_priority(

@@ -9,19 +9,21 @@
 use std::net::IpAddr;
 
 use anyhow::{Result, bail};
+use ipnet::IpNet;
 
 use super::identity::{Actor, Object};
 use crate::{
     cli::ReportArgs,
     event::{Process, Route, Rule, comm_matches},
     netlink::names::TableNames,
+    prefix,
 };
 
 #[derive(Clone, Debug, Default)]
 pub struct Select {
     /// Each --table: its id (a number, or a name known here) and its name.
     tables: Vec<(Option<u32>, String)>,
-    dst: Option<(IpAddr, u8)>,
+    dst: Option<IpNet>,
     comms: Vec<String>,
     units: Vec<String>,
 }
@@ -30,7 +32,7 @@ impl Select {
     pub fn from_args(a: &ReportArgs, names: &TableNames) -> Result<Select> {
         let dst = match &a.dst {
             None => None,
-            Some(d) => Some(parse_prefix(d).ok_or_else(|| {
+            Some(d) => Some(prefix::parse(d).ok_or_else(|| {
                 anyhow::anyhow!(
                     "--dst {d:?} is not an address or a prefix (e.g. 192.168.1.0/24, 192.168.1.90, fd42::/64)"
                 )
@@ -70,8 +72,8 @@ impl Select {
             .iter()
             .map(|(_, t)| format!("table {t}"))
             .collect();
-        if let Some((a, l)) = self.dst {
-            out.push(format!("dst {a}/{l}"));
+        if let Some(n) = self.dst {
+            out.push(format!("dst {n}"));
         }
         out.extend(self.comms.iter().map(|c| format!("comm {c}")));
         out.extend(self.units.iter().map(|u| format!("unit {u}")));
@@ -97,7 +99,9 @@ impl Select {
         // A rule without a `to` selector steers every destination.
         self.table(r.table, r.table_name.as_deref())
             && match (self.dst, &r.dst) {
-                (Some(want), Some(d)) => parse_prefix(d).is_some_and(|p| overlaps(want, p)),
+                (Some(want), Some(d)) => {
+                    prefix::parse(d).is_some_and(|p| prefix::overlaps(want, p))
+                }
                 _ => true,
             }
     }
@@ -112,15 +116,14 @@ impl Select {
             .clone()
             .or_else(|| r.family.map(|f| f.any().to_string()));
         dst.as_deref()
-            .and_then(parse_prefix)
-            .is_some_and(|p| overlaps(want, p))
+            .and_then(prefix::parse)
+            .is_some_and(|p| prefix::overlaps(want, p))
     }
 
     /// Whether a packet to `addr` is to a destination asked for.
     pub fn packet_dst(&self, addr: &str) -> bool {
         let Some(want) = self.dst else { return true };
-        addr.parse::<IpAddr>()
-            .is_ok_and(|a| overlaps(want, (a, host_len(a))))
+        addr.parse::<IpAddr>().is_ok_and(|a| want.contains(&a))
     }
 
     pub fn by_actor(&self) -> bool {
@@ -146,32 +149,14 @@ impl Select {
     }
 }
 
-fn host_len(a: IpAddr) -> u8 {
-    if a.is_ipv4() { 32 } else { 128 }
-}
-
-/// "192.168.1.0/24", "192.168.1.90" (a host), "fd42::/64".
-pub fn parse_prefix(s: &str) -> Option<(IpAddr, u8)> {
-    let (a, l) = match s.split_once('/') {
-        Some((a, l)) => (a.parse::<IpAddr>().ok()?, Some(l.parse::<u8>().ok()?)),
-        None => (s.parse::<IpAddr>().ok()?, None),
-    };
-    let l = l.unwrap_or(host_len(a));
-    (l <= host_len(a)).then_some((a, l))
-}
-
-/// Whether two prefixes share an address: the shorter covers the other.
-pub fn overlaps(a: (IpAddr, u8), b: (IpAddr, u8)) -> bool {
-    let (short, long) = if a.1 <= b.1 { (a, b) } else { (b, a) };
-    crate::packet::cause::covers(&format!("{}/{}", short.0, short.1), long.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn p(s: &str) -> (IpAddr, u8) {
-        parse_prefix(s).unwrap()
+    use crate::prefix::overlaps;
+
+    fn p(s: &str) -> IpNet {
+        prefix::parse(s).unwrap()
     }
 
     #[test]
@@ -183,7 +168,7 @@ mod tests {
         assert!(!overlaps(p("10.10.10.0/24"), p("192.168.1.0/24")));
         assert!(!overlaps(p("192.168.1.0/24"), p("::/0")));
         assert!(overlaps(p("fd42::/16"), p("fd42:10:10:10::/64")));
-        assert_eq!(p("fd42::1"), ("fd42::1".parse().unwrap(), 128));
+        assert_eq!(p("fd42::1").prefix_len(), 128);
         for bad in [
             "192.168.1.0/33",
             "::/129",
@@ -192,7 +177,7 @@ mod tests {
             "1.2.3.4/-1",
             "",
         ] {
-            assert_eq!(parse_prefix(bad), None, "{bad}");
+            assert_eq!(prefix::parse(bad), None, "{bad}");
         }
     }
 

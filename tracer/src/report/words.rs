@@ -10,9 +10,9 @@ use super::{
     model::Time,
 };
 use crate::{
+    describe,
     escape::escape_str,
     event::{Netns, Route},
-    output::text,
 };
 
 /// The most objects listed by name in one line.
@@ -107,7 +107,7 @@ pub fn actor(a: &Actor) -> String {
 
 /// "throw 192.168.1.0/24 table 52", "default dev tailscale0 table 52".
 pub fn route_short(r: &Route) -> String {
-    let mut s = escape_str(&crate::packet::cause::route_text(r));
+    let mut s = escape_str(&crate::describe::route_short(r));
     match (r.table, &r.table_name) {
         (_, Some(n)) => {
             let _ = write!(s, " table {}", escape_str(n));
@@ -123,8 +123,8 @@ pub fn route_short(r: &Route) -> String {
 /// The full `ip rule` / `ip route` description.
 pub fn object(o: &Object) -> String {
     match o {
-        Object::Rule(r) => format!("rule {}", text::rule(r)),
-        Object::Route(r) => text::route(r),
+        Object::Rule(r) => format!("rule {}", describe::rule(r)),
+        Object::Route(r) => describe::route(r),
     }
 }
 

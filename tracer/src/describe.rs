@@ -1,5 +1,7 @@
 //! Rules, routes, processes and namespaces described as `ip rule`,
-//! `ip route` and `ps` would: the pieces every text line is made of.
+//! `ip route` and `ps` would: the pieces every text line is made of. A
+//! leaf: the outputs, `report`, `explain`, the guard and the packet path's
+//! advice all describe objects the same way.
 use std::fmt::Write as _;
 
 use crate::{
@@ -172,5 +174,67 @@ pub fn netns_label(n: &Netns) -> String {
         (Some(n), _) => escape_str(n),
         (None, Some(i)) => i.to_string(),
         _ => "?".into(),
+    }
+}
+
+/// `ip route`-style, short: "default dev tailscale0", "throw 192.168.1.0/24".
+pub fn route_short(r: &Route) -> String {
+    let dst = match (r.dst.as_deref(), r.family) {
+        (Some(d), Some(f)) if d == f.any() => "default".to_string(),
+        (Some(d), _) => d.to_string(),
+        (None, _) => "default".to_string(),
+    };
+    let mut s = match r.rtype.as_deref() {
+        Some("unicast") | None => dst,
+        Some(t) => format!("{t} {dst}"),
+    };
+    if let Some(gw) = &r.gateway {
+        s.push_str(&format!(" via {gw}"));
+    }
+    match (&r.dev, r.ifindex) {
+        (Some(d), _) => s.push_str(&format!(" dev {d}")),
+        (None, Some(i)) => s.push_str(&format!(" dev #{i}")),
+        _ => {}
+    }
+    if let Some(id) = r.nhid {
+        s.push_str(&format!(" nhid {id}"));
+    }
+    for h in &r.nexthops {
+        s.push_str(" nexthop");
+        if let Some(gw) = &h.gateway {
+            s.push_str(&format!(" via {gw}"));
+        }
+        match (&h.dev, h.ifindex) {
+            (Some(d), _) => s.push_str(&format!(" dev {d}")),
+            (None, Some(i)) => s.push_str(&format!(" dev #{i}")),
+            _ => {}
+        }
+        s.push_str(&format!(" weight {}", h.weight));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Family;
+
+    #[test]
+    fn route_short_is_ip_route_style() {
+        let r = Route {
+            family: Some(Family::Inet),
+            dst: Some("0.0.0.0/0".into()),
+            rtype: Some("unicast".into()),
+            dev: Some("tailscale0".into()),
+            ..Route::default()
+        };
+        assert_eq!(route_short(&r), "default dev tailscale0");
+        let t = Route {
+            family: Some(Family::Inet),
+            dst: Some("192.168.1.0/24".into()),
+            rtype: Some("throw".into()),
+            ..Route::default()
+        };
+        assert_eq!(route_short(&t), "throw 192.168.1.0/24");
     }
 }
