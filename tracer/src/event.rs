@@ -104,7 +104,7 @@ impl Family {
 }
 
 /// A policy routing rule.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rule {
     pub family: Option<Family>,
     pub priority: Option<u32>,

@@ -5,7 +5,7 @@ use std::{collections::HashMap, time::Instant};
 
 use super::{Engine, Object, Outcome, Pending, matching, nonzero, ok};
 use crate::{
-    event::{Cause, Op, Route, Source},
+    event::{Cause, Family, Op, Route, Source},
     netlink::route_msg::RouteMsg,
 };
 
@@ -25,20 +25,27 @@ pub const NOTE_RECOVERED: &str =
 ///   `until` has passed and the inputs are drained is reported by itself.
 #[derive(Default)]
 pub(super) struct Recovered {
-    pub reported: std::collections::HashSet<String>,
-    pub vanished: HashMap<String, Route>,
+    pub reported: std::collections::HashSet<RouteId>,
+    pub vanished: HashMap<RouteId, Route>,
     pub until: Option<Instant>,
 }
 
 /// A route's identity for `Recovered`.
-pub(super) fn route_id(r: &Route) -> String {
-    format!(
-        "{:?} {:?} {:?} {}",
-        r.family,
-        r.table,
-        r.dst,
-        r.metric.unwrap_or(0)
-    )
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct RouteId {
+    family: Option<Family>,
+    table: Option<u32>,
+    dst: Option<String>,
+    metric: u32,
+}
+
+pub(super) fn route_id(r: &Route) -> RouteId {
+    RouteId {
+        family: r.family,
+        table: r.table,
+        dst: r.dst.clone(),
+        metric: r.metric.unwrap_or(0),
+    }
 }
 
 impl Engine {

@@ -319,4 +319,3 @@ impl Lookup {
             .filter(|s| s.verdict == "matched" || s.verdict == "stop")
     }
 }
-

@@ -7,11 +7,11 @@ pub mod action;
 pub mod expect;
 
 use std::{
-    collections::BTreeSet,
+    collections::HashSet,
     time::{Duration, Instant},
 };
 
-use crate::event::{Body, Event, GuardReport, Kind, Netns, Route, Rule, Source, format_ts};
+use crate::event::{Body, Event, GuardReport, Kind, Name, Netns, Route, Rule, Source, format_ts};
 use action::Runner;
 use expect::Expectation;
 
@@ -33,7 +33,7 @@ struct Watch {
     /// Identities of the rules or routes present that meet the expectation
     /// (a set, so a change seen both in the snapshot and as an event counts
     /// once).
-    present: BTreeSet<String>,
+    present: HashSet<Present>,
     state: State,
 }
 
@@ -48,24 +48,38 @@ pub struct Guard {
     current: Option<(Vec<u32>, Vec<Netns>)>,
 }
 
-/// What identifies a route in the kernel: table, destination, metric (and
-/// type, so a throw and a unicast route to the same prefix differ).
-fn route_id(r: &Route) -> String {
-    format!(
-        "route {:?} {:?} {:?} {:?}",
-        r.table,
-        r.dst,
-        r.metric.unwrap_or(0),
-        r.rtype
-    )
+/// What the guard counts as present for an expectation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Present {
+    /// What identifies a route in the kernel: table, destination, metric
+    /// (and type, so a throw and a unicast route to the same prefix differ).
+    Route {
+        table: Option<u32>,
+        dst: Option<String>,
+        metric: u32,
+        rtype: Option<Name>,
+    },
+    /// A rule has no key but all of itself (without the names and the
+    /// protocol, which a restoring process may set differently).
+    Rule(Box<Rule>),
 }
 
-/// A rule has no key but all of itself.
-fn rule_id(r: &Rule) -> String {
-    let mut r = r.clone();
-    r.table_name = None;
-    r.protocol = None;
-    format!("rule {r:?}")
+impl Present {
+    fn route(r: &Route) -> Self {
+        Present::Route {
+            table: r.table,
+            dst: r.dst.clone(),
+            metric: r.metric.unwrap_or(0),
+            rtype: r.rtype.clone(),
+        }
+    }
+
+    fn rule(r: &Rule) -> Self {
+        let mut r = r.clone();
+        r.table_name = None;
+        r.protocol = None;
+        Present::Rule(Box::new(r))
+    }
 }
 
 impl Guard {
@@ -83,7 +97,7 @@ impl Guard {
                     text: text.clone(),
                     expect: expect.clone(),
                     netns: ns.clone(),
-                    present: BTreeSet::new(),
+                    present: HashSet::new(),
                     state: State::Holding,
                 });
             }
@@ -117,7 +131,7 @@ impl Guard {
             text,
             expect: e,
             netns: netns.clone(),
-            present: BTreeSet::new(),
+            present: HashSet::new(),
             state: State::Holding,
         });
     }
@@ -209,8 +223,8 @@ impl Guard {
                 continue;
             }
             let id = match (rule, route) {
-                (Some(r), _) => rule_id(r),
-                (_, Some(r)) => route_id(r),
+                (Some(r), _) => Present::rule(r),
+                (_, Some(r)) => Present::route(r),
                 _ => continue,
             };
             if add {

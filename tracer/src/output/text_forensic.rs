@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::describe::{netns_label, route, rule, who};
 use crate::escape::escape_str;
-use crate::event::{Event, GuardAction, GuardReport, JournalHealth, SnapshotEnd, StateEntry};
+use crate::event::{Event, GuardAction, GuardReport, JournalHealth, Kind, SnapshotEnd, StateEntry};
 
 pub fn state_line(e: &Event, s: &StateEntry) -> String {
     let what = match (&s.route, &s.rule) {
@@ -43,7 +43,7 @@ pub fn journal_line(e: &Event, j: &JournalHealth) -> String {
 }
 
 pub fn guard_line(e: &Event, g: &GuardReport) -> String {
-    let verb = if e.kind.as_str() == "guard_restored" {
+    let verb = if e.kind == Kind::GuardRestored {
         "restored"
     } else {
         "VIOLATED"

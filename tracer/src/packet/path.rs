@@ -53,22 +53,32 @@ pub struct PacketPath {
     pub watch: WatchList,
     detector: Detector,
     own: HashMap<u32, HashSet<IpAddr>>,
-    explained: HashMap<String, Explained>,
+    explained: HashMap<FlowId, Explained>,
     pub removals: Removals,
     /// Records that could not be decoded (not IP, not captured).
     pub undecoded: u64,
 }
 
-fn flow_id(l: &LoopInfo) -> String {
-    format!(
-        "{}/{}/{}/{}/{}/{:?}",
-        l.netns,
-        l.ifindex,
-        l.original.src,
-        l.original.dst,
-        l.original.proto,
-        flow_l4(&l.original.l4)
-    )
+/// One looping flow: where it loops and the original packet's identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FlowId {
+    netns: u32,
+    ifindex: u32,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    l4: Option<(u16, u16)>,
+}
+
+fn flow_id(l: &LoopInfo) -> FlowId {
+    FlowId {
+        netns: l.netns,
+        ifindex: l.ifindex,
+        src: l.original.src,
+        dst: l.original.dst,
+        proto: l.original.proto,
+        l4: flow_l4(&l.original.l4),
+    }
 }
 
 fn flow_l4(l4: &L4) -> Option<(u16, u16)> {
@@ -242,7 +252,7 @@ impl PacketPath {
         let explained = match (kind, self.explained.get(&id)) {
             (Kind::Loop, _) | (_, None) => {
                 let e = self.explain(&info, tables, view);
-                self.explained.insert(id.clone(), e.clone());
+                self.explained.insert(id, e.clone());
                 e
             }
             (_, Some(e)) => e.clone(),
