@@ -1,6 +1,7 @@
 //! Decoding of rtnetlink buffers (requests read by the eBPF programs, and
 //! notifications and dumps read from our own sockets) into the tracer's
 //! model, with netlink-packet-route doing the wire-format parsing.
+use super::error::MsgError;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
@@ -80,7 +81,7 @@ pub enum DecodeError {
         left: usize,
     },
     #[error("netlink message at byte {offset}: {reason}")]
-    Malformed { offset: usize, reason: String },
+    Malformed { offset: usize, reason: MsgError },
 }
 
 const NLMSG_HDRLEN: usize = 16;
@@ -97,7 +98,7 @@ pub fn decode_buffer(buf: &[u8]) -> (Vec<NlItem>, Vec<DecodeError>) {
         if len < NLMSG_HDRLEN {
             errors.push(DecodeError::Malformed {
                 offset: off,
-                reason: format!("length {len} is shorter than a header"),
+                reason: MsgError::ShortHeader(len),
             });
             break;
         }
@@ -123,7 +124,7 @@ pub fn decode_buffer(buf: &[u8]) -> (Vec<NlItem>, Vec<DecodeError>) {
 }
 
 /// Decode one message; Ok(None) for message types the tracer ignores.
-pub fn decode_one(msg: &[u8]) -> Result<Option<NlItem>, String> {
+pub fn decode_one(msg: &[u8]) -> Result<Option<NlItem>, MsgError> {
     let item = |obj| NlItem {
         seq: header_u32(msg, 8),
         portid: header_u32(msg, 12),
@@ -156,7 +157,8 @@ pub fn decode_one(msg: &[u8]) -> Result<Option<NlItem>, String> {
             return Ok(Some(item(NlObj::Rule { op, rule })));
         }
     }
-    let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg).map_err(|e| e.to_string())?;
+    let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg)
+        .map_err(|e| MsgError::Rtnetlink(e.to_string()))?;
     let h = m.header;
     let obj = match m.payload {
         NetlinkPayload::InnerMessage(inner) => match inner {
@@ -192,7 +194,7 @@ fn header_u32(msg: &[u8], off: usize) -> u32 {
 
 /// A route message (`msg` is one whole netlink message), read without
 /// netlink-packet-route: one arrives per route in a flush.
-pub fn route_message(msg: &[u8]) -> Result<Option<(Op, RouteMsg)>, String> {
+pub fn route_message(msg: &[u8]) -> Result<Option<(Op, RouteMsg)>, MsgError> {
     if msg.len() < NLMSG_HDRLEN {
         return Ok(None);
     }

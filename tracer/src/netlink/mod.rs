@@ -2,6 +2,7 @@
 //! names, and the sockets the
 //! tracer reads notifications and dumps from.
 pub mod decode;
+pub mod error;
 pub mod names;
 pub mod nexthops;
 pub mod route_msg;

@@ -1,6 +1,7 @@
 //! The next hops of a multipath route (RTA_MULTIPATH), decoded with
 //! netlink-packet-route. Only messages that carry the attribute come here,
 //! so the hand-read hot path of route messages (`route_msg`) stays as it is.
+use super::error::MsgError;
 use netlink_packet_core::{NlasIterator, ParseableParametrized};
 use netlink_packet_route::{
     AddressFamily,
@@ -20,13 +21,13 @@ const RTMSG_LEN: usize = 12;
 /// The next hops in the payload of a route message (what follows the
 /// netlink header), in the kernel's order; empty without RTA_MULTIPATH.
 /// Device names are left to the caller, which knows the interfaces.
-pub fn parse(payload: &[u8]) -> Result<Vec<NextHop>, String> {
+pub fn parse(payload: &[u8]) -> Result<Vec<NextHop>, MsgError> {
     let (Some(&family), Some(&rtype)) = (payload.first(), payload.get(7)) else {
-        return Err("route message shorter than rtmsg".into());
+        return Err(MsgError::ShortRoute(payload.len()));
     };
     let attrs = payload.get(RTMSG_LEN..).unwrap_or_default();
     for nla in NlasIterator::new(attrs) {
-        let nla = nla.map_err(|e| e.to_string())?;
+        let nla = nla.map_err(|e| MsgError::Multipath(e.to_string()))?;
         if nla.kind() & netlink_packet_core::NLA_TYPE_MASK != RTA_MULTIPATH {
             continue;
         }
@@ -38,7 +39,7 @@ pub fn parse(payload: &[u8]) -> Result<Vec<NextHop>, String> {
         return match RouteAttribute::parse_with_param(&nla, param) {
             Ok(RouteAttribute::MultiPath(hops)) => Ok(hops.iter().map(next_hop).collect()),
             Ok(_) => Ok(Vec::new()),
-            Err(e) => Err(format!("RTA_MULTIPATH: {e}")),
+            Err(e) => Err(MsgError::Multipath(e.to_string())),
         };
     }
     Ok(Vec::new())

@@ -2,6 +2,7 @@
 //! allocating: the hot path of a flush (one notification per route) and of
 //! dumps with a million routes. `decode` turns a [`RouteMsg`] into the
 //! event model's `Route`; the state mirror keeps its numbers as they are.
+use super::error::MsgError;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::names;
@@ -64,12 +65,9 @@ fn u32_of(b: &[u8]) -> Option<u32> {
 impl RouteMsg {
     /// Parse the payload of a route message (what follows the 16-byte
     /// netlink header).
-    pub fn parse(payload: &[u8]) -> Result<RouteMsg, String> {
+    pub fn parse(payload: &[u8]) -> Result<RouteMsg, MsgError> {
         if payload.len() < RTMSG_LEN {
-            return Err(format!(
-                "route message of {} bytes is shorter than rtmsg",
-                payload.len()
-            ));
+            return Err(MsgError::ShortRoute(payload.len()));
         }
         let mut m = RouteMsg {
             family: payload[0],
@@ -85,10 +83,11 @@ impl RouteMsg {
             let len = u16::from_ne_bytes([payload[off], payload[off + 1]]) as usize;
             let kind = u16::from_ne_bytes([payload[off + 2], payload[off + 3]]) & NLA_TYPE_MASK;
             if len < 4 || len > payload.len() - off {
-                return Err(format!(
-                    "route attribute at byte {off} claims {len} bytes ({} left)",
-                    payload.len() - off
-                ));
+                return Err(MsgError::RouteAttribute {
+                    offset: off,
+                    len,
+                    left: payload.len() - off,
+                });
             }
             let v = &payload[off + 4..off + len];
             match kind {

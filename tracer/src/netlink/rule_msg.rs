@@ -10,6 +10,7 @@
 //! `src_len`/`dst_len` is non-zero, and so does this decoder: with a zero
 //! length, the attribute means "all" whatever its size, and the rule has no
 //! `src`/`dst`, as in the kernel's own notification.
+use super::error::MsgError;
 use netlink_packet_core::{NlasIterator, Parseable};
 use netlink_packet_route::rule::{RuleAttribute, RuleHeader, RuleMessage};
 
@@ -29,8 +30,8 @@ pub struct Decoded {
 }
 
 /// Decode the payload of a rule message (what follows the netlink header).
-pub fn parse(payload: &[u8]) -> Result<Decoded, String> {
-    let header = RuleHeader::parse(payload).map_err(|e| format!("rule header: {e}"))?;
+pub fn parse(payload: &[u8]) -> Result<Decoded, MsgError> {
+    let header = RuleHeader::parse(payload).map_err(|e| MsgError::RuleHeader(e.to_string()))?;
     let mut msg = RuleMessage::default();
     let mut skipped = Vec::new();
     let attrs = payload.get(RULE_HEADER_LEN..).unwrap_or_default();
