@@ -86,25 +86,3 @@ impl Causes {
         }
     }
 }
-
-/// The note of a change the kernel made after `cause` by the process named.
-pub fn after(cause: Cause, op: Op) -> String {
-    let what = if op == Op::Add { "added" } else { "removed" };
-    format!(
-        "{what} by the kernel after {} by this process (no request named it)",
-        cause.as_str()
-    )
-}
-
-/// The note of a kernel-made change nothing seen explains.
-pub fn unexplained(op: Op) -> String {
-    let what = if op == Op::Add { "added" } else { "removed" };
-    let action = if op == Op::Add {
-        "link up or address added"
-    } else {
-        "link down, link removed or address removed"
-    };
-    format!(
-        "{what} by the kernel with no request; no {action} by a process the tracer sees came just before it"
-    )
-}

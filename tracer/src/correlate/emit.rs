@@ -1,7 +1,7 @@
 //! Emitting outcomes in the order the kernel made the changes: a sender's
 //! outcome waits behind its earlier unresolved change, and a namespace's
 //! behind its pending flush re-read.
-use super::{BEHIND_MAX, Engine, NOTE_RECOVERED, Object, Outcome, recovery};
+use super::{BEHIND_MAX, Engine, Note, Object, Outcome, recovery};
 use crate::event::{Op, Route};
 
 impl Engine {
@@ -67,7 +67,7 @@ impl Engine {
         // not reported again when the recovery's wait ends.
         if let (Op::Del, Object::Route(r), Some(rec)) =
             (o.op, &o.object, self.recovered.get_mut(&o.netns))
-            && o.note.as_deref() != Some(NOTE_RECOVERED)
+            && o.note != Some(Note::Recovered)
         {
             rec.vanished.remove(&recovery::route_id(r));
         }

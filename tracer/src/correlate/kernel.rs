@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::collect::task::Task;
 
-use super::{Engine, NOTIFY_WAIT, Object, Outcome, Pending, causes, nonzero, objects_match};
+use super::{Engine, NOTIFY_WAIT, Note, Object, Outcome, Pending, nonzero, objects_match};
 use crate::{
     collect::kernel_event::{KernelRoute, NlCopy},
     event::{Cause, Family, Op},
@@ -122,9 +122,9 @@ impl Engine {
         o.cause = Some(c.cause);
         if o.note.is_none() {
             o.note = Some(match c.cause {
-                Cause::Unknown => causes::unexplained(o.op),
+                Cause::Unknown => Note::Unexplained,
                 Cause::NetnsExit => return o,
-                cause => causes::after(cause, o.op),
+                cause => Note::KernelAfter(cause),
             });
         }
         o

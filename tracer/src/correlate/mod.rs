@@ -50,7 +50,6 @@ use crate::{
 };
 use causes::{Causes, RecentCause};
 use mirror::NsMirror;
-pub use recovery::NOTE_RECOVERED;
 use recovery::Recovered;
 use waiting::Waiting;
 
@@ -87,6 +86,28 @@ pub enum Object {
     Rule(Box<Rule>),
 }
 
+/// What the correlator knows about a change beyond its fields, for the
+/// event's `note` (worded on the output side, `enrich::notes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// Made by the kernel after `cause` by the process named.
+    KernelAfter(Cause),
+    /// Made by the kernel; nothing seen explains it.
+    Unexplained,
+    /// A request made it, one the tracer did not see.
+    UnseenRequest { seq: u32, portid: u32 },
+    /// A request that got no acknowledgement and no notification.
+    NoOutcome { watched: bool },
+    /// Removed without a notification; found by re-reading the table after
+    /// a flush the cause explains.
+    Flushed,
+    /// Removed without a notification; found by re-reading, and nothing
+    /// seen explains it.
+    FlushedUnexplained,
+    /// Its notification was dropped (socket overflow); found by re-reading.
+    Recovered,
+}
+
 /// A change ready for enrichment and output: the process is still the raw
 /// kernel-side task; `enrich::present` turns it into an `Event`.
 #[derive(Clone, Debug)]
@@ -106,7 +127,7 @@ pub struct Outcome {
     pub result: Option<Name>,
     pub cause: Option<Cause>,
     pub nl_seq: Option<u32>,
-    pub note: Option<String>,
+    pub note: Option<Note>,
     /// For a request's outcome: its place in the arrival order of waiting
     /// changes (None: it never waited, so it is the newest).
     order: Option<u64>,
@@ -371,10 +392,8 @@ impl Engine {
             let note = match (p.from_kernel, p.result) {
                 (true, _) => None,
                 (false, Some(_)) => None,
-                (false, None) => Some(if self.mirrors.contains_key(&p.netns) {
-                    "no acknowledgement and no notification seen: the request changed nothing or its outcome was lost".to_string()
-                } else {
-                    "outcome unknown: the namespace is not watched (no /run/netns name) and no acknowledgement was seen".to_string()
+                (false, None) => Some(Note::NoOutcome {
+                    watched: self.mirrors.contains_key(&p.netns),
                 }),
             };
             let (result, seq) = (p.result, p.seq);

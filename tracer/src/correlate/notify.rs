@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    Engine, KERNEL_NOTIFY_WAIT, NLM_F_REPLACE, Notified, Object, Orphan, Outcome, Pending, causes,
+    Engine, KERNEL_NOTIFY_WAIT, NLM_F_REPLACE, Note, Notified, Object, Orphan, Outcome, Pending,
     nonzero, objects_match, ok,
 };
 use crate::{
@@ -136,10 +136,10 @@ impl Engine {
         out.seen = Some(o.seen);
         if o.seq != 0 || o.portid != 0 {
             // A request made it: one the tracer did not see.
-            out.note = Some(format!(
-                "no request seen for this change (netlink sequence {}, sender's port id {}, usually its pid): it came from a namespace or process the tracer does not watch, or its copy was lost",
-                o.seq, o.portid
-            ));
+            out.note = Some(Note::UnseenRequest {
+                seq: o.seq,
+                portid: o.portid,
+            });
             return out;
         }
         // No request: the kernel made it, after some action.
@@ -149,11 +149,11 @@ impl Engine {
                 out.ts_boot_ns = None;
                 out.source = c.source;
                 out.cause = Some(c.cause);
-                out.note = Some(causes::after(c.cause, o.op));
+                out.note = Some(Note::KernelAfter(c.cause));
             }
             None => {
                 out.cause = Some(Cause::Unknown);
-                out.note = Some(causes::unexplained(o.op));
+                out.note = Some(Note::Unexplained);
             }
         }
         out

@@ -3,7 +3,7 @@
 //! (`recover`), when the removals it dropped must still be reported once.
 use std::{collections::HashMap, time::Instant};
 
-use super::{Engine, Object, Outcome, Pending, matching, nonzero, ok};
+use super::{Engine, Note, Object, Outcome, Pending, matching, nonzero, ok};
 use crate::{
     event::{Cause, Family, Op, Route, Source},
     netlink::route_msg::RouteMsg,
@@ -11,10 +11,6 @@ use crate::{
 
 /// How long after a re-read the inputs may still name its removals.
 pub(super) const RECOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Note on removals found by re-reading after a notification overflow.
-pub const NOTE_RECOVERED: &str =
-    "notification dropped by the kernel (socket overflow); removal found by re-reading the table";
 
 /// Removals a re-read found after a notification overflow. The inputs still
 /// queued (the socket's backlog, the ring buffer) may name them again:
@@ -78,19 +74,13 @@ impl Engine {
                     o.who = Some(who);
                     o.ts_boot_ns = Some(who.ts_ns);
                     o.cause = Some(cause);
-                    o.note = Some(
-                        "removed by the kernel without a notification; found by re-reading the table"
-                            .into(),
-                    );
+                    o.note = Some(Note::Flushed);
                     o
                 }
                 None => {
                     let mut o = Outcome::new(Source::Netlink, Op::Del, netns, Object::Route(route));
                     o.cause = Some(Cause::Unknown);
-                    o.note = Some(
-                        "removed by the kernel without a notification (found by re-reading the table); no link or address change by a process the tracer sees explains it"
-                            .into(),
-                    );
+                    o.note = Some(Note::FlushedUnexplained);
                     o
                 }
             };
@@ -136,7 +126,7 @@ impl Engine {
                     let seq = nonzero(p.seq);
                     let o = Pending::outcome(p, Some(Object::Route(route)), Some(0), seq);
                     let mut o = self.with_kernel_cause(o, now);
-                    o.note = Some(NOTE_RECOVERED.to_string());
+                    o.note = Some(Note::Recovered);
                     self.emit(o);
                     self.recovered.entry(netns).or_default().reported.insert(id);
                 }
@@ -199,7 +189,7 @@ impl Engine {
             for (_, route) in rec.vanished {
                 let mut o = Outcome::new(Source::Netlink, Op::Del, netns, Object::Route(route));
                 o.result = ok();
-                o.note = Some(NOTE_RECOVERED.to_string());
+                o.note = Some(Note::Recovered);
                 self.emit(o);
             }
         }

@@ -111,7 +111,7 @@ fn unanswered_request_expires_with_unknown_result() {
     let out = e.take_outcomes();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].result, None);
-    assert!(out[0].note.is_some());
+    assert_eq!(out[0].note, Some(Note::NoOutcome { watched: false }));
 }
 
 #[test]
@@ -232,10 +232,7 @@ fn overflow_recovery_names_removals_with_their_requests() {
     assert_eq!(by_table(52).who.unwrap().pid, 812);
     assert_eq!(by_table(52).nl_seq, Some(5));
     assert!(by_table(53).who.is_none());
-    assert!(
-        out.iter()
-            .all(|o| o.note.as_deref() == Some(NOTE_RECOVERED))
-    );
+    assert!(out.iter().all(|o| o.note == Some(Note::Recovered)));
     assert_eq!(e.backlog(), 0);
 }
 

@@ -173,7 +173,7 @@ impl Presenter {
                 cause: o.cause,
                 old,
                 nl_seq: o.nl_seq,
-                note: o.note,
+                note: o.note.map(|n| super::notes::text(n, o.op)),
             })),
         }
     }

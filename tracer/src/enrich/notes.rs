@@ -1,0 +1,61 @@
+//! The words of a change's `note`: what the correlator knows beyond the
+//! change's fields, for a reader.
+use crate::{correlate::Note, event::Op};
+
+/// The `note` of a change `op` the correlator annotated with `note`.
+pub fn text(note: Note, op: Op) -> String {
+    let what = if op == Op::Add { "added" } else { "removed" };
+    match note {
+        Note::KernelAfter(cause) => format!(
+            "{what} by the kernel after {} by this process (no request named it)",
+            cause.as_str()
+        ),
+        Note::Unexplained => {
+            let action = if op == Op::Add {
+                "link up or address added"
+            } else {
+                "link down, link removed or address removed"
+            };
+            format!(
+                "{what} by the kernel with no request; no {action} by a process the tracer sees came just before it"
+            )
+        }
+        Note::UnseenRequest { seq, portid } => format!(
+            "no request seen for this change (netlink sequence {seq}, sender's port id {portid}, usually its pid): it came from a namespace or process the tracer does not watch, or its copy was lost"
+        ),
+        Note::NoOutcome { watched: true } => "no acknowledgement and no notification seen: the request changed nothing or its outcome was lost".into(),
+        Note::NoOutcome { watched: false } => "outcome unknown: the namespace is not watched (no /run/netns name) and no acknowledgement was seen".into(),
+        Note::Flushed => {
+            "removed by the kernel without a notification; found by re-reading the table".into()
+        }
+        Note::FlushedUnexplained => "removed by the kernel without a notification (found by re-reading the table); no link or address change by a process the tracer sees explains it".into(),
+        Note::Recovered => "notification dropped by the kernel (socket overflow); removal found by re-reading the table".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Cause;
+
+    #[test]
+    fn notes_name_what_happened() {
+        assert_eq!(
+            text(Note::KernelAfter(Cause::LinkDown), Op::Del),
+            "removed by the kernel after link_down by this process (no request named it)"
+        );
+        let t = text(
+            Note::UnseenRequest {
+                seq: 9,
+                portid: 4242,
+            },
+            Op::Add,
+        );
+        assert!(
+            t.contains("sequence 9") && t.contains("port id 4242"),
+            "{t}"
+        );
+        assert!(text(Note::Unexplained, Op::Add).starts_with("added by the kernel"));
+        assert!(text(Note::Recovered, Op::Del).contains("socket overflow"));
+    }
+}
