@@ -103,6 +103,21 @@ impl Family {
     }
 }
 
+impl Route {
+    /// Names the devices the route gave only by interface index (its own
+    /// and its next hops'), with `name` (a mirror's or a dump's links).
+    pub fn name_devs(&mut self, name: impl Fn(u32) -> Option<String>) {
+        if self.dev.is_none() {
+            self.dev = self.ifindex.and_then(&name);
+        }
+        for h in &mut self.nexthops {
+            if h.dev.is_none() {
+                h.dev = h.ifindex.and_then(&name);
+            }
+        }
+    }
+}
+
 /// A policy routing rule.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rule {

@@ -40,16 +40,7 @@ impl Engine {
 
     pub(super) fn emit_now(&mut self, mut o: Outcome) {
         if let Some(m) = self.mirrors.get(&o.netns) {
-            let dev = |r: &mut Route| {
-                if r.dev.is_none() {
-                    r.dev = r.ifindex.and_then(|i| m.dev(i));
-                }
-                for h in &mut r.nexthops {
-                    if h.dev.is_none() {
-                        h.dev = h.ifindex.and_then(|i| m.dev(i));
-                    }
-                }
-            };
+            let dev = |r: &mut Route| r.name_devs(|i| m.dev(i));
             if let Object::Route(r) = &mut o.object {
                 dev(r);
             }

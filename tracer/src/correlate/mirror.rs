@@ -190,7 +190,7 @@ impl NsMirror {
             Compact::V4(e) => self.v4.get(&e.key()).map(|o| route_of(o, 2)),
             Compact::V6(e) => self.v6.get(&e.key()).map(|o| route_of(o, 10)),
         }?;
-        old.dev = old.ifindex.and_then(|i| self.dev(i));
+        old.name_devs(|i| self.dev(i));
         Some(old)
     }
 

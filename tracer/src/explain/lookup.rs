@@ -171,9 +171,7 @@ pub fn lookup(
         .into_iter()
         .filter_map(|i| match i.obj {
             NlObj::Route { mut route, .. } => {
-                if route.dev.is_none() {
-                    route.dev = route.ifindex.and_then(|i| links.name(i));
-                }
+                route.name_devs(|i| links.name(i));
                 Some(route)
             }
             _ => None,
@@ -209,9 +207,7 @@ pub fn lookup(
     }) {
         Ok(mut r) => {
             r.table_name = r.table.and_then(|t| names.name(t));
-            if r.dev.is_none() {
-                r.dev = r.ifindex.and_then(|i| links.name(i));
-            }
+            r.name_devs(|i| links.name(i));
             (Some(r), None)
         }
         Err(e) => (None, Some(format!("{:#}", e.root_cause()))),

@@ -384,9 +384,7 @@ fn longest_match(m: &NsMirror, table: u32, dst: IpAddr) -> Option<crate::event::
 /// `r` with its device named from the mirror when the route gave only an
 /// interface index.
 fn named(mut r: crate::event::Route, mirror: Option<&NsMirror>) -> crate::event::Route {
-    if r.dev.is_none() {
-        r.dev = r.ifindex.and_then(|i| mirror.and_then(|m| m.dev(i)));
-    }
+    r.name_devs(|i| mirror.and_then(|m| m.dev(i)));
     r
 }
 

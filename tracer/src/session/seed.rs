@@ -59,9 +59,7 @@ pub(super) fn snapshot(
             }
             NlObj::Route { mut route, .. } => {
                 route.table_name = route.table.and_then(|t| p.tables.name(t));
-                if route.dev.is_none() {
-                    route.dev = route.ifindex.and_then(|i| mirror?.dev(i));
-                }
+                route.name_devs(|i| mirror?.dev(i));
                 n_routes += 1;
                 (None, Some(route))
             }
