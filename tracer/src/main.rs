@@ -30,6 +30,8 @@ mod test_util;
 mod when;
 
 #[cfg(test)]
+mod layers_tests;
+#[cfg(test)]
 mod schema_tests;
 
 use clap::Parser as _;
