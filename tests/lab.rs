@@ -162,7 +162,7 @@ fn broken_lab(env: &[(&str, &str)], hook: &str) -> Lab {
         peer.stdout
     );
     let e = loops[0];
-    lab::check_loop(e, &lab.router, &peer.stdout);
+    lab::check_loop(e, &lab.router, &peer.stdout, hook);
     let ctx = format!("loop event: {e:#}\npeer:\n{}", peer.stdout);
 
     // Reported within 1 s of the first looped packet (issue #3's target).

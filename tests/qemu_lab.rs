@@ -200,7 +200,7 @@ fn check(spec: KernelSpec, hook: &str) {
         peer.stdout
     );
     let e = loops[0];
-    lab::check_loop(e, ROUTER, &peer.stdout);
+    lab::check_loop(e, ROUTER, &peer.stdout, hook);
     let suspect = &e["suspect"];
     assert_eq!(
         (

@@ -181,11 +181,16 @@ impl PeerRun {
 /// lookup that sent it back (table 52, rule 5270), the change that caused
 /// it (the flush's removal of `throw 192.168.1.0/24`) and the advice.
 /// `router` is the router's namespace; `peer` what the peer printed.
-pub fn check_loop(e: &Value, router: &str, peer: &str) {
+/// `hook` is how tailscale0 was watched (`tcx`, `clsact` or `tracepoint`):
+/// the loop's `source` names the mechanism that saw its packets.
+pub fn check_loop(e: &Value, router: &str, peer: &str, hook: &str) {
     let ctx = format!("loop event: {e:#}\npeer:\n{peer}");
     let check = |field: &str, got: &Value, want: Value| {
         assert_eq!(got, &want, "{field}; {ctx}");
     };
+
+    let source = if hook == "tracepoint" { "tracepoint" } else { "tc" };
+    check("source", &e["source"], source.into());
 
     check("netns.name", &e["netns"]["name"], router.into());
     check("iface", &e["iface"], "tailscale0".into());

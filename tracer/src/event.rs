@@ -18,6 +18,9 @@ pub enum Source {
     #[default]
     Tracepoint,
     Netlink,
+    /// tc programs on a watched interface (tcx or classic tc): the packet
+    /// path's events on such an interface.
+    Tc,
     /// Produced by the tracer itself (journal health, guard).
     Tracer,
 }
@@ -29,6 +32,7 @@ impl Source {
             Source::Kprobe => "kprobe",
             Source::Tracepoint => "tracepoint",
             Source::Netlink => "netlink",
+            Source::Tc => "tc",
             Source::Tracer => "tracer",
         }
     }

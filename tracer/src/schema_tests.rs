@@ -807,11 +807,16 @@ fn all_sources() -> Vec<Source> {
         Source::Kprobe,
         Source::Tracepoint,
         Source::Netlink,
+        Source::Tc,
         Source::Tracer,
     ];
     all.iter().for_each(|s| match s {
-        Source::Fentry | Source::Kprobe | Source::Tracepoint | Source::Netlink | Source::Tracer => {
-        }
+        Source::Fentry
+        | Source::Kprobe
+        | Source::Tracepoint
+        | Source::Netlink
+        | Source::Tc
+        | Source::Tracer => {}
     });
     all
 }

@@ -44,6 +44,8 @@ pub struct NsView<'a> {
 #[derive(Clone)]
 struct Explained {
     netns: Netns,
+    /// The mechanism that saw the loop's packets (when it was found).
+    source: Source,
     lookup: Option<LoopLookup>,
     suspect: Option<Box<Event>>,
     advice: String,
@@ -263,7 +265,7 @@ impl PacketPath {
         Event {
             ts: clock.wall(Some(info.last_seen_ns)),
             kind,
-            source: Source::Tracepoint,
+            source: explained.source,
             body: Body::Loop(Box::new(LoopReport {
                 netns: explained.netns,
                 iface: info.iface.clone(),
@@ -366,8 +368,13 @@ impl PacketPath {
             route_text.as_deref(),
             suspect.as_ref(),
         );
+        let key = WatchKey {
+            netns: info.netns,
+            ifindex: info.ifindex,
+        };
         Explained {
             netns,
+            source: self.watch.source(&key).unwrap_or(Source::Tracepoint),
             lookup,
             suspect: suspect.map(Box::new),
             advice,

@@ -4,8 +4,11 @@ use std::collections::HashMap;
 
 use tracer_common::{WATCH_BITMAP_WORDS, WatchKey, watch_bit};
 
-use crate::bpf::packet_hooks::{PacketHooks, Via};
 pub use crate::iface::IfaceSpec;
+use crate::{
+    bpf::packet_hooks::{PacketHooks, Via},
+    event::Source,
+};
 
 /// The watched interfaces, and the programs and maps that watch them.
 pub struct WatchList {
@@ -181,6 +184,14 @@ impl WatchList {
     }
 
     /// The interface name of an installed key.
+    /// The mechanism that sees the packets of an installed interface.
+    pub fn source(&self, key: &WatchKey) -> Option<Source> {
+        self.active.get(key).map(|(_, via)| match via {
+            Via::Tracepoint => Source::Tracepoint,
+            Via::Tc(..) | Via::Clsact(_) => Source::Tc,
+        })
+    }
+
     pub fn name(&self, key: &WatchKey) -> Option<&str> {
         self.active.get(key).map(|(s, _)| s.name.as_str())
     }
