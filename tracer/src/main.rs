@@ -30,7 +30,11 @@ mod test_util;
 mod when;
 
 #[cfg(test)]
-mod schema_tests;
+mod schema_doc_tests;
+#[cfg(test)]
+mod schema_emitted_tests;
+#[cfg(test)]
+mod schema_tables;
 
 use clap::Parser as _;
 

@@ -3,7 +3,8 @@
 //! document's table for it (keys both ways, JSON types and nullability),
 //! every table must be used, and the document's example must follow the
 //! tables too. Objects described in docs/events.md (rule, route, netns,
-//! packet, lookup) are left to schema_tests.
+//! packet, lookup) are left to the schema tests (`schema_emitted_tests`,
+//! `schema_doc_tests`).
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
