@@ -26,6 +26,8 @@ mod report;
 mod session;
 mod stages;
 #[cfg(test)]
+mod test_schema;
+#[cfg(test)]
 mod test_util;
 mod when;
 
@@ -33,8 +35,6 @@ mod when;
 mod schema_doc_tests;
 #[cfg(test)]
 mod schema_emitted_tests;
-#[cfg(test)]
-mod schema_tables;
 
 use clap::Parser as _;
 

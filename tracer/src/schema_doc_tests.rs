@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::{
     event::{Cause, Family, Kind, Source},
-    schema_tables::{Checker, DOC, DOC_PATH, dedup, fail_on, parse_doc},
+    test_schema::{Checker, DOC, DOC_PATH, dedup, fail_on, parse_doc},
 };
 
 fn serde_name<T: serde::Serialize>(v: T) -> String {

@@ -11,7 +11,7 @@ use crate::{
         LoopLookup, LoopReport, Lost, Netns, NextHop, PacketBrief, Process, Ready, Route, Rule,
         SnapshotEnd, Source, StateEntry, TableTry, WatchedIface,
     },
-    schema_tables::{Checker, DOC, DOC_PATH, Schema, dedup, fail_on, parse_doc},
+    test_schema::{Checker, DOC, DOC_PATH, Schema, dedup, fail_on, parse_doc},
 };
 
 fn process() -> Process {
