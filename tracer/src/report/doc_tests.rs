@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use super::{
+    lab_tests::fixture_line,
     synthetic_tests::{change, proc, route, rule, synthetic},
-    tests::fixture_line,
 };
 use crate::{
     journal::read::{Location, Problem},

@@ -241,6 +241,6 @@ fn episode(entries: &[Entry], seqs: &[usize], history: &History, sel: &Select) -
 #[cfg(test)]
 mod doc_tests;
 #[cfg(test)]
-mod synthetic_tests;
+mod lab_tests;
 #[cfg(test)]
-mod tests;
+mod synthetic_tests;
