@@ -189,7 +189,11 @@ pub fn check_loop(e: &Value, router: &str, peer: &str, hook: &str) {
         assert_eq!(got, &want, "{field}; {ctx}");
     };
 
-    let source = if hook == "tracepoint" { "tracepoint" } else { "tc" };
+    let source = if hook == "tracepoint" {
+        "tracepoint"
+    } else {
+        "tc"
+    };
     check("source", &e["source"], source.into());
 
     check("netns.name", &e["netns"]["name"], router.into());

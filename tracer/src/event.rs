@@ -1,5 +1,5 @@
 //! The events `tracer` reports: the JSON contract (docs/events.md describes
-//! it; `schema_tests` keeps the two in step).
+//! it; `schema_emitted_tests` and `schema_doc_tests` keep the two in step).
 //!
 //! Events are built once by collection and formatted later by `output`, so
 //! text, JSON and files all show the same facts. The types that make up

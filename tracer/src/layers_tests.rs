@@ -19,7 +19,6 @@ const LAYERS: &[(&str, u8)] = &[
     ("iface", 0),
     ("nsfs", 0),
     ("prefix", 0),
-    ("test_util", 0),
     ("when", 0),
     // The kernel side: BTF and symbols, loading and attaching.
     ("kernel", 1),
@@ -54,14 +53,16 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// Every non-test source file under `dir`.
+/// Every non-test source file under `dir` (tests: `*tests.rs`; their
+/// shared helpers: `test_*.rs`).
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read src") {
         let path = entry.expect("dir entry").path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if path.is_dir() {
             sources(&path, out);
-        } else if name.ends_with(".rs") && !name.ends_with("tests.rs") && name != "test_util.rs" {
+        } else if name.ends_with(".rs") && !name.ends_with("tests.rs") && !name.starts_with("test_")
+        {
             out.push(path);
         }
     }

@@ -26,13 +26,17 @@ mod report;
 mod session;
 mod stages;
 #[cfg(test)]
+mod test_schema;
+#[cfg(test)]
 mod test_util;
 mod when;
 
 #[cfg(test)]
 mod layers_tests;
 #[cfg(test)]
-mod schema_tests;
+mod schema_doc_tests;
+#[cfg(test)]
+mod schema_emitted_tests;
 
 use clap::Parser as _;
 

@@ -49,7 +49,7 @@ pub fn rule_matches(req: &Rule, note: &Rule) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{correlate::tests::throw, event::Family};
+    use crate::{correlate::pairing_tests::throw, event::Family};
 
     #[test]
     fn sparse_delete_request_matches_full_notification() {

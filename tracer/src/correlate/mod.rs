@@ -530,9 +530,6 @@ fn merge(req: Object, note: Object) -> Object {
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
-mod tests;
-
-#[cfg(test)]
-#[path = "order_tests.rs"]
 mod order_tests;
+#[cfg(test)]
+mod pairing_tests;

@@ -37,25 +37,50 @@ fn add(e: &mut Engine, pid: u32, seq: u32, r: Route, t: Instant) {
     e.add_request(&hdr(pid), 7, Op::Add, Object::Route(r), seq, t);
 }
 
+/// An engine for the kprobe/fentry paths: no change attributed from
+/// requests, and IPv4 flushes found from link and address notifications.
+fn kernel_hook_engine() -> Engine {
+    Engine::new(RequestScope {
+        flush_from_notifications: true,
+        ..RequestScope::default()
+    })
+}
+
+/// The notification of route `r` added by request `seq` of `portid` (0
+/// and 0 for a route the kernel added on its own).
+fn notify_add(e: &mut Engine, seq: u32, portid: u32, r: Route, t: Instant) {
+    e.notification(
+        7,
+        item(
+            seq,
+            portid,
+            0,
+            NlObj::Route {
+                op: Op::Add,
+                route: r,
+            },
+        ),
+        t,
+    );
+}
+
+/// A, B and C of `add A; del B; add C` sent in one datagram: three
+/// blackhole routes.
+fn three_routes() -> (Route, Route, Route) {
+    (
+        route("10.85.0.0/16", None, "blackhole"),
+        route("10.86.0.0/16", None, "blackhole"),
+        route("10.87.0.0/16", None, "blackhole"),
+    )
+}
+
 #[test]
 fn a_replacement_names_the_route_it_replaced() {
     let mut e = Engine::new(RequestScope::all());
     let t = Instant::now();
     let old = route("10.9.0.0/16", Some("192.0.2.2"), "unicast");
     add(&mut e, 10, 1, old.clone(), t);
-    e.notification(
-        7,
-        item(
-            1,
-            10,
-            0,
-            NlObj::Route {
-                op: Op::Add,
-                route: old,
-            },
-        ),
-        t,
-    );
+    notify_add(&mut e, 1, 10, old, t);
     e.take_outcomes();
     // `ip route replace 10.9.0.0/16 via 192.0.2.3 table 52`.
     let new = route("10.9.0.0/16", Some("192.0.2.3"), "unicast");
@@ -86,19 +111,7 @@ fn an_unclaimed_notification_of_a_request_is_reported_at_the_next_tick_with_why(
     let mut e = Engine::new(RequestScope::all());
     let t = Instant::now();
     let r = route("10.1.0.0/16", None, "blackhole");
-    e.notification(
-        7,
-        item(
-            9,
-            4242,
-            0,
-            NlObj::Route {
-                op: Op::Add,
-                route: r,
-            },
-        ),
-        t,
-    );
+    notify_add(&mut e, 9, 4242, r, t);
     assert!(
         e.take_outcomes().is_empty(),
         "its request may still be queued"
@@ -142,19 +155,7 @@ fn routes_the_kernel_adds_for_an_address_are_credited_to_addr_add() {
         },
     );
     let local = route("192.0.2.1/32", None, "local");
-    e.notification(
-        7,
-        item(
-            0,
-            0,
-            0,
-            NlObj::Route {
-                op: Op::Add,
-                route: local,
-            },
-        ),
-        t,
-    );
+    notify_add(&mut e, 0, 0, local, t);
     let _ = e.tick(t);
     let out = e.take_outcomes();
     assert_eq!(out.len(), 1);
@@ -168,19 +169,7 @@ fn a_kernel_addition_nothing_explains_has_cause_unknown() {
     let mut e = Engine::new(RequestScope::all());
     let t = Instant::now();
     let r = route("fe80::/64", None, "unicast");
-    e.notification(
-        7,
-        item(
-            0,
-            0,
-            0,
-            NlObj::Route {
-                op: Op::Add,
-                route: r,
-            },
-        ),
-        t,
-    );
+    notify_add(&mut e, 0, 0, r, t);
     let _ = e.tick(t);
     let out = e.take_outcomes();
     assert_eq!(out[0].cause, Some(Cause::Unknown));
@@ -190,26 +179,10 @@ fn a_kernel_addition_nothing_explains_has_cause_unknown() {
 
 #[test]
 fn a_kernel_hook_notification_waits_briefly_for_its_record() {
-    let scope = RequestScope {
-        flush_from_notifications: true,
-        ..RequestScope::default()
-    };
-    let mut e = Engine::new(scope);
+    let mut e = kernel_hook_engine();
     let t = Instant::now();
     let r = route("10.1.0.0/16", None, "blackhole");
-    e.notification(
-        7,
-        item(
-            9,
-            10,
-            0,
-            NlObj::Route {
-                op: Op::Add,
-                route: r,
-            },
-        ),
-        t,
-    );
+    notify_add(&mut e, 9, 10, r, t);
     let _ = e.tick(t);
     assert!(e.take_outcomes().is_empty());
     let _ = e.tick(t + KERNEL_NOTIFY_WAIT);
@@ -226,19 +199,7 @@ fn a_request_read_differently_still_pairs_by_sequence_number() {
     req.table = Some(100);
     add(&mut e, 10, 3, req, t);
     let r = route("10.1.0.0/16", None, "blackhole");
-    e.notification(
-        7,
-        item(
-            3,
-            10,
-            0,
-            NlObj::Route {
-                op: Op::Add,
-                route: r,
-            },
-        ),
-        t,
-    );
+    notify_add(&mut e, 3, 10, r, t);
     let out = e.take_outcomes();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].who.unwrap().pid, 10);
@@ -264,19 +225,7 @@ fn changes_after_a_flush_wait_for_its_re_read() {
     };
     e.notification(7, link(true), t);
     let lan = route("192.0.2.0/24", None, "unicast");
-    e.notification(
-        7,
-        item(
-            0,
-            0,
-            0,
-            NlObj::Route {
-                op: Op::Add,
-                route: lan,
-            },
-        ),
-        t,
-    );
+    notify_add(&mut e, 0, 0, lan, t);
     let _ = e.tick(t);
     e.take_outcomes();
     // Link down (a flush of 192.0.2.0/24 with no notification), then a
@@ -327,42 +276,14 @@ fn changes_after_a_flush_wait_for_its_re_read() {
 fn a_failed_message_of_a_datagram_is_reported_in_its_place() {
     let mut e = Engine::new(RequestScope::all());
     let t = Instant::now();
-    let (a, b, c) = (
-        route("10.85.0.0/16", None, "blackhole"),
-        route("10.86.0.0/16", None, "blackhole"),
-        route("10.87.0.0/16", None, "blackhole"),
-    );
+    let (a, b, c) = three_routes();
     add(&mut e, 10, 53, a.clone(), t);
     e.add_request(&hdr(10), 7, Op::Del, Object::Route(b), 54, t);
     add(&mut e, 10, 55, c.clone(), t);
     e.ack(&hdr(10), -libc::ESRCH, 54, t);
     assert!(e.take_outcomes().is_empty(), "B waits behind A");
-    e.notification(
-        7,
-        item(
-            53,
-            10,
-            0,
-            NlObj::Route {
-                op: Op::Add,
-                route: a,
-            },
-        ),
-        t,
-    );
-    e.notification(
-        7,
-        item(
-            55,
-            10,
-            0,
-            NlObj::Route {
-                op: Op::Add,
-                route: c,
-            },
-        ),
-        t,
-    );
+    notify_add(&mut e, 53, 10, a, t);
+    notify_add(&mut e, 55, 10, c, t);
     let seqs: Vec<Option<u32>> = e.take_outcomes().iter().map(|o| o.nl_seq).collect();
     assert_eq!(seqs, [Some(53), Some(54), Some(55)]);
 }
@@ -372,34 +293,18 @@ fn a_failed_message_of_a_datagram_is_reported_in_its_place() {
 /// before it waits for its notification.
 #[test]
 fn a_failed_kernel_record_waits_behind_the_senders_earlier_change() {
-    let mut e = Engine::new(RequestScope {
-        flush_from_notifications: true,
-        ..RequestScope::default()
-    });
+    let mut e = kernel_hook_engine();
     let t = Instant::now();
     let mut h = hdr(10);
     h.source = Source::Kprobe;
-    let a = route("10.85.0.0/16", None, "blackhole");
-    let b = route("10.86.0.0/16", None, "blackhole");
+    let (a, b, _) = three_routes();
     e.kernel_change(&h, Op::Add, Object::Route(a.clone()), 53, 0, t);
     e.kernel_change(&h, Op::Del, Object::Route(b), 54, -libc::ESRCH, t);
     assert!(
         e.take_outcomes().is_empty(),
         "the failure waits behind the add"
     );
-    e.notification(
-        7,
-        item(
-            53,
-            10,
-            0,
-            NlObj::Route {
-                op: Op::Add,
-                route: a,
-            },
-        ),
-        t,
-    );
+    notify_add(&mut e, 53, 10, a, t);
     let seqs: Vec<Option<u32>> = e.take_outcomes().iter().map(|o| o.nl_seq).collect();
     assert_eq!(seqs, [Some(53), Some(54)]);
 }
@@ -409,47 +314,16 @@ fn a_failed_kernel_record_waits_behind_the_senders_earlier_change() {
 /// end up behind C.
 #[test]
 fn a_failed_kernel_record_keeps_its_place_before_later_records() {
-    let mut e = Engine::new(RequestScope {
-        flush_from_notifications: true,
-        ..RequestScope::default()
-    });
+    let mut e = kernel_hook_engine();
     let t = Instant::now();
     let mut h = hdr(10);
     h.source = Source::Fentry;
-    let (a, b, c) = (
-        route("10.85.0.0/16", None, "blackhole"),
-        route("10.86.0.0/16", None, "blackhole"),
-        route("10.87.0.0/16", None, "blackhole"),
-    );
+    let (a, b, c) = three_routes();
     e.kernel_change(&h, Op::Add, Object::Route(a.clone()), 1, 0, t);
     e.kernel_change(&h, Op::Del, Object::Route(b), 2, -libc::ESRCH, t);
     e.kernel_change(&h, Op::Add, Object::Route(c.clone()), 3, 0, t);
-    e.notification(
-        7,
-        item(
-            1,
-            10,
-            0,
-            NlObj::Route {
-                op: Op::Add,
-                route: a,
-            },
-        ),
-        t,
-    );
-    e.notification(
-        7,
-        item(
-            3,
-            10,
-            0,
-            NlObj::Route {
-                op: Op::Add,
-                route: c,
-            },
-        ),
-        t,
-    );
+    notify_add(&mut e, 1, 10, a, t);
+    notify_add(&mut e, 3, 10, c, t);
     let seqs: Vec<Option<u32>> = e.take_outcomes().iter().map(|o| o.nl_seq).collect();
     assert_eq!(seqs, [Some(1), Some(2), Some(3)]);
 }

@@ -16,15 +16,21 @@
 //! protocol, echo id or ports): one `Loop` finding per flow, a `Summary`
 //! while it goes on and an `End` when it stops. Time is passed in; nothing
 //! here reads a clock, so it is testable.
+#[cfg(test)]
+mod evidence_tests;
 mod finding;
+#[cfg(test)]
+mod flow_tests;
 mod flows;
 #[cfg(test)]
 mod kernel_key_tests;
 mod lookups;
+#[cfg(test)]
+mod loop_tests;
 mod matching;
 mod recent;
 #[cfg(test)]
-mod tests;
+mod test_stream;
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::{
     describe,
-    event::{Netns, Process, Route, Rule},
+    event::{Change, Netns, Process, Route, Rule},
     journal::read::{Data, Entry, Problem, Reader},
     prefix::{self, covers},
 };
@@ -106,11 +106,28 @@ impl Subject<'_> {
     }
 }
 
+/// Objects found, by key: the object and its moments.
+type Found<T> = BTreeMap<String, (T, Vec<Moment>)>;
+
+/// The routes and rules of the subject the journal mentions.
+#[derive(Default)]
+struct Gathered {
+    routes: Found<Route>,
+    rules: Found<Rule>,
+}
+
+/// What one journal entry says happened to a rule or a route, and where.
+struct Sighting<'e> {
+    netns: &'e Netns,
+    rule: Option<&'e Rule>,
+    route: Option<&'e Route>,
+    moment: Moment,
+}
+
 /// Read the journal and gather the history of `s`.
 pub fn gather(reader: Reader, s: &Subject) -> History {
     let mut h = History::default();
-    let mut routes: BTreeMap<String, (Route, Vec<Moment>)> = BTreeMap::new();
-    let mut rules: BTreeMap<String, (Rule, Vec<Moment>)> = BTreeMap::new();
+    let mut found = Gathered::default();
     for item in reader {
         let e: Entry = match item {
             Ok(e) => e,
@@ -121,19 +138,56 @@ pub fn gather(reader: Reader, s: &Subject) -> History {
             }
         };
         h.events += 1;
+        found.entry(&e, s);
+    }
+    found.add_present_now(s);
+    let Gathered { routes, rules } = found;
+    h.routes = route_histories(routes, s);
+    h.rules = rule_histories(rules, s);
+    h
+}
+
+impl Gathered {
+    /// Take in one entry, if it is about the subject.
+    fn entry(&mut self, e: &Entry, s: &Subject) {
+        let Some(seen) = self.sighting(e, s) else {
+            return;
+        };
+        if !same_netns(seen.netns, s.netns) {
+            return;
+        }
+        if let Some(r) = seen.route.filter(|r| s.route_matches(r)) {
+            let entry = self
+                .routes
+                .entry(route_key(r))
+                .or_insert_with(|| (r.clone(), Vec::new()));
+            push(&mut entry.1, seen.moment);
+        } else if let Some(r) = seen.rule.filter(|r| s.rule_matches(r)) {
+            let entry = self
+                .rules
+                .entry(rule_key(r))
+                .or_insert_with(|| (r.clone(), Vec::new()));
+            push(&mut entry.1, seen.moment);
+        }
+    }
+
+    /// What `e` says happened: a snapshot's "present", or a successful
+    /// change's "added" or "removed". A replacement of one of the
+    /// subject's routes also records the old route's "replaced" here.
+    fn sighting<'e>(&mut self, e: &'e Entry, s: &Subject) -> Option<Sighting<'e>> {
         let ts = crate::event::format_ts(e.ts);
-        let (netns, rule, route, moment) = match &e.data {
-            Data::Snapshot(st) => (
-                &st.netns,
-                st.rule.as_ref(),
-                st.route.as_ref(),
-                Moment {
+        let seen = match &e.data {
+            Data::Snapshot(st) => Sighting {
+                netns: &st.netns,
+                rule: st.rule.as_ref(),
+                route: st.route.as_ref(),
+                moment: Moment {
                     ts,
                     what: "present",
                     process: None,
                     cause: None,
                 },
-            ),
+            },
             Data::Change(_, c)
                 if c.result.as_deref() == Some("ok")
                     && let Some(old) = c
@@ -141,39 +195,24 @@ pub fn gather(reader: Reader, s: &Subject) -> History {
                         .as_ref()
                         .filter(|o| same_netns(&c.netns, s.netns) && s.route_matches(o)) =>
             {
-                // The route a replacement took the place of.
-                let key = route_key(old);
-                if c.route.as_ref().is_none_or(|r| route_key(r) != key) {
-                    let entry = routes
-                        .entry(key)
-                        .or_insert_with(|| (old.clone(), Vec::new()));
-                    push(
-                        &mut entry.1,
-                        Moment {
-                            ts: ts.clone(),
-                            what: "replaced",
-                            process: c.process.as_deref().cloned(),
-                            cause: None,
-                        },
-                    );
-                }
-                (
-                    &c.netns,
-                    c.rule.as_ref(),
-                    c.route.as_ref(),
-                    Moment {
+                self.replaced(c, old, &ts);
+                Sighting {
+                    netns: &c.netns,
+                    rule: c.rule.as_ref(),
+                    route: c.route.as_ref(),
+                    moment: Moment {
                         ts,
                         what: "added",
                         process: c.process.as_deref().cloned(),
                         cause: c.cause.map(|x| x.as_str().to_string()),
                     },
-                )
+                }
             }
-            Data::Change(op, c) if c.result.as_deref() == Some("ok") => (
-                &c.netns,
-                c.rule.as_ref(),
-                c.route.as_ref(),
-                Moment {
+            Data::Change(op, c) if c.result.as_deref() == Some("ok") => Sighting {
+                netns: &c.netns,
+                rule: c.rule.as_ref(),
+                route: c.route.as_ref(),
+                moment: Moment {
                     ts,
                     what: match op {
                         crate::event::Op::Add => "added",
@@ -182,48 +221,58 @@ pub fn gather(reader: Reader, s: &Subject) -> History {
                     process: c.process.as_deref().cloned(),
                     cause: c.cause.map(|x| x.as_str().to_string()),
                 },
-            ),
-            _ => continue,
+            },
+            _ => return None,
         };
-        if !same_netns(netns, s.netns) {
-            continue;
+        Some(seen)
+    }
+
+    /// The route a replacement (`c`) took the place of, unless the new
+    /// route is the same one.
+    fn replaced(&mut self, c: &Change, old: &Route, ts: &str) {
+        let key = route_key(old);
+        if c.route.as_ref().is_none_or(|r| route_key(r) != key) {
+            let entry = self
+                .routes
+                .entry(key)
+                .or_insert_with(|| (old.clone(), Vec::new()));
+            push(
+                &mut entry.1,
+                Moment {
+                    ts: ts.to_string(),
+                    what: "replaced",
+                    process: c.process.as_deref().cloned(),
+                    cause: None,
+                },
+            );
         }
-        if let Some(r) = route.filter(|r| s.route_matches(r)) {
-            let entry = routes
+    }
+
+    /// What the kernel has now but the journal never mentioned.
+    fn add_present_now(&mut self, s: &Subject) {
+        for r in s.routes_now.iter().filter(|r| s.route_matches(r)) {
+            self.routes
                 .entry(route_key(r))
                 .or_insert_with(|| (r.clone(), Vec::new()));
-            push(&mut entry.1, moment);
-        } else if let Some(r) = rule.filter(|r| s.rule_matches(r)) {
-            let entry = rules
+        }
+        for r in s.rules_now.iter().filter(|r| s.rule_matches(r)) {
+            self.rules
                 .entry(rule_key(r))
                 .or_insert_with(|| (r.clone(), Vec::new()));
-            push(&mut entry.1, moment);
         }
     }
-    // What the kernel has now but the journal never mentioned.
-    for r in s.routes_now.iter().filter(|r| s.route_matches(r)) {
-        routes
-            .entry(route_key(r))
-            .or_insert_with(|| (r.clone(), Vec::new()));
-    }
-    for r in s.rules_now.iter().filter(|r| s.rule_matches(r)) {
-        rules
-            .entry(rule_key(r))
-            .or_insert_with(|| (r.clone(), Vec::new()));
-    }
+}
+
+/// The routes, most specific first: the order the kernel consults
+/// them in.
+fn route_histories(routes: Found<Route>, s: &Subject) -> Vec<RouteHistory> {
     let now_routes: Vec<String> = s
         .routes_now
         .iter()
         .filter(|r| s.route_matches(r))
         .map(route_key)
         .collect();
-    let now_rules: Vec<String> = s
-        .rules_now
-        .iter()
-        .filter(|r| s.rule_matches(r))
-        .map(rule_key)
-        .collect();
-    h.routes = routes
+    let mut out: Vec<RouteHistory> = routes
         .into_iter()
         .map(|(k, (r, moments))| RouteHistory {
             route: describe::route_short(&r),
@@ -233,10 +282,19 @@ pub fn gather(reader: Reader, s: &Subject) -> History {
             present_now: now_routes.contains(&k),
         })
         .collect();
-    // Most specific first: the order the kernel consults them in.
-    h.routes
-        .sort_by(|a, b| b.prefix_len.cmp(&a.prefix_len).then(a.route.cmp(&b.route)));
-    h.rules = rules
+    out.sort_by(|a, b| b.prefix_len.cmp(&a.prefix_len).then(a.route.cmp(&b.route)));
+    out
+}
+
+/// The rules in priority order.
+fn rule_histories(rules: Found<Rule>, s: &Subject) -> Vec<RuleHistory> {
+    let now_rules: Vec<String> = s
+        .rules_now
+        .iter()
+        .filter(|r| s.rule_matches(r))
+        .map(rule_key)
+        .collect();
+    let mut out: Vec<RuleHistory> = rules
         .into_iter()
         .map(|(k, (r, moments))| RuleHistory {
             priority: r.priority.unwrap_or(0),
@@ -245,8 +303,8 @@ pub fn gather(reader: Reader, s: &Subject) -> History {
             present_now: now_rules.contains(&k),
         })
         .collect();
-    h.rules.sort_by_key(|r| r.priority);
-    h
+    out.sort_by_key(|r| r.priority);
+    out
 }
 
 /// Append a moment, folding repeated snapshots (one per recording) of an

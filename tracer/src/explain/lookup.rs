@@ -106,6 +106,20 @@ struct Links {
 }
 
 impl Links {
+    /// The namespace's interfaces.
+    fn dump(ns: &mut NsSocket) -> Result<Links> {
+        Ok(Links {
+            names: ns
+                .dump(DumpKind::Links)?
+                .into_iter()
+                .filter_map(|i| match i.obj {
+                    NlObj::Link(l) => Some((l.ifindex, l.name?)),
+                    _ => None,
+                })
+                .collect(),
+        })
+    }
+
     fn index(&self, name: &str) -> Option<u32> {
         self.names.iter().find(|(_, n)| n == name).map(|(i, _)| *i)
     }
@@ -147,16 +161,7 @@ pub fn lookup(
     mark: u32,
     names: &TableNames,
 ) -> Result<Lookup> {
-    let links = Links {
-        names: ns
-            .dump(DumpKind::Links)?
-            .into_iter()
-            .filter_map(|i| match i.obj {
-                NlObj::Link(l) => Some((l.ifindex, l.name?)),
-                _ => None,
-            })
-            .collect(),
-    };
+    let links = Links::dump(ns)?;
     let ifindex = match iif {
         Some(name) => Some(links.index(name).ok_or_else(|| {
             anyhow!(
@@ -166,32 +171,8 @@ pub fn lookup(
         })?),
         None => None,
     };
-    let routes: Vec<Route> = ns
-        .dump(DumpKind::Routes)?
-        .into_iter()
-        .filter_map(|i| match i.obj {
-            NlObj::Route { mut route, .. } => {
-                route.name_devs(|i| links.name(i));
-                Some(route)
-            }
-            _ => None,
-        })
-        .collect();
-    let (src, src_assumed) = match (from, ifindex) {
-        (Some(s), _) => (s, false),
-        (None, Some(i)) => (assumed_source(&routes, i, dst.is_ipv6()), true),
-        (None, None) => (
-            if dst.is_ipv6() {
-                "::".parse().unwrap()
-            } else {
-                "0.0.0.0".parse().unwrap()
-            },
-            false,
-        ),
-    };
-    if src.is_ipv6() != dst.is_ipv6() {
-        return Err(anyhow!("--from {src} and {dst} are of different families"));
-    }
+    let routes = dump_routes(ns, &links)?;
+    let (src, src_assumed) = source(dst, from, ifindex, &routes)?;
     let query = Query {
         dst,
         src,
@@ -199,37 +180,23 @@ pub fn lookup(
         iif: iif.map(str::to_string),
         mark,
     };
-    let (route, error) = match ns.get_route(&RouteQuery {
-        src,
-        dst,
-        iif: ifindex.unwrap_or(0),
-        mark,
-    }) {
-        Ok(mut r) => {
-            r.table_name = r.table.and_then(|t| names.name(t));
-            r.name_devs(|i| links.name(i));
-            (Some(r), None)
-        }
-        Err(e) => (None, Some(format!("{:#}", e.root_cause()))),
-    };
-    let mut rules: Vec<Rule> = ns
-        .dump(DumpKind::Rules)?
-        .into_iter()
-        .filter_map(|i| match i.obj {
-            NlObj::Rule { mut rule, .. } => {
-                rule.table_name = rule.table.and_then(|t| names.name(t));
-                Some(*rule)
-            }
-            _ => None,
-        })
-        .collect();
+    let (route, error) = chosen_route(
+        ns,
+        &RouteQuery {
+            src,
+            dst,
+            iif: ifindex.unwrap_or(0),
+            mark,
+        },
+        &links,
+        names,
+    );
     let family = if dst.is_ipv6() {
         Family::Inet6
     } else {
         Family::Inet
     };
-    rules.retain(|r| r.family.is_none_or(|f| f == family));
-    rules.sort_by_key(|r| r.priority.unwrap_or(0));
+    let rules = dump_rules(ns, names, family)?;
     let steps = walk(
         &rules,
         &Selector {
@@ -252,6 +219,84 @@ pub fn lookup(
         routes_now: routes,
         rules_now: rules,
     })
+}
+
+/// The namespace's routes, with their device names filled in.
+fn dump_routes(ns: &mut NsSocket, links: &Links) -> Result<Vec<Route>> {
+    Ok(ns
+        .dump(DumpKind::Routes)?
+        .into_iter()
+        .filter_map(|i| match i.obj {
+            NlObj::Route { mut route, .. } => {
+                route.name_devs(|i| links.name(i));
+                Some(route)
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// The packet's source and whether it was assumed: `from`, else a peer
+/// behind the arrival interface, else the unspecified address.
+fn source(
+    dst: IpAddr,
+    from: Option<IpAddr>,
+    ifindex: Option<u32>,
+    routes: &[Route],
+) -> Result<(IpAddr, bool)> {
+    let (src, src_assumed) = match (from, ifindex) {
+        (Some(s), _) => (s, false),
+        (None, Some(i)) => (assumed_source(routes, i, dst.is_ipv6()), true),
+        (None, None) => (
+            if dst.is_ipv6() {
+                "::".parse().unwrap()
+            } else {
+                "0.0.0.0".parse().unwrap()
+            },
+            false,
+        ),
+    };
+    if src.is_ipv6() != dst.is_ipv6() {
+        return Err(anyhow!("--from {src} and {dst} are of different families"));
+    }
+    Ok((src, src_assumed))
+}
+
+/// The route the kernel chooses for `q`, with its table and device names,
+/// or the kernel's error when it has none.
+fn chosen_route(
+    ns: &mut NsSocket,
+    q: &RouteQuery,
+    links: &Links,
+    names: &TableNames,
+) -> (Option<Route>, Option<String>) {
+    match ns.get_route(q) {
+        Ok(mut r) => {
+            r.table_name = r.table.and_then(|t| names.name(t));
+            r.name_devs(|i| links.name(i));
+            (Some(r), None)
+        }
+        Err(e) => (None, Some(format!("{:#}", e.root_cause()))),
+    }
+}
+
+/// The namespace's rules of `family` (or of none), with table names, in
+/// priority order.
+fn dump_rules(ns: &mut NsSocket, names: &TableNames, family: Family) -> Result<Vec<Rule>> {
+    let mut rules: Vec<Rule> = ns
+        .dump(DumpKind::Rules)?
+        .into_iter()
+        .filter_map(|i| match i.obj {
+            NlObj::Rule { mut rule, .. } => {
+                rule.table_name = rule.table.and_then(|t| names.name(t));
+                Some(*rule)
+            }
+            _ => None,
+        })
+        .collect();
+    rules.retain(|r| r.family.is_none_or(|f| f == family));
+    rules.sort_by_key(|r| r.priority.unwrap_or(0));
+    Ok(rules)
 }
 
 /// The rules in order with what each did, up to the decision: the first

@@ -349,7 +349,7 @@ fn guard_event(
 }
 
 #[cfg(test)]
-mod tests;
+mod violation_tests;
 
 impl crate::stages::Stage for Guard {
     fn event(&mut self, e: &Event) -> Vec<Event> {

@@ -10,5 +10,4 @@ pub mod rule_msg;
 pub mod socket;
 
 #[cfg(test)]
-#[path = "forms_tests.rs"]
 mod forms_tests;

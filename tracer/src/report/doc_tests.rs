@@ -3,14 +3,15 @@
 //! document's table for it (keys both ways, JSON types and nullability),
 //! every table must be used, and the document's example must follow the
 //! tables too. Objects described in docs/events.md (rule, route, netns,
-//! packet, lookup) are left to schema_tests.
+//! packet, lookup) are left to the schema tests (`schema_emitted_tests`,
+//! `schema_doc_tests`).
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
 use super::{
+    lab_tests::fixture_line,
     synthetic_tests::{change, proc, route, rule, synthetic},
-    tests::fixture_line,
 };
 use crate::{
     journal::read::{Location, Problem},

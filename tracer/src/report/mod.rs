@@ -7,12 +7,13 @@ pub mod fate;
 pub mod identity;
 pub mod loops;
 pub mod model;
+mod scan;
 pub mod select;
 pub mod text;
 mod text_items;
 mod words;
 
-use std::{collections::BTreeMap, io::Write as _, path::PathBuf};
+use std::{io::Write as _, path::PathBuf};
 
 use anyhow::{Result, bail};
 use chrono::Duration;
@@ -20,10 +21,8 @@ use chrono::Duration;
 use self::{
     fate::{History, Mark},
     identity::{Actor, Key, NsKey, Object},
-    model::{
-        Added, Episode, Failed, Item, JournalItem, LostItem, Missing, Removed, Report, Session,
-        SnapshotItem,
-    },
+    model::{Added, Episode, Failed, Item, Missing, Removed, Report},
+    scan::Scan,
     select::Select,
 };
 use crate::{
@@ -97,114 +96,19 @@ pub fn build(
 ) -> Report {
     entries.retain(|e| window.contains(e.ts));
     entries.sort_by_key(|e| e.ts);
-    let mut history = History::default();
-    let mut namespaces = Vec::new();
-    let mut timeline = Vec::new();
-    let mut not_shown = BTreeMap::new();
-    let mut changes = Vec::new();
-    let mut loops = loops::Loops::default();
-    // Snapshot items of the current session, by namespace: timeline index.
-    let mut snapshots: BTreeMap<NsKey, usize> = BTreeMap::new();
-
+    let mut scan = Scan::default();
     for (seq, e) in entries.iter().enumerate() {
-        match &e.data {
-            Data::Change(op, c) => {
-                note_ns(&mut namespaces, &c.netns);
-                let Some(obj) = Object::of(c).filter(|o| sel.object(o)) else {
-                    continue;
-                };
-                if applied(c) {
-                    let by = Actor::of(c.process.as_deref());
-                    let key = Key::new(&c.netns, &obj);
-                    // A replaced route is gone, but nothing is missing: the
-                    // new route holds its place.
-                    if let Some(old) = &c.old {
-                        let old_key = Key::new(&c.netns, &Object::Route(old.clone()));
-                        if old_key != key {
-                            history.push(old_key, seq, e.ts, Mark::Replaced, by.clone());
-                        }
-                    }
-                    history.push(key, seq, e.ts, mark(*op), by);
-                }
-                changes.push((seq, e.ts, Actor::key(c.process.as_deref())));
-            }
-            Data::Snapshot(s) => {
-                note_ns(&mut namespaces, &s.netns);
-                let obj = match (&s.rule, &s.route) {
-                    (Some(r), _) => Object::Rule(r.clone()),
-                    (_, Some(r)) => Object::Route(r.clone()),
-                    _ => continue,
-                };
-                let i = *snapshots.entry(NsKey::of(&s.netns)).or_insert_with(|| {
-                    timeline.push(Item::Snapshot(SnapshotItem {
-                        ts: e.ts,
-                        netns: s.netns.clone(),
-                        rules: 0,
-                        routes: 0,
-                        complete: false,
-                    }));
-                    timeline.len() - 1
-                });
-                if !sel.object(&obj) {
-                    continue;
-                }
-                if let Item::Snapshot(item) = &mut timeline[i] {
-                    if obj.is_rule() {
-                        item.rules += 1;
-                    } else {
-                        item.routes += 1;
-                    }
-                }
-                let key = Key::new(&s.netns, &obj);
-                history.push(key, seq, e.ts, Mark::Seen, Actor::default());
-            }
-            Data::SnapshotEnd(s) => {
-                let i = *snapshots.entry(NsKey::of(&s.netns)).or_insert_with(|| {
-                    timeline.push(Item::Snapshot(SnapshotItem {
-                        ts: e.ts,
-                        netns: s.netns.clone(),
-                        rules: 0,
-                        routes: 0,
-                        complete: false,
-                    }));
-                    timeline.len() - 1
-                });
-                if let Item::Snapshot(item) = &mut timeline[i] {
-                    item.complete = true;
-                }
-            }
-            Data::Loop(phase, l) => {
-                note_ns(&mut namespaces, &l.netns);
-                loops.add(e.ts, *phase, l);
-            }
-            Data::Lost(l) => timeline.push(Item::Lost(LostItem {
-                ts: e.ts,
-                count: l.count,
-                location: l.location.clone(),
-            })),
-            Data::Ready(r) => {
-                snapshots.clear();
-                for n in &r.namespaces {
-                    note_ns(&mut namespaces, n);
-                }
-                timeline.push(Item::Session(Session {
-                    ts: e.ts,
-                    pid: r.pid,
-                    version: r.version.clone(),
-                    kernel: r.kernel.clone(),
-                    namespaces: r.namespaces.clone(),
-                }));
-            }
-            Data::Journal(j) => timeline.push(Item::Journal(JournalItem {
-                ts: e.ts,
-                kind: e.kind.clone(),
-                path: j.path.clone(),
-                error: j.error.clone(),
-                dropped: j.dropped,
-            })),
-            Data::Other(_) => *not_shown.entry(e.kind.clone()).or_insert(0) += 1,
-        }
+        scan.entry(seq, e, sel);
     }
+    let Scan {
+        history,
+        namespaces,
+        mut timeline,
+        not_shown,
+        changes,
+        loops,
+        ..
+    } = scan;
 
     for d in episodes::group(changes, gap) {
         if let Some(ep) = episode(&entries, &d.seqs, &history, sel) {
@@ -218,8 +122,43 @@ pub fn build(
             .map(|l| Item::Loop(Box::new(l))),
     );
     timeline.sort_by_key(Item::ts);
+    let missing = missing(&entries, &history, sel);
 
-    let missing = history
+    Report {
+        inputs: inputs(files),
+        since: window.since,
+        until: window.until,
+        filters: sel.describe(),
+        events: entries.len(),
+        first: entries.first().map(|e| e.ts),
+        last: entries.last().map(|e| e.ts),
+        end: window
+            .until
+            .map(|u| u.min(chrono::Utc::now()))
+            .or(entries.last().map(|e| e.ts)),
+        namespaces,
+        timeline,
+        missing,
+        not_shown,
+        problems,
+    }
+}
+
+/// The input files as the report names them (`-` is `<stdin>`).
+fn inputs(files: &[PathBuf]) -> Vec<String> {
+    files
+        .iter()
+        .map(|f| match f.to_str() {
+            Some("-") => "<stdin>".to_string(),
+            _ => f.display().to_string(),
+        })
+        .collect()
+}
+
+/// What is still missing at the end: the removals `history` saw no return
+/// of, unless `sel` leaves out the process that made them.
+fn missing(entries: &[Entry], history: &History, sel: &Select) -> Vec<Missing> {
+    history
         .missing()
         .into_iter()
         .filter_map(|seq| {
@@ -237,32 +176,7 @@ pub fn build(
                 removed_by: Actor::of(c.process.as_deref()),
             })
         })
-        .collect();
-
-    Report {
-        inputs: files
-            .iter()
-            .map(|f| match f.to_str() {
-                Some("-") => "<stdin>".to_string(),
-                _ => f.display().to_string(),
-            })
-            .collect(),
-        since: window.since,
-        until: window.until,
-        filters: sel.describe(),
-        events: entries.len(),
-        first: entries.first().map(|e| e.ts),
-        last: entries.last().map(|e| e.ts),
-        end: window
-            .until
-            .map(|u| u.min(chrono::Utc::now()))
-            .or(entries.last().map(|e| e.ts)),
-        namespaces,
-        timeline,
-        missing,
-        not_shown,
-        problems,
-    }
+        .collect()
 }
 
 /// One episode from its changes, unless `sel` leaves its process out.
@@ -327,6 +241,6 @@ fn episode(entries: &[Entry], seqs: &[usize], history: &History, sel: &Select) -
 #[cfg(test)]
 mod doc_tests;
 #[cfg(test)]
-mod synthetic_tests;
+mod lab_tests;
 #[cfg(test)]
-mod tests;
+mod synthetic_tests;

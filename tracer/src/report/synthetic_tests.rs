@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 
 use super::{
     build,
+    lab_tests::body,
     model::{FateState, Item, Report},
     select::Select,
-    tests::body,
 };
 use crate::{
     journal::read::{Entry, Location, Problem, parse_line},

@@ -13,6 +13,17 @@ use super::{
 use crate::escape::escape_str;
 
 pub(super) fn episode(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
+    let (replaced, added): (Vec<&Added>, Vec<&Added>) =
+        e.added.iter().partition(|a| a.replaces.is_some());
+    summary(out, e, f, &replaced, &added);
+    removals(out, e, f, day);
+    restorations(out, e, f, day);
+    replacements(out, &replaced, f);
+    failures(out, e);
+}
+
+/// The episode's first line: who removed, added, replaced or failed what.
+fn summary(out: &mut String, e: &Episode, f: &Fmt, replaced: &[&Added], added: &[&Added]) {
     let mut did = Vec::new();
     if !e.removed.is_empty() {
         let mut s = format!("removed {}", counted(e.removed.iter().map(|r| &r.object)));
@@ -33,8 +44,6 @@ pub(super) fn episode(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
         }
         did.push(s);
     }
-    let (replaced, added): (Vec<&Added>, Vec<&Added>) =
-        e.added.iter().partition(|a| a.replaces.is_some());
     if !added.is_empty() {
         did.push(format!(
             "added {}",
@@ -57,9 +66,11 @@ pub(super) fn episode(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
         String::new()
     };
     let _ = writeln!(out, "{} {}{in_ns}", actor(&e.actor), did.join("; "));
+}
 
-    // What became of the removals: restored (grouped by who and when),
-    // back in a snapshot, still missing (one line each).
+/// What became of the removals: restored (grouped by who and when), back
+/// in a snapshot, still missing (one line each).
+fn removals(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
     let mut groups: Vec<(String, Vec<&Removed>)> = Vec::new();
     let mut missing = Vec::new();
     for r in &e.removed {
@@ -93,7 +104,10 @@ pub(super) fn episode(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
             missing.len() - LINES_MAX
         );
     }
-    // What the additions put back.
+}
+
+/// What the additions put back, grouped by who removed it and when.
+fn restorations(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
     let mut back: Vec<(String, Vec<&Added>)> = Vec::new();
     for a in &e.added {
         let Some(o) = &a.restores else { continue };
@@ -114,6 +128,10 @@ pub(super) fn episode(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
             counted(adds.iter().map(|a| &a.object))
         );
     }
+}
+
+/// One line per replaced route: the old and the new.
+fn replacements(out: &mut String, replaced: &[&Added], f: &Fmt) {
     for a in replaced.iter().take(LINES_MAX) {
         if let (Some(old), Object::Route(new)) = (&a.replaces, &a.object) {
             let _ = writeln!(
@@ -125,6 +143,10 @@ pub(super) fn episode(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
             );
         }
     }
+}
+
+/// One line per failed request.
+fn failures(out: &mut String, e: &Episode) {
     for x in e.failed.iter().take(LINES_MAX) {
         let _ = writeln!(
             out,

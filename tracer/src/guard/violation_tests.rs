@@ -1,3 +1,7 @@
+//! The guard: a removed expected route or rule is one violation naming the
+//! removal, unless restored within the grace period; failed changes and
+//! other objects do not count; what is missing at the start is reported at
+//! once; expecting the current state takes the table's routes and rules.
 use std::time::Duration;
 
 use super::*;

@@ -1,3 +1,6 @@
+//! Pairing a request with its notification or error ack and the kernel's
+//! record into one change, in either order; requests that expire; removals
+//! found by the re-read after a link went down or after an overflow.
 use std::time::{Duration, Instant};
 
 use super::*;
