@@ -55,50 +55,7 @@ pub fn packet(ev: &PacketEvent, iface: &str) -> Result<PacketObs, PacketError> {
         }
         _ => return Err(PacketError::NotIp("no IP header".into())),
     };
-    // ICMP and ICMPv6: (echo request?, echo header) for echoes, else the
-    // message's type and code.
-    let icmp = match &sliced.transport {
-        Some(TransportSlice::Icmpv4(i)) => Some((
-            match i.icmp_type() {
-                Icmpv4Type::EchoRequest(e) => Some((true, e)),
-                Icmpv4Type::EchoReply(e) => Some((false, e)),
-                _ => None,
-            },
-            i.type_u8(),
-            i.code_u8(),
-        )),
-        Some(TransportSlice::Icmpv6(i)) => Some((
-            match i.icmp_type() {
-                Icmpv6Type::EchoRequest(e) => Some((true, e)),
-                Icmpv6Type::EchoReply(e) => Some((false, e)),
-                _ => None,
-            },
-            i.type_u8(),
-            i.code_u8(),
-        )),
-        _ => None,
-    };
-    let l4 = match (icmp, &sliced.transport) {
-        (Some((Some((request, e)), _, _)), _) => L4::Echo {
-            request,
-            id: e.id,
-            seq: e.seq,
-        },
-        (Some((None, icmp_type, code)), _) => L4::Icmp {
-            family,
-            icmp_type,
-            code,
-        },
-        (None, Some(TransportSlice::Udp(u))) => L4::Ports {
-            sport: u.source_port(),
-            dport: u.destination_port(),
-        },
-        (None, Some(TransportSlice::Tcp(t))) => L4::Ports {
-            sport: t.source_port(),
-            dport: t.destination_port(),
-        },
-        _ => L4::Other,
-    };
+    let l4 = l4_of(&sliced, family);
     // For pcap: the bytes of this packet, at most what was captured.
     let keep = (len as usize).clamp(1, cap.len());
     Ok(PacketObs {
@@ -122,6 +79,55 @@ pub fn packet(ev: &PacketEvent, iface: &str) -> Result<PacketObs, PacketError> {
         mark: ev.mark,
         bytes: Arc::from(&cap[..keep]),
     })
+}
+
+/// The transport-level identity of a packet: echo id and sequence, ICMP
+/// type and code, or ports.
+fn l4_of(sliced: &LaxSlicedPacket<'_>, family: Family) -> L4 {
+    // ICMP and ICMPv6: (echo request?, echo header) for echoes, else the
+    // message's type and code.
+    let icmp = match &sliced.transport {
+        Some(TransportSlice::Icmpv4(i)) => Some((
+            match i.icmp_type() {
+                Icmpv4Type::EchoRequest(e) => Some((true, e)),
+                Icmpv4Type::EchoReply(e) => Some((false, e)),
+                _ => None,
+            },
+            i.type_u8(),
+            i.code_u8(),
+        )),
+        Some(TransportSlice::Icmpv6(i)) => Some((
+            match i.icmp_type() {
+                Icmpv6Type::EchoRequest(e) => Some((true, e)),
+                Icmpv6Type::EchoReply(e) => Some((false, e)),
+                _ => None,
+            },
+            i.type_u8(),
+            i.code_u8(),
+        )),
+        _ => None,
+    };
+    match (icmp, &sliced.transport) {
+        (Some((Some((request, e)), _, _)), _) => L4::Echo {
+            request,
+            id: e.id,
+            seq: e.seq,
+        },
+        (Some((None, icmp_type, code)), _) => L4::Icmp {
+            family,
+            icmp_type,
+            code,
+        },
+        (None, Some(TransportSlice::Udp(u))) => L4::Ports {
+            sport: u.source_port(),
+            dport: u.destination_port(),
+        },
+        (None, Some(TransportSlice::Tcp(t))) => L4::Ports {
+            sport: t.source_port(),
+            dport: t.destination_port(),
+        },
+        _ => L4::Other,
+    }
 }
 
 /// Decodes a FIB lookup record.
