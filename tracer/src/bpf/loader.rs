@@ -72,7 +72,14 @@ impl KernelFacts {
         let parsed = Btf::vmlinux();
         let features = KernelFeatures::probe_with(parsed.as_ref());
         let btf = parsed.map_err(|e| {
-            anyhow!("cannot read the kernel's BTF ({e}); tracer needs CONFIG_DEBUG_INFO_BTF=y (/sys/kernel/btf/vmlinux)")
+            if crate::kernel::btf::from_btf_flag() {
+                anyhow!("cannot read the BTF file given with --btf ({e})")
+            } else {
+                anyhow!(
+                    "cannot read the kernel's BTF ({e}); the kernel needs CONFIG_DEBUG_INFO_BTF=y, or {}",
+                    crate::kernel::btf::BTF_HOWTO
+                )
+            }
         })?;
         let tracefs = Tracefs::locate().map_err(|e| anyhow!("{e}"))?;
         // Only the functions the hooks may attach to are kept.
@@ -217,7 +224,7 @@ pub fn load(prepared: Prepared, mode: AttachMode, netns: Option<&[u32]>) -> Resu
     // `new` parsed a BTF of its own: drop it before parsing the one that
     // loading and attaching share.
     ebpf.btf(None);
-    let aya_btf = aya::Btf::from_sys_fs().context("parsing /sys/kernel/btf/vmlinux")?;
+    let aya_btf = crate::kernel::btf::parse_for_aya()?;
     ebpf.btf(Some(&aya_btf));
     ebpf.map_max_entries("EVENTS", RING_BYTES);
     ebpf.override_global("FEXIT_ARGS", &fexit, true);

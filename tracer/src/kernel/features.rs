@@ -98,11 +98,19 @@ impl KernelFeatures {
         let tracefs = Tracefs::locate();
         Self {
             btf: match btf {
+                Ok(b) if super::btf::from_btf_flag() => {
+                    Feature::yes(format!("{} parsed (--btf)", b.path().display()))
+                }
                 Ok(b) => Feature::yes(format!("{} parsed", b.path().display())),
                 Err(e) => Feature::no(e.to_string()),
             },
             kprobes: probe_kprobes(tracefs.as_ref().ok()),
             fentry: match btf {
+                Ok(_) if !Path::new(super::btf::VMLINUX_BTF).exists() => Feature::no(format!(
+                    "fentry programs attach by the ids of the kernel's own BTF, and this kernel \
+                     has no {}; a --btf file serves only the offsets",
+                    super::btf::VMLINUX_BTF
+                )),
                 Ok(b) => probe_fentry(b),
                 Err(e) => Feature::no(format!("fentry needs kernel BTF: {e}")),
             },
