@@ -50,6 +50,27 @@ fn forced_tracepoint_path_is_attributed() {
     scenario::check(&events, &ns.name, "tracepoint");
 }
 
+/// `--btf FILE` (for kernels without /sys/kernel/btf/vmlinux): a copy of
+/// this kernel's BTF in a directory of its own serves the offsets and the
+/// loader, and the scenario is attributed as with the kernel's own.
+#[test]
+fn a_btf_file_given_with_btf_serves() {
+    let dir = std::env::temp_dir().join(format!("tracer-it-btf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("vmlinux.btf");
+    std::fs::copy("/sys/kernel/btf/vmlinux", &copy).unwrap();
+    let copy = copy.to_str().unwrap();
+    let doctor = run(tracer_bin().to_str().unwrap(), &["doctor", "--btf", copy]);
+    assert!(
+        doctor.contains(&format!("{copy} parsed (--btf)")),
+        "{doctor}"
+    );
+    let source = expected_source();
+    let (ns, events) = run_scenario(&["--btf", copy]);
+    let _ = std::fs::remove_dir_all(&dir);
+    scenario::check(&events, &ns.name, &source);
+}
+
 #[test]
 fn filters_keep_only_what_was_asked() {
     let ns = Netns::new("flt");
@@ -123,6 +144,8 @@ fn impossible_or_bad_input_fails_in_one_line() {
     assert!(err.contains("tracer-no-such-namespace"), "{err}");
     let err = tracer_fails(&["watch", "--table", "no-such-table"]);
     assert!(err.contains("unknown --table"), "{err}");
+    let err = tracer_fails(&["watch", "--btf", "/nonexistent/vmlinux.btf"]);
+    assert!(err.contains("--btf /nonexistent/vmlinux.btf"), "{err}");
     let out = Command::new(tracer_bin())
         .args(["watch", "--attach", "magic"])
         .output()

@@ -7,7 +7,10 @@
 //! sides; the unit tests in `tracer` check sizes and offsets.
 #![no_std]
 
+pub mod fexit;
 pub mod pair;
+
+pub use fexit::{FEXIT_CTX_SLOTS, FexitArgs, FexitSlots};
 
 /// Stable event kind numbers written into [`EventHeader::kind`].
 pub mod kind {
@@ -482,7 +485,9 @@ pub struct Config {
     pub dev_ifindex: u32,
 
     /// Argument index (0-based) of `struct nlmsghdr *nlh` in the attached
-    /// rule-deletion and rule-addition functions.
+    /// rule-deletion and rule-addition functions. These argument indices
+    /// serve the kprobe programs; the fexit programs take theirs from the
+    /// read-only global [`FexitArgs`].
     pub rule_del_nlh_arg: u32,
     pub rule_add_nlh_arg: u32,
     /// Argument indices of fib_table_insert/fib_table_delete(net, tb, cfg, extack).
@@ -606,6 +611,7 @@ mod user {
     // SAFETY: plain `#[repr(C)]` structs of integers with explicit padding.
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::PacketConfig {}
+    unsafe impl aya::Pod for super::FexitArgs {}
     unsafe impl aya::Pod for super::WatchKey {}
     unsafe impl aya::Pod for super::TcIface {}
 }

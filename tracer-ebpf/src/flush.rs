@@ -9,7 +9,7 @@ use aya_ebpf::{
 use tracer_common::{Config, EventHeader, FlushEvent, kind, source};
 
 use crate::{
-    args::{fexit_arg, kprobe_arg},
+    args::{Fexit, fexit_arg, fexit_ret, fexit_slots, kprobe_arg},
     maps::{EVENTS, PTR_PENDING, config, count_drop},
     read::kget,
     task::{current_tid, fill_header},
@@ -44,11 +44,12 @@ fn emit_flush(cfg: &Config, tb: *const u8, flush_all: u8, removed: i32, src: u8)
 pub fn fexit_fib_table_flush(ctx: FExitContext) -> i32 {
     let _ = (|| {
         let cfg = config()?;
-        let tb = fexit_arg(&ctx, cfg.arg_flush_tb)?;
-        let all = fexit_arg(&ctx, cfg.arg_flush_all)
+        let slots = fexit_slots(Fexit::Flush);
+        let tb = fexit_arg(&ctx, slots.first)?;
+        let all = fexit_arg(&ctx, slots.second)
             .map(|v| v as u64 as u8)
             .unwrap_or(0);
-        let ret: i32 = ctx.ret().unwrap_or(0);
+        let ret = fexit_ret(&ctx, &slots);
         emit_flush(cfg, tb, all, ret, source::FENTRY)
     })();
     0

@@ -12,6 +12,8 @@
 //! kernel) through the `CONFIG` map; nothing here hard-codes a layout.
 #![no_std]
 #![no_main]
+// Inline assembly for the fexit programs' context loads (args.rs).
+#![feature(asm_experimental_arch)]
 
 mod args;
 mod exec;

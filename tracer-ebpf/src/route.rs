@@ -12,7 +12,7 @@ use aya_ebpf::{
 use tracer_common::{Config, EventHeader, RouteEvent, kind, op, source};
 
 use crate::{
-    args::{fexit_arg, kprobe_arg, off_add},
+    args::{Fexit, fexit_arg, fexit_ret, fexit_slots, kprobe_arg, off_add},
     maps::{EVENTS, ROUTE_PENDING, config, count_drop},
     read::{kget, kget_ptr},
     task::{current_tid, fill_header},
@@ -105,16 +105,21 @@ fn submit(cfg: &Config, ev: &mut RouteEvent, src: u8, ret: i32) {
 #[inline(always)]
 fn fexit_route4(ctx: &FExitContext, operation: u8) -> Option<()> {
     let cfg = config()?;
-    let tb = fexit_arg(ctx, cfg.arg_f4_tb)?;
-    let fc = fexit_arg(ctx, cfg.arg_f4_cfg)?;
-    let ret: i32 = ctx.ret().unwrap_or(0);
+    let slots = fexit_slots(if operation == op::DEL {
+        Fexit::Route4Del
+    } else {
+        Fexit::Route4Add
+    });
+    let tb = fexit_arg(ctx, slots.first)?;
+    let fc = fexit_arg(ctx, slots.second)?;
+    let ret = fexit_ret(ctx, &slots);
     let mut ev = RouteEvent::default();
     route4(cfg, &mut ev, tb, fc, operation);
     submit(cfg, &mut ev, source::FENTRY, ret);
     Some(())
 }
 
-/// Argument indices (rt, info) of fib6_del or fib6_add.
+/// kprobe argument indices (rt, info) of fib6_del or fib6_add.
 #[inline(always)]
 fn route6_args(cfg: &Config, operation: u8) -> (u32, u32) {
     if operation == op::DEL {
@@ -127,10 +132,14 @@ fn route6_args(cfg: &Config, operation: u8) -> (u32, u32) {
 #[inline(always)]
 fn fexit_route6(ctx: &FExitContext, operation: u8) -> Option<()> {
     let cfg = config()?;
-    let (rt_arg, info_arg) = route6_args(cfg, operation);
-    let rt = fexit_arg(ctx, rt_arg)?;
-    let info = fexit_arg(ctx, info_arg).unwrap_or(core::ptr::null());
-    let ret: i32 = ctx.ret().unwrap_or(0);
+    let slots = fexit_slots(if operation == op::DEL {
+        Fexit::Route6Del
+    } else {
+        Fexit::Route6Add
+    });
+    let rt = fexit_arg(ctx, slots.first)?;
+    let info = fexit_arg(ctx, slots.second).unwrap_or(core::ptr::null());
+    let ret = fexit_ret(ctx, &slots);
     let mut ev = RouteEvent::default();
     route6(cfg, &mut ev, rt, info, operation);
     submit(cfg, &mut ev, source::FENTRY, ret);

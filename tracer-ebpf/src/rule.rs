@@ -11,7 +11,7 @@ use aya_ebpf::{
 use tracer_common::{Config, EventHeader, NlMsgEvent, kind, source, syscall};
 
 use crate::{
-    args::{fexit_arg, kprobe_arg},
+    args::{Fexit, fexit_arg, fexit_ret, fexit_slots, kprobe_arg},
     maps::{EVENTS, PTR_PENDING, config, count_drop},
     read::kread,
     task::{current_tid, fill_header},
@@ -50,7 +50,8 @@ fn emit_rule(cfg: &Config, nlh: *const u8, ret: i32, src: u8) -> Option<()> {
     Some(())
 }
 
-/// Argument index of `nlh` in the attached deletion or addition function.
+/// kprobe argument index of `nlh` in the attached deletion or addition
+/// function.
 #[inline(always)]
 fn nlh_arg(cfg: &Config, del: bool) -> u32 {
     if del {
@@ -63,9 +64,10 @@ fn nlh_arg(cfg: &Config, del: bool) -> u32 {
 #[inline(always)]
 fn fexit_rule(ctx: &FExitContext, del: bool) -> Option<()> {
     let cfg = config()?;
-    let arg = nlh_arg(cfg, del);
-    let nlh = fexit_arg(ctx, arg)?;
-    let ret: i32 = ctx.ret().unwrap_or(0);
+    // Each program's slots are those of the function it is attached to.
+    let slots = fexit_slots(if del { Fexit::RuleDel } else { Fexit::RuleAdd });
+    let nlh = fexit_arg(ctx, slots.first)?;
+    let ret = fexit_ret(ctx, &slots);
     emit_rule(cfg, nlh, ret, source::FENTRY)
 }
 

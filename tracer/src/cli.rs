@@ -14,6 +14,13 @@ use crate::{bpf::ladder::AttachMode, iface::IfaceSpec};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// BTF of the running kernel, for a kernel without
+    /// /sys/kernel/btf/vmlinux (no CONFIG_DEBUG_INFO_BTF): a file for that
+    /// exact kernel from BTFHub (https://github.com/aquasecurity/btfhub-archive)
+    /// or made with `pahole --btf_encode_detached FILE vmlinux`. Used for
+    /// every offset and by the loader; fentry still needs the kernel's own BTF.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -51,6 +51,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = cli::Cli::parse();
+    if let Some(path) = &cli.btf
+        && let Err(e) = kernel::btf::use_file(path)
+    {
+        eprintln!("tracer: {e}");
+        std::process::exit(1);
+    }
     let result = match cli.command {
         cli::Command::Watch(args) => {
             runtime().and_then(|rt| rt.block_on(commands::watch::run(args)))

@@ -9,14 +9,15 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, PerCpuArray},
     programs::{BtfTracePoint, FExit, KProbe, Program, ProgramError, RawTracePoint, TracePoint},
 };
-use tracer_common::{Config, PacketConfig};
+use tracer_common::{Config, FexitArgs, PacketConfig};
 
 use super::{
     ladder::{AttachMode, Hook, Mechanism, Support, choose},
     ring::RingReader,
 };
 use crate::kernel::{
-    Btf, Kallsyms, KernelFeatures, Tracefs, kallsyms::FilterFunctions, offsets, packet_offsets,
+    Btf, Kallsyms, KernelFeatures, Tracefs, fexit_args, kallsyms::FilterFunctions, offsets,
+    packet_offsets,
 };
 
 /// The syscall tracepoints that read rtnetlink requests and acks. They are
@@ -71,7 +72,14 @@ impl KernelFacts {
         let parsed = Btf::vmlinux();
         let features = KernelFeatures::probe_with(parsed.as_ref());
         let btf = parsed.map_err(|e| {
-            anyhow!("cannot read the kernel's BTF ({e}); tracer needs CONFIG_DEBUG_INFO_BTF=y (/sys/kernel/btf/vmlinux)")
+            if crate::kernel::btf::from_btf_flag() {
+                anyhow!("cannot read the BTF file given with --btf ({e})")
+            } else {
+                anyhow!(
+                    "cannot read the kernel's BTF ({e}); the kernel needs CONFIG_DEBUG_INFO_BTF=y, or {}",
+                    crate::kernel::btf::BTF_HOWTO
+                )
+            }
         })?;
         let tracefs = Tracefs::locate().map_err(|e| anyhow!("{e}"))?;
         // Only the functions the hooks may attach to are kept.
@@ -161,6 +169,7 @@ fn mode_name(mode: AttachMode) -> &'static str {
 pub struct Prepared {
     plan: BTreeMap<Hook, (Mechanism, Option<String>)>,
     config: Config,
+    fexit: FexitArgs,
     packet_config: Option<PacketConfig>,
     warnings: Vec<String>,
 }
@@ -173,7 +182,11 @@ impl KernelFacts {
         let plan = self.plan(mode)?;
         let (mut config, mut warnings) = offsets::resolve(&self.btf, &self.tracefs);
         config.netns_filter = netns_filter as u32;
-        offsets::rule_functions(&self.btf, &self.kallsyms, self.filter.as_ref()).apply(&mut config);
+        let rules = offsets::rule_functions(&self.btf, &self.kallsyms, self.filter.as_ref());
+        rules.apply(&mut config);
+        // The fexit programs' argument slots are a read-only global: the
+        // verifier must see them as constants.
+        let fexit = fexit_args::resolve_fexit(&self.btf, &rules);
         // The packet programs' offsets are a read-only global, set before the
         // object is loaded (they are constants to the verifier).
         let packet_config = packets.then(|| {
@@ -184,6 +197,7 @@ impl KernelFacts {
         Ok(Prepared {
             plan,
             config,
+            fexit,
             packet_config,
             warnings,
         })
@@ -202,6 +216,7 @@ pub fn load(prepared: Prepared, mode: AttachMode, netns: Option<&[u32]>) -> Resu
     let Prepared {
         plan,
         config,
+        fexit,
         packet_config,
         mut warnings,
     } = prepared;
@@ -209,9 +224,10 @@ pub fn load(prepared: Prepared, mode: AttachMode, netns: Option<&[u32]>) -> Resu
     // `new` parsed a BTF of its own: drop it before parsing the one that
     // loading and attaching share.
     ebpf.btf(None);
-    let aya_btf = aya::Btf::from_sys_fs().context("parsing /sys/kernel/btf/vmlinux")?;
+    let aya_btf = crate::kernel::btf::parse_for_aya()?;
     ebpf.btf(Some(&aya_btf));
     ebpf.map_max_entries("EVENTS", RING_BYTES);
+    ebpf.override_global("FEXIT_ARGS", &fexit, true);
     if let Some(c) = packet_config.as_ref() {
         ebpf.override_global("PKT_OFFSETS", c, true);
     }

@@ -348,8 +348,7 @@ impl PacketHooks {
         let ebpf = &mut self.ebpf;
         // The kernel's BTF (tens of MiB parsed) only while attaching: the
         // tc programs do not need it.
-        let btf = (self.first_rung == 0)
-            .then(|| aya::Btf::from_sys_fs().context("parsing /sys/kernel/btf/vmlinux"));
+        let btf = (self.first_rung == 0).then(crate::kernel::btf::parse_for_aya);
         for (typed, raw, classic, category, name) in PACKET_TRACEPOINTS {
             if let Some(btf) = &btf {
                 let attached = match btf {

@@ -9,12 +9,17 @@ use crate::{
     kernel::Feature,
 };
 
-fn remedy(name: &str) -> &'static str {
+fn remedy(name: &str) -> String {
+    if name == "btf" {
+        return format!(
+            "boot a kernel built with CONFIG_DEBUG_INFO_BTF=y, or {}",
+            crate::kernel::btf::BTF_HOWTO
+        );
+    }
     match name {
-        "btf" => "boot a kernel built with CONFIG_DEBUG_INFO_BTF=y",
         "kprobes" => "a kernel with CONFIG_KPROBES=y; until then the tracepoint path is used",
         "fentry" => {
-            "Linux 5.17 or later (bpf_get_func_arg) with BPF trampolines (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS; on arm64 from 6.4) that permits tracing programs; until then kprobes or tracepoints are used"
+            "a kernel with BPF trampolines (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS: x86-64 from Linux 5.5, arm64 from 6.4) and its own BTF (/sys/kernel/btf/vmlinux) that permits tracing programs; until then kprobes or tracepoints are used"
         }
         "tracepoints" => "mount tracefs: mount -t tracefs nodev /sys/kernel/tracing",
         "ringbuf" => "Linux 5.8 or later",
@@ -23,6 +28,7 @@ fn remedy(name: &str) -> &'static str {
         }
         _ => "",
     }
+    .to_string()
 }
 
 pub fn run(args: DoctorArgs) -> Result<()> {

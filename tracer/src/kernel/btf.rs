@@ -5,12 +5,56 @@
 //! they were members of the enclosing struct, and typedefs and qualifiers are
 //! looked through when descending into a member.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
 
 use btf_rs::{Member, Struct, Type};
 
 /// Where the running kernel exposes its own BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Where to get a BTF file for a kernel that has no [`VMLINUX_BTF`]: said
+/// by doctor and by the error when the kernel's BTF cannot be read.
+pub const BTF_HOWTO: &str = "pass --btf FILE with a BTF file for this exact kernel: \
+     from BTFHub (https://github.com/aquasecurity/btfhub-archive, by distribution, \
+     release and `uname -r`) or made from its vmlinux debug info with \
+     `pahole --btf_encode_detached FILE vmlinux`";
+
+/// The BTF file given with `--btf`, set once at start-up.
+static BTF_FILE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Use `path` (`--btf`) instead of [`VMLINUX_BTF`] for offsets, function
+/// signatures and the loader. Errors in one line, naming the file, if it
+/// cannot be read.
+pub fn use_file(path: &Path) -> Result<(), String> {
+    std::fs::File::open(path).map_err(|e| format!("--btf {}: {e}", path.display()))?;
+    BTF_FILE
+        .set(path.to_path_buf())
+        .map_err(|_| "--btf given twice".to_string())
+}
+
+/// The BTF in use: the `--btf` file, else the kernel's own.
+pub fn source() -> &'static Path {
+    BTF_FILE
+        .get()
+        .map_or(Path::new(VMLINUX_BTF), PathBuf::as_path)
+}
+
+/// Whether a `--btf` file stands in for the kernel's own BTF.
+pub fn from_btf_flag() -> bool {
+    BTF_FILE.get().is_some()
+}
+
+/// The BTF in use ([`source`]) as aya parses it, for loading (CO-RE
+/// relocations) and for the BTF ids of fexit and BTF tracepoint targets.
+pub fn parse_for_aya() -> anyhow::Result<aya::Btf> {
+    use anyhow::Context as _;
+    let path = source();
+    aya::Btf::parse_file(path, aya::Endianness::default())
+        .with_context(|| format!("parsing {}", path.display()))
+}
 
 /// Why a BTF query failed. Every message names the struct/function and the
 /// member path or parameter that was asked for.
@@ -100,9 +144,10 @@ impl Btf {
         Ok(Self { inner, path })
     }
 
-    /// Parses the running kernel's BTF.
+    /// Parses the running kernel's BTF: the `--btf` file if one was
+    /// given ([`use_file`]), else [`VMLINUX_BTF`].
     pub fn vmlinux() -> Result<Self, BtfError> {
-        Self::from_path(VMLINUX_BTF)
+        Self::from_path(source())
     }
 
     /// The file this BTF was read from.
@@ -457,5 +502,40 @@ pub(crate) mod tests {
             btf.member_offset_by_type("net", "ns_common").unwrap(),
             btf.member_offset("net", "ns").unwrap()
         );
+    }
+
+    #[test]
+    fn a_btf_file_stands_in_for_the_kernels() {
+        let dir = std::env::temp_dir().join(format!("tracer-btf-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let copy = dir.join("vmlinux.btf");
+        std::fs::copy(VMLINUX_BTF, &copy).unwrap();
+        let file = Btf::from_path(&copy).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(file.path(), copy);
+        assert_eq!(
+            file.member_offset("net", "ns.inum").unwrap(),
+            vmlinux().member_offset("net", "ns.inum").unwrap()
+        );
+        assert_eq!(
+            file.func_params("fib_table_delete").unwrap(),
+            vmlinux().func_params("fib_table_delete").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_missing_btf_file_is_named_and_how_to_get_one_is_said() {
+        // Refused before it is recorded: the kernel's own BTF stays in use.
+        let err = use_file(Path::new("/nonexistent-btf-file")).unwrap_err();
+        assert!(err.starts_with("--btf /nonexistent-btf-file: "), "{err}");
+        assert!(!err.contains('\n'));
+        assert_eq!(source(), Path::new(VMLINUX_BTF));
+        for needed in [
+            "--btf FILE",
+            "https://github.com/aquasecurity/btfhub-archive",
+            "pahole --btf_encode_detached",
+        ] {
+            assert!(BTF_HOWTO.contains(needed), "{needed}: {BTF_HOWTO}");
+        }
     }
 }

@@ -98,11 +98,19 @@ impl KernelFeatures {
         let tracefs = Tracefs::locate();
         Self {
             btf: match btf {
+                Ok(b) if super::btf::from_btf_flag() => {
+                    Feature::yes(format!("{} parsed (--btf)", b.path().display()))
+                }
                 Ok(b) => Feature::yes(format!("{} parsed", b.path().display())),
                 Err(e) => Feature::no(e.to_string()),
             },
             kprobes: probe_kprobes(tracefs.as_ref().ok()),
             fentry: match btf {
+                Ok(_) if !Path::new(super::btf::VMLINUX_BTF).exists() => Feature::no(format!(
+                    "fentry programs attach by the ids of the kernel's own BTF, and this kernel \
+                     has no {}; a --btf file serves only the offsets",
+                    super::btf::VMLINUX_BTF
+                )),
                 Ok(b) => probe_fentry(b),
                 Err(e) => Feature::no(format!("fentry needs kernel BTF: {e}")),
             },
@@ -135,49 +143,43 @@ fn probe_kprobes(tracefs: Option<&Tracefs>) -> Feature {
     }
 }
 
-/// Loads and attaches `r0 = 0; exit` as fentry on a known kernel function.
+/// Loads and attaches, as fexit on a function the tracer traces, a program
+/// that reads an argument and the return value from its context at fixed
+/// offsets, as the tracer's fexit programs do (their slot numbers come
+/// from BTF as load-time constants, so no helper is needed: this works
+/// from the first kernels with BPF trampolines, 5.5 on x86-64).
 fn probe_fentry(btf: &Btf) -> Feature {
-    let Some((target, id)) = FENTRY_PROBE_TARGETS
-        .iter()
-        .find_map(|f| btf.func_id(f).ok().map(|id| (*f, id)))
-    else {
+    let Some((target, id, nargs)) = FENTRY_PROBE_TARGETS.iter().find_map(|f| {
+        let id = btf.func_id(f).ok()?;
+        let nargs = btf.func_params(f).ok()?.len() as u32;
+        Some((*f, id, nargs))
+    }) else {
         return Feature::no(format!(
             "none of {FENTRY_PROBE_TARGETS:?} is in kernel BTF, cannot probe fentry"
         ));
     };
-    let prog = match sys::load_fentry_noop(id, false) {
+    let prog = match sys::load_fexit_probe(id, nargs) {
         Ok(fd) => fd,
         Err(e) => {
             return Feature::no(format!(
-                "loading a BPF_PROG_TYPE_TRACING fentry program for {target} failed: {e}"
+                "loading a BPF_PROG_TYPE_TRACING fexit program for {target} failed: {e}"
             ));
         }
     };
     match sys::attach_tracing(&prog) {
         // Dropping the link and program descriptors detaches and unloads.
-        Ok(_link) => {}
-        Err(e) => {
-            return Feature::no(format!(
-                "fentry program for {target} loaded but attaching it failed: {e}"
-            ));
-        }
-    }
-    // The fexit programs read their arguments with bpf_get_func_arg, which
-    // takes the argument index (from BTF) at run time.
-    match sys::load_fentry_noop(id, true) {
-        Ok(_) => Feature::yes(format!(
-            "fentry program loaded and attached to {target}; bpf_get_func_arg available"
+        Ok(_link) => Feature::yes(format!(
+            "an fexit program reading {target}'s arguments and return value loaded and attached"
         )),
         Err(e) => {
-            // The verifier's verdict, not its whole log.
-            let why = e
-                .log
-                .split("; ")
-                .find(|l| l.starts_with("invalid func"))
-                .map_or_else(|| e.to_string(), str::to_string);
+            // ENOTSUPP, as arm64 before 6.4 answers.
+            let hint = if e.raw_os_error() == Some(524) {
+                " (this kernel has no BPF trampolines for its architecture)"
+            } else {
+                ""
+            };
             Feature::no(format!(
-                "fentry attaches, but the helper bpf_get_func_arg (Linux 5.17+) that the \
-                 tracer's fexit programs need is missing ({why}); kprobes serve instead"
+                "an fexit program for {target} loaded but attaching it failed: {e}{hint}"
             ))
         }
     }

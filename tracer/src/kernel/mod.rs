@@ -6,6 +6,7 @@
 
 pub mod btf;
 pub mod features;
+pub mod fexit_args;
 pub mod kallsyms;
 pub mod offsets;
 pub mod packet_offsets;

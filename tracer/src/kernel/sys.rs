@@ -1,5 +1,5 @@
 //! The few raw `bpf(2)` calls feature probing needs, without a BPF library:
-//! load a do-nothing fentry program, attach it, and create a ring buffer map.
+//! load a do-nothing fexit program, attach it, and create a ring buffer map.
 //!
 //! Attribute structs mirror the leading part of the kernel's `union bpf_attr`
 //! (include/uapi/linux/bpf.h); the kernel zero-fills the rest when it is
@@ -16,7 +16,7 @@ const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_RAW_TRACEPOINT_OPEN: libc::c_int = 17;
 // enum bpf_prog_type / bpf_attach_type / bpf_map_type values.
 const BPF_PROG_TYPE_TRACING: u32 = 26;
-const BPF_TRACE_FENTRY: u32 = 24;
+const BPF_TRACE_FEXIT: u32 = 25;
 const BPF_MAP_TYPE_RINGBUF: u32 = 27;
 
 /// `struct bpf_insn`: opcode, dst/src registers (4 bits each), offset, imm.
@@ -106,35 +106,30 @@ unsafe fn bpf<A>(cmd: libc::c_int, attr: &mut A) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(ret as libc::c_int) })
 }
 
-/// Loads `r0 = 0; exit` as a BPF_PROG_TYPE_TRACING fentry program for the
-/// kernel function whose BTF FUNC id is `attach_btf_id`. With `func_arg`,
-/// the program first calls `bpf_get_func_arg(ctx, 0, &slot)`, as the fexit
-/// programs do: kernels before 5.17 refuse it (`invalid func unknown#183`).
-pub(crate) fn load_fentry_noop(attach_btf_id: u32, func_arg: bool) -> Result<OwnedFd, BpfSysError> {
-    const BPF_FUNC_GET_FUNC_ARG: i32 = 183;
+/// Loads, as a BPF_PROG_TYPE_TRACING fexit program for the kernel function
+/// whose BTF FUNC id is `attach_btf_id`, a program that reads what the
+/// tracer's fexit programs read: an argument (slot 0 of its context) and
+/// the return value (slot `ret_slot`, the function's argument count), each
+/// with the offset in the load instruction, and returns 0. No helper is
+/// called, as none of the tracer's fexit programs calls one to read them.
+pub(crate) fn load_fexit_probe(attach_btf_id: u32, ret_slot: u32) -> Result<OwnedFd, BpfSysError> {
     let insn = |code, regs, off, imm| BpfInsn {
         code,
         regs,
         off,
         imm,
     };
-    let mut insns = Vec::new();
-    if func_arg {
-        insns.extend([
-            // BPF_ST | BPF_MEM | BPF_DW: *(u64 *)(r10 - 8) = 0
-            insn(0x7a, 0x0a, -8, 0),
-            // BPF_ALU64 | BPF_MOV | BPF_K: r2 = 0 (argument index)
-            insn(0xb7, 0x02, 0, 0),
-            // BPF_ALU64 | BPF_MOV | BPF_X: r3 = r10
-            insn(0xbf, 0xa3, 0, 0),
-            // BPF_ALU64 | BPF_ADD | BPF_K: r3 += -8
-            insn(0x07, 0x03, 0, -8),
-            // BPF_JMP | BPF_CALL: bpf_get_func_arg(r1 = ctx, r2, r3)
-            insn(0x85, 0x00, 0, BPF_FUNC_GET_FUNC_ARG),
-        ]);
-    }
-    // r0 = 0; exit
-    insns.extend([insn(0xb7, 0x00, 0, 0), insn(0x95, 0x00, 0, 0)]);
+    let ret_off = i16::try_from(ret_slot * 8).unwrap_or(i16::MAX);
+    let insns = [
+        // BPF_LDX | BPF_MEM | BPF_DW: r2 = *(u64 *)(r1 + 0), argument 0
+        insn(0x79, 0x12, 0, 0),
+        // r2 = *(u64 *)(r1 + ret_slot * 8), the return value
+        insn(0x79, 0x12, ret_off, 0),
+        // BPF_ALU64 | BPF_MOV | BPF_K: r0 = 0
+        insn(0xb7, 0x00, 0, 0),
+        // BPF_JMP | BPF_EXIT
+        insn(0x95, 0x00, 0, 0),
+    ];
     let license = c"GPL";
     let mut log = vec![0u8; 4096];
     let mut attr = ProgLoadAttr {
@@ -145,7 +140,7 @@ pub(crate) fn load_fentry_noop(attach_btf_id: u32, func_arg: bool) -> Result<Own
         log_level: 1,
         log_size: log.len() as u32,
         log_buf: log.as_mut_ptr() as u64,
-        expected_attach_type: BPF_TRACE_FENTRY,
+        expected_attach_type: BPF_TRACE_FEXIT,
         attach_btf_id,
         ..Default::default()
     };
