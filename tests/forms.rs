@@ -104,7 +104,7 @@ fn pass(files: &[&str], by_ip: bool) {
         let got: Vec<(Value, Option<SystemTime>)> = (*first..end)
             .map(|i| (all[i].clone(), arrivals.get(i).copied().flatten()))
             .collect();
-        let mut bad = check_case(c, comm, &ns.name, sent, *start, &got);
+        let mut bad = check_case(c, comm, &ns.name, sent, *start, &got, forms::MAX_DELAY);
         if let (true, Some((_, b))) = (bad.is_empty(), by_ts.iter().find(|f| f.0 == c.name)) {
             bad.push(format!(
                 "by the events' own ts (as in QEMU): {}",

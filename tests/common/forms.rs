@@ -194,6 +194,12 @@ pub fn mismatches(want: &Expect, event: &Value) -> Vec<String> {
 /// How long a request may take to be reported on an idle machine.
 pub const MAX_DELAY: Duration = Duration::from_millis(100);
 
+/// The same inside QEMU: under TCG emulation, with guests sharing two
+/// cores, the guest kernel has been seen to act on a request ~200 ms after
+/// it was sent. There the check is of attribution and order; the delay is
+/// measured on the host (`MAX_DELAY`).
+pub const QEMU_MAX_DELAY: Duration = Duration::from_millis(1000);
+
 /// What a sender printed for one case (tests/forms/run.sh): nlraw's
 /// `sent SEQ NANOS` and `ack SEQ RESULT`, or `exit N` after `ip`.
 #[derive(Clone, Debug, Default)]
@@ -254,6 +260,7 @@ pub fn check_case(
     sent: &Sent,
     start: SystemTime,
     got: &[(Value, Option<SystemTime>)],
+    max_delay: Duration,
 ) -> Vec<String> {
     let mut bad = Vec::new();
     // The sender's own view first: a wrong answer from the kernel means the
@@ -323,7 +330,7 @@ pub fn check_case(
         match reported {
             Some(a) => {
                 let d = a.duration_since(sent_at).unwrap_or_default();
-                if d > MAX_DELAY {
+                if d > max_delay {
                     m.push(format!("reported {} after its request", ms(d)));
                 }
             }
@@ -344,8 +351,8 @@ pub fn check_case(
 /// For a run without arrival times (inside QEMU): run.sh's `replay` output
 /// `log` and the whole `tracer watch --json` output `events`. Each event
 /// belongs to the last case whose first request was sent before its `ts`,
-/// and must be stamped within [`MAX_DELAY`] of its request. Returns one
-/// entry per failing case: its name and what is wrong.
+/// and must be stamped within [`QEMU_MAX_DELAY`] of its request. Returns
+/// one entry per failing case: its name and what is wrong.
 pub fn check_log(
     cases: &[Case],
     log: &str,
@@ -371,7 +378,15 @@ pub fn check_log(
             })
             .map(|e| ((*e).clone(), event_time(e)))
             .collect();
-        let bad = check_case(c, comm, ns, s, from.unwrap_or(UNIX_EPOCH), &got);
+        let bad = check_case(
+            c,
+            comm,
+            ns,
+            s,
+            from.unwrap_or(UNIX_EPOCH),
+            &got,
+            QEMU_MAX_DELAY,
+        );
         if !bad.is_empty() {
             failed.push((c.name.clone(), bad));
         }
