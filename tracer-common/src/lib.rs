@@ -7,10 +7,14 @@
 //! sides; the unit tests in `tracer` check sizes and offsets.
 #![no_std]
 
+pub mod config;
 pub mod fexit;
 pub mod pair;
+pub mod record;
 
+pub use config::{Config, KPROBE_ARG_REGS, PacketConfig, Resolve};
 pub use fexit::{FEXIT_CTX_SLOTS, FexitArgs, FexitSlots};
+pub use record::Record;
 
 /// Stable event kind numbers written into [`EventHeader::kind`].
 pub mod kind {
@@ -68,6 +72,13 @@ pub const fn watch_bit(ifindex: u32) -> (u32, u32) {
 }
 
 /// The mechanism that produced an event, written into [`EventHeader::source`].
+/// Address family numbers (`AF_INET`, `AF_INET6` in the kernel's
+/// socket.h): the values of every `family` field.
+pub mod af {
+    pub const INET: u8 = 2;
+    pub const INET6: u8 = 10;
+}
+
 pub mod source {
     pub const TRACEPOINT: u8 = 1;
     pub const KPROBE: u8 = 2;
@@ -145,6 +156,12 @@ pub struct NlMsgEvent {
     pub data_len: u32,
     pub data: [u8; NL_DATA_MAX],
 }
+
+/// A rule request as a kernel function (kprobe/fentry) received it: the
+/// same layout as [`NlMsgEvent`], a record kind of its own.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub struct RuleMsgEvent(pub NlMsgEvent);
 
 /// A netlink error message (NLMSG_ERROR) a process received: the kernel's
 /// answer to one of its requests.
@@ -287,323 +304,6 @@ pub struct FibLookupEvent {
     pub dst: [u8; 16],
     /// Device of the chosen next hop, NUL-padded.
     pub dev: [u8; 16],
-}
-
-/// Offsets for the packet-path programs (separate from [`Config`] so the
-/// route and rule programs do not carry them), resolved by userspace from
-/// BTF and tracefs. [`NO_OFFSET`] marks what the kernel lacks.
-///
-/// It is a read-only global of the eBPF object (`PKT_OFFSETS`, in
-/// `.rodata`), written by userspace before the object is loaded. The
-/// verifier therefore sees every offset as a constant, which lets the
-/// BTF-enabled tracepoint programs read `sk_buff`, `net_device` and `net`
-/// members with plain loads instead of helper calls.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct PacketConfig {
-    // struct sk_buff.
-    pub skb_dev: u32,
-    pub skb_head: u32,
-    pub skb_data: u32,
-    pub skb_len: u32,
-    pub skb_network_header: u32,
-    pub skb_protocol: u32,
-    pub skb_mark: u32,
-    // struct net_device and struct net.
-    pub dev_ifindex: u32,
-    /// net_device.nd_net.net (possible_net_t).
-    pub dev_net: u32,
-    pub net_inum: u32,
-    // Tracepoint fields: net:netif_receive_skb and net:net_dev_queue.
-    pub tp_rx_skb: u32,
-    pub tp_tx_skb: u32,
-    // fib:fib_table_lookup.
-    pub tp4_table: u32,
-    pub tp4_err: u32,
-    pub tp4_oif: u32,
-    pub tp4_iif: u32,
-    pub tp4_proto: u32,
-    pub tp4_src: u32,
-    pub tp4_dst: u32,
-    pub tp4_sport: u32,
-    pub tp4_dport: u32,
-    pub tp4_dev: u32,
-    // fib6:fib6_table_lookup.
-    pub tp6_table: u32,
-    pub tp6_err: u32,
-    pub tp6_oif: u32,
-    pub tp6_iif: u32,
-    pub tp6_proto: u32,
-    pub tp6_src: u32,
-    pub tp6_dst: u32,
-    pub tp6_sport: u32,
-    pub tp6_dport: u32,
-    pub tp6_dev: u32,
-}
-
-impl PacketConfig {
-    /// A configuration with every offset unresolved.
-    pub const fn unresolved() -> Self {
-        Self {
-            skb_dev: NO_OFFSET,
-            skb_head: NO_OFFSET,
-            skb_data: NO_OFFSET,
-            skb_len: NO_OFFSET,
-            skb_network_header: NO_OFFSET,
-            skb_protocol: NO_OFFSET,
-            skb_mark: NO_OFFSET,
-            dev_ifindex: NO_OFFSET,
-            dev_net: NO_OFFSET,
-            net_inum: NO_OFFSET,
-            tp_rx_skb: NO_OFFSET,
-            tp_tx_skb: NO_OFFSET,
-            tp4_table: NO_OFFSET,
-            tp4_err: NO_OFFSET,
-            tp4_oif: NO_OFFSET,
-            tp4_iif: NO_OFFSET,
-            tp4_proto: NO_OFFSET,
-            tp4_src: NO_OFFSET,
-            tp4_dst: NO_OFFSET,
-            tp4_sport: NO_OFFSET,
-            tp4_dport: NO_OFFSET,
-            tp4_dev: NO_OFFSET,
-            tp6_table: NO_OFFSET,
-            tp6_err: NO_OFFSET,
-            tp6_oif: NO_OFFSET,
-            tp6_iif: NO_OFFSET,
-            tp6_proto: NO_OFFSET,
-            tp6_src: NO_OFFSET,
-            tp6_dst: NO_OFFSET,
-            tp6_sport: NO_OFFSET,
-            tp6_dport: NO_OFFSET,
-            tp6_dev: NO_OFFSET,
-        }
-    }
-}
-
-/// Kernel struct member offsets and tracepoint field offsets, resolved by
-/// userspace from the running kernel (BTF, tracefs) and handed to the eBPF
-/// programs through the `CONFIG` array map. [`NO_OFFSET`] marks a member the
-/// running kernel does not have; the programs then leave that field empty.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct Config {
-    // task_struct and friends (process identity).
-    pub task_real_parent: u32,
-    pub task_tgid: u32,
-    pub task_comm: u32,
-    pub task_nsproxy: u32,
-    pub nsproxy_net_ns: u32,
-    /// Offset of `ns.inum` inside `struct net`.
-    pub net_inum: u32,
-
-    // Userspace ABI structs (struct user_msghdr, struct iovec, struct mmsghdr).
-    pub msghdr_name: u32,
-    pub msghdr_iov: u32,
-    pub msghdr_iovlen: u32,
-    pub iovec_base: u32,
-    pub iovec_len: u32,
-    pub sockaddr_family: u32,
-    /// sizeof(struct mmsghdr), the stride of sendmmsg's vector.
-    pub mmsghdr_size: u32,
-    /// sizeof(struct iovec), the stride of a msghdr's iovec array.
-    pub iovec_size: u32,
-
-    // From a file descriptor to its socket (task->files->fdt->fd[n]->private_data).
-    pub task_files: u32,
-    pub files_fdt: u32,
-    pub fdt_fd: u32,
-    pub fdt_max_fds: u32,
-    pub file_private_data: u32,
-    pub socket_sk: u32,
-    /// sock.__sk_common.skc_family.
-    pub sk_family: u32,
-    /// sock.sk_protocol (a u16 on every kernel with BTF).
-    pub sk_protocol: u32,
-
-    // syscalls tracepoint fields (from tracefs format files).
-    pub tp_sendmsg_msg: u32,
-    pub tp_sendmsg_fd: u32,
-    pub tp_sendto_buff: u32,
-    pub tp_sendto_len: u32,
-    pub tp_sendto_addr: u32,
-    pub tp_sendto_fd: u32,
-    pub tp_sendmmsg_mmsg: u32,
-    pub tp_sendmmsg_vlen: u32,
-    pub tp_sendmmsg_fd: u32,
-    pub tp_recvmsg_msg: u32,
-    pub tp_recvfrom_ubuf: u32,
-    pub tp_exit_ret: u32,
-    pub tp_exec_filename: u32,
-
-    // struct fib_config (IPv4 route requests).
-    pub cfg_dst_len: u32,
-    pub cfg_protocol: u32,
-    pub cfg_scope: u32,
-    pub cfg_type: u32,
-    pub cfg_table: u32,
-    pub cfg_dst: u32,
-    pub cfg_gw_family: u32,
-    pub cfg_gw4: u32,
-    pub cfg_gw6: u32,
-    pub cfg_oif: u32,
-    pub cfg_priority: u32,
-    /// Offset of `fc_nlinfo` inside fib_config.
-    pub cfg_nlinfo: u32,
-
-    // struct nl_info.
-    pub nlinfo_nlh: u32,
-    pub nlinfo_portid: u32,
-    // struct nlmsghdr is uapi: seq is read from its BTF offset too.
-    pub nlh_seq: u32,
-    pub nlh_len: u32,
-    pub nlh_type: u32,
-    pub nlh_pid: u32,
-    /// struct nlmsgerr: the error code and the echoed request header.
-    pub nlmsgerr_error: u32,
-    pub nlmsgerr_msg: u32,
-
-    // struct fib_table.
-    pub fib_table_id: u32,
-
-    // struct fib6_info and friends (IPv6 routes).
-    pub f6_table: u32,
-    pub f6_table_id: u32,
-    pub f6_dst_addr: u32,
-    pub f6_dst_plen: u32,
-    pub f6_metric: u32,
-    pub f6_protocol: u32,
-    pub f6_type: u32,
-    /// Offset of the first `struct fib6_nh` (flexible array) in fib6_info.
-    pub f6_nh: u32,
-    /// Offset of `struct nexthop *nh` in fib6_info (non-NULL: nexthop object).
-    pub f6_nh_obj: u32,
-    /// Offsets inside struct fib6_nh (through its fib_nh_common).
-    pub nhc_dev: u32,
-    pub nhc_gw_family: u32,
-    pub nhc_gw: u32,
-    pub dev_ifindex: u32,
-
-    /// Argument index (0-based) of `struct nlmsghdr *nlh` in the attached
-    /// rule-deletion and rule-addition functions. These argument indices
-    /// serve the kprobe programs; the fexit programs take theirs from the
-    /// read-only global [`FexitArgs`].
-    pub rule_del_nlh_arg: u32,
-    pub rule_add_nlh_arg: u32,
-    /// Argument indices of fib_table_insert/fib_table_delete(net, tb, cfg, extack).
-    pub arg_f4_tb: u32,
-    pub arg_f4_cfg: u32,
-    /// Argument indices of fib6_add(root, rt, info, extack) and fib6_del(rt, info).
-    pub arg_f6add_rt: u32,
-    pub arg_f6add_info: u32,
-    pub arg_f6del_rt: u32,
-    pub arg_f6del_info: u32,
-    /// Argument indices of fib_table_flush(net, tb, flush_all).
-    pub arg_flush_tb: u32,
-    pub arg_flush_all: u32,
-    /// Wake userspace only every this many records (1 = every record).
-    pub wakeup_every: u32,
-    /// Nonzero: copy netlink requests only from tasks whose network
-    /// namespace is in NL_NETNS (`--netns`), so a flood elsewhere cannot
-    /// fill the ring buffer.
-    pub netns_filter: u32,
-    /// Offsets inside `struct pt_regs` of the registers that carry a kernel
-    /// function's arguments 0..6 (this architecture's calling convention),
-    /// from BTF: a kprobe reads argument `n` at `regs + kprobe_regs[n]`.
-    pub kprobe_regs: [u32; KPROBE_ARG_REGS],
-}
-
-/// How many function arguments a kprobe can read from registers.
-pub const KPROBE_ARG_REGS: usize = 6;
-
-impl Config {
-    /// A configuration with every offset unresolved.
-    pub const fn unresolved() -> Self {
-        Self {
-            task_real_parent: NO_OFFSET,
-            task_tgid: NO_OFFSET,
-            task_comm: NO_OFFSET,
-            task_nsproxy: NO_OFFSET,
-            nsproxy_net_ns: NO_OFFSET,
-            net_inum: NO_OFFSET,
-            msghdr_name: NO_OFFSET,
-            msghdr_iov: NO_OFFSET,
-            msghdr_iovlen: NO_OFFSET,
-            iovec_base: NO_OFFSET,
-            iovec_len: NO_OFFSET,
-            sockaddr_family: NO_OFFSET,
-            mmsghdr_size: NO_OFFSET,
-            iovec_size: NO_OFFSET,
-            task_files: NO_OFFSET,
-            files_fdt: NO_OFFSET,
-            fdt_fd: NO_OFFSET,
-            fdt_max_fds: NO_OFFSET,
-            file_private_data: NO_OFFSET,
-            socket_sk: NO_OFFSET,
-            sk_family: NO_OFFSET,
-            sk_protocol: NO_OFFSET,
-            tp_sendmsg_msg: NO_OFFSET,
-            tp_sendmsg_fd: NO_OFFSET,
-            tp_sendto_buff: NO_OFFSET,
-            tp_sendto_len: NO_OFFSET,
-            tp_sendto_addr: NO_OFFSET,
-            tp_sendto_fd: NO_OFFSET,
-            tp_sendmmsg_mmsg: NO_OFFSET,
-            tp_sendmmsg_vlen: NO_OFFSET,
-            tp_sendmmsg_fd: NO_OFFSET,
-            tp_recvmsg_msg: NO_OFFSET,
-            tp_recvfrom_ubuf: NO_OFFSET,
-            tp_exit_ret: NO_OFFSET,
-            tp_exec_filename: NO_OFFSET,
-            cfg_dst_len: NO_OFFSET,
-            cfg_protocol: NO_OFFSET,
-            cfg_scope: NO_OFFSET,
-            cfg_type: NO_OFFSET,
-            cfg_table: NO_OFFSET,
-            cfg_dst: NO_OFFSET,
-            cfg_gw_family: NO_OFFSET,
-            cfg_gw4: NO_OFFSET,
-            cfg_gw6: NO_OFFSET,
-            cfg_oif: NO_OFFSET,
-            cfg_priority: NO_OFFSET,
-            cfg_nlinfo: NO_OFFSET,
-            nlinfo_nlh: NO_OFFSET,
-            nlinfo_portid: NO_OFFSET,
-            nlh_seq: NO_OFFSET,
-            nlh_len: NO_OFFSET,
-            nlh_type: NO_OFFSET,
-            nlh_pid: NO_OFFSET,
-            nlmsgerr_error: NO_OFFSET,
-            nlmsgerr_msg: NO_OFFSET,
-            fib_table_id: NO_OFFSET,
-            f6_table: NO_OFFSET,
-            f6_table_id: NO_OFFSET,
-            f6_dst_addr: NO_OFFSET,
-            f6_dst_plen: NO_OFFSET,
-            f6_metric: NO_OFFSET,
-            f6_protocol: NO_OFFSET,
-            f6_type: NO_OFFSET,
-            f6_nh: NO_OFFSET,
-            f6_nh_obj: NO_OFFSET,
-            nhc_dev: NO_OFFSET,
-            nhc_gw_family: NO_OFFSET,
-            nhc_gw: NO_OFFSET,
-            dev_ifindex: NO_OFFSET,
-            rule_del_nlh_arg: NO_OFFSET,
-            rule_add_nlh_arg: NO_OFFSET,
-            arg_f4_tb: NO_OFFSET,
-            arg_f4_cfg: NO_OFFSET,
-            arg_f6add_rt: NO_OFFSET,
-            arg_f6add_info: NO_OFFSET,
-            arg_f6del_rt: NO_OFFSET,
-            arg_f6del_info: NO_OFFSET,
-            arg_flush_tb: NO_OFFSET,
-            arg_flush_all: NO_OFFSET,
-            wakeup_every: 1,
-            netns_filter: 0,
-            kprobe_regs: [NO_OFFSET; KPROBE_ARG_REGS],
-        }
-    }
 }
 
 #[cfg(feature = "user")]

@@ -4,12 +4,9 @@ use aya_ebpf::{
     EbpfContext, helpers::generated::bpf_probe_read_kernel, macros::tracepoint,
     programs::TracePointContext,
 };
-use tracer_common::{EventHeader, ExecEvent, NO_OFFSET, PATH_MAX_COPY, kind, source};
+use tracer_common::{ExecEvent, NO_OFFSET, PATH_MAX_COPY, source};
 
-use crate::{
-    maps::{EVENTS, config},
-    task::fill_header,
-};
+use crate::{emit::reserve_uncounted, maps::config};
 
 #[tracepoint(category = "sched", name = "sched_process_exec")]
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
@@ -28,16 +25,9 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
         // SAFETY: reading a local; see netlink_tp::copy_len.
         let n = unsafe { core::ptr::read_volatile(&n) } & max;
         // Exec events are not worth a lost count: the exe is best effort.
-        let mut entry = EVENTS.reserve::<ExecEvent>(0)?;
+        let mut entry = reserve_uncounted::<ExecEvent>(cfg, source::TRACEPOINT)?;
         let ev = entry.as_mut_ptr();
         unsafe {
-            fill_header(
-                ev as *mut EventHeader,
-                cfg,
-                kind::EXEC,
-                source::TRACEPOINT,
-                core::mem::size_of::<ExecEvent>() as u32,
-            );
             (*ev)._pad0 = 0;
             let src = (ctx.as_ptr() as *const u8).wrapping_add(off);
             let rc =

@@ -6,13 +6,14 @@ use aya_ebpf::{
     macros::{fexit, kprobe, kretprobe},
     programs::{FExitContext, ProbeContext, RetProbeContext},
 };
-use tracer_common::{Config, EventHeader, FlushEvent, kind, source};
+use tracer_common::{Config, FlushEvent, source};
 
 use crate::{
     args::{Fexit, fexit_arg, fexit_ret, fexit_slots, kprobe_arg},
-    maps::{EVENTS, PTR_PENDING, config, count_drop},
+    emit::send,
+    maps::{PTR_PENDING, config},
     read::kget,
-    task::{current_tid, fill_header},
+    task::current_tid,
 };
 
 /// Marker in PTR_PENDING's second slot: flush_all is stored as marker - 2.
@@ -21,22 +22,10 @@ const PENDING_FLUSH: u64 = 2;
 #[inline(always)]
 fn emit_flush(cfg: &Config, tb: *const u8, flush_all: u8, removed: i32, src: u8) -> Option<()> {
     let mut ev = FlushEvent::default();
-    // SAFETY: `ev.hdr` is a valid, writable header.
-    unsafe {
-        fill_header(
-            &mut ev.hdr as *mut EventHeader,
-            cfg,
-            kind::FLUSH,
-            src,
-            core::mem::size_of::<FlushEvent>() as u32,
-        )
-    };
     ev.table = kget(tb, cfg.fib_table_id);
     ev.removed = removed;
     ev.flush_all = flush_all;
-    if EVENTS.output::<FlushEvent>(&ev, 0).is_err() {
-        count_drop();
-    }
+    send(&mut ev, cfg, src);
     Some(())
 }
 

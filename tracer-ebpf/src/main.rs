@@ -16,6 +16,7 @@
 #![feature(asm_experimental_arch)]
 
 mod args;
+mod emit;
 mod exec;
 mod flush;
 mod maps;

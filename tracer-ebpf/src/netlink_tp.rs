@@ -11,14 +11,13 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use tracer_common::{
-    Config, EventHeader, NL_DATA_MAX, NO_OFFSET, NlAckEvent, NlMsgEvent, kind, source, syscall,
-};
+use tracer_common::{Config, NL_DATA_MAX, NO_OFFSET, NlAckEvent, NlMsgEvent, source, syscall};
 
 use crate::{
-    maps::{EVENTS, NL_NETNS, NL_SENDERS, RECV_PENDING, config, count_drop},
+    emit::reserve,
+    maps::{NL_NETNS, NL_SENDERS, RECV_PENDING, config},
     read::{kptr, kread, uread},
-    task::{current_tid, fill_header},
+    task::current_tid,
 };
 
 const AF_NETLINK: u16 = 16;
@@ -107,20 +106,10 @@ fn emit_request(cfg: &Config, sc: u8, fd: i32, buf: u64, len: u64) -> Option<()>
     if cfg.netns_filter != 0 && !netns_watched(cfg) {
         return None;
     }
-    let Some(mut entry) = EVENTS.reserve::<NlMsgEvent>(0) else {
-        count_drop();
-        return None;
-    };
+    let mut entry = reserve::<NlMsgEvent>(cfg, source::TRACEPOINT)?;
     let ev = entry.as_mut_ptr();
     let n = copy_len(len);
     unsafe {
-        fill_header(
-            ev as *mut EventHeader,
-            cfg,
-            kind::NL_REQUEST,
-            source::TRACEPOINT,
-            core::mem::size_of::<NlMsgEvent>() as u32,
-        );
         (*ev).syscall = sc;
         (*ev).truncated = (len > n as u64) as u8;
         (*ev)._pad0 = 0;
@@ -282,19 +271,9 @@ fn recv_exit(ctx: &TracePointContext) -> Option<()> {
     }
     let error: i32 = uread(buf, 16 + cfg.nlmsgerr_error)?;
     let orig = buf.wrapping_add(16 + cfg.nlmsgerr_msg as usize);
-    let Some(mut entry) = EVENTS.reserve::<NlAckEvent>(0) else {
-        count_drop();
-        return None;
-    };
+    let mut entry = reserve::<NlAckEvent>(cfg, source::TRACEPOINT)?;
     let ev = entry.as_mut_ptr();
     unsafe {
-        fill_header(
-            ev as *mut EventHeader,
-            cfg,
-            kind::NL_ACK,
-            source::TRACEPOINT,
-            core::mem::size_of::<NlAckEvent>() as u32,
-        );
         (*ev).error = error;
         (*ev).seq = uread(orig, cfg.nlh_seq).unwrap_or(0);
         (*ev).msg_type = uread(orig, cfg.nlh_type).unwrap_or(0);

@@ -9,17 +9,19 @@ use aya_ebpf::{
     macros::{fexit, kprobe, kretprobe},
     programs::{FExitContext, ProbeContext, RetProbeContext},
 };
-use tracer_common::{Config, EventHeader, RouteEvent, kind, op, source};
+use tracer_common::{
+    Config, RouteEvent,
+    af::{INET as AF_INET, INET6 as AF_INET6},
+    op, source,
+};
 
 use crate::{
     args::{Fexit, fexit_arg, fexit_ret, fexit_slots, kprobe_arg, off_add},
-    maps::{EVENTS, ROUTE_PENDING, config, count_drop},
+    emit::send,
+    maps::{ROUTE_PENDING, config},
     read::{kget, kget_ptr},
-    task::{current_tid, fill_header},
+    task::current_tid,
 };
-
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
 
 /// Fill the netlink request identity from a `struct nl_info *`.
 #[inline(always)]
@@ -86,20 +88,8 @@ fn route6(cfg: &Config, ev: &mut RouteEvent, rt: *const u8, info: *const u8, ope
 
 #[inline(always)]
 fn submit(cfg: &Config, ev: &mut RouteEvent, src: u8, ret: i32) {
-    // SAFETY: `ev.hdr` is a valid, writable header.
-    unsafe {
-        fill_header(
-            &mut ev.hdr as *mut EventHeader,
-            cfg,
-            kind::ROUTE,
-            src,
-            core::mem::size_of::<RouteEvent>() as u32,
-        )
-    };
     ev.ret = ret;
-    if EVENTS.output::<RouteEvent>(&*ev, 0).is_err() {
-        count_drop();
-    }
+    send(ev, cfg, src);
 }
 
 #[inline(always)]

@@ -8,13 +8,14 @@ use aya_ebpf::{
     macros::{fexit, kprobe, kretprobe},
     programs::{FExitContext, ProbeContext, RetProbeContext},
 };
-use tracer_common::{Config, EventHeader, NlMsgEvent, kind, source, syscall};
+use tracer_common::{Config, RuleMsgEvent, source, syscall};
 
 use crate::{
     args::{Fexit, fexit_arg, fexit_ret, fexit_slots, kprobe_arg},
-    maps::{EVENTS, PTR_PENDING, config, count_drop},
+    emit::reserve,
+    maps::{PTR_PENDING, config},
     read::kread,
-    task::{current_tid, fill_header},
+    task::current_tid,
 };
 
 /// Marker in PTR_PENDING's second slot for a pending rule call.
@@ -24,20 +25,11 @@ pub const PENDING_RULE: u64 = 1;
 #[inline(always)]
 fn emit_rule(cfg: &Config, nlh: *const u8, ret: i32, src: u8) -> Option<()> {
     let len: u32 = kread(nlh, cfg.nlh_len)?;
-    let Some(mut entry) = EVENTS.reserve::<NlMsgEvent>(0) else {
-        count_drop();
-        return None;
-    };
-    let ev = entry.as_mut_ptr();
+    let mut entry = reserve::<RuleMsgEvent>(cfg, src)?;
+    // SAFETY: RuleMsgEvent is transparent over the NlMsgEvent it holds.
+    let ev = entry.as_mut_ptr() as *mut tracer_common::NlMsgEvent;
     let n = crate::netlink_tp::copy_len(len as u64);
     unsafe {
-        fill_header(
-            ev as *mut EventHeader,
-            cfg,
-            kind::RULE,
-            src,
-            core::mem::size_of::<NlMsgEvent>() as u32,
-        );
         (*ev).syscall = syscall::KERNEL;
         (*ev).truncated = (len > n) as u8;
         (*ev)._pad0 = 0;

@@ -87,8 +87,8 @@ pub enum Family {
 impl Family {
     pub fn from_af(af: u8) -> Option<Family> {
         match af {
-            2 => Some(Family::Inet),
-            10 => Some(Family::Inet6),
+            tracer_common::af::INET => Some(Family::Inet),
+            tracer_common::af::INET6 => Some(Family::Inet6),
             _ => None,
         }
     }

@@ -12,7 +12,12 @@ use aya_ebpf::{
     maps::PerCpuArray,
     programs::TracePointContext,
 };
-use tracer_common::{FibLookupEvent, NO_OFFSET, WatchKey, kind, pair::Addr};
+use tracer_common::{
+    FibLookupEvent, NO_OFFSET, WatchKey,
+    af::{INET as AF_INET, INET6 as AF_INET6},
+    kind,
+    pair::Addr,
+};
 
 use super::{
     emit::{now, output, set_header},
@@ -45,9 +50,6 @@ static FIB_NEXT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 /// attributed to that interface's namespace.
 #[map]
 pub static RX_LAST: PerCpuArray<WatchKey> = PerCpuArray::with_max_entries(1, 0);
-
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
 
 /// Offsets of one FIB lookup tracepoint's fields.
 struct FibFields {

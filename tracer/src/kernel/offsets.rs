@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use tracer_common::{Config, KPROBE_ARG_REGS, NO_OFFSET};
+use tracer_common::{Config, KPROBE_ARG_REGS, NO_OFFSET, Resolve};
 
 use super::{
     btf::Btf,
@@ -31,98 +31,7 @@ pub fn resolve(btf: &Btf, tracefs: &Tracefs) -> (Config, Vec<String>) {
         tracefs,
         warnings: Vec::new(),
     };
-    let mut c = Config::unresolved();
-
-    c.task_real_parent = r.member("task_struct", "real_parent");
-    c.task_tgid = r.member("task_struct", "tgid");
-    c.task_comm = r.member("task_struct", "comm");
-    c.task_nsproxy = r.member("task_struct", "nsproxy");
-    c.nsproxy_net_ns = r.member("nsproxy", "net_ns");
-    c.net_inum = r.net_inum();
-
-    c.msghdr_name = r.member("user_msghdr", "msg_name");
-    c.msghdr_iov = r.member("user_msghdr", "msg_iov");
-    c.msghdr_iovlen = r.member("user_msghdr", "msg_iovlen");
-    c.iovec_base = r.member("iovec", "iov_base");
-    c.iovec_len = r.member("iovec", "iov_len");
-    c.sockaddr_family = r.member("sockaddr_nl", "nl_family");
-    c.mmsghdr_size = r.size("mmsghdr");
-    c.iovec_size = r.size("iovec");
-
-    c.task_files = r.member("task_struct", "files");
-    c.files_fdt = r.member("files_struct", "fdt");
-    c.fdt_fd = r.member("fdtable", "fd");
-    c.fdt_max_fds = r.member("fdtable", "max_fds");
-    c.file_private_data = r.member("file", "private_data");
-    c.socket_sk = r.member("socket", "sk");
-    c.sk_family = r.member("sock", "__sk_common.skc_family");
-    c.sk_protocol = r.member("sock", "sk_protocol");
-
-    c.tp_sendmsg_msg = r.tp_field("syscalls", "sys_enter_sendmsg", "msg");
-    c.tp_sendmsg_fd = r.tp_field("syscalls", "sys_enter_sendmsg", "fd");
-    c.tp_sendto_buff = r.tp_field("syscalls", "sys_enter_sendto", "buff");
-    c.tp_sendto_len = r.tp_field("syscalls", "sys_enter_sendto", "len");
-    c.tp_sendto_addr = r.tp_field("syscalls", "sys_enter_sendto", "addr");
-    c.tp_sendto_fd = r.tp_field("syscalls", "sys_enter_sendto", "fd");
-    c.tp_sendmmsg_mmsg = r.tp_field("syscalls", "sys_enter_sendmmsg", "mmsg");
-    c.tp_sendmmsg_vlen = r.tp_field("syscalls", "sys_enter_sendmmsg", "vlen");
-    c.tp_sendmmsg_fd = r.tp_field("syscalls", "sys_enter_sendmmsg", "fd");
-    c.tp_recvmsg_msg = r.tp_field("syscalls", "sys_enter_recvmsg", "msg");
-    c.tp_recvfrom_ubuf = r.tp_field("syscalls", "sys_enter_recvfrom", "ubuf");
-    c.tp_exit_ret = r.tp_field("syscalls", "sys_exit_recvmsg", "ret");
-    // A __data_loc field: this is the offset of the locator word.
-    c.tp_exec_filename = r.tp_field("sched", "sched_process_exec", "filename");
-
-    c.cfg_dst_len = r.member("fib_config", "fc_dst_len");
-    c.cfg_protocol = r.member("fib_config", "fc_protocol");
-    c.cfg_scope = r.member("fib_config", "fc_scope");
-    c.cfg_type = r.member("fib_config", "fc_type");
-    c.cfg_table = r.member("fib_config", "fc_table");
-    c.cfg_dst = r.member("fib_config", "fc_dst");
-    c.cfg_gw_family = r.member("fib_config", "fc_gw_family");
-    c.cfg_gw4 = r.member("fib_config", "fc_gw4");
-    c.cfg_gw6 = r.member("fib_config", "fc_gw6");
-    c.cfg_oif = r.member("fib_config", "fc_oif");
-    c.cfg_priority = r.member("fib_config", "fc_priority");
-    c.cfg_nlinfo = r.member("fib_config", "fc_nlinfo");
-    c.nlinfo_nlh = r.member("nl_info", "nlh");
-    c.nlinfo_portid = r.member("nl_info", "portid");
-    c.nlh_seq = r.member("nlmsghdr", "nlmsg_seq");
-    c.nlh_len = r.member("nlmsghdr", "nlmsg_len");
-    c.nlh_type = r.member("nlmsghdr", "nlmsg_type");
-    c.nlh_pid = r.member("nlmsghdr", "nlmsg_pid");
-    c.nlmsgerr_error = r.member("nlmsgerr", "error");
-    c.nlmsgerr_msg = r.member("nlmsgerr", "msg");
-    c.fib_table_id = r.member("fib_table", "tb_id");
-
-    c.f6_table = r.member("fib6_info", "fib6_table");
-    c.f6_table_id = r.member("fib6_table", "tb6_id");
-    c.f6_dst_addr = r.member("fib6_info", "fib6_dst.addr");
-    c.f6_dst_plen = r.member("fib6_info", "fib6_dst.plen");
-    c.f6_metric = r.member("fib6_info", "fib6_metric");
-    c.f6_protocol = r.member("fib6_info", "fib6_protocol");
-    c.f6_type = r.member("fib6_info", "fib6_type");
-    c.f6_nh = r.member("fib6_info", "fib6_nh");
-    c.f6_nh_obj = r.member("fib6_info", "nh");
-    c.nhc_dev = r.member("fib6_nh", "nh_common.nhc_dev");
-    c.nhc_gw_family = r.member("fib6_nh", "nh_common.nhc_gw_family");
-    c.nhc_gw = r.member("fib6_nh", "nh_common.nhc_gw");
-    c.dev_ifindex = r.member("net_device", "ifindex");
-
-    c.rule_del_nlh_arg = r.nlh_arg(["fib_delrule", "fib_nl_delrule"]);
-    c.rule_add_nlh_arg = r.nlh_arg(["fib_newrule", "fib_nl_newrule"]);
-
-    // One index serves both functions, so they must agree.
-    c.arg_f4_tb = r.shared_arg(&["fib_table_insert", "fib_table_delete"], "tb");
-    c.arg_f4_cfg = r.shared_arg(&["fib_table_insert", "fib_table_delete"], "cfg");
-    c.arg_f6add_rt = r.shared_arg(&["fib6_add"], "rt");
-    c.arg_f6add_info = r.shared_arg(&["fib6_add"], "info");
-    c.arg_f6del_rt = r.shared_arg(&["fib6_del"], "rt");
-    c.arg_f6del_info = r.shared_arg(&["fib6_del"], "info");
-    c.arg_flush_tb = r.shared_arg(&["fib_table_flush"], "tb");
-    c.arg_flush_all = r.shared_arg(&["fib_table_flush"], "flush_all");
-    c.kprobe_regs = r.kprobe_regs();
-
+    let c = Config::resolve_with(&mut r);
     (c, r.warnings)
 }
 
@@ -133,8 +42,8 @@ pub(super) struct Resolver<'a> {
     pub(super) warnings: Vec<String>,
 }
 
-impl Resolver<'_> {
-    pub(super) fn member(&mut self, struct_name: &str, path: &str) -> u32 {
+impl Resolve for Resolver<'_> {
+    fn member(&mut self, struct_name: &str, path: &str) -> u32 {
         self.btf
             .member_offset(struct_name, path)
             .unwrap_or_else(|e| {
@@ -175,7 +84,7 @@ impl Resolver<'_> {
         found.map_or(NO_OFFSET, |(_, i)| i)
     }
 
-    pub(super) fn tp_field(&mut self, category: &str, event: &str, field: &str) -> u32 {
+    fn tp_field(&mut self, category: &str, event: &str, field: &str) -> u32 {
         self.tracefs
             .field_offset(category, event, field)
             .unwrap_or_else(|e| {
@@ -186,7 +95,7 @@ impl Resolver<'_> {
 
     /// `net.ns.inum`; if `ns` was renamed or moved, the `inum` of whichever
     /// member of `struct net` is a `struct ns_common`.
-    pub(super) fn net_inum(&mut self) -> u32 {
+    fn net_inum(&mut self) -> u32 {
         let primary = match self.btf.member_offset("net", "ns.inum") {
             Ok(off) => return off,
             Err(e) => e,

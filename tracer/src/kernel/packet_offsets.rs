@@ -12,44 +12,7 @@ pub fn resolve_packet(btf: &Btf, tracefs: &Tracefs) -> (PacketConfig, Vec<String
         tracefs,
         warnings: Vec::new(),
     };
-    let mut c = PacketConfig::unresolved();
-    c.skb_dev = r.member("sk_buff", "dev");
-    c.skb_head = r.member("sk_buff", "head");
-    c.skb_data = r.member("sk_buff", "data");
-    c.skb_len = r.member("sk_buff", "len");
-    c.skb_network_header = r.member("sk_buff", "network_header");
-    c.skb_protocol = r.member("sk_buff", "protocol");
-    c.skb_mark = r.member("sk_buff", "mark");
-    c.dev_ifindex = r.member("net_device", "ifindex");
-    c.dev_net = r.member("net_device", "nd_net.net");
-    c.net_inum = r.net_inum();
-
-    c.tp_rx_skb = r.tp_field("net", "netif_receive_skb", "skbaddr");
-    c.tp_tx_skb = r.tp_field("net", "net_dev_queue", "skbaddr");
-
-    let (cat, ev) = ("fib", "fib_table_lookup");
-    c.tp4_table = r.tp_field(cat, ev, "tb_id");
-    c.tp4_err = r.tp_field(cat, ev, "err");
-    c.tp4_oif = r.tp_field(cat, ev, "oif");
-    c.tp4_iif = r.tp_field(cat, ev, "iif");
-    c.tp4_proto = r.tp_field(cat, ev, "proto");
-    c.tp4_src = r.tp_field(cat, ev, "src");
-    c.tp4_dst = r.tp_field(cat, ev, "dst");
-    c.tp4_sport = r.tp_field(cat, ev, "sport");
-    c.tp4_dport = r.tp_field(cat, ev, "dport");
-    c.tp4_dev = r.tp_field(cat, ev, "name");
-
-    let (cat, ev) = ("fib6", "fib6_table_lookup");
-    c.tp6_table = r.tp_field(cat, ev, "tb_id");
-    c.tp6_err = r.tp_field(cat, ev, "err");
-    c.tp6_oif = r.tp_field(cat, ev, "oif");
-    c.tp6_iif = r.tp_field(cat, ev, "iif");
-    c.tp6_proto = r.tp_field(cat, ev, "proto");
-    c.tp6_src = r.tp_field(cat, ev, "src");
-    c.tp6_dst = r.tp_field(cat, ev, "dst");
-    c.tp6_sport = r.tp_field(cat, ev, "sport");
-    c.tp6_dport = r.tp_field(cat, ev, "dport");
-    c.tp6_dev = r.tp_field(cat, ev, "name");
+    let c = PacketConfig::resolve_with(&mut r);
     (c, r.warnings)
 }
 

@@ -24,8 +24,8 @@ const RTA_NH_ID: u16 = 30;
 /// NLA_F_NESTED and NLA_F_NET_BYTEORDER are not part of the type.
 const NLA_TYPE_MASK: u16 = 0x3fff;
 const RTMSG_LEN: usize = 12;
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
+const AF_INET: u16 = tracer_common::af::INET as u16;
+const AF_INET6: u16 = tracer_common::af::INET6 as u16;
 
 /// The facts of one route message that the tracer reports or keys on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
