@@ -11,16 +11,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use crate::event::{
-    Body, Cause, Change, Event, Family, GuardAction, GuardReport, JournalHealth, Kind, LoopLookup,
-    LoopReport, Lost, Netns, NextHop, PacketBrief, Process, Ready, Route, Rule, SnapshotEnd,
-    Source, StateEntry, TableTry, WatchedIface,
+    Body, Cause, Change, Event, Family, GuardAction, GuardReload, GuardRepair, GuardReport,
+    JournalHealth, Kind, LoopLookup, LoopReport, Lost, Netns, NextHop, PacketBrief, Process, Ready,
+    Route, Rule, SnapshotEnd, Source, StateEntry, TableTry, WatchedIface,
 };
 
 const DOC: &str = include_str!("../../docs/events.md");
 const DOC_PATH: &str = "docs/events.md";
 
 /// The objects the document must describe, one table each.
-const OBJECTS: [&str; 18] = [
+const OBJECTS: [&str; 20] = [
     "event",
     "change",
     "lost",
@@ -31,6 +31,8 @@ const OBJECTS: [&str; 18] = [
     "journal",
     "guard",
     "guard_action",
+    "guard_repair",
+    "guard_reloaded",
     "packet",
     "lookup",
     "table_try",
@@ -286,7 +288,7 @@ impl Checker<'_> {
                 }
             }
         }
-        for key in ["suspect", "change"] {
+        for key in ["suspect", "change", "removal"] {
             if let Some(inner @ Value::Object(_)) = body.get(key) {
                 let origin = self.origin.clone();
                 self.origin = format!("{origin}, its {key}");
@@ -327,6 +329,8 @@ impl Checker<'_> {
             "journal_error" | "journal_resumed" => "journal",
             "guard_violation" | "guard_restored" => "guard",
             "guard_action" => "guard_action",
+            "guard_repair" | "guard_repair_waiting" | "guard_repair_gave_up" => "guard_repair",
+            "guard_reloaded" => "guard_reloaded",
             other => {
                 self.errors.push(format!(
                     "event.kind `{other}` is not a known kind ({})",
@@ -362,6 +366,7 @@ fn process() -> Process {
         uid: 0,
         cgroup: Some("/system.slice/foo.service".into()),
         unit: Some("foo.service".into()),
+        guard: false,
     }
 }
 
@@ -693,6 +698,73 @@ fn samples() -> Vec<Event> {
             }),
         ),
     ]
+    .into_iter()
+    .chain(repair_samples())
+    .collect()
+}
+
+/// The events of `guard --repair`, and a change made by the guard itself.
+fn repair_samples() -> Vec<Event> {
+    let removal = event(
+        Kind::RouteDel,
+        Source::Tracepoint,
+        change(None, Some(route())),
+    );
+    let repair = |kind, result: Option<&'static str>, waiting: Option<&str>| {
+        event(
+            kind,
+            Source::Tracer,
+            Body::GuardRepair(Box::new(GuardRepair {
+                expectation: "throw 192.168.1.0/24 table 52".into(),
+                netns: netns(),
+                rule: None,
+                route: Some(route()),
+                result: result.map(Into::into),
+                attempt: 1,
+                limit: 3,
+                window_secs: 600.0,
+                dry_run: false,
+                nl_seq: result.map(|_| 1732463570),
+                ms_after_grace: result.map(|_| 1.5),
+                waiting_for: waiting.map(Into::into),
+                removal: Box::new(removal.clone()),
+            })),
+        )
+    };
+    let mut by_guard = event(
+        Kind::RouteAdd,
+        Source::Tracepoint,
+        change(None, Some(route())),
+    );
+    if let Body::Change(c) = &mut by_guard.body {
+        c.process = Some(std::sync::Arc::new(Process {
+            guard: true,
+            ..process()
+        }));
+    }
+    vec![
+        repair(Kind::GuardRepair, Some("ok"), None),
+        repair(Kind::GuardRepairWaiting, None, Some("tailscale0")),
+        repair(Kind::GuardRepairGaveUp, None, None),
+        {
+            let mut e = repair(Kind::GuardRepair, Some("EEXIST"), None);
+            if let Body::GuardRepair(r) = &mut e.body {
+                (r.rule, r.route) = (Some(rule()), None);
+            }
+            e
+        },
+        event(
+            Kind::GuardReloaded,
+            Source::Tracer,
+            Body::GuardReload(GuardReload {
+                added: vec!["throw 10.10.10.0/24 table 52".into()],
+                removed: Vec::new(),
+                expectations: 4,
+                error: Some("cannot read --expect-file /etc/x".into()),
+            }),
+        ),
+        by_guard,
+    ]
 }
 
 fn keys(v: &Value) -> BTreeSet<String> {
@@ -778,6 +850,10 @@ fn all_kinds() -> Vec<Kind> {
         Kind::GuardViolation,
         Kind::GuardRestored,
         Kind::GuardAction,
+        Kind::GuardRepair,
+        Kind::GuardRepairWaiting,
+        Kind::GuardRepairGaveUp,
+        Kind::GuardReloaded,
     ];
     all.iter().for_each(|k| match k {
         Kind::RuleAdd
@@ -796,7 +872,11 @@ fn all_kinds() -> Vec<Kind> {
         | Kind::JournalResumed
         | Kind::GuardViolation
         | Kind::GuardRestored
-        | Kind::GuardAction => {}
+        | Kind::GuardAction
+        | Kind::GuardRepair
+        | Kind::GuardRepairWaiting
+        | Kind::GuardRepairGaveUp
+        | Kind::GuardReloaded => {}
     });
     all
 }
