@@ -6,6 +6,7 @@
 //! is put back unless `--repair` was (`repair`). SIGHUP reads the
 //! expectations again (`reload`).
 pub mod action;
+mod devices;
 pub mod expect;
 pub mod reload;
 pub mod repair;
@@ -71,6 +72,8 @@ pub struct Guard {
     spaces: Vec<Netns>,
     /// SIGHUP: how to read the expectations again.
     reload: Option<reload::Reload>,
+    /// Device names by index, as routes showed them.
+    devices: devices::Devices,
 }
 
 /// What the guard counts as present for an expectation.
@@ -130,6 +133,7 @@ impl Guard {
             repairer: None,
             spaces: namespaces.to_vec(),
             reload: None,
+            devices: devices::Devices::default(),
         }
     }
 
@@ -208,6 +212,8 @@ impl Guard {
     }
 
     fn event_one(&mut self, e: &Event) -> Vec<Event> {
+        let named = self.devices.name(e);
+        let e = named.as_ref().unwrap_or(e);
         let (netns, rule, route, add) = match &e.body {
             Body::State(s) if !self.started => (&s.netns, &s.rule, &s.route, true),
             Body::Change(c) if self.started && c.result.as_deref() == Some("ok") => (
