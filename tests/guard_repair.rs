@@ -107,9 +107,12 @@ fn check_restored_by_guard(events: &[Value], pid: u32, repair: &Value) {
 fn the_incident_lab_heals_itself() {
     let lab = Lab::up();
     let iface = lab.iface("tailscale0");
+    let output = Out(std::env::temp_dir().join(format!("tracer-it-heal-{}", std::process::id())));
     let t = Tracer::start_cmd(
         "guard",
         &[
+            "--output",
+            output.0.to_str().unwrap(),
             "--netns",
             &lab.router,
             "--iface",
@@ -156,6 +159,33 @@ fn the_incident_lab_heals_itself() {
     assert_eq!(violations[0]["expectation"], THROW);
     let loops = of_kind(&events, "loop").len();
     assert_eq!(of_kind(&events, "loop_end").len(), loops, "{events:#?}");
+    // The report names the guard, not an unknown actor.
+    let report = common::run(
+        common::tracer_bin().to_str().unwrap(),
+        &["report", "--table", "52", output.0.to_str().unwrap()],
+    );
+    assert!(
+        report
+            .lines()
+            .any(|l| l.contains("repaired by the guard at")
+                && l.contains("throw 192.168.1.0/24 table 52")),
+        "report:\n{report}"
+    );
+    assert!(
+        !report
+            .lines()
+            .any(|l| l.contains("repaired by the guard") && l.contains("rule")),
+        "the rules were tailscaled's to restore; report:\n{report}"
+    );
+}
+
+/// A file removed on drop.
+struct Out(std::path::PathBuf);
+
+impl Drop for Out {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// A remover that keeps removing: `--repair-limit` repairs, then the guard
@@ -365,4 +395,41 @@ fn bad_repair_input_is_one_clear_line() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--repair"));
+}
+
+/// dist/tracer-guard.service passes `systemd-analyze verify` (with its
+/// ExecStart pointed at the binary under test).
+#[test]
+fn the_guard_unit_verifies() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/tracer-guard.service");
+    let unit = std::fs::read_to_string(&src).unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/tracer guard --expect-current --table 52"),
+        "{unit}"
+    );
+    assert!(unit.contains("--repair"), "{unit}");
+    assert!(
+        unit.contains("ExecReload=/bin/kill -HUP $MAINPID"),
+        "{unit}"
+    );
+    let dir = std::env::temp_dir().join(format!("tracer-it-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("tracer-guard.service");
+    let bin = common::tracer_bin();
+    std::fs::write(
+        &copy,
+        unit.replace("/usr/local/bin/tracer", bin.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze (package systemd)");
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !err.contains("tracer-guard.service:"),
+        "systemd-analyze verify: {err}"
+    );
 }
