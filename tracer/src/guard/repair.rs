@@ -164,11 +164,12 @@ impl Repairer {
         self.seq = self.seq.wrapping_add(1);
         let send = !self.cfg.dry_run;
         let applied = self.fixer.put_back(d.netns, want, self.seq, send, &same);
+        // Milliseconds, to the microsecond.
         let ms = || {
-            Instant::now()
+            let us = Instant::now()
                 .saturating_duration_since(d.grace_end)
-                .as_secs_f64()
-                * 1e3
+                .as_micros();
+            us as f64 / 1e3
         };
         match applied {
             Ok(Applied::Sent { seq, error }) => {
