@@ -182,6 +182,27 @@ pub struct GuardArgs {
     /// Kill --on-violation after DURATION.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub on_violation_timeout: humantime::Duration,
+    /// Put back what broke an expectation once the grace period is over:
+    /// the removed route or rule exactly as the kernel reported it, with a
+    /// create-exclusive request (never replacing or deleting anything).
+    #[arg(long)]
+    pub repair: bool,
+    /// Repairs of one object within --repair-window after which the guard
+    /// stops repairing it (something keeps removing it).
+    #[arg(long, value_name = "N", default_value_t = 3, requires = "repair",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub repair_limit: u32,
+    /// The window --repair-limit counts repairs in.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10m",
+        requires = "repair"
+    )]
+    pub repair_window: humantime::Duration,
+    /// With --repair: report what would be put back, and change nothing.
+    #[arg(long, requires = "repair")]
+    pub dry_run: bool,
     #[command(flatten)]
     pub watch: WatchArgs,
 }

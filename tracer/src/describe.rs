@@ -165,6 +165,9 @@ pub fn who(c: &Change) -> String {
     if let Some(e) = &p.exe {
         let _ = write!(s, " exe {}", escape_str(e));
     }
+    if p.guard {
+        s.push_str(" (the guard's repair)");
+    }
     s
 }
 

@@ -57,6 +57,10 @@ pub struct Process {
     pub uid: u32,
     pub cgroup: Option<String>,
     pub unit: Option<String>,
+    /// The process is this tracer itself: the change is a repair of
+    /// `tracer guard --repair` (absent otherwise).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guard: bool,
 }
 
 /// The kernel truncates command names (`comm`) to 15 bytes.
@@ -214,6 +218,10 @@ pub enum Kind {
     GuardViolation,
     GuardRestored,
     GuardAction,
+    GuardRepair,
+    GuardRepairWaiting,
+    GuardRepairGaveUp,
+    GuardReloaded,
 }
 
 impl Kind {
@@ -236,6 +244,10 @@ impl Kind {
             Kind::GuardViolation => "guard_violation",
             Kind::GuardRestored => "guard_restored",
             Kind::GuardAction => "guard_action",
+            Kind::GuardRepair => "guard_repair",
+            Kind::GuardRepairWaiting => "guard_repair_waiting",
+            Kind::GuardRepairGaveUp => "guard_repair_gave_up",
+            Kind::GuardReloaded => "guard_reloaded",
         }
     }
     pub fn route(op: Op) -> Kind {
@@ -491,6 +503,55 @@ pub struct GuardAction {
     pub suppressed: u64,
 }
 
+/// What `tracer guard --repair` did about a broken expectation: a repair
+/// (`guard_repair`), a repair that waits for its device
+/// (`guard_repair_waiting`), or the end of repairs of an object that keeps
+/// being removed (`guard_repair_gave_up`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GuardRepair {
+    pub expectation: String,
+    pub netns: Netns,
+    /// The rule put back (or that would be), as the removal reported it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<Rule>,
+    /// The route put back (or that would be), as the removal reported it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+    /// "ok" or the kernel's error name; null when no request was sent
+    /// (dry run, waiting, gave up).
+    pub result: Option<Name>,
+    /// The repair's number among this object's repairs within the window
+    /// (on `guard_repair_gave_up`: the repairs made within it).
+    pub attempt: u32,
+    /// `--repair-limit` and its window.
+    pub limit: u32,
+    pub window_secs: f64,
+    /// `--dry-run`: nothing was sent.
+    pub dry_run: bool,
+    /// Netlink sequence number of the request, or null.
+    pub nl_seq: Option<u32>,
+    /// Milliseconds from the grace period's end to the kernel's answer, or
+    /// null when no request was sent.
+    pub ms_after_grace: Option<f64>,
+    /// `guard_repair_waiting`: the device the route needs; else null.
+    pub waiting_for: Option<String>,
+    /// The removal undone (or that keeps coming back), as its own event.
+    pub removal: Box<Event>,
+}
+
+/// `SIGHUP`: the expectations read again (`guard_reloaded`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GuardReload {
+    /// Expectations now guarded that were not before.
+    pub added: Vec<String>,
+    /// Expectations no longer guarded.
+    pub removed: Vec<String>,
+    /// How many expectations are guarded now (per namespace).
+    pub expectations: u64,
+    /// Why the reload failed (the expectations are then unchanged), or null.
+    pub error: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Body {
@@ -503,6 +564,8 @@ pub enum Body {
     Journal(JournalHealth),
     Guard(GuardReport),
     GuardAction(GuardAction),
+    GuardRepair(Box<GuardRepair>),
+    GuardReload(GuardReload),
 }
 
 /// One event: one JSON line.

@@ -39,6 +39,10 @@ fn all_kinds() -> Vec<Kind> {
         Kind::GuardViolation,
         Kind::GuardRestored,
         Kind::GuardAction,
+        Kind::GuardRepair,
+        Kind::GuardRepairWaiting,
+        Kind::GuardRepairGaveUp,
+        Kind::GuardReloaded,
     ];
     all.iter().for_each(|k| match k {
         Kind::RuleAdd
@@ -57,7 +61,11 @@ fn all_kinds() -> Vec<Kind> {
         | Kind::JournalResumed
         | Kind::GuardViolation
         | Kind::GuardRestored
-        | Kind::GuardAction => {}
+        | Kind::GuardAction
+        | Kind::GuardRepair
+        | Kind::GuardRepairWaiting
+        | Kind::GuardRepairGaveUp
+        | Kind::GuardReloaded => {}
     });
     all
 }

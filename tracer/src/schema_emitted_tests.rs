@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::{
     event::{
-        Body, Cause, Change, Event, Family, GuardAction, GuardReport, JournalHealth, Kind,
+        Body, Cause, Change, Event, Family, GuardAction, GuardReload, GuardRepair, GuardReport,
+        JournalHealth, Kind,
         LoopLookup, LoopReport, Lost, Netns, NextHop, PacketBrief, Process, Ready, Route, Rule,
         SnapshotEnd, Source, StateEntry, TableTry, WatchedIface,
     },
@@ -25,6 +26,7 @@ fn process() -> Process {
         uid: 0,
         cgroup: Some("/system.slice/foo.service".into()),
         unit: Some("foo.service".into()),
+        guard: false,
     }
 }
 
@@ -355,6 +357,73 @@ fn samples() -> Vec<Event> {
                 }],
             }),
         ),
+    ]
+    .into_iter()
+    .chain(repair_samples())
+    .collect()
+}
+
+/// The events of `guard --repair`, and a change made by the guard itself.
+fn repair_samples() -> Vec<Event> {
+    let removal = event(
+        Kind::RouteDel,
+        Source::Tracepoint,
+        change(None, Some(route())),
+    );
+    let repair = |kind, result: Option<&'static str>, waiting: Option<&str>| {
+        event(
+            kind,
+            Source::Tracer,
+            Body::GuardRepair(Box::new(GuardRepair {
+                expectation: "throw 192.168.1.0/24 table 52".into(),
+                netns: netns(),
+                rule: None,
+                route: Some(route()),
+                result: result.map(Into::into),
+                attempt: 1,
+                limit: 3,
+                window_secs: 600.0,
+                dry_run: false,
+                nl_seq: result.map(|_| 1732463570),
+                ms_after_grace: result.map(|_| 1.5),
+                waiting_for: waiting.map(Into::into),
+                removal: Box::new(removal.clone()),
+            })),
+        )
+    };
+    let mut by_guard = event(
+        Kind::RouteAdd,
+        Source::Tracepoint,
+        change(None, Some(route())),
+    );
+    if let Body::Change(c) = &mut by_guard.body {
+        c.process = Some(std::sync::Arc::new(Process {
+            guard: true,
+            ..process()
+        }));
+    }
+    vec![
+        repair(Kind::GuardRepair, Some("ok"), None),
+        repair(Kind::GuardRepairWaiting, None, Some("tailscale0")),
+        repair(Kind::GuardRepairGaveUp, None, None),
+        {
+            let mut e = repair(Kind::GuardRepair, Some("EEXIST"), None);
+            if let Body::GuardRepair(r) = &mut e.body {
+                (r.rule, r.route) = (Some(rule()), None);
+            }
+            e
+        },
+        event(
+            Kind::GuardReloaded,
+            Source::Tracer,
+            Body::GuardReload(GuardReload {
+                added: vec!["throw 10.10.10.0/24 table 52".into()],
+                removed: Vec::new(),
+                expectations: 4,
+                error: Some("cannot read --expect-file /etc/x".into()),
+            }),
+        ),
+        by_guard,
     ]
 }
 

@@ -14,7 +14,7 @@ pub const DOC: &str = include_str!("../../docs/events.md");
 pub const DOC_PATH: &str = "docs/events.md";
 
 /// The objects the document must describe, one table each.
-const OBJECTS: [&str; 18] = [
+const OBJECTS: [&str; 20] = [
     "event",
     "change",
     "lost",
@@ -25,6 +25,8 @@ const OBJECTS: [&str; 18] = [
     "journal",
     "guard",
     "guard_action",
+    "guard_repair",
+    "guard_reloaded",
     "packet",
     "lookup",
     "table_try",
@@ -289,7 +291,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        for key in ["suspect", "change"] {
+        for key in ["suspect", "change", "removal"] {
             if let Some(inner @ Value::Object(_)) = body.get(key) {
                 let origin = self.origin.clone();
                 self.origin = format!("{origin}, its {key}");
@@ -330,6 +332,8 @@ impl<'a> Checker<'a> {
             "journal_error" | "journal_resumed" => "journal",
             "guard_violation" | "guard_restored" => "guard",
             "guard_action" => "guard_action",
+            "guard_repair" | "guard_repair_waiting" | "guard_repair_gave_up" => "guard_repair",
+            "guard_reloaded" => "guard_reloaded",
             other => {
                 self.errors.push(format!(
                     "event.kind `{other}` is not a known kind ({})",

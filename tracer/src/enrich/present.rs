@@ -102,6 +102,8 @@ impl Presenter {
             uid: h.uid,
             cgroup,
             unit,
+            // The tracer's own changes are the guard's repairs.
+            guard: h.pid == std::process::id(),
         });
         if self.cache.len() > 4096 {
             self.cache.clear();

@@ -2,9 +2,14 @@
 //! state at start and then against every change of the session. An
 //! expectation that breaks and is not restored within the grace period is a
 //! `guard_violation` (with the change that broke it); when it holds again, a
-//! `guard_restored`. Nothing runs unless `--on-violation` was given.
+//! `guard_restored`. Nothing runs unless `--on-violation` was given; nothing
+//! is put back unless `--repair` was (`repair`). SIGHUP reads the
+//! expectations again (`reload`).
 pub mod action;
+mod devices;
 pub mod expect;
+pub mod reload;
+pub mod repair;
 
 use std::{
     collections::HashSet,
@@ -14,6 +19,7 @@ use std::{
 use crate::event::{Body, Event, GuardReport, Kind, Name, Netns, Route, Rule, Source, format_ts};
 use action::Runner;
 use expect::Expectation;
+use repair::{Due, RepairState, Repairer};
 
 enum State {
     Holding,
@@ -35,6 +41,20 @@ struct Watch {
     /// once).
     present: HashSet<Present>,
     state: State,
+    repair: RepairState,
+}
+
+impl Watch {
+    fn new(text: String, expect: Expectation, netns: Netns) -> Watch {
+        Watch {
+            text,
+            expect,
+            netns,
+            present: HashSet::new(),
+            state: State::Holding,
+            repair: RepairState::default(),
+        }
+    }
 }
 
 pub struct Guard {
@@ -46,6 +66,14 @@ pub struct Guard {
     /// `--expect-current`: the tables whose present routes and rules become
     /// expectations, and the namespaces they are taken in.
     current: Option<(Vec<u32>, Vec<Netns>)>,
+    /// `--repair`.
+    repairer: Option<Repairer>,
+    /// The namespaces the expectations are checked in.
+    spaces: Vec<Netns>,
+    /// SIGHUP: how to read the expectations again.
+    reload: Option<reload::Reload>,
+    /// Device names by index, as routes showed them.
+    devices: devices::Devices,
 }
 
 /// What the guard counts as present for an expectation.
@@ -93,13 +121,7 @@ impl Guard {
         let mut watches = Vec::new();
         for ns in namespaces {
             for (text, expect) in &expectations {
-                watches.push(Watch {
-                    text: text.clone(),
-                    expect: expect.clone(),
-                    netns: ns.clone(),
-                    present: HashSet::new(),
-                    state: State::Holding,
-                });
+                watches.push(Watch::new(text.clone(), expect.clone(), ns.clone()));
             }
         }
         Guard {
@@ -108,7 +130,23 @@ impl Guard {
             runner,
             started: false,
             current: None,
+            repairer: None,
+            spaces: namespaces.to_vec(),
+            reload: None,
+            devices: devices::Devices::default(),
         }
+    }
+
+    /// `--repair`: put back what broke an expectation past its grace period.
+    pub fn with_repair(mut self, r: Repairer) -> Guard {
+        self.repairer = Some(r);
+        self
+    }
+
+    /// SIGHUP: read the expectations again.
+    pub fn with_reload(mut self, r: reload::Reload) -> Guard {
+        self.reload = Some(r);
+        self
     }
 
     /// `--expect-current`: take the present routes of these tables, and the
@@ -127,13 +165,7 @@ impl Guard {
         {
             return;
         }
-        self.watches.push(Watch {
-            text,
-            expect: e,
-            netns: netns.clone(),
-            present: HashSet::new(),
-            state: State::Holding,
-        });
+        self.watches.push(Watch::new(text, e, netns.clone()));
     }
 
     /// The snapshot is complete: what is missing now is broken from now,
@@ -180,6 +212,8 @@ impl Guard {
     }
 
     fn event_one(&mut self, e: &Event) -> Vec<Event> {
+        let named = self.devices.name(e);
+        let e = named.as_ref().unwrap_or(e);
         let (netns, rule, route, add) = match &e.body {
             Body::State(s) if !self.started => (&s.netns, &s.rule, &s.route, true),
             Body::Change(c) if self.started && c.result.as_deref() == Some("ok") => (
@@ -237,6 +271,7 @@ impl Guard {
             }
             match (&w.state, w.present.len()) {
                 (State::Holding, 0) => {
+                    w.repair.rearm();
                     w.state = State::Broken {
                         since: e.ts.clone(),
                         at: now,
@@ -260,6 +295,7 @@ impl Guard {
                         ));
                     }
                     w.state = State::Holding;
+                    w.repair.rearm();
                 }
                 _ => {}
             }
@@ -267,12 +303,17 @@ impl Guard {
         out
     }
 
-    /// Violations whose grace period ran out, and finished commands.
+    /// Violations whose grace period ran out, their repairs, finished
+    /// commands, and a reload asked for.
     pub fn tick(&mut self) -> Vec<Event> {
         let now = Instant::now();
         let mut out = Vec::new();
         for i in 0..self.watches.len() {
             out.extend(self.report(i, now));
+        }
+        out.extend(self.repairs(now));
+        if self.reload.as_ref().is_some_and(reload::Reload::asked) {
+            out.extend(self.reload(now));
         }
         if let Some(r) = self.runner.as_mut() {
             for a in r.finished() {
@@ -285,6 +326,70 @@ impl Guard {
             }
         }
         out
+    }
+
+    /// Repairs due now: routes first, then rules (a rule put back before
+    /// the routes of its table would send traffic to an incomplete table).
+    fn repairs(&mut self, now: Instant) -> Vec<Event> {
+        let Some(r) = self.repairer.as_mut() else {
+            return Vec::new();
+        };
+        let grace = self.grace;
+        let mut due: Vec<&mut Watch> = self
+            .watches
+            .iter_mut()
+            .filter(|w| {
+                matches!(
+                    w.state,
+                    State::Broken {
+                        reported: true,
+                        change: Some(_),
+                        ..
+                    }
+                ) && w.repair.due(now)
+            })
+            .collect();
+        due.sort_by_key(|w| matches!(w.expect, Expectation::Rule(_)));
+        let mut out = Vec::new();
+        for w in due {
+            let State::Broken {
+                at,
+                change: Some(removal),
+                ..
+            } = &w.state
+            else {
+                continue;
+            };
+            let d = Due {
+                text: &w.text,
+                netns: &w.netns,
+                removal,
+                grace_end: *at + grace,
+                state: &mut w.repair,
+            };
+            out.extend(r.repair(d, now));
+        }
+        out
+    }
+
+    /// When the guard next has something to do: a grace period that ends,
+    /// or a repair that waits for its device.
+    pub fn due(&self) -> Option<Instant> {
+        self.watches
+            .iter()
+            .filter_map(|w| match &w.state {
+                State::Broken {
+                    at,
+                    change: Some(_),
+                    reported: false,
+                    ..
+                } => Some(*at + self.grace),
+                State::Broken { reported: true, .. } if self.repairer.is_some() => {
+                    w.repair.next_check()
+                }
+                _ => None,
+            })
+            .min()
     }
 
     /// The violation of watch `i`, if it is due and not yet reported.
@@ -360,5 +465,8 @@ impl crate::stages::Stage for Guard {
     }
     fn tick(&mut self) -> Vec<Event> {
         Guard::tick(self)
+    }
+    fn due(&self) -> Option<Instant> {
+        Guard::due(self)
     }
 }

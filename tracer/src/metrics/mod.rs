@@ -44,6 +44,13 @@ struct ExpectationLabels {
     expectation: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RepairLabels {
+    expectation: String,
+    /// "ok", the kernel's error name, "dry_run" or "gave_up".
+    result: String,
+}
+
 #[derive(Default)]
 struct Journal {
     lines: Counter,
@@ -64,6 +71,7 @@ pub struct Metrics {
     changes: Family<ChangeLabels, Counter>,
     loops: Family<IfaceLabels, Counter>,
     violations: Family<ExpectationLabels, Counter>,
+    repairs: Family<RepairLabels, Counter>,
     lost: Family<LocationLabels, Counter>,
     journal: Mutex<Journal>,
 }
@@ -90,6 +98,12 @@ impl Metrics {
             "Guard expectations broken past their grace period",
             violations.clone(),
         );
+        let repairs = Family::<RepairLabels, Counter>::default();
+        r.register(
+            "guard_repairs",
+            "Repairs of guard --repair, by expectation and result (ok, the kernel's error name, dry_run, gave_up)",
+            repairs.clone(),
+        );
         let lost = Family::<LocationLabels, Counter>::default();
         r.register(
             "events_lost",
@@ -105,6 +119,7 @@ impl Metrics {
             changes,
             loops,
             violations,
+            repairs,
             lost,
             journal: Mutex::new(j),
         }
@@ -144,6 +159,20 @@ impl Metrics {
                 self.violations
                     .get_or_create(&ExpectationLabels {
                         expectation: g.expectation.clone(),
+                    })
+                    .inc();
+            }
+            Body::GuardRepair(r) if e.kind != Kind::GuardRepairWaiting => {
+                let result = match (e.kind, r.dry_run, r.result.as_deref()) {
+                    (Kind::GuardRepairGaveUp, ..) => "gave_up",
+                    (_, true, _) => "dry_run",
+                    (_, _, Some(res)) => res,
+                    (_, _, None) => "unknown",
+                };
+                self.repairs
+                    .get_or_create(&RepairLabels {
+                        expectation: r.expectation.clone(),
+                        result: result.to_string(),
                     })
                     .inc();
             }

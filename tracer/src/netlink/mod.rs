@@ -1,10 +1,12 @@
 //! rtnetlink: decoding (netlink-packet-route; route messages by hand),
-//! names, and the sockets the
-//! tracer reads notifications and dumps from.
+//! names, the sockets the tracer reads notifications and dumps from, and
+//! the requests of the guard's repairs (`request`, `apply`).
+pub mod apply;
 pub mod decode;
 pub mod error;
 pub mod names;
 pub mod nexthops;
+pub mod request;
 pub mod route_msg;
 pub mod rule_msg;
 pub mod socket;

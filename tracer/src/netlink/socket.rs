@@ -271,8 +271,7 @@ pub fn dump_routes(s: &Socket, seq: u32, each: &mut dyn FnMut(&RouteMsg)) -> Res
     Ok(())
 }
 
-/// Send a dump request and hand every message of the answer (whole, header
-/// included) to `each`, until NLMSG_DONE.
+/// Dump `what` and hand every message of the answer to `each`.
 fn dump_raw(s: &Socket, what: DumpKind, seq: u32, each: &mut dyn FnMut(&[u8])) -> Result<()> {
     let inner = match what {
         DumpKind::Links => RouteNetlinkMessage::GetLink(LinkMessage::default()),
@@ -280,6 +279,18 @@ fn dump_raw(s: &Socket, what: DumpKind, seq: u32, each: &mut dyn FnMut(&[u8])) -
         DumpKind::Rules => RouteNetlinkMessage::GetRule(RuleMessage::default()),
         DumpKind::Addresses => RouteNetlinkMessage::GetAddress(AddressMessage::default()),
     };
+    dump_request(s, inner, seq, each).with_context(|| format!("dumping {what:?}"))
+}
+
+/// Send the dump request `inner` (which may carry filters the kernel
+/// applies with NETLINK_GET_STRICT_CHK) and hand every message of the
+/// answer (whole, header included) to `each`, until NLMSG_DONE.
+pub fn dump_request(
+    s: &Socket,
+    inner: RouteNetlinkMessage,
+    seq: u32,
+    each: &mut dyn FnMut(&[u8]),
+) -> Result<()> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     header.sequence_number = seq;
@@ -287,14 +298,12 @@ fn dump_raw(s: &Socket, what: DumpKind, seq: u32, each: &mut dyn FnMut(&[u8])) -
     msg.finalize();
     let mut out = vec![0u8; msg.buffer_len()];
     msg.serialize(&mut out);
-    s.send(&out, 0)
-        .with_context(|| format!("sending the {what:?} dump request"))?;
+    s.send(&out, 0).context("sending the dump request")?;
 
     let mut buf = Vec::with_capacity(1 << 20);
     loop {
         buf.clear();
-        s.recv(&mut buf, 0)
-            .with_context(|| format!("reading the {what:?} dump"))?;
+        s.recv(&mut buf, 0).context("reading the dump")?;
         let mut off = 0usize;
         while buf.len() - off >= 16 {
             let len = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
@@ -316,7 +325,7 @@ fn dump_raw(s: &Socket, what: DumpKind, seq: u32, each: &mut dyn FnMut(&[u8])) -
                             return Ok(());
                         }
                         return Err(std::io::Error::from_raw_os_error(-code))
-                            .with_context(|| format!("the {what:?} dump failed"));
+                            .context("the dump failed");
                     }
                     _ => each(m),
                 }

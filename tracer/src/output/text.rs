@@ -155,6 +155,8 @@ pub fn line(e: &Event) -> String {
         Body::Journal(j) => text_forensic::journal_line(e, j),
         Body::Guard(g) => text_forensic::guard_line(e, g),
         Body::GuardAction(a) => text_forensic::action_line(e, a),
+        Body::GuardRepair(r) => text_forensic::repair_line(e, r),
+        Body::GuardReload(r) => text_forensic::reload_line(e, r),
     }
 }
 

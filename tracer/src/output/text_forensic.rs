@@ -1,10 +1,14 @@
 //! Text lines for the events of `record` and `guard`: snapshot entries,
-//! journal health, guard violations and the commands they ran.
+//! journal health, guard violations, the commands they ran, repairs and
+//! reloads.
 use std::fmt::Write as _;
 
 use crate::describe::{netns_label, route, rule, who};
 use crate::escape::escape_str;
-use crate::event::{Event, GuardAction, GuardReport, JournalHealth, Kind, SnapshotEnd, StateEntry};
+use crate::event::{
+    Event, GuardAction, GuardReload, GuardRepair, GuardReport, JournalHealth, Kind, SnapshotEnd,
+    StateEntry,
+};
 
 pub fn state_line(e: &Event, s: &StateEntry) -> String {
     let what = match (&s.route, &s.rule) {
@@ -82,4 +86,94 @@ pub fn action_line(e: &Event, a: &GuardAction) -> String {
         let _ = write!(s, " ({} earlier violations rate-limited)", a.suppressed);
     }
     s
+}
+
+/// The removal a repair undoes: "route_del at TS by ip[812] ...".
+fn removal_words(r: &GuardRepair) -> String {
+    let e = &r.removal;
+    match e.change() {
+        Some(c) => format!("{} at {} {}", e.kind.as_str(), e.ts, who(c)),
+        None => format!("{} at {}", e.kind.as_str(), e.ts),
+    }
+}
+
+pub fn repair_line(e: &Event, r: &GuardRepair) -> String {
+    let object = match (&r.route, &r.rule) {
+        (Some(x), _) => route(x),
+        (_, Some(x)) => rule(x),
+        _ => "?".into(),
+    };
+    let head = format!(
+        "{} guard     {{}}: {} (netns {})",
+        e.ts,
+        escape_str(&r.expectation),
+        netns_label(&r.netns)
+    );
+    let head = |verb: &str| head.replacen("{}", verb, 1);
+    match e.kind {
+        Kind::GuardRepairWaiting => format!(
+            "{}: cannot put back {object} yet: device {} is missing or down; repairing when it is up",
+            head("waiting"),
+            escape_str(r.waiting_for.as_deref().unwrap_or("?"))
+        ),
+        Kind::GuardRepairGaveUp => format!(
+            "{}: removed again after {} repairs within {} s, last by {}; not repairing it again, the violation stays open",
+            head("GAVE UP"),
+            r.attempt,
+            r.window_secs,
+            r.removal.change().map_or("?".into(), who)
+        ),
+        _ if r.dry_run => format!(
+            "{}: would put back {object} (dry run), undoing {}",
+            head("would repair"),
+            removal_words(r)
+        ),
+        _ => {
+            let result = r.result.as_deref().unwrap_or("?");
+            let verb = if result == "ok" {
+                "REPAIRED"
+            } else {
+                "repair FAILED"
+            };
+            let mut s = format!(
+                "{}: put back {object} (attempt {}/{}): {}",
+                head(verb),
+                r.attempt,
+                r.limit,
+                escape_str(result)
+            );
+            if let Some(ms) = r.ms_after_grace {
+                let _ = write!(s, " {ms:.1} ms after the grace period");
+            }
+            let _ = write!(s, ", undoing {}", removal_words(r));
+            s
+        }
+    }
+}
+
+pub fn reload_line(e: &Event, r: &GuardReload) -> String {
+    if let Some(err) = &r.error {
+        return format!(
+            "{} guard     reload FAILED: {}; the expectations are unchanged",
+            e.ts,
+            escape_str(err)
+        );
+    }
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.iter()
+                .map(|t| escape_str(t))
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+    };
+    format!(
+        "{} guard     reloaded: {} expectations; added: {}; removed: {}",
+        e.ts,
+        r.expectations,
+        list(&r.added),
+        list(&r.removed)
+    )
 }

@@ -143,6 +143,10 @@ pub struct Actor {
     /// Every process id seen, in order.
     pub pids: Vec<u32>,
     pub exe: Option<String>,
+    /// The tracer's own guard, putting back what was removed (`tracer
+    /// guard --repair`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub guard: bool,
 }
 
 /// What groups changes into one episode: the unit when known, else the
@@ -163,6 +167,7 @@ impl Actor {
                 comm: Some(p.comm.clone()),
                 pids: vec![p.pid],
                 exe: p.exe.clone(),
+                guard: p.guard,
             },
         }
     }

@@ -163,6 +163,9 @@ fn fate_words(fate: &Fate, f: &Fmt, day: &str) -> Option<String> {
     let at = fate.ts.map(|t| f.time_on(t, day)).unwrap_or_default();
     match fate.state {
         FateState::Missing => None,
+        FateState::Restored if fate.by.as_ref().is_some_and(|b| b.guard) => {
+            Some(format!("repaired by the guard at {at}"))
+        }
         FateState::Restored => Some(format!(
             "restored at {at} by {}",
             fate.by.as_ref().map_or("?".into(), actor)

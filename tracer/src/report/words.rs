@@ -97,6 +97,9 @@ pub fn actor(a: &Actor) -> String {
             ps.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
         ),
     };
+    if a.guard {
+        return format!("the guard ({pids}, tracer guard --repair)");
+    }
     match (&a.unit, &a.comm) {
         (Some(u), Some(c)) => format!("{} ({pids}, {})", escape_str(u), escape_str(c)),
         (Some(u), None) => format!("{} ({pids})", escape_str(u)),

@@ -117,6 +117,9 @@ pub async fn session(args: WatchArgs, out: Pipeline) -> Result<()> {
         let ring_backlog = ring.get_ref().pending_bytes() > 0;
         let inputs_queued = !s.rx.is_empty() || s.spaces.backlog();
         let ring_now = read_ring_now(ring.get_ref(), s.engine.waiting_requests(), inputs_queued);
+        // A stage's deadline between the regular ticks (a grace period's
+        // end: the guard's repair is due then, not up to 100 ms later).
+        let stage_due = s.out.due();
         tokio::select! {
             guard = ring.readable_mut(), if ring_now => {
                 let mut guard = guard?;
@@ -139,6 +142,7 @@ pub async fn session(args: WatchArgs, out: Pipeline) -> Result<()> {
                 s.packet_findings()?;
             }
             _ = out_tick.tick() => s.out.tick()?,
+            _ = tokio::time::sleep_until(stage_due.unwrap_or_else(Instant::now).into()), if stage_due.is_some() => s.out.tick()?,
             Some(input) = s.rx.recv() => s.input(input)?,
             _ = tick.tick(), if !ring_backlog && !inputs_queued && s.engine.waiting() => s.tick(),
             _ = slow.tick() => s.slow(ring.get_ref())?,

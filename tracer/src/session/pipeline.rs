@@ -52,6 +52,11 @@ impl Pipeline {
         due.iter().try_for_each(|e| self.out.deliver(e))
     }
 
+    /// When a stage next has something to do.
+    pub fn due(&self) -> Option<std::time::Instant> {
+        self.stages.iter().filter_map(|s| s.due()).min()
+    }
+
     pub fn flush(&mut self) -> Result<()> {
         self.out.flush()
     }

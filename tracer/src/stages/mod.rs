@@ -13,4 +13,9 @@ pub trait Stage {
     fn start(&mut self) -> Vec<Event>;
     /// Timers (grace periods, commands that finished).
     fn tick(&mut self) -> Vec<Event>;
+    /// When `tick` next has something to do, if the stage knows (between
+    /// the session's regular ticks).
+    fn due(&self) -> Option<std::time::Instant> {
+        None
+    }
 }
