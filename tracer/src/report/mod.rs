@@ -5,6 +5,7 @@
 pub mod episodes;
 pub mod fate;
 pub mod identity;
+mod links;
 pub mod loops;
 pub mod model;
 mod scan;
@@ -27,7 +28,7 @@ use self::{
 };
 use crate::{
     cli::ReportArgs,
-    event::{Change, Netns, Op},
+    event::{Cause, Change, Netns, Op},
     journal::read::{self, Data, Entry, Problem, Reader},
     netlink::names::TableNames,
     when::Window,
@@ -44,7 +45,9 @@ pub fn run(args: ReportArgs) -> Result<()> {
     )?;
     let select = Select::from_args(&args, &TableNames::load())?;
     let files = read::inputs(args.journal.as_deref(), &args.files)?;
+    readable(&files)?;
     let (entries, problems) = Reader::new(files.clone()).read_all();
+    select.check_tables(&entries)?;
     let gap = Duration::microseconds((args.gap * 1e6) as i64);
     let report = build(entries, problems, &files, window, &select, gap);
     let out = if args.json {
@@ -67,14 +70,33 @@ pub fn run(args: ReportArgs) -> Result<()> {
     }
 }
 
+/// Fails on the first file that cannot be opened, whether it was given
+/// alone or found in a journal directory: a report that left a file out
+/// would call restored routes missing and miss loops, so a forensic user
+/// is told at once (and can run as root, or copy the file) rather than
+/// given a partial answer. A file that vanished since it was listed
+/// (rotation) is left to the reader, which reports it as a problem.
+fn readable(files: &[PathBuf]) -> Result<()> {
+    for f in files.iter().filter(|f| f.as_os_str() != "-") {
+        match std::fs::File::open(f) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                bail!("cannot read {}: {e}", f.display())
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Whether a change took effect (`ok`, or not known to have failed).
 fn applied(c: &Change) -> bool {
     c.result.as_deref().is_none_or(|r| r == "ok")
 }
 
-fn mark(op: Op) -> Mark {
+fn mark(op: Op, c: &Change) -> Mark {
     match op {
         Op::Add => Mark::Add,
+        Op::Del if c.cause == Some(Cause::LinkDel) => Mark::Gone,
         Op::Del => Mark::Del,
     }
 }
@@ -96,6 +118,7 @@ pub fn build(
 ) -> Report {
     entries.retain(|e| window.contains(e.ts));
     entries.sort_by_key(|e| e.ts);
+    links::name_devices(&mut entries);
     let mut scan = Scan::default();
     for (seq, e) in entries.iter().enumerate() {
         scan.entry(seq, e, sel);

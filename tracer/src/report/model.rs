@@ -147,6 +147,9 @@ pub enum FateState {
     InSnapshot,
     /// Still absent at the end of the window.
     Missing,
+    /// Removed by the kernel with its interface (`cause: link_del`) and
+    /// not added again: gone with the interface, not missing.
+    GoneWithInterface,
 }
 
 #[derive(Debug, Serialize)]

@@ -83,7 +83,7 @@ impl Scan {
                         .push(old_key, seq, e.ts, Mark::Replaced, by.clone());
                 }
             }
-            self.history.push(key, seq, e.ts, mark(op), by);
+            self.history.push(key, seq, e.ts, mark(op, c), by);
         }
         self.changes
             .push((seq, e.ts, Actor::key(c.process.as_deref())));

@@ -120,6 +120,19 @@ pub fn route_short(r: &Route) -> String {
     s
 }
 
+/// A route's device ("d2", or "#5" when no event named it), escaped.
+pub fn device(o: &Object) -> Option<String> {
+    let Object::Route(r) = o else { return None };
+    let hop = r.nexthops.first();
+    let dev = r.dev.as_ref().or(hop.and_then(|h| h.dev.as_ref()));
+    let index = r.ifindex.or(hop.and_then(|h| h.ifindex));
+    match (dev, index) {
+        (Some(d), _) => Some(escape_str(d)),
+        (None, Some(i)) => Some(format!("#{i}")),
+        _ => None,
+    }
+}
+
 /// The full `ip rule` / `ip route` description.
 pub fn object(o: &Object) -> String {
     match o {
