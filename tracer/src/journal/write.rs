@@ -91,10 +91,7 @@ pub enum LockError {
     )]
     Held { dir: String, pid: String },
     #[error("cannot lock --journal {dir} ({LOCK_FILE}): {source}")]
-    Io {
-        dir: String,
-        source: std::io::Error,
-    },
+    Io { dir: String, source: std::io::Error },
 }
 
 /// Takes the directory's lock and writes this process's pid into it.

@@ -305,7 +305,13 @@ mod tests {
         assert_ne!(key(&rule("boot", Some(1))), key(&rule("boot", None)));
     }
 
-    fn on(family: Family, dst: &str, dev: Option<&str>, ifindex: Option<u32>, proto: &str) -> Object {
+    fn on(
+        family: Family,
+        dst: &str,
+        dev: Option<&str>,
+        ifindex: Option<u32>,
+        proto: &str,
+    ) -> Object {
         Object::Route(Route {
             family: Some(family),
             table: Some(254),
@@ -333,18 +339,42 @@ mod tests {
         // A new interface reusing the name is another device.
         assert_ne!(
             key(&d2),
-            key(&on(Family::Inet6, "fe80::/64", Some("d2"), Some(9), "kernel"))
+            key(&on(
+                Family::Inet6,
+                "fe80::/64",
+                Some("d2"),
+                Some(9),
+                "kernel"
+            ))
         );
         // IPv4: the kernel's own routes are per interface ...
         assert_ne!(
             key(&on(Family::Inet, "10.2.0.0/24", None, Some(5), "kernel")),
-            key(&on(Family::Inet, "10.2.0.0/24", Some("d3"), Some(7), "kernel"))
+            key(&on(
+                Family::Inet,
+                "10.2.0.0/24",
+                Some("d3"),
+                Some(7),
+                "kernel"
+            ))
         );
         // ... but a route put back through another device still holds the
         // place of the one removed.
         assert_eq!(
-            key(&on(Family::Inet, "10.9.0.0/16", Some("d2"), Some(5), "static")),
-            key(&on(Family::Inet, "10.9.0.0/16", Some("d3"), Some(7), "boot"))
+            key(&on(
+                Family::Inet,
+                "10.9.0.0/16",
+                Some("d2"),
+                Some(5),
+                "static"
+            )),
+            key(&on(
+                Family::Inet,
+                "10.9.0.0/16",
+                Some("d3"),
+                Some(7),
+                "boot"
+            ))
         );
     }
 }

@@ -2,14 +2,19 @@
 //! removed or added what, in one burst), what was restored after each
 //! removal and by whom, the loops seen, and what is still missing at the
 //! end of the window.
+pub mod chart;
 pub mod episodes;
 pub mod fate;
+pub mod html;
 pub mod identity;
 mod links;
 pub mod loops;
+pub mod markdown;
 pub mod model;
+pub mod postmortem;
 mod scan;
 pub mod select;
+mod svg;
 pub mod text;
 mod text_items;
 mod words;
@@ -25,9 +30,10 @@ use self::{
     model::{Added, Episode, Failed, Item, Missing, Removed, Report},
     scan::Scan,
     select::Select,
+    words::Zone,
 };
 use crate::{
-    cli::ReportArgs,
+    cli::{ReportArgs, ReportFormat},
     event::{Cause, Change, Netns, Op},
     journal::read::{self, Data, Entry, Problem, Reader},
     netlink::names::TableNames,
@@ -50,15 +56,17 @@ pub fn run(args: ReportArgs) -> Result<()> {
     select.check_tables(&entries)?;
     let gap = Duration::microseconds((args.gap * 1e6) as i64);
     let report = build(entries, problems, &files, window, &select, gap);
-    let out = if args.json {
-        serde_json::to_string(&report)? + "\n"
+    let zone = if args.utc { Zone::Utc } else { Zone::Local };
+    let format = if args.json {
+        ReportFormat::Json
     } else {
-        let zone = if args.utc {
-            text::Zone::Utc
-        } else {
-            text::Zone::Local
-        };
-        text::render(&report, zone)
+        args.format
+    };
+    let out = match format {
+        ReportFormat::Json => serde_json::to_string(&report)? + "\n",
+        ReportFormat::Text => text::render(&report, zone),
+        ReportFormat::Markdown => markdown::render(&report, zone),
+        ReportFormat::Html => html::render(&report, zone),
     };
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -130,6 +138,7 @@ pub fn build(
         not_shown,
         changes,
         loops,
+        rows,
         ..
     } = scan;
 
@@ -164,6 +173,7 @@ pub fn build(
         missing,
         not_shown,
         problems,
+        rows: rows.finish(),
     }
 }
 

@@ -53,6 +53,10 @@ pub struct Report {
     pub not_shown: BTreeMap<String, usize>,
     /// Lines skipped.
     pub problems: Vec<Problem>,
+    /// Every rule and route that changed, as the picture draws it (not
+    /// part of the JSON).
+    #[serde(skip)]
+    pub rows: Vec<super::chart::Row>,
 }
 
 #[derive(Debug, Serialize)]

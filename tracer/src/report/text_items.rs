@@ -9,7 +9,8 @@ use super::{
     identity::Object,
     model::{Added, Episode, Fate, FateState, LoopItem, Removed},
     words::{
-        Fmt, INDENT, LINES_MAX, actor, counted, device, ns, object, plural, route_short,
+        Fmt, INDENT, LINES_MAX, actor, counted, device, lookup_path, ns, object, plural,
+        route_short,
     },
 };
 use crate::escape::escape_str;
@@ -195,20 +196,8 @@ pub(super) fn loop_item(out: &mut String, l: &LoopItem, f: &Fmt, day: &str) {
     if l.snat {
         let _ = write!(out, " from {}", l.looped.src);
     }
-    if let Some(k) = &l.lookup {
-        let mut path = Vec::new();
-        if let Some(p) = k.rule_priority {
-            path.push(format!("rule {p}"));
-        }
-        if let Some(t) = k.table {
-            path.push(format!("table {t}"));
-        }
-        if let Some(r) = &k.route {
-            path.push(escape_str(r));
-        }
-        if !path.is_empty() {
-            let _ = write!(out, " ({})", path.join(" -> "));
-        }
+    if let Some(path) = l.lookup.as_ref().and_then(lookup_path) {
+        let _ = write!(out, " ({path})");
     }
     out.push('\n');
     if let Some(s) = &l.suspect {
