@@ -300,6 +300,12 @@ fn causes(r: &Report, f: &Fmt, day: &str) -> Vec<String> {
         ));
         keys.push(key);
     }
+    if out.is_empty() {
+        out.push(
+            "None: nothing removed in this window is missing at its end, and no loop was seen."
+                .into(),
+        );
+    }
     cap(&mut out, "candidates");
     out
 }
