@@ -110,7 +110,7 @@ pub fn render(r: &Report, f: &Fmt) -> Markup {
             (loops(r, &axis, f, &day, bottom))
             (markers(r, &axis, f, &day, bottom))
             @if !left_out.is_empty() {
-                text.more x=(n(LABEL_END)) y=(n(TOP + shown.len() as f64 * ROW_H + 14.0)) text-anchor="end" {
+                text.more x=(n(X0)) y=(n(TOP + shown.len() as f64 * ROW_H + 14.0)) {
                     (format!("and {} more {} ({}), not drawn; --table or --dst narrows the report",
                         left_out.len(),
                         if left_out.len() == 1 { "rule or route" } else { "rules and routes" },
