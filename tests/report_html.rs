@@ -171,6 +171,8 @@ fn the_lab_recording_renders_with_its_rows() {
         &[fixture("lab-recorded.journal").to_str().unwrap()],
     );
     let r = render(&f, 1600);
+    // The picture and tables are there: not a blank page.
+    assert!(r.png_bytes > 50_000, "{} is nearly empty", r.png.display());
     assert!(
         r.console.is_empty(),
         "console messages:\n{}",
@@ -224,6 +226,8 @@ fn thousands_of_changes_stay_readable() {
     let j = flapping_journal(3000);
     let f = page("thousands", &[j.to_str().unwrap()]);
     let r = render(&f, 1800);
+    // The picture and tables are there: not a blank page.
+    assert!(r.png_bytes > 50_000, "{} is nearly empty", r.png.display());
     assert!(
         r.console.is_empty(),
         "console messages:\n{}",

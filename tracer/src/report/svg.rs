@@ -229,7 +229,7 @@ fn row_markup(i: usize, row: &Row, axis: &Axis, f: &Fmt, day: &str, removers: &[
     html! {
         g.row data-changes=(row.changes) data-missing=(row.missing_at_end) {
             title { (format!("{full}: {}", plural(row.changes, "change"))) }
-            @if i % 2 == 0 {
+            @if i.is_multiple_of(2) {
                 rect x="0" y=(n(y)) width=(WIDTH) height=(n(ROW_H)) fill="#f6f6f6" {}
             }
             text.label x=(n(LABEL_END)) y=(n(y + 14.0)) text-anchor="end" { (label) }
