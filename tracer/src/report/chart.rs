@@ -162,3 +162,107 @@ fn row(d: Draft) -> Row {
         first_change,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Family, Route};
+
+    fn at(s: u32) -> Time {
+        chrono::DateTime::from_timestamp(1_775_800_000 + i64::from(s), 0).unwrap()
+    }
+
+    fn throw() -> (Key, Object) {
+        let o = Object::Route(Route {
+            family: Some(Family::Inet),
+            table: Some(52),
+            rtype: Some("throw".into()),
+            dst: Some("192.168.1.0/24".into()),
+            ..Route::default()
+        });
+        (Key::new(&Netns::default(), &o), o)
+    }
+
+    fn who(pid: u32) -> Actor {
+        Actor {
+            pids: vec![pid],
+            comm: Some(format!("p{pid}")),
+            ..Actor::default()
+        }
+    }
+
+    fn states(r: &Row) -> Vec<(Option<Time>, Option<Time>, State)> {
+        r.spans.iter().map(|s| (s.from, s.to, s.state)).collect()
+    }
+
+    #[test]
+    fn spans_follow_the_steps() {
+        let (key, o) = throw();
+        let ns = Netns::default();
+        // In the snapshot, removed, put back, removed again: missing at the end.
+        let mut rows = Rows::default();
+        rows.seen(key.clone(), at(0));
+        rows.change(key.clone(), &ns, &o, at(1), Mark::Del, &who(1));
+        rows.change(key.clone(), &ns, &o, at(2), Mark::Add, &who(2));
+        rows.seen(key.clone(), at(3)); // a later session's snapshot: no new span
+        rows.change(key.clone(), &ns, &o, at(4), Mark::Del, &who(3));
+        let r = &rows.finish()[0];
+        assert_eq!(
+            states(r),
+            [
+                (Some(at(0)), Some(at(1)), State::Present),
+                (Some(at(1)), Some(at(2)), State::Missing),
+                (Some(at(2)), Some(at(4)), State::Present),
+                (Some(at(4)), None, State::Missing),
+            ]
+        );
+        assert_eq!(r.spans[1].by, Some(who(1)));
+        assert_eq!(r.spans[3].by, Some(who(3)));
+        assert_eq!(r.changes, 3);
+        assert!(r.missing_at_end);
+    }
+
+    #[test]
+    fn removed_first_was_there_before_and_added_first_was_not() {
+        let (key, o) = throw();
+        let ns = Netns::default();
+        let mut rows = Rows::default();
+        rows.change(key.clone(), &ns, &o, at(5), Mark::Gone, &who(1));
+        let mut other = Rows::default();
+        other.change(key, &ns, &o, at(5), Mark::Add, &who(1));
+        let gone = &rows.finish()[0];
+        assert_eq!(
+            states(gone),
+            [
+                (None, Some(at(5)), State::Present),
+                (Some(at(5)), None, State::Gone)
+            ]
+        );
+        // Gone with its interface is not missing.
+        assert!(!gone.missing_at_end);
+        let added = &other.finish()[0];
+        assert_eq!(states(added), [(Some(at(5)), None, State::Present)]);
+    }
+
+    #[test]
+    fn what_is_missing_at_the_end_comes_first() {
+        let ns = Netns::default();
+        let mut rows = Rows::default();
+        let route = |dst: &str| {
+            let o = Object::Route(Route {
+                family: Some(Family::Inet),
+                table: Some(100),
+                dst: Some(dst.into()),
+                ..Route::default()
+            });
+            (Key::new(&ns, &o), o)
+        };
+        let (a, oa) = route("10.0.0.0/8");
+        let (b, ob) = route("10.1.0.0/16");
+        rows.change(a, &ns, &oa, at(1), Mark::Add, &who(1));
+        rows.change(b, &ns, &ob, at(2), Mark::Del, &who(1));
+        let out = rows.finish();
+        assert_eq!(out[0].object, ob);
+        assert_eq!(out[1].object, oa);
+    }
+}

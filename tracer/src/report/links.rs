@@ -63,3 +63,51 @@ impl Names {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::journal::read::{Location, parse_line};
+
+    fn entry(v: serde_json::Value) -> Entry {
+        let at = Location {
+            file: "t".into(),
+            line: 1,
+        };
+        parse_line(at, v.to_string().as_bytes(), true)
+            .unwrap()
+            .unwrap()
+    }
+
+    fn route_event(kind: &str, ns: u32, dev: Option<&str>, ifindex: u32) -> Entry {
+        entry(
+            json!({"ts": "2026-04-10T06:52:46Z", "kind": kind, "process": null,
+            "netns": {"inode": ns, "name": null},
+            "route": {"family": "inet", "table": 254, "dst": "10.2.0.0/24",
+                "dev": dev, "ifindex": ifindex},
+            "result": "ok", "cause": null}),
+        )
+    }
+
+    fn dev(e: &Entry) -> Option<String> {
+        match &e.data {
+            Data::Change(_, c) => c.route.as_ref().and_then(|r| r.dev.clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_device_is_named_from_an_earlier_event_in_its_namespace() {
+        let mut entries = vec![
+            route_event("route_del", 1, None, 5), // before anything named 5
+            route_event("route_add", 1, Some("d2"), 5),
+            route_event("route_del", 1, None, 5),
+            route_event("route_del", 2, None, 5), // another namespace's 5
+        ];
+        name_devices(&mut entries);
+        let devs: Vec<Option<String>> = entries.iter().map(dev).collect();
+        assert_eq!(devs, [None, Some("d2".into()), Some("d2".into()), None]);
+    }
+}
