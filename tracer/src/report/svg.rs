@@ -96,7 +96,8 @@ pub fn render(r: &Report, f: &Fmt) -> Markup {
         }
     }
     let lines = shown.len() + usize::from(!left_out.is_empty());
-    let bottom = TOP + lines as f64 * ROW_H + 8.0;
+    // Room under the rows for the loops' labels.
+    let bottom = TOP + lines as f64 * ROW_H + 16.0;
     let height = bottom + 28.0 + 20.0 * ((removers.len() + 3).div_ceil(KEYS_PER_LINE) + 1) as f64;
     let day = r.first.map(|t| f.date(t)).unwrap_or_default();
     html! {
@@ -149,7 +150,7 @@ fn loops(r: &Report, axis: &Axis, f: &Fmt, day: &str, bottom: f64) -> Markup {
                         l.ended.map_or("the end of the record".into(), |t| f.time_on(t, day)))) }
                     rect x=(n(x)) y=(n(TOP - 2.0)) width=(n(w)) height=(n(bottom - TOP + 2.0))
                         fill="#ff0000" fill-opacity="0.12" stroke="#d62728" stroke-opacity="0.5" {}
-                    text x=(n(x + 3.0)) y=(n(TOP + 10.0)) fill="#b00" { (format!("loop on {}", escape_str(&l.iface))) }
+                    text x=(n(x + 3.0)) y=(n(bottom - 4.0)) fill="#b00" { (format!("loop on {}", escape_str(&l.iface))) }
                 }
             }
         }
