@@ -167,7 +167,8 @@ fn batch(ns: &Netns, verb: &str, from: u32, n: u32) -> std::process::Child {
             i & 255
         ));
     }
-    let file = std::env::temp_dir().join(format!("tracer-it-batch-{}-{from}", std::process::id()));
+    // Named for the namespace too: tests run in parallel, each with its own.
+    let file = std::env::temp_dir().join(format!("tracer-it-batch-{}-{from}", ns.name));
     std::fs::write(&file, cmds).unwrap();
     Command::new("ip")
         .args(["-n", &ns.name, "-batch"])

@@ -282,3 +282,133 @@ fn no_root_needed() {
     let v: Value = serde_json::from_str(&ok(out)).unwrap();
     assert_eq!(v["events"], 15);
 }
+
+/// `tracer report ARGS` as nobody (root reads every file, whatever its
+/// mode).
+fn report_as_nobody(args: &[&str]) -> Output {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return report(args);
+    }
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(common::tracer_bin())
+        .arg("report")
+        .args(args)
+        .output()
+        .expect("setpriv (util-linux)")
+}
+
+#[test]
+fn routes_of_a_deleted_interface_are_gone_with_it_not_missing_nor_restored() {
+    let dir = fixture("link-del.journal");
+    let out = ok(report(&["--utc", dir.to_str().unwrap()]));
+    assert!(
+        out.contains("          gone with interface d2 (deleted): 5 routes (10.2.0.0/24 dev d2 table main, broadcast 10.2.0.255/32 dev d2 table local, fe80::/64 dev d2 table main, multicast ff00::/8 dev d2 table local, local 10.2.0.1/32 dev d2 table local)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("          gone with interface p2 (deleted): 2 routes (fe80::/64 dev p2 table main, multicast ff00::/8 dev p2 table local)\n"),
+        "{out}"
+    );
+    // Named from the journal, not `dev #5`; d3's fe80::/64 restores nothing.
+    for wrong in [
+        "dev #",
+        "still missing",
+        "Still missing",
+        "restored",
+        "puts back",
+    ] {
+        assert!(!out.contains(wrong), "{wrong:?} in:\n{out}");
+    }
+    assert!(
+        out.contains("Nothing removed in this window is missing at its end"),
+        "{out}"
+    );
+    let v: Value = serde_json::from_str(&ok(report(&["--json", dir.to_str().unwrap()]))).unwrap();
+    assert_eq!(v["missing"], serde_json::json!([]));
+    let removed: Vec<&Value> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["removed"].as_array().into_iter().flatten())
+        .collect();
+    assert_eq!(removed.len(), 7);
+    for r in removed {
+        assert_eq!(r["fate"]["state"], "gone_with_interface", "{r}");
+        assert!(
+            ["d2", "p2"].contains(&r["route"]["dev"].as_str().unwrap()),
+            "{r}"
+        );
+    }
+    let added_d3 = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["added"].as_array().into_iter().flatten())
+        .filter(|a| a["route"]["dev"] == "d3");
+    for a in added_d3 {
+        assert_eq!(a["restores"], Value::Null, "{a}");
+    }
+}
+
+#[test]
+fn an_unknown_table_is_an_error_as_in_watch() {
+    let f = fixture("lab-incident.jsonl");
+    assert_eq!(
+        fails(report(&["--table", "nosuch", f.to_str().unwrap()])),
+        "unknown --table \"nosuch\": not a number, a name in rt_tables, or a table the journal names"
+    );
+    // Numbers, and names this machine or the journal knows, are fine.
+    for t in ["52", "main", "local"] {
+        ok(report(&["--table", t, f.to_str().unwrap()]));
+    }
+}
+
+#[test]
+fn an_unreadable_file_is_the_same_error_alone_or_in_a_directory() {
+    let s = Scratch::new("unreadable");
+    let src = fixture("lab-recovered.journal");
+    let mut names: Vec<_> = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    for n in &names {
+        std::fs::copy(src.join(n), s.0.join(n)).unwrap();
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&s.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let locked = s.0.join(&names[1]);
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let want = format!(
+        "cannot read {}: Permission denied (os error 13)",
+        locked.display()
+    );
+    assert_eq!(fails(report_as_nobody(&[locked.to_str().unwrap()])), want);
+    assert_eq!(fails(report_as_nobody(&[s.0.to_str().unwrap()])), want);
+    assert_eq!(
+        fails(report_as_nobody(&["--journal", s.0.to_str().unwrap()])),
+        want
+    );
+    // The readable file alone still reports.
+    ok(report_as_nobody(&[s.0.join(&names[0]).to_str().unwrap()]));
+}
+
+#[test]
+fn format_json_is_json_and_conflicts_with_another_format() {
+    let f = fixture("lab-incident.jsonl");
+    let f = f.to_str().unwrap();
+    assert_eq!(
+        ok(report(&["--format", "json", f])),
+        ok(report(&["--json", f]))
+    );
+    assert_eq!(ok(report(&["--format", "text", f])), ok(report(&[f])));
+    let out = report(&["--json", "--format", "markdown", f]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("'--json' cannot be used with '--format <FORMAT>'"),
+        "{}",
+        text(&out.stderr)
+    );
+}

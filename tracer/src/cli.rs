@@ -250,9 +250,22 @@ pub struct ReportArgs {
     /// Show times in UTC instead of local time.
     #[arg(long)]
     pub utc: bool,
-    /// One JSON object instead of text (docs/report.md).
-    #[arg(long)]
+    /// The same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// text; json (one object, docs/report.md); markdown (a postmortem
+    /// draft to paste); html (one self-contained page with a picture of
+    /// what changed on one time axis).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub format: ReportFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Markdown,
+    Html,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

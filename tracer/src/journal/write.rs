@@ -13,6 +13,11 @@
 //!   to `max_pending_bytes` (then counted as dropped), one `journal_error`
 //!   is reported, writing is retried every second, and `journal_resumed`
 //!   (with the dropped count) follows when it works again.
+//! - One recorder per directory: the journal holds an exclusive `flock` on
+//!   `tracer.lock` in the directory (holding its pid) while it is open, and
+//!   a second recorder is refused with an error naming the first one's pid
+//!   (two would write every change twice). The kernel drops the lock when
+//!   the process ends, however it ends.
 use std::{
     fs::{File, OpenOptions},
     io::{Read as _, Seek as _, SeekFrom, Write as _},
@@ -21,6 +26,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
+use nix::fcntl::{Flock, FlockArg};
 
 use super::{file_name, is_journal_file};
 
@@ -74,8 +80,57 @@ struct Active {
     dirty: bool,
 }
 
+/// The directory's lock file (not a journal file: readers skip it).
+pub const LOCK_FILE: &str = "tracer.lock";
+
+/// Why the journal directory could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "--journal {dir} is already being recorded by another tracer (pid {pid}); one recorder per journal directory"
+    )]
+    Held { dir: String, pid: String },
+    #[error("cannot lock --journal {dir} ({LOCK_FILE}): {source}")]
+    Io { dir: String, source: std::io::Error },
+}
+
+/// Takes the directory's lock and writes this process's pid into it.
+pub fn lock(dir: &Path) -> Result<Flock<File>, LockError> {
+    let io = |source| LockError::Io {
+        dir: dir.display().to_string(),
+        source,
+    };
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(mut held) => {
+            held.set_len(0).map_err(io)?;
+            held.write_all(format!("{}\n", std::process::id()).as_bytes())
+                .map_err(io)?;
+            Ok(held)
+        }
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            let pid = std::fs::read_to_string(&path).unwrap_or_default();
+            let pid = pid.trim();
+            Err(LockError::Held {
+                dir: dir.display().to_string(),
+                pid: if pid.is_empty() { "unknown" } else { pid }.to_string(),
+            })
+        }
+        Err((_, e)) => Err(io(std::io::Error::from(e))),
+    }
+}
+
 pub struct Journal {
     cfg: Config,
+    /// Held while the journal is open.
+    _lock: Flock<File>,
     active: Option<Active>,
     /// Complete lines not yet in the file.
     pending: Vec<u8>,
@@ -100,6 +155,7 @@ impl Journal {
     pub fn open(cfg: Config) -> Result<Journal> {
         std::fs::create_dir_all(&cfg.dir)
             .with_context(|| format!("cannot create --journal {}", cfg.dir.display()))?;
+        let held = lock(&cfg.dir)?;
         for (path, _, _) in list(&cfg.dir)? {
             if let Some(cut) = repair(&path)? {
                 log::warn!(
@@ -112,6 +168,7 @@ impl Journal {
             .with_context(|| format!("cannot write --journal {}", cfg.dir.display()))?;
         let mut j = Journal {
             cfg,
+            _lock: held,
             active: Some(active),
             pending: Vec::new(),
             pending_lines: 0,

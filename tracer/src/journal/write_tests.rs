@@ -202,3 +202,30 @@ fn a_long_burst_goes_out_in_pieces_and_rotates_on_time() {
     assert_eq!(all_lines(&d).len(), 10_000);
     fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn one_journal_per_directory_and_free_again_once_closed() {
+    let dir = tempdir("lock");
+    let first = Journal::open(cfg(&dir)).unwrap();
+    let pid = std::process::id();
+    assert_eq!(
+        fs::read_to_string(dir.join(LOCK_FILE)).unwrap(),
+        format!("{pid}\n")
+    );
+    // flock locks belong to the open file, so a second open in the same
+    // process conflicts as another recorder's would.
+    let err = Journal::open(cfg(&dir)).err().expect("a second journal");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "--journal {} is already being recorded by another tracer (pid {pid}); one recorder per journal directory",
+            dir.display()
+        )
+    );
+    // The lock file is not a journal file.
+    assert!(!crate::journal::is_journal_file(LOCK_FILE));
+    drop(first);
+    let again = Journal::open(cfg(&dir)).unwrap();
+    drop(again);
+    let _ = fs::remove_dir_all(&dir);
+}

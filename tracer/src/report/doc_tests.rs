@@ -147,6 +147,10 @@ fn check(schema: &Schema, obj: &str, v: &Value, path: &str, used: &mut BTreeSet<
 
 /// A report with every kind of item and object.
 fn sample() -> Value {
+    serde_json::to_value(sample_report()).unwrap()
+}
+
+fn sample_report() -> super::model::Report {
     let ready = json!({"ts": "2026-04-10T06:00:00Z", "kind": "ready", "source": "tracepoint",
         "hooks": {}, "functions": {}, "kernel": "6.1", "version": "0.2.0", "pid": 10,
         "namespaces": [{"inode": 7, "name": "router"}]});
@@ -203,7 +207,7 @@ fn sample() -> Value {
         },
         message: "not JSON".into(),
     };
-    serde_json::to_value(synthetic(&lines, &Select::default(), vec![problem])).unwrap()
+    synthetic(&lines, &Select::default(), vec![problem])
 }
 
 #[test]
@@ -228,4 +232,68 @@ fn docs_report_md_example_follows_its_tables() {
         .expect("docs/report.md has a JSON example");
     let v: Value = serde_json::from_str(example).expect("the example is JSON");
     check(&schema, "report", &v, "example", &mut BTreeSet::new());
+}
+
+/// The headings of docs/report.md's table of Markdown sections, in order.
+fn doc_markdown_sections() -> Vec<String> {
+    let start = DOC
+        .find("<!-- markdown-sections -->")
+        .expect("docs/report.md: <!-- markdown-sections --> marker");
+    let end = DOC
+        .find("<!-- /markdown-sections -->")
+        .expect("docs/report.md: <!-- /markdown-sections --> marker");
+    DOC[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn docs_report_md_lists_the_markdown_sections_in_order() {
+    // The lab's `watch --json` recording has no snapshot: every section,
+    // gaps included, is there.
+    let r = super::lab_tests::incident(&Select::default());
+    let md = super::markdown::render(&r, super::words::Zone::Utc);
+    let got: Vec<String> = md
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|l| l.replace("2026-11-24", "DATE").replace("(UTC)", "(ZONE)"))
+        .collect();
+    assert_eq!(got, doc_markdown_sections(), "{md}");
+}
+
+#[test]
+fn docs_report_md_names_the_pictures_parts() {
+    let html = super::html::render(&sample_report(), super::words::Zone::Utc);
+    for part in [
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\"",
+        "<g class=\"row\" data-changes=",
+        "data-missing=",
+        "<rect class=\"bar present\"",
+        "<rect class=\"bar missing\"",
+        "<g class=\"loop\">",
+        "<g class=\"session\">",
+        "<g class=\"snapshot\">",
+        "<g class=\"lost\">",
+        "<details>",
+        "default-src 'none'; style-src 'unsafe-inline'",
+    ] {
+        assert!(html.contains(part), "no {part} in the page:\n{html}");
+        let doc_name = part
+            .split_once("class=\"")
+            .map(|(_, c)| c.split(['"', ' ']).next().unwrap_or_default())
+            .unwrap_or(part.trim_end_matches('='));
+        assert!(
+            DOC.contains(doc_name),
+            "docs/report.md does not describe {doc_name}"
+        );
+    }
+    for state in ["present", "missing", "gone", "replaced"] {
+        assert!(
+            DOC.contains(&format!("`{state}`")),
+            "docs/report.md: bar {state}"
+        );
+    }
 }

@@ -11,11 +11,21 @@ use super::{
 pub enum Mark {
     Add,
     Del,
+    /// Removed by the kernel because its interface was deleted
+    /// (`cause: link_del`): gone with the interface, not missing.
+    Gone,
     /// In a snapshot (present when a recording started).
     Seen,
     /// Replaced by a route with another identity (`route_replace`): gone,
     /// but not missing.
     Replaced,
+}
+
+impl Mark {
+    /// A removal (by a request, or with its interface).
+    pub fn removes(self) -> bool {
+        matches!(self, Mark::Del | Mark::Gone)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -49,11 +59,12 @@ impl History {
     }
 
     /// What became of the removal at `seq`: the first addition or snapshot
-    /// of the same object after it, else missing.
+    /// of the same object after it, else missing (or gone with its
+    /// interface).
     pub fn fate(&self, key: &Key, seq: usize) -> Fate {
-        let next = self
-            .at(key, seq)
-            .and_then(|(steps, i)| steps[i + 1..].iter().find(|s| s.mark != Mark::Del));
+        let at = self.at(key, seq);
+        let gone = at.is_some_and(|(steps, i)| steps[i].mark == Mark::Gone);
+        let next = at.and_then(|(steps, i)| steps[i + 1..].iter().find(|s| !s.mark.removes()));
         match next {
             Some(s) if matches!(s.mark, Mark::Add | Mark::Replaced) => Fate {
                 state: FateState::Restored,
@@ -63,6 +74,11 @@ impl History {
             Some(s) => Fate {
                 state: FateState::InSnapshot,
                 ts: Some(s.ts),
+                by: None,
+            },
+            None if gone => Fate {
+                state: FateState::GoneWithInterface,
+                ts: None,
                 by: None,
             },
             None => Fate {
@@ -80,7 +96,7 @@ impl History {
         let del = steps
             .iter()
             .rev()
-            .find(|s| s.mark == Mark::Del && s.ts <= ts)?;
+            .find(|s| s.mark.removes() && s.ts <= ts)?;
         Some(self.fate(key, del.seq))
     }
 
@@ -89,13 +105,14 @@ impl History {
     pub fn restores(&self, key: &Key, seq: usize) -> Option<Origin> {
         let (steps, i) = self.at(key, seq)?;
         let prev = steps[..i].last()?;
-        (prev.mark == Mark::Del).then(|| Origin {
+        prev.mark.removes().then(|| Origin {
             ts: prev.ts,
             by: prev.by.clone(),
         })
     }
 
-    /// The removals (by `seq`) of objects whose last step is a removal.
+    /// The removals (by `seq`) of objects whose last step is a removal
+    /// (not one with the interface: those are gone, not missing).
     pub fn missing(&self) -> Vec<usize> {
         let mut out: Vec<usize> = self
             .steps

@@ -4,8 +4,13 @@
 //! selectors are (its `protocol` is not part of it: a rule put back by
 //! another program is still the rule that was removed). A route is the
 //! same route when its family, table, destination, metric and type are (as
-//! the kernel keys its routes; the next hop and `protocol` may differ). The
-//! namespace is part of both.
+//! the kernel keys its routes; the next hop and `protocol` may differ),
+//! and, where the kernel keeps one route per device, its device: IPv6
+//! routes (fib6 keeps a route per next hop: device and gateway) and the
+//! IPv4 routes the kernel makes for an interface (`proto kernel`, appended
+//! one per interface). A device is known by its index when the event gives
+//! one (a name can be reused by a new interface). The namespace is part of
+//! both.
 use serde::Serialize;
 
 use crate::event::{Change, Family, Netns, Process, Route, Rule};
@@ -81,6 +86,43 @@ pub struct RouteId {
     metric: u32,
     /// `unicast` when the event has none.
     rtype: String,
+    /// Where the kernel keeps one route per next hop: its device and
+    /// gateway (see [`by_device`]); else None.
+    nexthop: Option<(Option<Dev>, Option<String>)>,
+}
+
+/// A device: by index when known, else by name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dev {
+    Index(u32),
+    Name(String),
+}
+
+/// Whether the kernel tells this route from others of the same
+/// destination and metric by its next hop: every IPv6 route, and IPv4
+/// routes of `proto kernel` (the kernel adds an interface's routes with
+/// NLM_F_APPEND, so two interfaces may each hold one for a prefix).
+pub fn by_device(r: &Route) -> bool {
+    match r.family {
+        Some(Family::Inet6) => true,
+        _ => r.protocol.as_deref() == Some("kernel"),
+    }
+}
+
+fn nexthop(r: &Route) -> Option<(Option<Dev>, Option<String>)> {
+    if !by_device(r) {
+        return None;
+    }
+    let dev = match (r.ifindex, &r.dev) {
+        (Some(i), _) => Some(Dev::Index(i)),
+        (None, Some(n)) => Some(Dev::Name(n.clone())),
+        _ => None,
+    };
+    let gateway = match r.family {
+        Some(Family::Inet6) => r.gateway.clone(),
+        _ => None,
+    };
+    Some((dev, gateway))
 }
 
 /// The identity of a rule or route in a namespace.
@@ -128,6 +170,7 @@ impl Key {
                         .or_else(|| r.family.map(|f| f.any().to_string())),
                     metric: r.metric.unwrap_or(0),
                     rtype: r.rtype.as_deref().unwrap_or("unicast").to_string(),
+                    nexthop: nexthop(r),
                 },
             ),
         }
@@ -265,5 +308,78 @@ mod tests {
         };
         assert_eq!(key(&rule("boot", Some(1))), key(&rule("unspec", Some(1))));
         assert_ne!(key(&rule("boot", Some(1))), key(&rule("boot", None)));
+    }
+
+    fn on(
+        family: Family,
+        dst: &str,
+        dev: Option<&str>,
+        ifindex: Option<u32>,
+        proto: &str,
+    ) -> Object {
+        Object::Route(Route {
+            family: Some(family),
+            table: Some(254),
+            dst: Some(dst.into()),
+            dev: dev.map(String::from),
+            ifindex,
+            protocol: Some(proto.to_string().into()),
+            ..Route::default()
+        })
+    }
+
+    #[test]
+    fn the_device_is_part_of_a_route_where_the_kernel_keeps_one_per_device() {
+        let ns = Netns::default();
+        let key = |o: &Object| Key::new(&ns, o);
+        // IPv6: fe80::/64 on d2 (index 5) is not fe80::/64 on d3 (index 7),
+        // and d2's route is d2's whether or not the event could name it.
+        let d2 = on(Family::Inet6, "fe80::/64", Some("d2"), Some(5), "kernel");
+        let d3 = on(Family::Inet6, "fe80::/64", Some("d3"), Some(7), "kernel");
+        assert_ne!(key(&d2), key(&d3));
+        assert_eq!(
+            key(&d2),
+            key(&on(Family::Inet6, "fe80::/64", None, Some(5), "kernel"))
+        );
+        // A new interface reusing the name is another device.
+        assert_ne!(
+            key(&d2),
+            key(&on(
+                Family::Inet6,
+                "fe80::/64",
+                Some("d2"),
+                Some(9),
+                "kernel"
+            ))
+        );
+        // IPv4: the kernel's own routes are per interface ...
+        assert_ne!(
+            key(&on(Family::Inet, "10.2.0.0/24", None, Some(5), "kernel")),
+            key(&on(
+                Family::Inet,
+                "10.2.0.0/24",
+                Some("d3"),
+                Some(7),
+                "kernel"
+            ))
+        );
+        // ... but a route put back through another device still holds the
+        // place of the one removed.
+        assert_eq!(
+            key(&on(
+                Family::Inet,
+                "10.9.0.0/16",
+                Some("d2"),
+                Some(5),
+                "static"
+            )),
+            key(&on(
+                Family::Inet,
+                "10.9.0.0/16",
+                Some("d3"),
+                Some(7),
+                "boot"
+            ))
+        );
     }
 }

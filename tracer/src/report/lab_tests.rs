@@ -50,7 +50,7 @@ fn report_of(files: Vec<PathBuf>, window: Window, sel: &Select) -> Report {
     build(entries, problems, &files, window, sel, Duration::seconds(2))
 }
 
-fn incident(sel: &Select) -> Report {
+pub(super) fn incident(sel: &Select) -> Report {
     report_of(vec![fixture("lab-incident.jsonl")], Window::default(), sel)
 }
 

@@ -2,13 +2,19 @@
 //! removed or added what, in one burst), what was restored after each
 //! removal and by whom, the loops seen, and what is still missing at the
 //! end of the window.
+pub mod chart;
 pub mod episodes;
 pub mod fate;
+pub mod html;
 pub mod identity;
+mod links;
 pub mod loops;
+pub mod markdown;
 pub mod model;
+pub mod postmortem;
 mod scan;
 pub mod select;
+mod svg;
 pub mod text;
 mod text_items;
 mod words;
@@ -24,10 +30,11 @@ use self::{
     model::{Added, Episode, Failed, Item, Missing, Removed, Report},
     scan::Scan,
     select::Select,
+    words::Zone,
 };
 use crate::{
-    cli::ReportArgs,
-    event::{Change, Netns, Op},
+    cli::{ReportArgs, ReportFormat},
+    event::{Cause, Change, Netns, Op},
     journal::read::{self, Data, Entry, Problem, Reader},
     netlink::names::TableNames,
     when::Window,
@@ -44,18 +51,22 @@ pub fn run(args: ReportArgs) -> Result<()> {
     )?;
     let select = Select::from_args(&args, &TableNames::load())?;
     let files = read::inputs(args.journal.as_deref(), &args.files)?;
+    readable(&files)?;
     let (entries, problems) = Reader::new(files.clone()).read_all();
+    select.check_tables(&entries)?;
     let gap = Duration::microseconds((args.gap * 1e6) as i64);
     let report = build(entries, problems, &files, window, &select, gap);
-    let out = if args.json {
-        serde_json::to_string(&report)? + "\n"
+    let zone = if args.utc { Zone::Utc } else { Zone::Local };
+    let format = if args.json {
+        ReportFormat::Json
     } else {
-        let zone = if args.utc {
-            text::Zone::Utc
-        } else {
-            text::Zone::Local
-        };
-        text::render(&report, zone)
+        args.format
+    };
+    let out = match format {
+        ReportFormat::Json => serde_json::to_string(&report)? + "\n",
+        ReportFormat::Text => text::render(&report, zone),
+        ReportFormat::Markdown => markdown::render(&report, zone),
+        ReportFormat::Html => html::render(&report, zone),
     };
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -67,14 +78,33 @@ pub fn run(args: ReportArgs) -> Result<()> {
     }
 }
 
+/// Fails on the first file that cannot be opened, whether it was given
+/// alone or found in a journal directory: a report that left a file out
+/// would call restored routes missing and miss loops, so a forensic user
+/// is told at once (and can run as root, or copy the file) rather than
+/// given a partial answer. A file that vanished since it was listed
+/// (rotation) is left to the reader, which reports it as a problem.
+fn readable(files: &[PathBuf]) -> Result<()> {
+    for f in files.iter().filter(|f| f.as_os_str() != "-") {
+        match std::fs::File::open(f) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                bail!("cannot read {}: {e}", f.display())
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Whether a change took effect (`ok`, or not known to have failed).
 fn applied(c: &Change) -> bool {
     c.result.as_deref().is_none_or(|r| r == "ok")
 }
 
-fn mark(op: Op) -> Mark {
+fn mark(op: Op, c: &Change) -> Mark {
     match op {
         Op::Add => Mark::Add,
+        Op::Del if c.cause == Some(Cause::LinkDel) => Mark::Gone,
         Op::Del => Mark::Del,
     }
 }
@@ -96,6 +126,7 @@ pub fn build(
 ) -> Report {
     entries.retain(|e| window.contains(e.ts));
     entries.sort_by_key(|e| e.ts);
+    links::name_devices(&mut entries);
     let mut scan = Scan::default();
     for (seq, e) in entries.iter().enumerate() {
         scan.entry(seq, e, sel);
@@ -107,6 +138,7 @@ pub fn build(
         not_shown,
         changes,
         loops,
+        rows,
         ..
     } = scan;
 
@@ -141,6 +173,7 @@ pub fn build(
         missing,
         not_shown,
         problems,
+        rows: rows.finish(),
     }
 }
 

@@ -53,6 +53,10 @@ pub struct Report {
     pub not_shown: BTreeMap<String, usize>,
     /// Lines skipped.
     pub problems: Vec<Problem>,
+    /// Every rule and route that changed, as the picture draws it (not
+    /// part of the JSON).
+    #[serde(skip)]
+    pub rows: Vec<super::chart::Row>,
 }
 
 #[derive(Debug, Serialize)]
@@ -147,6 +151,9 @@ pub enum FateState {
     InSnapshot,
     /// Still absent at the end of the window.
     Missing,
+    /// Removed by the kernel with its interface (`cause: link_del`) and
+    /// not added again: gone with the interface, not missing.
+    GoneWithInterface,
 }
 
 #[derive(Debug, Serialize)]

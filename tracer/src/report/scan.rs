@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{
     applied,
+    chart::Rows,
     fate::{History, Mark},
     identity::{Actor, ActorKey, Key, NsKey, Object},
     loops::Loops,
@@ -29,6 +30,8 @@ pub(super) struct Scan {
     /// (position, time, who) of each change `sel` keeps.
     pub changes: Vec<(usize, Time, ActorKey)>,
     pub loops: Loops,
+    /// The picture's rows (`--format html`).
+    pub rows: Rows,
     /// Snapshot items of the current session, by namespace: timeline index.
     snapshots: BTreeMap<NsKey, usize>,
 }
@@ -77,13 +80,24 @@ impl Scan {
             // A replaced route is gone, but nothing is missing: the
             // new route holds its place.
             if let Some(old) = &c.old {
-                let old_key = Key::new(&c.netns, &Object::Route(old.clone()));
+                let old_obj = Object::Route(old.clone());
+                let old_key = Key::new(&c.netns, &old_obj);
                 if old_key != key {
+                    self.rows.change(
+                        old_key.clone(),
+                        &c.netns,
+                        &old_obj,
+                        e.ts,
+                        Mark::Replaced,
+                        &by,
+                    );
                     self.history
                         .push(old_key, seq, e.ts, Mark::Replaced, by.clone());
                 }
             }
-            self.history.push(key, seq, e.ts, mark(op), by);
+            let m = mark(op, c);
+            self.rows.change(key.clone(), &c.netns, &obj, e.ts, m, &by);
+            self.history.push(key, seq, e.ts, m, by);
         }
         self.changes
             .push((seq, e.ts, Actor::key(c.process.as_deref())));
@@ -108,6 +122,7 @@ impl Scan {
             }
         }
         let key = Key::new(&s.netns, &obj);
+        self.rows.seen(key.clone(), e.ts);
         self.history
             .push(key, seq, e.ts, Mark::Seen, Actor::default());
     }

@@ -6,7 +6,7 @@
 //! missing objects by who removed them), but restores are looked for among
 //! every process: what `--comm systemd-network` removed may have been put
 //! back by tailscaled.
-use std::net::IpAddr;
+use std::{collections::BTreeSet, net::IpAddr};
 
 use anyhow::{Result, bail};
 use ipnet::IpNet;
@@ -15,6 +15,7 @@ use super::identity::{Actor, Object};
 use crate::{
     cli::ReportArgs,
     event::{Process, Route, Rule, comm_matches},
+    journal::read::{Data, Entry},
     netlink::names::TableNames,
     prefix,
 };
@@ -63,6 +64,28 @@ impl Select {
                 })
                 .collect(),
         })
+    }
+
+    /// Fails, as `watch` does, on a `--table` that names no table: not a
+    /// number, not a name in this machine's rt_tables, and not a table
+    /// name the journal's events carry (it may come from another machine).
+    pub fn check_tables(&self, entries: &[Entry]) -> Result<()> {
+        let unknown: Vec<&str> = self
+            .tables
+            .iter()
+            .filter(|(id, _)| id.is_none())
+            .map(|(_, t)| t.as_str())
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let named = journal_table_names(entries);
+        match unknown.iter().find(|t| !named.contains(**t)) {
+            Some(t) => bail!(
+                "unknown --table {t:?}: not a number, a name in rt_tables, or a table the journal names"
+            ),
+            None => Ok(()),
+        }
     }
 
     /// The filters in force, for the report's header.
@@ -147,6 +170,34 @@ impl Select {
             || comm.is_some_and(|c| self.comms.iter().any(|w| comm_matches(c, w))))
             && (self.units.is_empty() || unit.is_some_and(|u| self.units.iter().any(|w| w == u)))
     }
+}
+
+/// Every table name the events carry (rules, routes, loops' lookups).
+fn journal_table_names(entries: &[Entry]) -> BTreeSet<&str> {
+    fn of<'a>(rule: Option<&'a Rule>, route: Option<&'a Route>) -> [Option<&'a str>; 2] {
+        [
+            rule.and_then(|r| r.table_name.as_deref()),
+            route.and_then(|r| r.table_name.as_deref()),
+        ]
+    }
+    let mut out = BTreeSet::new();
+    for e in entries {
+        let names = match &e.data {
+            Data::Change(_, c) => of(c.rule.as_ref(), c.route.as_ref()),
+            Data::Snapshot(s) => of(s.rule.as_ref(), s.route.as_ref()),
+            Data::Loop(_, l) => {
+                let c = l.suspect.as_ref().map(|s| &s.change);
+                out.extend(l.lookup.as_ref().and_then(|k| k.table_name.as_deref()));
+                of(
+                    c.and_then(|c| c.rule.as_ref()),
+                    c.and_then(|c| c.route.as_ref()),
+                )
+            }
+            _ => continue,
+        };
+        out.extend(names.into_iter().flatten());
+    }
+    out
 }
 
 #[cfg(test)]

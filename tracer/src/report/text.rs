@@ -75,25 +75,7 @@ pub fn render(r: &Report, zone: Zone) -> String {
 }
 
 fn header(out: &mut String, r: &Report, f: &Fmt) {
-    let dirs: Vec<Option<&std::path::Path>> = r
-        .inputs
-        .iter()
-        .map(|i| std::path::Path::new(i).parent())
-        .collect();
-    let what = match r.inputs.as_slice() {
-        [one] => escape_str(one),
-        many if dirs.windows(2).all(|w| w[0] == w[1]) && dirs[0].is_some() => format!(
-            "{} files in {}",
-            many.len(),
-            escape_str(
-                &dirs[0]
-                    .unwrap_or(std::path::Path::new(""))
-                    .display()
-                    .to_string()
-            )
-        ),
-        many => format!("{} files", many.len()),
-    };
+    let what = inputs_name(&r.inputs);
     let _ = write!(out, "Report of {what}: {}", plural(r.events, "event"));
     if let (Some(a), Some(b)) = (r.first, r.last) {
         let _ = write!(out, " from {} to {}", f.full(a), f.time_on(b, &f.date(a)));

@@ -8,7 +8,10 @@ use chrono::Utc;
 use super::{
     identity::Object,
     model::{Added, Episode, Fate, FateState, LoopItem, Removed},
-    words::{Fmt, INDENT, LINES_MAX, actor, counted, ns, object, plural, route_short},
+    words::{
+        Fmt, INDENT, LINES_MAX, actor, counted, device, lookup_path, ns, object, plural,
+        route_short,
+    },
 };
 use crate::escape::escape_str;
 
@@ -74,7 +77,7 @@ fn removals(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
     let mut groups: Vec<(String, Vec<&Removed>)> = Vec::new();
     let mut missing = Vec::new();
     for r in &e.removed {
-        match fate_words(&r.fate, f, day) {
+        match fate_words(&r.fate, &r.object, f, day) {
             None => missing.push(r),
             Some(w) => match groups.iter_mut().find(|(g, _)| *g == w) {
                 Some((_, v)) => v.push(r),
@@ -158,8 +161,9 @@ fn failures(out: &mut String, e: &Episode) {
     }
 }
 
-/// "restored at 22:32:40 by tailscaled (pid 2783)"; None when missing.
-fn fate_words(fate: &Fate, f: &Fmt, day: &str) -> Option<String> {
+/// "restored at 22:32:40 by tailscaled (pid 2783)", "gone with interface
+/// d2"; None when missing.
+pub(super) fn fate_words(fate: &Fate, o: &Object, f: &Fmt, day: &str) -> Option<String> {
     let at = fate.ts.map(|t| f.time_on(t, day)).unwrap_or_default();
     match fate.state {
         FateState::Missing => None,
@@ -173,6 +177,10 @@ fn fate_words(fate: &Fate, f: &Fmt, day: &str) -> Option<String> {
         FateState::InSnapshot => Some(format!(
             "back in the snapshot at {at} (put back while nothing was recording)"
         )),
+        FateState::GoneWithInterface => Some(match device(o) {
+            Some(d) => format!("gone with interface {d} (deleted)"),
+            None => "gone with its interface (deleted)".to_string(),
+        }),
     }
 }
 
@@ -191,20 +199,8 @@ pub(super) fn loop_item(out: &mut String, l: &LoopItem, f: &Fmt, day: &str) {
     if l.snat {
         let _ = write!(out, " from {}", l.looped.src);
     }
-    if let Some(k) = &l.lookup {
-        let mut path = Vec::new();
-        if let Some(p) = k.rule_priority {
-            path.push(format!("rule {p}"));
-        }
-        if let Some(t) = k.table {
-            path.push(format!("table {t}"));
-        }
-        if let Some(r) = &k.route {
-            path.push(escape_str(r));
-        }
-        if !path.is_empty() {
-            let _ = write!(out, " ({})", path.join(" -> "));
-        }
+    if let Some(path) = l.lookup.as_ref().and_then(lookup_path) {
+        let _ = write!(out, " ({path})");
     }
     out.push('\n');
     if let Some(s) = &l.suspect {
@@ -220,7 +216,11 @@ pub(super) fn loop_item(out: &mut String, l: &LoopItem, f: &Fmt, day: &str) {
             "{INDENT}suspect: {what} removed at {when} by {}",
             actor(&s.by)
         );
-        match s.fate.as_ref().map(|x| (x.state, fate_words(x, f, day))) {
+        match s
+            .fate
+            .as_ref()
+            .map(|x| (x.state, fate_words(x, &s.object, f, day)))
+        {
             Some((FateState::Missing, _)) => out.push_str(", still missing"),
             Some((_, Some(w))) => {
                 let _ = write!(out, ", {w}");

@@ -12,7 +12,7 @@ use super::{
 use crate::{
     describe,
     escape::escape_str,
-    event::{Netns, Route},
+    event::{LoopLookup, Netns, Route},
 };
 
 /// The most objects listed by name in one line.
@@ -69,6 +69,13 @@ impl Fmt {
             Zone::Local => format!("local time (UTC{})", self.offset(t)),
         }
     }
+    /// "UTC", or the local offset as "UTC+09:00".
+    pub(super) fn zone_short(&self, t: Time) -> String {
+        match self.zone {
+            Zone::Utc => "UTC".into(),
+            Zone::Local => format!("UTC{}", self.offset(t)),
+        }
+    }
     pub(super) fn in_ns(&self, n: &Netns) -> String {
         if self.many_ns {
             format!(" in netns {}", ns(n))
@@ -121,6 +128,19 @@ pub fn route_short(r: &Route) -> String {
         _ => {}
     }
     s
+}
+
+/// A route's device ("d2", or "#5" when no event named it), escaped.
+pub fn device(o: &Object) -> Option<String> {
+    let Object::Route(r) = o else { return None };
+    let hop = r.nexthops.first();
+    let dev = r.dev.as_ref().or(hop.and_then(|h| h.dev.as_ref()));
+    let index = r.ifindex.or(hop.and_then(|h| h.ifindex));
+    match (dev, index) {
+        (Some(d), _) => Some(escape_str(d)),
+        (None, Some(i)) => Some(format!("#{i}")),
+        _ => None,
+    }
 }
 
 /// The full `ip rule` / `ip route` description.
@@ -177,4 +197,62 @@ pub fn counted<'a>(objects: impl IntoIterator<Item = &'a Object>) -> String {
         ));
     }
     parts.join(" and ")
+}
+
+/// "rule 5270 -> table 52 -> default dev tailscale0"; None when the lookup
+/// says nothing.
+pub(super) fn lookup_path(k: &LoopLookup) -> Option<String> {
+    let mut path = Vec::new();
+    if let Some(p) = k.rule_priority {
+        path.push(format!("rule {p}"));
+    }
+    if let Some(t) = k.table {
+        path.push(format!("table {t}"));
+    }
+    if let Some(r) = &k.route {
+        path.push(escape_str(r));
+    }
+    (!path.is_empty()).then(|| path.join(" -> "))
+}
+
+/// What a report read: "lab.jsonl", "2 files in /var/lib/tracer/journal",
+/// "3 files".
+pub(super) fn inputs_name(inputs: &[String]) -> String {
+    let dirs: Vec<Option<&std::path::Path>> = inputs
+        .iter()
+        .map(|i| std::path::Path::new(i).parent())
+        .collect();
+    match inputs {
+        [one] => escape_str(one),
+        many if dirs.windows(2).all(|w| w[0] == w[1]) && dirs[0].is_some() => format!(
+            "{} files in {}",
+            many.len(),
+            escape_str(
+                &dirs[0]
+                    .unwrap_or(std::path::Path::new(""))
+                    .display()
+                    .to_string()
+            )
+        ),
+        many => format!("{} files", many.len()),
+    }
+}
+
+/// "rule 5270", "throw 192.168.1.0/24 table 52".
+pub(super) fn short(o: &Object) -> String {
+    match o {
+        Object::Rule(r) => format!("rule {}", r.priority.map_or("?".into(), |p| p.to_string())),
+        Object::Route(r) => route_short(r),
+    }
+}
+
+/// "0s", "42s", "3m 5s", "5h 49m", "2d 3h".
+pub(super) fn duration(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
 }

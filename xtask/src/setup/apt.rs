@@ -1,8 +1,10 @@
 //! Debian packages: LLVM 22 for bpf-linker, QEMU/busybox/cpio for the VM
 //! tests, iproute2 and tcpdump for the integration tests and the demo,
 //! nftables for the lab's masquerade rule (tests/lab/lab.sh); the aarch64
-//! cross linker and libc (static arm64 builds), QEMU for arm64 guests, and
-//! `file` (the static-binary checks).
+//! cross linker and libc (static arm64 builds), QEMU for arm64 guests,
+//! `file` (the static-binary checks), and `chromium`, whose headless mode
+//! renders `tracer report --format html` in the integration tests
+//! (tests/report_html.rs).
 
 use super::say;
 use crate::{process, workspace};
@@ -22,6 +24,7 @@ pub const PACKAGES: &[&str] = &[
     "qemu-system-arm",
     "file",
     "lintian",
+    "chromium",
 ];
 
 pub fn ensure() -> Result<()> {
