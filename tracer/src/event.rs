@@ -195,6 +195,8 @@ pub enum Kind {
     GuardViolation,
     GuardRestored,
     GuardAction,
+    NetnsNew,
+    NetnsGone,
 }
 
 impl Kind {
@@ -217,6 +219,8 @@ impl Kind {
             Kind::GuardViolation => "guard_violation",
             Kind::GuardRestored => "guard_restored",
             Kind::GuardAction => "guard_action",
+            Kind::NetnsNew => "netns_new",
+            Kind::NetnsGone => "netns_gone",
         }
     }
     pub fn route(op: Op) -> Kind {
@@ -428,6 +432,13 @@ pub struct SnapshotEnd {
     pub routes: u64,
 }
 
+/// A namespace the tracer started watching after `ready` (`netns_new`),
+/// or one that is gone (`netns_gone`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceSeen {
+    pub netns: Netns,
+}
+
 /// The journal could not be written, or can be again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JournalHealth {
@@ -484,6 +495,7 @@ pub enum Body {
     Journal(JournalHealth),
     Guard(GuardReport),
     GuardAction(GuardAction),
+    Namespace(NamespaceSeen),
 }
 
 /// One event: one JSON line.

@@ -12,15 +12,15 @@ use serde_json::{Map, Value};
 
 use crate::event::{
     Body, Cause, Change, Event, Family, GuardAction, GuardReport, JournalHealth, Kind, LoopLookup,
-    LoopReport, Lost, Netns, NextHop, PacketBrief, Process, Ready, Route, Rule, SnapshotEnd,
-    Source, StateEntry, TableTry, WatchedIface,
+    LoopReport, Lost, NamespaceSeen, Netns, NextHop, PacketBrief, Process, Ready, Route, Rule,
+    SnapshotEnd, Source, StateEntry, TableTry, WatchedIface,
 };
 
 const DOC: &str = include_str!("../../docs/events.md");
 const DOC_PATH: &str = "docs/events.md";
 
 /// The objects the document must describe, one table each.
-const OBJECTS: [&str; 18] = [
+const OBJECTS: [&str; 19] = [
     "event",
     "change",
     "lost",
@@ -28,6 +28,7 @@ const OBJECTS: [&str; 18] = [
     "loop",
     "snapshot",
     "snapshot_end",
+    "namespace",
     "journal",
     "guard",
     "guard_action",
@@ -327,6 +328,7 @@ impl Checker<'_> {
             "journal_error" | "journal_resumed" => "journal",
             "guard_violation" | "guard_restored" => "guard",
             "guard_action" => "guard_action",
+            "netns_new" | "netns_gone" => "namespace",
             other => {
                 self.errors.push(format!(
                     "event.kind `{other}` is not a known kind ({})",
@@ -604,6 +606,16 @@ fn samples() -> Vec<Event> {
             }),
         ),
         event(
+            Kind::NetnsNew,
+            Source::Tracer,
+            Body::Namespace(NamespaceSeen { netns: netns() }),
+        ),
+        event(
+            Kind::NetnsGone,
+            Source::Tracer,
+            Body::Namespace(NamespaceSeen { netns: netns() }),
+        ),
+        event(
             Kind::JournalError,
             Source::Tracer,
             Body::Journal(JournalHealth {
@@ -778,6 +790,8 @@ fn all_kinds() -> Vec<Kind> {
         Kind::GuardViolation,
         Kind::GuardRestored,
         Kind::GuardAction,
+        Kind::NetnsNew,
+        Kind::NetnsGone,
     ];
     all.iter().for_each(|k| match k {
         Kind::RuleAdd
@@ -796,7 +810,9 @@ fn all_kinds() -> Vec<Kind> {
         | Kind::JournalResumed
         | Kind::GuardViolation
         | Kind::GuardRestored
-        | Kind::GuardAction => {}
+        | Kind::GuardAction
+        | Kind::NetnsNew
+        | Kind::NetnsGone => {}
     });
     all
 }

@@ -2,6 +2,7 @@
 //! watched namespaces, delivered to the correlator as one stream.
 pub mod kernel_event;
 pub mod namespaces;
+pub mod netns_scan;
 pub mod task;
 
 use crate::netlink::decode::NlItem;

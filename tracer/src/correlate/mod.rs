@@ -137,6 +137,11 @@ fn ok() -> Option<Name> {
     Some(names::errno_name(0))
 }
 
+/// A request acknowledged in a namespace not watched yet when it came.
+const NOTE_UNWATCHED_ACKED: &str = "the namespace was not watched yet when this was requested (it had just appeared, or is not selected): the change as requested; what the request left out (device name, protocol, scope) was not read from the kernel";
+/// A request with no acknowledgement in a namespace not watched.
+const NOTE_UNWATCHED: &str = "outcome unknown: the namespace was not watched when this was requested (it had just appeared, or is not selected) and no acknowledgement was seen";
+
 struct Pending {
     deadline: Instant,
     source: Source,
@@ -151,6 +156,9 @@ struct Pending {
     result: Option<i32>,
     /// A request that asked for an ack (NLM_F_ACK).
     wants_ack: bool,
+    /// Its namespace had no mirror (was not watched yet) when it came: no
+    /// notification will complete it.
+    unwatched: bool,
 }
 
 impl Pending {
@@ -231,6 +239,9 @@ pub struct Engine {
     /// them first), then these.
     held: HashMap<u32, Vec<Outcome>>,
     out: Vec<Outcome>,
+    /// A change came from a namespace with no mirror (not watched yet):
+    /// the session rescans the namespaces at once rather than at its tick.
+    unwatched_seen: bool,
 }
 
 /// Which changes the tracepoint requests attribute (the others come from
@@ -279,6 +290,7 @@ impl Engine {
             behind: Vec::new(),
             siblings: std::collections::VecDeque::new(),
             out: Vec::new(),
+            unwatched_seen: false,
         }
     }
 
@@ -293,6 +305,20 @@ impl Engine {
     }
 
     /// Stop following a namespace (it went away).
+    /// Whether a change came from a namespace not watched since the last
+    /// call.
+    pub fn take_unwatched_seen(&mut self) -> bool {
+        std::mem::take(&mut self.unwatched_seen)
+    }
+
+    /// Notes whether `netns` is watched (has a mirror) for a change that
+    /// comes from it now.
+    fn watched(&mut self, netns: u32) -> bool {
+        let w = self.mirrors.contains_key(&netns);
+        self.unwatched_seen |= !w;
+        w
+    }
+
     pub fn forget(&mut self, netns: u32) {
         self.mirrors.remove(&netns);
     }
@@ -370,11 +396,12 @@ impl Engine {
             let p = self.pending.take(id).expect("front exists");
             let note = match (p.from_kernel, p.result) {
                 (true, _) => None,
+                (false, Some(_)) if p.unwatched => Some(NOTE_UNWATCHED_ACKED.to_string()),
                 (false, Some(_)) => None,
-                (false, None) => Some(if self.mirrors.contains_key(&p.netns) {
-                    "no acknowledgement and no notification seen: the request changed nothing or its outcome was lost".to_string()
+                (false, None) => Some(if p.unwatched {
+                    NOTE_UNWATCHED.to_string()
                 } else {
-                    "outcome unknown: the namespace is not watched (no /run/netns name) and no acknowledgement was seen".to_string()
+                    "no acknowledgement and no notification seen: the request changed nothing or its outcome was lost".to_string()
                 }),
             };
             let (result, seq) = (p.result, p.seq);

@@ -158,6 +158,7 @@ pub fn line(e: &Event) -> String {
         Body::Journal(j) => text_forensic::journal_line(e, j),
         Body::Guard(g) => text_forensic::guard_line(e, g),
         Body::GuardAction(a) => text_forensic::action_line(e, a),
+        Body::Namespace(n) => text_forensic::namespace_line(e, n),
     }
 }
 

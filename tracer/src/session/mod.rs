@@ -4,6 +4,7 @@
 //! into events (collect → correlate/detect → enrich) and hands them to the
 //! outputs, until SIGINT/SIGTERM (`finish`).
 mod inputs;
+mod netns;
 mod seed;
 mod start;
 
@@ -28,12 +29,12 @@ use crate::{
     collect::{NsInput, namespaces::Namespaces},
     correlate::Engine,
     enrich::present::Presenter,
-    event::Source,
+    event::{Body, Event, Kind, NamespaceSeen, Source},
     packet::path::PacketPath,
     stages::Pipeline,
 };
 use inputs::{drain_ring, emit_findings, emit_outcomes, packet_notifications};
-use seed::{seed, sync_ifaces};
+use seed::{seed, snapshot, sync_ifaces};
 
 /// Ring-buffer records decoded per wake-up before other inputs get a turn.
 const RING_BATCH: usize = 64;
@@ -41,6 +42,9 @@ const RING_BATCH: usize = 64;
 /// which, while notifications are queued, the ring buffer is left to hold
 /// the backlog (kernel memory) rather than the tracer's heap.
 const READ_AHEAD: usize = 4096;
+/// The least time between two namespace rescans that changes in an
+/// unwatched namespace ask for.
+const UNWATCHED_RESCAN: Duration = Duration::from_millis(50);
 /// How long collection goes on after SIGINT/SIGTERM.
 const STOP_GRACE: Duration = Duration::from_millis(300);
 /// How often the packet path drains the records that do not wake the
@@ -59,6 +63,8 @@ fn read_ring_now(ring: &RingReader, waiting: usize, notifications_queued: bool) 
 /// Everything a running session holds but the ring buffer and the timers.
 struct Session {
     spaces: Namespaces,
+    /// Which namespaces to watch (--netns).
+    select: netns::Selection,
     rx: Receiver<NsInput>,
     engine: Engine,
     packets: Option<PacketPath>,
@@ -75,6 +81,8 @@ struct Session {
     /// The main mechanism, for `lost` events.
     primary: Source,
     last_dropped: u64,
+    /// When the namespaces were last rescanned.
+    last_rescan: Instant,
 }
 
 /// One tracing session: load and attach, seed the namespaces, then turn
@@ -155,13 +163,23 @@ pub async fn session(args: WatchArgs, out: Pipeline) -> Result<()> {
 
 impl Session {
     fn read_ring(&mut self, rb: &mut RingReader, max: usize) -> usize {
-        drain_ring(
+        let n = drain_ring(
             rb,
             &mut self.engine,
             &mut self.p,
             self.packets.as_mut(),
             max,
-        )
+        );
+        // A change in a namespace not watched yet (one that just appeared):
+        // watch it now, so that its next changes are read from the kernel,
+        // at most every UNWATCHED_RESCAN.
+        if self.engine.take_unwatched_seen()
+            && self.last_rescan.elapsed() >= UNWATCHED_RESCAN
+            && let Err(e) = self.namespaces()
+        {
+            log::warn!("{e:#}");
+        }
+        n
     }
 
     /// The packet path's findings due now.
@@ -226,23 +244,7 @@ impl Session {
     /// Twice a second: namespaces that came or went, the watched
     /// interfaces, and records the ring buffer lost.
     fn slow(&mut self, ring: &RingReader) -> Result<()> {
-        let before: Vec<u32> = self.spaces.watched.keys().copied().collect();
-        for ns in self.spaces.rescan() {
-            if let Err(e) = seed(
-                &mut self.spaces,
-                &mut self.engine,
-                self.packets.as_mut(),
-                ns,
-            ) {
-                log::warn!("namespace {ns}: {e:#}");
-            }
-        }
-        for gone in before
-            .iter()
-            .filter(|n| !self.spaces.watched.contains_key(n))
-        {
-            self.engine.forget(*gone);
-        }
+        self.namespaces()?;
         if let Some(map) = self.nl_netns.as_mut()
             && let Err(e) = crate::bpf::loader::sync_netns(map, &self.spaces.inodes())
         {
@@ -272,6 +274,58 @@ impl Session {
             self.last_dropped = total;
         }
         Ok(())
+    }
+
+    /// Namespaces that came (seeded, snapshotted for a journal or a guard,
+    /// and reported) or went (forgotten and reported).
+    fn namespaces(&mut self) -> Result<()> {
+        self.last_rescan = Instant::now();
+        let r = netns::rescan(
+            &mut self.spaces,
+            &self.select,
+            &mut self.p.enricher.netns,
+            None,
+        );
+        for ns in r.added {
+            if let Err(e) = seed(
+                &mut self.spaces,
+                &mut self.engine,
+                self.packets.as_mut(),
+                ns,
+            ) {
+                log::warn!("namespace {ns}: {e:#}");
+            }
+            let e = self.namespace_event(Kind::NetnsNew, ns);
+            self.out.write(&e)?;
+            if self.out.wants_state()
+                && let Err(e) = snapshot(
+                    &mut self.spaces,
+                    &self.engine,
+                    &mut self.p,
+                    ns,
+                    &mut self.out,
+                )
+            {
+                log::warn!("snapshot of namespace {ns}: {e:#}");
+            }
+        }
+        for ns in r.gone {
+            self.engine.forget(ns);
+            let e = self.namespace_event(Kind::NetnsGone, ns);
+            self.out.write(&e)?;
+        }
+        Ok(())
+    }
+
+    fn namespace_event(&mut self, kind: Kind, ns: u32) -> Event {
+        Event {
+            ts: self.p.clock.wall(None),
+            kind,
+            source: Source::Tracer,
+            body: Body::Namespace(NamespaceSeen {
+                netns: self.p.netns(ns),
+            }),
+        }
     }
 
     /// The end: what is already in the ring buffer and the sockets belongs
