@@ -127,10 +127,68 @@ pub fn net_mounts<'a>(
         .collect()
 }
 
-/// The network namespace mounts in the tracer's mount namespace.
-pub fn read_net_mounts() -> Result<Vec<NsMount>, procfs::ProcError> {
-    let infos = procfs::process::Process::myself()?.mountinfo()?;
-    Ok(net_mounts(&infos))
+/// The network namespace mounts in the tracer's mount namespace, read
+/// again only when the mount table changed: the kernel flags an open
+/// mountinfo file (POLLPRI) when a mount is added or removed.
+pub struct NetMounts {
+    file: Option<File>,
+    last: Vec<NsMount>,
+}
+
+impl NetMounts {
+    pub fn new() -> Self {
+        NetMounts {
+            file: None,
+            last: Vec::new(),
+        }
+    }
+
+    /// The mounts now (the last ones read, when nothing changed since).
+    pub fn read(&mut self) -> io::Result<&[NsMount]> {
+        use std::io::{Read, Seek};
+        use std::os::fd::AsRawFd;
+        let changed = match &self.file {
+            None => true,
+            Some(f) => {
+                let mut pfd = libc::pollfd {
+                    fd: f.as_raw_fd(),
+                    events: libc::POLLPRI,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd, no waiting.
+                let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+                n != 0 || pfd.revents != 0
+            }
+        };
+        if changed {
+            let f = match &mut self.file {
+                Some(f) => f,
+                None => self.file.insert(File::open("/proc/self/mountinfo")?),
+            };
+            f.rewind()?;
+            let mut text = String::with_capacity(16 << 10);
+            f.read_to_string(&mut text)?;
+            self.last = net_mounts_in(&text);
+        }
+        Ok(&self.last)
+    }
+}
+
+impl Default for NetMounts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The network namespace mounts of mountinfo text (only nsfs lines are
+/// handed to procfs's parser).
+pub fn net_mounts_in(text: &str) -> Vec<NsMount> {
+    let infos: Vec<procfs::process::MountInfo> = text
+        .lines()
+        .filter(|l| l.contains(" - nsfs "))
+        .filter_map(|l| procfs::process::MountInfo::from_line(l).ok())
+        .collect();
+    net_mounts(&infos)
 }
 
 /// mountinfo writes space, tab, newline and backslash in paths as `\ooo`
@@ -205,7 +263,9 @@ mod tests {
     fn mounts(text: &str) -> Vec<NsMount> {
         use procfs::FromBufRead;
         let infos = procfs::process::MountInfos::from_buf_read(text.as_bytes()).unwrap();
-        net_mounts(&infos)
+        let all = net_mounts(&infos);
+        assert_eq!(net_mounts_in(text), all);
+        all
     }
 
     #[test]
@@ -254,7 +314,9 @@ mod tests {
     }
 
     #[test]
-    fn own_mounts_are_readable() {
-        assert!(read_net_mounts().is_ok());
+    fn own_mounts_are_read_again_only_after_a_change() {
+        let mut m = NetMounts::new();
+        let first = m.read().unwrap().to_vec();
+        assert_eq!(m.read().unwrap(), first.as_slice());
     }
 }

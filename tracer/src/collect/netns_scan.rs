@@ -4,16 +4,21 @@
 //! any other directory). A namespace neither holds is gone for the tracer
 //! too (it lets go of its sockets, which would otherwise keep it alive).
 //!
-//! One scan reads the mount table and one link per process: about a
-//! millisecond for a few hundred processes (BENCHMARKS.md).
+//! One scan reads one link per process, and the mount table when it
+//! changed: a few milliseconds for a few hundred processes, on a thread of
+//! its own (BENCHMARKS.md).
 use std::{
     collections::BTreeMap,
     fs::{self, File},
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
+    sync::mpsc::RecvTimeoutError,
+    time::Duration,
 };
 
-use crate::nsfs::{NETNS_RUN_DIR, NsMount};
+use tokio::sync::mpsc::error::TrySendError;
+
+use crate::nsfs::{NETNS_RUN_DIR, NetMounts, NsMount};
 
 /// What holds one namespace: its bind mounts and its processes (by pid,
 /// ascending).
@@ -27,13 +32,48 @@ pub struct Found {
 pub type Scan = BTreeMap<u32, Found>;
 
 /// Scans processes and mounts now. A mount table that cannot be read
-/// leaves only the processes' namespaces (logged once per scan).
-pub fn scan() -> Scan {
-    let mounts = crate::nsfs::read_net_mounts().unwrap_or_else(|e| {
+/// leaves only the processes' namespaces (logged).
+pub fn scan(mounts: &mut NetMounts) -> Scan {
+    let mounts = mounts.read().map(<[NsMount]>::to_vec).unwrap_or_else(|e| {
         log::warn!("reading /proc/self/mountinfo for namespace bind mounts: {e}");
         Vec::new()
     });
     combine(mounts, process_namespaces())
+}
+
+/// Scans every `interval`, and at once when poked, on a thread of its own
+/// (reading /proc can stall for a moment while mounts change: the event
+/// loop must not), and sends each scan to `tx`. A scan the receiver has
+/// no room for is dropped: the next one supersedes it.
+pub struct Scanner {
+    poke: std::sync::mpsc::SyncSender<()>,
+}
+
+impl Scanner {
+    pub fn spawn(interval: Duration, tx: tokio::sync::mpsc::Sender<Scan>) -> std::io::Result<Self> {
+        let (poke, poked) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("netns-scan".into())
+            .spawn(move || {
+                let mut mounts = NetMounts::new();
+                loop {
+                    match poked.recv_timeout(interval) {
+                        Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                    let s = scan(&mut mounts);
+                    if let Err(TrySendError::Closed(_)) = tx.try_send(s) {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Scanner { poke })
+    }
+
+    /// Scan now (a change came from a namespace not watched yet).
+    pub fn poke(&self) {
+        let _ = self.poke.try_send(());
+    }
 }
 
 /// Mounts and (pid, inode) pairs into one map.
@@ -188,7 +228,7 @@ mod tests {
     #[test]
     fn own_namespace_is_found_with_this_process() {
         let own = fs::metadata("/proc/self/ns/net").unwrap().ino() as u32;
-        let s = scan();
+        let s = scan(&mut NetMounts::new());
         assert!(s[&own].pids.contains(&std::process::id()));
         assert!(s[&own].open(own).is_ok());
         assert!(s[&own].open(own.wrapping_add(1)).is_err());

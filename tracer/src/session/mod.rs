@@ -26,7 +26,11 @@ use crate::{
     bpf::ring::RingReader,
     cli::WatchArgs,
     clock::Clock,
-    collect::{NsInput, namespaces::Namespaces},
+    collect::{
+        NsInput,
+        namespaces::Namespaces,
+        netns_scan::{Scan, Scanner},
+    },
     correlate::Engine,
     enrich::present::Presenter,
     event::{Body, Event, Kind, NamespaceSeen, Source},
@@ -42,8 +46,11 @@ const RING_BATCH: usize = 64;
 /// which, while notifications are queued, the ring buffer is left to hold
 /// the backlog (kernel memory) rather than the tracer's heap.
 const READ_AHEAD: usize = 4096;
-/// The least time between two namespace rescans that changes in an
-/// unwatched namespace ask for.
+/// How often the namespaces are rescanned: new ones are watched, and gone
+/// ones reported, within a second.
+const SCAN_INTERVAL: Duration = Duration::from_millis(500);
+/// The least time between two extra rescans that changes in an unwatched
+/// namespace ask for.
 const UNWATCHED_RESCAN: Duration = Duration::from_millis(50);
 /// How long collection goes on after SIGINT/SIGTERM.
 const STOP_GRACE: Duration = Duration::from_millis(300);
@@ -65,6 +72,9 @@ struct Session {
     spaces: Namespaces,
     /// Which namespaces to watch (--netns).
     select: netns::Selection,
+    /// The host's namespaces, from the scanner thread.
+    scans: Receiver<Scan>,
+    scanner: Scanner,
     rx: Receiver<NsInput>,
     engine: Engine,
     packets: Option<PacketPath>,
@@ -81,8 +91,8 @@ struct Session {
     /// The main mechanism, for `lost` events.
     primary: Source,
     last_dropped: u64,
-    /// When the namespaces were last rescanned.
-    last_rescan: Instant,
+    /// When the scanner was last asked for a rescan.
+    last_poke: Instant,
 }
 
 /// One tracing session: load and attach, seed the namespaces, then turn
@@ -147,6 +157,7 @@ pub async fn session(args: WatchArgs, out: Pipeline) -> Result<()> {
             }
             _ = out_tick.tick() => s.out.tick()?,
             Some(input) = s.rx.recv() => s.input(input)?,
+            Some(scan) = s.scans.recv() => s.namespaces(scan)?,
             _ = tick.tick(), if !ring_backlog && !inputs_queued && s.engine.waiting() => s.tick(),
             _ = slow.tick() => s.slow(ring.get_ref())?,
             _ = sigint.recv(), if stop_at.is_none() => stop_at = Some(Instant::now() + STOP_GRACE),
@@ -173,11 +184,9 @@ impl Session {
         // A change in a namespace not watched yet (one that just appeared):
         // watch it now, so that its next changes are read from the kernel,
         // at most every UNWATCHED_RESCAN.
-        if self.engine.take_unwatched_seen()
-            && self.last_rescan.elapsed() >= UNWATCHED_RESCAN
-            && let Err(e) = self.namespaces()
-        {
-            log::warn!("{e:#}");
+        if self.engine.take_unwatched_seen() && self.last_poke.elapsed() >= UNWATCHED_RESCAN {
+            self.scanner.poke();
+            self.last_poke = Instant::now();
         }
         n
     }
@@ -241,15 +250,9 @@ impl Session {
         }
     }
 
-    /// Twice a second: namespaces that came or went, the watched
-    /// interfaces, and records the ring buffer lost.
+    /// Twice a second: the watched interfaces, and records the ring
+    /// buffer lost.
     fn slow(&mut self, ring: &RingReader) -> Result<()> {
-        self.namespaces()?;
-        if let Some(map) = self.nl_netns.as_mut()
-            && let Err(e) = crate::bpf::loader::sync_netns(map, &self.spaces.inodes())
-        {
-            log::warn!("{e:#}");
-        }
         if let Some(pp) = self.packets.as_mut() {
             sync_ifaces(pp, &self.engine, self.own);
         }
@@ -278,14 +281,20 @@ impl Session {
 
     /// Namespaces that came (seeded, snapshotted for a journal or a guard,
     /// and reported) or went (forgotten and reported).
-    fn namespaces(&mut self) -> Result<()> {
-        self.last_rescan = Instant::now();
+    fn namespaces(&mut self, scan: Scan) -> Result<()> {
         let r = netns::rescan(
             &mut self.spaces,
             &self.select,
             &mut self.p.enricher.netns,
-            None,
+            scan,
         );
+        // With --netns, the kernel copies the requests of these only.
+        if (!r.added.is_empty() || r.changed)
+            && let Some(map) = self.nl_netns.as_mut()
+            && let Err(e) = crate::bpf::loader::sync_netns(map, &self.spaces.inodes())
+        {
+            log::warn!("{e:#}");
+        }
         for ns in r.added {
             if let Err(e) = seed(
                 &mut self.spaces,

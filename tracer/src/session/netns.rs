@@ -1,16 +1,14 @@
 //! Which namespaces a session watches, kept in step with the host: every
 //! namespace found (processes' and bind-mounted ones), or those `--netns`
-//! selects, named by `enrich::netns`. Rescanned twice a second, so a new
-//! namespace is watched and a gone one let go within a second.
+//! selects, named by `enrich::netns`. The scanner thread rescans twice a
+//! second (and at once when a change comes from a namespace not watched),
+//! so a new namespace is watched and a gone one let go within a second.
 use std::{fs::File, io, time::Instant};
 
 use anyhow::{Result, bail};
 
 use crate::{
-    collect::{
-        namespaces::Namespaces,
-        netns_scan::{self, Scan},
-    },
+    collect::{namespaces::Namespaces, netns_scan::Scan},
     enrich::netns::NetnsNames,
 };
 
@@ -24,6 +22,8 @@ pub(super) struct Rescan {
     pub added: Vec<u32>,
     /// Let go because no process or bind mount holds them any more.
     pub gone: Vec<u32>,
+    /// Whether any namespace was let go (gone, or no longer selected).
+    pub changed: bool,
 }
 
 impl Selection {
@@ -68,6 +68,13 @@ impl Selection {
             let known = scan.iter().any(|(inode, found)| {
                 found.answers_to(*inode, names.name_at(*inode, now).as_deref(), want)
             });
+            if !known && let Some(pid) = want.strip_prefix("pid:") {
+                let link = format!("/proc/{pid}/ns/net");
+                match std::fs::read_link(&link) {
+                    Err(e) => bail!("--netns {want}: cannot read {link}: {e}"),
+                    Ok(_) => bail!("--netns {want}: process {pid} is in no namespace found"),
+                }
+            }
             if !known {
                 let mut all: Vec<String> =
                     scan.keys().filter_map(|i| names.name_at(*i, now)).collect();
@@ -91,13 +98,14 @@ pub(super) fn rescan(
     spaces: &mut Namespaces,
     sel: &Selection,
     names: &mut NetnsNames,
-    scan: Option<Scan>,
+    scan: Scan,
 ) -> Rescan {
-    let scan = scan.unwrap_or_else(netns_scan::scan);
+    let t0 = Instant::now();
     names.assign(&scan);
     let own = names.own_inode();
     let want = sel.wanted(&scan, names);
     let (added, removed) = spaces.sync(&want, |inode| open(&scan, inode, own));
+    let changed = !removed.is_empty();
     let gone = removed
         .into_iter()
         .filter(|i| {
@@ -108,7 +116,17 @@ pub(super) fn rescan(
             !still
         })
         .collect();
-    Rescan { added, gone }
+    log::debug!(
+        "namespaces: {} found, {} watched, {:?} to name and watch",
+        scan.len(),
+        spaces.watched.len(),
+        t0.elapsed()
+    );
+    Rescan {
+        added,
+        gone,
+        changed,
+    }
 }
 
 fn open(scan: &Scan, inode: u32, own: u32) -> Result<Option<File>> {

@@ -35,7 +35,7 @@ impl Session {
         let (tx, rx) = channel(crate::collect::NS_CHANNEL_BATCHES);
         let mut select = Selection::new(args.netns.clone());
         let mut names = NetnsNames::new()?;
-        let scan = netns_scan::scan();
+        let scan = netns_scan::scan(&mut crate::nsfs::NetMounts::new());
         names.assign(&scan);
         select.check(&scan, &mut names)?;
         for spec in &args.iface {
@@ -104,7 +104,10 @@ impl Session {
 
         let own = p.enricher.netns.own_inode();
         let mut spaces = Namespaces::new(tx)?;
-        let found = rescan(&mut spaces, &select, &mut p.enricher.netns, Some(scan));
+        let found = rescan(&mut spaces, &select, &mut p.enricher.netns, scan);
+        let (scan_tx, scans) = channel(1);
+        let scanner = netns_scan::Scanner::spawn(super::SCAN_INTERVAL, scan_tx)
+            .context("spawning the namespace scanner")?;
         for ns in found.added {
             seed(&mut spaces, &mut engine, packets.as_mut(), ns)
                 .with_context(|| format!("dumping namespace {ns}"))?;
@@ -137,6 +140,8 @@ impl Session {
         let session = Session {
             spaces,
             select,
+            scans,
+            scanner,
             rx,
             engine,
             packets,
@@ -148,7 +153,7 @@ impl Session {
             own,
             primary,
             last_dropped: 0,
-            last_rescan: std::time::Instant::now(),
+            last_poke: std::time::Instant::now(),
         };
         Ok((session, loaded.ring))
     }
