@@ -19,15 +19,16 @@ P=tb-$$
 OUT=$(mktemp -d)
 HOLDERS=()
 cleanup() {
-    kill -INT "${TPID:-0}" 2>/dev/null || true
+    if [ -n "${TPID:-}" ]; then kill -INT "$TPID" 2>/dev/null || true; fi
     for h in "${HOLDERS[@]}"; do kill "$h" 2>/dev/null || true; done
     for i in $(seq "$COUNT"); do ip netns del "$P-$i" 2>/dev/null || true; done
     rm -rf "$OUT"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 for i in $(seq "$COUNT"); do
     ip netns add "$P-$i"
-    unshare -n sleep 3600 &
+    unshare -n sleep 3600 > /dev/null 2>&1 &
     HOLDERS+=($!)
 done
 sleep 1
@@ -37,6 +38,7 @@ HZ=$(getconf CLK_TCK)
 measure() { # label binary args...
     local label=$1 bin=$2; shift 2
     local start ready c0 c1
+    rm -f "$OUT/events"
     start=$(date +%s.%N)
     "$bin" watch --json "$@" > "$OUT/events" 2> "$OUT/err" &
     TPID=$!

@@ -109,6 +109,10 @@ impl NetnsNames {
         if let Some(name) = self.retired.get(&inode) {
             return Some(name.clone());
         }
+        // Named by a bind mount it would have been assigned its name.
+        if inode == self.own && !self.assigned.is_empty() {
+            return None;
+        }
         if self.rescan_due(now) {
             if self.current_mtime() != self.dir_mtime {
                 self.rescan(now);
