@@ -63,7 +63,10 @@ pub struct WatchArgs {
     /// Only these routing tables (id or name from rt_tables); repeatable.
     #[arg(long, value_name = "TABLE")]
     pub table: Vec<String>,
-    /// Only these network namespaces (names under /run/netns); repeatable.
+    /// Only these network namespaces: a name the tracer gives (a bind
+    /// mount's file name as in /run/netns/NAME, a container's `docker:ID`,
+    /// `pid:N`), the namespace of process N (`pid:N`), or an inode;
+    /// repeatable. Without it, every namespace on the host is watched.
     #[arg(long, value_name = "NAME")]
     pub netns: Vec<String>,
     /// Only changes by processes with this command name; repeatable.

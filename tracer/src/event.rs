@@ -222,6 +222,8 @@ pub enum Kind {
     GuardRepairWaiting,
     GuardRepairGaveUp,
     GuardReloaded,
+    NetnsNew,
+    NetnsGone,
 }
 
 impl Kind {
@@ -248,6 +250,8 @@ impl Kind {
             Kind::GuardRepairWaiting => "guard_repair_waiting",
             Kind::GuardRepairGaveUp => "guard_repair_gave_up",
             Kind::GuardReloaded => "guard_reloaded",
+            Kind::NetnsNew => "netns_new",
+            Kind::NetnsGone => "netns_gone",
         }
     }
     pub fn route(op: Op) -> Kind {
@@ -459,6 +463,13 @@ pub struct SnapshotEnd {
     pub routes: u64,
 }
 
+/// A namespace the tracer started watching after `ready` (`netns_new`),
+/// or one that is gone (`netns_gone`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceSeen {
+    pub netns: Netns,
+}
+
 /// The journal could not be written, or can be again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JournalHealth {
@@ -566,6 +577,7 @@ pub enum Body {
     GuardAction(GuardAction),
     GuardRepair(Box<GuardRepair>),
     GuardReload(GuardReload),
+    Namespace(NamespaceSeen),
 }
 
 /// One event: one JSON line.

@@ -43,6 +43,8 @@ fn all_kinds() -> Vec<Kind> {
         Kind::GuardRepairWaiting,
         Kind::GuardRepairGaveUp,
         Kind::GuardReloaded,
+        Kind::NetnsNew,
+        Kind::NetnsGone,
     ];
     all.iter().for_each(|k| match k {
         Kind::RuleAdd
@@ -65,7 +67,9 @@ fn all_kinds() -> Vec<Kind> {
         | Kind::GuardRepair
         | Kind::GuardRepairWaiting
         | Kind::GuardRepairGaveUp
-        | Kind::GuardReloaded => {}
+        | Kind::GuardReloaded
+        | Kind::NetnsNew
+        | Kind::NetnsGone => {}
     });
     all
 }

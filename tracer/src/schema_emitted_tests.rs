@@ -8,9 +8,9 @@ use serde_json::Value;
 use crate::{
     event::{
         Body, Cause, Change, Event, Family, GuardAction, GuardReload, GuardRepair, GuardReport,
-        JournalHealth, Kind,
-        LoopLookup, LoopReport, Lost, Netns, NextHop, PacketBrief, Process, Ready, Route, Rule,
-        SnapshotEnd, Source, StateEntry, TableTry, WatchedIface,
+        JournalHealth, Kind, LoopLookup, LoopReport, Lost, NamespaceSeen, Netns, NextHop,
+        PacketBrief, Process, Ready, Route, Rule, SnapshotEnd, Source, StateEntry, TableTry,
+        WatchedIface,
     },
     test_schema::{Checker, DOC, DOC_PATH, Schema, dedup, fail_on, parse_doc},
 };
@@ -360,10 +360,25 @@ fn samples() -> Vec<Event> {
     ]
     .into_iter()
     .chain(repair_samples())
+    .chain(namespace_samples())
     .collect()
 }
 
 /// The events of `guard --repair`, and a change made by the guard itself.
+/// `netns_new` and `netns_gone`.
+fn namespace_samples() -> Vec<Event> {
+    [Kind::NetnsNew, Kind::NetnsGone]
+        .into_iter()
+        .map(|k| {
+            event(
+                k,
+                Source::Tracer,
+                Body::Namespace(NamespaceSeen { netns: netns() }),
+            )
+        })
+        .collect()
+}
+
 fn repair_samples() -> Vec<Event> {
     let removal = event(
         Kind::RouteDel,

@@ -14,7 +14,7 @@ pub const DOC: &str = include_str!("../../docs/events.md");
 pub const DOC_PATH: &str = "docs/events.md";
 
 /// The objects the document must describe, one table each.
-const OBJECTS: [&str; 20] = [
+const OBJECTS: [&str; 21] = [
     "event",
     "change",
     "lost",
@@ -27,6 +27,7 @@ const OBJECTS: [&str; 20] = [
     "guard_action",
     "guard_repair",
     "guard_reloaded",
+    "namespace",
     "packet",
     "lookup",
     "table_try",
@@ -334,6 +335,7 @@ impl<'a> Checker<'a> {
             "guard_action" => "guard_action",
             "guard_repair" | "guard_repair_waiting" | "guard_repair_gave_up" => "guard_repair",
             "guard_reloaded" => "guard_reloaded",
+            "netns_new" | "netns_gone" => "namespace",
             other => {
                 self.errors.push(format!(
                     "event.kind `{other}` is not a known kind ({})",

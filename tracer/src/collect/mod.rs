@@ -2,6 +2,7 @@
 //! watched namespaces, delivered to the correlator as one stream.
 pub mod kernel_event;
 pub mod namespaces;
+pub mod netns_scan;
 pub mod packet;
 pub mod packet_decode;
 pub mod task;

@@ -1,14 +1,14 @@
-//! The network namespaces the tracer watches: its own and every one named
-//! under /run/netns (or only those given with --netns). Each has a reader
-//! thread on a notification socket and a dump socket. Namespaces that
-//! appear later are picked up; one whose name is removed is let go (our
-//! sockets would otherwise keep it alive).
+//! The network namespaces the tracer watches (which ones, the session
+//! decides from `netns_scan`): each has a notification socket, read by one
+//! shared thread, and a dump socket. Namespaces that appear later are
+//! picked up; one that is gone is let go (our sockets would otherwise keep
+//! it alive).
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fs::File,
-    os::unix::fs::MetadataExt,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
@@ -18,18 +18,18 @@ use netlink_sys::Socket;
 use tokio::sync::mpsc::Sender;
 
 use super::NsInput;
-use crate::{
-    netlink::{
-        route_msg::RouteMsg,
-        socket::{self, DumpKind, Received},
-    },
-    nsfs::{NETNS_RUN_DIR, open_named},
+use crate::netlink::{
+    route_msg::RouteMsg,
+    socket::{self, DumpKind, Received},
 };
 
+/// One watched namespace: its dump socket here, its notification socket
+/// with the reader (taken back when this is dropped).
 pub struct Watched {
     dump: Socket,
-    stop: Arc<AtomicBool>,
     seq: u32,
+    inode: u32,
+    reader: Arc<Reader>,
 }
 
 impl Watched {
@@ -43,9 +43,7 @@ impl Watched {
         self.seq = self.seq.wrapping_add(1);
         socket::dump_routes(&self.dump, self.seq, each)
     }
-}
 
-impl Watched {
     /// Which route the kernel would choose now for `q` in this namespace.
     pub fn get_route(&mut self, q: &socket::RouteQuery) -> Result<crate::event::Route> {
         self.seq = self.seq.wrapping_add(1);
@@ -55,197 +53,277 @@ impl Watched {
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.reader.remove(self.inode);
     }
 }
 
 pub struct Namespaces {
-    /// Only these names (from --netns); empty: every named one plus our own.
-    only: Vec<String>,
     pub watched: HashMap<u32, Watched>,
-    tx: Sender<NsInput>,
-    /// Readers whose last read filled a whole batch: their socket likely
-    /// holds more, so the changes waiting for it must not expire yet.
-    busy: Arc<AtomicUsize>,
-}
-
-fn inode_of(f: &File) -> Result<u32> {
-    Ok(f.metadata().context("stat of a namespace file")?.ino() as u32)
+    reader: Arc<Reader>,
 }
 
 impl Namespaces {
-    pub fn new(only: Vec<String>, tx: Sender<NsInput>) -> Self {
-        Namespaces {
-            only,
+    /// Starts the one thread that reads every watched namespace's
+    /// notifications and sends them to `tx`.
+    pub fn new(tx: Sender<NsInput>) -> Result<Self> {
+        let reader = Arc::new(Reader::new()?);
+        std::thread::Builder::new()
+            .name("netns-reader".into())
+            .spawn({
+                let reader = reader.clone();
+                move || reader.run(tx)
+            })
+            .context("spawning the namespace reader")?;
+        Ok(Namespaces {
             watched: HashMap::new(),
-            tx,
-            busy: Arc::new(AtomicUsize::new(0)),
-        }
+            reader,
+        })
     }
 
     /// Whether some notification socket still holds a backlog.
     pub fn backlog(&self) -> bool {
-        self.busy.load(Ordering::Relaxed) > 0
+        self.reader.busy.load(Ordering::Relaxed) > 0
     }
 
-    /// Names under /run/netns now.
-    fn named() -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(NETNS_RUN_DIR)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    }
-
-    /// Also watch namespace `name` (an --iface namespace) when --netns
-    /// restricts the set; without --netns every named namespace is watched.
-    pub fn also_watch(&mut self, name: &str) {
-        if !self.only.is_empty() && !self.only.iter().any(|n| n == name) {
-            self.only.push(name.to_string());
-        }
-    }
-
-    /// Whether the tracer's own namespace is watched.
-    pub fn watches_own(&self) -> bool {
-        self.only.is_empty()
-    }
-
-    /// Check that every --netns name exists (start-up: a clear error).
-    pub fn check_names(&self) -> Result<()> {
-        for n in &self.only {
-            open_named(n)?;
-        }
-        Ok(())
-    }
-
-    /// The inodes of the namespaces watched, or to be watched (the --netns
-    /// names that exist now).
+    /// The inodes of the namespaces watched, ascending.
     pub fn inodes(&self) -> Vec<u32> {
         let mut v: Vec<u32> = self.watched.keys().copied().collect();
-        for name in &self.only {
-            if let Ok(m) = std::fs::metadata(format!("{NETNS_RUN_DIR}/{name}")) {
-                v.push(m.ino() as u32);
-            }
-        }
-        v.sort();
-        v.dedup();
+        v.sort_unstable();
         v
     }
 
-    /// Start watching namespaces that appeared; stop those that went away.
-    /// Returns the inodes newly watched.
-    pub fn rescan(&mut self) -> Vec<u32> {
-        let mut want: Vec<(Option<String>, Option<File>)> = Vec::new();
-        if self.only.is_empty() {
-            want.push((None, None));
-        }
-        for name in Self::named() {
-            if !self.only.is_empty() && !self.only.contains(&name) {
-                continue;
-            }
-            if let Ok(f) = open_named(&name) {
-                want.push((Some(name), Some(f)));
-            }
-        }
-        let mut present = Vec::new();
+    /// Watch exactly the namespaces `want`: start those not yet watched
+    /// (`open` gives the namespace file, or `None` for the tracer's own)
+    /// and let go of the others. Returns the inodes newly watched and
+    /// those let go. A namespace that cannot be entered is logged and
+    /// tried again on the next call.
+    pub fn sync(
+        &mut self,
+        want: &[u32],
+        mut open: impl FnMut(u32) -> Result<Option<File>>,
+    ) -> (Vec<u32>, Vec<u32>) {
         let mut added = Vec::new();
-        for (name, file) in want {
-            let inode = match &file {
-                Some(f) => inode_of(f),
-                None => std::fs::metadata("/proc/self/ns/net")
-                    .map(|m| m.ino() as u32)
-                    .map_err(Into::into),
-            };
-            let Ok(inode) = inode else { continue };
-            present.push(inode);
+        for &inode in want {
             if self.watched.contains_key(&inode) {
                 continue;
             }
-            match self.start(inode, file.as_ref()) {
+            match open(inode).and_then(|f| self.start(inode, f.as_ref())) {
                 Ok(w) => {
                     self.watched.insert(inode, w);
                     added.push(inode);
                 }
-                Err(e) => log::warn!(
-                    "cannot watch namespace {}: {e:#}",
-                    name.as_deref().unwrap_or("(own)")
-                ),
+                // Its last process left between the scan and now.
+                Err(e)
+                    if e.downcast_ref::<std::io::Error>().map(|e| e.kind())
+                        == Some(std::io::ErrorKind::NotFound) =>
+                {
+                    log::debug!("namespace {inode} went before it could be watched")
+                }
+                Err(e) => log::warn!("cannot watch namespace {inode}: {e:#}"),
             }
         }
-        self.watched.retain(|inode, _| present.contains(inode));
-        added
+        let mut removed: Vec<u32> = self
+            .watched
+            .keys()
+            .filter(|i| !want.contains(i))
+            .copied()
+            .collect();
+        removed.sort_unstable();
+        for inode in &removed {
+            self.watched.remove(inode);
+        }
+        (added, removed)
     }
 
     fn start(&self, inode: u32, file: Option<&File>) -> Result<Watched> {
-        let notify = socket::notification_socket(file)?;
-        let dump = socket::dump_socket(file)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, flag) = (self.tx.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name(format!("netns-{inode}"))
-            .spawn({
-                let busy = self.busy.clone();
-                move || read_loop(inode, notify, tx, flag, busy)
-            })
-            .context("spawning a namespace reader")?;
-        Ok(Watched { dump, stop, seq: 0 })
+        let (notify, dump) = socket::in_netns(file, || {
+            Ok((socket::notification_socket()?, socket::dump_socket_here()?))
+        })?;
+        self.reader.add(inode, notify)?;
+        Ok(Watched {
+            dump,
+            seq: 0,
+            inode,
+            reader: self.reader.clone(),
+        })
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        self.watched.clear();
+        self.reader.stop();
     }
 }
 
 /// Notifications read per batch sent to the main loop.
 const NOTIFY_BATCH: usize = 256;
 
-/// Read notifications until told to stop or the receiver is gone. When the
-/// main loop falls behind, the channel fills and this thread waits: the
-/// backlog stays in the kernel's socket buffer, and if that overflows the
-/// main loop hears of it (`Overflow`) and re-reads the routes.
-fn read_loop(
-    netns: u32,
-    s: Socket,
-    tx: Sender<NsInput>,
-    stop: Arc<AtomicBool>,
-    busy: Arc<AtomicUsize>,
-) {
-    let mut bufs = socket::RecvBuffers::default();
-    let mut full = false;
-    let mut set_full = |now: bool| {
-        if now != full {
-            if now {
-                busy.fetch_add(1, Ordering::Relaxed);
-            } else {
-                busy.fetch_sub(1, Ordering::Relaxed);
-            }
-            full = now;
-        }
-    };
-    while !stop.load(Ordering::Relaxed) {
-        let (items, overflow) = match socket::receive(&s, &mut bufs, 100, NOTIFY_BATCH) {
-            Ok(Received::Idle) => {
-                set_full(false);
-                continue;
-            }
-            Ok(Received::Items { items, overflow }) => (items, overflow),
-            Err(e) => {
-                set_full(false);
-                let _ = tx.blocking_send(NsInput::Failed {
-                    netns,
-                    error: format!("{e:#}"),
-                });
-                return;
-            }
+/// The epoll key of the reader's wake-up eventfd (namespace inodes are
+/// 32-bit).
+const WAKE: u64 = u64::MAX;
+
+/// The notification sockets of every watched namespace, read by one
+/// thread that sleeps in epoll while nothing happens (no per-namespace
+/// thread, no timer: a few hundred idle namespaces cost nothing).
+struct Reader {
+    epoll: OwnedFd,
+    wake: OwnedFd,
+    sockets: Mutex<HashMap<u32, Arc<Socket>>>,
+    stop: AtomicBool,
+    /// Sockets whose last read filled a whole batch: they likely hold
+    /// more, so the changes waiting for them must not expire yet.
+    busy: AtomicUsize,
+}
+
+fn cvt(rc: libc::c_int, what: &str) -> Result<libc::c_int> {
+    if rc < 0 {
+        Err(std::io::Error::last_os_error()).with_context(|| what.to_string())
+    } else {
+        Ok(rc)
+    }
+}
+
+impl Reader {
+    fn new() -> Result<Reader> {
+        // SAFETY: plain system calls; the fds are owned right away.
+        let (epoll, wake) = unsafe {
+            let e = cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC), "epoll_create1")?;
+            let epoll = OwnedFd::from_raw_fd(e);
+            let w = cvt(
+                libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK),
+                "eventfd",
+            )?;
+            (epoll, OwnedFd::from_raw_fd(w))
         };
-        // A whole batch: the socket likely holds more.
-        set_full(items.len() >= NOTIFY_BATCH);
-        if !items.is_empty() && tx.blocking_send(NsInput::Notify { netns, items }).is_err() {
-            break;
+        let r = Reader {
+            epoll,
+            wake,
+            sockets: Mutex::new(HashMap::new()),
+            stop: AtomicBool::new(false),
+            busy: AtomicUsize::new(0),
+        };
+        r.ctl(libc::EPOLL_CTL_ADD, r.wake.as_raw_fd(), WAKE)?;
+        Ok(r)
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, key: u64) -> Result<()> {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: key,
+        };
+        // SAFETY: valid epoll fd and fd; ev outlives the call.
+        cvt(
+            unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) },
+            "epoll_ctl on a notification socket",
+        )?;
+        Ok(())
+    }
+
+    fn add(&self, inode: u32, s: Socket) -> Result<()> {
+        let s = Arc::new(s);
+        let mut map = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        self.ctl(libc::EPOLL_CTL_ADD, s.as_raw_fd(), u64::from(inode))?;
+        if let Some(old) = map.insert(inode, s) {
+            let _ = self.ctl(libc::EPOLL_CTL_DEL, old.as_raw_fd(), 0);
         }
-        if overflow && tx.blocking_send(NsInput::Overflow { netns }).is_err() {
-            break;
+        Ok(())
+    }
+
+    /// Stop reading `inode`'s socket; it closes once the reader lets go.
+    fn remove(&self, inode: u32) {
+        let mut map = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = map.remove(&inode) {
+            let _ = self.ctl(libc::EPOLL_CTL_DEL, s.as_raw_fd(), 0);
         }
     }
-    set_full(false);
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let one = 1u64;
+        // SAFETY: writes 8 bytes from a live u64 to our eventfd.
+        unsafe { libc::write(self.wake.as_raw_fd(), (&raw const one).cast(), 8) };
+    }
+
+    /// Read notifications until stopped or the receiver is gone. When the
+    /// main loop falls behind, the channel fills and this thread waits:
+    /// the backlog stays in the kernel's socket buffers, and if one
+    /// overflows the main loop hears of it (`Overflow`) and re-reads that
+    /// namespace's routes. Epoll is level-triggered, so a socket with more
+    /// than a batch waiting is read again after the others had their turn.
+    fn run(&self, tx: Sender<NsInput>) {
+        let mut bufs = socket::RecvBuffers::default();
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+        let mut full: HashSet<u32> = HashSet::new();
+        while !self.stop.load(Ordering::Relaxed) {
+            // SAFETY: the buffer holds `events.len()` entries.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.epoll.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as libc::c_int,
+                    -1,
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("waiting for namespace notifications: {e}");
+                return;
+            }
+            for ev in &events[..n as usize] {
+                let key = ev.u64;
+                if key == WAKE {
+                    continue;
+                }
+                let netns = key as u32;
+                let sock = self
+                    .sockets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&netns)
+                    .cloned();
+                let Some(sock) = sock else {
+                    full.remove(&netns);
+                    continue;
+                };
+                let sent = match socket::receive(&sock, &mut bufs, 0, NOTIFY_BATCH) {
+                    Ok(Received::Idle) => {
+                        full.remove(&netns);
+                        Ok(())
+                    }
+                    Ok(Received::Items { items, overflow }) => {
+                        // A whole batch: the socket likely holds more.
+                        if items.len() >= NOTIFY_BATCH {
+                            full.insert(netns);
+                        } else {
+                            full.remove(&netns);
+                        }
+                        self.busy.store(full.len(), Ordering::Relaxed);
+                        let notify = (!items.is_empty())
+                            .then(|| tx.blocking_send(NsInput::Notify { netns, items }));
+                        match notify {
+                            Some(Err(e)) => Err(e),
+                            _ if overflow => tx.blocking_send(NsInput::Overflow { netns }),
+                            _ => Ok(()),
+                        }
+                    }
+                    Err(e) => {
+                        full.remove(&netns);
+                        self.remove(netns);
+                        tx.blocking_send(NsInput::Failed {
+                            netns,
+                            error: format!("{e:#}"),
+                        })
+                    }
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+            self.busy.store(full.len(), Ordering::Relaxed);
+        }
+    }
 }

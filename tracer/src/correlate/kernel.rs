@@ -52,6 +52,7 @@ impl Engine {
     ) {
         let source = task.source;
         let netns = task.netns;
+        let unwatched = !self.watched(netns);
         let p = Pending {
             deadline: now + NOTIFY_WAIT,
             source,
@@ -63,6 +64,7 @@ impl Engine {
             from_kernel: true,
             result: Some(ret),
             wants_ack: false,
+            unwatched,
         };
         if ret != 0 {
             let mut o = Pending::outcome(p, None, Some(ret), nonzero(seq));

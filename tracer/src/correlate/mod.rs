@@ -106,6 +106,8 @@ pub enum Note {
     FlushedUnexplained,
     /// Its notification was dropped (socket overflow); found by re-reading.
     Recovered,
+    /// Acknowledged in a namespace not watched yet: the change as requested.
+    UnwatchedAcked,
 }
 
 /// A change ready for enrichment and output: the process is still the raw
@@ -172,6 +174,9 @@ struct Pending {
     result: Option<i32>,
     /// A request that asked for an ack (NLM_F_ACK).
     wants_ack: bool,
+    /// Its namespace had no mirror (was not watched yet) when it came: no
+    /// notification will complete it.
+    unwatched: bool,
 }
 
 impl Pending {
@@ -252,6 +257,9 @@ pub struct Engine {
     /// them first), then these.
     held: HashMap<u32, Vec<Outcome>>,
     out: Vec<Outcome>,
+    /// A change came from a namespace with no mirror (not watched yet):
+    /// the session rescans the namespaces at once rather than at its tick.
+    unwatched_seen: bool,
 }
 
 /// Which changes the tracepoint requests attribute (the others come from
@@ -300,6 +308,7 @@ impl Engine {
             behind: Vec::new(),
             siblings: std::collections::VecDeque::new(),
             out: Vec::new(),
+            unwatched_seen: false,
         }
     }
 
@@ -314,6 +323,20 @@ impl Engine {
     }
 
     /// Stop following a namespace (it went away).
+    /// Whether a change came from a namespace not watched since the last
+    /// call.
+    pub fn take_unwatched_seen(&mut self) -> bool {
+        std::mem::take(&mut self.unwatched_seen)
+    }
+
+    /// Notes whether `netns` is watched (has a mirror) for a change that
+    /// comes from it now.
+    fn watched(&mut self, netns: u32) -> bool {
+        let w = self.mirrors.contains_key(&netns);
+        self.unwatched_seen |= !w;
+        w
+    }
+
     pub fn forget(&mut self, netns: u32) {
         self.mirrors.remove(&netns);
     }
@@ -391,9 +414,10 @@ impl Engine {
             let p = self.pending.take(id).expect("front exists");
             let note = match (p.from_kernel, p.result) {
                 (true, _) => None,
+                (false, Some(_)) if p.unwatched => Some(Note::UnwatchedAcked),
                 (false, Some(_)) => None,
                 (false, None) => Some(Note::NoOutcome {
-                    watched: self.mirrors.contains_key(&p.netns),
+                    watched: !p.unwatched,
                 }),
             };
             let (result, seq) = (p.result, p.seq);

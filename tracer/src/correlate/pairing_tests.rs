@@ -275,3 +275,27 @@ fn a_removal_found_by_recovery_is_reported_once_when_its_request_comes_later() {
     assert_eq!(out[0].who.unwrap().pid, 812);
     assert_eq!(out[0].result.as_deref(), Some("ok"));
 }
+
+#[test]
+fn an_acknowledged_request_in_an_unwatched_namespace_says_so() {
+    let mut e = tracepoint_engine();
+    let t = Instant::now();
+    // Namespace 8 appeared and was changed before the tracer watched it:
+    // its notification was never read.
+    request(&mut e, hdr(812, 8), 5, Op::Del, sparse_del(), t);
+    e.ack(&hdr(812, 8), 0, 5, t);
+    // Namespace 7 is watched: an ack with no notification is just late.
+    let _ = e.mirror(7);
+    request(&mut e, hdr(813, 7), 6, Op::Del, sparse_del(), t);
+    e.ack(&hdr(813, 7), 0, 6, t);
+    for s in 1..4 {
+        let _ = e.tick(t + Duration::from_secs(s));
+    }
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 2, "{out:?}");
+    let unwatched = out.iter().find(|o| o.netns == 8).unwrap();
+    assert_eq!(unwatched.result.as_deref(), Some("ok"));
+    assert_eq!(unwatched.note, Some(Note::UnwatchedAcked));
+    let watched = out.iter().find(|o| o.netns == 7).unwrap();
+    assert_eq!(watched.note, None);
+}

@@ -120,6 +120,7 @@ impl Engine {
             self.emit(out);
             return;
         }
+        let unwatched = !self.watched(netns);
         self.pending.push(
             seq,
             true,
@@ -134,6 +135,7 @@ impl Engine {
                 from_kernel: false,
                 result: None,
                 wants_ack,
+                unwatched,
             },
         );
     }

@@ -1,4 +1,19 @@
-//! Names of network namespaces, as created by `ip netns add NAME`.
+//! Names of network namespaces: every namespace the session found (see
+//! `collect::netns_scan`) is named by what owns it, in this order:
+//!
+//! 1. the file name of its bind mount (`ip netns add NAME` mounts it on
+//!    `/run/netns/NAME`, Docker on `/run/docker/netns/ID`; one under
+//!    /run/netns wins; a name another namespace has too becomes the
+//!    mount's full path);
+//! 2. else the container or pod of its processes' cgroups (`docker:ID`,
+//!    `podman:ID`, `k8s:podUID`, `lxc:NAME`, as in `process.unit`), oldest
+//!    process first;
+//! 3. else `pid:N`, N its oldest process.
+//!
+//! The tracer's own namespace is named only by a bind mount. A name from
+//! 2 or 3 is kept while the namespace lives (its oldest process may exit).
+//! Namespaces the session did not find are named as created by
+//! `ip netns add NAME`, looked up as follows.
 //!
 //! `ip netns` bind-mounts the namespace's nsfs file on `/run/netns/NAME`; `stat` on that path
 //! then reports the namespace's inode number (the `net_ns->ns.inum` the kernel side sees).
@@ -14,6 +29,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::statfs::{NSFS_MAGIC, statfs};
 
+use crate::collect::netns_scan::{Found, Scan};
+use crate::enrich::unit::container_from_cgroup_path;
 use crate::nsfs::{NETNS_RUN_DIR, NetnsError, OWN_NETNS, list_names};
 
 /// Minimum time between two scans of [`NETNS_RUN_DIR`].
@@ -32,7 +49,21 @@ pub struct NetnsNames {
     rescan_interval: Duration,
     /// Only count files that are nsfs mounts (always, except in tests).
     require_nsfs: bool,
+    /// The names of the namespaces found by the last scan.
+    assigned: HashMap<u32, Assigned>,
+    /// Names of namespaces gone since, for their last events.
+    retired: HashMap<u32, String>,
 }
+
+/// A found namespace's name and whether a bind mount gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Assigned {
+    name: String,
+    by_mount: bool,
+}
+
+/// Names of gone namespaces kept for late events.
+const RETIRED_MAX: usize = 1024;
 
 impl NetnsNames {
     /// A cache for [`NETNS_RUN_DIR`]. Fails only if the tracer's own namespace file
@@ -51,6 +82,8 @@ impl NetnsNames {
             dir_mtime: None,
             rescan_interval: RESCAN_INTERVAL,
             require_nsfs,
+            assigned: HashMap::new(),
+            retired: HashMap::new(),
         })
     }
 
@@ -70,6 +103,16 @@ impl NetnsNames {
     /// [`name`](Self::name), with the time already known (one clock read
     /// per batch of events).
     pub fn name_at(&mut self, inode: u32, now: Instant) -> Option<String> {
+        if let Some(a) = self.assigned.get(&inode) {
+            return Some(a.name.clone());
+        }
+        if let Some(name) = self.retired.get(&inode) {
+            return Some(name.clone());
+        }
+        // Named by a bind mount it would have been assigned its name.
+        if inode == self.own && !self.assigned.is_empty() {
+            return None;
+        }
         if self.rescan_due(now) {
             if self.current_mtime() != self.dir_mtime {
                 self.rescan(now);
@@ -117,6 +160,119 @@ impl NetnsNames {
             }
         }
     }
+}
+
+impl NetnsNames {
+    /// Names the namespaces of `scan` (see the module documentation);
+    /// those no longer found keep their name for late events.
+    pub fn assign(&mut self, scan: &Scan) {
+        let mut next = HashMap::with_capacity(scan.len());
+        for (&inode, found) in scan {
+            let by_mount = mount_name(found);
+            let name = match (by_mount, self.assigned.get(&inode)) {
+                (Some(n), _) => Some(Assigned {
+                    name: n,
+                    by_mount: true,
+                }),
+                (None, _) if inode == self.own => None,
+                (None, Some(a)) if !a.by_mount => Some(a.clone()),
+                (None, _) => owner_name(&found.pids, proc_owner).map(|name| Assigned {
+                    name,
+                    by_mount: false,
+                }),
+            };
+            if let Some(a) = name {
+                next.insert(inode, a);
+            }
+        }
+        disambiguate(&mut next, scan);
+        for (inode, a) in self.assigned.drain() {
+            if !next.contains_key(&inode) {
+                if self.retired.len() >= RETIRED_MAX {
+                    self.retired.clear();
+                }
+                self.retired.insert(inode, a.name);
+            }
+        }
+        for inode in next.keys() {
+            self.retired.remove(inode);
+        }
+        self.assigned = next;
+    }
+}
+
+/// The file name of the namespace's bind mount, one under /run/netns first.
+fn mount_name(f: &Found) -> Option<String> {
+    let m = f
+        .run_netns_mount()
+        .or(f.mounts.first().map(PathBuf::as_path))?;
+    Some(m.file_name()?.to_string_lossy().into_owned())
+}
+
+/// Two namespaces named alike by bind mounts outside /run/netns: those
+/// take their mount's full path.
+fn disambiguate(names: &mut HashMap<u32, Assigned>, scan: &Scan) {
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for a in names.values() {
+        *count.entry(a.name.as_str()).or_default() += 1;
+    }
+    let clashing: Vec<u32> = names
+        .iter()
+        .filter(|(_, a)| a.by_mount && count[a.name.as_str()] > 1)
+        .map(|(i, _)| *i)
+        .collect();
+    for inode in clashing {
+        let Some(found) = scan.get(&inode) else {
+            continue;
+        };
+        if found.run_netns_mount().is_none()
+            && let (Some(a), Some(m)) = (names.get_mut(&inode), found.mounts.first())
+        {
+            a.name = m.to_string_lossy().into_owned();
+        }
+    }
+}
+
+/// A process's start time (clock ticks since boot) and the container of
+/// its cgroup, from /proc; `None` once it is gone.
+fn proc_owner(pid: u32) -> Option<(u64, Option<String>)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces and parens);
+    // starttime is field 22, the 20th after it.
+    let start = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let container = cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .and_then(container_from_cgroup_path);
+    Some((start, container))
+}
+
+/// The name by owner of a namespace holding `pids`: the container of the
+/// oldest process that is in one, else `pid:N` of the oldest; `None` when
+/// none of them can be read any more.
+fn owner_name(
+    pids: &[u32],
+    owner: impl Fn(u32) -> Option<(u64, Option<String>)>,
+) -> Option<String> {
+    let mut procs: Vec<(u64, u32, Option<String>)> = pids
+        .iter()
+        .filter_map(|&p| owner(p).map(|(start, c)| (start, p, c)))
+        .collect();
+    procs.sort_by_key(|(start, pid, _)| (*start, *pid));
+    let oldest = procs.first()?.1;
+    Some(
+        procs
+            .into_iter()
+            .find_map(|(_, _, c)| c)
+            .unwrap_or_else(|| format!("pid:{oldest}")),
+    )
 }
 
 fn is_nsfs(path: &Path) -> bool {
@@ -202,5 +358,91 @@ mod tests {
     fn missing_directory_has_no_names() {
         let mut names = NetnsNames::with_dir("/nonexistent/netns", true).unwrap();
         assert_eq!(names.name(names.own_inode()), None);
+    }
+
+    fn found(mounts: &[&str], pids: &[u32]) -> Found {
+        Found {
+            mounts: mounts.iter().map(PathBuf::from).collect(),
+            pids: pids.to_vec(),
+        }
+    }
+
+    #[test]
+    fn owner_is_the_oldest_container_else_the_oldest_pid() {
+        let info = |pid: u32| match pid {
+            10 => Some((500, None)),
+            20 => Some((100, None)),
+            30 => Some((300, Some("docker:4f1d2c3b4a59".to_string()))),
+            _ => None,
+        };
+        assert_eq!(owner_name(&[10, 20], info).as_deref(), Some("pid:20"));
+        assert_eq!(
+            owner_name(&[10, 20, 30], info).as_deref(),
+            Some("docker:4f1d2c3b4a59")
+        );
+        assert_eq!(owner_name(&[40], info), None);
+        assert_eq!(owner_name(&[], info), None);
+    }
+
+    #[test]
+    fn mount_names_come_first_run_netns_before_others() {
+        assert_eq!(
+            mount_name(&found(&["/run/docker/netns/abc"], &[1])).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            mount_name(&found(&["/a/zz", "/run/netns/lab"], &[])).as_deref(),
+            Some("lab")
+        );
+        assert_eq!(mount_name(&found(&[], &[1])), None);
+    }
+
+    #[test]
+    fn assigned_names_follow_the_scan() {
+        let mut names = NetnsNames::with_dir("/nonexistent/netns", true).unwrap();
+        let own = names.own_inode();
+        let me = std::process::id();
+        let mut scan = Scan::new();
+        scan.insert(own, found(&[], &[me]));
+        scan.insert(7, found(&["/run/netns/red"], &[]));
+        scan.insert(8, found(&["/tmp/x/red"], &[]));
+        scan.insert(9, found(&[], &[me]));
+        scan.insert(10, found(&[], &[u32::MAX]));
+        names.assign(&scan);
+        assert_eq!(
+            names.name(own),
+            None,
+            "the own namespace is named only by a mount"
+        );
+        assert_eq!(names.name(7).as_deref(), Some("red"));
+        assert_eq!(
+            names.name(8).as_deref(),
+            Some("/tmp/x/red"),
+            "clash: full path"
+        );
+        assert_eq!(names.name(9), Some(format!("pid:{me}")));
+        assert_eq!(names.name(10), None, "no process left to name it by");
+
+        // Later its oldest process is gone: the name stays. A bind mount
+        // appears: it wins.
+        scan.insert(9, found(&[], &[u32::MAX]));
+        names.assign(&scan);
+        assert_eq!(names.name(9), Some(format!("pid:{me}")));
+        scan.insert(9, found(&["/tmp/y/blue"], &[me]));
+        names.assign(&scan);
+        assert_eq!(names.name(9).as_deref(), Some("blue"));
+
+        // Gone: the name is kept for the namespace's last events.
+        scan.remove(&7);
+        names.assign(&scan);
+        assert_eq!(names.name(7).as_deref(), Some("red"));
+        assert_eq!(names.name(8).as_deref(), Some("red"), "no clash any more");
+    }
+
+    #[test]
+    fn own_process_owner_reads_proc() {
+        let (start, _) = proc_owner(std::process::id()).unwrap();
+        assert!(start > 0);
+        assert_eq!(proc_owner(u32::MAX), None);
     }
 }

@@ -24,7 +24,8 @@ pub fn text(note: Note, op: Op) -> String {
             "no request seen for this change (netlink sequence {seq}, sender's port id {portid}, usually its pid): it came from a namespace or process the tracer does not watch, or its copy was lost"
         ),
         Note::NoOutcome { watched: true } => "no acknowledgement and no notification seen: the request changed nothing or its outcome was lost".into(),
-        Note::NoOutcome { watched: false } => "outcome unknown: the namespace is not watched (no /run/netns name) and no acknowledgement was seen".into(),
+        Note::NoOutcome { watched: false } => "outcome unknown: the namespace was not watched when this was requested (it had just appeared, or is not selected) and no acknowledgement was seen".into(),
+        Note::UnwatchedAcked => "the namespace was not watched yet when this was requested (it had just appeared, or is not selected): the change as requested; what the request left out (device name, protocol, scope) was not read from the kernel".into(),
         Note::Flushed => {
             "removed by the kernel without a notification; found by re-reading the table".into()
         }

@@ -25,6 +25,13 @@ pub fn unit_from_cgroup_path(path: &str) -> Option<String> {
     container(&parts).or_else(|| innermost_unit(&parts))
 }
 
+/// The container or pod owning the cgroup at `path` (rule 1 of the
+/// [module documentation](self)), or `None` for a plain unit or none.
+pub fn container_from_cgroup_path(path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    container(&parts)
+}
+
 fn container(parts: &[&str]) -> Option<String> {
     if let Some(uid) = kubernetes_pod_uid(parts) {
         return Some(format!("k8s:pod{uid}"));
@@ -170,6 +177,17 @@ mod tests {
             unit(&conmon),
             Some(format!("libpod-conmon-{DOCKER_ID}.scope"))
         );
+    }
+
+    #[test]
+    fn containers_only() {
+        use super::container_from_cgroup_path as container;
+        assert_eq!(
+            container("/lxc.payload.web1/init.scope").as_deref(),
+            Some("lxc:web1")
+        );
+        assert_eq!(container("/user.slice/user-0.slice/session-3.scope"), None);
+        assert_eq!(container("/"), None);
     }
 
     #[test]

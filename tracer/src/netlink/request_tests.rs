@@ -11,7 +11,8 @@ use crate::{
         apply::{Applied, Wanted, put_back},
         decode::{NlItem, NlObj, decode_one},
         socket::{
-            DumpKind, Received, RecvBuffers, dump, dump_socket, notification_socket, receive,
+            DumpKind, Received, RecvBuffers, dump, dump_socket, in_netns, notification_socket,
+            receive,
         },
     },
 };
@@ -266,7 +267,7 @@ fn every_type_is_put_back_as_it_was() {
     let f = ns.file();
     let before = snapshot(&f);
     assert_eq!(before.len(), ROUTES.len() + RULES.len(), "{before:#?}");
-    let notes = notification_socket(Some(&f)).unwrap();
+    let notes = in_netns(Some(&f), notification_socket).unwrap();
     for c in ROUTES.iter().chain(RULES) {
         ns.ip(&c.replacen(" add ", " del ", 1));
     }

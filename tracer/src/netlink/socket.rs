@@ -57,33 +57,35 @@ pub fn in_netns<T: Send>(ns: Option<&File>, f: impl FnOnce() -> Result<T> + Send
     })
 }
 
-/// A socket subscribed to link, address, route and rule notifications.
-pub fn notification_socket(ns: Option<&File>) -> Result<Socket> {
-    in_netns(ns, || {
-        let mut s = Socket::new(NETLINK_ROUTE).context("cannot open a NETLINK_ROUTE socket")?;
-        let groups = RTMGRP_LINK
-            | RTMGRP_IPV4_IFADDR
-            | RTMGRP_IPV4_ROUTE
-            | RTMGRP_IPV4_RULE
-            | RTMGRP_IPV6_IFADDR
-            | RTMGRP_IPV6_ROUTE;
-        s.bind(&SocketAddr::new(0, groups))
-            .context("cannot bind the notification socket")?;
-        s.add_membership(RTNLGRP_IPV6_RULE)
-            .context("cannot join the IPv6 rule group")?;
-        force_rcvbuf(&s, NOTIFY_RCVBUF);
-        Ok(s)
-    })
+/// A socket subscribed to link, address, route and rule notifications, in
+/// the calling thread's namespace (see [`in_netns`]).
+pub fn notification_socket() -> Result<Socket> {
+    let mut s = Socket::new(NETLINK_ROUTE).context("cannot open a NETLINK_ROUTE socket")?;
+    let groups = RTMGRP_LINK
+        | RTMGRP_IPV4_IFADDR
+        | RTMGRP_IPV4_ROUTE
+        | RTMGRP_IPV4_RULE
+        | RTMGRP_IPV6_IFADDR
+        | RTMGRP_IPV6_ROUTE;
+    s.bind(&SocketAddr::new(0, groups))
+        .context("cannot bind the notification socket")?;
+    s.add_membership(RTNLGRP_IPV6_RULE)
+        .context("cannot join the IPv6 rule group")?;
+    force_rcvbuf(&s, NOTIFY_RCVBUF);
+    Ok(s)
 }
 
-/// A socket for dump requests.
+/// A socket for dumps and route queries.
 pub fn dump_socket(ns: Option<&File>) -> Result<Socket> {
-    in_netns(ns, || {
-        let mut s = Socket::new(NETLINK_ROUTE).context("cannot open a NETLINK_ROUTE socket")?;
-        s.bind_auto().context("cannot bind the dump socket")?;
-        force_rcvbuf(&s, 32 << 20);
-        Ok(s)
-    })
+    in_netns(ns, dump_socket_here)
+}
+
+/// [`dump_socket`] in the calling thread's namespace.
+pub fn dump_socket_here() -> Result<Socket> {
+    let mut s = Socket::new(NETLINK_ROUTE).context("cannot open a NETLINK_ROUTE socket")?;
+    s.bind_auto().context("cannot bind the dump socket")?;
+    force_rcvbuf(&s, 32 << 20);
+    Ok(s)
 }
 
 /// SO_RCVBUFFORCE (root may exceed rmem_max); falls back to SO_RCVBUF.

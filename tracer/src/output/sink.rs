@@ -35,6 +35,8 @@ impl Show {
                     | Kind::RouteReplace
                     | Kind::Snapshot
                     | Kind::SnapshotEnd
+                    | Kind::NetnsNew
+                    | Kind::NetnsGone
             ),
         }
     }

@@ -157,6 +157,7 @@ pub fn line(e: &Event) -> String {
         Body::GuardAction(a) => text_forensic::action_line(e, a),
         Body::GuardRepair(r) => text_forensic::repair_line(e, r),
         Body::GuardReload(r) => text_forensic::reload_line(e, r),
+        Body::Namespace(n) => text_forensic::namespace_line(e, n),
     }
 }
 

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use crate::describe::{netns_label, route, rule, who};
 use crate::escape::escape_str;
 use crate::event::{
-    Event, GuardAction, GuardReload, GuardRepair, GuardReport, JournalHealth, Kind, SnapshotEnd,
-    StateEntry,
+    Event, GuardAction, GuardReload, GuardRepair, GuardReport, JournalHealth, Kind, NamespaceSeen,
+    SnapshotEnd, StateEntry,
 };
 
 pub fn state_line(e: &Event, s: &StateEntry) -> String {
@@ -27,6 +27,22 @@ pub fn snapshot_end_line(e: &Event, s: &SnapshotEnd) -> String {
         s.rules,
         s.routes
     )
+}
+
+pub fn namespace_line(e: &Event, n: &NamespaceSeen) -> String {
+    let what = if e.kind == Kind::NetnsGone {
+        "gone"
+    } else {
+        "new, watched"
+    };
+    let inode = n.netns.inode.map(|i| format!(" ({i})")).unwrap_or_default();
+    let label = netns_label(&n.netns);
+    let inode = if n.netns.name.is_some() {
+        inode
+    } else {
+        String::new()
+    };
+    format!("{} netns     {label}{inode} {what}", e.ts)
 }
 
 pub fn journal_line(e: &Event, j: &JournalHealth) -> String {

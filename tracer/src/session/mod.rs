@@ -4,6 +4,7 @@
 //! into events (collect → correlate/detect → enrich) and hands them to the
 //! outputs, until SIGINT/SIGTERM (`finish`).
 mod inputs;
+mod netns;
 pub mod pipeline;
 mod seed;
 mod start;
@@ -26,15 +27,19 @@ use crate::{
     bpf::ring::RingReader,
     cli::WatchArgs,
     clock::Clock,
-    collect::{NsInput, namespaces::Namespaces},
+    collect::{
+        NsInput,
+        namespaces::Namespaces,
+        netns_scan::{Scan, Scanner},
+    },
     correlate::Engine,
     enrich::present::Presenter,
-    event::Source,
+    event::{Body, Event, Kind, NamespaceSeen, Source},
     packet::path::PacketPath,
 };
 use inputs::{drain_ring, emit_findings, emit_outcomes, packet_notifications};
 use pipeline::Pipeline;
-use seed::{seed, sync_ifaces};
+use seed::{seed, snapshot, sync_ifaces};
 
 /// Ring-buffer records decoded per wake-up before other inputs get a turn.
 const RING_BATCH: usize = 64;
@@ -42,6 +47,12 @@ const RING_BATCH: usize = 64;
 /// which, while notifications are queued, the ring buffer is left to hold
 /// the backlog (kernel memory) rather than the tracer's heap.
 const READ_AHEAD: usize = 4096;
+/// How often the namespaces are rescanned: new ones are watched, and gone
+/// ones reported, within a second.
+const SCAN_INTERVAL: Duration = Duration::from_millis(500);
+/// The least time between two extra rescans that changes in an unwatched
+/// namespace ask for.
+const UNWATCHED_RESCAN: Duration = Duration::from_millis(50);
 /// How long collection goes on after SIGINT/SIGTERM.
 const STOP_GRACE: Duration = Duration::from_millis(300);
 /// How often the packet path drains the records that do not wake the
@@ -60,6 +71,11 @@ fn read_ring_now(ring: &RingReader, waiting: usize, notifications_queued: bool) 
 /// Everything a running session holds but the ring buffer and the timers.
 struct Session {
     spaces: Namespaces,
+    /// Which namespaces to watch (--netns).
+    select: netns::Selection,
+    /// The host's namespaces, from the scanner thread.
+    scans: Receiver<Scan>,
+    scanner: Scanner,
     rx: Receiver<NsInput>,
     engine: Engine,
     packets: Option<PacketPath>,
@@ -76,6 +92,8 @@ struct Session {
     /// The main mechanism, for `lost` events.
     primary: Source,
     last_dropped: u64,
+    /// When the scanner was last asked for a rescan.
+    last_poke: Instant,
 }
 
 /// One tracing session: load and attach, seed the namespaces, then turn
@@ -144,6 +162,7 @@ pub async fn session(args: WatchArgs, out: Pipeline) -> Result<()> {
             _ = out_tick.tick() => s.out.tick()?,
             _ = tokio::time::sleep_until(stage_due.unwrap_or_else(Instant::now).into()), if stage_due.is_some() => s.out.tick()?,
             Some(input) = s.rx.recv() => s.input(input)?,
+            Some(scan) = s.scans.recv() => s.namespaces(scan)?,
             _ = tick.tick(), if !ring_backlog && !inputs_queued && s.engine.waiting() => s.tick(),
             _ = slow.tick() => s.slow(ring.get_ref())?,
             _ = sigint.recv(), if stop_at.is_none() => stop_at = Some(Instant::now() + STOP_GRACE),
@@ -160,13 +179,21 @@ pub async fn session(args: WatchArgs, out: Pipeline) -> Result<()> {
 
 impl Session {
     fn read_ring(&mut self, rb: &mut RingReader, max: usize) -> usize {
-        drain_ring(
+        let n = drain_ring(
             rb,
             &mut self.engine,
             &mut self.p,
             self.packets.as_mut(),
             max,
-        )
+        );
+        // A change in a namespace not watched yet (one that just appeared):
+        // watch it now, so that its next changes are read from the kernel,
+        // at most every UNWATCHED_RESCAN.
+        if self.engine.take_unwatched_seen() && self.last_poke.elapsed() >= UNWATCHED_RESCAN {
+            self.scanner.poke();
+            self.last_poke = Instant::now();
+        }
+        n
     }
 
     /// The packet path's findings due now.
@@ -228,31 +255,9 @@ impl Session {
         }
     }
 
-    /// Twice a second: namespaces that came or went, the watched
-    /// interfaces, and records the ring buffer lost.
+    /// Twice a second: the watched interfaces, and records the ring
+    /// buffer lost.
     fn slow(&mut self, ring: &RingReader) -> Result<()> {
-        let before: Vec<u32> = self.spaces.watched.keys().copied().collect();
-        for ns in self.spaces.rescan() {
-            if let Err(e) = seed(
-                &mut self.spaces,
-                &mut self.engine,
-                self.packets.as_mut(),
-                ns,
-            ) {
-                log::warn!("namespace {ns}: {e:#}");
-            }
-        }
-        for gone in before
-            .iter()
-            .filter(|n| !self.spaces.watched.contains_key(n))
-        {
-            self.engine.forget(*gone);
-        }
-        if let Some(map) = self.nl_netns.as_mut()
-            && let Err(e) = crate::bpf::loader::sync_netns(map, &self.spaces.inodes())
-        {
-            log::warn!("{e:#}");
-        }
         if let Some(pp) = self.packets.as_mut() {
             sync_ifaces(pp, &self.engine, self.own);
         }
@@ -277,6 +282,64 @@ impl Session {
             self.last_dropped = total;
         }
         Ok(())
+    }
+
+    /// Namespaces that came (seeded, snapshotted for a journal or a guard,
+    /// and reported) or went (forgotten and reported).
+    fn namespaces(&mut self, scan: Scan) -> Result<()> {
+        let r = netns::rescan(
+            &mut self.spaces,
+            &self.select,
+            &mut self.p.enricher.netns,
+            scan,
+        );
+        // With --netns, the kernel copies the requests of these only.
+        if (!r.added.is_empty() || r.changed)
+            && let Some(map) = self.nl_netns.as_mut()
+            && let Err(e) = crate::bpf::loader::sync_netns(map, &self.spaces.inodes())
+        {
+            log::warn!("{e:#}");
+        }
+        for ns in r.added {
+            if let Err(e) = seed(
+                &mut self.spaces,
+                &mut self.engine,
+                self.packets.as_mut(),
+                ns,
+            ) {
+                log::warn!("namespace {ns}: {e:#}");
+            }
+            let e = self.namespace_event(Kind::NetnsNew, ns);
+            self.out.write(&e)?;
+            if self.out.wants_state()
+                && let Err(e) = snapshot(
+                    &mut self.spaces,
+                    &self.engine,
+                    &mut self.p,
+                    ns,
+                    &mut self.out,
+                )
+            {
+                log::warn!("snapshot of namespace {ns}: {e:#}");
+            }
+        }
+        for ns in r.gone {
+            self.engine.forget(ns);
+            let e = self.namespace_event(Kind::NetnsGone, ns);
+            self.out.write(&e)?;
+        }
+        Ok(())
+    }
+
+    fn namespace_event(&mut self, kind: Kind, ns: u32) -> Event {
+        Event {
+            ts: self.p.clock.wall(None),
+            kind,
+            source: Source::Tracer,
+            body: Body::Namespace(NamespaceSeen {
+                netns: self.p.netns(ns),
+            }),
+        }
     }
 
     /// The end: what is already in the ring buffer and the sockets belongs

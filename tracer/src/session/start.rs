@@ -8,6 +8,7 @@ use tokio::sync::mpsc::channel;
 
 use super::{
     Session,
+    netns::{Selection, rescan},
     seed::{seed, snapshot, sync_ifaces},
 };
 use crate::{
@@ -19,9 +20,9 @@ use crate::{
     },
     cli::WatchArgs,
     clock::Clock,
-    collect::namespaces::Namespaces,
+    collect::{namespaces::Namespaces, netns_scan},
     correlate::{Engine, RequestScope},
-    enrich::{Enricher, present::Presenter},
+    enrich::{Enricher, netns::NetnsNames, present::Presenter},
     event::{Body, Event, Kind, Netns, Ready, Source, WatchedIface},
     netlink::names::TableNames,
     packet::{path::PacketPath, watchlist::WatchList},
@@ -32,12 +33,15 @@ impl Session {
     pub(super) fn start(args: WatchArgs, mut out: Pipeline) -> Result<(Session, RingReader)> {
         let tables = TableNames::load();
         let (tx, rx) = channel(crate::collect::NS_CHANNEL_BATCHES);
-        let mut spaces = Namespaces::new(args.netns.clone(), tx);
-        spaces.check_names()?;
+        let mut select = Selection::new(args.netns.clone());
+        let mut names = NetnsNames::new()?;
+        let scan = netns_scan::scan(&mut crate::nsfs::NetMounts::new());
+        names.assign(&scan);
+        select.check(&scan, &mut names)?;
         for spec in &args.iface {
             match &spec.netns {
-                Some(ns) => spaces.also_watch(ns),
-                None if !spaces.watches_own() => bail!(
+                Some(ns) => select.also_watch(ns),
+                None if !select.watches_all() => bail!(
                     "--iface {spec} is in the tracer's own namespace, which --netns leaves unwatched; \
                      drop --netns or name the namespace (NETNS:IFACE)"
                 ),
@@ -54,7 +58,8 @@ impl Session {
         let facts = KernelFacts::gather()?;
         // With --netns, the namespaces are known now (names resolve to inodes),
         // and requests from all others are dropped in the kernel.
-        let limited: Option<Vec<u32>> = (!args.netns.is_empty()).then(|| spaces.inodes());
+        let limited: Option<Vec<u32>> =
+            (!args.netns.is_empty()).then(|| select.wanted(&scan, &mut names));
         let prepared = facts.prepare(args.attach, !args.iface.is_empty(), limited.is_some())?;
         // The kernel's BTF as btf-rs parsed it and the symbol tables are needed
         // no more: give their memory back (tens of MiB) before aya parses the
@@ -93,11 +98,17 @@ impl Session {
             )?;
             (Some(pp), None)
         };
-        let enricher = Enricher::new().context("reading /proc for process enrichment")?;
+        let mut enricher = Enricher::new().context("reading /proc for process enrichment")?;
+        enricher.netns = names;
         let mut p = Presenter::new(Clock::new(), enricher, tables);
 
         let own = p.enricher.netns.own_inode();
-        for ns in spaces.rescan() {
+        let mut spaces = Namespaces::new(tx)?;
+        let found = rescan(&mut spaces, &select, &mut p.enricher.netns, scan);
+        let (scan_tx, scans) = channel(1);
+        let scanner = netns_scan::Scanner::spawn(super::SCAN_INTERVAL, scan_tx)
+            .context("spawning the namespace scanner")?;
+        for ns in found.added {
             seed(&mut spaces, &mut engine, packets.as_mut(), ns)
                 .with_context(|| format!("dumping namespace {ns}"))?;
         }
@@ -128,6 +139,9 @@ impl Session {
         out.flush()?;
         let session = Session {
             spaces,
+            select,
+            scans,
+            scanner,
             rx,
             engine,
             packets,
@@ -139,6 +153,7 @@ impl Session {
             own,
             primary,
             last_dropped: 0,
+            last_poke: std::time::Instant::now(),
         };
         Ok((session, loaded.ring))
     }
