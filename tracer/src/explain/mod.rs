@@ -130,9 +130,13 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         _ => None,
     };
     let at_s = at.map(crate::event::format_ts);
+    // The journal's latest state is as of its end, not now.
+    let answer_at = at_s
+        .clone()
+        .or_else(|| fallback.as_ref().map(|_| "the journal's end".to_string()));
     let answer = history
         .as_ref()
-        .and_then(|h| render::answer(&lookup, h, &names, at_s.as_deref()));
+        .and_then(|h| render::answer(&lookup, h, &names, answer_at.as_deref()));
     let e = Explanation {
         journal: history.as_ref().map(|_| journal_name),
         journal_error: files.err(),
@@ -155,11 +159,12 @@ pub fn run(args: ExplainArgs) -> Result<()> {
 
 /// Why the live kernel could not answer, in words for the reader.
 fn live_failure(e: &lookup::AskError) -> String {
-    let root = nix::unistd::geteuid().is_root();
-    if root {
-        e.to_string()
+    let denied = matches!(e, lookup::AskError::Kernel(_))
+        || e.to_string().contains("Operation not permitted");
+    if denied && !nix::unistd::geteuid().is_root() {
+        format!("{e}; not running as root")
     } else {
-        format!("{e} (not running as root)")
+        e.to_string()
     }
 }
 

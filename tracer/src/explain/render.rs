@@ -133,6 +133,14 @@ fn lookup_lines(out: &mut String, l: &Lookup, names: &TableNames, at: Option<&st
             "no route"
         };
         let _ = writeln!(out, "  {refused}: {}", escape_str(e));
+        if l.answered_by == "kernel" && own_address(l) {
+            let _ = writeln!(
+                out,
+                "  ({} is one of this host's own addresses: the kernel refuses it as the source of a packet arriving on {}; give --from a host behind it)",
+                l.query.src,
+                escape_str(l.query.iif.as_deref().unwrap_or("?"))
+            );
+        }
     }
     if let Some(r) = &l.walk_route {
         let _ = writeln!(out, "  the walk on the rules and routes above ends at:");
@@ -141,6 +149,20 @@ fn lookup_lines(out: &mut String, l: &Lookup, names: &TableNames, at: Option<&st
     for u in &l.unknown {
         let _ = writeln!(out, "  not known: {}", escape_str(u));
     }
+}
+
+/// Whether the query's source is one of the namespace's own addresses.
+fn own_address(l: &Lookup) -> bool {
+    l.query.iif.is_some()
+        && l.routes_now.iter().any(|r| {
+            r.rtype.as_deref() == Some("local")
+                && r.dst
+                    .as_deref()
+                    .and_then(crate::prefix::parse)
+                    .is_some_and(|n| {
+                        n.prefix_len() == n.max_prefix_len() && n.addr() == l.query.src
+                    })
+        })
 }
 
 fn route_lines(out: &mut String, l: &Lookup, r: &crate::event::Route, names: &TableNames) {
