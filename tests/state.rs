@@ -442,7 +442,7 @@ fn a_journal_with_a_gap_says_what_it_could_not_know() {
         "Not known: 3 records lost (ring_buffer) at 2026-11-24T22:55:04.500000Z: changes after it may be missing"
     );
     assert!(
-        l[2].starts_with("Not known: the journal ends at 2026-11-24 22:55:"),
+        l[2].starts_with("Not known: the journal's last event is at 2026-11-24 22:55:"),
         "{text}"
     );
     let text = ok(&[

@@ -56,7 +56,7 @@ pub fn lookup_at(
         && a > last
     {
         caveats.push(format!(
-            "the journal ends at {}: changes after it are not known",
+            "the journal's last event is at {}: if the recorder stopped then, later changes are not known",
             show(last)
         ));
     }

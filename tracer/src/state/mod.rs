@@ -142,7 +142,7 @@ pub(crate) fn caveats(s: &NsState, r: &Rebuilt, clock: Clock) -> Vec<String> {
         && at > last
     {
         out.push(format!(
-            "the journal ends at {}: changes after it are not known",
+            "the journal's last event is at {}: if the recorder stopped then, later changes are not known",
             clock.show(last)
         ));
     }
