@@ -358,7 +358,7 @@ fn bad_moments_and_namespaces_are_one_line_errors() {
     };
     assert_eq!(
         explain(&["--at", "2026-11-24 22:00:00 UTC"]),
-        "tracer: 2026-11-24 22:00:00.000000 UTC is before the journal's first event (2026-11-24 22:55:03.835829 UTC): the state then is not known"
+        "tracer: --at 2026-11-24 22:00:00.000000 UTC is before the journal's first snapshot (2026-11-24 22:55:03.835911 UTC): the state then is not known"
     );
     assert!(
         explain(&["--at", "2099-01-01"])
@@ -389,7 +389,7 @@ fn bad_moments_and_namespaces_are_one_line_errors() {
     };
     assert_eq!(
         state(&["--at", "2026-11-24 22:00:00 UTC"]),
-        "tracer: --at: before the journal's first event (2026-11-24 22:55:03.835829 UTC): the state then is not known"
+        "tracer: --at 2026-11-24 22:00:00.000000 UTC is before the journal's first snapshot (2026-11-24 22:55:03.835911 UTC): the state then is not known"
     );
     assert!(
         state(&["--at", "2099-01-01"]).starts_with("tracer: --at \"2099-01-01\" is in the future")

@@ -35,13 +35,9 @@ pub fn lookup_at(
     let rebuilt = state::rebuild(Reader::new(files), at, None);
     let when = at.map_or_else(|| "the journal's end".to_string(), show);
     if rebuilt.spaces.is_empty() {
-        return Err(PastError::Unknown(match rebuilt.first_ts {
-            Some(first) => format!(
-                "{when} is before the journal's first event ({}): the state then is not known",
-                show(first)
-            ),
-            None => "the journal holds no event".to_string(),
-        }));
+        return Err(PastError::Unknown(
+            rebuilt.nothing_before(&format!("--at {when}"), show),
+        ));
     }
     let ns = rebuilt.pick(netns).map_err(PastError::Unknown)?;
     let mut caveats = Vec::new();

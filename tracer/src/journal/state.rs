@@ -52,6 +52,8 @@ pub struct Rebuilt {
     pub problems: Vec<String>,
     pub events: u64,
     pub first_ts: Option<DateTime<Utc>>,
+    /// The journal's first snapshot, even after `at`.
+    pub first_snapshot: Option<DateTime<Utc>>,
     /// The last event read up to `at`, and the journal's last event.
     pub last_before: Option<DateTime<Utc>>,
     pub last_ts: Option<DateTime<Utc>>,
@@ -108,6 +110,9 @@ pub fn rebuild(
         };
         b.last_ts = Some(e.ts);
         b.first_ts.get_or_insert(e.ts);
+        if matches!(e.data, Data::Snapshot(_)) {
+            b.first_snapshot.get_or_insert(e.ts);
+        }
         if at.is_some_and(|a| e.ts > a) {
             continue;
         }
@@ -119,6 +124,21 @@ pub fn rebuild(
 }
 
 impl Rebuilt {
+    /// Why nothing is known at `at` when no namespace was seen before it.
+    pub fn nothing_before(&self, when: &str, show: impl Fn(DateTime<Utc>) -> String) -> String {
+        match (self.first_snapshot, self.first_ts) {
+            (Some(first), _) => format!(
+                "{when} is before the journal's first snapshot ({}): the state then is not known",
+                show(first)
+            ),
+            (None, Some(first)) => format!(
+                "{when} is before the journal's first change ({}), and the journal holds no snapshot: the state then is not known",
+                show(first)
+            ),
+            (None, None) => "the journal holds no event".to_string(),
+        }
+    }
+
     fn space(&mut self, netns: &Netns) -> &mut NsState {
         match self.spaces.iter().position(|s| same_netns(&s.netns, netns)) {
             Some(i) => &mut self.spaces[i],

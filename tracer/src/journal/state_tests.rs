@@ -77,6 +77,11 @@ fn nothing_before_the_first_event_and_unknown_namespaces_are_named() {
     );
     assert!(r.spaces.is_empty());
     assert_eq!(r.first_ts, Some(t("2026-11-24T22:55:03.835829Z")));
+    assert_eq!(r.first_snapshot, Some(t("2026-11-24T22:55:03.835911Z")));
+    assert_eq!(
+        r.nothing_before("--at X", crate::event::format_ts),
+        "--at X is before the journal's first snapshot (2026-11-24T22:55:03.835911Z): the state then is not known"
+    );
     let r = rebuild(Reader::new(recorded()), None, None);
     let e = r.pick(Some("nosuch")).unwrap_err();
     assert_eq!(

@@ -71,13 +71,9 @@ fn state_at<'r>(
     netns: Option<&str>,
 ) -> Result<&'r NsState> {
     if r.spaces.is_empty() {
-        return Err(match r.first_ts {
-            Some(first) => anyhow!(
-                "{flag}: before the journal's first event ({}): the state then is not known",
-                clock.show(first)
-            ),
-            None => anyhow!("the journal holds no event"),
-        });
+        let when =
+            r.at.map_or_else(|| flag.to_string(), |t| format!("{flag} {}", clock.show(t)));
+        return Err(anyhow!("{}", r.nothing_before(&when, |t| clock.show(t))));
     }
     r.pick(netns).map_err(|e| anyhow!("{e}"))
 }
