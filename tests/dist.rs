@@ -130,7 +130,9 @@ fn install_use_remove(deb: &Path) {
         assert!(Path::new(f).exists(), "{f} not installed");
     }
     // One man page per visible subcommand.
-    for sub in ["watch", "record", "guard", "explain", "doctor", "report"] {
+    for sub in [
+        "watch", "record", "guard", "explain", "state", "doctor", "report",
+    ] {
         let page = format!("/usr/share/man/man1/tracer-{sub}.1.gz");
         assert!(files.contains(&page), "{page} missing");
     }

@@ -188,7 +188,7 @@ fn explain_names_the_rule_the_table_the_route_and_who_removed_it(lab: &Lab, dir:
     let lines: Vec<&str> = text.lines().collect();
     let want_head = [
         format!(
-            "How 192.168.1.90 is routed now in netns {}, for a packet from 100.119.140.15 (assumed: give --from) arriving on tailscale0:",
+            "How 192.168.1.90 is routed now in netns {}, for a packet from 100.119.140.15 (assumed: the host route 100.119.140.15 through tailscale0; give --from) arriving on tailscale0:",
             lab.router
         ),
         "  rule 0      lookup 255(local)                            no route here, next rule".into(),
@@ -318,7 +318,8 @@ fn explain_without_a_journal_still_shows_the_lookup() {
             missing.s()
         )
     );
-    // ... and a bad interface too, in one line.
+    // ... and a bad interface too, in one line, once the journal could not
+    // answer instead either.
     let out = Command::new(common::tracer_bin())
         .args([
             "explain",
@@ -327,12 +328,20 @@ fn explain_without_a_journal_still_shows_the_lookup() {
             "nosuch0",
             "--netns",
             &lab.router,
+            "--journal",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tracer/tests/fixtures/lab-recorded.journal"
+            ),
         ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert_eq!(
         String::from_utf8(out.stderr).unwrap().trim(),
-        format!("tracer: --iif nosuch0: no such interface in {}", lab.router)
+        format!(
+            "tracer: --iif nosuch0: no such interface in {}; the journal cannot answer either: netns {} is not in the journal (it holds: rep-300-r)",
+            lab.router, lab.router
+        )
     );
 }

@@ -35,6 +35,10 @@ pub enum Command {
     /// How the kernel routes DEST now, and from the journal who changed the
     /// routes and rules that decide it.
     Explain(ExplainArgs),
+    /// The rules and routes as they were at a past moment, from the journal
+    /// (`ip rule` / `ip route` syntax), or what changed between two moments
+    /// and who changed it (no root needed).
+    State(StateArgs),
     /// Show what this kernel supports and which mechanism each hook would use.
     Doctor(DoctorArgs),
     /// Read journals (or `watch --json` output) back: who removed what, in
@@ -47,6 +51,26 @@ pub enum Command {
         /// Output directory (man1/, completions/).
         dir: PathBuf,
     },
+    /// Compare `explain`'s offline walk with the kernel's own lookups on
+    /// random rule and route sets built in namespace NETNS (for the tests).
+    #[command(name = "walk-check", hide = true)]
+    WalkCheck(WalkCheckArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct WalkCheckArgs {
+    /// An empty network namespace (under /run/netns) to build them in.
+    #[arg(long, value_name = "NAME")]
+    pub netns: String,
+    /// The PRNG's seed (default: from the clock; printed either way).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Lookups compared, in all.
+    #[arg(long, default_value_t = 5000)]
+    pub cases: usize,
+    /// Rule and route sets built, one after the other.
+    #[arg(long, default_value_t = 50)]
+    pub rounds: usize,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -146,16 +170,69 @@ pub struct ExplainArgs {
     /// The packet's firewall mark (decimal or 0x-hex).
     #[arg(long, value_name = "MARK", value_parser = parse_mark)]
     pub mark: Option<u32>,
-    /// Ask inside this network namespace (a name under /run/netns).
+    /// Ask inside this network namespace (a name under /run/netns, or as
+    /// the journal names it).
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
     /// The recorder's journal directory, or a file of `watch --json` lines
     /// [default: /var/lib/tracer/journal].
     #[arg(long, value_name = "DIR|FILE")]
     pub journal: Option<PathBuf>,
+    /// How DEST was routed at TIME, from the journal alone (no root, no
+    /// kernel): its state then, walked as the kernel would. TIME as
+    /// `report --since` takes it ("2026-04-10 15:52:46", "2h ago", ...).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub at: Option<String>,
+    /// The output interface (a packet sent through a socket bound to it),
+    /// for rules with `oif`.
+    #[arg(long, value_name = "IFACE")]
+    pub oif: Option<String>,
+    /// The packet's TOS byte, for rules with `tos` [default: 0].
+    #[arg(long, value_name = "TOS", value_parser = parse_u8)]
+    pub tos: Option<u8>,
+    /// The packet's IP protocol number (6 tcp, 17 udp, 1 icmp), for rules
+    /// with `ipproto`.
+    #[arg(long, value_name = "PROTO")]
+    pub ipproto: Option<u8>,
+    /// The packet's source port, for rules with `sport`.
+    #[arg(long, value_name = "PORT")]
+    pub sport: Option<u16>,
+    /// The packet's destination port, for rules with `dport`.
+    #[arg(long, value_name = "PORT")]
+    pub dport: Option<u16>,
+    /// The sending process's uid (a packet this host sends), for rules
+    /// with `uidrange`.
+    #[arg(long, value_name = "UID")]
+    pub uid: Option<u32>,
     /// JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct StateArgs {
+    /// The moment (as `report --since` takes it: "2026-04-10 15:52:46",
+    /// "15:52", "2h ago", ...).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub at: String,
+    /// Also the state at TIME2, and what changed from TIME to TIME2, with
+    /// who changed each.
+    #[arg(long, value_name = "TIME2", allow_hyphen_values = true)]
+    pub diff: Option<String>,
+    /// The namespace (as the journal names it; needed when it holds several).
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+    /// Only the routes of this table (id or name), and the rules that look
+    /// it up.
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<String>,
+    /// The recorder's journal directory, or a file of `watch --json` lines
+    /// [default: /var/lib/tracer/journal].
+    #[arg(long, value_name = "DIR|FILE")]
+    pub journal: Option<PathBuf>,
+    /// Show times in UTC instead of local time.
+    #[arg(long)]
+    pub utc: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -281,6 +358,12 @@ pub enum FamilyArg {
 pub enum OnlyArg {
     Removals,
     Additions,
+}
+
+/// `--tos` as ip accepts it: decimal or 0x-hex.
+fn parse_u8(s: &str) -> Result<u8, String> {
+    let v = parse_mark(s)?;
+    u8::try_from(v).map_err(|_| format!("{s:?} is more than a byte"))
 }
 
 /// `--mark` as ip accepts it: decimal or 0x-hex.

@@ -43,6 +43,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("cli", 7),
     ("report", 7),
     ("explain", 7),
+    ("state", 7),
     // The session that drives a live pipeline, and the commands.
     ("session", 8),
     ("commands", 9),

@@ -25,6 +25,7 @@ mod prefix;
 mod report;
 mod session;
 mod stages;
+mod state;
 #[cfg(test)]
 mod test_schema;
 #[cfg(test)]
@@ -70,6 +71,8 @@ fn main() {
         cli::Command::Explain(args) => explain::run(args),
         cli::Command::Doctor(args) => commands::doctor::run(args),
         cli::Command::Report(args) => report::run(args),
+        cli::Command::State(args) => state::run(args),
+        cli::Command::WalkCheck(args) => commands::walk_check::run(args),
         cli::Command::GenerateDocs { dir } => commands::gendocs::run(&dir),
     };
     if let Err(e) = result {

@@ -6,4 +6,5 @@ pub mod doctor;
 pub mod gendocs;
 pub mod guard;
 pub mod record;
+pub mod walk_check;
 pub mod watch;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::{
     describe,
     event::{Change, Netns, Process, Route, Rule},
-    journal::read::{Data, Entry, Problem, Reader},
+    journal::read::{Data, Entry, Problem},
     prefix::{self, covers},
 };
 
@@ -67,13 +67,7 @@ pub struct Subject<'a> {
     pub rules_now: &'a [Rule],
 }
 
-fn same_netns(a: &Netns, b: &Netns) -> bool {
-    match (&a.name, &b.name) {
-        // Names survive reboots; inodes do not.
-        (Some(x), Some(y)) => x == y,
-        _ => a.inode.is_some() && a.inode == b.inode,
-    }
-}
+use crate::journal::state::same_netns;
 
 fn route_key(r: &Route) -> String {
     format!("{} {}", describe::route_short(r), r.metric.unwrap_or(0))
@@ -125,7 +119,7 @@ struct Sighting<'e> {
 }
 
 /// Read the journal and gather the history of `s`.
-pub fn gather(reader: Reader, s: &Subject) -> History {
+pub fn gather(reader: impl IntoIterator<Item = Result<Entry, Problem>>, s: &Subject) -> History {
     let mut h = History::default();
     let mut found = Gathered::default();
     for item in reader {

@@ -1,24 +1,52 @@
 //! Asking the kernel how a destination is routed now: the route it chooses
 //! (RTM_GETROUTE with RTM_F_FIB_MATCH, so the FIB entry and its table come
-//! back), and the rules in priority order with what each did, evaluated
-//! against the rule dump.
+//! back), and the rules in priority order with what each did, walked
+//! (explain/offline.rs) on the rule and route dumps.
 use std::{fs::File, net::IpAddr, os::unix::fs::MetadataExt as _};
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use netlink_sys::Socket;
 use serde::Serialize;
 
 use crate::{
-    event::{Family, Netns, Route, Rule},
+    event::{Netns, Route, Rule},
     netlink::{
         decode::{NlItem, NlObj},
         names::TableNames,
         socket::{self, DumpKind, RouteQuery},
     },
     nsfs::open_named,
-    packet::cause::{Selector, rule_mismatch},
-    prefix::covers,
 };
+
+use super::{
+    offline::{self, Question, Walk},
+    source::behind,
+};
+
+/// Why the live kernel could not answer, or the question is not one.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    #[error("--netns {0}: {1}")]
+    Netns(String, String),
+    #[error("--iif {0}: no such interface in {1}")]
+    Iif(String, String),
+    #[error("asking the kernel: {0}")]
+    Kernel(String),
+    /// Not a question the tracer can answer alone: the caller must fix it.
+    #[error("{0}")]
+    Question(String),
+}
+
+impl AskError {
+    /// Whether the journal may answer instead (the live kernel cannot).
+    pub fn journal_may_answer(&self) -> bool {
+        !matches!(self, AskError::Question(_))
+    }
+}
+
+fn kernel(e: anyhow::Error) -> AskError {
+    AskError::Kernel(format!("{e:#}"))
+}
 
 /// The question: a packet to `dst`, from `src`, arriving on `iif` (or sent
 /// by the host itself), with `mark`.
@@ -28,6 +56,9 @@ pub struct Query {
     pub src: IpAddr,
     /// The source was not given and was picked by the tracer.
     pub src_assumed: bool,
+    /// Why the picked source lies behind the interface.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_why: Option<String>,
     pub iif: Option<String>,
     pub mark: u32,
 }
@@ -37,8 +68,10 @@ pub struct Query {
 pub struct RuleStep {
     pub rule: Rule,
     /// "skipped" (does not select the packet), "no_match" (selects it, but
-    /// its table had no route, or a throw route), "matched", or "stop" (an
-    /// unreachable, blackhole or prohibit rule ended the lookup).
+    /// its table had no route, or a throw route), "matched", "stop" (an
+    /// unreachable, blackhole or prohibit rule ended the lookup), "goto",
+    /// "suppressed" (suppress_prefixlength), or "unknown" (a selector the
+    /// question does not say).
     pub verdict: &'static str,
     /// Why it was skipped.
     pub reason: Option<String>,
@@ -54,6 +87,17 @@ pub struct Lookup {
     pub route: Option<Route>,
     /// The kernel's error when it has no route (e.g. "Network is unreachable").
     pub error: Option<String>,
+    /// Where the answer comes from: "kernel" (asked now) or "journal" (a
+    /// past state rebuilt from it, walked by the tracer).
+    pub answered_by: &'static str,
+    /// The walk's own answer when the kernel refused the lookup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub walk_route: Option<Route>,
+    /// Selectors the walk could not evaluate, and what else it could not know.
+    pub unknown: Vec<String>,
+    /// With the journal's answer: the snapshot the state starts from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_from: Option<String>,
     /// The kernel's routes and rules now (for the history).
     #[serde(skip)]
     pub routes_now: Vec<Route>,
@@ -69,15 +113,21 @@ pub struct NsSocket {
 }
 
 impl NsSocket {
-    pub fn open(name: Option<&str>) -> Result<NsSocket> {
+    pub fn open(name: Option<&str>) -> Result<NsSocket, AskError> {
+        let netns = |e: String| AskError::Netns(name.unwrap_or("").to_string(), e);
         let file: Option<File> = name
-            .map(|n| open_named(n).map_err(|e| anyhow!("--netns {n}: {e}")))
+            .map(|n| open_named(n).map_err(|e| netns(e.to_string())))
             .transpose()?;
         let inode = match &file {
-            Some(f) => f.metadata()?.ino() as u32,
-            None => std::fs::metadata("/proc/self/ns/net")?.ino() as u32,
+            Some(f) => f.metadata().map_err(|e| netns(e.to_string()))?.ino() as u32,
+            None => std::fs::metadata("/proc/self/ns/net")
+                .map_err(|e| AskError::Kernel(e.to_string()))?
+                .ino() as u32,
         };
-        let socket = socket::dump_socket(file.as_ref())?;
+        let socket = socket::dump_socket(file.as_ref()).map_err(|e| match name {
+            Some(_) => netns(format!("{e:#}")),
+            None => kernel(e),
+        })?;
         Ok(NsSocket {
             socket,
             netns: Netns {
@@ -93,7 +143,7 @@ impl NsSocket {
         socket::dump(&self.socket, what, self.seq)
     }
 
-    fn get_route(&mut self, q: &RouteQuery) -> Result<Route> {
+    pub fn get_route(&mut self, q: &RouteQuery) -> Result<Route> {
         self.seq += 1;
         socket::get_route(&self.socket, q, self.seq)
     }
@@ -131,94 +181,99 @@ impl Links {
     }
 }
 
-/// A source for a packet arriving on `iif` when none was given: the
-/// destination of a host route out of `iif` (a peer behind it), else a
-/// documentation address (192.0.2.1, 2001:db8::1).
-fn assumed_source(routes: &[Route], ifindex: u32, v6: bool) -> IpAddr {
-    routes
-        .iter()
-        .filter(|r| r.ifindex == Some(ifindex) && r.rtype.as_deref() == Some("unicast"))
-        .filter_map(|r| {
-            let (a, l) = r.dst.as_deref()?.split_once('/')?;
-            let a: IpAddr = a.parse().ok()?;
-            (a.is_ipv6() == v6 && (l == "32" || l == "128")).then_some(a)
-        })
-        .next()
-        .unwrap_or_else(|| {
-            if v6 {
-                "2001:db8::1".parse().unwrap()
-            } else {
-                "192.0.2.1".parse().unwrap()
-            }
-        })
-}
-
-pub fn lookup(
-    ns: &mut NsSocket,
-    dst: IpAddr,
-    from: Option<IpAddr>,
-    iif: Option<&str>,
-    mark: u32,
-    names: &TableNames,
-) -> Result<Lookup> {
-    let links = Links::dump(ns)?;
-    let ifindex = match iif {
+/// Ask the kernel about `q` (its `iif` a name in the namespace) and walk
+/// the rule and route dumps with it.
+pub fn lookup(ns: &mut NsSocket, q: &Question, names: &TableNames) -> Result<Lookup, AskError> {
+    let links = Links::dump(ns).map_err(kernel)?;
+    let dst = q
+        .dst
+        .ok_or_else(|| AskError::Question("no destination".into()))?;
+    let ifindex = match q.iif.as_deref() {
         Some(name) => Some(links.index(name).ok_or_else(|| {
-            anyhow!(
-                "--iif {name}: no such interface in {}",
-                ns.netns.name.as_deref().unwrap_or("this namespace")
+            AskError::Iif(
+                name.to_string(),
+                ns.netns
+                    .name
+                    .as_deref()
+                    .unwrap_or("this namespace")
+                    .to_string(),
             )
         })?),
         None => None,
     };
-    let routes = dump_routes(ns, &links)?;
-    let (src, src_assumed) = source(dst, from, ifindex, &routes)?;
-    let query = Query {
-        dst,
-        src,
-        src_assumed,
-        iif: iif.map(str::to_string),
-        mark,
-    };
+    let routes = dump_routes(ns, &links).map_err(kernel)?;
+    let rules = dump_rules(ns, names).map_err(kernel)?;
+    let query = source(dst, q.src, q.iif.as_deref(), &routes)?;
     let (route, error) = chosen_route(
         ns,
         &RouteQuery {
-            src,
+            src: query.src,
             dst,
             iif: ifindex.unwrap_or(0),
-            mark,
+            mark: q.mark,
         },
         &links,
         names,
     );
-    let family = if dst.is_ipv6() {
-        Family::Inet6
-    } else {
-        Family::Inet
-    };
-    let rules = dump_rules(ns, names, family)?;
-    let steps = walk(
+    let walk = offline::walk(
         &rules,
-        &Selector {
-            family,
-            src,
-            dst,
-            iif: iif.unwrap_or(""),
-            mark,
-            proto: 0,
-        },
-        route.as_ref().and_then(|r| r.table),
         &routes,
+        &Question {
+            src: Some(query.src),
+            ..q.clone()
+        },
     );
-    Ok(Lookup {
-        netns: ns.netns.clone(),
-        query,
-        rules: steps,
-        route,
-        error,
-        routes_now: routes,
-        rules_now: rules,
-    })
+    Ok(Lookup::from_walk(
+        ns.netns.clone(),
+        Query {
+            mark: q.mark,
+            ..query
+        },
+        walk,
+        (route, error),
+        (routes, rules),
+    ))
+}
+
+impl Lookup {
+    /// A lookup from a walk; `kernel` is the kernel's answer when it was
+    /// asked (the walk's own route is then kept only if the kernel refused).
+    pub fn from_walk(
+        netns: Netns,
+        query: Query,
+        walk: Walk,
+        kernel: (Option<Route>, Option<String>),
+        now: (Vec<Route>, Vec<Rule>),
+    ) -> Lookup {
+        let Walk {
+            steps,
+            route,
+            error,
+            unknown,
+        } = walk;
+        let (k_route, k_error) = kernel;
+        let asked = k_route.is_some() || k_error.is_some();
+        let (route, error, walk_route, answered_by) = if asked {
+            let refused = k_route.is_none();
+            (k_route, k_error, route.filter(|_| refused), "kernel")
+        } else {
+            let error = error.map(|e| e.text());
+            (route, error, None, "journal")
+        };
+        Lookup {
+            netns,
+            query,
+            rules: steps,
+            route,
+            error,
+            answered_by,
+            walk_route,
+            unknown,
+            state_from: None,
+            routes_now: now.0,
+            rules_now: now.1,
+        }
+    }
 }
 
 /// The namespace's routes, with their device names filled in.
@@ -236,30 +291,48 @@ fn dump_routes(ns: &mut NsSocket, links: &Links) -> Result<Vec<Route>> {
         .collect())
 }
 
-/// The packet's source and whether it was assumed: `from`, else a peer
-/// behind the arrival interface, else the unspecified address.
-fn source(
+/// The packet's source: `from`, else an address behind the arrival
+/// interface (or an error asking for `--from`), else the unspecified
+/// address (a packet this host sends).
+pub fn source(
     dst: IpAddr,
     from: Option<IpAddr>,
-    ifindex: Option<u32>,
+    iif: Option<&str>,
     routes: &[Route],
-) -> Result<(IpAddr, bool)> {
-    let (src, src_assumed) = match (from, ifindex) {
-        (Some(s), _) => (s, false),
-        (None, Some(i)) => (assumed_source(routes, i, dst.is_ipv6()), true),
+) -> Result<Query, AskError> {
+    let (src, src_assumed, src_why) = match (from, iif) {
+        (Some(s), _) => (s, false, None),
+        (None, Some(i)) => match behind(routes, i, dst.is_ipv6()) {
+            Some(b) => (b.addr, true, Some(b.why)),
+            None => {
+                return Err(AskError::Question(format!(
+                    "--iif {i}: no address is known to lie behind {i} (no connected subnet or route through it); give --from SRC"
+                )));
+            }
+        },
         (None, None) => (
             if dst.is_ipv6() {
-                "::".parse().unwrap()
+                IpAddr::from([0u16; 8])
             } else {
-                "0.0.0.0".parse().unwrap()
+                IpAddr::from([0u8; 4])
             },
             false,
+            None,
         ),
     };
     if src.is_ipv6() != dst.is_ipv6() {
-        return Err(anyhow!("--from {src} and {dst} are of different families"));
+        return Err(AskError::Question(format!(
+            "--from {src} and {dst} are of different families"
+        )));
     }
-    Ok((src, src_assumed))
+    Ok(Query {
+        dst,
+        src,
+        src_assumed,
+        src_why,
+        iif: iif.map(str::to_string),
+        mark: 0,
+    })
 }
 
 /// The route the kernel chooses for `q`, with its table and device names,
@@ -280,10 +353,9 @@ fn chosen_route(
     }
 }
 
-/// The namespace's rules of `family` (or of none), with table names, in
-/// priority order.
-fn dump_rules(ns: &mut NsSocket, names: &TableNames, family: Family) -> Result<Vec<Rule>> {
-    let mut rules: Vec<Rule> = ns
+/// The namespace's rules, with table names, in the kernel's list order.
+fn dump_rules(ns: &mut NsSocket, names: &TableNames) -> Result<Vec<Rule>> {
+    Ok(ns
         .dump(DumpKind::Rules)?
         .into_iter()
         .filter_map(|i| match i.obj {
@@ -293,63 +365,7 @@ fn dump_rules(ns: &mut NsSocket, names: &TableNames, family: Family) -> Result<V
             }
             _ => None,
         })
-        .collect();
-    rules.retain(|r| r.family.is_none_or(|f| f == family));
-    rules.sort_by_key(|r| r.priority.unwrap_or(0));
-    Ok(rules)
-}
-
-/// The rules in order with what each did, up to the decision: the first
-/// selecting rule that looks up the chosen table (when there is a route),
-/// or the first selecting unreachable/blackhole/prohibit rule.
-fn walk(rules: &[Rule], p: &Selector, chosen: Option<u32>, routes: &[Route]) -> Vec<RuleStep> {
-    let mut out = Vec::new();
-    for r in rules {
-        if let Some(why) = rule_mismatch(r, p) {
-            out.push(RuleStep {
-                rule: r.clone(),
-                verdict: "skipped",
-                reason: Some(why),
-            });
-            continue;
-        }
-        let action = r.action.as_deref().unwrap_or("table");
-        if action != "table" {
-            out.push(RuleStep {
-                rule: r.clone(),
-                verdict: if action == "nop" || action == "goto" {
-                    "no_match"
-                } else {
-                    "stop"
-                },
-                reason: None,
-            });
-            if action == "nop" || action == "goto" {
-                continue;
-            }
-            break;
-        }
-        let hit = chosen.is_some() && r.table == chosen && table_covers(routes, r.table, p.dst);
-        out.push(RuleStep {
-            rule: r.clone(),
-            verdict: if hit { "matched" } else { "no_match" },
-            reason: None,
-        });
-        if hit {
-            break;
-        }
-    }
-    out
-}
-
-/// Whether some non-throw route in `table` covers `dst` (the lookup would
-/// stop there).
-fn table_covers(routes: &[Route], table: Option<u32>, dst: IpAddr) -> bool {
-    routes.iter().any(|r| {
-        r.table == table
-            && r.rtype.as_deref() != Some("throw")
-            && r.dst.as_deref().is_some_and(|d| covers(d, dst))
-    })
+        .collect())
 }
 
 impl Lookup {
@@ -358,5 +374,15 @@ impl Lookup {
         self.rules
             .last()
             .filter(|s| s.verdict == "matched" || s.verdict == "stop")
+    }
+
+    /// The table the answer comes from: the kernel's route's, else the
+    /// walk's.
+    pub fn table(&self) -> Option<u32> {
+        self.route
+            .as_ref()
+            .or(self.walk_route.as_ref())
+            .and_then(|r| r.table)
+            .or_else(|| self.decided().and_then(|s| s.rule.table))
     }
 }

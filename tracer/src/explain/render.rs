@@ -60,7 +60,7 @@ fn table_label(t: u32, names: &TableNames) -> String {
     }
 }
 
-fn query_line(l: &Lookup) -> String {
+fn query_line(l: &Lookup, at: Option<&str>) -> String {
     let q = &l.query;
     let ns = l
         .netns
@@ -68,12 +68,23 @@ fn query_line(l: &Lookup) -> String {
         .as_deref()
         .map(|n| format!(" in netns {}", escape_str(n)))
         .unwrap_or_default();
-    let mut s = format!("How {} is routed now{ns}", q.dst);
+    let mut s = match at {
+        Some(t) => format!("How {} was routed at {}{ns}", q.dst, when(t)),
+        None if l.answered_by == "journal" => {
+            format!("How {} is routed in the journal's latest state{ns}", q.dst)
+        }
+        None => format!("How {} is routed now{ns}", q.dst),
+    };
     match &q.iif {
         Some(i) => {
             let _ = write!(s, ", for a packet from {}", q.src);
             if q.src_assumed {
-                s.push_str(" (assumed: give --from)");
+                match &q.src_why {
+                    Some(why) => {
+                        let _ = write!(s, " (assumed: {}; give --from)", escape_str(why));
+                    }
+                    None => s.push_str(" (assumed: give --from)"),
+                }
             }
             let _ = write!(s, " arriving on {}", escape_str(i));
         }
@@ -86,49 +97,94 @@ fn query_line(l: &Lookup) -> String {
     s
 }
 
-fn lookup_lines(out: &mut String, l: &Lookup, names: &TableNames) {
-    let _ = writeln!(out, "{}", query_line(l));
+fn step_verdict(verdict: &str, reason: Option<&str>) -> String {
+    match (verdict, reason) {
+        ("skipped", Some(r)) => format!("skipped: {r}"),
+        ("no_match", None) => "no route here, next rule".to_string(),
+        ("no_match", Some(r)) => format!("no route here ({r}), next rule"),
+        ("matched", _) => "MATCHED".to_string(),
+        ("stop", _) => "ends the lookup".to_string(),
+        ("goto", Some(r)) => r.to_string(),
+        ("suppressed", Some(r)) => format!("{r}, next rule"),
+        ("unknown", Some(r)) => format!("not known: {r}"),
+        (v, _) => v.to_string(),
+    }
+}
+
+fn lookup_lines(out: &mut String, l: &Lookup, names: &TableNames, at: Option<&str>) {
+    let _ = writeln!(out, "{}", query_line(l, at));
     for step in &l.rules {
-        let verdict = match (step.verdict, &step.reason) {
-            ("skipped", Some(r)) => format!("skipped: {r}"),
-            ("no_match", _) => "no route here, next rule".to_string(),
-            ("matched", _) => "MATCHED".to_string(),
-            ("stop", _) => "ends the lookup".to_string(),
-            (v, _) => v.to_string(),
-        };
+        let verdict = step_verdict(step.verdict, step.reason.as_deref());
         let _ = writeln!(
             out,
-            "  rule {:<6} {:<44} {verdict}",
+            "  rule {:<6} {:<44} {}",
             step.rule.priority.unwrap_or(0),
-            rule_body(&step.rule)
+            rule_body(&step.rule),
+            escape_str(&verdict)
         );
     }
-    match (&l.route, &l.error) {
-        (Some(r), _) => {
-            let table = r.table.map(|t| table_label(t, names)).unwrap_or_default();
+    if let Some(r) = &l.route {
+        route_lines(out, l, r, names);
+    }
+    if let Some(e) = &l.error {
+        let refused = if l.answered_by == "kernel" {
+            "the kernel refused the lookup"
+        } else {
+            "no route"
+        };
+        let _ = writeln!(out, "  {refused}: {}", escape_str(e));
+        if l.answered_by == "kernel" && own_address(l) {
             let _ = writeln!(
                 out,
-                "  table {table}: {}",
-                escape_str(&describe::route_short(r))
+                "  ({} is one of this host's own addresses: the kernel refuses it as the source of a packet arriving on {}; give --from a host behind it)",
+                l.query.src,
+                escape_str(l.query.iif.as_deref().unwrap_or("?"))
             );
-            if let Some(dev) = &r.dev {
-                let back = l.query.iif.as_deref() == Some(dev.as_str());
-                let _ = writeln!(
-                    out,
-                    "  -> out of {}{}",
-                    escape_str(dev),
-                    if back {
-                        ", the interface it came in on: a forwarding loop"
-                    } else {
-                        ""
-                    }
-                );
+        }
+    }
+    if let Some(r) = &l.walk_route {
+        let _ = writeln!(out, "  the walk on the rules and routes above ends at:");
+        route_lines(out, l, r, names);
+    }
+    for u in &l.unknown {
+        let _ = writeln!(out, "  not known: {}", escape_str(u));
+    }
+}
+
+/// Whether the query's source is one of the namespace's own addresses.
+fn own_address(l: &Lookup) -> bool {
+    l.query.iif.is_some()
+        && l.routes_now.iter().any(|r| {
+            r.rtype.as_deref() == Some("local")
+                && r.dst
+                    .as_deref()
+                    .and_then(crate::prefix::parse)
+                    .is_some_and(|n| {
+                        n.prefix_len() == n.max_prefix_len() && n.addr() == l.query.src
+                    })
+        })
+}
+
+fn route_lines(out: &mut String, l: &Lookup, r: &crate::event::Route, names: &TableNames) {
+    let table = r.table.map(|t| table_label(t, names)).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  table {table}: {}",
+        escape_str(&describe::route_short(r))
+    );
+    let unicast = r.rtype.as_deref().is_none_or(|t| t == "unicast");
+    if let Some(dev) = r.dev.as_ref().filter(|_| unicast) {
+        let back = l.query.iif.as_deref() == Some(dev.as_str());
+        let _ = writeln!(
+            out,
+            "  -> out of {}{}",
+            escape_str(dev),
+            if back {
+                ", the interface it came in on: a forwarding loop"
+            } else {
+                ""
             }
-        }
-        (None, Some(e)) => {
-            let _ = writeln!(out, "  no route: {}", escape_str(e));
-        }
-        (None, None) => {}
+        );
     }
 }
 
@@ -182,7 +238,7 @@ fn history_lines(out: &mut String, e: &Explanation, h: &History, table: u32, nam
 
 /// The missing route more specific than the chosen one, in its table: what
 /// would have decided instead, and who removed it.
-pub fn answer(l: &Lookup, h: &History, names: &TableNames) -> Option<String> {
+pub fn answer(l: &Lookup, h: &History, names: &TableNames, at: Option<&str>) -> Option<String> {
     let chosen = l.route.as_ref()?;
     let chosen_len = chosen
         .dst
@@ -204,8 +260,15 @@ pub fn answer(l: &Lookup, h: &History, names: &TableNames) -> Option<String> {
         .as_deref()
         .map(|c| format!(" ({c})"))
         .unwrap_or_default();
+    let (still, now) = match at {
+        Some(t) => (
+            format!("it was still missing at {}", when(t)),
+            "then matched",
+        ),
+        None => ("it is still missing".to_string(), "now matches"),
+    };
     Some(format!(
-        "`{}` existed in table {} until {} and was removed{by}{cause}; it is still missing, so {} now matches `{}`",
+        "`{}` existed in table {} until {} and was removed{by}{cause}; {still}, so {} {now} `{}`",
         missing.route,
         chosen
             .table
@@ -219,8 +282,22 @@ pub fn answer(l: &Lookup, h: &History, names: &TableNames) -> Option<String> {
 
 pub fn text(e: &Explanation, names: &TableNames) -> String {
     let mut out = String::new();
-    lookup_lines(&mut out, &e.lookup, names);
-    match (&e.history, e.lookup.route.as_ref().and_then(|r| r.table)) {
+    if let Some(why) = &e.fallback {
+        let _ = writeln!(
+            out,
+            "The live kernel cannot answer ({}); answering from the journal instead.",
+            escape_str(why)
+        );
+    }
+    if let Some(s) = &e.lookup.state_from {
+        let _ = writeln!(
+            out,
+            "State rebuilt from the journal: the snapshot of {}, then the changes recorded after it.",
+            when(s)
+        );
+    }
+    lookup_lines(&mut out, &e.lookup, names, e.at.as_deref());
+    match (&e.history, e.lookup.table()) {
         (Some(h), Some(t)) => history_lines(&mut out, e, h, t, names),
         _ => {
             if let Some(err) = &e.journal_error {

@@ -3,6 +3,7 @@
 //! Files are named `tracer-<UTC time>.jsonl`, so their names sort in time
 //! order; only the newest may still be written to.
 pub mod read;
+pub mod state;
 pub mod write;
 
 /// Where `record` writes, and `report` and `explain` read, by default.
