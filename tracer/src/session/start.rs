@@ -4,6 +4,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
+use aya::Ebpf;
 use tokio::sync::mpsc::channel;
 
 use super::{
@@ -33,21 +34,7 @@ impl Session {
     pub(super) fn start(args: WatchArgs, mut out: Pipeline) -> Result<(Session, RingReader)> {
         let tables = TableNames::load();
         let (tx, rx) = channel(crate::collect::NS_CHANNEL_BATCHES);
-        let mut select = Selection::new(args.netns.clone());
-        let mut names = NetnsNames::new()?;
-        let scan = netns_scan::scan(&mut crate::nsfs::NetMounts::new());
-        names.assign(&scan);
-        select.check(&scan, &mut names)?;
-        for spec in &args.iface {
-            match &spec.netns {
-                Some(ns) => select.also_watch(ns),
-                None if !select.watches_all() => bail!(
-                    "--iface {spec} is in the tracer's own namespace, which --netns leaves unwatched; \
-                     drop --netns or name the namespace (NETNS:IFACE)"
-                ),
-                None => {}
-            }
-        }
+        let (select, mut names, scan) = selection(&args)?;
 
         // A fixed mmap threshold: glibc otherwise raises it when a large block
         // is freed (the parsed BTF), and then the mirror's array grows on the
@@ -82,22 +69,7 @@ impl Session {
         let mut engine = Engine::new(scope(&hooks));
         // With --iface, the packet path owns the programs (it attaches more as
         // interfaces come and go); without, the session keeps them.
-        let (mut packets, ebpf) = if args.iface.is_empty() {
-            (None, Some(loaded.ebpf))
-        } else {
-            let mut warnings = Vec::new();
-            let hooks = PacketHooks::new(loaded.ebpf, &mut warnings)?;
-            for w in &warnings {
-                log::warn!("{w}");
-            }
-            let pp = PacketPath::new(
-                WatchList::new(args.iface.clone(), hooks),
-                args.pcap.is_some(),
-                Duration::from_secs(args.loop_summary_secs.max(1)),
-                Duration::from_secs(args.loop_end_secs.max(1)),
-            )?;
-            (Some(pp), None)
-        };
+        let (mut packets, ebpf) = packet_path(&args, loaded.ebpf)?;
         let mut enricher = Enricher::new().context("reading /proc for process enrichment")?;
         enricher.netns = names;
         let mut p = Presenter::new(Clock::new(), enricher, tables);
@@ -157,6 +129,47 @@ impl Session {
         };
         Ok((session, loaded.ring))
     }
+}
+
+/// The namespaces `--netns` (and `--iface NETNS:IFACE`) select, checked
+/// against a first scan of the host's namespaces, which names them.
+fn selection(args: &WatchArgs) -> Result<(Selection, NetnsNames, netns_scan::Scan)> {
+    let mut select = Selection::new(args.netns.clone());
+    let mut names = NetnsNames::new()?;
+    let scan = netns_scan::scan(&mut crate::nsfs::NetMounts::new());
+    names.assign(&scan);
+    select.check(&scan, &mut names)?;
+    for spec in &args.iface {
+        match &spec.netns {
+            Some(ns) => select.also_watch(ns),
+            None if !select.watches_all() => bail!(
+                "--iface {spec} is in the tracer's own namespace, which --netns leaves unwatched; \
+                 drop --netns or name the namespace (NETNS:IFACE)"
+            ),
+            None => {}
+        }
+    }
+    Ok((select, names, scan))
+}
+
+/// With `--iface`, the packet path and the programs it owns; without, the
+/// programs stay with the session.
+fn packet_path(args: &WatchArgs, ebpf: Ebpf) -> Result<(Option<PacketPath>, Option<Ebpf>)> {
+    if args.iface.is_empty() {
+        return Ok((None, Some(ebpf)));
+    }
+    let mut warnings = Vec::new();
+    let hooks = PacketHooks::new(ebpf, &mut warnings)?;
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    let pp = PacketPath::new(
+        WatchList::new(args.iface.clone(), hooks),
+        args.pcap.is_some(),
+        Duration::from_secs(args.loop_summary_secs.max(1)),
+        Duration::from_secs(args.loop_end_secs.max(1)),
+    )?;
+    Ok((Some(pp), None))
 }
 
 /// Which changes come from tracepoint requests, given the chosen hooks.
