@@ -11,7 +11,6 @@
 mod common;
 
 use std::{
-    path::PathBuf,
     process::{Command, Output},
     time::Duration,
 };
@@ -21,25 +20,7 @@ use common::{
     lab::{BROKEN_ID, LAN_HOST, Lab},
 };
 
-/// A directory under /tmp, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!("tracer-it-after-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        Dir(p)
-    }
-    fn s(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::TempDir as Dir;
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
@@ -117,7 +98,7 @@ fn record_then_delete(dir: &Dir) -> (String, String, String) {
 
 #[test]
 fn the_incident_is_explained_from_the_journal_after_the_router_is_gone() {
-    let dir = Dir::new("gone");
+    let dir = Dir::new("after", "gone");
     let (router, before, after) = record_then_delete(&dir);
     let ask = |at: &str| {
         as_nobody(&[
@@ -239,7 +220,7 @@ fn router_with_d3(ns: &Netns, dir: &Dir) {
 #[test]
 fn no_false_walk_from_a_guessed_source() {
     let ns = Netns::new("d3");
-    let dir = Dir::new("d3");
+    let dir = Dir::new("after", "d3");
     router_with_d3(&ns, &dir);
     let base = [
         "explain",

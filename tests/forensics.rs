@@ -7,33 +7,14 @@
 //! never restored).
 mod common;
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use common::{
     Tracer,
     lab::{BROKEN_ID, LAN_HOST, Lab},
 };
 
-/// A journal directory under /tmp, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let p =
-            std::env::temp_dir().join(format!("tracer-it-forensics-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        Dir(p)
-    }
-    fn s(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::TempDir as Dir;
 
 /// `tracer ARGS`, which must succeed; its stdout.
 fn tracer(args: &[&str]) -> String {
@@ -92,7 +73,7 @@ fn recorded_incident(lab: &Lab, dir: &Dir) {
 #[test]
 fn a_recorded_incident_is_reported_and_explained() {
     let lab = Lab::up();
-    let dir = Dir::new("incident");
+    let dir = Dir::new("forensics", "incident");
     recorded_incident(&lab, &dir);
     report_tells_the_story(&lab, &dir);
     explain_names_the_rule_the_table_the_route_and_who_removed_it(&lab, &dir);
@@ -296,7 +277,7 @@ fn explain_names_the_rule_the_table_the_route_and_who_removed_it(lab: &Lab, dir:
 #[test]
 fn explain_without_a_journal_still_shows_the_lookup() {
     let lab = Lab::up();
-    let missing = Dir::new("missing");
+    let missing = Dir::new("forensics", "missing");
     // An explicitly named journal that does not exist is an error...
     let out = Command::new(common::tracer_bin())
         .args([

@@ -6,35 +6,16 @@
 //! still missing, and a new interface's `fe80::/64` restores none of them.
 mod common;
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use common::{Netns, Tracer};
 
-/// A journal directory under /tmp, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!("tracer-it-rr-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-    fn s(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::TempDir as Dir;
 
 #[test]
 fn a_second_recorder_on_the_same_journal_is_refused_naming_the_first() {
     let ns = Netns::new("lock");
-    let dir = Dir::new("lock");
+    let dir = Dir::created("rr", "lock");
     let first = Tracer::start_cmd("record", &["--journal", dir.s(), "--netns", &ns.name]);
     let out = Command::new(common::tracer_bin())
         .args(["record", "--journal", dir.s(), "--netns", &ns.name])
@@ -51,7 +32,7 @@ fn a_second_recorder_on_the_same_journal_is_refused_naming_the_first() {
         )
     );
     // Only the first recorder's file.
-    let files: Vec<_> = std::fs::read_dir(&dir.0)
+    let files: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.ends_with(".jsonl"))
@@ -92,7 +73,7 @@ fn report(args: &[&str]) -> String {
 #[test]
 fn routes_of_a_deleted_interface_are_reported_gone_with_it() {
     let ns = Netns::new("linkdel");
-    let dir = Dir::new("linkdel");
+    let dir = Dir::created("rr", "linkdel");
     let t = Tracer::start_cmd("record", &["--journal", dir.s(), "--netns", &ns.name]);
     pair(&ns, "d1", "p1", Some("10.1.0.1/24"));
     pair(&ns, "d2", "p2", Some("10.2.0.1/24"));

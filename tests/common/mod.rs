@@ -277,3 +277,38 @@ impl Drop for Tracer {
         let _ = self.child.wait();
     }
 }
+
+/// A directory under the system's temporary directory,
+/// `tracer-it-PREFIX-PID-TAG`, emptied first and removed on drop. `new`
+/// leaves it to be created (a recorder creates its journal); `created`
+/// makes it.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str, tag: &str) -> TempDir {
+        let p =
+            std::env::temp_dir().join(format!("tracer-it-{prefix}-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        TempDir(p)
+    }
+
+    pub fn created(prefix: &str, tag: &str) -> TempDir {
+        let d = TempDir::new(prefix, tag);
+        std::fs::create_dir_all(&d.0).unwrap();
+        d
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub fn s(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

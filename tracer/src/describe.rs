@@ -104,22 +104,7 @@ pub fn rule(r: &Rule) -> String {
             let _ = write!(s, "/{mask:#x}");
         }
     }
-    for (k, v) in [("iif", &r.iif), ("oif", &r.oif)] {
-        if let Some(v) = v {
-            let _ = write!(s, " {k} {}", escape_str(v));
-        }
-    }
-    if let Some(u) = &r.uid_range {
-        let _ = write!(s, " uidrange {u}");
-    }
-    if let Some(p) = r.ipproto {
-        let _ = write!(s, " ipproto {p}");
-    }
-    for (k, v) in [("sport", &r.sport), ("dport", &r.dport)] {
-        if let Some(v) = v {
-            let _ = write!(s, " {k} {v}");
-        }
-    }
+    rule_selectors(&mut s, r);
     match r.action.as_deref() {
         Some("table") | None => match (r.table, &r.table_name) {
             (Some(t), Some(n)) => {
@@ -215,6 +200,27 @@ pub fn route_short(r: &Route) -> String {
         s.push_str(&format!(" weight {}", h.weight));
     }
     s
+}
+
+/// A rule's selectors after its addresses and mark, as `ip rule` writes
+/// them: iif/oif, uidrange, ipproto, sport/dport.
+pub fn rule_selectors(s: &mut String, r: &Rule) {
+    for (k, v) in [("iif", &r.iif), ("oif", &r.oif)] {
+        if let Some(v) = v {
+            let _ = write!(s, " {k} {}", escape_str(v));
+        }
+    }
+    if let Some(u) = &r.uid_range {
+        let _ = write!(s, " uidrange {u}");
+    }
+    if let Some(p) = r.ipproto {
+        let _ = write!(s, " ipproto {p}");
+    }
+    for (k, v) in [("sport", &r.sport), ("dport", &r.dport)] {
+        if let Some(v) = v {
+            let _ = write!(s, " {k} {v}");
+        }
+    }
 }
 
 #[cfg(test)]

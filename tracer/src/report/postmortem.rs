@@ -7,7 +7,7 @@
 use super::{
     identity::{Actor, Key, Object},
     model::{Added, Episode, FateState, Item, LoopItem, Report, Time},
-    text_items::fate_words,
+    text_items::{self, fate_words},
     words::*,
 };
 use crate::escape::escape_str;
@@ -178,22 +178,7 @@ fn episode(e: &Episode, f: &Fmt, day: &str) -> String {
     for (w, objs) in groups {
         did.push(format!("restored {} {w}", counted(objs)));
     }
-    if !replaced.is_empty() {
-        did.push(format!(
-            "replaced {}",
-            counted(replaced.iter().map(|a| &a.object))
-        ));
-    }
-    if !e.failed.is_empty() {
-        did.push(format!("failed {}", plural(e.failed.len(), "request")));
-    }
-    let nss: Vec<String> = e.netns.iter().map(ns).collect();
-    let in_ns = if f.many_ns {
-        format!(" in netns {}", nss.join(", "))
-    } else {
-        String::new()
-    };
-    format!("{} {}{in_ns}", actor(&e.actor), did.join("; "))
+    text_items::summary_line(e, f, did, &replaced)
 }
 
 /// "Routing loop on tailscale0: 100.119.140.15 > 192.168.1.90 icmp comes

@@ -53,6 +53,17 @@ fn summary(out: &mut String, e: &Episode, f: &Fmt, replaced: &[&Added], added: &
             counted(added.iter().map(|a| &a.object))
         ));
     }
+    let _ = writeln!(out, "{}", summary_line(e, f, did, replaced));
+}
+
+/// The end of an episode's summary, shared with the postmortem: what it
+/// replaced and what failed, then who did it all, and where.
+pub(super) fn summary_line(
+    e: &Episode,
+    f: &Fmt,
+    mut did: Vec<String>,
+    replaced: &[&Added],
+) -> String {
     if !replaced.is_empty() {
         did.push(format!(
             "replaced {}",
@@ -68,7 +79,7 @@ fn summary(out: &mut String, e: &Episode, f: &Fmt, replaced: &[&Added], added: &
     } else {
         String::new()
     };
-    let _ = writeln!(out, "{} {}{in_ns}", actor(&e.actor), did.join("; "));
+    format!("{} {}{in_ns}", actor(&e.actor), did.join("; "))
 }
 
 /// What became of the removals: restored (grouped by who and when), back

@@ -59,22 +59,7 @@ pub fn rule(r: &Rule, names: &TableNames) -> String {
             let _ = write!(s, "/{mask:#x}");
         }
     }
-    for (k, v) in [("iif", &r.iif), ("oif", &r.oif)] {
-        if let Some(v) = v {
-            let _ = write!(s, " {k} {}", escape_str(v));
-        }
-    }
-    if let Some(u) = &r.uid_range {
-        let _ = write!(s, " uidrange {u}");
-    }
-    if let Some(p) = r.ipproto {
-        let _ = write!(s, " ipproto {p}");
-    }
-    for (k, v) in [("sport", &r.sport), ("dport", &r.dport)] {
-        if let Some(v) = v {
-            let _ = write!(s, " {k} {v}");
-        }
-    }
+    crate::describe::rule_selectors(&mut s, r);
     match r.action.as_deref() {
         Some("table") | None => {
             let _ = write!(s, " lookup {}", table(r.table.unwrap_or(0), names));
