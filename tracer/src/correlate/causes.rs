@@ -30,7 +30,12 @@ pub struct RecentCause {
 pub fn direction(cause: Cause) -> Option<Op> {
     match cause {
         Cause::LinkUp | Cause::AddrAdd => Some(Op::Add),
-        Cause::LinkDown | Cause::LinkDel | Cause::AddrDel | Cause::NetnsExit => Some(Op::Del),
+        Cause::LinkDown
+        | Cause::LinkDel
+        | Cause::AddrDel
+        | Cause::NexthopDel
+        | Cause::NexthopReplace
+        | Cause::NetnsExit => Some(Op::Del),
         Cause::Unknown => None,
     }
 }

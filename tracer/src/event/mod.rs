@@ -10,7 +10,9 @@ use std::{net::IpAddr, sync::Arc};
 use serde::{Deserialize, Serialize};
 
 mod bodies;
+mod nexthop;
 pub use bodies::*;
+pub use nexthop::*;
 
 /// Mechanism that produced an event.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -209,6 +211,9 @@ pub enum Kind {
     RouteAdd,
     RouteDel,
     RouteReplace,
+    NexthopAdd,
+    NexthopDel,
+    NexthopReplace,
     Lost,
     Ready,
     Loop,
@@ -237,6 +242,9 @@ impl Kind {
             Kind::RouteAdd => "route_add",
             Kind::RouteDel => "route_del",
             Kind::RouteReplace => "route_replace",
+            Kind::NexthopAdd => "nexthop_add",
+            Kind::NexthopDel => "nexthop_del",
+            Kind::NexthopReplace => "nexthop_replace",
             Kind::Lost => "lost",
             Kind::Ready => "ready",
             Kind::Loop => "loop",
@@ -284,6 +292,11 @@ pub enum Cause {
     LinkDown,
     LinkDel,
     AddrDel,
+    /// A nexthop object the route used was deleted (`cause_nhid`).
+    NexthopDel,
+    /// A nexthop object the route uses was replaced (`cause_nhid`): the
+    /// route forwards elsewhere.
+    NexthopReplace,
     NetnsExit,
     LinkUp,
     AddrAdd,
@@ -299,6 +312,8 @@ impl Cause {
             Cause::LinkDown => "link_down",
             Cause::LinkDel => "link_del",
             Cause::AddrDel => "addr_del",
+            Cause::NexthopDel => "nexthop_del",
+            Cause::NexthopReplace => "nexthop_replace",
             Cause::NetnsExit => "netns_exit",
             Cause::LinkUp => "link_up",
             Cause::AddrAdd => "addr_add",
@@ -317,6 +332,9 @@ pub struct Change {
     pub rule: Option<Rule>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<Route>,
+    /// `nexthop_add`, `nexthop_del`, `nexthop_replace`: the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nexthop: Option<Nexthop>,
     /// "ok" or the kernel's error name ("ESRCH"); null when the outcome is
     /// not known (see `note`). Borrowed for the known names.
     pub result: Option<Name>,
@@ -327,6 +345,13 @@ pub struct Change {
     /// table, prefix and metric), as the tracer's mirror last saw it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub old: Option<Route>,
+    /// `nexthop_replace`: the object as it was before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_nexthop: Option<Nexthop>,
+    /// With `cause` `nexthop_del` or `nexthop_replace`: the nexthop object
+    /// whose deletion or replacement changed this route or group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause_nhid: Option<u32>,
     /// Netlink sequence number of the request, when there was one.
     pub nl_seq: Option<u32>,
     /// Explanation when a field could not be determined.

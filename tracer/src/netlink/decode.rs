@@ -47,6 +47,14 @@ pub enum NlObj {
         op: Op,
         rule: Box<Rule>,
     },
+    /// RTM_NEWNEXTHOP/RTM_DELNEXTHOP (`nexthop_msg`): a request's or a
+    /// notification's nexthop object. A new nexthop that takes the place of
+    /// one with its id says so by NLM_F_REPLACE in a request only; the
+    /// notification does not.
+    Nexthop {
+        op: Op,
+        nexthop: Box<crate::event::Nexthop>,
+    },
     Link(LinkChange),
     Addr {
         op: Op,
