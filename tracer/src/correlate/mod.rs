@@ -272,6 +272,10 @@ pub struct RequestScope {
     pub route6_del: bool,
     pub rule_add: bool,
     pub rule_del: bool,
+    /// Nexthop objects' additions (and replacements) and deletions: from
+    /// requests (true) or from the rtm_new_nexthop/rtm_del_nexthop hooks.
+    pub nexthop_add: bool,
+    pub nexthop_del: bool,
     /// IPv4 flushes are found from link/address notifications (true) or from
     /// the fib_table_flush hook (false).
     pub flush_from_notifications: bool,
@@ -288,6 +292,8 @@ impl RequestScope {
             route6_del: true,
             rule_add: true,
             rule_del: true,
+            nexthop_add: true,
+            nexthop_del: true,
             flush_from_notifications: true,
         }
     }
