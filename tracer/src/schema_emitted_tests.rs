@@ -7,10 +7,10 @@ use serde_json::Value;
 
 use crate::{
     event::{
-        Body, Cause, Change, Event, Family, GuardAction, GuardReload, GuardRepair, GuardReport,
-        JournalHealth, Kind, LoopLookup, LoopReport, Lost, NamespaceSeen, Netns, NextHop,
-        PacketBrief, Process, Ready, Route, Rule, SnapshotEnd, Source, StateEntry, TableTry,
-        WatchedIface,
+        Body, Cause, Change, Event, Family, GroupMember, GuardAction, GuardReload, GuardRepair,
+        GuardReport, JournalHealth, Kind, LoopLookup, LoopReport, Lost, NamespaceSeen, Netns,
+        NextHop, Nexthop, PacketBrief, Process, Ready, Resilient, Route, Rule, SnapshotEnd, Source,
+        StateEntry, TableTry, WatchedIface,
     },
     test_schema::{Checker, DOC, DOC_PATH, Schema, dedup, fail_on, parse_doc},
 };
@@ -165,9 +165,94 @@ fn change(rule: Option<Rule>, route: Option<Route>) -> Body {
         result: Some("ok".into()),
         cause: Some(Cause::LinkDown),
         old: None,
+        nexthop: None,
+        old_nexthop: None,
+        cause_nhid: None,
         nl_seq: Some(1795547440),
         note: Some("changed by the kernel after link_down by this process".into()),
     }))
+}
+
+/// A nexthop object with every field set, a group of two (resilient) and
+/// what a deletion request names (its id).
+fn nexthops() -> [Nexthop; 3] {
+    let single = Nexthop {
+        id: 10,
+        family: Some(Family::Inet),
+        gateway: Some("10.9.0.2".into()),
+        dev: Some("v0".into()),
+        ifindex: Some(2),
+        blackhole: false,
+        fdb: false,
+        protocol: Some("zebra".into()),
+        flags: vec!["onlink".into()],
+        ..Nexthop::default()
+    };
+    let group = Nexthop {
+        id: 20,
+        group: vec![
+            GroupMember { id: 10, weight: 1 },
+            GroupMember { id: 11, weight: 3 },
+        ],
+        group_type: Some("resilient".into()),
+        resilient: Some(Resilient {
+            buckets: Some(8),
+            idle_timer: Some(60),
+            unbalanced_timer: Some(0),
+            unbalanced_time: Some(0),
+        }),
+        ..Nexthop::default()
+    };
+    [
+        single,
+        group,
+        Nexthop {
+            id: 10,
+            ..Nexthop::default()
+        },
+    ]
+}
+
+fn nexthop_samples() -> Vec<Event> {
+    let [single, group, named] = nexthops();
+    let with = |nexthop: Nexthop, old: Option<Nexthop>| {
+        let Body::Change(mut c) = change(None, None) else {
+            unreachable!()
+        };
+        c.cause = None;
+        c.nexthop = Some(nexthop);
+        c.old_nexthop = old;
+        Body::Change(c)
+    };
+    let gone = {
+        let Body::Change(mut c) = change(
+            None,
+            Some(Route {
+                nhid: Some(10),
+                ..route()
+            }),
+        ) else {
+            unreachable!()
+        };
+        c.cause = Some(Cause::NexthopDel);
+        c.cause_nhid = Some(10);
+        Body::Change(c)
+    };
+    vec![
+        event(
+            Kind::NexthopAdd,
+            Source::Tracepoint,
+            with(single.clone(), None),
+        ),
+        event(
+            Kind::NexthopReplace,
+            Source::Netlink,
+            with(group.clone(), Some(group)),
+        ),
+        event(Kind::NexthopDel, Source::Fentry, with(named, None)),
+        event(Kind::NexthopDel, Source::Kprobe, with(single, None)),
+        event(Kind::RouteDel, Source::Tracepoint, gone),
+    ]
 }
 
 fn event(kind: Kind, source: Source, body: Body) -> Event {
@@ -191,6 +276,9 @@ fn samples() -> Vec<Event> {
             result: None,
             cause: None,
             old: None,
+            nexthop: None,
+            old_nexthop: None,
+            cause_nhid: None,
             nl_seq: None,
             note: None,
         }))
@@ -450,7 +538,7 @@ fn keys(v: &Value) -> BTreeSet<String> {
 
 fn check_samples(schema: &Schema) -> Vec<String> {
     let mut checker = Checker::new(schema);
-    for e in samples() {
+    for e in samples().into_iter().chain(nexthop_samples()) {
         checker.origin = format!("sample {}", e.kind.as_str());
         let line = serde_json::to_value(&e).expect("event serializes");
         let body_keys = keys(&serde_json::to_value(&e.body).expect("body serializes"));

@@ -14,7 +14,7 @@ pub const DOC: &str = include_str!("../../docs/events.md");
 pub const DOC_PATH: &str = "docs/events.md";
 
 /// The objects the document must describe, one table each.
-const OBJECTS: [&str; 21] = [
+const OBJECTS: [&str; 24] = [
     "event",
     "change",
     "lost",
@@ -35,7 +35,10 @@ const OBJECTS: [&str; 21] = [
     "netns",
     "rule",
     "route",
+    "hop",
     "nexthop",
+    "group_member",
+    "resilient",
 ];
 const TYPES: [&str; 5] = ["number", "string", "boolean", "object", "array"];
 
@@ -263,13 +266,32 @@ impl<'a> Checker<'a> {
                 if let Some(Value::Array(hops)) = m.get("nexthops") {
                     for h in hops {
                         match h {
-                            Value::Object(h) => self.object("nexthop", h),
+                            Value::Object(h) => self.object("hop", h),
                             other => self.errors.push(format!(
-                                "route.nexthops holds a {} instead of nexthop objects",
+                                "route.nexthops holds a {} instead of hop objects",
                                 json_type(other)
                             )),
                         }
                     }
+                }
+            }
+        }
+        for key in ["nexthop", "old_nexthop"] {
+            if let Some(Value::Object(m)) = body.get(key) {
+                self.object("nexthop", m);
+                if let Some(Value::Array(members)) = m.get("group") {
+                    for g in members {
+                        match g {
+                            Value::Object(g) => self.object("group_member", g),
+                            other => self.errors.push(format!(
+                                "nexthop.group holds a {} instead of group_member objects",
+                                json_type(other)
+                            )),
+                        }
+                    }
+                }
+                if let Some(Value::Object(r)) = m.get("resilient") {
+                    self.object("resilient", r);
                 }
             }
         }
@@ -324,7 +346,8 @@ impl<'a> Checker<'a> {
         };
         let kind = top.get("kind").and_then(Value::as_str).unwrap_or_default();
         let body_object = match kind {
-            "rule_add" | "rule_del" | "route_add" | "route_del" | "route_replace" => "change",
+            "rule_add" | "rule_del" | "route_add" | "route_del" | "route_replace" | "nexthop_add"
+            | "nexthop_del" | "nexthop_replace" => "change",
             "lost" => "lost",
             "ready" => "ready",
             "loop" | "loop_summary" | "loop_end" => "loop",

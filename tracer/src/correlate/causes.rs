@@ -1,22 +1,28 @@
-//! Why the kernel changed a route that no request named: the last link or
+//! Why the kernel changed a route that no request named: a recent link or
 //! address action in the namespace, read from its request (or seen by a
-//! kernel hook), explains what the kernel does next, for a while.
-//! Removals and additions have separate explanations: `ip link set X down`
-//! explains routes that vanish, `ip link set X up` and `ip addr add` the
-//! routes the kernel adds (local, broadcast, prefix and link routes).
+//! kernel hook), explains what the kernel does next to routes on that
+//! action's device, for a while. Removals and additions have separate
+//! explanations: `ip link set X down` explains routes that vanish from X,
+//! `ip link set X up` and `ip addr add ... dev X` the routes the kernel adds
+//! on X (local, broadcast, prefix and link routes). A route on another
+//! device is not explained by it: a removal noticed late is never credited
+//! to whatever action happens to come next.
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     time::{Duration, Instant},
 };
 
 use crate::collect::task::Task;
 
-use crate::event::{Cause, Op, Source};
+use crate::event::{Cause, Op, Route, Source};
 
 /// How long a link or address action explains kernel-made changes. IPv6
 /// routes of a new address come after duplicate address detection, about a
 /// second later, from a kworker.
 pub const CAUSE_WINDOW: Duration = Duration::from_secs(3);
+
+/// Most recent actions kept per namespace and direction.
+const KEPT: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct RecentCause {
@@ -24,6 +30,28 @@ pub struct RecentCause {
     pub who: Task,
     pub source: Source,
     pub at: Instant,
+    /// The device the action was about (None: any, e.g. namespace exit).
+    pub ifindex: Option<u32>,
+}
+
+impl RecentCause {
+    /// Whether this action explains a change to a route on `devs` (its
+    /// device and its next hops' devices; empty when the route names
+    /// none, which any action may explain).
+    pub fn explains(&self, devs: &[u32]) -> bool {
+        match self.ifindex {
+            Some(i) => devs.is_empty() || devs.contains(&i),
+            None => true,
+        }
+    }
+}
+
+/// The devices a route forwards through.
+pub fn route_devs(r: &Route) -> Vec<u32> {
+    r.ifindex
+        .into_iter()
+        .chain(r.nexthops.iter().filter_map(|h| h.ifindex))
+        .collect()
 }
 
 /// The direction of change a cause explains.
@@ -40,10 +68,10 @@ pub fn direction(cause: Cause) -> Option<Op> {
     }
 }
 
-/// The recent link/address actions of each namespace, one per direction.
+/// The recent link/address actions of each namespace, per direction.
 #[derive(Default)]
 pub struct Causes {
-    by_ns: HashMap<(u32, bool), RecentCause>,
+    by_ns: HashMap<(u32, bool), VecDeque<RecentCause>>,
 }
 
 fn key(netns: u32, op: Op) -> (u32, bool) {
@@ -54,16 +82,44 @@ impl Causes {
     /// Remember an action (a request read at a syscall).
     pub fn note(&mut self, netns: u32, c: RecentCause) {
         if let Some(op) = direction(c.cause) {
-            self.by_ns.insert(key(netns, op), c);
+            let q = self.by_ns.entry(key(netns, op)).or_default();
+            if q.len() >= KEPT {
+                q.pop_front();
+            }
+            q.push_back(c);
         }
     }
 
-    /// The last action in `netns` that explains a change `op`, if recent.
-    pub fn recent(&self, netns: u32, op: Op, now: Instant) -> Option<RecentCause> {
+    /// The newest recent action in `netns` that explains a change `op` to
+    /// a route on `devs`.
+    pub fn explaining(
+        &self,
+        netns: u32,
+        op: Op,
+        devs: &[u32],
+        now: Instant,
+    ) -> Option<RecentCause> {
+        self.by_ns
+            .get(&key(netns, op))?
+            .iter()
+            .rev()
+            .find(|c| now.duration_since(c.at) < CAUSE_WINDOW && c.explains(devs))
+            .cloned()
+    }
+
+    /// Every recent action in `netns` that explains changes `op`, newest
+    /// first.
+    pub fn all_recent(&self, netns: u32, op: Op, now: Instant) -> Vec<RecentCause> {
         self.by_ns
             .get(&key(netns, op))
-            .filter(|c| now.duration_since(c.at) < CAUSE_WINDOW)
-            .cloned()
+            .map(|q| {
+                q.iter()
+                    .rev()
+                    .filter(|c| now.duration_since(c.at) < CAUSE_WINDOW)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// What explains a change `op` the kernel made in the context of the
@@ -71,8 +127,10 @@ impl Causes {
     /// own recent link/address action; else namespace teardown for a
     /// removal by a kworker running cleanup_net; else unknown.
     pub fn for_task(&self, hdr: &Task, op: Op, source: Source, now: Instant) -> RecentCause {
-        if let Some(c) = self.recent(hdr.netns, op, now)
-            && c.who.tid == hdr.tid
+        if let Some(c) = self
+            .all_recent(hdr.netns, op, now)
+            .into_iter()
+            .find(|c| c.who.tid == hdr.tid)
         {
             return c;
         }
@@ -88,6 +146,24 @@ impl Causes {
             who: *hdr,
             source,
             at: now,
+            ifindex: None,
         }
+    }
+}
+
+/// The actions that may explain a flush of a namespace's routes, newest
+/// first; each route the re-read finds gone takes the first that explains
+/// it, or none.
+#[derive(Clone, Debug, Default)]
+pub struct FlushCauses(pub Vec<RecentCause>);
+
+impl FlushCauses {
+    pub fn add(&mut self, c: RecentCause) {
+        self.0.insert(0, c);
+    }
+
+    pub fn for_route(&self, r: &Route) -> Option<&RecentCause> {
+        let devs = route_devs(r);
+        self.0.iter().find(|c| c.explains(&devs))
     }
 }

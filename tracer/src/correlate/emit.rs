@@ -41,13 +41,30 @@ impl Engine {
     pub(super) fn emit_now(&mut self, mut o: Outcome) {
         if let Some(m) = self.mirrors.get(&o.netns) {
             let dev = |r: &mut Route| r.name_devs(|i| m.dev(i));
-            if let Object::Route(r) = &mut o.object {
-                dev(r);
-            }
-            if let Some(r) = &mut o.replaced {
-                dev(r);
+            for obj in std::iter::once(&mut o.object).chain(o.replaced.as_mut()) {
+                match obj {
+                    Object::Route(r) => {
+                        // A route that names its nexthop object (a request
+                        // read at a syscall says no more) forwards to it.
+                        if r.nexthops.is_empty() && r.gateway.is_none() && r.dev.is_none() {
+                            m.resolve(r);
+                        }
+                        dev(r);
+                    }
+                    Object::Nexthop(n) => n.name_dev(|i| m.dev(i)),
+                    Object::Rule(_) => {}
+                }
             }
         }
+        let after = self.take_after(&o);
+        self.place(o);
+        for c in after {
+            self.place(c);
+        }
+    }
+
+    /// An outcome goes out, or waits behind its namespace's re-read.
+    fn place(&mut self, o: Outcome) {
         // The kernel flushed routes of this namespace before this change:
         // the re-read that finds them runs first.
         if self.resyncs.contains_key(&o.netns) || self.held.contains_key(&o.netns) {

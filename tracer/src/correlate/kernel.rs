@@ -25,19 +25,29 @@ pub(super) type SiblingKey = (
 );
 
 impl Engine {
+    /// A request message copied at an rtnetlink handler (rules and
+    /// nexthops), with the handler's result.
     pub(super) fn kernel_rule(&mut self, copy: NlCopy, now: Instant) {
         let (items, errors) = decode_buffer(&copy.data);
         for e in errors {
             log::warn!("rule seen by a kernel hook not fully decoded: {e}");
         }
         for item in items {
-            if let NlObj::Rule { op, rule } = item.obj {
-                self.kernel_change(&copy.task, op, Object::Rule(rule), item.seq, copy.ret, now);
-            }
+            let (op, object) = match item.obj {
+                NlObj::Rule { op, rule } => (op, Object::Rule(rule)),
+                NlObj::Nexthop { op, nexthop } => (op, Object::Nexthop(nexthop)),
+                _ => continue,
+            };
+            self.kernel_change(&copy.task, op, object, item.seq, copy.ret, now);
         }
     }
 
     pub(super) fn kernel_route(&mut self, r: KernelRoute, now: Instant) {
+        // An IPv6 route removed with its nexthop object, reported already
+        // with the object's deletion.
+        if r.op == Op::Del && r.ret == 0 && self.expected_route_record(r.task.netns, &r.route) {
+            return;
+        }
         self.kernel_change(&r.task, r.op, Object::Route(r.route), r.nl_seq, r.ret, now);
     }
 

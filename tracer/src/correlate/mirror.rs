@@ -29,12 +29,14 @@ pub struct Link {
 #[derive(Clone, Debug, Default)]
 pub struct NsMirror {
     pub links: HashMap<u32, Link>,
-    v4: Store<4>,
-    v6: Store<16>,
+    pub(super) v4: Store<4>,
+    pub(super) v6: Store<16>,
+    /// Nexthop objects by id (`nh_mirror`).
+    pub(super) nexthops: HashMap<u32, crate::event::Nexthop>,
 }
 
 /// A mirrored route of either family.
-enum Compact {
+pub(super) enum Compact {
     V4(Entry<4>),
     V6(Entry<16>),
 }
@@ -68,6 +70,7 @@ impl Compact {
                     table: m.table,
                     metric: m.metric.unwrap_or(0),
                     oif: m.oif.unwrap_or(0),
+                    nhid: m.nhid.unwrap_or(0),
                     dst: bytes(&dst),
                     gw: bytes(&gw),
                     dst_len: m.dst_len,
@@ -86,7 +89,7 @@ impl Compact {
     }
 
     /// The compact form of a decoded route (a notification's).
-    fn of_route(r: &Route) -> Option<Compact> {
+    pub(super) fn of_route(r: &Route) -> Option<Compact> {
         let family = r.family?;
         let (dst, dst_len) = match r.dst.as_deref()?.split_once('/') {
             Some((a, l)) => (a.parse::<IpAddr>().ok()?, l.parse().ok()?),
@@ -116,7 +119,7 @@ impl Compact {
 }
 
 /// The route an entry stands for, as a dump would have described it.
-fn route_of<const N: usize>(e: &Entry<N>, family: u8) -> Route {
+pub(super) fn route_of<const N: usize>(e: &Entry<N>, family: u8) -> Route {
     let gateway = (e.flags & HAS_GW != 0).then(|| match N {
         4 => IpAddr::V4(Ipv4Addr::from(bytes::<4>(&e.gw))),
         _ => IpAddr::V6(Ipv6Addr::from(bytes::<16>(&e.gw))),
@@ -132,7 +135,7 @@ fn route_of<const N: usize>(e: &Entry<N>, family: u8) -> Route {
         gateway,
         oif: (e.flags & HAS_OIF != 0).then_some(e.oif),
         metric: (e.flags & HAS_METRIC != 0).then_some(e.metric),
-        nhid: None,
+        nhid: (e.nhid != 0).then_some(e.nhid),
         multipath: false,
     }
     .to_route()
@@ -177,6 +180,10 @@ impl NsMirror {
                 None
             }
             NlObj::Link(l) => self.apply_link(l),
+            NlObj::Nexthop { op, nexthop } => {
+                self.apply_nexthop(*op, nexthop);
+                None
+            }
             _ => None,
         }
     }
@@ -190,6 +197,7 @@ impl NsMirror {
             Compact::V4(e) => self.v4.get(&e.key()).map(|o| route_of(o, 2)),
             Compact::V6(e) => self.v6.get(&e.key()).map(|o| route_of(o, 10)),
         }?;
+        self.resolve(&mut old);
         old.name_devs(|i| self.dev(i));
         Some(old)
     }

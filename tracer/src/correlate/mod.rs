@@ -30,6 +30,8 @@ mod emit;
 mod kernel;
 mod matching;
 pub mod mirror;
+mod nexthops;
+mod nh_mirror;
 mod notify;
 mod recovery;
 mod requests;
@@ -45,9 +47,10 @@ use crate::collect::task::Task;
 
 use crate::{
     collect::kernel_event::KernelEvent,
-    event::{Cause, Family, Name, Op, Route, Rule, Source},
+    event::{Cause, Family, Name, Nexthop, Op, Route, Rule, Source},
     netlink::names,
 };
+pub use causes::FlushCauses;
 use causes::{Causes, RecentCause};
 use mirror::NsMirror;
 use recovery::Recovered;
@@ -84,6 +87,8 @@ pub enum Object {
     /// Boxed: rules are several times larger than routes, and every
     /// route change moves an `Object` around several times.
     Rule(Box<Rule>),
+    /// A nexthop object (boxed for the same reason).
+    Nexthop(Box<Nexthop>),
 }
 
 /// What the correlator knows about a change beyond its fields, for the
@@ -108,6 +113,9 @@ pub enum Note {
     Recovered,
     /// Acknowledged in a namespace not watched yet: the change as requested.
     UnwatchedAcked,
+    /// Removed or changed by the kernel with nexthop object `id`, which
+    /// this process deleted (`deleted`) or replaced.
+    WithNexthop { id: u32, deleted: bool },
 }
 
 /// A change ready for enrichment and output: the process is still the raw
@@ -124,8 +132,12 @@ pub struct Outcome {
     pub netns: u32,
     pub who: Option<Task>,
     pub object: Object,
-    /// For an addition that replaced a route: the route replaced.
-    pub replaced: Option<Route>,
+    /// For an addition that replaced a route or a nexthop object: the one
+    /// replaced.
+    pub replaced: Option<Object>,
+    /// With cause `nexthop_del`/`nexthop_replace`: the object whose
+    /// deletion or replacement made this change.
+    pub cause_nhid: Option<u32>,
     pub result: Option<Name>,
     pub cause: Option<Cause>,
     pub nl_seq: Option<u32>,
@@ -146,6 +158,7 @@ impl Outcome {
             who: None,
             object,
             replaced: None,
+            cause_nhid: None,
             result: None,
             cause: None,
             nl_seq: None,
@@ -213,13 +226,13 @@ struct Orphan {
     seq: u32,
     /// The requester's netlink port id, as the notification carries it.
     portid: u32,
-    replaced: Option<Route>,
+    replaced: Option<Object>,
     seen: Instant,
 }
 
 struct ResyncPlan {
     due: Instant,
-    cause: Option<RecentCause>,
+    causes: FlushCauses,
 }
 
 /// The correlation state machine. Time is passed in, so it is testable.
@@ -252,6 +265,11 @@ pub struct Engine {
     /// number, namespace, addition, table, prefix, metric): a multipath
     /// request's sibling records are recognised by these.
     siblings: std::collections::VecDeque<kernel::SiblingKey>,
+    /// What the kernel will still say about consequences of nexthop
+    /// changes already reported (`nexthops`).
+    nh_expected: HashMap<u32, nexthops::Expected>,
+    /// Consequences of nexthop changes, waiting for their outcome.
+    nh_after: nexthops::After,
     /// Per namespace, outcomes that came after a flush whose re-read is
     /// still to run: the removals it finds come first (the kernel made
     /// them first), then these.
@@ -310,6 +328,8 @@ impl Engine {
             resyncs: HashMap::new(),
             recovered: HashMap::new(),
             held: HashMap::new(),
+            nh_expected: HashMap::new(),
+            nh_after: HashMap::new(),
             acks_due: HashMap::new(),
             behind: Vec::new(),
             siblings: std::collections::VecDeque::new(),
@@ -373,6 +393,8 @@ impl Engine {
         match (object, op) {
             (Object::Rule(_), Op::Add) => s.rule_add,
             (Object::Rule(_), Op::Del) => s.rule_del,
+            (Object::Nexthop(_), Op::Add) => s.nexthop_add,
+            (Object::Nexthop(_), Op::Del) => s.nexthop_del,
             (Object::Route(r), op) => match (r.family, op) {
                 (Some(Family::Inet6), Op::Add) => s.route6_add,
                 (Some(Family::Inet6), Op::Del) => s.route6_del,
@@ -407,15 +429,15 @@ impl Engine {
     fn plan_resync(&mut self, netns: u32, cause: Option<RecentCause>, now: Instant) {
         let plan = self.resyncs.entry(netns).or_insert(ResyncPlan {
             due: now + RESYNC_DELAY,
-            cause: None,
+            causes: FlushCauses::default(),
         });
-        if cause.is_some() {
-            plan.cause = cause;
+        if let Some(c) = cause {
+            plan.causes.add(c);
         }
     }
 
     /// Advance time: expire waits and start due resyncs.
-    pub fn tick(&mut self, now: Instant) -> Vec<(u32, Option<FlushCause>)> {
+    pub fn tick(&mut self, now: Instant) -> Vec<(u32, FlushCauses)> {
         while let Some((id, _)) = self.pending.front().filter(|(_, p)| p.deadline <= now) {
             let p = self.pending.take(id).expect("front exists");
             let note = match (p.from_kernel, p.result) {
@@ -439,6 +461,7 @@ impl Engine {
             self.emit(out);
         }
         self.report_vanished(now);
+        self.expire_expected(now);
         self.release_behind();
         let due: Vec<u32> = self
             .resyncs
@@ -460,7 +483,7 @@ impl Engine {
         due.into_iter()
             .map(|n| {
                 let plan = self.resyncs.remove(&n).expect("key from iteration");
-                (n, plan.cause.map(|c| (c.cause, c.who, c.source)))
+                (n, plan.causes)
             })
             .collect()
     }
@@ -506,17 +529,13 @@ impl Engine {
     }
 }
 
-/// Why a namespace's routes were flushed: the action, who did it, and the
-/// mechanism that saw it.
-pub type FlushCause = (Cause, Task, Source);
-
 /// What a notification says besides its object.
 struct Notified {
     netns: u32,
     op: Op,
     seq: u32,
     portid: u32,
-    replaced: Option<Route>,
+    replaced: Option<Object>,
 }
 
 /// A netlink sequence number, where 0 means "none".
@@ -528,6 +547,7 @@ fn objects_match(req: &Object, note: &Object) -> bool {
     match (req, note) {
         (Object::Route(a), Object::Route(b)) => matching::route_matches(a, b),
         (Object::Rule(a), Object::Rule(b)) => matching::rule_matches(a, b),
+        (Object::Nexthop(a), Object::Nexthop(b)) => a.id == b.id,
         _ => false,
     }
 }
@@ -555,6 +575,9 @@ fn merge(req: Object, note: Object) -> Object {
             n.oif = n.oif.or(r.oif);
             Object::Rule(n)
         }
+        // A deletion's notification has the whole object; its request only
+        // the id.
+        (Object::Nexthop(_), n) => n,
         (_, n) => n,
     }
 }

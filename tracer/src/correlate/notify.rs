@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     Engine, KERNEL_NOTIFY_WAIT, NLM_F_REPLACE, Note, Notified, Object, Orphan, Outcome, Pending,
-    nonzero, objects_match, ok,
+    nexthops::NhSeen, nonzero, objects_match, ok,
 };
 use crate::{
     event::{Cause, Op, Source},
@@ -15,20 +15,41 @@ use crate::{
 
 impl Engine {
     /// A notification read from a watched namespace.
-    pub fn notification(&mut self, netns: u32, item: NlItem, now: Instant) {
+    pub fn notification(&mut self, netns: u32, mut item: NlItem, now: Instant) {
         if let NlObj::Route { op: Op::Del, route } = &item.obj
             && self.already_recovered(netns, route)
         {
             return;
         }
-        // The route a replacement took the place of, before the mirror
-        // forgets it.
-        let replaced = match &item.obj {
+        // Reported already, as what went with a nexthop's deletion or
+        // replacement.
+        if let NlObj::Route { op, route } = &item.obj
+            && (*op == Op::Del || item.flags & NLM_F_REPLACE != 0)
+            && self.expected_route_notification(netns, route)
+        {
+            self.mirror(netns).apply(&item);
+            return;
+        }
+        // The route or nexthop a replacement took the place of, before the
+        // mirror forgets it.
+        let mut replaced = match &item.obj {
             NlObj::Route { op: Op::Add, route } if item.flags & NLM_F_REPLACE != 0 => {
-                self.mirror(netns).replaced_by(route)
+                self.mirror(netns).replaced_by(route).map(Object::Route)
             }
             _ => None,
         };
+        if let NlObj::Nexthop { op, nexthop } = &item.obj {
+            match self.nexthop_notified(netns, *op, nexthop, now) {
+                NhSeen::Swallow => {
+                    self.mirror(netns).apply(&item);
+                    return;
+                }
+                NhSeen::Change { replaced: r } => replaced = r,
+            }
+        }
+        if let NlObj::Route { route, .. } = &mut item.obj {
+            self.mirror(netns).resolve(route);
+        }
         let prev_up = self.mirror(netns).apply(&item);
         let notified = |op| Notified {
             netns,
@@ -42,17 +63,24 @@ impl Engine {
                 self.notified_change(notified(op), Object::Route(route), now)
             }
             NlObj::Rule { op, rule } => self.notified_change(notified(op), Object::Rule(rule), now),
+            NlObj::Nexthop { op, nexthop } => {
+                self.notified_change(notified(op), Object::Nexthop(nexthop), now)
+            }
             NlObj::Link(l) => {
                 let went_down = l.deleted || (prev_up == Some(true) && l.up == Some(false));
                 if went_down && self.requests_for.flush_from_notifications {
-                    let cause = self.causes.recent(netns, Op::Del, now);
+                    let cause = self.causes.explaining(netns, Op::Del, &[l.ifindex], now);
                     self.plan_resync(netns, cause, now);
                 }
             }
-            NlObj::Addr { op: Op::Del, .. } if self.requests_for.flush_from_notifications => {
+            NlObj::Addr {
+                op: Op::Del,
+                ifindex,
+                ..
+            } if self.requests_for.flush_from_notifications => {
                 let cause = self
                     .causes
-                    .recent(netns, Op::Del, now)
+                    .explaining(netns, Op::Del, &[ifindex], now)
                     .filter(|c| c.cause == Cause::AddrDel);
                 self.plan_resync(netns, cause, now);
             }
@@ -142,8 +170,13 @@ impl Engine {
             });
             return out;
         }
-        // No request: the kernel made it, after some action.
-        match self.causes.recent(o.netns, o.op, now) {
+        // No request: the kernel made it, after some action on its device.
+        let devs = match &out.object {
+            Object::Route(r) => super::causes::route_devs(r),
+            Object::Nexthop(n) => n.ifindex.into_iter().collect(),
+            Object::Rule(_) => Vec::new(),
+        };
+        match self.causes.explaining(o.netns, o.op, &devs, now) {
             Some(c) => {
                 out.who = Some(c.who);
                 out.ts_boot_ns = None;

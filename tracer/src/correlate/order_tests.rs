@@ -98,7 +98,9 @@ fn a_replacement_names_the_route_it_replaced() {
     let out = e.take_outcomes();
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(out[0].who.unwrap().pid, 11);
-    let old = out[0].replaced.as_ref().expect("the replaced route");
+    let Some(Object::Route(old)) = out[0].replaced.as_ref() else {
+        panic!("the replaced route: {out:?}")
+    };
     assert_eq!(old.gateway.as_deref(), Some("192.0.2.2"));
     let Object::Route(r) = &out[0].object else {
         panic!()
@@ -142,6 +144,7 @@ fn routes_the_kernel_adds_for_an_address_are_credited_to_addr_add() {
             who: hdr(77),
             source: Source::Tracepoint,
             at: t,
+            ifindex: None,
         },
     );
     // A removal cause does not explain an addition, and the other way round.
@@ -152,6 +155,7 @@ fn routes_the_kernel_adds_for_an_address_are_credited_to_addr_add() {
             who: hdr(78),
             source: Source::Tracepoint,
             at: t,
+            ifindex: None,
         },
     );
     let local = route("192.0.2.1/32", None, "local");
@@ -261,7 +265,7 @@ fn changes_after_a_flush_wait_for_its_re_read() {
     assert!(e.take_outcomes().is_empty(), "held for the re-read");
     let due = e.tick(t + Duration::from_secs(1));
     assert_eq!(due.len(), 1);
-    e.resync(7, due[0].1, |_| Ok(())).unwrap();
+    e.resync(7, due[0].1.clone(), |_| Ok(())).unwrap();
     let out = e.take_outcomes();
     let kinds: Vec<(Op, bool)> = out
         .iter()

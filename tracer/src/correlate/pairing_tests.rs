@@ -186,12 +186,13 @@ fn link_down_resync_names_vanished_routes_and_the_process() {
             who,
             source: Source::Tracepoint,
             at: t + Duration::from_secs(2),
+            ifindex: None,
         },
     );
     e.notification(7, link(false), t + Duration::from_secs(2));
     let due = e.tick(t + Duration::from_secs(3));
     assert_eq!(due.len(), 1);
-    let (ns, cause) = due[0];
+    let (ns, cause) = due[0].clone();
     assert_eq!(ns, 7);
     e.resync(7, cause, |_| Ok(())).unwrap();
     let out = e.take_outcomes();

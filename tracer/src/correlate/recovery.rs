@@ -48,12 +48,13 @@ impl Engine {
     /// Re-read the routes of `netns` (a due resync from `tick`, or at
     /// start): `dump` feeds every route of a fresh dump to the mirror as it
     /// is read. Routes missing from it were removed without a notification;
-    /// with a `cause`, each is reported. A dump that fails or is
+    /// each is reported, with the first of `causes` that explains it (one
+    /// about its device), or as unexplained. A dump that fails or is
     /// interrupted removes nothing and is tried again, up to three times.
     pub fn resync(
         &mut self,
         netns: u32,
-        cause: Option<super::FlushCause>,
+        causes: super::FlushCauses,
         dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let gone = self.reread(netns, dump);
@@ -68,13 +69,17 @@ impl Engine {
             }
         };
         for route in gone {
-            let mut o = match cause {
-                Some((cause, who, source)) => {
-                    let mut o = Outcome::new(source, Op::Del, netns, Object::Route(route));
-                    o.who = Some(who);
-                    o.ts_boot_ns = Some(who.ts_ns);
-                    o.cause = Some(cause);
-                    o.note = Some(Note::Flushed);
+            let mut o = match causes.for_route(&route).cloned() {
+                Some(c) => {
+                    let mut o = Outcome::new(c.source, Op::Del, netns, Object::Route(route));
+                    o.who = Some(c.who);
+                    o.ts_boot_ns = Some(c.who.ts_ns);
+                    o.cause = Some(c.cause);
+                    o.note = Some(if c.cause == Cause::Unknown {
+                        Note::FlushedUnexplained
+                    } else {
+                        Note::Flushed
+                    });
                     o
                 }
                 None => {

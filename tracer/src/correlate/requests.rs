@@ -22,27 +22,42 @@ impl Engine {
         }
         let netns = copy.task.netns;
         for item in items {
-            // Route and rule requests wait for their outcome; link and
+            // Route, rule and nexthop requests wait for their outcome; link and
             // address requests only explain what the kernel does next.
-            let cause = match item.obj {
+            let cause = match &item.obj {
+                NlObj::Link(l) if l.deleted => Some((Cause::LinkDel, self.link_index(netns, l))),
+                NlObj::Link(l) if l.up == Some(false) => {
+                    Some((Cause::LinkDown, self.link_index(netns, l)))
+                }
+                NlObj::Link(l) if l.up == Some(true) => {
+                    Some((Cause::LinkUp, self.link_index(netns, l)))
+                }
+                NlObj::Addr { op, ifindex, .. } => Some((
+                    if *op == Op::Del {
+                        Cause::AddrDel
+                    } else {
+                        Cause::AddrAdd
+                    },
+                    (*ifindex != 0).then_some(*ifindex),
+                )),
+                _ => None,
+            };
+            match item.obj {
                 NlObj::Route { op, route } => {
                     let r = Object::Route(route);
                     self.add_request_flags(&copy.task, netns, op, r, item.seq, item.flags, now);
-                    None
                 }
                 NlObj::Rule { op, rule } => {
                     let r = Object::Rule(rule);
                     self.add_request_flags(&copy.task, netns, op, r, item.seq, item.flags, now);
-                    None
                 }
-                NlObj::Link(l) if l.deleted => Some(Cause::LinkDel),
-                NlObj::Link(l) if l.up == Some(false) => Some(Cause::LinkDown),
-                NlObj::Link(l) if l.up == Some(true) => Some(Cause::LinkUp),
-                NlObj::Addr { op: Op::Del, .. } => Some(Cause::AddrDel),
-                NlObj::Addr { op: Op::Add, .. } => Some(Cause::AddrAdd),
-                _ => None,
-            };
-            if let Some(cause) = cause {
+                NlObj::Nexthop { op, nexthop } => {
+                    let n = Object::Nexthop(nexthop);
+                    self.add_request_flags(&copy.task, netns, op, n, item.seq, item.flags, now);
+                }
+                _ => {}
+            }
+            if let Some((cause, ifindex)) = cause {
                 self.causes.note(
                     netns,
                     RecentCause {
@@ -50,10 +65,26 @@ impl Engine {
                         who: copy.task,
                         source: Source::Tracepoint,
                         at: now,
+                        ifindex,
                     },
                 );
             }
         }
+    }
+
+    /// The interface index a link request names: its own, or the one its
+    /// name has in the namespace's mirror (a request may name the link by
+    /// IFLA_IFNAME alone).
+    fn link_index(&mut self, netns: u32, l: &crate::netlink::decode::LinkChange) -> Option<u32> {
+        if l.ifindex != 0 {
+            return Some(l.ifindex);
+        }
+        let name = l.name.as_deref()?;
+        self.mirror_of(netns)?
+            .links
+            .iter()
+            .find(|(_, k)| k.name.as_deref() == Some(name))
+            .map(|(i, _)| *i)
     }
 
     #[cfg(test)]

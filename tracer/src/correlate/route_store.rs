@@ -1,5 +1,5 @@
 //! The mirror's routes of one address family, kept compact: a fixed-size
-//! [`Entry`] per route (28 bytes for IPv4, 52 for IPv6) in a vector sorted
+//! [`Entry`] per route (32 bytes for IPv4, 56 for IPv6) in a vector sorted
 //! by key, plus a small ordered map of recent additions that is merged into
 //! the vector in bulk. Removals leave holes that a merge squeezes out. A
 //! million IPv4 routes take about 28 MB and no allocation per route.
@@ -28,6 +28,8 @@ pub struct Entry<const N: usize> {
     pub table: u32,
     pub metric: u32,
     pub oif: u32,
+    /// The nexthop object it uses (`nhid`), 0 for none.
+    pub nhid: u32,
     pub dst: [u8; N],
     pub gw: [u8; N],
     pub dst_len: u8,
@@ -238,6 +240,7 @@ mod tests {
             table: 100,
             metric: 0,
             oif: 2,
+            nhid: 0,
             dst: (0x0a00_0000 | i).to_be_bytes(),
             gw: [0; 4],
             dst_len: 32,
@@ -266,6 +269,7 @@ mod tests {
             table: 1,
             metric: 0,
             oif: 0,
+            nhid: 0,
             dst: d,
             gw: [0; 16],
             dst_len: len,
@@ -288,8 +292,8 @@ mod tests {
 
     #[test]
     fn entries_are_small() {
-        assert_eq!(std::mem::size_of::<Entry<4>>(), 28);
-        assert_eq!(std::mem::size_of::<Entry<16>>(), 52);
+        assert_eq!(std::mem::size_of::<Entry<4>>(), 32);
+        assert_eq!(std::mem::size_of::<Entry<16>>(), 56);
     }
 
     #[test]

@@ -138,22 +138,35 @@ impl Presenter {
     pub fn event(&mut self, o: Outcome, now: Instant) -> Event {
         let process = o.who.as_ref().map(|h| self.process(h, now));
         let netns = self.netns_at(o.netns, now);
-        let old = o.replaced.map(|mut r| {
-            r.table_name = r.table.and_then(|t| self.tables.name(t));
-            r
-        });
-        let (kind, rule, route) = match o.object {
+        let (mut old, mut old_nexthop) = (None, None);
+        match o.replaced {
+            Some(Object::Route(mut r)) => {
+                r.table_name = r.table.and_then(|t| self.tables.name(t));
+                old = Some(r);
+            }
+            Some(Object::Nexthop(n)) => old_nexthop = Some(*n),
+            Some(Object::Rule(_)) | None => {}
+        }
+        let (kind, rule, route, nexthop) = match o.object {
             Object::Route(mut r) => {
                 r.table_name = r.table.and_then(|t| self.tables.name(t));
                 let kind = match (&old, o.op) {
                     (Some(_), Op::Add) => Kind::RouteReplace,
                     _ => Kind::route(o.op),
                 };
-                (kind, None, Some(r))
+                (kind, None, Some(r), None)
             }
             Object::Rule(mut r) => {
                 r.table_name = r.table.and_then(|t| self.tables.name(t));
-                (Kind::rule(o.op), Some(*r), None)
+                (Kind::rule(o.op), Some(*r), None, None)
+            }
+            Object::Nexthop(n) => {
+                let kind = match (&old_nexthop, o.op) {
+                    (Some(_), Op::Add) => Kind::NexthopReplace,
+                    (None, Op::Add) => Kind::NexthopAdd,
+                    (_, Op::Del) => Kind::NexthopDel,
+                };
+                (kind, None, None, Some(*n))
             }
         };
         Event {
@@ -174,9 +187,9 @@ impl Presenter {
                 result: o.result,
                 cause: o.cause,
                 old,
-                nexthop: None,
-                old_nexthop: None,
-                cause_nhid: None,
+                nexthop,
+                old_nexthop,
+                cause_nhid: o.cause_nhid,
                 nl_seq: o.nl_seq,
                 note: o.note.map(|n| super::notes::text(n, o.op)),
             })),

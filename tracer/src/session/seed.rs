@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use crate::{
     collect::namespaces::Namespaces,
-    correlate::Engine,
+    correlate::{Engine, FlushCauses},
     enrich::present::Presenter,
     event::{Body, Event, Kind, SnapshotEnd, Source, StateEntry},
     netlink::{decode::NlObj, socket::DumpKind},
@@ -29,7 +29,7 @@ pub(super) fn seed(
         pp.load_addrs(netns, &w.dump(DumpKind::Addresses)?);
     }
     engine.mirror(netns).load_links(&links);
-    engine.resync(netns, None, |each| w.dump_routes(each))
+    engine.resync(netns, FlushCauses::default(), |each| w.dump_routes(each))
 }
 
 /// Writes one namespace's rules and routes as `snapshot` events, then its
