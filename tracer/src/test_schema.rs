@@ -346,8 +346,8 @@ impl<'a> Checker<'a> {
         };
         let kind = top.get("kind").and_then(Value::as_str).unwrap_or_default();
         let body_object = match kind {
-            "rule_add" | "rule_del" | "route_add" | "route_del" | "route_replace" | "nexthop_add"
-            | "nexthop_del" | "nexthop_replace" => "change",
+            "rule_add" | "rule_del" | "route_add" | "route_del" | "route_replace"
+            | "nexthop_add" | "nexthop_del" | "nexthop_replace" => "change",
             "lost" => "lost",
             "ready" => "ready",
             "loop" | "loop_summary" | "loop_end" => "loop",

@@ -583,6 +583,8 @@ fn merge(req: Object, note: Object) -> Object {
 }
 
 #[cfg(test)]
+mod nexthops_tests;
+#[cfg(test)]
 mod order_tests;
 #[cfg(test)]
 mod pairing_tests;
