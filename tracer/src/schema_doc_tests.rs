@@ -27,6 +27,9 @@ fn all_kinds() -> Vec<Kind> {
         Kind::RouteAdd,
         Kind::RouteDel,
         Kind::RouteReplace,
+        Kind::NexthopAdd,
+        Kind::NexthopDel,
+        Kind::NexthopReplace,
         Kind::Lost,
         Kind::Ready,
         Kind::Loop,
@@ -52,6 +55,9 @@ fn all_kinds() -> Vec<Kind> {
         | Kind::RouteAdd
         | Kind::RouteDel
         | Kind::RouteReplace
+        | Kind::NexthopAdd
+        | Kind::NexthopDel
+        | Kind::NexthopReplace
         | Kind::Lost
         | Kind::Ready
         | Kind::Loop
@@ -99,6 +105,8 @@ fn all_causes() -> Vec<Cause> {
         Cause::LinkDown,
         Cause::LinkDel,
         Cause::AddrDel,
+        Cause::NexthopDel,
+        Cause::NexthopReplace,
         Cause::NetnsExit,
         Cause::LinkUp,
         Cause::AddrAdd,
@@ -108,6 +116,8 @@ fn all_causes() -> Vec<Cause> {
         Cause::LinkDown
         | Cause::LinkDel
         | Cause::AddrDel
+        | Cause::NexthopDel
+        | Cause::NexthopReplace
         | Cause::NetnsExit
         | Cause::LinkUp
         | Cause::AddrAdd

@@ -165,6 +165,9 @@ fn change(rule: Option<Rule>, route: Option<Route>) -> Body {
         result: Some("ok".into()),
         cause: Some(Cause::LinkDown),
         old: None,
+        nexthop: None,
+        old_nexthop: None,
+        cause_nhid: None,
         nl_seq: Some(1795547440),
         note: Some("changed by the kernel after link_down by this process".into()),
     }))
@@ -191,6 +194,9 @@ fn samples() -> Vec<Event> {
             result: None,
             cause: None,
             old: None,
+            nexthop: None,
+            old_nexthop: None,
+            cause_nhid: None,
             nl_seq: None,
             note: None,
         }))
