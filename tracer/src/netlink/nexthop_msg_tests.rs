@@ -5,7 +5,11 @@ use crate::event::Op;
 use crate::netlink::{
     decode::{NlObj, decode_buffer, decode_one},
     forms_tests::unhex,
+    socket::{
+        DumpKind, Received, RecvBuffers, dump, dump_socket, in_netns, notification_socket, receive,
+    },
 };
+use crate::test_util::{Netns, root_or_skip};
 
 /// RTM_NEWNEXTHOP/RTM_DELNEXTHOP notifications captured on Linux 6.18
 /// (RTNLGRP_NEXTHOP) in a namespace where v0 (ifindex 3) has 10.9.0.1/24 and
@@ -409,4 +413,63 @@ fn no_input_panics() {
             let _ = parse(&m);
         }
     }
+}
+
+/// Against the kernel (root, a namespace of its own): the notification
+/// socket hears nexthop objects come and go, and a dump reports the ones
+/// left as they were notified.
+#[test]
+fn notified_and_dumped_by_the_kernel() {
+    if !root_or_skip() {
+        return;
+    }
+    let ns = Netns::new("nh");
+    for l in [
+        "link set lo up",
+        "link add n0 type veth peer name n0p",
+        "link set n0p up",
+        "link set n0 up",
+        "addr add 10.9.0.1/24 dev n0",
+    ] {
+        ns.ip(l);
+    }
+    let f = ns.file();
+    let sock = in_netns(Some(&f), notification_socket).unwrap();
+    for l in [
+        "nexthop add id 10 via 10.9.0.2 dev n0",
+        "nexthop add id 11 blackhole",
+        "nexthop add id 12 via 10.9.0.3 dev n0 proto static",
+        "nexthop add id 20 group 10,2/12 type resilient buckets 4 idle_timer 30",
+        "nexthop del id 11",
+    ] {
+        ns.ip(l);
+    }
+    let mut bufs = RecvBuffers::default();
+    let mut notified = Vec::new();
+    while let Received::Items { items, .. } = receive(&sock, &mut bufs, 300, 64).unwrap() {
+        notified.extend(items.into_iter().filter_map(|i| match i.obj {
+            NlObj::Nexthop { op, nexthop } => Some((op, *nexthop)),
+            _ => None,
+        }));
+    }
+    let seen: Vec<(Op, u32)> = notified.iter().map(|(op, n)| (*op, n.id)).collect();
+    let want = [(Op::Add, 10), (Op::Add, 11), (Op::Add, 12), (Op::Add, 20)];
+    assert_eq!(seen, [&want[..], &[(Op::Del, 11)]].concat());
+    let res = notified[3].1.resilient.unwrap();
+    assert_eq!((res.buckets, res.idle_timer), (Some(4), Some(30)));
+    assert_eq!(notified[3].1.group[0], GroupMember { id: 10, weight: 2 });
+
+    let dumped: Vec<Nexthop> = dump(&dump_socket(Some(&f)).unwrap(), DumpKind::Nexthops, 1)
+        .unwrap()
+        .into_iter()
+        .filter_map(|i| match i.obj {
+            NlObj::Nexthop {
+                op: Op::Add,
+                nexthop,
+            } => Some(*nexthop),
+            _ => None,
+        })
+        .collect();
+    let left: Vec<Nexthop> = [0, 2, 3].iter().map(|&i| notified[i].1.clone()).collect();
+    assert_eq!(dumped, left);
 }
