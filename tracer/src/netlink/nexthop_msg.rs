@@ -177,7 +177,7 @@ fn gateway(af: u8, v: &[u8]) -> Result<IpAddr, MsgError> {
 /// more than the wire's: `weight` is its low byte, and `weight_high` (the
 /// former resvd1, 6.12+; 0 before) its high byte.
 fn group(v: &[u8]) -> Result<Vec<GroupMember>, MsgError> {
-    if v.len() % NH_GRP_LEN != 0 {
+    if !v.len().is_multiple_of(NH_GRP_LEN) {
         return Err(MsgError::NexthopGroup(v.len()));
     }
     Ok(v.chunks_exact(NH_GRP_LEN)
