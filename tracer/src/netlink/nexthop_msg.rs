@@ -4,6 +4,8 @@
 //! does not know (newer kernels) are skipped.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use netlink_packet_core::NLA_TYPE_MASK;
+
 use super::{error::MsgError, names};
 use crate::event::{Family, GroupMember, Nexthop, Resilient};
 
@@ -38,9 +40,6 @@ const NHA_RES_GROUP_UNBALANCED_TIME: u16 = 4;
 
 /// NEXTHOP_GRP_TYPE_*.
 const GROUP_TYPES: &[(u16, &str)] = &[(0, "mpath"), (1, "resilient")];
-
-/// NLA_F_NESTED and NLA_F_NET_BYTEORDER are not part of the type.
-const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// The kernel reports the resilient group's timers in clock_t, USER_HZ
 /// ticks a second (100 on every architecture the tracer builds for).
@@ -77,6 +76,7 @@ fn attrs(buf: &[u8]) -> impl Iterator<Item = Result<Attr<'_>, MsgError>> {
         }
         let left = buf.len() - off;
         let len = usize::from(u16::from_ne_bytes([buf[off], buf[off + 1]]));
+        // NLA_F_NESTED and NLA_F_NET_BYTEORDER are not part of the type.
         let kind = u16::from_ne_bytes([buf[off + 2], buf[off + 3]]) & NLA_TYPE_MASK;
         if len < 4 || len > left {
             failed = true;
