@@ -127,7 +127,8 @@ pub fn decode_buffer(buf: &[u8]) -> (Vec<NlItem>, Vec<DecodeError>) {
                 reason,
             }),
         }
-        off += (len + 3) & !3;
+        // The last message's padding may be missing.
+        off = (off + ((len + 3) & !3)).min(buf.len());
     }
     (items, errors)
 }

@@ -363,7 +363,7 @@ pub fn dump_raw_request(
                     _ => each(m),
                 }
             }
-            off += (len + 3) & !3;
+            off = (off + ((len + 3) & !3)).min(buf.len());
         }
     }
 }
