@@ -1,6 +1,7 @@
 //! Decoding of rtnetlink buffers (requests read by the eBPF programs, and
 //! notifications and dumps read from our own sockets) into the tracer's
-//! model, with netlink-packet-route doing the wire-format parsing.
+//! model, with netlink-packet-route doing the wire-format parsing (route
+//! and nexthop messages are read by hand: `route_msg`, `nexthop_msg`).
 use super::error::MsgError;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::{
@@ -11,7 +12,7 @@ use netlink_packet_route::{
 };
 
 use super::{
-    names, nexthops,
+    names, nexthop_msg, nexthops,
     route_msg::{RTM_DELROUTE, RTM_NEWROUTE, RouteMsg},
     rule_msg,
 };
@@ -126,7 +127,8 @@ pub fn decode_buffer(buf: &[u8]) -> (Vec<NlItem>, Vec<DecodeError>) {
                 reason,
             }),
         }
-        off += (len + 3) & !3;
+        // The last message's padding may be missing.
+        off = (off + ((len + 3) & !3)).min(buf.len());
     }
     (items, errors)
 }
@@ -148,6 +150,16 @@ pub fn decode_one(msg: &[u8]) -> Result<Option<NlItem>, MsgError> {
         return Ok(Some(item(NlObj::Route { op, route })));
     }
     if msg.len() >= NLMSG_HDRLEN {
+        let op = match u16::from_ne_bytes([msg[4], msg[5]]) {
+            nexthop_msg::RTM_NEWNEXTHOP => Some(Op::Add),
+            nexthop_msg::RTM_DELNEXTHOP => Some(Op::Del),
+            nexthop_msg::RTM_GETNEXTHOP => return Ok(None),
+            _ => None,
+        };
+        if let Some(op) = op {
+            let nexthop = Box::new(nexthop_msg::parse(&msg[NLMSG_HDRLEN..])?);
+            return Ok(Some(item(NlObj::Nexthop { op, nexthop })));
+        }
         let op = match u16::from_ne_bytes([msg[4], msg[5]]) {
             RTM_NEWRULE => Some(Op::Add),
             RTM_DELRULE => Some(Op::Del),

@@ -197,3 +197,22 @@ fn multipath_route_carries_its_next_hops() {
         .collect();
     assert_eq!(hops, [(Some("192.0.2.2"), 1), (Some("192.0.2.3"), 2)]);
 }
+
+#[test]
+fn an_unpadded_last_route_attribute_is_not_a_panic() {
+    // rtmsg, then RTA_PRIORITY and a 5-byte attribute the message ends in
+    // without its padding (the kernel accepts it).
+    let mut p = vec![2, 24, 0, 0, 52, 4, 0, 1, 0, 0, 0, 0];
+    p.extend_from_slice(&[8, 0, 6, 0, 5, 0, 0, 0, 5, 0, 200, 0, 1]);
+    let r = RouteMsg::parse(&p).unwrap();
+    assert_eq!(r.metric, Some(5));
+}
+
+#[test]
+fn an_unpadded_last_message_is_not_a_panic() {
+    let mut m = message(RTM_NEWROUTE, 0, &[2, 0, 0, 0, 254, 4, 0, 1, 0, 0, 0, 0]);
+    m.push(0);
+    m[0] += 1;
+    let (items, errors) = decode_buffer(&m);
+    assert_eq!((items.len(), errors), (1, vec![]));
+}

@@ -1,10 +1,11 @@
-//! rtnetlink: decoding (netlink-packet-route; route messages by hand),
-//! names, the sockets the tracer reads notifications and dumps from, and
-//! the requests of the guard's repairs (`request`, `apply`).
+//! rtnetlink: decoding (netlink-packet-route; route and nexthop messages
+//! by hand), names, the sockets the tracer reads notifications and dumps
+//! from, and the requests of the guard's repairs (`request`, `apply`).
 pub mod apply;
 pub mod decode;
 pub mod error;
 pub mod names;
+pub mod nexthop_msg;
 pub mod nexthops;
 pub mod request;
 pub mod route_msg;

@@ -2,7 +2,7 @@
 //! from; and against the kernel (root, a namespace of its own), every type
 //! of route and rule, IPv4 and IPv6, deleted and put back from its removal
 //! notification, dumps as it did before.
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use super::*;
 use crate::{
@@ -15,6 +15,7 @@ use crate::{
             receive,
         },
     },
+    test_util::{Netns, root_or_skip},
 };
 
 fn decoded(inner: RouteNetlinkMessage) -> NlObj {
@@ -120,41 +121,6 @@ fn bad_objects_are_typed_errors() {
     );
 }
 
-/// A namespace of its own, deleted on drop.
-struct Ns(String);
-
-impl Ns {
-    fn new() -> Ns {
-        let name = format!("tracer-unit-req-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        ip(&["netns", "add", &name]);
-        Ns(name)
-    }
-    fn ip(&self, args: &str) {
-        let mut a = vec!["-n", self.0.as_str()];
-        a.extend(args.split_whitespace());
-        ip(&a);
-    }
-    fn file(&self) -> std::fs::File {
-        crate::nsfs::open_named(&self.0).unwrap()
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The routes of tables 52 and 1000 and the rules between 100 and 200,
 /// devices named, sorted, as the kernel dumps them.
 fn snapshot(ns: &std::fs::File) -> Vec<String> {
@@ -243,12 +209,10 @@ fn removals(sock: &netlink_sys::Socket) -> Vec<NlItem> {
 
 #[test]
 fn every_type_is_put_back_as_it_was() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root (a network namespace)");
+    if !root_or_skip() {
         return;
     }
-    let ns = Ns::new();
+    let ns = Netns::new("req");
     for l in [
         "link add d0 type veth peer name d0p",
         "link add d1 type veth peer name d1p",

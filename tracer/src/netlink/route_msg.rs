@@ -118,7 +118,8 @@ impl RouteMsg {
                 RTA_MULTIPATH => m.multipath = !v.is_empty(),
                 _ => {}
             }
-            off += (len + 3) & !3;
+            // The last attribute's padding may be missing.
+            off = (off + ((len + 3) & !3)).min(payload.len());
         }
         Ok(m)
     }
