@@ -3,7 +3,10 @@
 //! shared by the rule hooks (`rule`) and the nexthop hooks (`nexthop`).
 //! Userspace decodes whatever rtnetlink message the copy holds, like a
 //! request read on the tracepoint path.
-use aya_ebpf::{helpers::generated::bpf_probe_read_kernel, programs::FExitContext};
+use aya_ebpf::{
+    helpers::generated::bpf_probe_read_kernel,
+    programs::{FExitContext, RetProbeContext},
+};
 use tracer_common::{Config, RuleMsgEvent, source, syscall};
 
 use crate::{
@@ -44,4 +47,16 @@ pub fn fexit_handler_msg(ctx: &FExitContext, which: Fexit) -> Option<()> {
     let nlh = fexit_arg(ctx, slots.first)?;
     let ret = fexit_ret(ctx, &slots);
     emit_handler_msg(cfg, nlh, ret, source::FENTRY)
+}
+
+/// A kretprobe on a handler: the `nlh` its kprobe saved, with the return
+/// value.
+#[inline(always)]
+pub fn kretprobe_handler_msg(ctx: &RetProbeContext, cfg: &Config, nlh: u64) -> Option<()> {
+    emit_handler_msg(
+        cfg,
+        nlh as *const u8,
+        ctx.ret::<i64>() as i32,
+        source::KPROBE,
+    )
 }

@@ -12,11 +12,10 @@ use aya_ebpf::{
     maps::HashMap,
     programs::{FExitContext, ProbeContext, RetProbeContext},
 };
-use tracer_common::source;
 
 use crate::{
     args::{Fexit, kprobe_arg},
-    handler_msg::{emit_handler_msg, fexit_handler_msg},
+    handler_msg::{fexit_handler_msg, kretprobe_handler_msg},
     maps::config,
     task::current_tid,
 };
@@ -70,12 +69,7 @@ pub fn kretprobe_nexthop(ctx: RetProbeContext) -> u32 {
         // SAFETY: the value is copied out before the entry is removed.
         let nlh = *unsafe { NH_PENDING.get(&tid) }?;
         let _ = NH_PENDING.remove(&tid);
-        emit_handler_msg(
-            cfg,
-            nlh as *const u8,
-            ctx.ret::<i64>() as i32,
-            source::KPROBE,
-        )
+        kretprobe_handler_msg(&ctx, cfg, nlh)
     })();
     0
 }

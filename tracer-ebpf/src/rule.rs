@@ -8,11 +8,11 @@ use aya_ebpf::{
     macros::{fexit, kprobe, kretprobe},
     programs::{FExitContext, ProbeContext, RetProbeContext},
 };
-use tracer_common::{Config, source};
+use tracer_common::Config;
 
 use crate::{
     args::{Fexit, kprobe_arg},
-    handler_msg::{emit_handler_msg, fexit_handler_msg},
+    handler_msg::{fexit_handler_msg, kretprobe_handler_msg},
     maps::{PTR_PENDING, config},
     task::current_tid,
 };
@@ -77,12 +77,7 @@ pub fn kretprobe_rule(ctx: RetProbeContext) -> u32 {
             return None;
         }
         let _ = PTR_PENDING.remove(&tid);
-        emit_handler_msg(
-            cfg,
-            nlh as *const u8,
-            ctx.ret::<i64>() as i32,
-            source::KPROBE,
-        )
+        kretprobe_handler_msg(&ctx, cfg, nlh)
     })();
     0
 }

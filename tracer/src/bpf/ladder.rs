@@ -266,6 +266,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("rule_del cannot use kprobe"), "{err}");
+        // A nexthop handler missing (static, so it may be absent) moves
+        // only its own hook down, while the others keep fentry.
+        let missing = Err("no attachable nexthop addition function".to_string());
+        assert_eq!(
+            choose(
+                AttachMode::Auto,
+                &support(true, true),
+                Hook::NexthopAdd,
+                &missing
+            ),
+            Ok(Mechanism::Tracepoint)
+        );
+        assert_eq!(
+            choose(
+                AttachMode::Auto,
+                &support(true, true),
+                Hook::NexthopDel,
+                &Ok("rtm_del_nexthop".into())
+            ),
+            Ok(Mechanism::Fentry)
+        );
     }
 
     #[test]
