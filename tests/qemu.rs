@@ -267,6 +267,14 @@ fn check(plan: &Plan) {
                     .is_some_and(|f| f.contains("delrule")),
                 "{ready}"
             );
+            assert_eq!(
+                ready["functions"]["nexthop_add"], "rtm_new_nexthop",
+                "{ready}"
+            );
+            assert_eq!(
+                ready["functions"]["nexthop_del"], "rtm_del_nexthop",
+                "{ready}"
+            );
         }
     }
     // The whole request-form corpus, on every rung this kernel runs.

@@ -65,7 +65,7 @@ fn assert_process(e: &Value, comm: &str, ns: &str, source: &str) {
 }
 
 /// Check the whole scenario. `source` is the mechanism expected on the
-/// route and rule hooks ("tracepoint", "kprobe", "fentry").
+/// route, rule and nexthop hooks ("tracepoint", "kprobe", "fentry").
 pub fn check(events: &[Value], ns: &str, source: &str) {
     let ready = &events[0];
     assert_eq!(ready["kind"], "ready", "first line must be ready: {ready}");
@@ -77,6 +77,8 @@ pub fn check(events: &[Value], ns: &str, source: &str) {
         "route6_del",
         "route6_add",
         "route4_flush",
+        "nexthop_del",
+        "nexthop_add",
     ] {
         assert_eq!(
             ready["hooks"][hook], source,

@@ -231,6 +231,10 @@ offset_table! {
         /// read-only global [`FexitArgs`].
         rule_del_nlh_arg: u32 = NO_OFFSET => nlh_arg(["fib_delrule", "fib_nl_delrule"]),
         rule_add_nlh_arg: u32 = NO_OFFSET => nlh_arg(["fib_newrule", "fib_nl_newrule"]),
+        /// Argument index of `nlh` in rtm_del_nexthop/rtm_new_nexthop (the
+        /// nexthop handlers, Linux 5.3+), for the kprobe programs.
+        nexthop_del_nlh_arg: u32 = NO_OFFSET => shared_arg(&["rtm_del_nexthop"], "nlh"),
+        nexthop_add_nlh_arg: u32 = NO_OFFSET => shared_arg(&["rtm_new_nexthop"], "nlh"),
         /// Argument indices of fib_table_insert/fib_table_delete(net, tb, cfg, extack).
         arg_f4_tb: u32 = NO_OFFSET => shared_arg(&["fib_table_insert", "fib_table_delete"], "tb"),
         arg_f4_cfg: u32 = NO_OFFSET => shared_arg(&["fib_table_insert", "fib_table_delete"], "cfg"),

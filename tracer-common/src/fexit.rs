@@ -22,7 +22,7 @@ pub const FEXIT_CTX_SLOTS: u32 = 13;
 pub struct FexitSlots {
     /// The first argument the program reads (`tb`, `rt`, `nlh`).
     pub first: u32,
-    /// The second (`cfg`, `info`, `flush_all`; unused for rules).
+    /// The second (`cfg`, `info`, `flush_all`; unused for rules and nexthops).
     pub second: u32,
     /// The return value: the traced function's argument count.
     pub ret: u32,
@@ -55,6 +55,10 @@ pub struct FexitArgs {
     pub rule_del: FexitSlots,
     /// The attached rule-addition function: nlh.
     pub rule_add: FexitSlots,
+    /// rtm_del_nexthop(skb, nlh, extack): nlh.
+    pub nexthop_del: FexitSlots,
+    /// rtm_new_nexthop(skb, nlh, extack): nlh.
+    pub nexthop_add: FexitSlots,
 }
 
 impl FexitArgs {
@@ -68,6 +72,8 @@ impl FexitArgs {
             flush: FexitSlots::UNRESOLVED,
             rule_del: FexitSlots::UNRESOLVED,
             rule_add: FexitSlots::UNRESOLVED,
+            nexthop_del: FexitSlots::UNRESOLVED,
+            nexthop_add: FexitSlots::UNRESOLVED,
         }
     }
 }

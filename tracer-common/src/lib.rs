@@ -27,9 +27,11 @@ pub mod kind {
     /// A route insert or delete seen in the kernel (fib_table_insert,
     /// fib_table_delete, fib6_add, fib6_del): [`RouteEvent`].
     pub const ROUTE: u16 = 3;
-    /// A rule request seen in the kernel (fib_nl_newrule/fib_nl_delrule or
-    /// fib_newrule/fib_delrule); the netlink message is copied from kernel
-    /// memory: [`NlMsgEvent`].
+    /// The request message an rtnetlink handler received, seen in the
+    /// kernel: rules (fib_nl_newrule/fib_nl_delrule or
+    /// fib_newrule/fib_delrule) and nexthop objects
+    /// (rtm_new_nexthop/rtm_del_nexthop). The netlink message is copied from
+    /// kernel memory with the handler's return value: [`RuleMsgEvent`].
     pub const RULE: u16 = 4;
     /// fib_table_flush returned: [`FlushEvent`].
     pub const FLUSH: u16 = 5;
@@ -138,7 +140,7 @@ pub struct EventHeader {
 }
 
 /// A netlink buffer copied from user memory (requests, acks) or from kernel
-/// memory (rule requests on the kprobe/fentry path).
+/// memory (rule and nexthop requests on the kprobe/fentry path).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct NlMsgEvent {
@@ -150,15 +152,17 @@ pub struct NlMsgEvent {
     pub _pad0: u16,
     /// File descriptor the request was written to (-1 if unknown).
     pub fd: i32,
-    /// Return value of the kernel function (kprobe/fentry rule events), else 0.
+    /// Return value of the kernel function (kprobe/fentry handler records), else 0.
     pub ret: i32,
     /// Number of valid bytes in `data`.
     pub data_len: u32,
     pub data: [u8; NL_DATA_MAX],
 }
 
-/// A rule request as a kernel function (kprobe/fentry) received it: the
-/// same layout as [`NlMsgEvent`], a record kind of its own.
+/// A request message as an rtnetlink handler (kprobe/fentry) received it,
+/// with its return value: rules and nexthop objects. The same layout as
+/// [`NlMsgEvent`], a record kind of its own; userspace decodes whatever
+/// rtnetlink message it holds.
 #[repr(transparent)]
 #[derive(Clone, Copy)]
 pub struct RuleMsgEvent(pub NlMsgEvent);

@@ -32,6 +32,8 @@ pub enum Fexit {
     Flush,
     RuleDel,
     RuleAdd,
+    NexthopDel,
+    NexthopAdd,
 }
 
 /// The slots of one fexit program, read so that the compiler cannot fold
@@ -46,6 +48,8 @@ pub fn fexit_slots(which: Fexit) -> FexitSlots {
         Fexit::Flush => &FEXIT_ARGS.flush,
         Fexit::RuleDel => &FEXIT_ARGS.rule_del,
         Fexit::RuleAdd => &FEXIT_ARGS.rule_add,
+        Fexit::NexthopDel => &FEXIT_ARGS.nexthop_del,
+        Fexit::NexthopAdd => &FEXIT_ARGS.nexthop_add,
     };
     // SAFETY: reads of an immutable global.
     unsafe {

@@ -4,6 +4,9 @@
 //! - `route`: fib_table_insert/fib_table_delete/fib6_add/fib6_del;
 //! - `rule`: rule addition and deletion (fib_nl_newrule/fib_nl_delrule or
 //!   fib_newrule/fib_delrule, chosen by userspace from what the kernel has);
+//! - `nexthop`: nexthop object addition and deletion (rtm_new_nexthop,
+//!   rtm_del_nexthop); with `rule`, through `handler_msg`, which copies the
+//!   request message a handler received;
 //! - `flush`: fib_table_flush, routes removed without a request;
 //! - `exec`: sched_process_exec, for naming short-lived processes;
 //! - `packet`: packets and FIB lookups on watched interfaces (loop detection).
@@ -19,8 +22,10 @@ mod args;
 mod emit;
 mod exec;
 mod flush;
+mod handler_msg;
 mod maps;
 mod netlink_tp;
+mod nexthop;
 mod packet;
 mod read;
 mod route;

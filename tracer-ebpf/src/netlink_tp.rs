@@ -30,10 +30,14 @@ const IOV_MAX: u64 = 4;
 
 /// rtnetlink message types that change state the tracer reports on:
 /// links (16 NEWLINK, 17 DELLINK, 19 SETLINK), addresses (20, 21),
-/// routes (24, 25) and rules (32, 33). GET requests are never copied.
+/// routes (24, 25), rules (32, 33) and nexthop objects (104 NEWNEXTHOP,
+/// 105 DELNEXTHOP). GET requests are never copied.
 #[inline(always)]
 fn interesting(msg_type: u16) -> bool {
-    matches!(msg_type, 16 | 17 | 19 | 20 | 21 | 24 | 25 | 32 | 33)
+    matches!(
+        msg_type,
+        16 | 17 | 19 | 20 | 21 | 24 | 25 | 32 | 33 | 104 | 105
+    )
 }
 
 /// Bytes of a `len`-byte buffer to copy: the mask lets every verifier

@@ -2,45 +2,23 @@
 //! request (fib_nl_newrule/fib_nl_delrule, or fib_newrule/fib_delrule on
 //! kernels where the former are inlined away) get the request's netlink
 //! message; it is copied from kernel memory with the function's return value
-//! and decoded in userspace like a request read on the tracepoint path.
+//! (`handler_msg`) and decoded in userspace like a request read on the
+//! tracepoint path.
 use aya_ebpf::{
-    helpers::generated::bpf_probe_read_kernel,
     macros::{fexit, kprobe, kretprobe},
     programs::{FExitContext, ProbeContext, RetProbeContext},
 };
-use tracer_common::{Config, RuleMsgEvent, source, syscall};
+use tracer_common::Config;
 
 use crate::{
-    args::{Fexit, fexit_arg, fexit_ret, fexit_slots, kprobe_arg},
-    emit::reserve,
+    args::{Fexit, kprobe_arg},
+    handler_msg::{fexit_handler_msg, kretprobe_handler_msg},
     maps::{PTR_PENDING, config},
-    read::kread,
     task::current_tid,
 };
 
 /// Marker in PTR_PENDING's second slot for a pending rule call.
 pub const PENDING_RULE: u64 = 1;
-
-/// Copy the rule request at `nlh` (kernel memory) with the function's result.
-#[inline(always)]
-fn emit_rule(cfg: &Config, nlh: *const u8, ret: i32, src: u8) -> Option<()> {
-    let len: u32 = kread(nlh, cfg.nlh_len)?;
-    let mut entry = reserve::<RuleMsgEvent>(cfg, src)?;
-    // SAFETY: RuleMsgEvent is transparent over the NlMsgEvent it holds.
-    let ev = entry.as_mut_ptr() as *mut tracer_common::NlMsgEvent;
-    let n = crate::netlink_tp::copy_len(len as u64);
-    unsafe {
-        (*ev).syscall = syscall::KERNEL;
-        (*ev).truncated = (len > n) as u8;
-        (*ev)._pad0 = 0;
-        (*ev).fd = -1;
-        (*ev).ret = ret;
-        let rc = bpf_probe_read_kernel((*ev).data.as_mut_ptr() as *mut _, n, nlh as *const _);
-        (*ev).data_len = if rc == 0 { n } else { 0 };
-    }
-    entry.submit(0);
-    Some(())
-}
 
 /// kprobe argument index of `nlh` in the attached deletion or addition
 /// function.
@@ -53,25 +31,16 @@ fn nlh_arg(cfg: &Config, del: bool) -> u32 {
     }
 }
 
-#[inline(always)]
-fn fexit_rule(ctx: &FExitContext, del: bool) -> Option<()> {
-    let cfg = config()?;
-    // Each program's slots are those of the function it is attached to.
-    let slots = fexit_slots(if del { Fexit::RuleDel } else { Fexit::RuleAdd });
-    let nlh = fexit_arg(ctx, slots.first)?;
-    let ret = fexit_ret(ctx, &slots);
-    emit_rule(cfg, nlh, ret, source::FENTRY)
-}
-
 #[fexit]
 pub fn fexit_rule_del(ctx: FExitContext) -> i32 {
-    let _ = fexit_rule(&ctx, true);
+    // Each program's slots are those of the function it is attached to.
+    let _ = fexit_handler_msg(&ctx, Fexit::RuleDel);
     0
 }
 
 #[fexit]
 pub fn fexit_rule_add(ctx: FExitContext) -> i32 {
-    let _ = fexit_rule(&ctx, false);
+    let _ = fexit_handler_msg(&ctx, Fexit::RuleAdd);
     0
 }
 
@@ -108,12 +77,7 @@ pub fn kretprobe_rule(ctx: RetProbeContext) -> u32 {
             return None;
         }
         let _ = PTR_PENDING.remove(&tid);
-        emit_rule(
-            cfg,
-            nlh as *const u8,
-            ctx.ret::<i64>() as i32,
-            source::KPROBE,
-        )
+        kretprobe_handler_msg(&ctx, cfg, nlh)
     })();
     0
 }

@@ -16,10 +16,12 @@ pub enum Hook {
     Route6Del,
     Route6Add,
     Route4Flush,
+    NexthopDel,
+    NexthopAdd,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 7] = [
+    pub const ALL: [Hook; 9] = [
         Hook::RuleDel,
         Hook::RuleAdd,
         Hook::Route4Del,
@@ -27,6 +29,8 @@ impl Hook {
         Hook::Route6Del,
         Hook::Route6Add,
         Hook::Route4Flush,
+        Hook::NexthopDel,
+        Hook::NexthopAdd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -38,11 +42,14 @@ impl Hook {
             Hook::Route6Del => "route6_del",
             Hook::Route6Add => "route6_add",
             Hook::Route4Flush => "route4_flush",
+            Hook::NexthopDel => "nexthop_del",
+            Hook::NexthopAdd => "nexthop_add",
         }
     }
 
-    /// The kernel function for route hooks (rules are chosen at run time
-    /// among the functions the kernel has).
+    /// The kernel function for route hooks (rules and nexthops are chosen
+    /// at run time among the functions the kernel has, each falling back
+    /// on its own when it has none).
     pub fn fixed_function(self) -> Option<&'static str> {
         match self {
             Hook::Route4Del => Some("fib_table_delete"),
@@ -50,7 +57,7 @@ impl Hook {
             Hook::Route6Del => Some("fib6_del"),
             Hook::Route6Add => Some("fib6_add"),
             Hook::Route4Flush => Some("fib_table_flush"),
-            Hook::RuleDel | Hook::RuleAdd => None,
+            Hook::RuleDel | Hook::RuleAdd | Hook::NexthopDel | Hook::NexthopAdd => None,
         }
     }
 
@@ -75,6 +82,16 @@ impl Hook {
                 "fexit_fib_table_flush",
                 "kprobe_fib_table_flush",
                 "kretprobe_fib_table_flush",
+            ),
+            Hook::NexthopDel => (
+                "fexit_nexthop_del",
+                "kprobe_nexthop_del",
+                "kretprobe_nexthop",
+            ),
+            Hook::NexthopAdd => (
+                "fexit_nexthop_add",
+                "kprobe_nexthop_add",
+                "kretprobe_nexthop",
             ),
         }
     }
@@ -249,6 +266,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("rule_del cannot use kprobe"), "{err}");
+        // A nexthop handler missing (static, so it may be absent) moves
+        // only its own hook down, while the others keep fentry.
+        let missing = Err("no attachable nexthop addition function".to_string());
+        assert_eq!(
+            choose(
+                AttachMode::Auto,
+                &support(true, true),
+                Hook::NexthopAdd,
+                &missing
+            ),
+            Ok(Mechanism::Tracepoint)
+        );
+        assert_eq!(
+            choose(
+                AttachMode::Auto,
+                &support(true, true),
+                Hook::NexthopDel,
+                &Ok("rtm_del_nexthop".into())
+            ),
+            Ok(Mechanism::Fentry)
+        );
     }
 
     #[test]

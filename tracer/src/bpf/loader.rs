@@ -87,7 +87,9 @@ impl KernelFacts {
             .iter()
             .filter_map(|h| h.fixed_function())
             .chain(offsets::RULE_DEL_FUNCTIONS)
-            .chain(offsets::RULE_ADD_FUNCTIONS);
+            .chain(offsets::RULE_ADD_FUNCTIONS)
+            .chain(offsets::NEXTHOP_DEL_FUNCTIONS)
+            .chain(offsets::NEXTHOP_ADD_FUNCTIONS);
         let kallsyms =
             Kallsyms::load_only(wanted).map_err(|e| anyhow!("cannot read /proc/kallsyms: {e}"))?;
         let filter = FilterFunctions::load(&tracefs).ok();
@@ -117,13 +119,16 @@ impl KernelFacts {
 
     /// The kernel function each hook attaches to, or why there is none.
     pub fn functions(&self) -> BTreeMap<Hook, Result<String, String>> {
-        let rules = offsets::rule_functions(&self.btf, &self.kallsyms, self.filter.as_ref());
+        let handlers = self.handlers();
+        let name = |c: &offsets::Chosen| c.clone().map(|f| f.name).map_err(|e| e.to_string());
         Hook::ALL
             .iter()
             .map(|h| {
                 let f = match h {
-                    Hook::RuleDel => rules.del.clone().map(|f| f.name).map_err(|e| e.to_string()),
-                    Hook::RuleAdd => rules.add.clone().map(|f| f.name).map_err(|e| e.to_string()),
+                    Hook::RuleDel => name(&handlers.rules.del),
+                    Hook::RuleAdd => name(&handlers.rules.add),
+                    Hook::NexthopDel => name(&handlers.nexthops.del),
+                    Hook::NexthopAdd => name(&handlers.nexthops.add),
                     other => {
                         let name = other.fixed_function().expect("route hooks have a function");
                         if self.kallsyms.contains(name) && self.btf.has_func(name) {
@@ -138,6 +143,11 @@ impl KernelFacts {
                 (*h, f)
             })
             .collect()
+    }
+
+    /// The rule and nexthop handlers this kernel can attach to.
+    fn handlers(&self) -> offsets::Handlers {
+        offsets::Handlers::choose(&self.btf, &self.kallsyms, self.filter.as_ref())
     }
 
     /// The plan: mechanism per hook, before trying to attach.
@@ -182,11 +192,11 @@ impl KernelFacts {
         let plan = self.plan(mode)?;
         let (mut config, mut warnings) = offsets::resolve(&self.btf, &self.tracefs);
         config.netns_filter = netns_filter as u32;
-        let rules = offsets::rule_functions(&self.btf, &self.kallsyms, self.filter.as_ref());
-        rules.apply(&mut config);
+        let handlers = self.handlers();
+        handlers.apply(&mut config);
         // The fexit programs' argument slots are a read-only global: the
         // verifier must see them as constants.
-        let fexit = fexit_args::resolve_fexit(&self.btf, &rules);
+        let fexit = fexit_args::resolve_fexit(&self.btf, &handlers);
         // The packet programs' offsets are a read-only global, set before the
         // object is loaded (they are constants to the verifier).
         let packet_config = packets.then(|| {

@@ -14,8 +14,8 @@ use crate::{
     netlink::names,
 };
 
-/// A netlink buffer copied by a program (a request, or a rule the kernel
-/// processed).
+/// A netlink buffer copied by a program (a request, or the request message
+/// a kernel handler processed: a rule or a nexthop object).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NlCopy {
     pub task: Task,
@@ -53,7 +53,9 @@ pub struct KernelFlush {
 pub enum KernelEvent {
     /// An rtnetlink request read from a sender's memory (tracepoint path).
     Request(NlCopy),
-    /// A rule request as the kernel processed it, with its result.
+    /// The request message an rtnetlink handler received (rules and
+    /// nexthop objects, from the kprobe/fentry hooks), with the handler's
+    /// result.
     Rule(NlCopy),
     Ack {
         task: Task,

@@ -12,21 +12,23 @@ use tracer_common::{FexitArgs, FexitSlots, NO_OFFSET};
 
 use super::{
     btf::Btf,
-    offsets::{RuleFunction, RuleFunctionError, RuleFunctions},
+    offsets::{Chosen, Handlers},
 };
 
-/// The slots of every fexit program on this kernel; the rule programs'
-/// are those of the rule functions chosen by
-/// [`super::offsets::rule_functions`].
-pub fn resolve_fexit(btf: &Btf, rules: &RuleFunctions) -> FexitArgs {
+/// The slots of every fexit program on this kernel; the rule and nexthop
+/// programs' are those of the handler functions chosen by
+/// [`Handlers::choose`].
+pub fn resolve_fexit(btf: &Btf, handlers: &Handlers) -> FexitArgs {
     FexitArgs {
         route4_del: slots(btf, "fib_table_delete", "tb", Some("cfg")),
         route4_add: slots(btf, "fib_table_insert", "tb", Some("cfg")),
         route6_del: slots(btf, "fib6_del", "rt", Some("info")),
         route6_add: slots(btf, "fib6_add", "rt", Some("info")),
         flush: slots(btf, "fib_table_flush", "tb", Some("flush_all")),
-        rule_del: rule_slots(btf, &rules.del),
-        rule_add: rule_slots(btf, &rules.add),
+        rule_del: handler_slots(btf, &handlers.rules.del),
+        rule_add: handler_slots(btf, &handlers.rules.add),
+        nexthop_del: handler_slots(btf, &handlers.nexthops.del),
+        nexthop_add: handler_slots(btf, &handlers.nexthops.add),
     }
 }
 
@@ -48,10 +50,10 @@ fn slots(btf: &Btf, func: &str, first: &str, second: Option<&str>) -> FexitSlots
     }
 }
 
-fn rule_slots(btf: &Btf, chosen: &Result<RuleFunction, RuleFunctionError>) -> FexitSlots {
+fn handler_slots(btf: &Btf, chosen: &Chosen) -> FexitSlots {
     match chosen {
         Ok(f) => FexitSlots {
-            // The index rule_functions found, with the same function's
+            // The index Handlers::choose found, with the same function's
             // argument count: both belong to the function attached to.
             first: f.nlh_arg,
             ..slots(btf, &f.name, "nlh", None)
@@ -63,13 +65,17 @@ fn rule_slots(btf: &Btf, chosen: &Result<RuleFunction, RuleFunctionError>) -> Fe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::{btf::tests::vmlinux, kallsyms::Kallsyms, offsets::rule_functions};
+    use crate::kernel::{
+        btf::tests::vmlinux,
+        kallsyms::Kallsyms,
+        offsets::{HandlerFunction, HandlerFunctionError},
+    };
 
     #[test]
     fn slots_follow_each_functions_signature() {
         let btf = vmlinux();
-        let rules = rule_functions(btf, &Kallsyms::load().unwrap(), None);
-        let a = resolve_fexit(btf, &rules);
+        let handlers = Handlers::choose(btf, &Kallsyms::load().unwrap(), None);
+        let a = resolve_fexit(btf, &handlers);
         // fib_table_insert/delete(net, tb, cfg, extack) -> int.
         for s in [a.route4_del, a.route4_add] {
             assert_eq!((s.first, s.second, s.ret), (1, 2, 4), "{a:?}");
@@ -83,11 +89,20 @@ mod tests {
             assert_eq!(s.ret as usize, params.len(), "{func}");
             assert!(s.first < s.ret && s.second < s.ret && s.first != s.second);
         }
-        for (chosen, s) in [(&rules.del, a.rule_del), (&rules.add, a.rule_add)] {
-            let f = chosen.as_ref().expect("a rule function");
+        for (chosen, s) in [
+            (&handlers.rules.del, a.rule_del),
+            (&handlers.rules.add, a.rule_add),
+            (&handlers.nexthops.del, a.nexthop_del),
+            (&handlers.nexthops.add, a.nexthop_add),
+        ] {
+            let f = chosen.as_ref().expect("a handler function");
             assert_eq!(s.first, btf.func_param_index(&f.name, "nlh").unwrap());
             assert_eq!(s.ret as usize, btf.func_params(&f.name).unwrap().len());
             assert_eq!(s.second, NO_OFFSET);
+        }
+        // rtm_{new,del}_nexthop(skb, nlh, extack) -> int.
+        for s in [a.nexthop_del, a.nexthop_add] {
+            assert_eq!((s.first, s.ret), (1, 3), "{a:?}");
         }
     }
 
@@ -101,19 +116,19 @@ mod tests {
             let Ok(nlh_arg) = btf.func_param_index(name, "nlh") else {
                 continue;
             };
-            let chosen = Ok(RuleFunction {
+            let chosen = Ok(HandlerFunction {
                 name: name.to_string(),
                 nlh_arg,
             });
-            let s = rule_slots(btf, &chosen);
+            let s = handler_slots(btf, &chosen);
             assert_eq!(s.first, nlh_arg, "{name}");
             assert_eq!(s.ret as usize, btf.func_params(name).unwrap().len());
         }
-        let none = Err(RuleFunctionError {
+        let none = Err(HandlerFunctionError {
             operation: "rule deletion",
             rejected: Vec::new(),
         });
-        assert_eq!(rule_slots(btf, &none), FexitSlots::UNRESOLVED);
+        assert_eq!(handler_slots(btf, &none), FexitSlots::UNRESOLVED);
         assert_eq!(
             slots(btf, "no_such_function_here", "x", None),
             FexitSlots::UNRESOLVED

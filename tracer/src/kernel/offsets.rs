@@ -1,5 +1,6 @@
 //! Fills [`tracer_common::Config`] from the running kernel's BTF and tracefs,
-//! and picks which rule functions to attach to.
+//! and picks which rtnetlink handler functions (rules, nexthops) to attach
+//! to.
 
 use std::fmt;
 
@@ -16,6 +17,11 @@ use super::{
 pub const RULE_DEL_FUNCTIONS: [&str; 2] = ["fib_nl_delrule", "fib_delrule"];
 /// Rule-addition functions, preferred first.
 pub const RULE_ADD_FUNCTIONS: [&str; 2] = ["fib_nl_newrule", "fib_newrule"];
+/// The nexthop objects' rtnetlink handlers (Linux 5.3+). They are static:
+/// a kernel may lack them under their exact names, and then the hooks use
+/// the tracepoint rung.
+pub const NEXTHOP_DEL_FUNCTIONS: [&str; 1] = ["rtm_del_nexthop"];
+pub const NEXTHOP_ADD_FUNCTIONS: [&str; 1] = ["rtm_new_nexthop"];
 
 /// Resolves every offset in [`Config`]. Whatever cannot be resolved is left at
 /// [`NO_OFFSET`] and explained by one warning per field; this never fails.
@@ -23,8 +29,8 @@ pub const RULE_ADD_FUNCTIONS: [&str; 2] = ["fib_nl_newrule", "fib_newrule"];
 /// `rule_del_nlh_arg`/`rule_add_nlh_arg` are the `nlh` parameter index of
 /// `fib_delrule`/`fib_newrule` if BTF has them, else of
 /// `fib_nl_delrule`/`fib_nl_newrule`. A caller that attaches to the functions
-/// chosen by [`rule_functions`] must overwrite them with
-/// [`RuleFunctions::apply`], because the two families differ in argument order.
+/// chosen by [`Handlers::choose`] must overwrite them with
+/// [`Handlers::apply`], because the two families differ in argument order.
 pub fn resolve(btf: &Btf, tracefs: &Tracefs) -> (Config, Vec<String>) {
     let mut r = Resolver {
         btf,
@@ -187,7 +193,7 @@ compile_error!(
 
 /// A kernel function to attach to, and where its `nlh` argument is.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuleFunction {
+pub struct HandlerFunction {
     /// Exact symbol name (present in kallsyms and BTF).
     pub name: String,
     /// 0-based index of the `struct nlmsghdr *nlh` parameter.
@@ -196,14 +202,14 @@ pub struct RuleFunction {
 
 /// None of the candidate functions for one operation can be attached to.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuleFunctionError {
-    /// `"rule deletion"` or `"rule addition"`.
+pub struct HandlerFunctionError {
+    /// `"rule deletion"`, `"nexthop addition"`, ...
     pub operation: &'static str,
     /// Each candidate and why it was rejected.
     pub rejected: Vec<(String, String)>,
 }
 
-impl fmt::Display for RuleFunctionError {
+impl fmt::Display for HandlerFunctionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "no attachable {} function:", self.operation)?;
         for (name, why) in &self.rejected {
@@ -213,57 +219,82 @@ impl fmt::Display for RuleFunctionError {
     }
 }
 
-impl std::error::Error for RuleFunctionError {}
+impl std::error::Error for HandlerFunctionError {}
 
-/// The rule functions chosen for this kernel.
+/// One handler function chosen, or why none can be attached to.
+pub type Chosen = Result<HandlerFunction, HandlerFunctionError>;
+
+/// The deletion and addition functions chosen for one kind of object.
 #[derive(Clone, Debug)]
-pub struct RuleFunctions {
-    pub del: Result<RuleFunction, RuleFunctionError>,
-    pub add: Result<RuleFunction, RuleFunctionError>,
+pub struct HandlerFunctions {
+    pub del: Chosen,
+    pub add: Chosen,
 }
 
-impl RuleFunctions {
-    /// Writes the chosen functions' `nlh` indexes into `config`
-    /// ([`NO_OFFSET`] for an operation with no attachable function).
-    pub fn apply(&self, config: &mut Config) {
-        let arg = |r: &Result<RuleFunction, _>| r.as_ref().map_or(NO_OFFSET, |f| f.nlh_arg);
-        config.rule_del_nlh_arg = arg(&self.del);
-        config.rule_add_nlh_arg = arg(&self.add);
+impl HandlerFunctions {
+    /// The chosen functions' `nlh` indexes, (deletion, addition);
+    /// [`NO_OFFSET`] for an operation with no attachable function.
+    fn nlh_args(&self) -> (u32, u32) {
+        let arg = |r: &Chosen| r.as_ref().map_or(NO_OFFSET, |f| f.nlh_arg);
+        (arg(&self.del), arg(&self.add))
     }
 }
 
-/// Chooses the rule deletion/addition functions to attach to: the netlink
-/// handlers (`fib_nl_delrule`, `fib_nl_newrule`) if attachable, else
-/// `fib_delrule`/`fib_newrule`. A function is attachable if BTF gives its
-/// signature with an `nlh` parameter, `/proc/kallsyms` has it under its exact
-/// name (a `.isra`/`.constprop` copy may take different arguments), and, when
-/// `filter` could be read, ftrace lists it in `available_filter_functions`.
-pub fn rule_functions(
-    btf: &Btf,
-    kallsyms: &Kallsyms,
-    filter: Option<&FilterFunctions>,
-) -> RuleFunctions {
-    let choose = |operation, candidates: [&str; 2]| {
-        let mut rejected = Vec::new();
-        for name in candidates {
-            match attachable(btf, kallsyms, filter, name) {
-                Ok(nlh_arg) => {
-                    return Ok(RuleFunction {
-                        name: name.to_string(),
-                        nlh_arg,
-                    });
+/// The rtnetlink handlers the rule and nexthop hooks attach to on this
+/// kernel, each operation on its own: one that has no attachable function
+/// falls back to the tracepoint rung alone.
+#[derive(Clone, Debug)]
+pub struct Handlers {
+    pub rules: HandlerFunctions,
+    pub nexthops: HandlerFunctions,
+}
+
+impl Handlers {
+    /// Chooses each operation's function: for rules the netlink handlers
+    /// (`fib_nl_delrule`, `fib_nl_newrule`) if attachable, else
+    /// `fib_delrule`/`fib_newrule`; for nexthops `rtm_del_nexthop` and
+    /// `rtm_new_nexthop`. A function is attachable if BTF gives its
+    /// signature with an `nlh` parameter, `/proc/kallsyms` has it under its
+    /// exact name (a `.isra`/`.constprop` copy may take different
+    /// arguments), and, when `filter` could be read, ftrace lists it in
+    /// `available_filter_functions`.
+    pub fn choose(btf: &Btf, kallsyms: &Kallsyms, filter: Option<&FilterFunctions>) -> Handlers {
+        let choose = |operation, candidates: &[&str]| {
+            let mut rejected = Vec::new();
+            for &name in candidates {
+                match attachable(btf, kallsyms, filter, name) {
+                    Ok(nlh_arg) => {
+                        return Ok(HandlerFunction {
+                            name: name.to_string(),
+                            nlh_arg,
+                        });
+                    }
+                    Err(why) => rejected.push((name.to_string(), why)),
                 }
-                Err(why) => rejected.push((name.to_string(), why)),
             }
+            Err(HandlerFunctionError {
+                operation,
+                rejected,
+            })
+        };
+        Handlers {
+            rules: HandlerFunctions {
+                del: choose("rule deletion", &RULE_DEL_FUNCTIONS),
+                add: choose("rule addition", &RULE_ADD_FUNCTIONS),
+            },
+            nexthops: HandlerFunctions {
+                del: choose("nexthop deletion", &NEXTHOP_DEL_FUNCTIONS),
+                add: choose("nexthop addition", &NEXTHOP_ADD_FUNCTIONS),
+            },
         }
-        Err(RuleFunctionError {
-            operation,
-            rejected,
-        })
-    };
-    RuleFunctions {
-        del: choose("rule deletion", RULE_DEL_FUNCTIONS),
-        add: choose("rule addition", RULE_ADD_FUNCTIONS),
+    }
+
+    /// Writes the chosen functions' `nlh` indexes into `config` for the
+    /// kprobe programs ([`NO_OFFSET`] for an operation with no attachable
+    /// function).
+    pub fn apply(&self, config: &mut Config) {
+        (config.rule_del_nlh_arg, config.rule_add_nlh_arg) = self.rules.nlh_args();
+        (config.nexthop_del_nlh_arg, config.nexthop_add_nlh_arg) = self.nexthops.nlh_args();
     }
 }
 
@@ -418,32 +449,58 @@ mod tests {
     }
 
     #[test]
-    fn rule_function_nlh_index_matches_choice() {
+    fn handler_nlh_index_matches_choice() {
         let btf = vmlinux();
         let kallsyms = Kallsyms::load().unwrap();
         let filter = FilterFunctions::load(&tracefs()).ok();
-        let rules = rule_functions(btf, &kallsyms, filter.as_ref());
+        let h = Handlers::choose(btf, &kallsyms, filter.as_ref());
         eprintln!(
-            "filter functions readable: {}; chosen: {rules:?}",
+            "filter functions readable: {}; chosen: {h:?}",
             filter.is_some()
         );
-        for chosen in [&rules.del, &rules.add] {
-            let f = chosen.as_ref().expect("a rule function must be attachable");
+        for chosen in [&h.rules.del, &h.rules.add, &h.nexthops.del, &h.nexthops.add] {
+            let f = chosen
+                .as_ref()
+                .expect("a handler function must be attachable");
             assert_eq!(f.nlh_arg, btf.func_param_index(&f.name, "nlh").unwrap());
             assert!(kallsyms.contains(&f.name));
         }
+        let nexthops = [&h.nexthops.del, &h.nexthops.add].map(|c| c.as_ref().unwrap());
+        assert_eq!(
+            nexthops.map(|f| f.name.as_str()),
+            ["rtm_del_nexthop", "rtm_new_nexthop"]
+        );
+        // rtm_{new,del}_nexthop(skb, nlh, extack).
+        assert_eq!(nexthops.map(|f| f.nlh_arg), [1, 1]);
         let mut config = Config::unresolved();
-        rules.apply(&mut config);
-        assert_eq!(config.rule_del_nlh_arg, rules.del.as_ref().unwrap().nlh_arg);
+        h.apply(&mut config);
+        assert_eq!(
+            config.rule_del_nlh_arg,
+            h.rules.del.as_ref().unwrap().nlh_arg
+        );
+        assert_eq!(config.nexthop_del_nlh_arg, nexthops[0].nlh_arg);
+        assert_eq!(config.nexthop_add_nlh_arg, nexthops[1].nlh_arg);
     }
 
     #[test]
-    fn rule_function_rejections_explain() {
+    fn handler_rejections_explain() {
         let btf = vmlinux();
-        let rules = rule_functions(btf, &Kallsyms::default(), None);
-        let err = rules.del.unwrap_err();
+        let h = Handlers::choose(btf, &Kallsyms::default(), None);
+        let mut config = Config::unresolved();
+        h.apply(&mut config);
+        assert_eq!(config.nexthop_add_nlh_arg, NO_OFFSET);
+        let err = h.rules.del.unwrap_err();
         assert_eq!(err.rejected.len(), 2);
         assert!(err.to_string().contains("kallsyms"), "{err}");
+        // Each operation on its own: a missing nexthop handler says which.
+        let err = h.nexthops.add.unwrap_err();
+        assert_eq!(err.rejected.len(), 1);
+        assert!(
+            err.to_string().starts_with(
+                "no attachable nexthop addition function: rtm_new_nexthop: not in /proc/kallsyms"
+            ),
+            "{err}"
+        );
     }
 
     fn assert_all_distinct(offsets: &[u32]) {

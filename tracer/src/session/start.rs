@@ -186,9 +186,8 @@ fn scope(hooks: &BTreeMap<Hook, (Mechanism, Option<String>)>) -> RequestScope {
         route6_del: tp(Hook::Route6Del),
         rule_add: tp(Hook::RuleAdd),
         rule_del: tp(Hook::RuleDel),
-        // Until the nexthop hooks exist, requests attribute nexthops.
-        nexthop_add: true,
-        nexthop_del: true,
+        nexthop_add: tp(Hook::NexthopAdd),
+        nexthop_del: tp(Hook::NexthopDel),
         flush_from_notifications: tp(Hook::Route4Flush),
     }
 }
