@@ -113,6 +113,8 @@ pub enum Note {
     Recovered,
     /// Acknowledged in a namespace not watched yet: the change as requested.
     UnwatchedAcked,
+    /// Removed with its namespace, which went away.
+    NamespaceGone,
     /// Removed or changed by the kernel with nexthop object `id`, which
     /// this process deleted (`deleted`) or replaced.
     WithNexthop { id: u32, deleted: bool },
@@ -363,8 +365,22 @@ impl Engine {
         w
     }
 
+    /// A namespace went away: the kernel removed its routes with it. Each
+    /// route the mirror held is reported removed (`netns_exit`), then the
+    /// namespace is no longer followed.
     pub fn forget(&mut self, netns: u32) {
-        self.mirrors.remove(&netns);
+        let Some(m) = self.mirrors.remove(&netns) else {
+            return;
+        };
+        for route in m.routes() {
+            let mut o = Outcome::new(Source::Netlink, Op::Del, netns, Object::Route(route));
+            o.result = ok();
+            o.cause = Some(Cause::NetnsExit);
+            o.note = Some(Note::NamespaceGone);
+            self.emit_now(o);
+        }
+        self.nh_expected.remove(&netns);
+        self.nh_after.retain(|k, _| k.0 != netns);
     }
 
     /// Outcomes ready for output, in order.
@@ -541,6 +557,14 @@ struct Notified {
 /// A netlink sequence number, where 0 means "none".
 fn nonzero(seq: u32) -> Option<u32> {
     (seq != 0).then_some(seq)
+}
+
+/// Whether a request and a notification are about the same kind of object
+/// that the tracer may read more loosely than the kernel (routes and rules;
+/// a nexthop is named by its id, exactly).
+fn loosely_alike(req: &Object, note: &Object) -> bool {
+    std::mem::discriminant(req) == std::mem::discriminant(note)
+        && !matches!(req, Object::Nexthop(_))
 }
 
 fn objects_match(req: &Object, note: &Object) -> bool {

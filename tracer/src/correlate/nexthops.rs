@@ -50,7 +50,7 @@ pub(super) enum NhSeen {
     /// member): the mirror takes it, nothing else.
     Swallow,
     /// A change: `replaced` is the object it took the place of.
-    Change { replaced: Option<Object> },
+    Change { replaced: Option<Box<Nexthop>> },
 }
 
 /// A consequence of a nexthop change, before its process is known.
@@ -64,6 +64,14 @@ fn consequence(netns: u32, op: Op, object: Object, cause: Cause, nhid: u32) -> O
         deleted: cause == Cause::NexthopDel,
     });
     o
+}
+
+/// Whether two reports of a nexthop describe the same object (the
+/// mirror names devices; a notification gives their index only).
+fn same_object(mirrored: &Nexthop, notified: &Nexthop) -> bool {
+    let mut n = notified.clone();
+    n.dev = mirrored.dev.clone();
+    *mirrored == n
 }
 
 impl Engine {
@@ -135,13 +143,15 @@ impl Engine {
                 NhSeen::Change { replaced: None }
             }
             Op::Add => {
-                let Some(old) = old else {
+                // An object the mirror has as it is (the namespace's first
+                // dump already held this addition) replaced nothing.
+                let Some(old) = old.filter(|o| !same_object(o, nh)) else {
                     return NhSeen::Change { replaced: None };
                 };
                 let after = self.replaced(netns, &old, nh, now);
                 self.nh_after.insert((netns, nh.id, false), after);
                 NhSeen::Change {
-                    replaced: Some(Object::Nexthop(Box::new(old))),
+                    replaced: Some(Box::new(old)),
                 }
             }
         }
@@ -247,5 +257,42 @@ impl Engine {
             c.source = o.source;
         }
         after
+    }
+}
+
+impl Engine {
+    /// The namespace's nexthops from a fresh dump, after a flush (`causes`)
+    /// or a notification overflow (`overflow`). Those that vanished without
+    /// a notification (the kernel removes a device's nexthops silently when
+    /// it goes down or away) are reported as removed, with the action on
+    /// their device that explains it, if one does.
+    pub fn reload_nexthops(
+        &mut self,
+        netns: u32,
+        items: &[crate::netlink::decode::NlItem],
+        causes: &super::FlushCauses,
+        overflow: bool,
+    ) {
+        for nh in self.mirror(netns).load_nexthops(items) {
+            let devs: Vec<u32> = nh.ifindex.into_iter().collect();
+            let cause = causes.0.iter().find(|c| c.explains(&devs)).cloned();
+            let source = cause.as_ref().map_or(Source::Netlink, |c| c.source);
+            let mut o = Outcome::new(source, Op::Del, netns, Object::Nexthop(Box::new(nh)));
+            o.result = ok();
+            match cause {
+                Some(c) if !overflow => {
+                    o.who = Some(c.who);
+                    o.ts_boot_ns = Some(c.who.ts_ns);
+                    o.cause = Some(c.cause);
+                    o.note = Some(Note::Flushed);
+                }
+                _ if overflow => o.note = Some(Note::Recovered),
+                _ => {
+                    o.cause = Some(Cause::Unknown);
+                    o.note = Some(Note::FlushedUnexplained);
+                }
+            }
+            self.emit(o);
+        }
     }
 }

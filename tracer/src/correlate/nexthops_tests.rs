@@ -140,7 +140,9 @@ fn del_request(e: &mut Engine, pid: u32, id: u32, seq: u32, t: Instant) {
 }
 
 /// (kind of change, the object's words, cause, cause_nhid, pid)
-fn summary(out: &[Outcome]) -> Vec<(String, String, Option<Cause>, Option<u32>, Option<u32>)> {
+type Summary = (String, String, Option<Cause>, Option<u32>, Option<u32>);
+
+fn summary(out: &[Outcome]) -> Vec<Summary> {
     out.iter()
         .map(|o| {
             let replace = if o.replaced.is_some() { "replace" } else { "" };

@@ -82,6 +82,21 @@ impl NsMirror {
         out
     }
 
+    /// Every route, resolved and with devices named, IPv4 first.
+    pub fn routes(&self) -> Vec<Route> {
+        let mut out: Vec<Route> = self
+            .v4
+            .iter()
+            .map(|e| route_of(e, 2))
+            .chain(self.v6.iter().map(|e| route_of(e, 10)))
+            .collect();
+        for r in &mut out {
+            self.resolve(r);
+            r.name_devs(|i| self.dev(i));
+        }
+        out
+    }
+
     /// Forget a route (removed without a notification).
     pub fn remove_route(&mut self, r: &Route) {
         match Compact::of_route(r) {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     Engine, KERNEL_NOTIFY_WAIT, NLM_F_REPLACE, Note, Notified, Object, Orphan, Outcome, Pending,
-    nexthops::NhSeen, nonzero, objects_match, ok,
+    loosely_alike, nexthops::NhSeen, nonzero, objects_match, ok,
 };
 use crate::{
     event::{Cause, Op, Source},
@@ -44,7 +44,7 @@ impl Engine {
                     self.mirror(netns).apply(&item);
                     return;
                 }
-                NhSeen::Change { replaced: r } => replaced = r,
+                NhSeen::Change { replaced: r } => replaced = r.map(Object::Nexthop),
             }
         }
         if let NlObj::Route { route, .. } = &mut item.obj {
@@ -113,7 +113,7 @@ impl Engine {
                         !p.from_kernel
                             && p.netns == netns
                             && p.op == op
-                            && std::mem::discriminant(&p.object) == std::mem::discriminant(&object)
+                            && loosely_alike(&p.object, &object)
                     })
                 })
                 .flatten()

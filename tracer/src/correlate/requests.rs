@@ -6,7 +6,7 @@ use crate::collect::task::Task;
 
 use super::{
     ACKED_WAIT, Engine, NLM_F_ACK, Object, Outcome, Pending, REQUEST_WAIT, causes::RecentCause,
-    merge, objects_match, ok,
+    loosely_alike, merge, objects_match, ok,
 };
 use crate::{
     collect::kernel_event::NlCopy,
@@ -130,8 +130,7 @@ impl Engine {
                             o.netns == netns
                                 && o.op == op
                                 && o.portid != 0
-                                && std::mem::discriminant(&object)
-                                    == std::mem::discriminant(&o.object)
+                                && loosely_alike(&object, &o.object)
                         })
                     })
                     .flatten()

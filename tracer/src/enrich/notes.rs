@@ -30,10 +30,10 @@ pub fn text(note: Note, op: Op) -> String {
             "removed by the kernel without a notification; found by re-reading the table".into()
         }
         Note::FlushedUnexplained => "removed by the kernel without a notification (found by re-reading the table); no link or address change by a process the tracer sees explains it".into(),
-        Note::WithNexthop { id, deleted: true } => format!(
-            "{what} by the kernel with nexthop {id}, which this process deleted{}",
-            if op == Op::Del { " (IPv4 routes go without a notification)" } else { "" }
-        ),
+        Note::NamespaceGone => "removed with its network namespace, which went away (its last process exited and its last bind mount was removed); the tracer cannot tell which process that was".into(),
+        Note::WithNexthop { id, deleted: true } => {
+            format!("{what} by the kernel with nexthop {id}, which this process deleted")
+        }
         Note::WithNexthop { id, deleted: false } => format!(
             "changed by the kernel: nexthop {id}, which this process replaced, forwards elsewhere now"
         ),

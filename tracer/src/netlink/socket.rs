@@ -246,13 +246,6 @@ pub enum DumpKind {
     Rules,
     Addresses,
     /// Nexthop objects (`ip nexthop`).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "only tests dump nexthop objects until the seed does"
-        )
-    )]
     Nexthops,
 }
 

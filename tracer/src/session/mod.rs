@@ -225,13 +225,19 @@ impl Session {
             }
             NsInput::Overflow { netns } => {
                 let found = match self.spaces.watched.get_mut(&netns) {
-                    Some(w) => self
-                        .engine
-                        .recover(netns, now, |each| w.dump_routes(each))
-                        .unwrap_or_else(|e| {
-                            log::warn!("re-reading routes of namespace {netns}: {e:#}");
-                            0
-                        }),
+                    Some(w) => {
+                        let found = self
+                            .engine
+                            .recover(netns, now, |each| w.dump_routes(each))
+                            .unwrap_or_else(|e| {
+                                log::warn!("re-reading routes of namespace {netns}: {e:#}");
+                                0
+                            });
+                        let nexthops = seed::nexthops(w);
+                        let causes = Default::default();
+                        self.engine.reload_nexthops(netns, &nexthops, &causes, true);
+                        found
+                    }
                     None => 0,
                 };
                 let count = found.max(1) as u64;
@@ -246,12 +252,19 @@ impl Session {
     /// The correlator's waits and the flush re-reads that are due.
     fn tick(&mut self) {
         let now = Instant::now();
-        for (netns, cause) in self.engine.tick(now) {
-            if let Some(w) = self.spaces.watched.get_mut(&netns)
-                && let Err(e) = self.engine.resync(netns, cause, |each| w.dump_routes(each))
+        for (netns, causes) in self.engine.tick(now) {
+            let Some(w) = self.spaces.watched.get_mut(&netns) else {
+                continue;
+            };
+            if let Err(e) = self
+                .engine
+                .resync(netns, causes.clone(), |each| w.dump_routes(each))
             {
                 log::warn!("re-reading routes of namespace {netns}: {e:#}");
             }
+            let nexthops = seed::nexthops(w);
+            self.engine
+                .reload_nexthops(netns, &nexthops, &causes, false);
         }
     }
 
@@ -324,7 +337,14 @@ impl Session {
             }
         }
         for ns in r.gone {
+            // Its routes went with it, then the namespace.
             self.engine.forget(ns);
+            emit_outcomes(
+                &mut self.engine,
+                &mut self.p,
+                self.packets.as_mut(),
+                &mut self.out,
+            )?;
             let e = self.namespace_event(Kind::NetnsGone, ns);
             self.out.write(&e)?;
         }

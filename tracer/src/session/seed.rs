@@ -29,7 +29,19 @@ pub(super) fn seed(
         pp.load_addrs(netns, &w.dump(DumpKind::Addresses)?);
     }
     engine.mirror(netns).load_links(&links);
+    engine.mirror(netns).load_nexthops(&nexthops(w));
     engine.resync(netns, FlushCauses::default(), |each| w.dump_routes(each))
+}
+
+/// The nexthop objects of a watched namespace; none when the dump fails
+/// (a kernel before 5.3 has none), which is logged.
+pub(super) fn nexthops(
+    w: &mut crate::collect::namespaces::Watched,
+) -> Vec<crate::netlink::decode::NlItem> {
+    w.dump(DumpKind::Nexthops).unwrap_or_else(|e| {
+        log::debug!("dumping nexthop objects: {e:#}");
+        Vec::new()
+    })
 }
 
 /// Writes one namespace's rules and routes as `snapshot` events, then its
