@@ -47,6 +47,22 @@ $IP -n "$NS" route replace 10.9.0.0/16 via 192.168.1.3 table 52
 $IP -n "$NS" route add 10.5.0.0/24 nexthop via 192.168.1.2 weight 1 nexthop via 192.168.1.3 weight 2
 $IP -n "$NS" -6 route add 2001:db8:5::/64 nexthop via 2001:db8:1::2 weight 1 nexthop via 2001:db8:1::3 weight 2
 $IP -n "$NS" -6 route del 2001:db8:5::/64
+# Nexthop objects, as FRR installs routes: single IPv4 and IPv6 nexthops, a
+# weighted group, routes through each. Replacing one reroutes the group's
+# route; deleting them takes their routes (the IPv4 ones without any
+# notification) and the group with its last member.
+$IP -n "$NS" nexthop add id 10 via 192.168.1.2 dev v0
+$IP -n "$NS" nexthop add id 11 via 2001:db8:1::2 dev v0
+$IP -n "$NS" nexthop add id 12 via 192.168.1.3 dev v0
+$IP -n "$NS" nexthop add id 20 group 10/12,3
+$IP -n "$NS" route add 198.51.100.0/24 nhid 10 table 100
+$IP -n "$NS" route add 198.51.101.0/24 nhid 10
+$IP -n "$NS" -6 route add 2001:db8:77::/64 nhid 11 table 100
+$IP -n "$NS" route add 203.0.113.0/24 nhid 20
+$IP -n "$NS" nexthop replace id 12 via 192.168.1.4 dev v0
+$IP -n "$NS" nexthop del id 10
+$IP -n "$NS" nexthop del id 11
+$IP -n "$NS" nexthop del id 12
 # Routes that vanish without a request: link down.
 $IP -n "$NS" link set v0 down
 echo scenario-done

@@ -3,6 +3,9 @@
 //! field.
 use serde_json::Value;
 
+#[path = "nexthop_scenario.rs"]
+mod nexthops;
+
 /// Find exactly one event matching `pred`, with context on failure.
 pub fn one<'a>(events: &'a [Value], what: &str, pred: impl Fn(&Value) -> bool) -> &'a Value {
     let found: Vec<&Value> = events.iter().filter(|e| pred(e)).collect();
@@ -193,6 +196,7 @@ pub fn check(events: &[Value], ns: &str, source: &str) {
     assert_process(e, "nlraw", ns, source);
 
     forms(&mine, ns, source);
+    nexthops::check(&mine, ns, source);
 
     // Link down: routes through v0 vanish without a request.
     let e = one(&mine, "link-down removal of default dev v0 table 52", |e| {

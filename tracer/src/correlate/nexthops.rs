@@ -86,11 +86,28 @@ impl Engine {
     /// replacement's compat-mode notification.
     fn expect_route(&mut self, netns: u32, r: &Route, op: Op, now: Instant) {
         let id = route_id(r);
+        // A kernel hook's record of the IPv6 removal (fib6_del) may be
+        // read already, waiting for its notification.
+        let waiting = (op == Op::Del && r.family == Some(Family::Inet6))
+            .then(|| {
+                self.pending.first_unindexed(|p| {
+                    p.from_kernel
+                        && p.netns == netns
+                        && p.op == Op::Del
+                        && matches!(&p.object, Object::Route(w) if super::matching::route_matches(w, r))
+                })
+            })
+            .flatten();
+        if let Some(id) = waiting {
+            self.pending.take(id);
+        }
         let e = self.expected(netns, now);
         match op {
             Op::Del if r.family == Some(Family::Inet6) => {
                 e.notify.insert(id.clone());
-                e.records.insert(id);
+                if waiting.is_none() {
+                    e.records.insert(id);
+                }
             }
             Op::Del => {}
             Op::Add => {
