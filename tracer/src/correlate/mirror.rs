@@ -19,6 +19,10 @@ use crate::{
     },
 };
 
+/// Most names of deleted links kept (a namespace's links are few; a burst
+/// of deletions beyond this forgets the older ones).
+const DEPARTED_KEPT: usize = 256;
+
 #[derive(Clone, Debug, Default)]
 pub struct Link {
     pub name: Option<String>,
@@ -29,6 +33,9 @@ pub struct Link {
 #[derive(Clone, Debug, Default)]
 pub struct NsMirror {
     pub links: HashMap<u32, Link>,
+    /// Names of links deleted lately, by index: the routes that go with a
+    /// link are reported after the link is gone, and still name it.
+    departed: HashMap<u32, String>,
     pub(super) v4: Store<4>,
     pub(super) v6: Store<16>,
     /// Nexthop objects by id (`nh_mirror`).
@@ -204,7 +211,14 @@ impl NsMirror {
 
     fn apply_link(&mut self, l: &LinkChange) -> Option<bool> {
         if l.deleted {
-            return self.links.remove(&l.ifindex).map(|old| old.up);
+            let old = self.links.remove(&l.ifindex)?;
+            if let Some(name) = old.name {
+                if self.departed.len() >= DEPARTED_KEPT {
+                    self.departed.clear();
+                }
+                self.departed.insert(l.ifindex, name);
+            }
+            return Some(old.up);
         }
         let entry = self.links.entry(l.ifindex).or_default();
         let was = entry.up;
@@ -263,8 +277,13 @@ impl NsMirror {
     }
 
     /// Name of an interface index.
+    /// The name of link `ifindex`, or of the link that had it and was
+    /// deleted lately.
     pub fn dev(&self, ifindex: u32) -> Option<String> {
-        self.links.get(&ifindex).and_then(|l| l.name.clone())
+        match self.links.get(&ifindex) {
+            Some(l) => l.name.clone(),
+            None => self.departed.get(&ifindex).cloned(),
+        }
     }
 }
 

@@ -57,7 +57,10 @@ impl Engine {
                 }
                 _ => {}
             }
-            if let Some((cause, ifindex)) = cause {
+            // A link or address request that names no device changes none
+            // (iproute2 sends an empty RTM_NEWLINK to probe the kernel):
+            // it explains nothing.
+            if let Some((cause, ifindex @ Some(_))) = cause {
                 self.causes.note(
                     netns,
                     RecentCause {
