@@ -21,7 +21,7 @@ fn ip_as(dir: &TempDir, comm: &str) -> PathBuf {
     path
 }
 
-fn act(bin: &PathBuf, ns: &Netns, args: &str) {
+fn act(bin: &std::path::Path, ns: &Netns, args: &str) {
     let mut argv = vec!["-n", ns.name.as_str()];
     argv.extend(args.split_whitespace());
     run(bin.to_str().unwrap(), &argv);
