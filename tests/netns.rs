@@ -324,3 +324,74 @@ fn namespaces_that_come_and_go_are_reported_within_a_second() {
     });
     t.stop();
 }
+
+/// `explain --netns` and `guard --netns` take every name `watch` gives a
+/// namespace: `pid:N` of a process's, and a bind mount's file name in a
+/// directory other than /run/netns.
+#[test]
+fn explain_and_guard_take_any_namespace_name() {
+    let h = Holder::new();
+    h.veth();
+    h.ip("addr add 10.62.0.1/24 dev v0");
+    h.ip("route add 10.63.0.0/24 via 10.62.0.2");
+    let mount = BindMount::new(h.pid());
+    let empty = std::env::temp_dir().join(unique("empty.jsonl"));
+    std::fs::write(&empty, "").unwrap();
+    for name in [format!("pid:{}", h.pid()), mount.name.clone()] {
+        let out = Command::new(common::tracer_bin())
+            .args([
+                "explain",
+                "10.63.0.5",
+                "--json",
+                "--netns",
+                &name,
+                "--journal",
+            ])
+            .arg(&empty)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "explain --netns {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        assert_eq!(v["lookup"]["netns"]["inode"], h.inode(), "{v}");
+        assert_eq!(v["lookup"]["answered_by"], "kernel", "{v}");
+        assert_eq!(v["lookup"]["route"]["dst"], "10.63.0.0/24", "{v}");
+        assert_eq!(v["lookup"]["route"]["gateway"], "10.62.0.2", "{v}");
+        assert_eq!(v["lookup"]["route"]["dev"], "v0", "{v}");
+    }
+    let t = Tracer::start_cmd(
+        "guard",
+        &[
+            "--netns",
+            &format!("pid:{}", h.pid()),
+            "--expect",
+            "10.63.0.0/24 table main",
+        ],
+    );
+    assert_eq!(t.ready["namespaces"][0]["inode"], h.inode());
+    t.stop();
+    let out = Command::new(common::tracer_bin())
+        .args([
+            "explain",
+            "10.63.0.5",
+            "--netns",
+            "no-such-ns-anywhere",
+            "--journal",
+        ])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("pid:{}", h.pid())) || err.contains("there are"),
+        "{err}"
+    );
+    std::fs::remove_file(&empty).ok();
+    mount.umount();
+}

@@ -170,7 +170,8 @@ pub struct ExplainArgs {
     /// The packet's firewall mark (decimal or 0x-hex).
     #[arg(long, value_name = "MARK", value_parser = parse_mark)]
     pub mark: Option<u32>,
-    /// Ask inside this network namespace (a name under /run/netns, or as
+    /// Ask inside this network namespace (any name `watch` gives one: under
+    /// /run/netns, a bind mount's file name, docker:ID, pid:N, an inode; or as
     /// the journal names it).
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,

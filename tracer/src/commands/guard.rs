@@ -20,7 +20,6 @@ use crate::{
         repair::{Kernel, RepairConfig, Repairer},
     },
     netlink::names::TableNames,
-    nsfs::NETNS_RUN_DIR,
     output::sink::Show,
     session::pipeline::Pipeline,
 };
@@ -116,8 +115,9 @@ fn namespaces(args: &GuardArgs) -> Result<Vec<Netns>> {
         .netns
         .iter()
         .map(|n| {
-            let m = std::fs::metadata(format!("{NETNS_RUN_DIR}/{n}"))
-                .with_context(|| format!("--netns {n}: no such namespace under {NETNS_RUN_DIR}"))?;
+            let m = crate::enrich::netns_open::open(n)
+                .and_then(|f| Ok(f.metadata()?))
+                .with_context(|| format!("--netns {n}"))?;
             Ok(Netns {
                 inode: Some(m.ino() as u32),
                 name: Some(n.clone()),

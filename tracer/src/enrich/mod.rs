@@ -9,6 +9,7 @@
 
 pub mod cgroup;
 pub mod netns;
+pub mod netns_open;
 pub mod notes;
 pub mod present;
 pub mod process;

@@ -15,7 +15,6 @@ use crate::{
         names::TableNames,
         socket::{self, DumpKind, RouteQuery},
     },
-    nsfs::open_named,
 };
 
 use super::{
@@ -116,7 +115,7 @@ impl NsSocket {
     pub fn open(name: Option<&str>) -> Result<NsSocket, AskError> {
         let netns = |e: String| AskError::Netns(name.unwrap_or("").to_string(), e);
         let file: Option<File> = name
-            .map(|n| open_named(n).map_err(|e| netns(e.to_string())))
+            .map(|n| crate::enrich::netns_open::open(n).map_err(|e| netns(format!("{e:#}"))))
             .transpose()?;
         let inode = match &file {
             Some(f) => f.metadata().map_err(|e| netns(e.to_string()))?.ino() as u32,

@@ -49,7 +49,7 @@ fn state_now(ns: &Netns) -> Result<(Vec<Route>, Vec<Rule>)> {
     let file = ns
         .name
         .as_deref()
-        .map(crate::nsfs::open_named)
+        .map(crate::enrich::netns_open::open)
         .transpose()?;
     let s = dump_socket(file.as_ref())?;
     let mut names = HashMap::new();

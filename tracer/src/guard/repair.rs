@@ -63,7 +63,7 @@ impl Fixer for Kernel {
         let file = netns
             .name
             .as_deref()
-            .map(crate::nsfs::open_named)
+            .map(crate::enrich::netns_open::open)
             .transpose()?;
         apply::put_back(file.as_ref(), want, seq, send, same)
     }
