@@ -412,3 +412,47 @@ fn format_json_is_json_and_conflicts_with_another_format() {
         text(&out.stderr)
     );
 }
+
+/// What is not a journal is said in one line, fast, with a non-zero exit:
+/// an endless device, a binary, `watch`'s text output (issue 16).
+#[test]
+fn what_is_not_a_journal_is_one_line_error() {
+    let s = Scratch::new("notjournal");
+    let start = std::time::Instant::now();
+    let e = fails(report(&["/dev/zero"]));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        e.starts_with("/dev/zero:1: a line longer than ") && e.contains("not a journal"),
+        "{e}"
+    );
+    let bin = s.0.join("binary");
+    std::fs::write(
+        &bin,
+        std::fs::read(common::tracer_bin()).unwrap()[..200_000].to_vec(),
+    )
+    .unwrap();
+    let e = fails(report(&[bin.to_str().unwrap()]));
+    assert!(e.contains("not a journal"), "{e}");
+    let watch_text = s.0.join("watch.txt");
+    std::fs::write(
+        &watch_text,
+        "19:10:41.102337 rule_del pref 5270 lookup 52 ok by systemd-network[812]\n\
+         19:10:41.102400 route_del throw 192.168.1.0/24 table 52 ok by systemd-network[812]\n",
+    )
+    .unwrap();
+    let e = fails(report(&[watch_text.to_str().unwrap()]));
+    assert!(
+        e.contains("not a journal: none of its 2 lines is an event") && e.contains("--json"),
+        "{e}"
+    );
+    // A journal with a bad line in it is still a journal.
+    let mixed = s.0.join("mixed.jsonl");
+    let good = std::fs::read_to_string(fixture("lab-incident.jsonl")).unwrap();
+    std::fs::write(&mixed, format!("garbage\n{good}")).unwrap();
+    let out = report(&[mixed.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

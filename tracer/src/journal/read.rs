@@ -71,7 +71,17 @@ pub struct Problem {
     #[serde(flatten)]
     pub at: Location,
     pub message: String,
+    /// The whole file was given up as not a journal (binary, `watch`'s text
+    /// output, a line no event comes near).
+    #[serde(skip)]
+    pub not_a_journal: bool,
 }
+
+/// Lines at the start of a file that may fail to parse before the file is
+/// judged not a journal (a journal's lines are JSON from the first).
+pub const NOT_A_JOURNAL_AFTER: usize = 8;
+
+const NOT_JOURNAL_HINT: &str = "a journal is what `tracer record` writes, or `tracer watch --json` prints; `watch` without --json prints text";
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -234,6 +244,10 @@ struct Open {
     name: Arc<str>,
     rd: Box<dyn BufRead>,
     line: usize,
+    /// An event was read from it.
+    events: bool,
+    /// Lines that failed to parse before the first event.
+    bad_first: usize,
 }
 
 impl Reader {
@@ -275,11 +289,18 @@ impl Reader {
                             line: 0,
                         },
                         message: format!("cannot read: {e}"),
+                        not_a_journal: false,
                     });
                 }
             }
         };
-        Ok(Open { name, rd, line: 0 })
+        Ok(Open {
+            name,
+            rd,
+            line: 0,
+            events: false,
+            bad_first: 0,
+        })
     }
 }
 
@@ -307,18 +328,61 @@ impl Iterator for Reader {
                     return Some(Err(Problem {
                         at,
                         message: format!("read error, rest of the file skipped: {e}"),
+                        not_a_journal: false,
                     }));
                 }
-                Ok(Line::Eof) => self.current = None,
+                Ok(Line::Eof) => {
+                    let (events, bad) = (cur.events, cur.bad_first);
+                    self.current = None;
+                    if !events && bad > 0 {
+                        return Some(Err(Problem {
+                            at: Location { line: 0, ..at },
+                            message: format!(
+                                "not a journal: none of its {bad} lines is an event ({NOT_JOURNAL_HINT})"
+                            ),
+                            not_a_journal: true,
+                        }));
+                    }
+                }
                 Ok(Line::TooLong) => {
                     return Some(Err(Problem {
                         at,
                         message: format!("line longer than {MAX_LINE} bytes"),
+                        not_a_journal: false,
+                    }));
+                }
+                Ok(Line::Endless) => {
+                    // No event comes near it, and no newline came for a
+                    // while (/dev/zero never gives one).
+                    let events = cur.events;
+                    self.current = None;
+                    return Some(Err(Problem {
+                        at,
+                        message: format!(
+                            "a line longer than {} bytes: not a journal; rest of the file skipped",
+                            MAX_LINE + SKIP_MAX
+                        ),
+                        not_a_journal: !events,
                     }));
                 }
                 Ok(Line::Text(bytes, ended)) => match parse_line(at, &bytes, ended) {
                     Ok(None) => {}
-                    Ok(Some(e)) => return Some(Ok(e)),
+                    Ok(Some(e)) => {
+                        cur.events = true;
+                        return Some(Ok(e));
+                    }
+                    Err(mut p) if !cur.events => {
+                        cur.bad_first += 1;
+                        if cur.bad_first >= NOT_A_JOURNAL_AFTER {
+                            p.message = format!(
+                                "not a journal: its first {NOT_A_JOURNAL_AFTER} lines are not events (the last: {}); rest of the file skipped ({NOT_JOURNAL_HINT})",
+                                p.message
+                            );
+                            p.not_a_journal = true;
+                            self.current = None;
+                        }
+                        return Some(Err(p));
+                    }
                     Err(p) => return Some(Err(p)),
                 },
             }
@@ -330,7 +394,10 @@ enum Line {
     Eof,
     /// The bytes, and whether a newline ended them.
     Text(Vec<u8>, bool),
+    /// Longer than MAX_LINE, skipped to its end.
     TooLong,
+    /// Longer than MAX_LINE + SKIP_MAX: the file is given up.
+    Endless,
 }
 
 fn read_line(rd: &mut dyn BufRead) -> std::io::Result<Line> {
@@ -351,7 +418,9 @@ fn read_line(rd: &mut dyn BufRead) -> std::io::Result<Line> {
     if buf.len() <= MAX_LINE {
         return Ok(Line::Text(buf, false));
     }
-    // Skip the rest of the long line.
+    // Skip the rest of the long line, up to a bound: a line without end
+    // (/dev/zero) gives the file up.
+    let mut skipped = 0usize;
     loop {
         let chunk = rd.fill_buf()?;
         if chunk.is_empty() {
@@ -365,10 +434,18 @@ fn read_line(rd: &mut dyn BufRead) -> std::io::Result<Line> {
             None => {
                 let len = chunk.len();
                 rd.consume(len);
+                skipped += len;
+                if skipped > SKIP_MAX {
+                    return Ok(Line::Endless);
+                }
             }
         }
     }
 }
+
+/// How far past [`MAX_LINE`] a long line is skipped before the file is
+/// given up.
+const SKIP_MAX: usize = 16 * MAX_LINE;
 
 /// One line: `Ok(None)` for a blank line, else the event or why it was
 /// skipped. `ended` says whether a newline ended it (the last line of a
@@ -380,6 +457,7 @@ pub fn parse_line(at: Location, bytes: &[u8], ended: bool) -> Result<Option<Entr
     let problem = |message: String| Problem {
         at: at.clone(),
         message,
+        not_a_journal: false,
     };
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,

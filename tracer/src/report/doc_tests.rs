@@ -206,6 +206,7 @@ fn sample_report() -> super::model::Report {
             line: 3,
         },
         message: "not JSON".into(),
+        not_a_journal: false,
     };
     synthetic(&lines, &Select::default(), vec![problem])
 }

@@ -53,6 +53,12 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let files = read::inputs(args.journal.as_deref(), &args.files)?;
     readable(&files)?;
     let (entries, problems) = Reader::new(files.clone()).read_all();
+    // Nothing but files that are not journals: say so, not an empty report.
+    if entries.is_empty()
+        && let Some(p) = problems.iter().find(|p| p.not_a_journal)
+    {
+        bail!("{p}");
+    }
     select.check_tables(&entries)?;
     let gap = Duration::microseconds((args.gap * 1e6) as i64);
     let report = build(entries, problems, &files, window, &select, gap);

@@ -285,6 +285,7 @@ fn kernel_removals_lost_records_namespaces_unknown_kinds_and_problems() {
             line: 9,
         },
         message: "not JSON: expected value at line 1 column 1".into(),
+        not_a_journal: false,
     };
     let r = synthetic(&lines, &Select::default(), vec![problem]);
     assert_eq!(
