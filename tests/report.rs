@@ -432,7 +432,7 @@ fn what_is_not_a_journal_is_one_line_error() {
     let bin = s.0.join("binary");
     std::fs::write(
         &bin,
-        std::fs::read(common::tracer_bin()).unwrap()[..200_000].to_vec(),
+        &std::fs::read(common::tracer_bin()).unwrap()[..200_000],
     )
     .unwrap();
     let e = fails(report(&[bin.to_str().unwrap()]));
