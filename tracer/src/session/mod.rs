@@ -105,6 +105,14 @@ pub async fn session(args: WatchArgs, out: Pipeline) -> Result<()> {
     // at once, and SIGINT must then detach cleanly, not kill it.
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    // SIGHUP (a closed terminal, or a reload asked of a command without
+    // one) stops `watch` and `record` cleanly, as SIGTERM does; the guard
+    // handles it as a reload (commands/guard.rs).
+    let mut sighup = if out.has_stages() {
+        None
+    } else {
+        Some(signal(SignalKind::hangup())?)
+    };
     let (mut s, ring) = Session::start(args, out)?;
     // SAFETY: the RingBuf owns its map fd and the AsyncFd owns the RingBuf,
     // so the fd stays open and the same for the AsyncFd's whole life.
@@ -167,6 +175,9 @@ pub async fn session(args: WatchArgs, out: Pipeline) -> Result<()> {
             _ = slow.tick() => s.slow(ring.get_ref())?,
             _ = sigint.recv(), if stop_at.is_none() => stop_at = Some(Instant::now() + STOP_GRACE),
             _ = sigterm.recv(), if stop_at.is_none() => stop_at = Some(Instant::now() + STOP_GRACE),
+            Some(_) = async { sighup.as_mut()?.recv().await }, if stop_at.is_none() && sighup.is_some() => {
+                stop_at = Some(Instant::now() + STOP_GRACE);
+            }
         }
         emit_outcomes(&mut s.engine, &mut s.p, s.packets.as_mut(), &mut s.out)?;
         s.out.flush()?;

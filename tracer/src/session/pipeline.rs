@@ -24,6 +24,11 @@ impl Pipeline {
     }
 
     /// Whether the session should start with a snapshot of the state.
+    /// Whether a stage is in it (the guard, which reloads on SIGHUP).
+    pub fn has_stages(&self) -> bool {
+        !self.stages.is_empty()
+    }
+
     pub fn wants_state(&self) -> bool {
         !self.stages.is_empty() || self.out.wants_state()
     }
