@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::{
     escape::escape_str,
-    event::{Change, Netns, Route, Rule},
+    event::{Change, Nexthop, Netns, Route, Rule},
 };
 
 /// `ip route`-style description of a route.
@@ -156,6 +156,46 @@ pub fn who(c: &Change) -> String {
     s
 }
 
+/// `ip nexthop`-style description of a nexthop object: "id 10 via
+/// 10.9.0.2 dev v0", "id 20 group 10/12,3" (a member's weight after a
+/// comma when it is not 1), "id 3 blackhole".
+pub fn nexthop(n: &Nexthop) -> String {
+    let mut s = format!("id {}", n.id);
+    if n.is_group() {
+        let members: Vec<String> = n
+            .group
+            .iter()
+            .map(|m| match m.weight {
+                1 => m.id.to_string(),
+                w => format!("{},{w}", m.id),
+            })
+            .collect();
+        let _ = write!(s, " group {}", members.join("/"));
+        if let Some(t) = n.group_type.as_deref().filter(|t| *t != "mpath") {
+            let _ = write!(s, " type {}", escape_str(t));
+        }
+    }
+    if let Some(gw) = &n.gateway {
+        let _ = write!(s, " via {gw}");
+    }
+    match (&n.dev, n.ifindex) {
+        (Some(d), _) => {
+            let _ = write!(s, " dev {}", escape_str(d));
+        }
+        (None, Some(i)) => {
+            let _ = write!(s, " dev #{i}");
+        }
+        _ => {}
+    }
+    if n.blackhole {
+        s.push_str(" blackhole");
+    }
+    if n.fdb {
+        s.push_str(" fdb");
+    }
+    s
+}
+
 /// A namespace by name, else inode.
 pub fn netns_label(n: &Netns) -> String {
     match (&n.name, n.inode) {
@@ -245,5 +285,40 @@ mod tests {
             ..Route::default()
         };
         assert_eq!(route_short(&t), "throw 192.168.1.0/24");
+    }
+
+    #[test]
+    fn nexthops_are_ip_nexthop_style() {
+        use crate::event::GroupMember;
+        let single = Nexthop {
+            id: 10,
+            gateway: Some("10.9.0.2".into()),
+            dev: Some("v0".into()),
+            ifindex: Some(2),
+            ..Nexthop::default()
+        };
+        assert_eq!(nexthop(&single), "id 10 via 10.9.0.2 dev v0");
+        let group = Nexthop {
+            id: 20,
+            group: vec![
+                GroupMember { id: 10, weight: 1 },
+                GroupMember { id: 12, weight: 3 },
+            ],
+            group_type: Some("mpath".into()),
+            ..Nexthop::default()
+        };
+        assert_eq!(nexthop(&group), "id 20 group 10/12,3");
+        let gone = Nexthop {
+            id: 7,
+            ifindex: Some(5),
+            ..Nexthop::default()
+        };
+        assert_eq!(nexthop(&gone), "id 7 dev #5");
+        let hole = Nexthop {
+            id: 3,
+            blackhole: true,
+            ..Nexthop::default()
+        };
+        assert_eq!(nexthop(&hole), "id 3 blackhole");
     }
 }

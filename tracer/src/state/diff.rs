@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::{Clock, caveats, ipstyle, routes_of, rules_of};
 use crate::{
     escape::escape_str,
-    event::{Family, Op, Route, Rule},
+    event::{Cause, Family, Op, Route, Rule},
     journal::state::{Applied, NsState, Rebuilt, route_key, rule_key, same_netns},
     netlink::names::TableNames,
 };
@@ -37,7 +37,12 @@ fn by(a: &Applied, clock: Clock) -> String {
         (None, Some(c)) => format!(" by the kernel ({})", c.as_str()),
         (None, None) => " by an unknown process".into(),
     };
-    format!("{what} {}{who}", clock.show(a.ts))
+    let with = match (a.cause, a.cause_nhid) {
+        (Some(Cause::NexthopDel), Some(id)) => format!(", with nexthop {id} (deleted)"),
+        (Some(Cause::NexthopReplace), Some(id)) => format!(", through nexthop {id} (replaced)"),
+        _ => String::new(),
+    };
+    format!("{what} {}{who}{with}", clock.show(a.ts))
 }
 
 /// The log's changes of `s`'s namespace.
