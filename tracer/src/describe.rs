@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::{
     escape::escape_str,
-    event::{Change, Nexthop, Netns, Route, Rule},
+    event::{Change, Netns, Nexthop, Route, Rule},
 };
 
 /// `ip route`-style description of a route.

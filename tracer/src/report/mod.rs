@@ -284,4 +284,6 @@ mod doc_tests;
 #[cfg(test)]
 mod lab_tests;
 #[cfg(test)]
+mod nexthop_tests;
+#[cfg(test)]
 mod synthetic_tests;

@@ -136,7 +136,9 @@ fn restorations(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
 fn replacements(out: &mut String, replaced: &[&Added], f: &Fmt) {
     for a in replaced.iter().take(LINES_MAX) {
         let (old, new) = match (&a.replaces, &a.object) {
-            (Some(Replaced::Route(old)), Object::Route(new)) => (route_short(old), route_short(new)),
+            (Some(Replaced::Route(old)), Object::Route(new)) => {
+                (route_short(old), route_short(new))
+            }
             (Some(Replaced::Nexthop(old)), o @ Object::Nexthop(_)) => {
                 (object(&Object::Nexthop(old.clone())), object(o))
             }
