@@ -151,3 +151,39 @@ pub(super) fn show(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Netns, Process};
+
+    #[test]
+    fn a_change_made_with_a_nexthop_says_which() {
+        let a = |cause, cause_nhid| Applied {
+            ts: chrono::DateTime::parse_from_rfc3339("2026-04-10T12:00:10Z")
+                .unwrap()
+                .with_timezone(&chrono::Utc),
+            op: Op::Del,
+            netns: Netns::default(),
+            rule: None,
+            route: None,
+            old: None,
+            process: Some(Process {
+                pid: 1234,
+                comm: "ip".into(),
+                ..Process::default()
+            }),
+            cause,
+            cause_nhid,
+        };
+        let clock = Clock { utc: true };
+        assert_eq!(
+            by(&a(Some(Cause::NexthopDel), Some(10)), clock),
+            "removed 2026-04-10 12:00:10.000000 UTC by ip (pid 1234), with nexthop 10 (deleted)"
+        );
+        assert_eq!(
+            by(&a(None, None), clock),
+            "removed 2026-04-10 12:00:10.000000 UTC by ip (pid 1234)"
+        );
+    }
+}
