@@ -22,18 +22,7 @@ pub fn route(r: &Route) -> String {
         }
     }
     s.push_str(r.dst.as_deref().unwrap_or("?"));
-    if let Some(gw) = &r.gateway {
-        let _ = write!(s, " via {gw}");
-    }
-    match (&r.dev, r.ifindex) {
-        (Some(d), _) => {
-            let _ = write!(s, " dev {}", escape_str(d));
-        }
-        (None, Some(i)) => {
-            let _ = write!(s, " dev #{i}");
-        }
-        _ => {}
-    }
+    via_dev(&mut s, r.gateway.as_deref(), r.dev.as_deref(), r.ifindex);
     if let Some(id) = r.nhid {
         let _ = write!(s, " nhid {id}");
     }
@@ -43,18 +32,7 @@ pub fn route(r: &Route) -> String {
     table(&mut s, r.table, r.table_name.as_deref());
     for h in &r.nexthops {
         s.push_str(" nexthop");
-        if let Some(gw) = &h.gateway {
-            let _ = write!(s, " via {gw}");
-        }
-        match (&h.dev, h.ifindex) {
-            (Some(d), _) => {
-                let _ = write!(s, " dev {}", escape_str(d));
-            }
-            (None, Some(i)) => {
-                let _ = write!(s, " dev #{i}");
-            }
-            _ => {}
-        }
+        via_dev(&mut s, h.gateway.as_deref(), h.dev.as_deref(), h.ifindex);
         let _ = write!(s, " weight {}", h.weight);
         for f in &h.flags {
             let _ = write!(s, " {f}");
@@ -64,6 +42,23 @@ pub fn route(r: &Route) -> String {
         let _ = write!(s, " proto {p}");
     }
     s
+}
+
+/// " via GW dev DEV" (" dev #INDEX" when the device has no name), as
+/// `ip` writes a next hop; the device escaped.
+pub fn via_dev(s: &mut String, gateway: Option<&str>, dev: Option<&str>, ifindex: Option<u32>) {
+    if let Some(gw) = gateway {
+        let _ = write!(s, " via {gw}");
+    }
+    match (dev, ifindex) {
+        (Some(d), _) => {
+            let _ = write!(s, " dev {}", escape_str(d));
+        }
+        (None, Some(i)) => {
+            let _ = write!(s, " dev #{i}");
+        }
+        _ => {}
+    }
 }
 
 fn table(s: &mut String, id: Option<u32>, name: Option<&str>) {
@@ -175,18 +170,7 @@ pub fn nexthop(n: &Nexthop) -> String {
             let _ = write!(s, " type {}", escape_str(t));
         }
     }
-    if let Some(gw) = &n.gateway {
-        let _ = write!(s, " via {gw}");
-    }
-    match (&n.dev, n.ifindex) {
-        (Some(d), _) => {
-            let _ = write!(s, " dev {}", escape_str(d));
-        }
-        (None, Some(i)) => {
-            let _ = write!(s, " dev #{i}");
-        }
-        _ => {}
-    }
+    via_dev(&mut s, n.gateway.as_deref(), n.dev.as_deref(), n.ifindex);
     if n.blackhole {
         s.push_str(" blackhole");
     }

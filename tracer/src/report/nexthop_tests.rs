@@ -187,6 +187,16 @@ fn nexthop_episodes_are_worded_as_ip_nexthop_shows_them() {
     }
 }
 
+/// The JSON episode of process `pid`.
+fn episode_of(v: &Value, pid: u32) -> &Value {
+    v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["actor"]["pids"] == json!([pid]))
+        .unwrap()
+}
+
 #[test]
 fn report_json_names_the_nexthop_deletion_behind_a_missing_route() {
     let v = serde_json::to_value(report(&Select::default())).unwrap();
@@ -211,12 +221,7 @@ fn report_json_names_the_nexthop_deletion_behind_a_missing_route() {
     assert_eq!(w["nexthop"]["gateway"], "10.9.0.2");
     assert_eq!(w["nexthop"]["dev"], "v0");
     // The episode says the same, and the group's replacement its old self.
-    let ep = v["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["actor"]["pids"] == json!([1234]))
-        .unwrap();
+    let ep = episode_of(&v, 1234);
     assert_eq!(ep["removed"][0]["nexthop"]["id"], 10);
     assert_eq!(ep["removed"][0]["with_nexthop"], Value::Null);
     assert_eq!(ep["removed"][0]["fate"]["state"], "missing");
@@ -233,12 +238,7 @@ fn report_json_names_the_nexthop_deletion_behind_a_missing_route() {
         ep["added"][1]["replaces"]["nexthops"][0]["gateway"],
         "10.9.0.2"
     );
-    let failed = v["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["actor"]["pids"] == json!([1300]))
-        .unwrap();
+    let failed = episode_of(&v, 1300);
     assert_eq!(failed["failed"][0]["kind"], "nexthop_add");
     assert_eq!(failed["failed"][0]["nexthop"]["id"], 12);
 }
