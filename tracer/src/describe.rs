@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::{
     escape::escape_str,
-    event::{Change, Netns, Route, Rule},
+    event::{Change, Netns, Nexthop, Route, Rule},
 };
 
 /// `ip route`-style description of a route.
@@ -22,18 +22,7 @@ pub fn route(r: &Route) -> String {
         }
     }
     s.push_str(r.dst.as_deref().unwrap_or("?"));
-    if let Some(gw) = &r.gateway {
-        let _ = write!(s, " via {gw}");
-    }
-    match (&r.dev, r.ifindex) {
-        (Some(d), _) => {
-            let _ = write!(s, " dev {}", escape_str(d));
-        }
-        (None, Some(i)) => {
-            let _ = write!(s, " dev #{i}");
-        }
-        _ => {}
-    }
+    via_dev(&mut s, r.gateway.as_deref(), r.dev.as_deref(), r.ifindex);
     if let Some(id) = r.nhid {
         let _ = write!(s, " nhid {id}");
     }
@@ -43,18 +32,7 @@ pub fn route(r: &Route) -> String {
     table(&mut s, r.table, r.table_name.as_deref());
     for h in &r.nexthops {
         s.push_str(" nexthop");
-        if let Some(gw) = &h.gateway {
-            let _ = write!(s, " via {gw}");
-        }
-        match (&h.dev, h.ifindex) {
-            (Some(d), _) => {
-                let _ = write!(s, " dev {}", escape_str(d));
-            }
-            (None, Some(i)) => {
-                let _ = write!(s, " dev #{i}");
-            }
-            _ => {}
-        }
+        via_dev(&mut s, h.gateway.as_deref(), h.dev.as_deref(), h.ifindex);
         let _ = write!(s, " weight {}", h.weight);
         for f in &h.flags {
             let _ = write!(s, " {f}");
@@ -64,6 +42,23 @@ pub fn route(r: &Route) -> String {
         let _ = write!(s, " proto {p}");
     }
     s
+}
+
+/// " via GW dev DEV" (" dev #INDEX" when the device has no name), as
+/// `ip` writes a next hop; the device escaped.
+pub fn via_dev(s: &mut String, gateway: Option<&str>, dev: Option<&str>, ifindex: Option<u32>) {
+    if let Some(gw) = gateway {
+        let _ = write!(s, " via {gw}");
+    }
+    match (dev, ifindex) {
+        (Some(d), _) => {
+            let _ = write!(s, " dev {}", escape_str(d));
+        }
+        (None, Some(i)) => {
+            let _ = write!(s, " dev #{i}");
+        }
+        _ => {}
+    }
 }
 
 fn table(s: &mut String, id: Option<u32>, name: Option<&str>) {
@@ -152,6 +147,35 @@ pub fn who(c: &Change) -> String {
     }
     if p.guard {
         s.push_str(" (the guard's repair)");
+    }
+    s
+}
+
+/// `ip nexthop`-style description of a nexthop object: "id 10 via
+/// 10.9.0.2 dev v0", "id 20 group 10/12,3" (a member's weight after a
+/// comma when it is not 1), "id 3 blackhole".
+pub fn nexthop(n: &Nexthop) -> String {
+    let mut s = format!("id {}", n.id);
+    if n.is_group() {
+        let members: Vec<String> = n
+            .group
+            .iter()
+            .map(|m| match m.weight {
+                1 => m.id.to_string(),
+                w => format!("{},{w}", m.id),
+            })
+            .collect();
+        let _ = write!(s, " group {}", members.join("/"));
+        if let Some(t) = n.group_type.as_deref().filter(|t| *t != "mpath") {
+            let _ = write!(s, " type {}", escape_str(t));
+        }
+    }
+    via_dev(&mut s, n.gateway.as_deref(), n.dev.as_deref(), n.ifindex);
+    if n.blackhole {
+        s.push_str(" blackhole");
+    }
+    if n.fdb {
+        s.push_str(" fdb");
     }
     s
 }
@@ -245,5 +269,40 @@ mod tests {
             ..Route::default()
         };
         assert_eq!(route_short(&t), "throw 192.168.1.0/24");
+    }
+
+    #[test]
+    fn nexthops_are_ip_nexthop_style() {
+        use crate::event::GroupMember;
+        let single = Nexthop {
+            id: 10,
+            gateway: Some("10.9.0.2".into()),
+            dev: Some("v0".into()),
+            ifindex: Some(2),
+            ..Nexthop::default()
+        };
+        assert_eq!(nexthop(&single), "id 10 via 10.9.0.2 dev v0");
+        let group = Nexthop {
+            id: 20,
+            group: vec![
+                GroupMember { id: 10, weight: 1 },
+                GroupMember { id: 12, weight: 3 },
+            ],
+            group_type: Some("mpath".into()),
+            ..Nexthop::default()
+        };
+        assert_eq!(nexthop(&group), "id 20 group 10/12,3");
+        let gone = Nexthop {
+            id: 7,
+            ifindex: Some(5),
+            ..Nexthop::default()
+        };
+        assert_eq!(nexthop(&gone), "id 7 dev #5");
+        let hole = Nexthop {
+            id: 3,
+            blackhole: true,
+            ..Nexthop::default()
+        };
+        assert_eq!(nexthop(&hole), "id 3 blackhole");
     }
 }

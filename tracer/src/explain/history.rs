@@ -22,6 +22,10 @@ pub struct Moment {
     pub process: Option<Process>,
     /// Why the kernel removed it without a request (`link_down`, ...).
     pub cause: Option<String>,
+    /// With `cause` `nexthop_del` or `nexthop_replace`: the nexthop
+    /// object whose deletion or replacement did it (the change's process
+    /// and time are the deletion's).
+    pub cause_nhid: Option<u32>,
 }
 
 /// A route covering the destination, and what happened to it.
@@ -180,6 +184,7 @@ impl Gathered {
                     what: "present",
                     process: None,
                     cause: None,
+                    cause_nhid: None,
                 },
             },
             Data::Change(_, c)
@@ -199,6 +204,7 @@ impl Gathered {
                         what: "added",
                         process: c.process.as_deref().cloned(),
                         cause: c.cause.map(|x| x.as_str().to_string()),
+                        cause_nhid: c.cause_nhid,
                     },
                 }
             }
@@ -214,6 +220,7 @@ impl Gathered {
                     },
                     process: c.process.as_deref().cloned(),
                     cause: c.cause.map(|x| x.as_str().to_string()),
+                    cause_nhid: c.cause_nhid,
                 },
             },
             _ => return None,
@@ -237,6 +244,7 @@ impl Gathered {
                     what: "replaced",
                     process: c.process.as_deref().cloned(),
                     cause: None,
+                    cause_nhid: None,
                 },
             );
         }

@@ -6,6 +6,8 @@
 mod at;
 pub mod history;
 pub mod lookup;
+#[cfg(test)]
+mod nexthop_tests;
 pub mod offline;
 mod render;
 pub mod source;

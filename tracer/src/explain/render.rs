@@ -34,15 +34,43 @@ fn who(p: &Process) -> String {
     }
 }
 
+/// Why the kernel did it: "link_down", "nexthop 10 deleted".
+fn cause(m: &Moment) -> Option<String> {
+    Some(match (m.cause.as_deref()?, m.cause_nhid) {
+        ("nexthop_del", Some(id)) => format!("nexthop {id} deleted"),
+        ("nexthop_replace", Some(id)) => format!("nexthop {id} replaced"),
+        (c, _) => c.to_string(),
+    })
+}
+
 fn moment(m: &Moment) -> String {
     let mut s = format!("{} {}", m.what, when(&m.ts));
     if let Some(p) = &m.process {
         let _ = write!(s, " by {}", who(p));
     }
-    if let Some(c) = &m.cause {
+    if let Some(c) = cause(m) {
         let _ = write!(s, " ({c})");
     }
     s
+}
+
+/// How a route went: "was removed by X (link_down)", or, with a nexthop
+/// object's deletion, "went with nexthop 10, deleted by X at T".
+fn went(gone: &Moment) -> String {
+    let by = gone
+        .process
+        .as_ref()
+        .map(|p| format!(" by {}", who(p)))
+        .unwrap_or_default();
+    match (gone.cause.as_deref(), gone.cause_nhid) {
+        (Some("nexthop_del"), Some(id)) => {
+            format!("went with nexthop {id}, deleted{by} at {}", when(&gone.ts))
+        }
+        _ => {
+            let cause = cause(gone).map(|c| format!(" ({c})")).unwrap_or_default();
+            format!("was removed{by}{cause}")
+        }
+    }
 }
 
 /// "lookup 52" rather than "inet pref 5270 lookup 52".
@@ -236,30 +264,19 @@ fn history_lines(out: &mut String, e: &Explanation, h: &History, table: u32, nam
     }
 }
 
-/// The missing route more specific than the chosen one, in its table: what
-/// would have decided instead, and who removed it.
+/// The missing route more specific than the chosen one (any, when no
+/// route was found), in the table looked at: what would have decided
+/// instead, and who removed it (or the nexthop deletion it went with).
 pub fn answer(l: &Lookup, h: &History, names: &TableNames, at: Option<&str>) -> Option<String> {
-    let chosen = l.route.as_ref()?;
+    let chosen = l.route.as_ref();
     let chosen_len = chosen
-        .dst
-        .as_deref()
-        .and_then(crate::prefix::len)
-        .unwrap_or(0);
+        .and_then(|c| c.dst.as_deref())
+        .and_then(crate::prefix::len);
     let missing = h
         .routes
         .iter()
-        .find(|r| r.prefix_len > chosen_len && r.removal().is_some())?;
+        .find(|r| chosen_len.is_none_or(|len| r.prefix_len > len) && r.removal().is_some())?;
     let gone = missing.removal()?;
-    let by = gone
-        .process
-        .as_ref()
-        .map(|p| format!(" by {}", who(p)))
-        .unwrap_or_default();
-    let cause = gone
-        .cause
-        .as_deref()
-        .map(|c| format!(" ({c})"))
-        .unwrap_or_default();
     let (still, now) = match at {
         Some(t) => (
             format!("it was still missing at {}", when(t)),
@@ -267,16 +284,16 @@ pub fn answer(l: &Lookup, h: &History, names: &TableNames, at: Option<&str>) -> 
         ),
         None => ("it is still missing".to_string(), "now matches"),
     };
+    let table = l.table().map(|t| table_label(t, names)).unwrap_or_default();
+    let so = match chosen {
+        Some(c) => format!("{} {now} `{}`", l.query.dst, describe::route_short(c)),
+        None => format!("{} has no route there", l.query.dst),
+    };
     Some(format!(
-        "`{}` existed in table {} until {} and was removed{by}{cause}; {still}, so {} {now} `{}`",
+        "`{}` existed in table {table} until {} and {}; {still}, so {so}",
         missing.route,
-        chosen
-            .table
-            .map(|t| table_label(t, names))
-            .unwrap_or_default(),
         when(&gone.ts),
-        l.query.dst,
-        describe::route_short(chosen)
+        went(gone),
     ))
 }
 

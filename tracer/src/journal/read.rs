@@ -106,8 +106,10 @@ pub struct Entry {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Data {
     /// `rule_add`, `rule_del`, `route_add`, `route_del`, `route_replace`
-    /// (an addition whose `old` is the route replaced): the change carries
-    /// a rule for `rule_*` and a route for `route_*` (checked).
+    /// (an addition whose `old` is the route replaced), `nexthop_add`,
+    /// `nexthop_del`, `nexthop_replace` (an addition whose `old_nexthop`
+    /// is the object replaced): the change carries a rule for `rule_*`, a
+    /// route for `route_*` and a nexthop object for `nexthop_*` (checked).
     Change(Op, Box<Change>),
     /// A rule or route present when a recording started (one of the two is
     /// set, checked).
@@ -514,6 +516,20 @@ fn data(kind: &str, v: Value) -> Result<Data, String> {
                 Op::Add
             } else {
                 Op::Del
+            };
+            Data::Change(op, Box::new(c))
+        }
+        "nexthop_add" | "nexthop_del" | "nexthop_replace" => {
+            let c: Change = typed(v)?;
+            if c.nexthop.is_none() {
+                return Err("no `nexthop` object".into());
+            }
+            // A replacement adds an object (and `old_nexthop` says what
+            // it replaced), as a route_replace does.
+            let op = if kind == "nexthop_del" {
+                Op::Del
+            } else {
+                Op::Add
             };
             Data::Change(op, Box::new(c))
         }

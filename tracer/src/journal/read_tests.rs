@@ -370,3 +370,45 @@ fn a_file_that_vanished_is_a_problem_not_an_error() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn nexthop_events_read_as_changes_of_their_object() {
+    let base = r#""ts":"2026-04-10T07:00:10Z","source":"tracepoint","process":null,"netns":{"inode":7,"name":null},"result":"ok","cause":null,"nl_seq":1"#;
+    let nh = r#""nexthop":{"id":10,"family":"inet","gateway":"10.9.0.2","dev":"v0","ifindex":2,"blackhole":false,"fdb":false,"protocol":"static","flags":[],"group":[],"group_type":null,"resilient":null}"#;
+    for (kind, op) in [
+        ("nexthop_add", Op::Add),
+        ("nexthop_replace", Op::Add),
+        ("nexthop_del", Op::Del),
+    ] {
+        let e = line(&format!(r#"{{"kind":"{kind}",{base},{nh}}}"#))
+            .unwrap()
+            .unwrap();
+        let Data::Change(got, c) = &e.data else {
+            panic!("{kind}: {:?}", e.data)
+        };
+        assert_eq!(*got, op, "{kind}");
+        assert_eq!(c.nexthop.as_ref().map(|n| n.id), Some(10));
+        assert!(c.route.is_none() && c.rule.is_none());
+    }
+    // A deletion names only the id; a route that went with it, its cause.
+    let e = line(&format!(
+        r#"{{"kind":"nexthop_del",{base},"nexthop":{{"id":10,"family":null,"gateway":null,"dev":null,"ifindex":null,"protocol":null,"group_type":null}}}}"#
+    ))
+    .unwrap()
+    .unwrap();
+    assert!(matches!(e.data, Data::Change(Op::Del, _)));
+    let e = line(&format!(
+        r#"{{"kind":"route_del",{},"cause_nhid":10,"route":{{"family":"inet","table":100,"table_name":null,"type":"unicast","dst":"198.51.100.0/24","gateway":"10.9.0.2","dev":"v0","ifindex":2,"metric":null,"protocol":"static","scope":"global","nhid":10}}}}"#,
+        base.replace(r#""cause":null"#, r#""cause":"nexthop_del""#)
+    ))
+    .unwrap()
+    .unwrap();
+    let Data::Change(Op::Del, c) = &e.data else {
+        panic!("{:?}", e.data)
+    };
+    assert_eq!(c.cause, Some(crate::event::Cause::NexthopDel));
+    assert_eq!(c.cause_nhid, Some(10));
+    assert_eq!(c.route.as_ref().and_then(|r| r.nhid), Some(10));
+    let p = line(&format!(r#"{{"kind":"nexthop_del",{base}}}"#)).unwrap_err();
+    assert_eq!(p.message, "nexthop_del: no `nexthop` object");
+}

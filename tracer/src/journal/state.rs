@@ -39,6 +39,8 @@ pub struct Applied {
     pub old: Option<Route>,
     pub process: Option<Process>,
     pub cause: Option<Cause>,
+    /// With `cause` `nexthop_del` or `nexthop_replace`: the nexthop object.
+    pub cause_nhid: Option<u32>,
 }
 
 /// Every namespace's state at `at`.
@@ -209,6 +211,12 @@ impl Rebuilt {
     }
 
     fn change(&mut self, ts: DateTime<Utc>, op: Op, c: &Change, log_since: Option<DateTime<Utc>>) {
+        // Nexthop objects are not part of the state: snapshots do not
+        // record them, so a state would know only those changed since.
+        // What they did to routes comes as route changes of its own.
+        if c.rule.is_none() && c.route.is_none() {
+            return;
+        }
         let when = crate::event::format_ts(ts);
         let s = self.space(&c.netns);
         match c.result.as_deref() {
@@ -243,6 +251,7 @@ impl Rebuilt {
                 old: c.old.clone(),
                 process: c.process.as_deref().cloned(),
                 cause: c.cause,
+                cause_nhid: c.cause_nhid,
             });
         }
     }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::{
     lab_tests::fixture_line,
+    nexthop_tests::nexthop_lines,
     synthetic_tests::{change, proc, route, rule, synthetic},
 };
 use crate::{
@@ -136,11 +137,15 @@ fn check(schema: &Schema, obj: &str, v: &Value, path: &str, used: &mut BTreeSet<
         "removed" | "suspect" => {
             sub("fate", "fate");
             sub("by", "actor");
+            sub("with_nexthop", "nexthop_deletion");
         }
-        "fate" | "origin" => sub("by", "actor"),
+        "fate" | "origin" | "nexthop_deletion" => sub("by", "actor"),
         "added" => sub("restores", "origin"),
         "loop" => sub("suspect", "suspect"),
-        "missing" => sub("removed_by", "actor"),
+        "missing" => {
+            sub("removed_by", "actor");
+            sub("with_nexthop", "nexthop_deletion");
+        }
         _ => {}
     }
 }
@@ -163,7 +168,7 @@ fn sample_report() -> super::model::Report {
     let ts = || proc(900, "tailscaled", None);
     let mut lp = fixture_line("lab-incident.jsonl", 11);
     lp["ts"] = json!("2026-04-10T06:53:00Z");
-    let lines = [
+    let mut lines = vec![
         ready,
         snap,
         end,
@@ -200,6 +205,8 @@ fn sample_report() -> super::model::Report {
         json!({"ts": "2026-04-10T06:52:49Z", "kind": "guard_action", "source": "tracer"}),
         lp,
     ];
+    // Nexthop objects: added, replaced, deleted with a route.
+    lines.extend(nexthop_lines());
     let problem = Problem {
         at: Location {
             file: "j.jsonl".into(),

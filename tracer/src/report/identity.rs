@@ -9,30 +9,30 @@
 //! routes (fib6 keeps a route per next hop: device and gateway) and the
 //! IPv4 routes the kernel makes for an interface (`proto kernel`, appended
 //! one per interface). A device is known by its index when the event gives
-//! one (a name can be reused by a new interface). The namespace is part of
-//! both.
+//! one (a name can be reused by a new interface). A nexthop object is the
+//! same object when its id is (a replacement keeps it). The namespace is
+//! part of each.
 use serde::Serialize;
 
-use crate::event::{Change, Family, Netns, Process, Route, Rule};
+use crate::event::{Change, Family, Netns, Nexthop, Process, Route, Rule};
 
-/// A rule or a route, as events carry them.
+/// A rule, a route or a nexthop object, as events carry them.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Object {
     Rule(Rule),
     Route(Route),
+    Nexthop(Nexthop),
 }
 
 impl Object {
     pub fn of(c: &Change) -> Option<Object> {
-        match (&c.rule, &c.route) {
-            (Some(r), _) => Some(Object::Rule(r.clone())),
-            (_, Some(r)) => Some(Object::Route(r.clone())),
+        match (&c.rule, &c.route, &c.nexthop) {
+            (Some(r), _, _) => Some(Object::Rule(r.clone())),
+            (_, Some(r), _) => Some(Object::Route(r.clone())),
+            (_, _, Some(n)) => Some(Object::Nexthop(n.clone())),
             _ => None,
         }
-    }
-    pub fn is_rule(&self) -> bool {
-        matches!(self, Object::Rule(_))
     }
 }
 
@@ -130,6 +130,8 @@ fn nexthop(r: &Route) -> Option<(Option<Dev>, Option<String>)> {
 pub enum Key {
     Rule(NsKey, Box<RuleId>),
     Route(NsKey, RouteId),
+    /// A nexthop object, by its id.
+    Nexthop(NsKey, u32),
 }
 
 impl Key {
@@ -173,6 +175,7 @@ impl Key {
                     nexthop: nexthop(r),
                 },
             ),
+            Object::Nexthop(n) => Key::Nexthop(ns, n.id),
         }
     }
 }

@@ -25,7 +25,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// The filters of a `tracer report` command line.
-fn select(args: &[&str]) -> Select {
+pub(super) fn select(args: &[&str]) -> Select {
     use clap::Parser as _;
     let cli = Cli::try_parse_from([&["tracer", "report"], args].concat()).unwrap();
     let Command::Report(a) = cli.command else {

@@ -44,6 +44,9 @@ impl Names {
         for r in c.route.iter_mut().chain(c.old.iter_mut()) {
             self.route(&ns, r);
         }
+        for n in c.nexthop.iter_mut().chain(c.old_nexthop.iter_mut()) {
+            self.dev(&ns, &mut n.dev, n.ifindex);
+        }
     }
 
     fn route(&mut self, ns: &NsKey, r: &mut Route) {

@@ -11,6 +11,7 @@ mod links;
 pub mod loops;
 pub mod markdown;
 pub mod model;
+mod nexthops;
 pub mod postmortem;
 mod scan;
 pub mod select;
@@ -27,7 +28,7 @@ use chrono::Duration;
 use self::{
     fate::{History, Mark},
     identity::{Actor, Key, NsKey, Object},
-    model::{Added, Episode, Failed, Item, Missing, Removed, Report},
+    model::{Added, Episode, Failed, Item, Missing, Removed, Replaced, Report},
     scan::Scan,
     select::Select,
     words::Zone,
@@ -213,6 +214,8 @@ fn missing(entries: &[Entry], history: &History, sel: &Select) -> Vec<Missing> {
                 object: Object::of(c)?,
                 removed_at: e.ts,
                 removed_by: Actor::of(c.process.as_deref()),
+                cause: c.cause,
+                with_nexthop: nexthops::deletion(entries, seq, e.ts, c),
             })
         })
         .collect()
@@ -262,6 +265,7 @@ fn episode(entries: &[Entry], seqs: &[usize], history: &History, sel: &Select) -
                 netns: c.netns.clone(),
                 object,
                 cause: c.cause,
+                with_nexthop: nexthops::deletion(entries, seq, e.ts, c),
                 fate: history.fate(&key, seq),
             }),
             Op::Add => ep.added.push(Added {
@@ -269,7 +273,11 @@ fn episode(entries: &[Entry], seqs: &[usize], history: &History, sel: &Select) -
                 netns: c.netns.clone(),
                 object,
                 restores: history.restores(&key, seq),
-                replaces: c.old.clone(),
+                replaces: c
+                    .old
+                    .clone()
+                    .map(Replaced::Route)
+                    .or_else(|| c.old_nexthop.clone().map(Replaced::Nexthop)),
             }),
         }
     }
@@ -281,5 +289,7 @@ fn episode(entries: &[Entry], seqs: &[usize], history: &History, sel: &Select) -
 mod doc_tests;
 #[cfg(test)]
 mod lab_tests;
+#[cfg(test)]
+mod nexthop_tests;
 #[cfg(test)]
 mod synthetic_tests;

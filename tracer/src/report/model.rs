@@ -7,7 +7,7 @@ use serde::{Serialize, Serializer};
 
 use super::identity::{Actor, Object};
 use crate::{
-    event::{Cause, LoopLookup, Netns, PacketBrief},
+    event::{Cause, LoopLookup, Netns, Nexthop, PacketBrief, Route},
     journal::read::Problem,
 };
 
@@ -129,7 +129,24 @@ pub struct Removed {
     #[serde(flatten)]
     pub object: Object,
     pub cause: Option<Cause>,
+    /// With `cause` `nexthop_del`: the deletion it went with.
+    pub with_nexthop: Option<NexthopDeletion>,
     pub fate: Fate,
+}
+
+/// The deletion of a nexthop object that took a route (or a group that
+/// held it) with it.
+#[derive(Clone, Debug, Serialize)]
+pub struct NexthopDeletion {
+    /// The object's id (the removal's `cause_nhid`).
+    pub id: u32,
+    /// When it was deleted.
+    #[serde(serialize_with = "ts")]
+    pub ts: Time,
+    /// Who deleted it.
+    pub by: Actor,
+    /// The object as deleted; None when its deletion is not in the window.
+    pub nexthop: Option<Nexthop>,
 }
 
 /// What became of a removed rule or route by the end of the window.
@@ -166,8 +183,18 @@ pub struct Added {
     /// The removal this addition undoes, when the object's last change was
     /// one.
     pub restores: Option<Origin>,
-    /// The route this one replaced (a `route_replace`), else None.
-    pub replaces: Option<crate::event::Route>,
+    /// The route (`route_replace`) or nexthop object (`nexthop_replace`)
+    /// this one replaced, else None.
+    pub replaces: Option<Replaced>,
+}
+
+/// What a replacement took the place of: a route object or a nexthop
+/// object of events.md, as the event gives it (`old`, `old_nexthop`).
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum Replaced {
+    Route(Route),
+    Nexthop(Nexthop),
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -251,4 +278,8 @@ pub struct Missing {
     #[serde(serialize_with = "ts")]
     pub removed_at: Time,
     pub removed_by: Actor,
+    /// Why the kernel removed it without a request, as in the event.
+    pub cause: Option<Cause>,
+    /// With `cause` `nexthop_del`: the deletion it went with.
+    pub with_nexthop: Option<NexthopDeletion>,
 }

@@ -143,18 +143,7 @@ fn timeline(r: &Report, f: &Fmt, day: &str) -> Vec<Row> {
 fn episode(e: &Episode, f: &Fmt, day: &str) -> String {
     let mut did = Vec::new();
     if !e.removed.is_empty() {
-        let mut s = format!("removed {}", counted(e.removed.iter().map(|r| &r.object)));
-        let mut causes: Vec<&str> = e
-            .removed
-            .iter()
-            .filter_map(|r| r.cause.map(|c| c.as_str()))
-            .collect();
-        causes.sort_unstable();
-        causes.dedup();
-        if !causes.is_empty() {
-            s += &format!(" (the kernel, after {})", causes.join(", "));
-        }
-        did.push(s);
+        did.push(removed(e));
     }
     let (replaced, added): (Vec<&Added>, Vec<&Added>) =
         e.added.iter().partition(|a| a.replaces.is_some());
@@ -244,12 +233,16 @@ fn causes(r: &Report, f: &Fmt, day: &str) -> Vec<String> {
         let key = Key::new(&m.netns, &m.object);
         let loops = explains(&key);
         let mut s = format!(
-            "{}{}: removed at {} by {}, still missing at the end",
+            "{}{}: removed at {} by {}",
             object(&m.object),
             f.in_ns(&m.netns),
             f.time_on(m.removed_at, day),
             who(&m.removed_by)
         );
+        if let Some(w) = &m.with_nexthop {
+            s += &format!(" {}", with_nexthop(w, f, day));
+        }
+        s += ", still missing at the end";
         if loops.is_empty() {
             s += "; no loop seen that it explains";
         } else {

@@ -115,10 +115,9 @@ impl Scan {
             return;
         }
         if let Item::Snapshot(item) = &mut self.timeline[i] {
-            if obj.is_rule() {
-                item.rules += 1;
-            } else {
-                item.routes += 1;
+            match obj {
+                Object::Rule(_) => item.rules += 1,
+                _ => item.routes += 1,
             }
         }
         let key = Key::new(&s.netns, &obj);

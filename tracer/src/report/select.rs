@@ -1,7 +1,10 @@
 //! The report's filters.
 //!
 //! `--table` and `--dst` choose objects: changes, restores, snapshots and
-//! what is missing are all about the chosen rules and routes only.
+//! what is missing are all about the chosen rules and routes only. A
+//! nexthop object has neither a table nor a destination: with either
+//! filter it is left out, and the chosen routes that went with it still
+//! name its deletion (`with_nexthop`).
 //! `--comm` and `--unit` choose episodes (and loops by their suspect, and
 //! missing objects by who removed them), but restores are looked for among
 //! every process: what `--comm systemd-network` removed may have been put
@@ -115,6 +118,7 @@ impl Select {
         match o {
             Object::Rule(r) => self.rule(r),
             Object::Route(r) => self.route(r),
+            Object::Nexthop(_) => self.tables.is_empty() && self.dst.is_none(),
         }
     }
 

@@ -121,7 +121,7 @@ fn footer(out: &mut String, r: &Report, f: &Fmt) {
     } else {
         let _ = writeln!(out, "Still missing at the end ({end}):");
         for m in r.missing.iter().take(MISSING_MAX) {
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "  {}{}, removed at {} by {}",
                 object(&m.object),
@@ -129,6 +129,10 @@ fn footer(out: &mut String, r: &Report, f: &Fmt) {
                 f.full(m.removed_at),
                 actor(&m.removed_by)
             );
+            if let Some(w) = &m.with_nexthop {
+                let _ = write!(out, " {}", with_nexthop(w, f, &f.date(m.removed_at)));
+            }
+            out.push('\n');
         }
         if r.missing.len() > MISSING_MAX {
             let _ = writeln!(

@@ -7,10 +7,10 @@ use chrono::Utc;
 
 use super::{
     identity::Object,
-    model::{Added, Episode, Fate, FateState, LoopItem, Removed},
+    model::{Added, Episode, Fate, FateState, LoopItem, Removed, Replaced},
     words::{
-        Fmt, INDENT, LINES_MAX, actor, counted, device, lookup_path, ns, object, plural,
-        route_short,
+        Fmt, INDENT, LINES_MAX, actor, counted, device, lookup_path, ns, object, plural, removed,
+        route_short, with_nexthop,
     },
 };
 use crate::escape::escape_str;
@@ -29,23 +29,7 @@ pub(super) fn episode(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
 fn summary(out: &mut String, e: &Episode, f: &Fmt, replaced: &[&Added], added: &[&Added]) {
     let mut did = Vec::new();
     if !e.removed.is_empty() {
-        let mut s = format!("removed {}", counted(e.removed.iter().map(|r| &r.object)));
-        let mut causes: Vec<&str> = e
-            .removed
-            .iter()
-            .filter_map(|r| r.cause.map(|c| c.as_str()))
-            .collect();
-        causes.sort_unstable();
-        causes.dedup();
-        if !causes.is_empty() {
-            let by = if e.actor.comm.is_some() {
-                "the kernel, "
-            } else {
-                ""
-            };
-            let _ = write!(s, " ({by}after {})", causes.join(", "));
-        }
-        did.push(s);
+        did.push(removed(e));
     }
     if !added.is_empty() {
         did.push(format!(
@@ -104,12 +88,16 @@ fn removals(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
         );
     }
     for r in missing.iter().take(LINES_MAX) {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{INDENT}still missing: {}{}",
             object(&r.object),
             f.in_ns(&r.netns)
         );
+        if let Some(w) = &r.with_nexthop {
+            let _ = write!(out, ", removed {}", with_nexthop(w, f, day));
+        }
+        out.push('\n');
     }
     if missing.len() > LINES_MAX {
         let _ = writeln!(
@@ -144,18 +132,23 @@ fn restorations(out: &mut String, e: &Episode, f: &Fmt, day: &str) {
     }
 }
 
-/// One line per replaced route: the old and the new.
+/// One line per replaced route or nexthop object: the old and the new.
 fn replacements(out: &mut String, replaced: &[&Added], f: &Fmt) {
     for a in replaced.iter().take(LINES_MAX) {
-        if let (Some(old), Object::Route(new)) = (&a.replaces, &a.object) {
-            let _ = writeln!(
-                out,
-                "{INDENT}replaced: {} with {}{}",
-                route_short(old),
-                route_short(new),
-                f.in_ns(&a.netns)
-            );
-        }
+        let (old, new) = match (&a.replaces, &a.object) {
+            (Some(Replaced::Route(old)), Object::Route(new)) => {
+                (route_short(old), route_short(new))
+            }
+            (Some(Replaced::Nexthop(old)), o @ Object::Nexthop(_)) => {
+                (object(&Object::Nexthop(old.clone())), object(o))
+            }
+            _ => continue,
+        };
+        let _ = writeln!(
+            out,
+            "{INDENT}replaced: {old} with {new}{}",
+            f.in_ns(&a.netns)
+        );
     }
 }
 

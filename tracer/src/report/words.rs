@@ -7,12 +7,12 @@ use chrono::{FixedOffset, Local, Offset, TimeZone, Utc};
 
 use super::{
     identity::{Actor, Object},
-    model::Time,
+    model::{Episode, NexthopDeletion, Time},
 };
 use crate::{
     describe,
     escape::escape_str,
-    event::{LoopLookup, Netns, Route},
+    event::{Cause, LoopLookup, Netns, Route},
 };
 
 /// The most objects listed by name in one line.
@@ -130,12 +130,20 @@ pub fn route_short(r: &Route) -> String {
     s
 }
 
-/// A route's device ("d2", or "#5" when no event named it), escaped.
+/// A route's or nexthop object's device ("d2", or "#5" when no event
+/// named it), escaped.
 pub fn device(o: &Object) -> Option<String> {
-    let Object::Route(r) = o else { return None };
-    let hop = r.nexthops.first();
-    let dev = r.dev.as_ref().or(hop.and_then(|h| h.dev.as_ref()));
-    let index = r.ifindex.or(hop.and_then(|h| h.ifindex));
+    let (dev, index) = match o {
+        Object::Route(r) => {
+            let hop = r.nexthops.first();
+            (
+                r.dev.as_ref().or(hop.and_then(|h| h.dev.as_ref())),
+                r.ifindex.or(hop.and_then(|h| h.ifindex)),
+            )
+        }
+        Object::Nexthop(n) => (n.dev.as_ref(), n.ifindex),
+        Object::Rule(_) => return None,
+    };
     match (dev, index) {
         (Some(d), _) => Some(escape_str(d)),
         (None, Some(i)) => Some(format!("#{i}")),
@@ -143,12 +151,59 @@ pub fn device(o: &Object) -> Option<String> {
     }
 }
 
-/// The full `ip rule` / `ip route` description.
+/// The full `ip rule` / `ip route` / `ip nexthop` description.
 pub fn object(o: &Object) -> String {
     match o {
         Object::Rule(r) => format!("rule {}", describe::rule(r)),
         Object::Route(r) => describe::route(r),
+        Object::Nexthop(n) => format!("nexthop {}", describe::nexthop(n)),
     }
+}
+
+/// "with nexthop 10 (deleted by ip (pid 1234) at 12:00:01)".
+pub(super) fn with_nexthop(w: &NexthopDeletion, f: &Fmt, day: &str) -> String {
+    format!(
+        "with nexthop {} (deleted by {} at {})",
+        w.id,
+        actor(&w.by),
+        f.time_on(w.ts, day)
+    )
+}
+
+/// "removed 1 nexthop (id 10 via 10.9.0.2 dev v0) and 1 route (...) (the
+/// kernel, with nexthop 10)": an episode's removals, with why the kernel
+/// made those it made (after a link went down, with a nexthop object).
+pub(super) fn removed(e: &Episode) -> String {
+    let mut s = format!("removed {}", counted(e.removed.iter().map(|r| &r.object)));
+    let mut causes: Vec<String> = Vec::new();
+    let mut nhids: Vec<String> = Vec::new();
+    for r in &e.removed {
+        match (r.cause, &r.with_nexthop) {
+            (Some(Cause::NexthopDel), Some(w)) => nhids.push(w.id.to_string()),
+            (Some(c), _) => causes.push(c.as_str().to_string()),
+            (None, _) => {}
+        }
+    }
+    causes.sort_unstable();
+    causes.dedup();
+    nhids.dedup();
+    let mut why = Vec::new();
+    if !causes.is_empty() {
+        why.push(format!("after {}", causes.join(", ")));
+    }
+    if !nhids.is_empty() {
+        let one = if nhids.len() == 1 { "" } else { "s" };
+        why.push(format!("with nexthop{one} {}", listed(&nhids)));
+    }
+    if !why.is_empty() {
+        let by = if e.actor.comm.is_some() {
+            "the kernel, "
+        } else {
+            ""
+        };
+        let _ = write!(s, " ({by}{})", why.join("; "));
+    }
+    s
 }
 
 pub(super) fn plural(n: usize, one: &str) -> String {
@@ -172,16 +227,26 @@ pub(super) fn listed(items: &[String]) -> String {
     s
 }
 
-/// "4 rules (5210, 5230, 5250, 5270) and 1 route (throw 192.168.1.0/24 table 52)".
+/// "4 rules (5210, 5230, 5250, 5270) and 1 route (throw 192.168.1.0/24
+/// table 52)"; nexthop objects first: "1 nexthop (id 10 via 10.9.0.2 dev
+/// v0) and 1 route (...)".
 pub fn counted<'a>(objects: impl IntoIterator<Item = &'a Object>) -> String {
-    let (mut rules, mut routes) = (Vec::new(), Vec::new());
+    let (mut rules, mut routes, mut nexthops) = (Vec::new(), Vec::new(), Vec::new());
     for o in objects {
         match o {
             Object::Rule(r) => rules.push(r.priority.map_or("?".into(), |p| p.to_string())),
             Object::Route(r) => routes.push(route_short(r)),
+            Object::Nexthop(n) => nexthops.push(describe::nexthop(n)),
         }
     }
     let mut parts = Vec::new();
+    if !nexthops.is_empty() {
+        parts.push(format!(
+            "{} ({})",
+            plural(nexthops.len(), "nexthop"),
+            listed(&nexthops)
+        ));
+    }
     if !rules.is_empty() {
         parts.push(format!(
             "{} ({})",
@@ -243,6 +308,7 @@ pub(super) fn short(o: &Object) -> String {
     match o {
         Object::Rule(r) => format!("rule {}", r.priority.map_or("?".into(), |p| p.to_string())),
         Object::Route(r) => route_short(r),
+        Object::Nexthop(n) => format!("nexthop {}", n.id),
     }
 }
 

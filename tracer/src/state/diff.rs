@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::{Clock, caveats, ipstyle, routes_of, rules_of};
 use crate::{
     escape::escape_str,
-    event::{Family, Op, Route, Rule},
+    event::{Cause, Family, Op, Route, Rule},
     journal::state::{Applied, NsState, Rebuilt, route_key, rule_key, same_netns},
     netlink::names::TableNames,
 };
@@ -37,7 +37,12 @@ fn by(a: &Applied, clock: Clock) -> String {
         (None, Some(c)) => format!(" by the kernel ({})", c.as_str()),
         (None, None) => " by an unknown process".into(),
     };
-    format!("{what} {}{who}", clock.show(a.ts))
+    let with = match (a.cause, a.cause_nhid) {
+        (Some(Cause::NexthopDel), Some(id)) => format!(", with nexthop {id} (deleted)"),
+        (Some(Cause::NexthopReplace), Some(id)) => format!(", through nexthop {id} (replaced)"),
+        _ => String::new(),
+    };
+    format!("{what} {}{who}{with}", clock.show(a.ts))
 }
 
 /// The log's changes of `s`'s namespace.
@@ -145,4 +150,40 @@ pub(super) fn show(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Netns, Process};
+
+    #[test]
+    fn a_change_made_with_a_nexthop_says_which() {
+        let a = |cause, cause_nhid| Applied {
+            ts: chrono::DateTime::parse_from_rfc3339("2026-04-10T12:00:10Z")
+                .unwrap()
+                .with_timezone(&chrono::Utc),
+            op: Op::Del,
+            netns: Netns::default(),
+            rule: None,
+            route: None,
+            old: None,
+            process: Some(Process {
+                pid: 1234,
+                comm: "ip".into(),
+                ..Process::default()
+            }),
+            cause,
+            cause_nhid,
+        };
+        let clock = Clock { utc: true };
+        assert_eq!(
+            by(&a(Some(Cause::NexthopDel), Some(10)), clock),
+            "removed 2026-04-10 12:00:10.000000 UTC by ip (pid 1234), with nexthop 10 (deleted)"
+        );
+        assert_eq!(
+            by(&a(None, None), clock),
+            "removed 2026-04-10 12:00:10.000000 UTC by ip (pid 1234)"
+        );
+    }
 }

@@ -87,18 +87,7 @@ pub fn route(r: &Route, names: &TableNames) -> String {
     if let Some(id) = r.nhid {
         let _ = write!(s, " nhid {id}");
     }
-    if let Some(gw) = &r.gateway {
-        let _ = write!(s, " via {gw}");
-    }
-    match (&r.dev, r.ifindex) {
-        (Some(d), _) => {
-            let _ = write!(s, " dev {}", escape_str(d));
-        }
-        (None, Some(i)) => {
-            let _ = write!(s, " dev #{i}");
-        }
-        _ => {}
-    }
+    crate::describe::via_dev(&mut s, r.gateway.as_deref(), r.dev.as_deref(), r.ifindex);
     if let Some(t) = r.table.filter(|t| *t != 254) {
         let _ = write!(s, " table {}", table(t, names));
     }
