@@ -300,3 +300,71 @@ fn an_acknowledged_request_in_an_unwatched_namespace_says_so() {
     let watched = out.iter().find(|o| o.netns == 7).unwrap();
     assert_eq!(watched.note, None);
 }
+
+/// `ip link del d2` deletes its veth peer p2 too: p2 goes down, its IPv6
+/// routes go, then both RTM_DELLINKs. p2's routes are the deletion's; a
+/// link going down later, with no request, is not.
+#[test]
+fn a_deleted_links_peer_takes_its_routes_with_the_deletion() {
+    let mut e = tracepoint_engine();
+    let t = Instant::now();
+    let link = |ifindex, up, deleted| NlItem {
+        seq: 0,
+        portid: 0,
+        flags: 0,
+        obj: NlObj::Link(LinkChange {
+            deleted,
+            ifindex,
+            name: Some(format!("if{ifindex}")),
+            up: Some(up),
+        }),
+    };
+    for i in [5, 6, 7] {
+        e.notification(7, link(i, true, false), t);
+    }
+    e.causes.note(
+        7,
+        RecentCause {
+            cause: Cause::LinkDel,
+            who: hdr(900, 7),
+            source: Source::Tracepoint,
+            at: t,
+            ifindex: Some(5),
+        },
+    );
+    let on = |ifindex| Route {
+        family: Some(Family::Inet6),
+        table: Some(254),
+        rtype: Some("unicast".into()),
+        dst: Some(format!("fd0{ifindex}::/64")),
+        ifindex: Some(ifindex),
+        metric: Some(256),
+        ..Route::default()
+    };
+    let kernel_made = |r| NlItem {
+        portid: 0,
+        ..note(0, Op::Del, r)
+    };
+    // Each link going down plans a re-read of the IPv4 routes (none here).
+    let settle = |e: &mut Engine, at: Instant| {
+        for (ns, causes) in e.tick(at + Duration::from_millis(100)) {
+            e.resync(ns, causes, |_| Ok(())).unwrap();
+        }
+    };
+    e.notification(7, link(6, false, false), t);
+    e.notification(7, kernel_made(on(6)), t);
+    settle(&mut e, t);
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].cause, Some(Cause::LinkDel));
+    assert_eq!(out[0].who.map(|w| w.pid), Some(900));
+    // Two seconds later, if7 goes down with nothing asking: unexplained.
+    let later = t + Duration::from_secs(2);
+    e.notification(7, link(7, false, false), later);
+    e.notification(7, kernel_made(on(7)), later);
+    settle(&mut e, later);
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].cause, Some(Cause::Unknown), "{out:?}");
+    assert_eq!(out[0].who, None);
+}
