@@ -482,3 +482,163 @@ fn a_removal_on_another_device_is_not_blamed_on_a_link_going_down() {
     assert_eq!(out[1].cause, Some(Cause::LinkDown));
     assert_eq!(out[1].who.map(|w| w.pid), Some(900));
 }
+
+/// Recorded on Debian 5.10 (fentry), the scenario's end: `ip nexthop del
+/// id 12` (the last member of group 20, whose IPv4 route goes with a
+/// flush), then 59 ms later `ip link set v0 down`, whose fib_table_flush
+/// record comes before the IPv6 route removals of the same syscall. The
+/// re-read planned by the first flush must wait for the second flush's
+/// removals: run at its first due time, it found 2001:db8:1::/64 gone
+/// before its removal was read, and the route was reported twice.
+#[test]
+fn a_flush_during_a_planned_re_read_puts_it_off_until_its_removals_are_read() {
+    // The kprobe/fentry rungs: every change from a kernel hook.
+    let mut e = Engine::new(RequestScope::default());
+    let t = Instant::now();
+    let hook = |pid| Task {
+        source: Source::Fentry,
+        ..who(pid)
+    };
+    e.mirror(NS).load_links(&[item(
+        0,
+        0,
+        0,
+        NlObj::Link(LinkChange {
+            deleted: false,
+            ifindex: 2,
+            name: Some("v0".into()),
+            up: Some(true),
+        }),
+    )]);
+    let on_v0 = |dst: &str, metric| Route {
+        nhid: None,
+        ifindex: Some(2),
+        protocol: Some("kernel".into()),
+        metric,
+        ..route(dst, 254, 0)
+    };
+    let lan4 = on_v0("192.168.1.0/24", None);
+    let lan6 = on_v0("2001:db8:1::/64", Some(256));
+    let setup = [
+        nh(Op::Add, single(12, "192.168.1.4", 2)),
+        nh(Op::Add, group(20, &[(12, 3)])),
+        NlObj::Route {
+            op: Op::Add,
+            route: route("203.0.113.0/24", 254, 20),
+        },
+        NlObj::Route {
+            op: Op::Add,
+            route: lan4,
+        },
+        NlObj::Route {
+            op: Op::Add,
+            route: lan6.clone(),
+        },
+    ];
+    for obj in setup {
+        e.notification(NS, item(0, 0, 0, obj), t);
+    }
+    let _ = e.tick(t + Duration::from_secs(5));
+    e.take_outcomes();
+    let t = t + Duration::from_secs(5);
+    // What the session does at each tick: the due re-reads, each finding
+    // the kernel's tables as they are by then (every route above gone).
+    let tick = |e: &mut Engine, now| {
+        for (netns, causes) in e.tick(now) {
+            e.resync(netns, causes, |_| Ok(())).unwrap();
+        }
+    };
+    let flush = |pid| {
+        KernelEvent::Flush(crate::collect::kernel_event::KernelFlush {
+            task: hook(pid),
+            table: 254,
+            removed: 1,
+            flush_all: false,
+        })
+    };
+
+    // `ip nexthop del id 12`: its notification, group 20's, the flush of
+    // 203.0.113.0/24 (through 20), then the handler's record.
+    e.notification(
+        NS,
+        item(41, 228, 0, nh(Op::Del, single(12, "192.168.1.4", 2))),
+        t,
+    );
+    e.notification(NS, item(41, 228, 0, nh(Op::Del, group(20, &[]))), t);
+    e.kernel_event(flush(228), t);
+    let named = Nexthop {
+        id: 12,
+        ..Nexthop::default()
+    };
+    e.kernel_change(
+        &hook(228),
+        Op::Del,
+        Object::Nexthop(Box::new(named)),
+        41,
+        0,
+        t,
+    );
+    tick(&mut e, t + Duration::from_millis(10));
+
+    // `ip link set v0 down`, 59 ms later: its IPv4 flush record; the first
+    // flush's re-read falls due; then the IPv6 removal, record and
+    // notification.
+    let down = t + Duration::from_millis(59);
+    e.causes.note(
+        NS,
+        causes::RecentCause {
+            cause: Cause::LinkDown,
+            who: hook(229),
+            source: Source::Fentry,
+            at: down,
+            ifindex: Some(2),
+        },
+    );
+    e.kernel_event(flush(229), down);
+    tick(&mut e, t + Duration::from_millis(61));
+    let later = t + Duration::from_millis(62);
+    e.kernel_event(
+        KernelEvent::Route(crate::collect::kernel_event::KernelRoute {
+            task: hook(229),
+            op: Op::Del,
+            route: lan6.clone(),
+            nl_seq: 0,
+            ret: 0,
+        }),
+        later,
+    );
+    let obj = NlObj::Route {
+        op: Op::Del,
+        route: lan6,
+    };
+    e.notification(NS, item(0, 0, 0, obj), later);
+    tick(&mut e, t + Duration::from_millis(200));
+    tick(&mut e, t + Duration::from_secs(2));
+
+    let s = summary(&e.take_outcomes());
+    let link_down = (Some(Cause::LinkDown), None, Some(229));
+    for dst in ["192.168.1.0/24", "2001:db8:1::/64"] {
+        let found: Vec<&Summary> = s.iter().filter(|x| x.1.starts_with(dst)).collect();
+        assert_eq!(found.len(), 1, "{dst} removed once: {s:#?}");
+        assert_eq!(found[0].0, "route Del");
+        assert_eq!((found[0].2, found[0].3, found[0].4), link_down, "{s:#?}");
+    }
+    // Each process's changes in the order the kernel made them.
+    let by = |pid| -> Vec<&str> {
+        s.iter()
+            .filter(|x| x.4 == Some(pid))
+            .map(|x| x.1.as_str())
+            .collect()
+    };
+    assert_eq!(
+        by(228),
+        [
+            "id 12 members 0",
+            "id 20 members 1",
+            "203.0.113.0/24 via None dev None hops 1"
+        ],
+        "{s:#?}"
+    );
+    assert_eq!(by(229).len(), 2, "{s:#?}");
+    assert!(by(229)[1].starts_with("2001:db8:1::/64"), "{s:#?}");
+}
