@@ -495,8 +495,10 @@ fn a_flush_during_a_planned_re_read_puts_it_off_until_its_removals_are_read() {
     // The kprobe/fentry rungs: every change from a kernel hook.
     let mut e = Engine::new(RequestScope::default());
     let t = Instant::now();
-    let hook = |pid| Task {
+    // A kernel hook's task, at `ms` after the deletion (boot clock).
+    let hook = |pid, ms: u64| Task {
         source: Source::Fentry,
+        ts_ns: 1_000_000_000 + ms * 1_000_000,
         ..who(pid)
     };
     e.mirror(NS).load_links(&[item(
@@ -548,9 +550,9 @@ fn a_flush_during_a_planned_re_read_puts_it_off_until_its_removals_are_read() {
             e.resync(netns, causes, |_| Ok(())).unwrap();
         }
     };
-    let flush = |pid| {
+    let flush = |pid, ms| {
         KernelEvent::Flush(crate::collect::kernel_event::KernelFlush {
-            task: hook(pid),
+            task: hook(pid, ms),
             table: 254,
             removed: 1,
             flush_all: false,
@@ -565,13 +567,13 @@ fn a_flush_during_a_planned_re_read_puts_it_off_until_its_removals_are_read() {
         t,
     );
     e.notification(NS, item(41, 228, 0, nh(Op::Del, group(20, &[]))), t);
-    e.kernel_event(flush(228), t);
+    e.kernel_event(flush(228, 0), t);
     let named = Nexthop {
         id: 12,
         ..Nexthop::default()
     };
     e.kernel_change(
-        &hook(228),
+        &hook(228, 0),
         Op::Del,
         Object::Nexthop(Box::new(named)),
         41,
@@ -588,18 +590,18 @@ fn a_flush_during_a_planned_re_read_puts_it_off_until_its_removals_are_read() {
         NS,
         causes::RecentCause {
             cause: Cause::LinkDown,
-            who: hook(229),
+            who: hook(229, 59),
             source: Source::Fentry,
             at: down,
             ifindex: Some(2),
         },
     );
-    e.kernel_event(flush(229), down);
+    e.kernel_event(flush(229, 59), down);
     tick(&mut e, t + Duration::from_millis(61));
     let later = t + Duration::from_millis(62);
     e.kernel_event(
         KernelEvent::Route(crate::collect::kernel_event::KernelRoute {
-            task: hook(229),
+            task: hook(229, 62),
             op: Op::Del,
             route: lan6.clone(),
             nl_seq: 0,
@@ -623,22 +625,21 @@ fn a_flush_during_a_planned_re_read_puts_it_off_until_its_removals_are_read() {
         assert_eq!(found[0].0, "route Del");
         assert_eq!((found[0].2, found[0].3, found[0].4), link_down, "{s:#?}");
     }
-    // Each process's changes in the order the kernel made them.
-    let by = |pid| -> Vec<&str> {
-        s.iter()
-            .filter(|x| x.4 == Some(pid))
-            .map(|x| x.1.as_str())
-            .collect()
-    };
+    // In the order the kernel made them: the deletion and what went with
+    // it, then the link's routes (the IPv4 one found by the re-read).
+    let order: Vec<(&str, Option<u32>)> = s.iter().map(|x| (x.1.as_str(), x.4)).collect();
     assert_eq!(
-        by(228),
+        order,
         [
-            "id 12 members 0",
-            "id 20 members 1",
-            "203.0.113.0/24 via None dev None hops 1"
+            ("id 12 members 0", Some(228)),
+            ("id 20 members 1", Some(228)),
+            ("203.0.113.0/24 via None dev None hops 1", Some(228)),
+            ("192.168.1.0/24 via None dev Some(\"v0\") hops 0", Some(229)),
+            (
+                "2001:db8:1::/64 via None dev Some(\"v0\") hops 0",
+                Some(229)
+            ),
         ],
         "{s:#?}"
     );
-    assert_eq!(by(229).len(), 2, "{s:#?}");
-    assert!(by(229)[1].starts_with("2001:db8:1::/64"), "{s:#?}");
 }
