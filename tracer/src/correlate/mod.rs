@@ -69,6 +69,9 @@ const KERNEL_NOTIFY_WAIT: Duration = Duration::from_millis(50);
 /// Delay before re-dumping a namespace after a flush, so that notifications
 /// already on their way are applied first.
 const RESYNC_DELAY: Duration = Duration::from_millis(60);
+/// Longest a re-read is put off by flushes that keep coming (what waits for
+/// it is held meanwhile).
+const RESYNC_MAX_DELAY: Duration = Duration::from_secs(1);
 /// NLM_F_REPLACE in a notification's header: the change replaced a route.
 const NLM_F_REPLACE: u16 = 0x100;
 /// Most outcomes held behind an unresolved request (beyond, under
@@ -234,6 +237,8 @@ struct Orphan {
 
 struct ResyncPlan {
     due: Instant,
+    /// When the first flush of this plan was seen.
+    first: Instant,
     causes: FlushCauses,
 }
 
@@ -442,11 +447,24 @@ impl Engine {
         }
     }
 
+    /// A flush in `netns`: re-read its routes `RESYNC_DELAY` after it. A
+    /// flush seen while an earlier one's re-read is planned puts the re-read
+    /// off to `RESYNC_DELAY` after it (at most `RESYNC_MAX_DELAY` after the
+    /// first): the syscall that flushed is still running, and the removals
+    /// it announces (a link going down takes its IPv6 routes with a
+    /// notification each, after the IPv4 flush) are not read yet; a re-read
+    /// before them would report those routes as silently removed, then their
+    /// notifications again.
     fn plan_resync(&mut self, netns: u32, cause: Option<RecentCause>, now: Instant) {
         let plan = self.resyncs.entry(netns).or_insert(ResyncPlan {
             due: now + RESYNC_DELAY,
+            first: now,
             causes: FlushCauses::default(),
         });
+        plan.due = plan
+            .due
+            .max(now + RESYNC_DELAY)
+            .min(plan.first + RESYNC_MAX_DELAY);
         if let Some(c) = cause {
             plan.causes.add(c);
         }

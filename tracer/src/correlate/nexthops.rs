@@ -279,10 +279,14 @@ impl Engine {
 
 impl Engine {
     /// The namespace's nexthops from a fresh dump, after a flush (`causes`)
-    /// or a notification overflow (`overflow`). Those that vanished without
-    /// a notification (the kernel removes a device's nexthops silently when
-    /// it goes down or away) are reported as removed, with the action on
-    /// their device that explains it, if one does.
+    /// or a notification overflow (`overflow`). The kernel removes a
+    /// device's nexthops without a notification when it goes down or away:
+    /// those that vanished and sat on a device a link action in `causes`
+    /// took are reported as removed, with that action. Any other that
+    /// vanished was deleted by a request whose notification is still on its
+    /// way (it may be read after the dump): it stays in the mirror for that
+    /// notification. After an overflow, every one that vanished is
+    /// reported: its notification may be among those dropped.
     pub fn reload_nexthops(
         &mut self,
         netns: u32,
@@ -291,24 +295,41 @@ impl Engine {
         overflow: bool,
     ) {
         for nh in self.mirror(netns).load_nexthops(items) {
-            let devs: Vec<u32> = nh.ifindex.into_iter().collect();
-            let cause = causes.0.iter().find(|c| c.explains(&devs)).cloned();
-            let source = cause.as_ref().map_or(Source::Netlink, |c| c.source);
-            let mut o = Outcome::new(source, Op::Del, netns, Object::Nexthop(Box::new(nh)));
-            o.result = ok();
-            match cause {
-                Some(c) if !overflow => {
+            let link = causes
+                .0
+                .iter()
+                .find(|c| {
+                    matches!(c.cause, Cause::LinkDown | Cause::LinkDel)
+                        && c.ifindex.is_some()
+                        && c.ifindex == nh.ifindex
+                })
+                .cloned();
+            let mut o = match (link, overflow) {
+                (Some(c), _) => {
+                    let mut o =
+                        Outcome::new(c.source, Op::Del, netns, Object::Nexthop(Box::new(nh)));
                     o.who = Some(c.who);
                     o.ts_boot_ns = Some(c.who.ts_ns);
                     o.cause = Some(c.cause);
                     o.note = Some(Note::Flushed);
+                    o
                 }
-                _ if overflow => o.note = Some(Note::Recovered),
-                _ => {
-                    o.cause = Some(Cause::Unknown);
-                    o.note = Some(Note::FlushedUnexplained);
+                (None, true) => {
+                    let mut o = Outcome::new(
+                        Source::Netlink,
+                        Op::Del,
+                        netns,
+                        Object::Nexthop(Box::new(nh)),
+                    );
+                    o.note = Some(Note::Recovered);
+                    o
                 }
-            }
+                (None, false) => {
+                    self.mirror(netns).apply_nexthop(Op::Add, &nh);
+                    continue;
+                }
+            };
+            o.result = ok();
             self.emit(o);
         }
     }

@@ -59,8 +59,10 @@ impl Engine {
     ) -> anyhow::Result<()> {
         let gone = self.reread(netns, dump);
         // What waited for this re-read follows its removals, whatever the
-        // dump gave.
-        let held = self.held.remove(&netns).unwrap_or_default();
+        // dump gave; except what the kernel did before the flush that
+        // explains a removal (a flush seen while the re-read of an earlier
+        // one was planned, `plan_resync`): that goes first.
+        let mut held = self.held.remove(&netns).unwrap_or_default();
         let gone = match gone {
             Ok(g) => g,
             Err(e) => {
@@ -68,6 +70,7 @@ impl Engine {
                 return Err(e);
             }
         };
+        let mut found = Vec::with_capacity(gone.len());
         for route in gone {
             let mut o = match causes.for_route(&route).cloned() {
                 Some(c) => {
@@ -90,6 +93,20 @@ impl Engine {
                 }
             };
             o.result = ok();
+            // After the held changes the kernel made before its cause
+            // (kernel timestamps; one without stops the count).
+            let before = o.ts_boot_ns.map_or(0, |at| {
+                held.iter()
+                    .take_while(|h| h.ts_boot_ns.is_some_and(|t| t < at))
+                    .count()
+            });
+            found.push((before, o));
+        }
+        found.sort_by_key(|(before, _)| *before);
+        let mut drained = 0;
+        for (before, o) in found {
+            self.out.extend(held.drain(..before - drained));
+            drained = before;
             self.emit(o);
         }
         self.out.extend(held);
