@@ -387,7 +387,7 @@ fn bad_repair_input_is_one_clear_line() {
         THROW,
     ]);
     assert!(e.contains("tracer-it-no-such-ns"), "{e}");
-    assert!(e.contains("no such namespace"), "{e}");
+    assert!(e.contains("no network namespace named"), "{e}");
     // clap's own usage error, also before anything is attached.
     let out = Command::new(common::tracer_bin())
         .args(["guard", "--dry-run", "--expect", THROW])
