@@ -36,6 +36,9 @@ pub struct KernelRoute {
     pub nl_seq: u32,
     /// The function's return value (0 or a negative errno).
     pub ret: i32,
+    /// A netlink request made the call (the kernel's nl_info had one);
+    /// false for the kernel's own changes (link down, address removal).
+    pub requested: bool,
 }
 
 /// fib_table_flush returned.
@@ -239,6 +242,7 @@ fn kernel_route(r: &RouteEvent) -> KernelRoute {
         route,
         nl_seq: r.nl_seq,
         ret: r.ret,
+        requested: r.has_nlh != 0,
     }
 }
 

@@ -43,6 +43,18 @@ impl Engine {
     }
 
     pub(super) fn kernel_route(&mut self, r: KernelRoute, now: Instant) {
+        // The kernel's own attempt that failed changed nothing (on 5.10,
+        // link down runs fib6_del again on local routes already gone:
+        // ENOENT). A request's failure is reported.
+        if !r.requested && r.ret != 0 {
+            log::debug!(
+                "the kernel's own {:?} of {:?} failed ({}): nothing changed",
+                r.op,
+                r.route.dst,
+                r.ret
+            );
+            return;
+        }
         // An IPv6 route removed with its nexthop object, reported already
         // with the object's deletion.
         if r.op == Op::Del && r.ret == 0 && self.expected_route_record(r.task.netns, &r.route) {

@@ -38,6 +38,7 @@ fn on_kernel_hooks_the_deletion_record_comes_last_and_nothing_is_doubled() {
             route: sparse,
             nl_seq: 0,
             ret: 0,
+            requested: false,
         }),
         t,
     );
@@ -255,6 +256,7 @@ fn a_flush_during_a_planned_re_read_puts_it_off_until_its_removals_are_read() {
             route: lan6.clone(),
             nl_seq: 0,
             ret: 0,
+            requested: false,
         }),
         later,
     );

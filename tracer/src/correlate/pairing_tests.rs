@@ -138,6 +138,7 @@ fn kernel_record_takes_details_from_notification() {
         },
         nl_seq: 5,
         ret: 0,
+        requested: true,
     };
     e.kernel_route(rec, t);
     e.notification(7, note(5, Op::Del, throw(52)), t);
@@ -367,4 +368,29 @@ fn a_deleted_links_peer_takes_its_routes_with_the_deletion() {
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(out[0].cause, Some(Cause::Unknown), "{out:?}");
     assert_eq!(out[0].who, None);
+}
+
+/// A kernel hook's failed call: reported when a request made it (the
+/// sender's error), dropped when it was the kernel's own attempt, which
+/// changed nothing (5.10's fib6_del of local routes already gone, ENOENT).
+#[test]
+fn only_a_requests_failure_is_a_change() {
+    let mut e = Engine::new(RequestScope::default());
+    let t = Instant::now();
+    let mut h = hdr(812, 7);
+    h.source = Source::Kprobe;
+    let rec = |requested, nl_seq| KernelRoute {
+        task: h,
+        op: Op::Del,
+        route: throw(52),
+        nl_seq,
+        ret: -2,
+        requested,
+    };
+    e.kernel_route(rec(false, 0), t);
+    assert!(e.take_outcomes().is_empty());
+    e.kernel_route(rec(true, 9), t);
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].result.as_deref(), Some("ENOENT"));
 }
