@@ -174,3 +174,32 @@ fn unprivileged_user_is_told_what_is_missing() {
         "{err}"
     );
 }
+
+/// SIGHUP (a closed terminal) stops `watch` as SIGTERM does: a clean exit,
+/// with the changes already made reported (issue 16).
+#[test]
+fn sighup_stops_watch_cleanly_with_nothing_lost() {
+    let ns = Netns::new("hup");
+    let t = Tracer::start(&["--netns", &ns.name]);
+    ns.ip("route add blackhole 10.77.0.0/16 table 77");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(t.pid() as i32, libc::SIGHUP) };
+    let stat = format!("/proc/{}/stat", t.pid());
+    let start = std::time::Instant::now();
+    // Exited (a zombie until reaped), not killed: `stop` checks the status.
+    while std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z ")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "still running after SIGHUP"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let events = t.stop();
+    let e = events
+        .iter()
+        .find(|e| e["kind"] == "route_add" && e["route"]["dst"] == "10.77.0.0/16")
+        .unwrap_or_else(|| panic!("the change before SIGHUP is lost: {events:#?}"));
+    assert_eq!(e["route"]["table"], 77, "{e}");
+    assert_eq!(e["route"]["type"], "blackhole", "{e}");
+    assert_eq!(e["process"]["comm"], "ip", "{e}");
+}
