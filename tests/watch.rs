@@ -144,6 +144,29 @@ fn impossible_or_bad_input_fails_in_one_line() {
     assert!(err.contains("tracer-no-such-namespace"), "{err}");
     let err = tracer_fails(&["watch", "--table", "no-such-table"]);
     assert!(err.contains("unknown --table"), "{err}");
+    // Issue 16's consistency items: a table id out of range, a journal
+    // path that is a file, one duration convention.
+    let err = tracer_fails(&["watch", "--table", "99999999999"]);
+    assert!(
+        err.contains("out of range (table ids are 0 to 4294967295)"),
+        "{err}"
+    );
+    let file = std::env::temp_dir().join(format!("tracer-it-journal-file-{}", std::process::id()));
+    std::fs::write(&file, "").unwrap();
+    let err = tracer_fails(&["record", "--journal", file.to_str().unwrap()]);
+    std::fs::remove_file(&file).ok();
+    assert!(err.contains("not a directory"), "{err}");
+    for bad in [
+        ["guard", "--grace", "soon"],
+        ["watch", "--loop-end-secs", "5 parsecs"],
+    ] {
+        let out = Command::new(tracer_bin()).args(bad).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("is not a duration"),
+            "{bad:?}: {err}"
+        );
+    }
     let err = tracer_fails(&["watch", "--btf", "/nonexistent/vmlinux.btf"]);
     assert!(err.contains("--btf /nonexistent/vmlinux.btf"), "{err}");
     let out = Command::new(tracer_bin())

@@ -114,11 +114,13 @@ pub struct WatchArgs {
     /// FILE as pcap (needs --iface).
     #[arg(long, value_name = "FILE", requires = "iface")]
     pub pcap: Option<PathBuf>,
-    /// Seconds between loop_summary events while a loop lasts.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    /// Time between loop_summary events while a loop lasts (a duration; a
+    /// bare number is seconds), in whole seconds.
+    #[arg(long, value_name = "DURATION", default_value = "10", value_parser = whole_secs)]
     pub loop_summary_secs: u64,
-    /// Seconds without a looped packet after which a loop_end is reported.
-    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    /// Time without a looped packet after which a loop_end is reported (a
+    /// duration; a bare number is seconds), in whole seconds.
+    #[arg(long, value_name = "DURATION", default_value = "5", value_parser = whole_secs)]
     pub loop_end_secs: u64,
     /// Serve Prometheus metrics on ADDR (HOST:PORT or a port; without a
     /// value, 127.0.0.1:9477, loopback only).
@@ -137,16 +139,16 @@ pub struct RecordArgs {
     #[arg(long, value_name = "SIZE", default_value = "16MiB")]
     pub max_file_size: bytesize::ByteSize,
     /// Start a new file once the current one is this old.
-    #[arg(long, value_name = "DURATION", default_value = "1day")]
+    #[arg(long, value_name = "DURATION", default_value = "1day", value_parser = duration)]
     pub max_file_age: humantime::Duration,
     /// Remove the oldest files while all files together exceed SIZE.
     #[arg(long, value_name = "SIZE", default_value = "256MiB")]
     pub max_total_size: bytesize::ByteSize,
     /// Remove files older than this.
-    #[arg(long, value_name = "DURATION", default_value = "30days")]
+    #[arg(long, value_name = "DURATION", default_value = "30days", value_parser = duration)]
     pub max_age: humantime::Duration,
     /// Sync written lines to disk at least this often.
-    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration)]
     pub fsync_interval: humantime::Duration,
     /// Memory for events while the journal cannot be written (disk full).
     #[arg(long, value_name = "SIZE", default_value = "32MiB")]
@@ -250,7 +252,7 @@ pub struct GuardArgs {
     #[arg(long, requires = "table")]
     pub expect_current: bool,
     /// How long an expectation may stay broken before it is a violation.
-    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
     pub grace: humantime::Duration,
     /// Run CMD (with /bin/sh -c) on a violation, the violation's JSON on
     /// its stdin; its exit status and output are reported as guard_action.
@@ -258,10 +260,10 @@ pub struct GuardArgs {
     pub on_violation: Option<String>,
     /// Run --on-violation at most once per DURATION; violations in between
     /// are counted.
-    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
     pub on_violation_interval: humantime::Duration,
     /// Kill --on-violation after DURATION.
-    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
     pub on_violation_timeout: humantime::Duration,
     /// Put back what broke an expectation once the grace period is over:
     /// the removed route or rule exactly as the kernel reported it, with a
@@ -278,7 +280,8 @@ pub struct GuardArgs {
         long,
         value_name = "DURATION",
         default_value = "10m",
-        requires = "repair"
+        requires = "repair",
+        value_parser = duration
     )]
     pub repair_window: humantime::Duration,
     /// With --repair: report what would be put back, and change nothing.
@@ -325,8 +328,9 @@ pub struct ReportArgs {
     /// Only episodes of this systemd unit ("foo" means "foo.service"); repeatable.
     #[arg(long, value_name = "UNIT")]
     pub unit: Vec<String>,
-    /// Changes by one process (or unit) less than SECS apart form one episode.
-    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    /// Changes by one process (or unit) less than DURATION apart form one
+    /// episode (a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "2", value_parser = secs_f64)]
     pub gap: f64,
     /// Show times in UTC instead of local time.
     #[arg(long)]
@@ -361,6 +365,30 @@ pub enum OnlyArg {
     Additions,
 }
 
+/// A duration, one convention for every option: a bare number is seconds
+/// (`5`, `0.5`), anything else as humantime reads it (`5s`, `1m30s`,
+/// `2h`, `30days`).
+fn duration(s: &str) -> Result<humantime::Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if !(secs.is_finite() && secs >= 0.0) {
+            return Err(format!("{s:?} is not a duration (seconds, 0 or more)"));
+        }
+        return Ok(std::time::Duration::from_secs_f64(secs).into());
+    }
+    s.parse::<humantime::Duration>()
+        .map_err(|e| format!("{s:?} is not a duration ({e}; e.g. 5, 5s, 1m30s)"))
+}
+
+/// A [`duration`] in seconds, for options kept as a number.
+fn secs_f64(s: &str) -> Result<f64, String> {
+    duration(s).map(|d| std::time::Duration::from(d).as_secs_f64())
+}
+
+/// A [`duration`] rounded up to whole seconds.
+fn whole_secs(s: &str) -> Result<u64, String> {
+    duration(s).map(|d| std::time::Duration::from(d).as_secs_f64().ceil() as u64)
+}
+
 /// `--tos` as ip accepts it: decimal or 0x-hex.
 fn parse_u8(s: &str) -> Result<u8, String> {
     let v = parse_mark(s)?;
@@ -374,4 +402,27 @@ fn parse_mark(s: &str) -> Result<u32, String> {
         None => s.parse(),
     };
     r.map_err(|_| format!("{s:?} is not a mark (decimal or 0x-hex)"))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::{duration, secs_f64, whole_secs};
+
+    #[test]
+    fn every_duration_takes_bare_seconds_and_humantime() {
+        let secs = |s| std::time::Duration::from(duration(s).unwrap()).as_secs_f64();
+        assert_eq!(secs("5"), 5.0);
+        assert_eq!(secs("0.5"), 0.5);
+        assert_eq!(secs("5s"), 5.0);
+        assert_eq!(secs("1m30s"), 90.0);
+        assert_eq!(secs("30days"), 30.0 * 86400.0);
+        assert_eq!(secs_f64("2").unwrap(), 2.0);
+        assert_eq!(secs_f64("250ms").unwrap(), 0.25);
+        assert_eq!(whole_secs("500ms").unwrap(), 1);
+        assert_eq!(whole_secs("5").unwrap(), 5);
+        for bad in ["-1", "five", "NaN", "inf", ""] {
+            let e = duration(bad).unwrap_err();
+            assert!(e.contains("is not a duration"), "{bad}: {e}");
+        }
+    }
 }

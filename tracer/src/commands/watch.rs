@@ -56,9 +56,9 @@ fn filter(a: &WatchArgs, names: &TableNames) -> Result<Filter> {
         .table
         .iter()
         .map(|t| {
-            names.parse(t).ok_or_else(|| {
-                anyhow::anyhow!("unknown --table {t:?}: not a number or a name in rt_tables")
-            })
+            names
+                .parse(t)
+                .ok_or_else(|| anyhow::anyhow!("unknown --table {}", names.why_not(t)))
         })
         .collect::<Result<Vec<u32>>>()?;
     Ok(Filter {

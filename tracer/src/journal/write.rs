@@ -153,6 +153,12 @@ impl Journal {
     /// with a partial last line, and start a new file. Fails (before
     /// anything is traced) when the directory cannot be written.
     pub fn open(cfg: Config) -> Result<Journal> {
+        if cfg.dir.exists() && !cfg.dir.is_dir() {
+            anyhow::bail!(
+                "--journal {}: not a directory (the journal is a directory of files)",
+                cfg.dir.display()
+            );
+        }
         std::fs::create_dir_all(&cfg.dir)
             .with_context(|| format!("cannot create --journal {}", cfg.dir.display()))?;
         let held = lock(&cfg.dir)?;

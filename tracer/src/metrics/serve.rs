@@ -15,8 +15,19 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    s.parse()
-        .map_err(|_| format!("{s:?} is not HOST:PORT or a port (e.g. 127.0.0.1:9477)"))
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    // A host name (localhost:9477): its first address.
+    use std::net::ToSocketAddrs;
+    match s.to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("{s:?}: the host name has no address")),
+        Err(e) => Err(format!(
+            "{s:?} is not HOST:PORT or a port (e.g. 127.0.0.1:9477, localhost:9477): {e}"
+        )),
+    }
 }
 
 /// Bind now (so a busy port fails before anything is attached) and serve in
@@ -84,4 +95,19 @@ async fn answer(
         "application/openmetrics-text; version=1.0.0; charset=utf-8",
         body,
     )
+}
+
+#[cfg(test)]
+mod addr_tests {
+    use super::parse_addr;
+
+    #[test]
+    fn ports_addresses_and_host_names() {
+        assert_eq!(parse_addr("9477").unwrap().to_string(), "127.0.0.1:9477");
+        assert_eq!(parse_addr("[::1]:9477").unwrap().to_string(), "[::1]:9477");
+        let local = parse_addr("localhost:9477").unwrap();
+        assert!(local.ip().is_loopback() && local.port() == 9477, "{local}");
+        let e = parse_addr("no port").unwrap_err();
+        assert!(e.contains("is not HOST:PORT"), "{e}");
+    }
 }

@@ -219,6 +219,15 @@ impl TableNames {
     }
 
     /// Table id for a name or number given on the command line.
+    /// Why `s` is not a table: out of range, or unknown.
+    pub fn why_not(&self, s: &str) -> String {
+        if s.parse::<u128>().is_ok() {
+            format!("{s:?}: out of range (table ids are 0 to {})", u32::MAX)
+        } else {
+            format!("{s:?}: not a number or a name in rt_tables")
+        }
+    }
+
     pub fn parse(&self, s: &str) -> Option<u32> {
         s.parse().ok().or_else(|| {
             self.names

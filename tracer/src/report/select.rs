@@ -84,6 +84,10 @@ impl Select {
         }
         let named = journal_table_names(entries);
         match unknown.iter().find(|t| !named.contains(**t)) {
+            Some(t) if t.parse::<u128>().is_ok() => bail!(
+                "unknown --table {t:?}: out of range (table ids are 0 to {})",
+                u32::MAX
+            ),
             Some(t) => bail!(
                 "unknown --table {t:?}: not a number, a name in rt_tables, or a table the journal names"
             ),
