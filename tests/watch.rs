@@ -146,6 +146,11 @@ fn impossible_or_bad_input_fails_in_one_line() {
     assert!(err.contains("unknown --table"), "{err}");
     // Issue 16's consistency items: a table id out of range, a journal
     // path that is a file, one duration convention.
+    let err = tracer_fails(&["watch", "--iface", "tracer-no-such-namespace:eth0"]);
+    assert!(
+        err.contains("--iface tracer-no-such-namespace:eth0: no network namespace"),
+        "{err}"
+    );
     let err = tracer_fails(&["watch", "--table", "99999999999"]);
     assert!(
         err.contains("out of range (table ids are 0 to 4294967295)"),

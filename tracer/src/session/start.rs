@@ -141,6 +141,25 @@ fn selection(args: &WatchArgs) -> Result<(Selection, NetnsNames, netns_scan::Sca
     select.check(&scan, &mut names)?;
     for spec in &args.iface {
         match &spec.netns {
+            // As --netns: a namespace that is not there is an error, not a
+            // wait (an interface that is not there yet is waited for).
+            Some(ns)
+                if !std::path::Path::new(crate::nsfs::NETNS_RUN_DIR)
+                    .join(ns)
+                    .exists() =>
+            {
+                let there =
+                    crate::nsfs::list_names(std::path::Path::new(crate::nsfs::NETNS_RUN_DIR));
+                bail!(
+                    "--iface {spec}: no network namespace {ns:?} under {} (--iface takes `ip netns` names); there are {}",
+                    crate::nsfs::NETNS_RUN_DIR,
+                    if there.is_empty() {
+                        "none".to_string()
+                    } else {
+                        there.join(", ")
+                    }
+                )
+            }
             Some(ns) => select.also_watch(ns),
             None if !select.watches_all() => bail!(
                 "--iface {spec} is in the tracer's own namespace, which --netns leaves unwatched; \
