@@ -456,3 +456,28 @@ fn what_is_not_a_journal_is_one_line_error() {
     let out = report(&[mixed.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// A process name the tracer escaped when it read it from the kernel
+/// (`e\e[31mx` in the JSON) is written once escaped in text, not twice
+/// (`e\\e[31mx`), and a raw escape a hand-edited journal holds is still
+/// neutralised (issue 16).
+#[test]
+fn an_escaped_process_name_is_not_escaped_twice() {
+    let s = Scratch::new("escape");
+    let good = std::fs::read_to_string(fixture("lab-incident.jsonl")).unwrap();
+    let line = good
+        .lines()
+        .find(|l| l.contains(r#""kind":"route_del""#))
+        .unwrap();
+    let escaped = line.replace(r#""comm":"systemd-network""#, r#""comm":"e\\e[31mx""#);
+    let raw = line
+        .replace(r#""comm":"systemd-network""#, r#""comm":"r\u001b[31my""#)
+        .replace(r#""pid":2772,"tid":2772"#, r#""pid":2773,"tid":2773"#);
+    let f = s.0.join("escape.jsonl");
+    std::fs::write(&f, format!("{escaped}\n{raw}\n")).unwrap();
+    let out = ok(report(&["--utc", f.to_str().unwrap()]));
+    assert!(out.contains(r"e\e[31mx (pid 2772)"), "{out}");
+    assert!(!out.contains(r"e\\e[31mx"), "{out}");
+    assert!(out.contains(r"r\e[31my (pid 2773)"), "{out}");
+    assert!(!out.contains('\u{1b}'), "{out}");
+}

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::{
-    escape::escape_str,
+    escape::{escape_escaped, escape_str},
     event::{Change, Netns, Nexthop, Route, Rule},
 };
 
@@ -131,12 +131,13 @@ pub fn who(c: &Change) -> String {
     let Some(p) = &c.process else {
         return "by unknown".to_string();
     };
-    let mut s = format!("by {}[{}]", escape_str(&p.comm), p.pid);
+    // comm and parent_comm were escaped when made from the kernel's bytes.
+    let mut s = format!("by {}[{}]", escape_escaped(&p.comm), p.pid);
     if p.tid != p.pid {
         let _ = write!(s, " tid {}", p.tid);
     }
     if let (Some(pc), Some(pp)) = (&p.parent_comm, p.ppid) {
-        let _ = write!(s, " parent {}[{pp}]", escape_str(pc));
+        let _ = write!(s, " parent {}[{pp}]", escape_escaped(pc));
     }
     let _ = write!(s, " uid {}", p.uid);
     if let Some(u) = &p.unit {

@@ -40,6 +40,22 @@ pub fn escape_str(s: &str) -> String {
     out
 }
 
+/// Escapes a string that was escaped already (a process name made from the
+/// kernel's bytes by [`comm_from_bytes`], as the JSON carries it): control
+/// and formatting characters as [`escape_str`] does (a journal may have
+/// been edited), but a `\` is left as it is, so an escape is not doubled.
+pub fn escape_escaped(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == '\\' {
+            out.push(c);
+        } else {
+            push_escaped_char(&mut out, c);
+        }
+    }
+    out
+}
+
 /// Converts a kernel `comm` buffer (`TASK_COMM_LEN` = 16 bytes, NUL-padded) to an escaped
 /// string: the name stops at the first NUL, and all 16 bytes are used if there is none.
 pub fn comm_from_bytes(b: &[u8; 16]) -> String {
@@ -191,6 +207,9 @@ mod tests {
         let mut comm = [0u8; 16];
         comm[..7].copy_from_slice(b"\x1b[31m\xff\n");
         assert_eq!(comm_from_bytes(&comm), "\\e[31m\\xff\\n");
+        // Written once in text, not twice; a raw escape still is neutralised.
+        assert_eq!(escape_escaped(&comm_from_bytes(&comm)), "\\e[31m\\xff\\n");
+        assert_eq!(escape_escaped("a\u{1b}[31m"), "a\\e[31m");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::{
     describe,
-    escape::escape_str,
+    escape::{escape_escaped, escape_str},
     event::{Process, Rule},
     netlink::names::TableNames,
 };
@@ -27,7 +27,7 @@ fn when(ts: &str) -> String {
 
 /// "systemd-networkd.service (pid 812, systemd-network)".
 fn who(p: &Process) -> String {
-    let comm = escape_str(&p.comm);
+    let comm = escape_escaped(&p.comm);
     match &p.unit {
         Some(u) => format!("{} (pid {}, {comm})", escape_str(u), p.pid),
         None => format!("{comm} (pid {})", p.pid),

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     describe,
-    escape::escape_str,
+    escape::{escape_escaped, escape_str},
     event::{Cause, LoopLookup, Netns, Route},
 };
 
@@ -108,9 +108,9 @@ pub fn actor(a: &Actor) -> String {
         return format!("the guard ({pids}, tracer guard --repair)");
     }
     match (&a.unit, &a.comm) {
-        (Some(u), Some(c)) => format!("{} ({pids}, {})", escape_str(u), escape_str(c)),
+        (Some(u), Some(c)) => format!("{} ({pids}, {})", escape_str(u), escape_escaped(c)),
         (Some(u), None) => format!("{} ({pids})", escape_str(u)),
-        (None, Some(c)) => format!("{} ({pids})", escape_str(c)),
+        (None, Some(c)) => format!("{} ({pids})", escape_escaped(c)),
         (None, None) => "the kernel".into(),
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::{Clock, caveats, ipstyle, routes_of, rules_of};
 use crate::{
-    escape::escape_str,
+    escape::{escape_escaped, escape_str},
     event::{Cause, Family, Op, Route, Rule},
     journal::state::{Applied, NsState, Rebuilt, route_key, rule_key, same_netns},
     netlink::names::TableNames,
@@ -32,7 +32,7 @@ fn by(a: &Applied, clock: Clock) -> String {
                 .as_deref()
                 .map(|u| format!(", {}", escape_str(u)))
                 .unwrap_or_default();
-            format!(" by {} (pid {}{unit})", escape_str(&p.comm), p.pid)
+            format!(" by {} (pid {}{unit})", escape_escaped(&p.comm), p.pid)
         }
         (None, Some(c)) => format!(" by the kernel ({})", c.as_str()),
         (None, None) => " by an unknown process".into(),
