@@ -151,6 +151,40 @@ fn impossible_or_bad_input_fails_in_one_line() {
         err.contains("--iface tracer-no-such-namespace:eth0: no network namespace"),
         "{err}"
     );
+    // watch's output filters change nothing for record and guard: refused.
+    let err = tracer_fails(&[
+        "guard",
+        "--comm",
+        "x",
+        "--expect",
+        "throw 10.0.0.0/8 table 52",
+    ]);
+    assert!(
+        err.contains("--comm filters what `watch` shows; `guard` takes every change"),
+        "{err}"
+    );
+    let err = tracer_fails(&[
+        "record",
+        "--table",
+        "52",
+        "--journal",
+        "/nonexistent-tracer-it",
+    ]);
+    assert!(
+        err.contains("--table filters what `watch` shows; `record`"),
+        "{err}"
+    );
+    let help = String::from_utf8(
+        Command::new(tracer_bin())
+            .args(["guard", "--help"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for flag in ["--comm", "--pid", "--only", "--family"] {
+        assert!(!help.contains(flag), "guard --help lists {flag}:\n{help}");
+    }
     let err = tracer_fails(&["watch", "--table", "99999999999"]);
     assert!(
         err.contains("out of range (table ids are 0 to 4294967295)"),

@@ -29,8 +29,21 @@ pub enum Command {
     Watch(WatchArgs),
     /// Record every change to a journal of rotated files, for `report` and
     /// `explain` to answer questions later (meant to run as a service).
+    #[command(
+        mut_arg("comm", |a| a.hide(true)),
+        mut_arg("pid", |a| a.hide(true)),
+        mut_arg("family", |a| a.hide(true)),
+        mut_arg("only", |a| a.hide(true)),
+        mut_arg("table", |a| a.hide(true))
+    )]
     Record(RecordArgs),
     /// Alert when expected rules or routes go missing and stay missing.
+    #[command(
+        mut_arg("comm", |a| a.hide(true)),
+        mut_arg("pid", |a| a.hide(true)),
+        mut_arg("family", |a| a.hide(true)),
+        mut_arg("only", |a| a.hide(true))
+    )]
     Guard(GuardArgs),
     /// How the kernel routes DEST now, and from the journal who changed the
     /// routes and rules that decide it.
@@ -402,6 +415,28 @@ fn parse_mark(s: &str) -> Result<u32, String> {
         None => s.parse(),
     };
     r.map_err(|_| format!("{s:?} is not a mark (decimal or 0x-hex)"))
+}
+
+impl WatchArgs {
+    /// `record` and `guard` take every change (a journal must be whole, a
+    /// guard must see every removal): the output filters of `watch` would
+    /// change nothing there, so they are refused (and hidden from --help).
+    pub fn refuse_output_filters(&self, command: &str) -> anyhow::Result<()> {
+        let given = [
+            ("--comm", !self.comm.is_empty()),
+            ("--pid", !self.pid.is_empty()),
+            ("--family", self.family.is_some()),
+            ("--only", self.only.is_some()),
+            // The guard's --table chooses what --expect-current takes.
+            ("--table", command == "record" && !self.table.is_empty()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
+            anyhow::bail!(
+                "{flag} filters what `watch` shows; `{command}` takes every change (filter afterwards, with `tracer report`)"
+            );
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -127,6 +127,7 @@ fn namespaces(args: &GuardArgs) -> Result<Vec<Netns>> {
 }
 
 pub async fn run(args: GuardArgs) -> Result<()> {
+    args.watch.refuse_output_filters("guard")?;
     let names = TableNames::load();
     let list = expectations(&args, &names)?;
     if list.is_empty() && !args.expect_current {

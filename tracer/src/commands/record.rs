@@ -13,6 +13,7 @@ use crate::{
 use super::watch;
 
 pub async fn run(args: RecordArgs) -> Result<()> {
+    args.watch.refuse_output_filters("record")?;
     watch::require_root()?;
     let journal = Journal::open(Config {
         dir: args.journal.clone(),
