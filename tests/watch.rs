@@ -235,6 +235,34 @@ fn unprivileged_user_is_told_what_is_missing() {
         err.contains("needs root") && err.contains("CAP_BPF"),
         "{err}"
     );
+    // doctor says what it can, and what needs root (issue 16).
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(tracer_bin())
+        .arg("doctor")
+        .output()
+        .expect("setpriv (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("kernel "), "{text}");
+    assert!(
+        text.contains(&format!("arch       {}", std::env::consts::ARCH)),
+        "{text}"
+    );
+    assert!(text.contains("btf         yes"), "{text}");
+    assert!(
+        text.contains("not root: probing kprobes") && text.contains("sudo tracer doctor"),
+        "{text}"
+    );
 }
 
 /// SIGHUP (a closed terminal) stops `watch` as SIGTERM does: a clean exit,

@@ -31,8 +31,42 @@ fn remedy(name: &str) -> String {
     .to_string()
 }
 
+/// Without root: what can be read (the kernel, the architecture, BTF), and
+/// what needs root to probe.
+fn unprivileged(args: &DoctorArgs) -> Result<()> {
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|e| format!("? ({e})"));
+    let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
+    let needs = "kprobes, fentry, tracepoints, the ring buffer, tcx, and the kernel function each hook would use";
+    if args.json {
+        let v = json!({
+            "kernel": kernel,
+            "arch": std::env::consts::ARCH,
+            "root": false,
+            "features": {"btf": {"available": btf, "detail": "/sys/kernel/btf/vmlinux"}},
+            "needs_root": needs,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("kernel     {kernel}");
+    println!("arch       {}", std::env::consts::ARCH);
+    println!(
+        "btf         {}  /sys/kernel/btf/vmlinux",
+        if btf { "yes" } else { "NO " }
+    );
+    println!();
+    println!(
+        "not root: probing {needs} needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN); run `sudo tracer doctor`"
+    );
+    Ok(())
+}
+
 pub fn run(args: DoctorArgs) -> Result<()> {
-    super::watch::require_root()?;
+    if !nix::unistd::geteuid().is_root() {
+        return unprivileged(&args);
+    }
     let facts = KernelFacts::gather()?;
     let f = &facts.features;
     let features: [(&str, &Feature); 6] = [
