@@ -294,3 +294,86 @@ fn a_flush_during_a_planned_re_read_puts_it_off_until_its_removals_are_read() {
         "{s:#?}"
     );
 }
+
+/// Recorded on Debian 5.10 (fentry): the re-read planned by `ip nexthop
+/// del id 10`'s flush ran after the next command had removed the IPv6
+/// route of nexthop 11, before that deletion's notification was read. The
+/// route must be reported once, from the deletion, with its cause.
+#[test]
+fn a_re_read_leaves_ipv6_removals_to_their_notifications() {
+    use crate::collect::kernel_event::{KernelEvent, KernelFlush};
+    let (mut e, t) = engine();
+    e.requests_for = RequestScope::default();
+    let mut first = who(527);
+    first.source = Source::Fentry;
+    e.kernel_event(
+        KernelEvent::Flush(KernelFlush {
+            task: first,
+            table: 100,
+            removed: 1,
+            flush_all: false,
+        }),
+        t,
+    );
+    // The re-read: the IPv4 routes are there, fd77::/64 is not any more.
+    let v4 = |dst: [u8; 4], table: u32, nhid: u32| crate::netlink::route_msg::RouteMsg {
+        family: 2,
+        dst_len: 24,
+        table,
+        rtype: 1,
+        protocol: 3,
+        scope: 0,
+        dst: Some([
+            dst[0], dst[1], dst[2], dst[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ]),
+        gateway: None,
+        oif: Some(2),
+        metric: None,
+        nhid: Some(nhid),
+        multipath: false,
+    };
+    for (ns, causes) in e.tick(t + Duration::from_millis(100)) {
+        e.resync(ns, causes, |each| {
+            each(&v4([198, 51, 100, 0], 100, 10));
+            each(&v4([198, 51, 101, 0], 254, 10));
+            each(&v4([203, 0, 113, 0], 100, 20));
+            Ok(())
+        })
+        .unwrap();
+    }
+    assert!(
+        e.take_outcomes().is_empty(),
+        "nothing vanished without a word"
+    );
+    // Then nexthop 11's deletion is read (a request on this rung's scope
+    // would be the same): its route goes with it, once.
+    e.requests_for = RequestScope::all();
+    del_request(&mut e, 528, 11, 60, t);
+    e.notification(
+        NS,
+        item(60, 528, 0, nh(Op::Del, single(11, "fd09::2", 2))),
+        t,
+    );
+    e.notification(NS, item(60, 528, 0, nh(Op::Add, group(20, &[(10, 1)]))), t);
+    e.notification(
+        NS,
+        item(
+            60,
+            528,
+            0,
+            NlObj::Route {
+                op: Op::Del,
+                route: route("fd77::/64", 100, 11),
+            },
+        ),
+        t,
+    );
+    let _ = e.tick(t + Duration::from_secs(2));
+    let s = summary(&e.take_outcomes());
+    let gone: Vec<_> = s.iter().filter(|x| x.1.starts_with("fd77::/64")).collect();
+    assert_eq!(gone.len(), 1, "{s:#?}");
+    assert_eq!(
+        (gone[0].2, gone[0].3, gone[0].4),
+        (Some(Cause::NexthopDel), Some(11), Some(528))
+    );
+}
