@@ -2,6 +2,7 @@
 //! describe the same change. A request names only what its sender chose to
 //! name ("ip route del 192.168.1.0/24 table 52" gives no type or device);
 //! the notification describes the route or rule that really changed.
+use super::Object;
 use crate::event::{Route, Rule};
 
 /// Fields the request set must equal the notification's.
@@ -44,6 +45,53 @@ pub fn rule_matches(req: &Rule, note: &Rule) -> bool {
         && same(&req.iif, &note.iif)
         && same(&req.oif, &note.oif)
         && (req.action.is_none() || req.action == note.action)
+}
+
+/// Whether a request and a notification are about the same kind of object
+/// that the tracer may read more loosely than the kernel (routes and rules;
+/// a nexthop is named by its id, exactly).
+pub(super) fn loosely_alike(req: &Object, note: &Object) -> bool {
+    std::mem::discriminant(req) == std::mem::discriminant(note)
+        && !matches!(req, Object::Nexthop(_))
+}
+
+pub(super) fn objects_match(req: &Object, note: &Object) -> bool {
+    match (req, note) {
+        (Object::Route(a), Object::Route(b)) => route_matches(a, b),
+        (Object::Rule(a), Object::Rule(b)) => rule_matches(a, b),
+        (Object::Nexthop(a), Object::Nexthop(b)) => a.id == b.id,
+        _ => false,
+    }
+}
+
+/// The notification describes what really changed; keep request-only
+/// facts where it is silent.
+pub(super) fn merge(req: Object, note: Object) -> Object {
+    match (req, note) {
+        (Object::Route(r), Object::Route(mut n)) => {
+            // A multipath route's next hops are its list; the request's
+            // (or one sibling's) single next hop is not the route's.
+            if n.nexthops.is_empty() {
+                n.dev = n.dev.or(r.dev);
+                n.ifindex = n.ifindex.or(r.ifindex);
+                n.gateway = n.gateway.or(r.gateway);
+            }
+            n.nhid = n.nhid.or(r.nhid);
+            if n.nexthops.is_empty() {
+                n.nexthops = r.nexthops;
+            }
+            Object::Route(n)
+        }
+        (Object::Rule(r), Object::Rule(mut n)) => {
+            n.iif = n.iif.or(r.iif);
+            n.oif = n.oif.or(r.oif);
+            Object::Rule(n)
+        }
+        // A deletion's notification has the whole object; its request only
+        // the id.
+        (Object::Nexthop(_), n) => n,
+        (_, n) => n,
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ mod causes;
 mod emit;
 mod kernel;
 mod matching;
+use matching::{loosely_alike, merge, objects_match};
 pub mod mirror;
 mod nexthops;
 mod nh_mirror;
@@ -575,53 +576,6 @@ struct Notified {
 /// A netlink sequence number, where 0 means "none".
 fn nonzero(seq: u32) -> Option<u32> {
     (seq != 0).then_some(seq)
-}
-
-/// Whether a request and a notification are about the same kind of object
-/// that the tracer may read more loosely than the kernel (routes and rules;
-/// a nexthop is named by its id, exactly).
-fn loosely_alike(req: &Object, note: &Object) -> bool {
-    std::mem::discriminant(req) == std::mem::discriminant(note)
-        && !matches!(req, Object::Nexthop(_))
-}
-
-fn objects_match(req: &Object, note: &Object) -> bool {
-    match (req, note) {
-        (Object::Route(a), Object::Route(b)) => matching::route_matches(a, b),
-        (Object::Rule(a), Object::Rule(b)) => matching::rule_matches(a, b),
-        (Object::Nexthop(a), Object::Nexthop(b)) => a.id == b.id,
-        _ => false,
-    }
-}
-
-/// The notification describes what really changed; keep request-only
-/// facts where it is silent.
-fn merge(req: Object, note: Object) -> Object {
-    match (req, note) {
-        (Object::Route(r), Object::Route(mut n)) => {
-            // A multipath route's next hops are its list; the request's
-            // (or one sibling's) single next hop is not the route's.
-            if n.nexthops.is_empty() {
-                n.dev = n.dev.or(r.dev);
-                n.ifindex = n.ifindex.or(r.ifindex);
-                n.gateway = n.gateway.or(r.gateway);
-            }
-            n.nhid = n.nhid.or(r.nhid);
-            if n.nexthops.is_empty() {
-                n.nexthops = r.nexthops;
-            }
-            Object::Route(n)
-        }
-        (Object::Rule(r), Object::Rule(mut n)) => {
-            n.iif = n.iif.or(r.iif);
-            n.oif = n.oif.or(r.oif);
-            Object::Rule(n)
-        }
-        // A deletion's notification has the whole object; its request only
-        // the id.
-        (Object::Nexthop(_), n) => n,
-        (_, n) => n,
-    }
 }
 
 #[cfg(test)]

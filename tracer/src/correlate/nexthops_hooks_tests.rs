@@ -5,6 +5,41 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+/// Runs the re-reads due within 1.5 s of `t`, the kernel still holding the
+/// IPv4 routes of `engine()` (through nexthop 10 and group 20); how many ran.
+fn reread_keeping_v4(e: &mut Engine, t: Instant) -> usize {
+    let v4 = |dst: [u8; 4], table: u32, nhid: u32| crate::netlink::route_msg::RouteMsg {
+        family: 2,
+        dst_len: 24,
+        table,
+        rtype: 1,
+        protocol: 3,
+        scope: 0,
+        dst: Some([
+            dst[0], dst[1], dst[2], dst[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ]),
+        gateway: None,
+        oif: Some(2),
+        metric: None,
+        nhid: Some(nhid),
+        multipath: false,
+    };
+    let mut resyncs = 0;
+    for step in 1..=30 {
+        for (netns, causes) in e.tick(t + Duration::from_millis(50 * step)) {
+            resyncs += 1;
+            e.resync(netns, causes, |each| {
+                each(&v4([198, 51, 100, 0], 100, 10));
+                each(&v4([198, 51, 101, 0], 254, 10));
+                each(&v4([203, 0, 113, 0], 100, 20));
+                Ok(())
+            })
+            .unwrap();
+        }
+    }
+    resyncs
+}
+
 /// The kprobe/fentry order: the kernel sends every notification and runs
 /// fib_table_flush and fib6_del (records in the handler's thread) before
 /// rtm_del_nexthop returns and its record is written.
@@ -83,37 +118,7 @@ fn on_kernel_hooks_the_deletion_record_comes_last_and_nothing_is_doubled() {
     );
     // The flush's re-read: the kernel still has the routes through 10
     // and 20; it finds nothing the deletion did not report.
-    let left = |dst: [u8; 4], table: u32, nhid: u32| crate::netlink::route_msg::RouteMsg {
-        family: 2,
-        dst_len: 24,
-        table,
-        rtype: 1,
-        protocol: 3,
-        scope: 0,
-        dst: Some([
-            dst[0], dst[1], dst[2], dst[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        ]),
-        gateway: None,
-        oif: Some(2),
-        metric: None,
-        nhid: Some(nhid),
-        multipath: false,
-    };
-    let mut now = t;
-    let mut resyncs = 0;
-    for _ in 0..30 {
-        now += Duration::from_millis(50);
-        for (netns, causes) in e.tick(now) {
-            resyncs += 1;
-            e.resync(netns, causes, |each| {
-                each(&left([198, 51, 100, 0], 100, 10));
-                each(&left([198, 51, 101, 0], 254, 10));
-                each(&left([203, 0, 113, 0], 100, 20));
-                Ok(())
-            })
-            .unwrap();
-        }
-    }
+    let resyncs = reread_keeping_v4(&mut e, t);
     assert_eq!(resyncs, 1, "the flush record's re-read");
     let s = summary(&e.take_outcomes());
     let kinds: Vec<&str> = s.iter().map(|x| x.0.as_str()).collect();
@@ -316,31 +321,7 @@ fn a_re_read_leaves_ipv6_removals_to_their_notifications() {
         t,
     );
     // The re-read: the IPv4 routes are there, fd77::/64 is not any more.
-    let v4 = |dst: [u8; 4], table: u32, nhid: u32| crate::netlink::route_msg::RouteMsg {
-        family: 2,
-        dst_len: 24,
-        table,
-        rtype: 1,
-        protocol: 3,
-        scope: 0,
-        dst: Some([
-            dst[0], dst[1], dst[2], dst[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        ]),
-        gateway: None,
-        oif: Some(2),
-        metric: None,
-        nhid: Some(nhid),
-        multipath: false,
-    };
-    for (ns, causes) in e.tick(t + Duration::from_millis(100)) {
-        e.resync(ns, causes, |each| {
-            each(&v4([198, 51, 100, 0], 100, 10));
-            each(&v4([198, 51, 101, 0], 254, 10));
-            each(&v4([203, 0, 113, 0], 100, 20));
-            Ok(())
-        })
-        .unwrap();
-    }
+    reread_keeping_v4(&mut e, t);
     assert!(
         e.take_outcomes().is_empty(),
         "nothing vanished without a word"
