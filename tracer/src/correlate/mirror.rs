@@ -276,7 +276,11 @@ impl NsMirror {
         }
     }
 
-    /// Name of an interface index.
+    /// Whether link `ifindex` is known and up.
+    pub fn link_up(&self, ifindex: u32) -> bool {
+        self.links.get(&ifindex).is_some_and(|l| l.up)
+    }
+
     /// The name of link `ifindex`, or of the link that had it and was
     /// deleted lately.
     pub fn dev(&self, ifindex: u32) -> Option<String> {

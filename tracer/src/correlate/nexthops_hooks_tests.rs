@@ -26,9 +26,10 @@ fn reread_keeping_v4(e: &mut Engine, t: Instant) -> usize {
     };
     let mut resyncs = 0;
     for step in 1..=30 {
-        for (netns, causes) in e.tick(t + Duration::from_millis(50 * step)) {
+        let now = t + Duration::from_millis(50 * step);
+        for (netns, causes) in e.tick(now) {
             resyncs += 1;
-            e.resync(netns, causes, |each| {
+            e.resync(netns, causes, now, |each| {
                 each(&v4([198, 51, 100, 0], 100, 10));
                 each(&v4([198, 51, 101, 0], 254, 10));
                 each(&v4([203, 0, 113, 0], 100, 20));
@@ -202,7 +203,7 @@ fn a_flush_during_a_planned_re_read_puts_it_off_until_its_removals_are_read() {
     // the kernel's tables as they are by then (every route above gone).
     let tick = |e: &mut Engine, now| {
         for (netns, causes) in e.tick(now) {
-            e.resync(netns, causes, |_| Ok(())).unwrap();
+            e.resync(netns, causes, now, |_| Ok(())).unwrap();
         }
     };
     let flush = |pid, ms| {

@@ -228,7 +228,10 @@ fn changes_after_a_flush_wait_for_its_re_read() {
         )
     };
     e.notification(7, link(true), t);
-    let lan = route("192.0.2.0/24", None, "unicast");
+    let lan = Route {
+        ifindex: Some(2),
+        ..route("192.0.2.0/24", None, "unicast")
+    };
     notify_add(&mut e, 0, 0, lan, t);
     let _ = e.tick(t);
     e.take_outcomes();
@@ -265,7 +268,8 @@ fn changes_after_a_flush_wait_for_its_re_read() {
     assert!(e.take_outcomes().is_empty(), "held for the re-read");
     let due = e.tick(t + Duration::from_secs(1));
     assert_eq!(due.len(), 1);
-    e.resync(7, due[0].1.clone(), |_| Ok(())).unwrap();
+    e.resync(7, due[0].1.clone(), t + Duration::from_secs(1), |_| Ok(()))
+        .unwrap();
     let out = e.take_outcomes();
     let kinds: Vec<(Op, bool)> = out
         .iter()

@@ -14,17 +14,19 @@ use crate::{
 /// How long after a re-read the inputs may still name its removals.
 pub(super) const RECOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Removals a re-read found after a notification overflow. The inputs still
-/// queued (the socket's backlog, the ring buffer) may name them again:
+/// Removals a re-read found: after a notification overflow, and after a
+/// flush when nothing explains one. The inputs still queued (the socket's
+/// backlog, the ring buffer) may name them again:
 /// - `reported` were reported at once, with their waiting request; a
 ///   notification naming one later is dropped;
 /// - `vanished` had no request yet: a request or notification arriving later
 ///   claims one and it is reported from them, once; what is left when
-///   `until` has passed and the inputs are drained is reported by itself.
+///   `until` has passed and the inputs are drained is reported by itself,
+///   as the outcome kept here.
 #[derive(Default)]
 pub(super) struct Recovered {
     pub reported: std::collections::HashSet<RouteId>,
-    pub vanished: HashMap<RouteId, Route>,
+    pub vanished: HashMap<RouteId, Outcome>,
     pub until: Option<Instant>,
 }
 
@@ -51,12 +53,16 @@ impl Engine {
     /// start): `dump` feeds every route of a fresh dump to the mirror as it
     /// is read. Routes missing from it were removed without a notification;
     /// each is reported, with the first of `causes` that explains it (one
-    /// about its device), or as unexplained. A dump that fails or is
-    /// interrupted removes nothing and is tried again, up to three times.
+    /// about its device). One nothing explains whose device is up (no
+    /// link change either) may be a request's removal whose notification
+    /// is still queued (the re-read raced it): it waits, as after an
+    /// overflow, and is reported as unexplained only when nothing claims it. A dump that fails or is interrupted removes nothing and is
+    /// tried again, up to three times.
     pub fn resync(
         &mut self,
         netns: u32,
         causes: super::FlushCauses,
+        now: Instant,
         dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let gone = self.reread(netns, dump);
@@ -89,6 +95,10 @@ impl Engine {
                 });
                 continue;
             }
+            let id = route_id(&route);
+            // With nothing explaining it and its device up, a removal whose
+            // notification is still to be read, most likely.
+            let device_up = route.ifindex.is_none_or(|i| self.mirror(netns).link_up(i));
             let mut o = match causes.for_route(&route).cloned() {
                 Some(c) => {
                     let mut o = Outcome::new(c.source, Op::Del, netns, Object::Route(route));
@@ -110,6 +120,12 @@ impl Engine {
                 }
             };
             o.result = ok();
+            if o.cause == Some(Cause::Unknown) && device_up {
+                let rec = self.recovered.entry(netns).or_default();
+                rec.vanished.insert(id, o);
+                rec.until = rec.until.max(Some(now + RECOVERY_WAIT));
+                continue;
+            }
             // After the held changes the kernel made before its cause
             // (kernel timestamps; one without stops the count).
             let before = o.ts_boot_ns.map_or(0, |at| {
@@ -170,15 +186,19 @@ impl Engine {
                     self.recovered.entry(netns).or_default().reported.insert(id);
                 }
                 None => {
+                    let mut o = Outcome::new(Source::Netlink, Op::Del, netns, Object::Route(route));
+                    o.result = ok();
+                    o.note = Some(Note::Recovered);
                     self.recovered
                         .entry(netns)
                         .or_default()
                         .vanished
-                        .insert(id, route);
+                        .insert(id, o);
                 }
             }
         }
-        self.recovered.entry(netns).or_default().until = Some(now + RECOVERY_WAIT);
+        let rec = self.recovered.entry(netns).or_default();
+        rec.until = rec.until.max(Some(now + RECOVERY_WAIT));
         Ok(found)
     }
 
@@ -225,10 +245,7 @@ impl Engine {
             .collect();
         for netns in done {
             let rec = self.recovered.remove(&netns).expect("key from iteration");
-            for (_, route) in rec.vanished {
-                let mut o = Outcome::new(Source::Netlink, Op::Del, netns, Object::Route(route));
-                o.result = ok();
-                o.note = Some(Note::Recovered);
+            for (_, o) in rec.vanished {
                 self.emit(o);
             }
         }

@@ -269,7 +269,7 @@ impl Session {
             };
             if let Err(e) = self
                 .engine
-                .resync(netns, causes.clone(), |each| w.dump_routes(each))
+                .resync(netns, causes.clone(), now, |each| w.dump_routes(each))
             {
                 log::warn!("re-reading routes of namespace {netns}: {e:#}");
             }

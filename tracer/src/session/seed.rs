@@ -30,7 +30,12 @@ pub(super) fn seed(
     }
     engine.mirror(netns).load_links(&links);
     engine.mirror(netns).load_nexthops(&nexthops(w));
-    engine.resync(netns, FlushCauses::default(), |each| w.dump_routes(each))
+    engine.resync(
+        netns,
+        FlushCauses::default(),
+        std::time::Instant::now(),
+        |each| w.dump_routes(each),
+    )
 }
 
 /// The nexthop objects of a watched namespace; none when the dump fails
