@@ -14,6 +14,11 @@
 #               which slow down every syscall of every process, and iperf3
 #               makes one per packet on each side)
 #   tcpdump     tcpdump -i va -w /dev/null (reference point)
+# A round measures `none` before every other configuration and once more
+# at its end, and a configuration's ratio is its rate over the mean of the
+# two `none` measurements on either side of it (its neighbours); `none`'s
+# own ratio is each of its measurements over the mean of its neighbours,
+# a gauge of the noise.
 # Each measurement is `iperf3 -u -b 0 -l 64` for SECS seconds from A to B;
 # the rate is what the receiver got (packets/s). iperf3 makes a syscall per
 # packet on each side, and the tracer's syscall tracepoints (see noiface)
@@ -23,15 +28,19 @@
 # net_dev_queue see them), to a port in B with no socket; the rate is B's
 # IP InReceives over the measured time. The sender's one CPU does the whole
 # path (transmission, veth, reception), like forwarding on a router, where
-# no process makes a syscall per packet.
+# no process makes a syscall per packet. With SENDER=mmsg the packets come
+# from tests/bin/mmsg.rs (target/release/mmsg, or MMSG=PATH): 18-byte UDP
+# datagrams from a connected socket, sendmmsg(2) with 64 per call, to the
+# same port in B with no socket; the rate is again B's IP InReceives.
 #   bench/packets.sh [ROUNDS] [SECS] [tracer binary]
 # Environment:
 #   CONFIGS="none watched ..."  the configurations to run (none is required)
 #   TRACER_B=PATH  a second tracer binary, to compare two builds in one
 #               run: a tracer configuration with the suffix _b (watched_b,
 #               other_b, ...) runs it
-#   SENDER=iperf3|trafgen  the packet source (default iperf3)
-#   PIN=1       pin the iperf3 client to CPU 0 and the server to CPU 1
+#   SENDER=iperf3|trafgen|mmsg  the packet source (default iperf3)
+#   PIN=1       pin the iperf3 client or the mmsg sender to CPU 0 and the
+#               iperf3 server to CPU 1
 #   BPF_STATS=1 also report each packet program's mean run time (ns per
 #               run, kernel.bpf_stats_enabled; this slows the programs down,
 #               so the rates of such a run are not comparable)
@@ -54,6 +63,8 @@ A=tb-pkt-a-$$
 B=tb-pkt-b-$$
 OUT=$(mktemp -d)
 SENDER=${SENDER:-iperf3}
+MMSG=${MMSG:-$(dirname "$TRACER")/mmsg}
+[ "$SENDER" = mmsg ] && [ ! -x "$MMSG" ] && { echo "no $MMSG: cargo build --release -p integration-tests --bin mmsg" >&2; exit 2; }
 command -v iperf3 >/dev/null || apt-get install -y iperf3 >/dev/null
 [ "$SENDER" = trafgen ] && ! command -v trafgen >/dev/null && apt-get install -y netsniff-ng >/dev/null
 command -v tcpdump >/dev/null || apt-get install -y tcpdump >/dev/null
@@ -93,7 +104,9 @@ ip -n "$A" addr add 10.77.0.1/24 dev va
 ip -n "$B" addr add 10.77.0.2/24 dev vb
 for l in va vx vy lo; do ip -n "$A" link set "$l" up; done
 for l in vb lo; do ip -n "$B" link set "$l" up; done
-if [ "$SENDER" = trafgen ]; then
+if [ "$SENDER" = mmsg ]; then
+	:
+elif [ "$SENDER" = trafgen ]; then
 	FRAME="{ eth(da=$(ip netns exec "$B" cat /sys/class/net/vb/address), sa=$(ip netns exec "$A" cat /sys/class/net/va/address)), ipv4(saddr=10.77.0.1, daddr=10.77.0.2, ttl=64), udp(sport=40000, dport=9), fill(0x41, 22) }"
 else
 	ip netns exec "$B" "${SERVER_PIN[@]}" iperf3 -s -D -I "$OUT/iperf.pid" >/dev/null
@@ -161,10 +174,28 @@ rate_trafgen() {
 		"$((after - before))" "$t0" "$t1" "$OUT/trafgen.err"
 }
 
+# One measurement with the sendmmsg sender: packets B received per second.
+rate_mmsg() {
+	local perf= before after t0 t1
+	if [ "${PERF:-0}" = 1 ]; then
+		perf record -q -e cpu-clock -F 4999 -a -g -o "$OUT/perf.data" -- sleep "$SECS" 2>/dev/null &
+		perf=$!
+	fi
+	before=$(in_receives)
+	t0=$(date +%s.%N)
+	ip netns exec "$A" "${CLIENT_PIN[@]}" "$MMSG" 10.77.0.2:9 "$SECS" 64 18 >"$OUT/mmsg.out" 2>"$OUT/mmsg.err" || true
+	t1=$(date +%s.%N)
+	after=$(in_receives)
+	[ -n "$perf" ] && wait "$perf"
+	python3 -c 'import sys; n, t = int(sys.argv[1]), float(sys.argv[3]) - float(sys.argv[2]); n > 0 or sys.exit(open(sys.argv[4]).read() or "mmsg sent nothing"); print(n / t)' \
+		"$((after - before))" "$t0" "$t1" "$OUT/mmsg.err"
+}
+
 # One measurement. The server takes one test at a time and may still be
 # closing the last one: retry a refused start.
 rate() {
 	[ "$SENDER" = trafgen ] && { rate_trafgen; return; }
+	[ "$SENDER" = mmsg ] && { rate_mmsg; return; }
 	local try perf=
 	for try in 1 2 3 4 5; do
 		if [ "${PERF:-0}" = 1 ]; then
@@ -204,7 +235,7 @@ for sample in sys.stdin.read().split("\n\n"):
     frames = [l.split()[1] if len(l.split()) > 1 else "" for l in lines[1:]]
     if comm in ("tracer", "tcpdump") or comm.startswith("netns-"):
         own += 1
-    elif comm in ("iperf3", "trafgen") or comm.startswith("ksoftirqd"):
+    elif comm in ("iperf3", "trafgen", "mmsg") or comm.startswith("ksoftirqd"):
         if any(f.startswith(OBSERVER) for f in frames):
             inside += 1
         else:
@@ -220,11 +251,21 @@ foreign() {
 	bpftool link show 2>/dev/null | grep -cE "tp '(netif_receive_skb|net_dev_queue)'" || true
 }
 
-declare -A RATES COSTS
+declare -A RATES COSTS NEAR
 read -r -a LIST <<<"$CONFIGS"
+# The configurations other than none (each round measures none between
+# them, see the top).
+TRACED=()
+for c in "${LIST[@]}"; do [ "$c" != none ] && TRACED+=("$c"); done
+[ ${#TRACED[@]} = ${#LIST[@]} ] && { echo "CONFIGS must include none" >&2; exit 2; }
+# Rates in the order measured, as "config=rate" (nan: missing).
+SEQ=()
 for r in $(seq "$ROUNDS"); do
-	for i in "${!LIST[@]}"; do
-		c=${LIST[$(((i + r - 1) % ${#LIST[@]}))]}
+	ORDER=(none)
+	for i in "${!TRACED[@]}"; do
+		ORDER+=("${TRACED[$(((i + r - 1) % ${#TRACED[@]}))]}" none)
+	done
+	for c in "${ORDER[@]}"; do
 		[ "$c" = none ] && others=$(foreign) || others=0
 		if ! pid=$(start "$c"); then
 			# A tracer that did not get ready (it waits for the RTNL lock,
@@ -234,6 +275,7 @@ for r in $(seq "$ROUNDS"); do
 			: >"$OUT/observer.pid"
 			RATES[$c]="${RATES[$c]:-} nan"
 			COSTS[$c]="${COSTS[$c]:-} nan"
+			SEQ+=("$c=nan")
 			printf 'round %d %-10s  skipped: the observer did not start\n' "$r" "$c"
 			continue
 		fi
@@ -243,6 +285,7 @@ for r in $(seq "$ROUNDS"); do
 		pid=
 		: >"$OUT/observer.pid"
 		RATES[$c]="${RATES[$c]:-} $v"
+		SEQ+=("$c=$v")
 		printf 'round %d %-10s %12.0f packets/s' "$r" "$c" "$v"
 		if [ "${PERF:-0}" = 1 ]; then
 			k=$(cost)
@@ -255,18 +298,24 @@ for r in $(seq "$ROUNDS"); do
 	done
 done
 echo "end: $(date -u +%FT%TZ) loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "--- medians, and ratios to 'none' (median of per-round ratios, min-max)"
-args=()
-for c in "${LIST[@]}"; do args+=("$c=${RATES[$c]}"); done
-python3 - "${args[@]}" <<'PY'
+echo "--- medians, and ratios to the neighbouring 'none' measurements (median, min-max)"
+python3 - "${SEQ[@]}" <<'PY'
 import sys, statistics as st
-runs = {a.split("=")[0]: list(map(float, a.split("=")[1].split())) for a in sys.argv[1:]}
-base = runs["none"]
+seq = [(a.split("=")[0], float(a.split("=")[1])) for a in sys.argv[1:]]
+runs, near = {}, {}
+for i, (n, v) in enumerate(seq):
+    runs.setdefault(n, []).append(v)
+    # The nearest none on each side (none's own: the next one out).
+    prev = next((x for m, x in reversed(seq[:i]) if m == "none" and x == x), None)
+    nxt = next((x for m, x in seq[i + 1:] if m == "none" and x == x), None)
+    refs = [x for x in (prev, nxt) if x is not None]
+    if v == v and refs:
+        near.setdefault(n, []).append(v / (sum(refs) / len(refs)))
 def ratios(a, b):
     return [x / y for x, y in zip(a, b) if x == x and y == y]
 for n, v in runs.items():
-    r = ratios(v, base)
-    print(f"{n:10} median {st.median([x for x in v if x == x]):10.0f} packets/s  ratio {st.median(r):.3f} ({min(r):.2f}-{max(r):.2f}, {len(r)} rounds)  per round: {' '.join(f'{x:.3f}' for x in r)}")
+    r = near.get(n, [float("nan")])
+    print(f"{n:10} median {st.median([x for x in v if x == x]):10.0f} packets/s  ratio {st.median(r):.3f} ({min(r):.3f}-{max(r):.3f}, {len(r)} measurements)  each: {' '.join(f'{x:.3f}' for x in r)}")
 if "noiface" in runs:
     print("--- the packet path alone: ratios to 'noiface' (the tracer without --iface)")
     for n in runs:

@@ -88,6 +88,8 @@ offset_table! {
         skb_network_header: u32 = NO_OFFSET => member("sk_buff", "network_header"),
         skb_protocol: u32 = NO_OFFSET => member("sk_buff", "protocol"),
         skb_mark: u32 = NO_OFFSET => member("sk_buff", "mark"),
+        /// The interface the packet was received on (0: made here).
+        skb_iif: u32 = NO_OFFSET => member("sk_buff", "skb_iif"),
         // struct net_device and struct net.
         dev_ifindex: u32 = NO_OFFSET => member("net_device", "ifindex"),
         /// net_device.nd_net.net (possible_net_t).

@@ -129,28 +129,30 @@ pub fn send_packet(
     entry.submit(flags);
 }
 
-/// Sends a kept reception (once).
+/// Sends a kept reception (once), with time `ts_ns`.
 #[inline(always)]
-pub fn send_rx(seen: &mut RxSeen, flags: u64) {
+pub fn send_rx(seen: &mut RxSeen, ts_ns: u64, flags: u64) {
     if seen.sent != 0 {
         return;
     }
     seen.sent = 1;
     let meta = (seen.skb_len, seen.mark, seen.protocol);
-    send_packet(&seen.key.iface(), dir::RX, seen.ts_ns, meta, flags, |ev| {
+    send_packet(&seen.key.iface(), dir::RX, ts_ns, meta, flags, |ev| {
         ev.cap_len = seen.cap_len;
-        copy_words(&mut ev.data, &seen.data);
+        copy_words(&mut ev.data, &seen.data, seen.cap_len);
     });
 }
 
-/// Copies packet words into a record's `data`, word by word (no memcpy).
+/// Copies the words of `words` that hold any of its first `len` bytes
+/// into a record's `data`, word by word (no memcpy), and zeroes the rest
+/// (a slot's words past its packet are an older packet's).
 #[inline(always)]
-fn copy_words(data: &mut [u8; PKT_SNAP], words: &[u64; SNAP_WORDS]) {
+fn copy_words(data: &mut [u8; PKT_SNAP], words: &[u64; SNAP_WORDS], len: u32) {
     // SAFETY: `data` is PKT_SNAP bytes at an 8-byte aligned offset of an
     // 8-byte aligned struct (checked below).
     let d = unsafe { &mut *(data.as_mut_ptr() as *mut [u64; SNAP_WORDS]) };
     for i in 0..SNAP_WORDS {
-        d[i] = words[i];
+        d[i] = if (i as u32) * 8 < len { words[i] } else { 0 };
     }
 }
 

@@ -22,6 +22,7 @@ use tracer_common::{
 use super::{
     emit::{now, output, set_header},
     kmem::off,
+    pair::ring,
 };
 
 /// Lookups kept per CPU. A policy-routed packet makes one lookup per table
@@ -34,7 +35,10 @@ const FIB_RING: u32 = 16;
 pub struct FibSeen {
     pub ev: FibLookupEvent,
     /// 1 once sent to userspace (a lookup is sent once).
-    pub sent: u64,
+    pub sent: u32,
+    /// The count of this CPU's receptions (`pair`) when the lookup was
+    /// made: it was made for that reception or a later one.
+    pub rx_seq: u32,
 }
 
 #[map]
@@ -43,13 +47,6 @@ static FIB_SEEN: PerCpuArray<FibSeen> = PerCpuArray::with_max_entries(FIB_RING, 
 /// Per CPU: the next slot of [`FIB_SEEN`] to write.
 #[map]
 static FIB_NEXT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
-
-/// Per CPU: the watched interface of the last packet received on this CPU
-/// (set by the receive programs). The FIB lookups for a received packet
-/// run on the same CPU, inside the same receive call, so they are
-/// attributed to that interface's namespace.
-#[map]
-pub static RX_LAST: PerCpuArray<WatchKey> = PerCpuArray::with_max_entries(1, 0);
 
 /// Offsets of one FIB lookup tracepoint's fields.
 struct FibFields {
@@ -80,7 +77,12 @@ fn lookup(ctx: &TracePointContext, family: u8, f: &FibFields) -> Option<()> {
         return None;
     }
     let iif: i32 = read_tp(ctx, f.iif);
-    let last = RX_LAST.get(0)?;
+    // The watched interface of the last packet received on this CPU: the
+    // FIB lookups for a received packet run on the same CPU, inside the
+    // same receive call, so they are attributed to its namespace.
+    let r = ring()?;
+    let last = r.last;
+    let rx_seq = r.next.wrapping_sub(1);
     if iif <= 0 || last.ifindex != iif as u32 {
         return None;
     }
@@ -94,6 +96,7 @@ fn lookup(ctx: &TracePointContext, family: u8, f: &FibFields) -> Option<()> {
     // SAFETY: as above.
     let s = unsafe { &mut *slot };
     s.sent = 0;
+    s.rx_seq = rx_seq;
     let ev = &mut s.ev;
     // The slot's task fields are zero, and stay so.
     set_header(
@@ -143,9 +146,10 @@ const _: () = assert!(core::mem::offset_of!(FibLookupEvent, dev) % 8 == 0);
 const _: () = assert!(core::mem::align_of::<FibLookupEvent>() == 8);
 
 /// Sends the lookups of this CPU's ring made for a packet received on
-/// `key`'s interface from `src` to `dst` since `since_ns` (once each).
+/// `key`'s interface from `src` to `dst` since reception `since_seq` of
+/// this CPU's (once each).
 #[inline(always)]
-pub fn send_lookups(key: &WatchKey, src: &Addr, dst: &Addr, since_ns: u64) {
+pub fn send_lookups(key: &WatchKey, src: &Addr, dst: &Addr, since_seq: u32) {
     for i in 0..FIB_RING {
         let Some(slot) = FIB_SEEN.get_ptr_mut(i) else {
             return;
@@ -155,7 +159,7 @@ pub fn send_lookups(key: &WatchKey, src: &Addr, dst: &Addr, since_ns: u64) {
         if s.sent == 0
             && s.ev.hdr.netns == key.netns
             && s.ev.iif == key.ifindex as i32
-            && s.ev.hdr.ts_ns >= since_ns
+            && (s.rx_seq.wrapping_sub(since_seq) as i32) >= 0
             && same(words16(&mut s.ev.src), src)
             && same(words16(&mut s.ev.dst), dst)
         {

@@ -12,11 +12,14 @@
 //!   them for an interface it cannot attach tc programs to.
 //!
 //! The rest:
-//! - `pair`: a reception on a watched interface is kept in a small
-//!   direct-mapped table; a transmission on one is looked up there, and
-//!   only a transmission that may be a looped copy of a reception is sent
-//!   to userspace, with the reception and its FIB lookups (`fib`). ICMP
-//!   time-exceeded messages are sent as they are seen.
+//! - `pair`: each CPU keeps its last receptions on watched interfaces in a
+//!   small ring. A transmission on a watched interface that was received
+//!   on that same interface (the skb says so) is looked up there, and only
+//!   such a transmission that may be a looped copy of a reception is sent
+//!   to userspace, with the reception and its FIB lookups (`fib`). Every
+//!   other transmission is dismissed by that one comparison, unless it may
+//!   be an ICMP time-exceeded message, which is sent as it is seen (as are
+//!   received ones).
 //! - `kmem`: the offsets, and reading the skb in tracepoint programs with
 //!   plain loads (BTF tracepoints) or bpf_probe_read_kernel.
 //! - `emit`: ring-buffer records and wake-ups.
@@ -29,12 +32,12 @@ mod tp;
 mod watch;
 
 use tracer_common::{
-    PAIR_WINDOW_NS, WatchKey, dir,
+    WatchKey, dir,
     pair::{Ip, SNAP_WORDS},
 };
 
 use emit::{quiet, send_packet, send_rx, urgent};
-use fib::{RX_LAST, send_lookups};
+use fib::send_lookups;
 use pair::{find, keep};
 
 const ETH_P_IP: u16 = 0x0800;
@@ -52,9 +55,19 @@ pub trait Source {
     fn protocol(&self) -> u16;
     fn skb_len(&self) -> u32;
     fn mark(&self) -> u32;
-    /// Writes all of `dst`: up to `8 * N` bytes from the IP header on,
-    /// zero after the packet where the source can tell where it ends.
-    /// Returns how many bytes are the packet's.
+    /// The ifindex of the interface the packet was received on (skb_iif),
+    /// 0 for a packet made on this host; `key`'s own ifindex when the
+    /// kernel's offset is not known (so that nothing is dismissed).
+    fn ingress_ifindex(&self, key: &WatchKey) -> u32;
+    /// Whether the packet may be ICMP or ICMPv6 (`v6`): false only when
+    /// that is known cheaply. Sources that cannot tell say true.
+    fn maybe_icmp(&self, _v6: bool) -> bool {
+        true
+    }
+    /// Writes up to `8 * N` bytes from the IP header on into `dst`, and
+    /// zero after the packet where the source can tell where it ends
+    /// (words it does not write are left as they were). Returns how many
+    /// bytes are the packet's.
     fn read<const N: usize>(&self, dst: *mut [u64; N]) -> Option<u32>;
 }
 
@@ -62,8 +75,9 @@ pub trait Source {
 #[inline(always)]
 fn read_stack<S: Source, const N: usize>(s: &S) -> Option<([u64; N], u32)> {
     let mut w = core::mem::MaybeUninit::<[u64; N]>::uninit();
+    zero::<N>(w.as_mut_ptr());
     let n = s.read::<N>(w.as_mut_ptr())?;
-    // SAFETY: `read` wrote all of it.
+    // SAFETY: zeroed above.
     Some((unsafe { w.assume_init() }, n))
 }
 
@@ -76,67 +90,64 @@ fn watched_ip<S: Source>(s: &S) -> Option<(WatchKey, u16)> {
     (protocol == ETH_P_IP || protocol == ETH_P_IPV6).then_some((key, protocol))
 }
 
-/// A packet received: kept for pairing (see `pair`).
+/// A packet received: kept in this CPU's ring for pairing (see `pair`);
+/// an ICMP time-exceeded message is also sent at once.
 #[inline(always)]
 fn rx<S: Source>(s: &S) -> Option<()> {
     let (key, protocol) = watched_ip(s)?;
-    if let Some(last) = RX_LAST.get_ptr_mut(0) {
-        // SAFETY: a per-CPU slot; programs do not migrate while running.
-        unsafe { *last = key };
-    }
-    let (pkt, n) = read_stack::<S, SNAP_WORDS>(s)?;
-    let ip = Ip::parse(&pkt)?;
-    let seen = keep(&ip.key(&key), |seen| {
-        seen.ts_ns = emit::now();
+    let mut te = false;
+    let seen = keep(&key, |seen| {
         seen.skb_len = s.skb_len();
         seen.mark = s.mark();
         seen.protocol = protocol;
-        seen.sent = 0;
-        seen.cap_len = n;
-        for i in 0..SNAP_WORDS {
-            seen.data[i] = pkt[i];
-        }
+        seen.cap_len = s.read::<SNAP_WORDS>(&mut seen.data)?;
+        let ip = Ip::parse(&seen.data)?;
+        te = ip.time_exceeded();
+        Some(ip.key(&key))
     })?;
-    if ip.time_exceeded() {
-        send_rx(seen, quiet());
+    if te {
+        send_rx(seen, emit::now(), quiet());
     }
     Some(())
 }
 
 /// A packet transmitted: sent to userspace with its reception when it may
-/// be a looped copy of one.
+/// be a looped copy of one, or when it is an ICMP time-exceeded message.
 #[inline(always)]
 fn tx<S: Source>(s: &S) -> Option<()> {
     let (key, protocol) = watched_ip(s)?;
+    // Not received on this interface: not a looped copy (see `pair`).
+    let here = s.ingress_ifindex(&key) == key.ifindex;
+    if !here && !s.maybe_icmp(protocol == ETH_P_IPV6) {
+        return None;
+    }
     let (h, _) = read_stack::<S, HDR_WORDS>(s)?;
     let ip = Ip::parse(&h)?;
-    // A reception of the same identity, with a higher TTL, recent.
-    let mut now = 0;
-    let paired = find(&ip.key(&key)).and_then(|seen| {
-        let rx = Ip::parse(&seen.data)?;
-        if ip.ttl() >= rx.ttl() {
-            return None;
-        }
-        now = emit::now();
-        let recent = seen.ts_ns.saturating_add(PAIR_WINDOW_NS) >= now;
-        let addrs = rx.addrs();
-        recent.then_some((seen, addrs))
-    });
+    let now = emit::now();
+    let paired = if here {
+        find(&ip.key(&key), ip.ttl(), |seen| {
+            Some(Ip::parse(&seen.data)?.ttl())
+        })
+    } else {
+        None
+    };
     let flags = match paired {
-        Some((seen, (src, dst))) => {
-            send_rx(seen, quiet());
-            send_lookups(&key, &src, &dst, seen.ts_ns);
+        Some(seen) => {
+            // Its time: just before its copy's (the same receive call).
+            if let Some(rx) = Ip::parse(&seen.data) {
+                let (src, dst) = rx.addrs();
+                send_rx(seen, now - 1, quiet());
+                send_lookups(&key, &src, &dst, seen.seq);
+            }
             urgent(now)
         }
-        None if ip.time_exceeded() => {
-            now = emit::now();
-            quiet()
-        }
+        None if ip.time_exceeded() => quiet(),
         None => return None,
     };
     let meta = (s.skb_len(), s.mark(), protocol);
     send_packet(&key, dir::TX, now, meta, flags, |ev| {
         let words = ev.data.as_mut_ptr() as *mut [u64; SNAP_WORDS];
+        zero::<SNAP_WORDS>(words);
         ev.cap_len = s.read::<SNAP_WORDS>(words).unwrap_or(0);
     });
     Some(())

@@ -1,103 +1,121 @@
 //! Pairing a transmitted packet with its reception, in the kernel.
 //!
-//! Every IP packet received on a watched interface is kept in [`RX_SEEN`]
-//! under a loose identity, [`PairKey`]; nothing is sent to userspace. A
-//! packet transmitted on a watched interface looks its identity up there.
-//! Only when it finds a reception on the same interface, recent and with
-//! a higher TTL, are the reception, the FIB lookups made for it and the
-//! transmitted packet sent to userspace, where the loop detector decides.
+//! A looped copy is a packet transmitted out of the interface it was
+//! received on. The kernel keeps the receiving interface in the skb
+//! (`skb_iif`, `__sk_buff->ingress_ifindex` in tc programs; forwarding
+//! does not change it), so a transmission that was not received on its own
+//! interface is dismissed by one comparison (`mod.rs`), and only the rare
+//! transmission that was looks for its reception here.
 //!
-//! [`RX_SEEN`] is a direct-mapped table: an array indexed by a hash of the
-//! identity, where a reception overwrites whatever its slot held. Finding
-//! a slot is arithmetic and an array access the verifier inlines, with no
-//! helper call and no lock, so healthy traffic costs a header read and a
-//! record write per reception and a header read per transmission. (An LRU
-//! hash cost far more per reception here.) Each slot's hash is also kept
-//! in a small array of its own, [`RX_TAGS`], which a transmission checks
-//! before it touches the slot: the records do not stay in the CPU's cache
-//! under traffic, the tags do, and a cache miss per transmitted packet
-//! was most of what a transmission cost. A reception is lost when
-//! another one lands in its slot before its looped copy is transmitted.
-//! A router transmits a packet it forwards within the same receive call,
-//! so only the receptions of one receive batch (tens) come in between: a
-//! few percent of looped packets may go unpaired at high packet rates,
-//! and a loop repeats anyway.
-//! Two CPUs writing one slot at the same moment can leave a mixed record;
-//! the detector in userspace rejects what does not match.
+//! Its reception is on the same CPU: a router forwards a packet inside the
+//! receive call that delivered it, on the CPU that received it. So each
+//! CPU keeps its last [`RX_RING`] receptions on watched interfaces in a
+//! ring of its own ([`RX_RINGS`], a per-CPU array: no lock, no hash, no
+//! cache line shared between CPUs, and the same few kilobytes written over
+//! and over, which stay in the CPU's cache). A reception costs a copy of
+//! its first bytes into the next slot; nothing is sent to userspace. A
+//! transmission received on its own interface searches the ring, newest
+//! first, for its identity ([`PairKey`]) with a higher TTL.
+//!
+//! The ring covers a receive batch (the kernel hands up to 8 packets
+//! together to the IP layer after GRO, each seen by the reception program
+//! before the first is routed). A looped copy transmitted later or on
+//! another CPU (one held for neighbour resolution) finds no reception and
+//! is not reported; a loop repeats, and its next packet is.
 //!
 //! The identity and the header parsing are in `tracer_common::pair`.
-use aya_ebpf::{macros::map, maps::Array};
-use tracer_common::pair::{PairKey, SNAP_WORDS};
+use aya_ebpf::{macros::map, maps::PerCpuArray};
+use tracer_common::{
+    WatchKey,
+    pair::{PairKey, SNAP_WORDS},
+};
 
-/// Slots of [`RX_SEEN`] (a power of two: the slot is the top bits of a
-/// hash): 2048 slots, 368 KB of records and 16 KB of tags.
-const RX_SLOTS_LOG2: u32 = 11;
-
-/// (slot, tag): the slot of [`RX_SEEN`] for an identity, and the tag
-/// [`RX_TAGS`] holds for it (multiplicative hashing; a tag is never 0, the
-/// tag of an empty slot).
-#[inline(always)]
-fn slot(key: &PairKey) -> (u32, u64) {
-    let mut h: u64 = 0;
-    for w in key.0 {
-        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-    ((h >> (64 - RX_SLOTS_LOG2)) as u32, h | 1)
-}
+/// Slots per CPU (a power of two).
+pub const RX_RING: u32 = 16;
 
 /// A reception kept for pairing: what its `PacketEvent` needs beyond the
-/// identity (the record is built only when it is sent; 184 bytes here
-/// instead of 272 is less memory written per packet).
+/// identity (the record is built only when it is sent).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct RxSeen {
     pub key: PairKey,
-    pub ts_ns: u64,
+    /// The ring's count of receptions when this one was kept.
+    pub seq: u32,
     pub skb_len: u32,
     pub mark: u32,
     pub protocol: u16,
     /// 1 once sent to userspace (a reception is sent once).
     pub sent: u16,
     pub cap_len: u32,
-    /// The packet from its IP header on.
+    pub _pad: u32,
+    /// The packet from its IP header on (`cap_len` bytes of it).
     pub data: [u64; SNAP_WORDS],
 }
 
-#[map]
-static RX_SEEN: Array<RxSeen> = Array::with_max_entries(1 << RX_SLOTS_LOG2, 0);
+/// One CPU's receptions.
+#[repr(C)]
+pub struct RxRing {
+    /// Receptions kept so far (wrapping); the next goes to slot
+    /// `next % RX_RING`.
+    pub next: u32,
+    pub _pad: u32,
+    /// The watched interface of the last reception: the FIB lookups that
+    /// follow on this CPU are made for it (`fib`).
+    pub last: WatchKey,
+    pub slots: [RxSeen; RX_RING as usize],
+}
 
-/// The tag of each slot of [`RX_SEEN`].
 #[map]
-static RX_TAGS: Array<u64> = Array::with_max_entries(1 << RX_SLOTS_LOG2, 0);
+static RX_RINGS: PerCpuArray<RxRing> = PerCpuArray::with_max_entries(1, 0);
 
-/// Keeps a reception of identity `key`: `fill` writes its record into the
-/// slot, which is then marked as holding `key`. (A transmission that
-/// reads the slot meanwhile sees the old identity, or a tag without its
-/// key, and does not pair.)
+/// This CPU's ring.
 #[inline(always)]
-pub fn keep(key: &PairKey, fill: impl FnOnce(&mut RxSeen)) -> Option<&'static mut RxSeen> {
-    let (slot, tag) = slot(key);
-    let t = RX_TAGS.get_ptr_mut(slot)?;
-    // SAFETY: array values; see the module comment on concurrent writers.
-    let seen = unsafe { &mut *RX_SEEN.get_ptr_mut(slot)? };
-    // SAFETY: as above.
-    unsafe { *t = tag };
+pub fn ring() -> Option<&'static mut RxRing> {
+    // SAFETY: a per-CPU value; programs do not migrate while running, and
+    // nothing else on this CPU runs a packet program in between (softirq
+    // and tracepoint programs do not nest into one another here; if one
+    // did, a slot would hold a mixed record, which userspace rejects).
+    RX_RINGS.get_ptr_mut(0).map(|p| unsafe { &mut *p })
+}
+
+/// Keeps a reception on `iface`: `fill` writes the next slot, whose
+/// identity is then set from what it wrote (`key_of`).
+#[inline(always)]
+pub fn keep(
+    iface: &WatchKey,
+    fill: impl FnOnce(&mut RxSeen) -> Option<PairKey>,
+) -> Option<&'static mut RxSeen> {
+    let r = ring()?;
+    r.last = *iface;
+    let seq = r.next;
+    r.next = seq.wrapping_add(1);
+    let seen = &mut r.slots[(seq & (RX_RING - 1)) as usize];
     // No identity has netns 0 and ifindex 0: the slot matches nothing
-    // while it is written.
+    // until it is complete.
     seen.key.0[0] = 0;
-    fill(seen);
-    seen.key = *key;
+    seen.seq = seq;
+    seen.sent = 0;
+    let key = fill(seen)?;
+    seen.key = key;
     Some(seen)
 }
 
-/// The reception kept under `key`, if its slot still holds it.
+/// The newest reception on this CPU with identity `key` and a TTL above
+/// `ttl` (`ttl_of` reads a slot's).
 #[inline(always)]
-pub fn find(key: &PairKey) -> Option<&'static mut RxSeen> {
-    let (slot, tag) = slot(key);
-    if *RX_TAGS.get(slot)? != tag {
-        return None;
+pub fn find(
+    key: &PairKey,
+    ttl: u8,
+    ttl_of: impl Fn(&RxSeen) -> Option<u8>,
+) -> Option<&'static mut RxSeen> {
+    let r = ring()?;
+    let newest = r.next.wrapping_sub(1);
+    for i in 0..RX_RING {
+        let at = (newest.wrapping_sub(i) & (RX_RING - 1)) as usize;
+        let seen = &r.slots[at];
+        if seen.key.same(key) && ttl_of(seen).is_some_and(|t| t > ttl) {
+            return Some(&mut r.slots[at]);
+        }
     }
-    // SAFETY: an array value; see the module comment on concurrent writers.
-    let seen = unsafe { &mut *RX_SEEN.get_ptr_mut(slot)? };
-    seen.key.same(key).then_some(seen)
+    None
 }

@@ -75,6 +75,31 @@ impl Source for TcPkt<'_> {
         unsafe { (*self.skb()).mark }
     }
 
+    #[inline(always)]
+    fn ingress_ifindex(&self, _key: &WatchKey) -> u32 {
+        // SAFETY: as in `new`.
+        unsafe { (*self.skb()).ingress_ifindex }
+    }
+
+    /// The IP protocol (IPv6: next header) byte, read directly from the
+    /// packet's linear data: ICMP (1) or ICMPv6 (58), or not there.
+    #[inline(always)]
+    fn maybe_icmp(&self, v6: bool) -> bool {
+        // SAFETY: as in `new`; the byte is read only once the verifier
+        // has seen it checked against data_end.
+        unsafe {
+            let data = (*self.skb()).data as usize;
+            let end = (*self.skb()).data_end as usize;
+            // l2_len is 0 or 14; the mask bounds it for the verifier.
+            let ip = data + (self.iface.l2_len & 0x3f) as usize;
+            if ip + 10 > end {
+                return true;
+            }
+            let p = *((ip + if v6 { 6 } else { 9 }) as *const u8);
+            p == 1 || p == 58
+        }
+    }
+
     /// As many of the first bytes after the link-layer header as the
     /// packet has, in one helper call (the length must not run past the
     /// skb).
@@ -91,7 +116,6 @@ impl Source for TcPkt<'_> {
         // The same n, in a form the verifier bounds to 1..=max (max is a
         // power of two), which the helper's length must be.
         let n = ((n - 1) & (max - 1)) + 1;
-        super::zero::<N>(dst);
         // SAFETY: the helper checks the packet's bounds; `dst` has `max`
         // bytes.
         let rc = unsafe { bpf_skb_load_bytes(self.skb() as *const _, l2, dst as *mut _, n) };

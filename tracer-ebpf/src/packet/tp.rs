@@ -69,6 +69,15 @@ impl<M: Kmem> Source for TpSkb<M> {
         M::get(self.skb, off!(skb_mark))
     }
 
+    #[inline(always)]
+    fn ingress_ifindex(&self, key: &WatchKey) -> u32 {
+        let off = off!(skb_iif);
+        if off == NO_OFFSET {
+            return key.ifindex;
+        }
+        M::get::<i32>(self.skb, off) as u32
+    }
+
     /// Always `8 * N` bytes: where the packet ends is not known here (the
     /// bytes after it are the buffer's, and the parsers stop at the IP
     /// lengths).
