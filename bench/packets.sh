@@ -76,6 +76,13 @@ if [ "${PIN:-0}" = 1 ]; then
 	SERVER_PIN=(taskset -c 1)
 fi
 STATS_BEFORE=$(cat /proc/sys/kernel/bpf_stats_enabled)
+# The trafgen and mmsg senders run in a cpuacct cgroup of their own, so
+# that a measurement also yields packets per CPU-second of the sender
+# (cpuacct.usage, which here includes the softirq work done in the
+# sender's context, plus the ksoftirqd threads' run time): unlike the
+# rate, it does not move when other work takes the CPU from the sender.
+CG=/sys/fs/cgroup/cpuacct/tb-pkt-$$
+[ -d /sys/fs/cgroup/cpuacct ] && mkdir -p "$CG" 2>/dev/null || CG=
 # Stop an observer and wait until it is gone (it is not this shell's
 # child: it was started inside $(...)), so that its programs are detached
 # before the next measurement.
@@ -92,6 +99,7 @@ cleanup() {
 	ip netns del "$B" 2>/dev/null || true
 	echo "$STATS_BEFORE" >/proc/sys/kernel/bpf_stats_enabled
 	rm -rf "$OUT"
+	[ -n "$CG" ] && rmdir "$CG" 2>/dev/null || true
 }
 trap cleanup EXIT
 [ "${BPF_STATS:-0}" = 1 ] && echo 1 >/proc/sys/kernel/bpf_stats_enabled
@@ -156,6 +164,29 @@ in_receives() {
 	ip netns exec "$B" awk '/^Ip:/ { getline; print $4; exit }' /proc/net/snmp
 }
 
+# Runs a command in the senders' cgroup (if any).
+in_cg() {
+	if [ -n "$CG" ]; then
+		sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" "$@"
+	else
+		"$@"
+	fi
+}
+
+# CPU time (ns) of the senders' cgroup and the ksoftirqd threads.
+cpu_ns() {
+	local cg=0
+	[ -n "$CG" ] && cg=$(cat "$CG/cpuacct.usage")
+	for p in $(pgrep ksoftirqd); do cat "/proc/$p/schedstat" 2>/dev/null; done |
+		awk -v cg="$cg" '{ s += $1 } END { printf "%.0f\n", s + cg }'
+}
+
+# "packets/s packets/CPU-s" from (packets, t0, t1, cpu ns before, after,
+# error file, sender name).
+rates() {
+	python3 -c 'import sys; n, t = int(sys.argv[1]), float(sys.argv[3]) - float(sys.argv[2]); c = (int(sys.argv[5]) - int(sys.argv[4])) / 1e9; n > 0 or sys.exit(open(sys.argv[6]).read() or sys.argv[7] + " sent nothing"); print(n / t, n / c if c > 0 else float("nan"))' "$@"
+}
+
 # One measurement with trafgen: packets B received per second.
 rate_trafgen() {
 	local perf= before after t0 t1
@@ -164,14 +195,15 @@ rate_trafgen() {
 		perf=$!
 	fi
 	before=$(in_receives)
+	c0=$(cpu_ns)
 	t0=$(date +%s.%N)
-	ip netns exec "$A" timeout -s INT "$SECS" trafgen -o va --qdisc-path --cpus 1 \
+	in_cg ip netns exec "$A" timeout -s INT "$SECS" trafgen -o va --qdisc-path --cpus 1 \
 		--no-sock-mem --notouch-irq --no-cpu-stats "$FRAME" >/dev/null 2>"$OUT/trafgen.err" || true
 	t1=$(date +%s.%N)
+	c1=$(cpu_ns)
 	after=$(in_receives)
 	[ -n "$perf" ] && wait "$perf"
-	python3 -c 'import sys; n, t = int(sys.argv[1]), float(sys.argv[3]) - float(sys.argv[2]); n > 0 or sys.exit(open(sys.argv[4]).read() or "trafgen sent nothing"); print(n / t)' \
-		"$((after - before))" "$t0" "$t1" "$OUT/trafgen.err"
+	rates "$((after - before))" "$t0" "$t1" "$c0" "$c1" "$OUT/trafgen.err" trafgen
 }
 
 # One measurement with the sendmmsg sender: packets B received per second.
@@ -182,13 +214,14 @@ rate_mmsg() {
 		perf=$!
 	fi
 	before=$(in_receives)
+	c0=$(cpu_ns)
 	t0=$(date +%s.%N)
-	ip netns exec "$A" "${CLIENT_PIN[@]}" "$MMSG" 10.77.0.2:9 "$SECS" 64 18 >"$OUT/mmsg.out" 2>"$OUT/mmsg.err" || true
+	in_cg ip netns exec "$A" "${CLIENT_PIN[@]}" "$MMSG" 10.77.0.2:9 "$SECS" 64 18 >"$OUT/mmsg.out" 2>"$OUT/mmsg.err" || true
 	t1=$(date +%s.%N)
+	c1=$(cpu_ns)
 	after=$(in_receives)
 	[ -n "$perf" ] && wait "$perf"
-	python3 -c 'import sys; n, t = int(sys.argv[1]), float(sys.argv[3]) - float(sys.argv[2]); n > 0 or sys.exit(open(sys.argv[4]).read() or "mmsg sent nothing"); print(n / t)' \
-		"$((after - before))" "$t0" "$t1" "$OUT/mmsg.err"
+	rates "$((after - before))" "$t0" "$t1" "$c0" "$c1" "$OUT/mmsg.err" mmsg
 }
 
 # One measurement. The server takes one test at a time and may still be
@@ -208,7 +241,7 @@ rate() {
 		sleep 1
 	done
 	[ -n "$perf" ] && wait "$perf"
-	python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["end"]["sum"]; print(int(e["packets"]-e["lost_packets"])/e["seconds"])' "$OUT/run.json"
+	python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["end"]["sum"]; print(int(e["packets"]-e["lost_packets"])/e["seconds"], "nan")' "$OUT/run.json"
 }
 
 # Mean run time of the loaded packet programs (BPF_STATS=1).
@@ -217,7 +250,7 @@ bpf_stats() {
 import json, sys
 for p in json.load(sys.stdin):
     n = p.get("name", "")
-    if n.startswith(("pkt_", "fib")) and p.get("run_cnt", 0) > 0:
+    if n.startswith(("pkt_", "fib", "sys_enter_send")) and p.get("run_cnt", 0) > 0:
         print(f"    {n:12} {p['"'"'run_cnt'"'"']:>9} runs {p['"'"'run_time_ns'"'"'] / p['"'"'run_cnt'"'"']:7.1f} ns/run")'
 }
 
@@ -275,18 +308,18 @@ for r in $(seq "$ROUNDS"); do
 			: >"$OUT/observer.pid"
 			RATES[$c]="${RATES[$c]:-} nan"
 			COSTS[$c]="${COSTS[$c]:-} nan"
-			SEQ+=("$c=nan")
+			SEQ+=("$c=nan:nan")
 			printf 'round %d %-10s  skipped: the observer did not start\n' "$r" "$c"
 			continue
 		fi
-		v=$(rate)
+		read -r v pc < <(rate)
 		[ "${BPF_STATS:-0}" = 1 ] && [ -n "$pid" ] && [ "$c" != tcpdump ] && stats=$(bpf_stats) || stats=
 		[ -n "$pid" ] && stop "$pid"
 		pid=
 		: >"$OUT/observer.pid"
 		RATES[$c]="${RATES[$c]:-} $v"
-		SEQ+=("$c=$v")
-		printf 'round %d %-10s %12.0f packets/s' "$r" "$c" "$v"
+		SEQ+=("$c=$v:$pc")
+		printf 'round %d %-10s %12.0f packets/s %12.0f packets/CPU-s' "$r" "$c" "$v" "$pc"
 		if [ "${PERF:-0}" = 1 ]; then
 			k=$(cost)
 			COSTS[$c]="${COSTS[$c]:-} $k"
@@ -301,21 +334,30 @@ echo "end: $(date -u +%FT%TZ) loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "--- medians, and ratios to the neighbouring 'none' measurements (median, min-max)"
 python3 - "${SEQ[@]}" <<'PY'
 import sys, statistics as st
-seq = [(a.split("=")[0], float(a.split("=")[1])) for a in sys.argv[1:]]
-runs, near = {}, {}
-for i, (n, v) in enumerate(seq):
-    runs.setdefault(n, []).append(v)
-    # The nearest none on each side (none's own: the next one out).
-    prev = next((x for m, x in reversed(seq[:i]) if m == "none" and x == x), None)
-    nxt = next((x for m, x in seq[i + 1:] if m == "none" and x == x), None)
-    refs = [x for x in (prev, nxt) if x is not None]
-    if v == v and refs:
-        near.setdefault(n, []).append(v / (sum(refs) / len(refs)))
+def neighbours(seq):
+    runs, near = {}, {}
+    for i, (n, v) in enumerate(seq):
+        runs.setdefault(n, []).append(v)
+        # The nearest none on each side (none's own: the next one out).
+        prev = next((x for m, x in reversed(seq[:i]) if m == "none" and x == x), None)
+        nxt = next((x for m, x in seq[i + 1:] if m == "none" and x == x), None)
+        refs = [x for x in (prev, nxt) if x is not None]
+        if v == v and refs:
+            near.setdefault(n, []).append(v / (sum(refs) / len(refs)))
+    return runs, near
+split = [(a.split("=")[0], a.split("=")[1].split(":")) for a in sys.argv[1:]]
+runs, near = neighbours([(n, float(v[0])) for n, v in split])
+cpu_runs, cpu_near = neighbours([(n, float(v[1])) for n, v in split])
 def ratios(a, b):
     return [x / y for x, y in zip(a, b) if x == x and y == y]
 for n, v in runs.items():
     r = near.get(n, [float("nan")])
     print(f"{n:10} median {st.median([x for x in v if x == x]):10.0f} packets/s  ratio {st.median(r):.3f} ({min(r):.3f}-{max(r):.3f}, {len(r)} measurements)  each: {' '.join(f'{x:.3f}' for x in r)}")
+if any(cpu_near.values()):
+    print("--- packets per CPU-second of the sender (and ksoftirqd): ratios to the neighbouring 'none' measurements")
+    for n, v in cpu_runs.items():
+        r = cpu_near.get(n) or [float("nan")]
+        print(f"{n:10} median {st.median([x for x in v if x == x] or [float('nan')]):10.0f} packets/CPU-s  ratio {st.median(r):.3f} ({min(r):.3f}-{max(r):.3f})  each: {' '.join(f'{x:.3f}' for x in r)}")
 if "noiface" in runs:
     print("--- the packet path alone: ratios to 'noiface' (the tracer without --iface)")
     for n in runs:

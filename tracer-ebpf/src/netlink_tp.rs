@@ -211,6 +211,11 @@ pub fn sys_enter_sendmmsg(ctx: TracePointContext) -> u32 {
         if cfg.mmsghdr_size == NO_OFFSET {
             return None;
         }
+        // Batches of datagrams are mostly UDP: the socket is checked
+        // once here, before any message is read.
+        if is_route_socket(cfg, fd) == Some(false) {
+            return None;
+        }
         for i in 0..MMSG_MAX {
             if i >= vlen {
                 break;

@@ -137,7 +137,7 @@ pub fn send_rx(seen: &mut RxSeen, ts_ns: u64, flags: u64) {
     }
     seen.sent = 1;
     let meta = (seen.skb_len, seen.mark, seen.protocol);
-    send_packet(&seen.key.iface(), dir::RX, ts_ns, meta, flags, |ev| {
+    send_packet(&seen.iface, dir::RX, ts_ns, meta, flags, |ev| {
         ev.cap_len = seen.cap_len;
         copy_words(&mut ev.data, &seen.data, seen.cap_len);
     });

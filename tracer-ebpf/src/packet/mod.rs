@@ -69,6 +69,12 @@ pub trait Source {
     /// (words it does not write are left as they were). Returns how many
     /// bytes are the packet's.
     fn read<const N: usize>(&self, dst: *mut [u64; N]) -> Option<u32>;
+    /// As `read`, for a reception kept for pairing: a source may trade
+    /// the last bytes of a short packet (1 to 7 of them) for speed, and
+    /// leaves the words after what it wrote as they were.
+    fn snapshot<const N: usize>(&self, dst: *mut [u64; N]) -> Option<u32> {
+        self.read::<N>(dst)
+    }
 }
 
 /// The first `8 * N` bytes of the packet, on the stack.
@@ -100,10 +106,15 @@ fn rx<S: Source>(s: &S) -> Option<()> {
         seen.skb_len = s.skb_len();
         seen.mark = s.mark();
         seen.protocol = protocol;
-        seen.cap_len = s.read::<SNAP_WORDS>(&mut seen.data)?;
-        let ip = Ip::parse(&seen.data)?;
+        let Some(n) = s.snapshot::<SNAP_WORDS>(&mut seen.data) else {
+            return false;
+        };
+        seen.cap_len = n;
+        let Some(ip) = Ip::parse(&seen.data) else {
+            return false;
+        };
         te = ip.time_exceeded();
-        Some(ip.key(&key))
+        true
     })?;
     if te {
         send_rx(seen, emit::now(), quiet());
@@ -123,16 +134,15 @@ fn tx<S: Source>(s: &S) -> Option<()> {
     }
     let (h, _) = read_stack::<S, HDR_WORDS>(s)?;
     let ip = Ip::parse(&h)?;
-    let now = emit::now();
     let paired = if here {
-        find(&ip.key(&key), ip.ttl(), |seen| {
-            Some(Ip::parse(&seen.data)?.ttl())
-        })
+        find(&ip.key(&key), ip.ttl())
     } else {
         None
     };
+    let now;
     let flags = match paired {
         Some(seen) => {
+            now = emit::now();
             // Its time: just before its copy's (the same receive call).
             if let Some(rx) = Ip::parse(&seen.data) {
                 let (src, dst) = rx.addrs();
@@ -141,7 +151,10 @@ fn tx<S: Source>(s: &S) -> Option<()> {
             }
             urgent(now)
         }
-        None if ip.time_exceeded() => quiet(),
+        None if ip.time_exceeded() => {
+            now = emit::now();
+            quiet()
+        }
         None => return None,
     };
     let meta = (s.skb_len(), s.mark(), protocol);

@@ -27,7 +27,7 @@
 use aya_ebpf::{macros::map, maps::PerCpuArray};
 use tracer_common::{
     WatchKey,
-    pair::{PairKey, SNAP_WORDS},
+    pair::{Ip, PairKey, SNAP_WORDS},
 };
 
 /// Slots per CPU (a power of two).
@@ -38,7 +38,8 @@ pub const RX_RING: u32 = 16;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct RxSeen {
-    pub key: PairKey,
+    /// Its interface; ifindex 0 while the slot is written.
+    pub iface: WatchKey,
     /// The ring's count of receptions when this one was kept.
     pub seq: u32,
     pub skb_len: u32,
@@ -78,42 +79,46 @@ pub fn ring() -> Option<&'static mut RxRing> {
     RX_RINGS.get_ptr_mut(0).map(|p| unsafe { &mut *p })
 }
 
-/// Keeps a reception on `iface`: `fill` writes the next slot, whose
-/// identity is then set from what it wrote (`key_of`).
+/// Keeps a reception on `iface`: `fill` writes the next slot (and says
+/// whether it holds an IP packet).
 #[inline(always)]
 pub fn keep(
     iface: &WatchKey,
-    fill: impl FnOnce(&mut RxSeen) -> Option<PairKey>,
+    fill: impl FnOnce(&mut RxSeen) -> bool,
 ) -> Option<&'static mut RxSeen> {
     let r = ring()?;
     r.last = *iface;
     let seq = r.next;
     r.next = seq.wrapping_add(1);
     let seen = &mut r.slots[(seq & (RX_RING - 1)) as usize];
-    // No identity has netns 0 and ifindex 0: the slot matches nothing
-    // until it is complete.
-    seen.key.0[0] = 0;
+    // The slot matches nothing until it is complete.
+    seen.iface.ifindex = 0;
     seen.seq = seq;
     seen.sent = 0;
-    let key = fill(seen)?;
-    seen.key = key;
+    if !fill(seen) {
+        return None;
+    }
+    seen.iface = *iface;
     Some(seen)
 }
 
-/// The newest reception on this CPU with identity `key` and a TTL above
-/// `ttl` (`ttl_of` reads a slot's).
+/// The newest reception on this CPU whose packet has identity `key` and a
+/// TTL above `ttl`. (The identities are worked out here, for the few
+/// transmissions that look, rather than for every reception.)
 #[inline(always)]
-pub fn find(
-    key: &PairKey,
-    ttl: u8,
-    ttl_of: impl Fn(&RxSeen) -> Option<u8>,
-) -> Option<&'static mut RxSeen> {
+pub fn find(key: &PairKey, ttl: u8) -> Option<&'static mut RxSeen> {
     let r = ring()?;
     let newest = r.next.wrapping_sub(1);
     for i in 0..RX_RING {
         let at = (newest.wrapping_sub(i) & (RX_RING - 1)) as usize;
         let seen = &r.slots[at];
-        if seen.key.same(key) && ttl_of(seen).is_some_and(|t| t > ttl) {
+        if seen.iface.ifindex == 0 {
+            continue;
+        }
+        let Some(ip) = Ip::parse(&seen.data) else {
+            continue;
+        };
+        if ip.ttl() > ttl && ip.key(&seen.iface).same(key) {
             return Some(&mut r.slots[at]);
         }
     }

@@ -81,23 +81,38 @@ impl Source for TcPkt<'_> {
         unsafe { (*self.skb()).ingress_ifindex }
     }
 
-    /// The IP protocol (IPv6: next header) byte, read directly from the
-    /// packet's linear data: ICMP (1) or ICMPv6 (58), or not there.
+    /// Whether the IP protocol (IPv6: next header) byte says ICMP (1) or
+    /// ICMPv6 (58): read directly from the packet's linear data, or with a
+    /// helper when the headers are not there (packet sockets' frames).
     #[inline(always)]
     fn maybe_icmp(&self, v6: bool) -> bool {
+        let l2 = self.iface.l2_len & 0x3f;
+        let at = if v6 { 6 } else { 9 };
         // SAFETY: as in `new`; the byte is read only once the verifier
         // has seen it checked against data_end.
-        unsafe {
+        let p = unsafe {
             let data = (*self.skb()).data as usize;
             let end = (*self.skb()).data_end as usize;
             // l2_len is 0 or 14; the mask bounds it for the verifier.
-            let ip = data + (self.iface.l2_len & 0x3f) as usize;
-            if ip + 10 > end {
-                return true;
+            let ip = data + l2 as usize;
+            if ip + 10 <= end {
+                *((ip + at) as *const u8)
+            } else {
+                let mut b = 0u8;
+                // SAFETY: the helper checks the packet's bounds.
+                let rc = bpf_skb_load_bytes(
+                    self.skb() as *const _,
+                    l2 + at as u32,
+                    &mut b as *mut u8 as *mut _,
+                    1,
+                );
+                if rc != 0 {
+                    return true;
+                }
+                b
             }
-            let p = *((ip + if v6 { 6 } else { 9 }) as *const u8);
-            p == 1 || p == 58
-        }
+        };
+        p == 1 || p == 58
     }
 
     /// As many of the first bytes after the link-layer header as the
@@ -120,6 +135,37 @@ impl Source for TcPkt<'_> {
         // bytes.
         let rc = unsafe { bpf_skb_load_bytes(self.skb() as *const _, l2, dst as *mut _, n) };
         (rc == 0).then_some(n)
+    }
+
+    /// Whole words straight from the packet's linear data (no helper
+    /// call): up to the last whole word there, so a packet shorter than
+    /// `8 * N` bytes loses its last 1 to 7 bytes. Packets whose headers
+    /// are not in the linear data (packet sockets' frames) go through
+    /// `read`.
+    #[inline(always)]
+    fn snapshot<const N: usize>(&self, dst: *mut [u64; N]) -> Option<u32> {
+        // SAFETY: as in `new`; each word is read only once the verifier
+        // has seen it checked against data_end; `dst` has N words.
+        unsafe {
+            let data = (*self.skb()).data as usize;
+            let end = (*self.skb()).data_end as usize;
+            // l2_len is 0 or 14; the mask bounds it for the verifier.
+            let ip = data + (self.iface.l2_len & 0x3f) as usize;
+            if ip + 24 > end {
+                return self.read::<N>(dst);
+            }
+            let d = dst as *mut u64;
+            let mut n = 0;
+            for i in 0..N {
+                let at = ip + 8 * i;
+                if at + 8 > end {
+                    break;
+                }
+                core::ptr::write_volatile(d.add(i), core::ptr::read_volatile(at as *const u64));
+                n += 8;
+            }
+            Some(n)
+        }
     }
 }
 
