@@ -57,9 +57,10 @@ pub mod dir {
 /// IPv4/IPv6 and ICMP/TCP/UDP headers, and for the --pcap snapshot.
 pub const PKT_SNAP: usize = 128;
 
-/// How far apart (ns) a received packet and its looped copy may be. The
-/// packet programs pair a transmitted packet only with a reception this
-/// recent, and the loop detector uses the same window.
+/// How far apart (ns) a received packet and its looped copy may be, for
+/// the loop detector. (The packet programs pair a transmission only with
+/// one of the last receptions on its CPU, see tracer-ebpf's
+/// `packet/pair.rs`.)
 pub const PAIR_WINDOW_NS: u64 = 1_000_000_000;
 
 /// Words (u64) of the watched-ifindex bitmap (`WATCH_IFINDEX`): bit
