@@ -49,7 +49,8 @@ pub struct RxSeen {
     pub sent: u16,
     pub cap_len: u32,
     pub _pad: u32,
-    /// The packet from its IP header on (`cap_len` bytes of it).
+    /// The packet from its IP header on: `cap_len` bytes of it, then
+    /// what an older packet left.
     pub data: [u64; SNAP_WORDS],
 }
 
@@ -115,7 +116,22 @@ pub fn find(key: &PairKey, ttl: u8) -> Option<&'static mut RxSeen> {
         if seen.iface.ifindex == 0 {
             continue;
         }
-        let Some(ip) = Ip::parse(&seen.data) else {
+        // The words past its packet are an older packet's: zeroes here.
+        let mut w = core::mem::MaybeUninit::<[u64; SNAP_WORDS]>::uninit();
+        let p = w.as_mut_ptr() as *mut u64;
+        for j in 0..SNAP_WORDS {
+            let v = if (j as u32) * 8 < seen.cap_len {
+                seen.data[j]
+            } else {
+                0
+            };
+            // SAFETY: word `j` of the array; volatile, so that no memcpy
+            // routine is called.
+            unsafe { core::ptr::write_volatile(p.add(j), v) };
+        }
+        // SAFETY: every word written above.
+        let w = unsafe { w.assume_init() };
+        let Some(ip) = Ip::parse(&w) else {
             continue;
         };
         if ip.ttl() > ttl && ip.key(&seen.iface).same(key) {
