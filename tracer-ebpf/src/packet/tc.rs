@@ -82,8 +82,11 @@ impl Source for TcPkt<'_> {
     }
 
     /// Whether the IP protocol (IPv6: next header) byte says ICMP (1) or
-    /// ICMPv6 (58): read directly from the packet's linear data, or with a
-    /// helper when the headers are not there (packet sockets' frames).
+    /// ICMPv6 (58), read directly from the packet's linear data. When the
+    /// headers are not there: a packet made on this host (ingress ifindex
+    /// 0) is not an ICMP message the kernel made (those are built linear;
+    /// these are packet sockets' frames and the like), and a forwarded one
+    /// is read with a helper.
     #[inline(always)]
     fn maybe_icmp(&self, v6: bool) -> bool {
         let l2 = self.iface.l2_len & 0x3f;
@@ -97,6 +100,8 @@ impl Source for TcPkt<'_> {
             let ip = data + l2 as usize;
             if ip + 10 <= end {
                 *((ip + at) as *const u8)
+            } else if (*self.skb()).ingress_ifindex == 0 {
+                return false;
             } else {
                 let mut b = 0u8;
                 // SAFETY: the helper checks the packet's bounds.
