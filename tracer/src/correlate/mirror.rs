@@ -141,7 +141,9 @@ pub(super) fn route_of<const N: usize>(e: &Entry<N>, family: u8) -> Route {
         dst: Some(bytes(&e.dst)),
         gateway,
         oif: (e.flags & HAS_OIF != 0).then_some(e.oif),
-        metric: (e.flags & HAS_METRIC != 0).then_some(e.metric),
+        // The mirror holds what the kernel stated: an IPv4 route without
+        // RTA_PRIORITY has metric 0 (see `decode::decode_one`).
+        metric: (family == 2 || e.flags & HAS_METRIC != 0).then_some(e.metric),
         nhid: (e.nhid != 0).then_some(e.nhid),
         multipath: false,
     }
@@ -346,7 +348,14 @@ mod tests {
         let NlObj::Route { route, .. } = item(Op::Add, "10.0.1.0/24", 254).obj else {
             panic!()
         };
-        assert_eq!(gone[0], route);
+        // An IPv4 route the kernel states has a metric, 0 when unsaid.
+        assert_eq!(
+            gone[0],
+            Route {
+                metric: Some(0),
+                ..route
+            }
+        );
         assert_eq!(m.route_count(), 1);
     }
 
