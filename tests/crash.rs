@@ -204,3 +204,93 @@ fn two_tracers_at_once_each_see_every_change() {
         );
     }
 }
+
+/// The index of a route `10.a.b.c/32` of the churn.
+fn index(dst: &str) -> Option<u32> {
+    let ip = dst.strip_suffix("/32")?;
+    let o: Vec<u32> = ip
+        .split('.')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    (o.len() == 4 && o[0] == 10).then(|| (o[1] << 16) | (o[2] << 8) | o[3])
+}
+
+/// A tracer started while `ip -batch` adds routes (about 150,000 a second
+/// here without a tracer) reaches `ready` and reports every change from its
+/// first one on: no gap, nothing twice. A change whose request copy the
+/// ring buffer dropped is still reported, from its notification, with a
+/// note saying so, and the `lost` events count at least as many records.
+#[test]
+fn a_tracer_started_mid_churn_reports_from_then_on_without_a_gap() {
+    let ns = namespace("churn");
+    let n = 300_000u32;
+    let route = |i: u32| format!("10.{}.{}.{}/32", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+    let cmds: String = (0..n)
+        .map(|i| format!("route add {} dev v0 table 100\n", route(i)))
+        .collect();
+    let file = std::env::temp_dir().join(format!("tracer-it-churn-{}", ns.name));
+    std::fs::write(&file, cmds).unwrap();
+    let mut churn = Command::new("ip")
+        .args(["-n", &ns.name, "-batch"])
+        .arg(&file)
+        .spawn()
+        .unwrap();
+    let t = Tracer::start(&["--netns", &ns.name]);
+    assert!(
+        churn.try_wait().unwrap().is_none(),
+        "the churn ended before the tracer was ready: make it longer"
+    );
+    assert!(churn.wait().unwrap().success());
+    let _ = std::fs::remove_file(&file);
+    let last = route(n - 1);
+    t.wait_for("the last addition", Duration::from_secs(60), |e| {
+        e["route"]["dst"] == last.as_str()
+    });
+    let events = t.stop();
+    let mut seen = vec![0u32; n as usize];
+    let mut unattributed = 0u64;
+    for e in events.iter().filter(|e| e["kind"] == "route_add") {
+        let Some(i) = e["route"]["dst"].as_str().and_then(index) else {
+            continue;
+        };
+        seen[i as usize] += 1;
+        if e["process"].is_null() {
+            unattributed += 1;
+            assert!(
+                e["note"].is_string(),
+                "an unattributed change says why: {e}"
+            );
+        } else {
+            assert_eq!(e["process"]["comm"], "ip", "{e}");
+        }
+    }
+    let first = seen
+        .iter()
+        .position(|&c| c > 0)
+        .expect("some addition reported") as u32;
+    let missing: Vec<u32> = (first..n).filter(|&i| seen[i as usize] == 0).collect();
+    let twice = (first..n).filter(|&i| seen[i as usize] > 1).count();
+    let lost: u64 = events
+        .iter()
+        .filter(|e| e["kind"] == "lost")
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum();
+    eprintln!(
+        "mid-churn: first change reported #{first} of {n}; {unattributed} unattributed; {lost} records lost"
+    );
+    assert!(
+        missing.is_empty(),
+        "{} changes after the first (#{first}) not reported, e.g. {:?}",
+        missing.len(),
+        missing
+            .iter()
+            .take(5)
+            .map(|&i| route(i))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(twice, 0, "changes reported twice");
+    assert!(
+        unattributed <= lost,
+        "{unattributed} changes lack their process but only {lost} records were reported lost"
+    );
+}
