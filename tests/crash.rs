@@ -5,7 +5,11 @@
 //! every change. Needs root (namespaces, eBPF), bpftool and tc.
 mod common;
 
-use std::{collections::BTreeSet, process::Command, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    process::Command,
+    time::Duration,
+};
 
 use common::{Netns, Tracer};
 use serde_json::Value;
@@ -205,6 +209,62 @@ fn two_tracers_at_once_each_see_every_change() {
     }
 }
 
+/// The records the eBPF programs of tracer `pid` could not put in the ring
+/// buffer, as the kernel holds the count: slot 0 of its per-CPU `DROPPED`
+/// map, summed over CPUs, read with bpftool.
+fn kernel_drops(pid: u32) -> u64 {
+    let bpftool = |args: &[&str]| -> Value {
+        let out = Command::new("bpftool")
+            .arg("-j")
+            .args(args)
+            .output()
+            .expect("bpftool");
+        assert!(
+            out.status.success(),
+            "bpftool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("bpftool JSON")
+    };
+    let id = held(pid)
+        .into_iter()
+        .filter(|(k, _)| *k == "map")
+        .map(|(_, id)| id.to_string())
+        .find(|id| bpftool(&["map", "show", "id", id])["name"] == "DROPPED")
+        .expect("the tracer holds its DROPPED map");
+    let dump = bpftool(&["map", "dump", "id", &id]);
+    let slot0 = dump
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"].as_array().unwrap().iter().all(|b| b == "0x00"))
+        .expect("slot 0");
+    slot0["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let bytes: Vec<u8> = v["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| {
+                    u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+                })
+                .collect();
+            u64::from_le_bytes(bytes.try_into().expect("a u64 per CPU"))
+        })
+        .sum()
+}
+
+fn ring_lost(events: &[Value]) -> u64 {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "lost" && e["location"] == "ring_buffer")
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum()
+}
+
 /// The index of a route `10.a.b.c/32` of the churn.
 fn index(dst: &str) -> Option<u32> {
     let ip = dst.strip_suffix("/32")?;
@@ -246,7 +306,18 @@ fn a_tracer_started_mid_churn_reports_from_then_on_without_a_gap() {
     t.wait_for("the last addition", Duration::from_secs(60), |e| {
         e["route"]["dst"] == last.as_str()
     });
+    // The drops the tracer reports are the kernel's own count, exactly.
+    let drops = kernel_drops(t.pid());
+    let start = std::time::Instant::now();
+    while ring_lost(&t.events()) < drops && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let events = t.stop();
+    assert_eq!(
+        ring_lost(&events),
+        drops,
+        "lost ring records reported vs the kernel's count"
+    );
     let mut seen = vec![0u32; n as usize];
     let mut unattributed = 0u64;
     for e in events.iter().filter(|e| e["kind"] == "route_add") {
@@ -275,8 +346,14 @@ fn a_tracer_started_mid_churn_reports_from_then_on_without_a_gap() {
         .filter(|e| e["kind"] == "lost")
         .map(|e| e["count"].as_u64().unwrap())
         .sum();
+    let recovered = events
+        .iter()
+        .filter(|e| {
+            e["kind"] == "route_add" && e["note"].as_str().is_some_and(|n| n.contains("dropped"))
+        })
+        .count();
     eprintln!(
-        "mid-churn: first change reported #{first} of {n}; {unattributed} unattributed; {lost} records lost"
+        "mid-churn: first change reported #{first} of {n}; {unattributed} unattributed; {lost} records lost; {recovered} recovered after an overflow"
     );
     assert!(
         missing.is_empty(),
@@ -292,5 +369,108 @@ fn a_tracer_started_mid_churn_reports_from_then_on_without_a_gap() {
     assert!(
         unattributed <= lost,
         "{unattributed} changes lack their process but only {lost} records were reported lost"
+    );
+}
+
+/// `ip -batch` of `verb` (add, del) for routes `from..to` of the churn's
+/// numbering, in table 100 (waits for it).
+fn batch(ns: &Netns, verb: &str, from: u32, to: u32) {
+    let cmds: String = (from..to)
+        .map(|i| {
+            format!(
+                "route {verb} 10.{}.{}.{}/32 dev v0 table 100\n",
+                (i >> 16) & 255,
+                (i >> 8) & 255,
+                i & 255
+            )
+        })
+        .collect();
+    let file = std::env::temp_dir().join(format!("tracer-it-{verb}-{}", ns.name));
+    std::fs::write(&file, cmds).unwrap();
+    let ok = Command::new("ip")
+        .args(["-n", &ns.name, "-batch"])
+        .arg(&file)
+        .status()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(ok.success(), "ip -batch {verb}");
+}
+
+/// With a notification socket far too small (TRACER_NOTIFY_RCVBUF), the
+/// kernel drops notifications; the re-read after each overflow finds the
+/// routes that appeared and vanished meanwhile, and every addition and
+/// removal is reported exactly once, the recovered ones saying so.
+#[test]
+fn an_overflowing_notification_socket_loses_no_change() {
+    let ns = namespace("ovf");
+    let t = Tracer::start_with_env(&["--netns", &ns.name], &[("TRACER_NOTIFY_RCVBUF", "65536")]);
+    let (n, del) = (20_000u32, 10_000u32);
+    batch(&ns, "add", 0, n);
+    batch(&ns, "del", 0, del);
+    let count = |events: &[Value], kind: &str| -> BTreeMap<u32, u32> {
+        let mut m = BTreeMap::new();
+        for e in events
+            .iter()
+            .filter(|e| e["kind"] == kind && e["route"]["table"] == 100)
+        {
+            if let Some(i) = e["route"]["dst"].as_str().and_then(index) {
+                *m.entry(i).or_insert(0) += 1;
+            }
+        }
+        m
+    };
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        let ev = t.events();
+        if count(&ev, "route_add").len() == n as usize
+            && count(&ev, "route_del").len() == del as usize
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let events = t.stop();
+    let overflows = events
+        .iter()
+        .filter(|e| e["kind"] == "lost" && e["location"] == "netlink_socket")
+        .count();
+    assert!(
+        overflows > 0,
+        "the small socket never overflowed: the test proves nothing"
+    );
+    for (kind, want) in [("route_add", 0..n), ("route_del", 0..del)] {
+        let seen = count(&events, kind);
+        let missing: Vec<u32> = want.clone().filter(|i| !seen.contains_key(i)).collect();
+        let twice: Vec<u32> = seen
+            .iter()
+            .filter(|(_, c)| **c > 1)
+            .map(|(i, _)| *i)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{kind}: {} missing, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
+        assert!(
+            twice.is_empty(),
+            "{kind}: {} twice, e.g. {:?}",
+            twice.len(),
+            &twice[..twice.len().min(5)]
+        );
+        assert_eq!(seen.len(), want.len(), "{kind}: nothing else");
+    }
+    let recovered = events
+        .iter()
+        .filter(|e| {
+            e["note"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("notification dropped"))
+        })
+        .count();
+    eprintln!("overflow: {overflows} overflows, {recovered} changes recovered");
+    assert!(
+        recovered > 0,
+        "{overflows} overflows but no change recovered"
     );
 }
