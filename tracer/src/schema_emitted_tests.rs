@@ -1,6 +1,7 @@
 //! Keeps docs/events.md in step with the JSON the tracer emits: sample
 //! events covering every kind are serialized and their keys and value types
-//! compared, both ways, with the document's field tables.
+//! compared, both ways, with the document's field tables. Its sample
+//! builders serve other tests too (`metrics::present_tests`).
 use std::collections::BTreeSet;
 
 use serde_json::Value;
@@ -15,7 +16,7 @@ use crate::{
     test_schema::{Checker, DOC, DOC_PATH, Schema, dedup, fail_on, parse_doc},
 };
 
-fn process() -> Process {
+pub(crate) fn process() -> Process {
     Process {
         pid: 4242,
         tid: 4243,
@@ -30,14 +31,14 @@ fn process() -> Process {
     }
 }
 
-fn netns() -> Netns {
+pub(crate) fn netns() -> Netns {
     Netns {
         inode: Some(4026532177),
         name: Some("t1".into()),
     }
 }
 
-fn route() -> Route {
+pub(crate) fn route() -> Route {
     Route {
         family: Some(Family::Inet),
         table: Some(254),
@@ -122,7 +123,7 @@ fn packet_brief(src: &str, ttl: u8) -> PacketBrief {
     }
 }
 
-fn loop_body(full: bool) -> Body {
+pub(crate) fn loop_body(full: bool) -> Body {
     let suspect = event(
         Kind::RouteDel,
         Source::Tracepoint,
@@ -156,7 +157,7 @@ fn loop_body(full: bool) -> Body {
     }))
 }
 
-fn change(rule: Option<Rule>, route: Option<Route>) -> Body {
+pub(crate) fn change(rule: Option<Rule>, route: Option<Route>) -> Body {
     Body::Change(Box::new(Change {
         process: Some(std::sync::Arc::new(process())),
         netns: netns(),
@@ -255,7 +256,7 @@ fn nexthop_samples() -> Vec<Event> {
     ]
 }
 
-fn event(kind: Kind, source: Source, body: Body) -> Event {
+pub(crate) fn event(kind: Kind, source: Source, body: Body) -> Event {
     Event {
         ts: "2026-11-24T19:10:39.258986Z".into(),
         kind,
