@@ -231,6 +231,17 @@ pub fn check_loop(e: &Value, router: &str, peer: &str, hook: &str) {
     );
     check("lookup.result_dev", &lk["result_dev"], "tailscale0".into());
     check("lookup.rule_priority", &lk["rule_priority"], 5270.into());
+    // The FIB lookups that sent it back, in the first loop event (lookup
+    // tracing starts with the first looped packet; the peer's next request
+    // brings them): the local table (rule 0, no match), then table 52.
+    check(
+        "lookup.tables_tried",
+        &lk["tables_tried"],
+        serde_json::json!([
+            {"table": 255, "err": "EAGAIN"},
+            {"table": 52, "err": null},
+        ]),
+    );
 
     let s = &e["suspect"];
     check("suspect.kind", &s["kind"], "route_del".into());

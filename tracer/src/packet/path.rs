@@ -193,6 +193,7 @@ impl PacketPath {
     /// packets come with the lookups that routed them.
     pub fn packet(&mut self, ev: &PacketEvent) {
         self.watch.loop_candidate(ev.hdr.ts_ns);
+        self.detector.set_lookups_expected(self.watch.fib_on());
         let key = WatchKey {
             netns: ev.hdr.netns,
             ifindex: ev.ifindex,
@@ -257,7 +258,14 @@ impl PacketPath {
                 self.explained.insert(id, e.clone());
                 e
             }
-            (_, Some(e)) => e.clone(),
+            (_, Some(e)) => {
+                // Lookups that arrived since the flow was explained.
+                let mut e = e.clone();
+                if refresh_lookup(&mut e, &info, tables) {
+                    self.explained.insert(id, e.clone());
+                }
+                e
+            }
         };
         if kind == Kind::LoopEnd {
             self.explained.remove(&id);
@@ -298,14 +306,7 @@ impl PacketPath {
                 None,
             ),
         };
-        let tables_tried: Vec<TableTry> = info
-            .tables_tried
-            .iter()
-            .map(|(t, e)| TableTry {
-                table: *t,
-                err: errno_name(*e),
-            })
-            .collect();
+        let tables_tried = tables_tried(info);
         let dst = info.original.dst;
         // The table that matched: the hairpin lookup, else the last
         // successful lookup seen.
@@ -378,6 +379,57 @@ impl PacketPath {
             lookup,
             suspect: suspect.map(Box::new),
             advice,
+        }
+    }
+}
+
+/// The lookups of a loop as the event reports them.
+fn tables_tried(info: &LoopInfo) -> Vec<TableTry> {
+    info.tables_tried
+        .iter()
+        .map(|(t, e)| TableTry {
+            table: *t,
+            err: errno_name(*e),
+        })
+        .collect()
+}
+
+/// Adds to an explanation the FIB lookups that arrived after it was made
+/// (a summary or end of the loop carries them); true if it changed.
+fn refresh_lookup(e: &mut Explained, info: &LoopInfo, tables: &TableNames) -> bool {
+    let tried = tables_tried(info);
+    if tried.is_empty() {
+        return false;
+    }
+    let hairpin_dev = info
+        .hairpin
+        .as_ref()
+        .map(|h| h.result_dev.clone())
+        .filter(|d| !d.is_empty());
+    match &mut e.lookup {
+        Some(l) if l.tables_tried == tried => false,
+        Some(l) => {
+            l.tables_tried = tried;
+            if l.table.is_none() {
+                l.table = info.hairpin.as_ref().map(|h| h.table);
+                l.table_name = l.table.and_then(|t| tables.name(t));
+            }
+            if l.result_dev.is_none() {
+                l.result_dev = hairpin_dev;
+            }
+            true
+        }
+        None => {
+            let table = info.hairpin.as_ref().map(|h| h.table);
+            e.lookup = Some(LoopLookup {
+                table,
+                table_name: table.and_then(|t| tables.name(t)),
+                rule_priority: None,
+                route: None,
+                result_dev: hairpin_dev,
+                tables_tried: tried,
+            });
+            true
         }
     }
 }
