@@ -12,7 +12,8 @@ use anyhow::Result;
 use tracer_common::{FibLookupEvent, PacketEvent, WatchKey};
 
 use super::{
-    cause::{self, Removals, Selector},
+    cause::{self, Selector},
+    suspect::{self, Changes, Decision},
     watchlist::{IfaceSpec, WatchChange, WatchList},
 };
 use crate::{
@@ -56,7 +57,8 @@ pub struct PacketPath {
     detector: Detector,
     own: HashMap<u32, HashSet<IpAddr>>,
     explained: HashMap<FlowId, Explained>,
-    pub removals: Removals,
+    /// Rule and route changes seen, for naming a loop's suspect.
+    pub changes: Changes,
     /// Records that could not be decoded (not IP, not captured).
     pub undecoded: u64,
 }
@@ -148,7 +150,7 @@ impl PacketPath {
             }),
             own: HashMap::new(),
             explained: HashMap::new(),
-            removals: Removals::default(),
+            changes: Changes::default(),
             undecoded: 0,
         })
     }
@@ -326,28 +328,28 @@ impl PacketPath {
             .and_then(|t| mirror.and_then(|m| longest_match(m, t, dst)))
             .or_else(|| route_now.map(|r| named(r, mirror)));
         let route_text = chosen.as_ref().map(crate::describe::route_short);
-        let chosen_len = chosen
-            .as_ref()
-            .and_then(|r| r.dst.as_deref())
-            .and_then(crate::prefix::len)
-            .unwrap_or(0);
+        let packet = Selector {
+            family: info.family,
+            src: info.original.src,
+            dst,
+            iif: &info.iface,
+            mark: info.original.mark,
+            proto: info.original.proto,
+        };
         let rule_priority = match (table, rules.as_deref()) {
-            (Some(t), Some(rules)) => cause::rule_priority(
-                rules,
-                &Selector {
-                    family: info.family,
-                    src: info.original.src,
-                    dst,
-                    iif: &info.iface,
-                    mark: info.original.mark,
-                    proto: info.original.proto,
-                },
-                t,
-            ),
+            (Some(t), Some(rules)) => cause::rule_priority(rules, &packet, t),
             _ => None,
         };
         let suspect = table
-            .and_then(|t| self.removals.suspect(info.netns, t, dst, chosen_len))
+            .and_then(|t| {
+                self.changes.suspect(&Decision {
+                    netns: info.netns,
+                    table: t,
+                    chosen: chosen.as_ref(),
+                    rule_priority,
+                    packet: &packet,
+                })
+            })
             .cloned();
         let lookup = (table.is_some() || !tables_tried.is_empty()).then(|| LoopLookup {
             table,
@@ -362,7 +364,7 @@ impl PacketPath {
                 .or_else(|| chosen.as_ref().and_then(|r| r.dev.clone())),
             tables_tried,
         });
-        let advice = cause::advice(
+        let advice = suspect::advice(
             dst,
             &info.iface,
             table,
