@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     Tracer, doctor,
-    lab::{self, BROKEN_ID, HEALTHY_ID, Lab},
+    lab::{self, BROKEN_ID, HEALTHY_ID, Lab, Stack, V4, V6},
 };
 use serde_json::Value;
 
@@ -115,11 +115,48 @@ fn tc_filters(lab: &Lab, dir: &str) -> String {
     )
 }
 
+/// The IPv6 lab (`lab.sh up --ipv6`): the peer's IPv6 echo requests loop
+/// once `throw fd00:1::/64` is gone, and are reported exactly like the
+/// IPv4 ones, on tc and on each tracepoint fallback.
+#[test]
+fn broken_ipv6_lab_reports_one_loop_per_flow() {
+    broken_lab_of(V6, &[], default_hook());
+}
+
+#[test]
+fn broken_ipv6_lab_on_classic_tc() {
+    broken_lab_of(V6, &[("TRACER_PACKET_HOOK", "clsact")], "clsact");
+}
+
+#[test]
+fn broken_ipv6_lab_on_btf_tracepoints() {
+    broken_lab_of(V6, &[("TRACER_PACKET_HOOK", "btf")], "tracepoint");
+}
+
+#[test]
+fn broken_ipv6_lab_on_raw_tracepoints() {
+    broken_lab_of(V6, &[("TRACER_PACKET_HOOK", "raw")], "tracepoint");
+}
+
+#[test]
+fn broken_ipv6_lab_on_classic_tracepoints() {
+    broken_lab_of(V6, &[("TRACER_PACKET_HOOK", "classic")], "tracepoint");
+}
+
 /// The broken lab under `tracer watch --iface`, with `env`, watched by
 /// `hook` (`tcx`, `clsact` or `tracepoint`); returns the lab (still up, the
 /// tracer stopped).
 fn broken_lab(env: &[(&str, &str)], hook: &str) -> Lab {
-    let lab = Lab::up();
+    broken_lab_of(V4, env, hook)
+}
+
+/// [`broken_lab`] for the lab of `stack` (IPv4, or IPv6 with its pings).
+fn broken_lab_of(stack: Stack, env: &[(&str, &str)], hook: &str) -> Lab {
+    let lab = if stack.flag.is_some() {
+        Lab::up_ipv6()
+    } else {
+        Lab::up()
+    };
     let iface = lab.iface("tailscale0");
     let t = Tracer::start_with_env(&["--netns", &lab.router, "--iface", &iface], env);
     let via = if hook == "tracepoint" {
@@ -162,7 +199,7 @@ fn broken_lab(env: &[(&str, &str)], hook: &str) -> Lab {
         peer.stdout
     );
     let e = loops[0];
-    lab::check_loop(e, &lab.router, &peer.stdout, hook);
+    lab::check_loop_of(stack, e, &lab.router, &peer.stdout, hook);
     let ctx = format!("loop event: {e:#}\npeer:\n{}", peer.stdout);
 
     // Reported within 1 s of the first looped packet (issue #3's target).
@@ -221,7 +258,15 @@ fn recreated_interface_is_watched_again() {
 
 #[test]
 fn healthy_lab_reports_no_loop() {
-    let lab = Lab::up();
+    healthy_lab(Lab::up());
+}
+
+#[test]
+fn healthy_ipv6_lab_reports_no_loop() {
+    healthy_lab(Lab::up_ipv6());
+}
+
+fn healthy_lab(lab: Lab) {
     let iface = lab.iface("tailscale0");
     let t = Tracer::start(&["--netns", &lab.router, "--iface", &iface]);
 
