@@ -146,6 +146,12 @@ impl Lab {
         }
     }
 
+    /// Lets tailscale0 take back the looped copies the peer reflects
+    /// (`lab.sh reflect`: they carry the router's own address).
+    pub fn reflect(&self) {
+        lab_sh(&["reflect", &self.router]);
+    }
+
     /// tailscaled restarting: tailscale0 deleted and created again (a new
     /// ifindex), with its address and its routes in table 52.
     pub fn recreate_tun(&self) {
@@ -280,11 +286,13 @@ impl PeerRun {
 /// `hook` is how tailscale0 was watched (`tcx`, `clsact` or `tracepoint`):
 /// the loop's `source` names the mechanism that saw its packets.
 pub fn check_loop(e: &Value, router: &str, peer: &str, hook: &str) {
-    check_loop_of(V4, e, router, peer, hook)
+    check_loop_of(V4, e, router, peer, hook, false)
 }
 
-/// [`check_loop`] for the lab of `stack` (IPv4 or IPv6).
-pub fn check_loop_of(stack: Stack, e: &Value, router: &str, peer: &str, hook: &str) {
+/// [`check_loop`] for the lab of `stack` (IPv4 or IPv6). `passes`: the
+/// peer reflected the looped copies, so the loop made a pass per TTL
+/// (more packets, lower TTLs) rather than one per request.
+pub fn check_loop_of(stack: Stack, e: &Value, router: &str, peer: &str, hook: &str, passes: bool) {
     let st = &stack;
     let ctx = format!("loop event: {e:#}\npeer:\n{peer}");
     let check = |field: &str, got: &Value, want: Value| {
@@ -319,10 +327,27 @@ pub fn check_loop_of(stack: Stack, e: &Value, router: &str, peer: &str, hook: &s
     check("looped.icmp_seq", &l["icmp_seq"], o["icmp_seq"].clone());
     check("looped.id (IP id kept)", &l["id"], o["id"].clone());
     check("snat (masqueraded)", &e["snat"], true.into());
-    assert!(
-        e["packets"].as_u64().is_some_and(|n| (1..=3).contains(&n)),
-        "packets is 1..=3 (the peer sent 3); {ctx}"
-    );
+    let looped_ttl = ttl - 1;
+    let lowest = e["lowest_ttl"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("lowest_ttl is a number; {ctx}"));
+    if passes {
+        // Reported once the hairpin lookup came (the second pass brings it).
+        assert!(
+            e["packets"].as_u64().is_some_and(|n| n >= 2),
+            "packets counts the passes (at least 2); {ctx}"
+        );
+        assert!(
+            lowest < looped_ttl,
+            "lowest_ttl below looped.ttl: the TTL decreases across passes; {ctx}"
+        );
+    } else {
+        assert!(
+            e["packets"].as_u64().is_some_and(|n| (1..=3).contains(&n)),
+            "packets is 1..=3 (the peer sent 3); {ctx}"
+        );
+        check("lowest_ttl (one pass)", &e["lowest_ttl"], looped_ttl.into());
+    }
 
     let lk = &e["lookup"];
     check("lookup.table", &lk["table"], 52.into());

@@ -19,6 +19,13 @@
 #                                  tailscaled-style: re-add rules 5210-5270
 #                                  (NOT the throw route), comm `tailscaled`;
 #                                  --ipv6: the IPv6 rules too
+#   lab.sh reflect ROUTER_NS       for a tailnet peer that hands looped copies
+#                                  back (tailnet_peer --reflect, as tailscaled
+#                                  does for a subnet the router advertises
+#                                  itself): tailscale0 accepts packets from
+#                                  the router's own address (accept_local;
+#                                  the masqueraded copies carry it, and the
+#                                  kernel would drop them as martians)
 #   lab.sh recreate-tun ROUTER_NS  tailscaled restarting: delete tailscale0
 #                                  (its routes in table 52 vanish with it)
 #                                  and create it again, a new ifindex, with
@@ -286,6 +293,13 @@ cmd_restore() {
 	fi
 }
 
+cmd_reflect() {
+	[ $# -eq 1 ] || usage
+	local r=$1
+	exists "$r" || die "network namespace $r does not exist"
+	"$IP" netns exec "$r" sysctl -q -w net.ipv4.conf.tailscale0.accept_local=1 >/dev/null
+}
+
 cmd_recreate_tun() {
 	[ $# -eq 1 ] || usage
 	local r=$1
@@ -331,6 +345,7 @@ case $sub in
 up) cmd_up "$@" ;;
 flush) cmd_flush "$@" ;;
 restore) cmd_restore "$@" ;;
+reflect) cmd_reflect "$@" ;;
 recreate-tun) cmd_recreate_tun "$@" ;;
 show) cmd_show "$@" ;;
 down) cmd_down "$@" ;;

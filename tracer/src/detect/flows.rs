@@ -98,6 +98,7 @@ impl Flow {
                 family: key.family,
                 first_seen_ns: original.ts_ns.min(looped.ts_ns),
                 last_seen_ns: looped.ts_ns,
+                lowest_ttl: looped.ttl,
                 original,
                 looped,
                 snat,
@@ -169,6 +170,7 @@ impl Flow {
     pub fn count_looped(&mut self, tx: &PacketBrief) {
         self.info.packets += 1;
         self.info.new_packets += 1;
+        self.info.lowest_ttl = self.info.lowest_ttl.min(tx.ttl);
         self.info.last_seen_ns = self.info.last_seen_ns.max(tx.ts_ns);
     }
 

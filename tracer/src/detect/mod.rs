@@ -30,6 +30,8 @@ mod lookups;
 #[cfg(test)]
 mod loop_tests;
 mod matching;
+#[cfg(test)]
+mod passes_tests;
 mod recent;
 #[cfg(test)]
 mod test_stream;

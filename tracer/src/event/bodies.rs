@@ -66,6 +66,9 @@ pub struct LoopReport {
     pub packets: u64,
     /// Looped packets since the previous event about this flow.
     pub new_packets: u64,
+    /// The lowest TTL or hop limit of the flow's looped packets so far
+    /// (below `looped.ttl` when the loop makes several passes).
+    pub lowest_ttl: u8,
     /// ICMP time-exceeded messages seen for this flow.
     pub ttl_exceeded: u64,
     pub first_seen: String,

@@ -28,12 +28,24 @@ fn loop_line(e: &Event, l: &LoopReport) -> String {
     let ns = netns_label(&l.netns);
     match e.kind {
         Kind::LoopSummary => format!(
-            "{} loop      still looping on {iface} (netns {ns}): {} > {}, {} packets ({} new), {} ttl-exceeded",
-            e.ts, l.original.src, l.original.dst, l.packets, l.new_packets, l.ttl_exceeded
+            "{} loop      still looping on {iface} (netns {ns}): {} > {}, {} packets ({} new), lowest ttl {}, {} ttl-exceeded",
+            e.ts,
+            l.original.src,
+            l.original.dst,
+            l.packets,
+            l.new_packets,
+            l.lowest_ttl,
+            l.ttl_exceeded
         ),
         Kind::LoopEnd => format!(
-            "{} loop_end  loop on {iface} (netns {ns}) stopped: {} > {}, {} packets from {} to {}",
-            e.ts, l.original.src, l.original.dst, l.packets, l.first_seen, l.last_seen
+            "{} loop_end  loop on {iface} (netns {ns}) stopped: {} > {}, {} packets (lowest ttl {}) from {} to {}",
+            e.ts,
+            l.original.src,
+            l.original.dst,
+            l.packets,
+            l.lowest_ttl,
+            l.first_seen,
+            l.last_seen
         ),
         _ => {
             let mut s = format!(

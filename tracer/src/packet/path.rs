@@ -285,6 +285,7 @@ impl PacketPath {
                 snat: info.snat,
                 packets: info.packets,
                 new_packets: info.new_packets,
+                lowest_ttl: info.lowest_ttl,
                 ttl_exceeded: info.ttl_exceeded,
                 first_seen: clock.wall(Some(info.first_seen_ns)),
                 last_seen: clock.wall(Some(info.last_seen_ns)),
