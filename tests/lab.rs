@@ -251,8 +251,21 @@ fn reflecting_lab_on_classic_tracepoints() {
     reflecting_lab(&[("TRACER_PACKET_HOOK", "classic")], "tracepoint");
 }
 
+#[test]
+fn reflecting_ipv6_lab_reports_one_loop_per_flow() {
+    reflecting_lab_of(V6, &[], default_hook());
+}
+
 fn reflecting_lab(env: &[(&str, &str)], hook: &str) {
-    let lab = Lab::up();
+    reflecting_lab_of(V4, env, hook)
+}
+
+fn reflecting_lab_of(stack: Stack, env: &[(&str, &str)], hook: &str) {
+    let lab = if stack.flag.is_some() {
+        Lab::up_ipv6()
+    } else {
+        Lab::up()
+    };
     let iface = lab.iface("tailscale0");
     let args = [
         "--netns",
@@ -286,7 +299,7 @@ fn reflecting_lab(env: &[(&str, &str)], hook: &str) {
         lines(&events)
     );
     let (e, end) = (loops[0], ends[0]);
-    lab::check_loop_of(V4, e, &lab.router, &peer.stdout, hook, true);
+    lab::check_loop_of(stack, e, &lab.router, &peer.stdout, hook, true);
     let ctx = format!("loop_end: {end:#}\npeer:\n{}", peer.stdout);
     assert_eq!(end["original"], e["original"], "the same flow; {ctx}");
     assert_eq!(

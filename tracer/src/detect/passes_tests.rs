@@ -3,7 +3,7 @@
 //! itself), the router sends it out again one TTL lower, and masquerade
 //! may give each pass another echo id. One flow, one `Loop`, every pass
 //! counted, the lowest TTL reported.
-use super::{test_stream::*, *};
+use super::test_stream::*;
 
 /// Pass `n` (1-based) of the peer's request seq `seq`: the copy coming
 /// back in (pass 1: the peer's own request) and the copy sent out.
@@ -62,4 +62,30 @@ fn a_single_pass_loop_reports_its_copys_ttl() {
     let f = d.tick(ms(101));
     let i = only_loop(&f);
     assert_eq!((i.packets, i.lowest_ttl), (1, 63));
+}
+
+#[test]
+fn ipv6_passes_with_new_echo_ids_count_in_one_flow() {
+    let mut d = det();
+    let mut t = ms(0);
+    // Pass 1: the peer's request and its masqueraded copy (same echo id);
+    // then the copy comes back in and goes out again with another echo id
+    // each time.
+    d.packet(&rx(TS, PEER6, HOST6).at(t).obs());
+    for n in 1..=10u8 {
+        let out = tx(TS, OWN6, HOST6)
+            .at(t + 30_000)
+            .ttl(64 - n)
+            .echo(6 + u16::from(n), 1);
+        d.packet(&out.obs());
+        t += 50_000;
+        let back = rx(TS, OWN6, HOST6)
+            .at(t)
+            .ttl(64 - n)
+            .echo(6 + u16::from(n), 1);
+        d.packet(&back.obs());
+    }
+    let f = run_until(&mut d, t, t + ms(6000) - T0);
+    assert_eq!(kinds(&f), [("loop", 10, 10), ("end", 10, 0)]);
+    assert_eq!(f[0].info().lowest_ttl, 54);
 }
