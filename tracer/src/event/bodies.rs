@@ -74,8 +74,9 @@ pub struct LoopReport {
     pub first_seen: String,
     pub last_seen: String,
     pub lookup: Option<LoopLookup>,
-    /// The removal seen in this session that explains the loop, as its own
-    /// event (route_del or rule_del), or null.
+    /// The most recent change seen in this session that made the looping
+    /// route the chosen one (route_del, route_add, route_replace, rule_add
+    /// or rule_del), as its own event, or null.
     pub suspect: Option<Box<Event>>,
     pub advice: String,
 }
