@@ -94,6 +94,10 @@ pub struct WatchArgs {
     /// JSON lines on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Show text lines' times in UTC instead of local time (JSON is
+    /// always UTC).
+    #[arg(long)]
+    pub utc: bool,
     /// Also append every event as a JSON line to FILE.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -223,6 +227,9 @@ pub struct ExplainArgs {
     /// JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Show times in UTC instead of local time (JSON is always UTC).
+    #[arg(long)]
+    pub utc: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -63,7 +63,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     select.check_tables(&entries)?;
     let gap = Duration::microseconds((args.gap * 1e6) as i64);
     let report = build(entries, problems, &files, window, &select, gap);
-    let zone = if args.utc { Zone::Utc } else { Zone::Local };
+    let zone = Zone::from_utc_flag(args.utc);
     let format = if args.json {
         ReportFormat::Json
     } else {
