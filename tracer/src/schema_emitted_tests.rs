@@ -138,6 +138,7 @@ pub(crate) fn loop_body(full: bool) -> Body {
         snat: true,
         packets: 3,
         new_packets: 1,
+        lowest_ttl: 63,
         ttl_exceeded: 0,
         first_seen: "2026-11-24T19:10:39.258986Z".into(),
         last_seen: "2026-11-24T19:10:41.258986Z".into(),

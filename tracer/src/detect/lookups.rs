@@ -35,9 +35,10 @@ impl Lookups {
     }
 }
 
-/// One packet's lookups among candidates (same addresses, its input
-/// interface, between its receive and its transmit): in time order, up to
-/// the first table seen twice (that is the next packet's routing). Returns
+/// One packet's lookups among candidates (a flow's addresses and input
+/// interface, from its first packet on): the earliest packet's, in time
+/// order, up to the first table seen twice (that is the next packet's
+/// routing). Returns
 /// (table, err) for each and the hairpin: the successful one whose result
 /// device is the interface the packet came in on.
 pub(super) fn select(

@@ -158,7 +158,7 @@ pub struct LoopSeen {
     pub advice: String,
 }
 
-/// A loop's suspect: the removal that explains it, as it was reported.
+/// A loop's suspect: the change that explains it, as it was reported.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Suspect {
     pub ts: String,

@@ -32,15 +32,22 @@ fn loop_line(e: &Event, l: &LoopReport, zone: Zone) -> String {
     let ns = netns_label(&l.netns);
     match e.kind {
         Kind::LoopSummary => format!(
-            "{} loop      still looping on {iface} (netns {ns}): {} > {}, {} packets ({} new), {} ttl-exceeded",
-            ts, l.original.src, l.original.dst, l.packets, l.new_packets, l.ttl_exceeded
-        ),
-        Kind::LoopEnd => format!(
-            "{} loop_end  loop on {iface} (netns {ns}) stopped: {} > {}, {} packets from {} to {}",
+            "{} loop      still looping on {iface} (netns {ns}): {} > {}, {} packets ({} new), lowest ttl {}, {} ttl-exceeded",
             ts,
             l.original.src,
             l.original.dst,
             l.packets,
+            l.new_packets,
+            l.lowest_ttl,
+            l.ttl_exceeded
+        ),
+        Kind::LoopEnd => format!(
+            "{} loop_end  loop on {iface} (netns {ns}) stopped: {} > {}, {} packets (lowest ttl {}) from {} to {}",
+            ts,
+            l.original.src,
+            l.original.dst,
+            l.packets,
+            l.lowest_ttl,
             zone.stamp(&l.first_seen),
             zone.stamp(&l.last_seen)
         ),
