@@ -469,7 +469,7 @@ fn namespace_samples() -> Vec<Event> {
         .collect()
 }
 
-fn repair_samples() -> Vec<Event> {
+pub(crate) fn repair_samples() -> Vec<Event> {
     let removal = event(
         Kind::RouteDel,
         Source::Tracepoint,

@@ -335,3 +335,6 @@ mod tests {
         assert!(t.ends_with("# EOF\n"), "{t}");
     }
 }
+
+#[cfg(test)]
+mod rules_tests;

@@ -5,7 +5,8 @@
 //! `file` (the static-binary checks), and `chromium`, whose headless mode
 //! renders `tracer report --format html` in the integration tests
 //! (tests/report_html.rs); bpftool, with which tests/crash.rs checks that a
-//! killed tracer leaves no BPF program behind.
+//! killed tracer leaves no BPF program behind; prometheus, for the promtool
+//! that checks and unit-tests dist/prometheus/tracer.rules.yml.
 
 use super::say;
 use crate::{process, workspace};
@@ -27,6 +28,7 @@ pub const PACKAGES: &[&str] = &[
     "lintian",
     "chromium",
     "bpftool",
+    "prometheus",
 ];
 
 pub fn ensure() -> Result<()> {
