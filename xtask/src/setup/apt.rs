@@ -5,8 +5,9 @@
 //! `file` (the static-binary checks), and `chromium`, whose headless mode
 //! renders `tracer report --format html` in the integration tests
 //! (tests/report_html.rs); bpftool, with which tests/crash.rs checks that a
-//! killed tracer leaves no BPF program behind; prometheus, for the promtool
-//! that checks and unit-tests dist/prometheus/tracer.rules.yml.
+//! killed tracer leaves no BPF program behind; prometheus (and its promtool)
+//! and prometheus-alertmanager, which tests/prometheus.rs and tests/fleet.rs
+//! run against the shipped rules.
 
 use super::say;
 use crate::{process, workspace};
@@ -29,6 +30,7 @@ pub const PACKAGES: &[&str] = &[
     "chromium",
     "bpftool",
     "prometheus",
+    "prometheus-alertmanager",
 ];
 
 pub fn ensure() -> Result<()> {
