@@ -41,7 +41,7 @@ fn free_port() -> u16 {
 }
 
 /// A service started here, killed on drop.
-struct Service(Child, &'static str);
+struct Service(Child);
 
 impl Drop for Service {
     fn drop(&mut self) {
@@ -50,7 +50,7 @@ impl Drop for Service {
     }
 }
 
-fn spawn(bin: &str, args: &[String], name: &'static str, log: &Path) -> Service {
+fn spawn(bin: &str, args: &[String], log: &Path) -> Service {
     let log = std::fs::File::create(log).unwrap();
     let child = Command::new(bin)
         .args(args)
@@ -61,7 +61,7 @@ fn spawn(bin: &str, args: &[String], name: &'static str, log: &Path) -> Service 
         .unwrap_or_else(|e| {
             panic!("{bin} cannot run ({e}): Debian packages prometheus and prometheus-alertmanager; `cargo xtask test` installs them")
         });
-    Service(child, name)
+    Service(child)
 }
 
 /// Wait until `GET http://127.0.0.1:PORT/PATH` answers 200.
@@ -182,7 +182,6 @@ fn engines(dir: &TempDir, targets: &[String], hook: u16) -> (Service, Service) {
             format!("--web.listen-address=127.0.0.1:{am_port}"),
             "--cluster.listen-address=".into(),
         ],
-        "alertmanager",
         &am_log,
     );
     wait_ready(am_port, "/-/ready", "Alertmanager", &am_log);
@@ -209,7 +208,6 @@ fn engines(dir: &TempDir, targets: &[String], hook: u16) -> (Service, Service) {
             format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()),
             format!("--web.listen-address=127.0.0.1:{prom_port}"),
         ],
-        "prometheus",
         &prom_log,
     );
     wait_ready(prom_port, "/-/ready", "Prometheus", &prom_log);
