@@ -6,7 +6,8 @@
 //! the incident: within the scrape interval plus the evaluation interval
 //! plus 5 s, the loop alert and the missing-route alert arrive for that
 //! router only, their annotations naming the removed route, who removed it
-//! and the loop; healed, both resolve. (Issue 17.) Needs root, prometheus
+//! and the loop; healed, both resolve. Every query of the shipped Grafana
+//! dashboard runs on that Prometheus. (Issue 17.) Needs root, prometheus
 //! and prometheus-alertmanager (Debian packages `cargo xtask test`
 //! installs).
 mod common;
@@ -162,7 +163,7 @@ fn rules() -> PathBuf {
 }
 
 /// Prometheus and Alertmanager on free loopback ports, their data in `dir`.
-fn engines(dir: &TempDir, targets: &[String], hook: u16) -> (Service, Service) {
+fn engines(dir: &TempDir, targets: &[String], hook: u16) -> (Service, Service, u16) {
     let am_port = free_port();
     let am_conf = dir.path().join("alertmanager.yml");
     std::fs::write(
@@ -212,7 +213,7 @@ fn engines(dir: &TempDir, targets: &[String], hook: u16) -> (Service, Service) {
     );
     wait_ready(prom_port, "/-/ready", "Prometheus", &prom_log);
     wait_settled(prom_port, targets.len());
-    (prom, am)
+    (prom, am, prom_port)
 }
 
 /// The alerts of the webhook's posts, as (status, alertname, instance,
@@ -246,6 +247,41 @@ fn collect(
     true
 }
 
+/// `s` as a URL query value.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Every query of the shipped Grafana dashboard (dist/grafana/tracer.json)
+/// runs on the real Prometheus, and the loop panel shows the broken router.
+fn dashboard_queries_answer(prom: u16, instance: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/grafana/tracer.json");
+    let d: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for p in d["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "1m");
+            let v = get_json(prom, &format!("/api/v1/query?query={}", url_encode(&expr)))
+                .unwrap_or_else(|| panic!("no answer to {expr}"));
+            assert_eq!(v["status"], "success", "{}: {expr}: {v}", p["title"]);
+            if p["title"] == "Routers with a forwarding loop" {
+                let r = v["data"]["result"].as_array().unwrap();
+                assert_eq!(r.len(), 1, "{expr}: {v}");
+                assert_eq!(r[0]["metric"]["instance"], instance, "{v}");
+            }
+        }
+    }
+}
+
 fn has(alerts: &[Value], status: &str, name: &str) -> bool {
     alerts
         .iter()
@@ -275,7 +311,7 @@ fn the_broken_router_alone_alerts_with_its_cause_and_resolves_when_healed() {
         .collect();
     let targets: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let (hook, rx) = webhook();
-    let (_prom, _am) = engines(&dir, &targets, hook);
+    let (_prom, _am, prom_port) = engines(&dir, &targets, hook);
 
     // The second router breaks as in the incident; its peer's pings loop
     // (in the background, for as long as the alerts take).
@@ -342,6 +378,7 @@ fn the_broken_router_alone_alerts_with_its_cause_and_resolves_when_healed() {
         "{missing}"
     );
     assert_eq!(missing["labels"]["table"], "52");
+    dashboard_queries_answer(prom_port, instance);
 
     // Healed: the throw route back, the pings over; the loop ends, the
     // route is no longer missing, and both alerts resolve.

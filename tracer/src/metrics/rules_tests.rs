@@ -1,7 +1,9 @@
-//! The shipped alerting rules (dist/prometheus/tracer.rules.yml) name only
-//! metrics the tracer exports: each `tracer_*` name in them is a sample
-//! name of the registry once every kind of event has been through it.
-//! (promtool checks and unit-tests the rules themselves: tests/prometheus.rs.)
+//! The shipped alerting rules (dist/prometheus/tracer.rules.yml) and the
+//! Grafana dashboard (dist/grafana/tracer.json) name only metrics the
+//! tracer exports: each `tracer_*` name in them is a sample name of the
+//! registry once every kind of event has been through it. (promtool checks
+//! and unit-tests the rules: tests/prometheus.rs; tests/fleet.rs runs the
+//! dashboard's queries on a real Prometheus.)
 use std::collections::BTreeSet;
 
 use prometheus_client::encoding::text::encode;
@@ -16,6 +18,10 @@ use crate::{
 const RULES: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../dist/prometheus/tracer.rules.yml"
+));
+const DASHBOARD: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../dist/grafana/tracer.json"
 ));
 
 /// The `tracer_*` names a text mentions.
@@ -33,8 +39,9 @@ fn names(text: &str) -> BTreeSet<String> {
     out
 }
 
-#[test]
-fn the_rules_name_only_exported_metrics() {
+/// The sample names the registry exposes once every kind of event has
+/// been through it.
+fn exported() -> (BTreeSet<String>, String) {
     let m = Metrics::new(true);
     m.event(&event(
         Kind::RouteDel,
@@ -77,11 +84,43 @@ fn the_rules_name_only_exported_metrics() {
         .filter_map(|l| l.split(['{', ' ']).next())
         .map(String::from)
         .collect();
+    (samples, exposed)
+}
+
+#[test]
+fn the_rules_name_only_exported_metrics() {
+    let (samples, exposed) = exported();
     let used = names(RULES);
     assert!(used.len() >= 7, "{used:?}");
     let missing: Vec<&String> = used.difference(&samples).collect();
     assert!(
         missing.is_empty(),
         "the rules use {missing:?}, not exported:\n{exposed}"
+    );
+}
+
+#[test]
+fn the_dashboard_queries_only_exported_metrics() {
+    let (samples, exposed) = exported();
+    let d: serde_json::Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
+    let panels = d["panels"].as_array().expect("panels");
+    let exprs: Vec<&str> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    assert!(exprs.len() >= panels.len(), "a query per panel: {exprs:?}");
+    let used: BTreeSet<String> = exprs.iter().flat_map(|e| names(e)).collect();
+    for want in [
+        "tracer_loop_active",
+        "tracer_routes_missing",
+        "tracer_changes_total",
+    ] {
+        assert!(used.contains(want), "the dashboard shows {want}");
+    }
+    let missing: Vec<&String> = used.difference(&samples).collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard uses {missing:?}, not exported:\n{exposed}"
     );
 }
