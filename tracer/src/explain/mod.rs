@@ -67,7 +67,7 @@ fn journal_files(args: &ExplainArgs) -> Result<Result<Vec<PathBuf>, String>> {
         Some(p) if !p.exists() => {
             bail!("--journal {}: no such directory or file", p.display())
         }
-        Some(p) => Ok(journal::read::inputs(None, std::slice::from_ref(p))?),
+        Some(p) => Ok(journal::read::inputs(&[], std::slice::from_ref(p))?),
         None => journal::read::journal_files(std::path::Path::new(journal::DEFAULT_DIR))
             .map_err(|e| format!("{e:#}")),
     })

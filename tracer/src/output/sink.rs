@@ -96,7 +96,9 @@ impl Sink {
         let json = (to_stdout && self.json) || self.file.is_some();
         if json {
             self.line.clear();
-            serde_json::to_writer(&mut self.line, e).context("serializing an event")?;
+            crate::event::Host::this()
+                .write_json(e, &mut self.line)
+                .context("serializing an event")?;
             self.line.push(b'\n');
         }
         if to_stdout {

@@ -59,7 +59,7 @@ fn moment(flag: &str, spec: &str) -> Result<DateTime<Utc>> {
 fn files(journal: Option<&PathBuf>) -> Result<Vec<PathBuf>> {
     match journal {
         Some(p) if !p.exists() => bail!("--journal {}: no such directory or file", p.display()),
-        Some(p) => journal::read::inputs(None, std::slice::from_ref(p)),
+        Some(p) => journal::read::inputs(&[], std::slice::from_ref(p)),
         None => journal::read::journal_files(std::path::Path::new(journal::DEFAULT_DIR)),
     }
 }
