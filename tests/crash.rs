@@ -7,6 +7,7 @@ mod common;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
     process::Command,
     time::Duration,
 };
@@ -165,24 +166,7 @@ fn two_tracers_at_once_each_see_every_change() {
     let a = Tracer::start(&["--netns", &ns.name]);
     let b = Tracer::start(&["--netns", &ns.name]);
     let n = 300u32;
-    let cmds: String = (0..n)
-        .map(|i| {
-            format!(
-                "route add 10.88.{}.{}/32 dev v0 table 88\n",
-                i >> 8,
-                i & 255
-            )
-        })
-        .collect();
-    let file = std::env::temp_dir().join(format!("tracer-it-two-{}", ns.name));
-    std::fs::write(&file, cmds).unwrap();
-    let ok = Command::new("ip")
-        .args(["-n", &ns.name, "-batch"])
-        .arg(&file)
-        .status()
-        .unwrap();
-    let _ = std::fs::remove_file(&file);
-    assert!(ok.success());
+    batch(&ns, "add", 88, 0..n);
     let added = |e: &Value| e["kind"] == "route_add" && e["route"]["table"] == 88;
     for t in [&a, &b] {
         t.wait_for("every addition", Duration::from_secs(30), |_| {
@@ -265,7 +249,12 @@ fn ring_lost(events: &[Value]) -> u64 {
         .sum()
 }
 
-/// The index of a route `10.a.b.c/32` of the churn.
+/// Route `i` of a churn: `10.a.b.c/32`, its index in the last three bytes.
+fn route(i: u32) -> String {
+    format!("10.{}.{}.{}/32", (i >> 16) & 255, (i >> 8) & 255, i & 255)
+}
+
+/// The index of a route of the churn ([`route`]).
 fn index(dst: &str) -> Option<u32> {
     let ip = dst.strip_suffix("/32")?;
     let o: Vec<u32> = ip
@@ -284,12 +273,7 @@ fn index(dst: &str) -> Option<u32> {
 fn a_tracer_started_mid_churn_reports_from_then_on_without_a_gap() {
     let ns = namespace("churn");
     let n = 300_000u32;
-    let route = |i: u32| format!("10.{}.{}.{}/32", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-    let cmds: String = (0..n)
-        .map(|i| format!("route add {} dev v0 table 100\n", route(i)))
-        .collect();
-    let file = std::env::temp_dir().join(format!("tracer-it-churn-{}", ns.name));
-    std::fs::write(&file, cmds).unwrap();
+    let file = batch_file(&ns, "add", 100, 0..n);
     let mut churn = Command::new("ip")
         .args(["-n", &ns.name, "-batch"])
         .arg(&file)
@@ -372,21 +356,20 @@ fn a_tracer_started_mid_churn_reports_from_then_on_without_a_gap() {
     );
 }
 
-/// `ip -batch` of `verb` (add, del) for routes `from..to` of the churn's
-/// numbering, in table 100 (waits for it).
-fn batch(ns: &Netns, verb: &str, from: u32, to: u32) {
-    let cmds: String = (from..to)
-        .map(|i| {
-            format!(
-                "route {verb} 10.{}.{}.{}/32 dev v0 table 100\n",
-                (i >> 16) & 255,
-                (i >> 8) & 255,
-                i & 255
-            )
-        })
+/// An `ip -batch` file that does `verb` (add, del) to routes `range` of
+/// the churn's numbering ([`route`]) on v0, in `table`.
+fn batch_file(ns: &Netns, verb: &str, table: u32, range: std::ops::Range<u32>) -> PathBuf {
+    let cmds: String = range
+        .map(|i| format!("route {verb} {} dev v0 table {table}\n", route(i)))
         .collect();
     let file = std::env::temp_dir().join(format!("tracer-it-{verb}-{}", ns.name));
     std::fs::write(&file, cmds).unwrap();
+    file
+}
+
+/// Runs [`batch_file`] with `ip -batch` and waits for it.
+fn batch(ns: &Netns, verb: &str, table: u32, range: std::ops::Range<u32>) {
+    let file = batch_file(ns, verb, table, range);
     let ok = Command::new("ip")
         .args(["-n", &ns.name, "-batch"])
         .arg(&file)
@@ -406,8 +389,8 @@ fn an_overflowing_notification_socket_loses_no_change() {
     let ns = namespace("ovf");
     let t = Tracer::start_with_env(&["--netns", &ns.name], &[("TRACER_NOTIFY_RCVBUF", "4096")]);
     let (n, del) = (20_000u32, 10_000u32);
-    batch(&ns, "add", 0, n);
-    batch(&ns, "del", 0, del);
+    batch(&ns, "add", 100, 0..n);
+    batch(&ns, "del", 100, 0..del);
     let count = |events: &[Value], kind: &str| -> BTreeMap<u32, u32> {
         let mut m = BTreeMap::new();
         for e in events
