@@ -56,8 +56,9 @@ impl Engine {
     /// about its device). One nothing explains whose device is up (no
     /// link change either) may be a request's removal whose notification
     /// is still queued (the re-read raced it): it waits, as after an
-    /// overflow, and is reported as unexplained only when nothing claims it. A dump that fails or is interrupted removes nothing and is
-    /// tried again, up to three times.
+    /// overflow, and is reported as unexplained only when nothing claims
+    /// it. A dump that fails or is interrupted removes nothing and is tried
+    /// again, up to three times.
     pub fn resync(
         &mut self,
         netns: u32,
@@ -121,9 +122,7 @@ impl Engine {
             };
             o.result = ok();
             if o.cause == Some(Cause::Unknown) && device_up {
-                let rec = self.recovered.entry(netns).or_default();
-                rec.vanished.insert((Op::Del, id), o);
-                rec.until = rec.until.max(Some(now + RECOVERY_WAIT));
+                self.await_claim(netns, (Op::Del, id), o, now);
                 continue;
             }
             // After the held changes the kernel made before its cause
@@ -196,17 +195,23 @@ impl Engine {
                     let mut o = Outcome::new(Source::Netlink, op, netns, Object::Route(route));
                     o.result = ok();
                     o.note = Some(Note::Recovered);
-                    self.recovered
-                        .entry(netns)
-                        .or_default()
-                        .vanished
-                        .insert(id, o);
+                    self.await_claim(netns, id, o, now);
                 }
             }
         }
+        // The inputs still queued may name the ones reported at once too.
         let rec = self.recovered.entry(netns).or_default();
         rec.until = rec.until.max(Some(now + RECOVERY_WAIT));
         Ok(found)
+    }
+
+    /// A change a re-read found that a request or notification still
+    /// queued may claim (`already_recovered`, `place`): `o` is reported by
+    /// itself only once `RECOVERY_WAIT` has passed unclaimed.
+    fn await_claim(&mut self, netns: u32, id: (Op, RouteId), o: Outcome, now: Instant) {
+        let rec = self.recovered.entry(netns).or_default();
+        rec.vanished.insert(id, o);
+        rec.until = rec.until.max(Some(now + RECOVERY_WAIT));
     }
 
     /// Re-read the routes of `netns` into the mirror; the routes that
