@@ -69,13 +69,8 @@ fn spawn(bin: &str, args: &[String], log: &Path) -> Service {
 fn wait_ready(port: u16, path: &str, what: &str, log: &Path) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(30) {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut head = String::new();
-            let _ = BufReader::new(s).read_line(&mut head);
-            if head.contains(" 200") {
-                return;
-            }
+        if get(port, path).is_some_and(|(status, _)| status.contains(" 200")) {
+            return;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -85,13 +80,20 @@ fn wait_ready(port: u16, path: &str, what: &str, log: &Path) {
     );
 }
 
-/// `GET http://127.0.0.1:PORT/PATH`'s JSON body.
-fn get_json(port: u16, path: &str) -> Option<Value> {
+/// `GET http://127.0.0.1:PORT/PATH`: its status line and body.
+fn get(port: u16, path: &str) -> Option<(String, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
-    serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.lines().next()?.to_string();
+    Some((status, body.to_string()))
+}
+
+/// `GET http://127.0.0.1:PORT/PATH`'s JSON body.
+fn get_json(port: u16, path: &str) -> Option<Value> {
+    serde_json::from_str(&get(port, path)?.1).ok()
 }
 
 /// Wait until Prometheus scrapes every target successfully and knows its
