@@ -470,6 +470,58 @@ fn an_unclaimed_silent_removal_is_reported_unexplained_after_the_wait() {
     assert_eq!(out[0].note, Some(Note::FlushedUnexplained));
 }
 
+/// `ip link set v0 down` whose request is read from the ring buffer only
+/// after the link's notification (the two inputs are read in either order):
+/// the re-read, which runs once both are drained, still names the process.
+#[test]
+fn a_link_request_read_after_its_notification_still_explains_the_flush() {
+    let mut e = tracepoint_engine();
+    let t = Instant::now();
+    let link = |up| NlItem {
+        seq: 0,
+        portid: 0,
+        flags: 0,
+        obj: NlObj::Link(LinkChange {
+            deleted: false,
+            ifindex: 3,
+            name: Some("v0".into()),
+            up: Some(up),
+        }),
+    };
+    e.notification(7, link(true), t);
+    let default = Route {
+        rtype: Some("unicast".into()),
+        dst: Some("0.0.0.0/0".into()),
+        ifindex: Some(3),
+        ..throw(52)
+    };
+    e.notification(7, note(0, Op::Add, default), t);
+    let _ = e.tick(t + Duration::from_secs(1));
+    e.take_outcomes();
+    let t = t + Duration::from_secs(2);
+    e.notification(7, link(false), t);
+    e.causes.note(
+        7,
+        RecentCause {
+            cause: Cause::LinkDown,
+            who: hdr(4321, 7),
+            source: Source::Tracepoint,
+            at: t + Duration::from_millis(5),
+            ifindex: Some(3),
+        },
+    );
+    let now = t + Duration::from_millis(100);
+    for (ns, causes) in e.tick(now) {
+        assert!(causes.0.is_empty(), "planned before the request was read");
+        e.resync(ns, causes, now, |_| Ok(())).unwrap();
+    }
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].cause, Some(Cause::LinkDown));
+    assert_eq!(out[0].who.unwrap().pid, 4321);
+    assert_eq!(out[0].note, Some(Note::Flushed));
+}
+
 /// `unicast 10.66.N.0/24 table 100` as a dump describes it.
 fn dumped(n: u8) -> crate::netlink::route_msg::RouteMsg {
     let mut dst = [0u8; 16];
