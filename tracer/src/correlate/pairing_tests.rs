@@ -512,7 +512,7 @@ fn a_link_request_read_after_its_notification_still_explains_the_flush() {
     );
     let now = t + Duration::from_millis(100);
     for (ns, causes) in e.tick(now) {
-        assert!(causes.0.is_empty(), "planned before the request was read");
+        assert_eq!(causes.0.len(), 1, "the request read after the plan");
         e.resync(ns, causes, now, |_| Ok(())).unwrap();
     }
     let out = e.take_outcomes();

@@ -100,14 +100,7 @@ impl Engine {
             // With nothing explaining it and its device up, a removal whose
             // notification is still to be read, most likely.
             let device_up = route.ifindex.is_none_or(|i| self.mirror(netns).link_up(i));
-            // The action read after the flush's notification explains it
-            // too: the ring buffer and the socket are read in either
-            // order, and a re-read runs only once both are drained.
-            let late = || {
-                let devs = super::causes::route_devs(&route);
-                self.causes.explaining(netns, Op::Del, &devs, now)
-            };
-            let mut o = match causes.for_route(&route).cloned().or_else(late) {
+            let mut o = match causes.for_route(&route).cloned() {
                 Some(c) => {
                     let mut o = Outcome::new(c.source, Op::Del, netns, Object::Route(route));
                     o.who = Some(c.who);
