@@ -24,6 +24,18 @@ impl Zone {
         }
     }
 
+    /// How times of moment `t` are labelled in this zone, in every
+    /// command's text alike: "UTC" when the offset is 0 (`--utc`, or a
+    /// local zone at UTC), else "UTC+09:00".
+    pub fn label(self, t: DateTime<Utc>) -> String {
+        let off = self.offset(t);
+        if off.local_minus_utc() == 0 {
+            "UTC".into()
+        } else {
+            format!("UTC{off}")
+        }
+    }
+
     /// An event's `ts` (RFC 3339, UTC) as a text line shows it: RFC 3339 in
     /// this zone, to the microsecond, `Z` when the offset is 0. Text that is
     /// not such a time (an edited journal's) is returned as it is, for the
@@ -69,6 +81,22 @@ mod tests {
             off.local_minus_utc() == 0,
             "{shown} at offset {off}"
         );
+    }
+
+    #[test]
+    fn a_zone_at_utc_is_labelled_utc() {
+        let t = DateTime::parse_from_rfc3339("2026-04-10T06:52:46Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(Zone::Utc.label(t), "UTC");
+        let local = Zone::Local.label(t);
+        match Zone::Local.offset(t).local_minus_utc() {
+            0 => assert_eq!(local, "UTC"),
+            _ => assert!(
+                local.starts_with("UTC+") || local.starts_with("UTC-"),
+                "{local}"
+            ),
+        }
     }
 
     #[test]

@@ -22,14 +22,10 @@ fn when(ts: &str, zone: Zone) -> String {
         .map(|t| {
             let t = t.with_timezone(&chrono::Utc);
             let off = zone.offset(t);
-            let name = if off.local_minus_utc() == 0 {
-                "UTC".to_string()
-            } else {
-                format!("UTC{off}")
-            };
             format!(
-                "{} {name}",
-                t.with_timezone(&off).format("%Y-%m-%d %H:%M:%S")
+                "{} {}",
+                t.with_timezone(&off).format("%Y-%m-%d %H:%M:%S"),
+                zone.label(t)
             )
         })
         .unwrap_or_else(|_| escape_str(ts))

@@ -58,15 +58,12 @@ impl Fmt {
     pub(super) fn zone_name(&self, t: Time) -> String {
         match self.zone {
             Zone::Utc => "UTC".into(),
-            Zone::Local => format!("local time (UTC{})", self.offset(t)),
+            Zone::Local => format!("local time ({})", self.zone.label(t)),
         }
     }
-    /// "UTC", or the local offset as "UTC+09:00".
+    /// "UTC", or the local offset as "UTC+09:00" (`Zone::label`).
     pub(super) fn zone_short(&self, t: Time) -> String {
-        match self.zone {
-            Zone::Utc => "UTC".into(),
-            Zone::Local => format!("UTC{}", self.offset(t)),
-        }
+        self.zone.label(t)
     }
     pub(super) fn in_ns(&self, n: &Netns) -> String {
         if self.many_ns {
