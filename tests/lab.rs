@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     Tracer, doctor,
-    lab::{self, BROKEN_ID, HEALTHY_ID, Lab},
+    lab::{self, BROKEN_ID, HEALTHY_ID, Lab, Stack, V4, V6},
 };
 use serde_json::Value;
 
@@ -115,11 +115,48 @@ fn tc_filters(lab: &Lab, dir: &str) -> String {
     )
 }
 
+/// The IPv6 lab (`lab.sh up --ipv6`): the peer's IPv6 echo requests loop
+/// once `throw fd00:1::/64` is gone, and are reported exactly like the
+/// IPv4 ones, on tc and on each tracepoint fallback.
+#[test]
+fn broken_ipv6_lab_reports_one_loop_per_flow() {
+    broken_lab_of(V6, &[], default_hook());
+}
+
+#[test]
+fn broken_ipv6_lab_on_classic_tc() {
+    broken_lab_of(V6, &[("TRACER_PACKET_HOOK", "clsact")], "clsact");
+}
+
+#[test]
+fn broken_ipv6_lab_on_btf_tracepoints() {
+    broken_lab_of(V6, &[("TRACER_PACKET_HOOK", "btf")], "tracepoint");
+}
+
+#[test]
+fn broken_ipv6_lab_on_raw_tracepoints() {
+    broken_lab_of(V6, &[("TRACER_PACKET_HOOK", "raw")], "tracepoint");
+}
+
+#[test]
+fn broken_ipv6_lab_on_classic_tracepoints() {
+    broken_lab_of(V6, &[("TRACER_PACKET_HOOK", "classic")], "tracepoint");
+}
+
 /// The broken lab under `tracer watch --iface`, with `env`, watched by
 /// `hook` (`tcx`, `clsact` or `tracepoint`); returns the lab (still up, the
 /// tracer stopped).
 fn broken_lab(env: &[(&str, &str)], hook: &str) -> Lab {
-    let lab = Lab::up();
+    broken_lab_of(V4, env, hook)
+}
+
+/// [`broken_lab`] for the lab of `stack` (IPv4, or IPv6 with its pings).
+fn broken_lab_of(stack: Stack, env: &[(&str, &str)], hook: &str) -> Lab {
+    let lab = if stack.flag.is_some() {
+        Lab::up_ipv6()
+    } else {
+        Lab::up()
+    };
     let iface = lab.iface("tailscale0");
     let t = Tracer::start_with_env(&["--netns", &lab.router, "--iface", &iface], env);
     let via = if hook == "tracepoint" {
@@ -162,7 +199,7 @@ fn broken_lab(env: &[(&str, &str)], hook: &str) -> Lab {
         peer.stdout
     );
     let e = loops[0];
-    lab::check_loop(e, &lab.router, &peer.stdout, hook);
+    lab::check_loop_of(stack, e, &lab.router, &peer.stdout, hook, false);
     let ctx = format!("loop event: {e:#}\npeer:\n{}", peer.stdout);
 
     // Reported within 1 s of the first looped packet (issue #3's target).
@@ -181,6 +218,98 @@ fn broken_lab(env: &[(&str, &str)], hook: &str) -> Lab {
     );
 
     lab
+}
+
+/// The reflecting lab: the peer hands every looped copy back into the
+/// router (tailnet_peer --reflect, as tailscaled does with a packet for a
+/// subnet the router advertises itself), so each request loops once per
+/// TTL, 63 passes. One `loop` and one `loop_end` for the flow, not one per
+/// pass: the end counts every pass the peer reflected, and the TTL falls
+/// to 1. On tc and on each tracepoint fallback.
+#[test]
+fn reflecting_lab_reports_one_loop_per_flow() {
+    reflecting_lab(&[], default_hook());
+}
+
+#[test]
+fn reflecting_lab_on_classic_tc() {
+    reflecting_lab(&[("TRACER_PACKET_HOOK", "clsact")], "clsact");
+}
+
+#[test]
+fn reflecting_lab_on_btf_tracepoints() {
+    reflecting_lab(&[("TRACER_PACKET_HOOK", "btf")], "tracepoint");
+}
+
+#[test]
+fn reflecting_lab_on_raw_tracepoints() {
+    reflecting_lab(&[("TRACER_PACKET_HOOK", "raw")], "tracepoint");
+}
+
+#[test]
+fn reflecting_lab_on_classic_tracepoints() {
+    reflecting_lab(&[("TRACER_PACKET_HOOK", "classic")], "tracepoint");
+}
+
+#[test]
+fn reflecting_ipv6_lab_reports_one_loop_per_flow() {
+    reflecting_lab_of(V6, &[], default_hook());
+}
+
+fn reflecting_lab(env: &[(&str, &str)], hook: &str) {
+    reflecting_lab_of(V4, env, hook)
+}
+
+fn reflecting_lab_of(stack: Stack, env: &[(&str, &str)], hook: &str) {
+    let lab = if stack.flag.is_some() {
+        Lab::up_ipv6()
+    } else {
+        Lab::up()
+    };
+    let iface = lab.iface("tailscale0");
+    let args = [
+        "--netns",
+        &lab.router,
+        "--iface",
+        &iface,
+        "--loop-end-secs",
+        "1",
+    ];
+    let t = Tracer::start_with_env(&args, env);
+    assert_eq!(t.ready["ifaces"][0]["hook"], hook, "ready: {}", t.ready);
+    lab.reflect();
+    lab.break_it();
+    let peer = lab.ping_reflecting(&BROKEN_ID.to_string(), 3);
+    peer.assert_looped(3);
+    // TTL 63 down to 1: 63 passes per request.
+    assert_eq!(
+        (peer.count("reflected"), peer.count("lowest_ttl")),
+        (3 * 63, 1),
+        "every copy with TTL 63..1 came back and was reflected:\n{}",
+        peer.stdout
+    );
+    t.wait_for("the loop's end", LOOP_TIMEOUT, |e| e["kind"] == "loop_end");
+    let events = t.stop();
+    let of = |k: &str| -> Vec<&Value> { events.iter().filter(|e| e["kind"] == k).collect() };
+    let (loops, ends) = (of("loop"), of("loop_end"));
+    assert_eq!(
+        (loops.len(), ends.len()),
+        (1, 1),
+        "one loop and one loop_end for the one flow, not one per pass; events:\n{}",
+        lines(&events)
+    );
+    let (e, end) = (loops[0], ends[0]);
+    lab::check_loop_of(stack, e, &lab.router, &peer.stdout, hook, true);
+    let ctx = format!("loop_end: {end:#}\npeer:\n{}", peer.stdout);
+    assert_eq!(end["original"], e["original"], "the same flow; {ctx}");
+    assert_eq!(
+        end["packets"],
+        peer.count("reflected"),
+        "every pass counted; {ctx}"
+    );
+    assert_eq!(end["lowest_ttl"], 1, "the TTL fell to 1; {ctx}");
+    assert_eq!(end["lookup"], e["lookup"], "{ctx}");
+    assert_eq!(end["suspect"], e["suspect"], "{ctx}");
 }
 
 /// tailscaled restarting recreates tailscale0 under a new ifindex: the
@@ -221,7 +350,15 @@ fn recreated_interface_is_watched_again() {
 
 #[test]
 fn healthy_lab_reports_no_loop() {
-    let lab = Lab::up();
+    healthy_lab(Lab::up());
+}
+
+#[test]
+fn healthy_ipv6_lab_reports_no_loop() {
+    healthy_lab(Lab::up_ipv6());
+}
+
+fn healthy_lab(lab: Lab) {
     let iface = lab.iface("tailscale0");
     let t = Tracer::start(&["--netns", &lab.router, "--iface", &iface]);
 

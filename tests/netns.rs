@@ -186,7 +186,7 @@ fn changes_are_read_from_the_kernel(t: &Tracer, h: &Holder, name: &str) {
     let route = json!({
         "family": "inet", "table": 254, "table_name": "main", "type": "unicast",
         "dst": "10.61.0.0/24", "gateway": null, "dev": "v0", "ifindex": ifindex,
-        "metric": null, "protocol": "static", "scope": "link",
+        "metric": 0, "protocol": "static", "scope": "link",
     });
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
     assert_eq!(

@@ -173,13 +173,13 @@ fn check(spec: KernelSpec, hook: &str) {
     );
 
     // The lab did what it does on this host.
-    PeerRun::parse(section("peer-healthy")).assert_replied(1);
+    PeerRun::parse(section("peer-healthy"), lab::V4).assert_replied(1);
     let table52 = section("table-52");
     assert!(
         !table52.contains("192.168.1.0/24") && table52.contains("throw 10.10.10.0/24"),
         "{name}: after flush and restore, table 52 keeps only throw 10.10.10.0/24:\n{table52}"
     );
-    let peer = PeerRun::parse(section("peer-broken"));
+    let peer = PeerRun::parse(section("peer-broken"), lab::V4);
     peer.assert_looped(3);
 
     // The flush's removal, by its process, and the one loop tied to it.

@@ -197,3 +197,71 @@ fn the_html_page_is_self_contained_with_a_row_per_changed_rule_and_route() {
         assert!(html.contains(&format!("<h2>{section}</h2>")), "{section}");
     }
 }
+
+/// Two hosts' journals (tracer/tests/fixtures/fleet-a.journal, the
+/// incident lab on router-a, and fleet-b.journal, router-b, whose
+/// namespace has the same inode) told as one timeline, each line naming
+/// its host in the namespace (issue 17); `--host` keeps one host.
+#[test]
+fn many_hosts_journals_make_one_timeline() {
+    let (a, b) = (fixture("fleet-a.journal"), fixture("fleet-b.journal"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let out = report(&["--utc", "--journal", a, "--journal", b]);
+    let want = "\
+Report of 2 files: 17 events from 2026-11-24 22:32:38 to 22:32:43
+Times are UTC.
+
+-- 2026-11-24 --
+22:32:38  tracer started (pid 2743, version 0.1.0), watching netns router-a:rep-2692-r
+22:32:38  tracer started (pid 700, version 0.1.0), watching netns router-b:lab-b
+22:32:39  systemd-network (pid 2772) removed 4 rules (5210, 5230, 5250, 5270) and 1 route (throw 192.168.1.0/24 table 52) in netns router-a:rep-2692-r
+          restored at 22:32:40 by tailscaled (pid 2783): 4 rules (5210, 5230, 5250, 5270)
+          still missing: inet throw 192.168.1.0/24 table 52 proto boot in netns router-a:rep-2692-r
+22:32:40  tailscaled (pid 2783) added 4 rules (5210, 5230, 5250, 5270) in netns router-a:rep-2692-r
+          puts back what systemd-network (pid 2772) removed at 22:32:39: 4 rules (5210, 5230, 5250, 5270)
+22:32:40  ip (pid 701) added 1 route (10.9.0.0/16 via 192.0.2.2 dev eth0 table main) in netns router-b:lab-b
+22:32:41  LOOP on tailscale0 in netns router-a:rep-2692-r: 100.119.140.15 > 192.168.1.90 icmp comes back out of tailscale0 from 100.98.98.126 (rule 5270 -> table 52 -> default dev tailscale0)
+          suspect: throw 192.168.1.0/24 table 52 removed at 22:32:39 by systemd-network (pid 2772)
+          25 packets looped, until 22:32:43
+
+Still missing at the end (2026-11-24 22:32:43):
+  inet throw 192.168.1.0/24 table 52 proto boot in netns router-a:rep-2692-r, removed at 2026-11-24 22:32:39 by systemd-network (pid 2772)
+";
+    for (i, (got, want)) in out.lines().zip(want.lines()).enumerate() {
+        assert_eq!(got, want, "line {}", i + 1);
+    }
+    assert_eq!(out.lines().count(), want.lines().count(), "{out}");
+
+    // One host: its namespace as it named it, nothing of the other.
+    let only_b = report(&[
+        "--utc",
+        "--journal",
+        a,
+        "--journal",
+        b,
+        "--host",
+        "router-b",
+    ]);
+    assert!(
+        only_b.contains(
+            "ip (pid 701) added 1 route (10.9.0.0/16 via 192.0.2.2 dev eth0 table main)\n"
+        ),
+        "{only_b}"
+    );
+    assert!(
+        !only_b.contains("router-a") && !only_b.contains("tailscale0"),
+        "{only_b}"
+    );
+
+    // A host the journals do not hold: one line naming those they do.
+    let out = Command::new(common::tracer_bin())
+        .args(["report", "--journal", a, "--journal", b, "--host", "nosuch"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        "tracer: no event of host nosuch in 2 file(s); the hosts there: router-a, router-b"
+    );
+}

@@ -1,60 +1,75 @@
-//! tailnet_peer: plays a tailnet peer (100.119.140.15) on the router side of
-//! the lab's TUN device `tailscale0`, as tailscaled would hand its packets to
-//! the kernel. Run it inside the router's namespace (`ip netns exec`).
+//! tailnet_peer: plays a tailnet peer (100.119.140.15, or
+//! fd7a:115c:a1e0::15 over IPv6) on the router side of the lab's TUN device
+//! `tailscale0`, as tailscaled would hand its packets to the kernel. Run it
+//! inside the router's namespace (`ip netns exec`).
 //!
 //!   tailnet_peer [--dev tailscale0] [--src 100.119.140.15] [--dst 192.168.1.90]
 //!                [--id 7] [--count 3] [--interval-ms 200] [--timeout-ms 2000]
-//!                [--ttl 64]
+//!                [--ttl 64] [--reflect]
 //!
 //! Attaches to the existing TUN (IFF_TUN | IFF_NO_PI), prints `peer: ready`,
-//! then writes COUNT IPv4 ICMP echo requests SRC > DST (echo id ID, seq
-//! 1..COUNT, distinct IP ids), one every INTERVAL ms. Every packet the router
-//! sends into the TUN is printed on one line, e.g.
+//! then writes COUNT echo requests SRC > DST (ICMP for IPv4 addresses,
+//! ICMPv6 for IPv6 ones; echo id ID, seq 1..COUNT, distinct IPv4 ids), one
+//! every INTERVAL ms. Every packet the router sends into the TUN is printed
+//! on one line, e.g.
 //!
 //!   peer: got 192.168.1.90 > 100.119.140.15 icmp echo-reply id 7 seq 1 ttl 63
 //!   peer: got 100.98.98.126 > 192.168.1.90 icmp echo-request id 7 seq 1 ttl 63 (looped back)
 //!
 //! the second being the routing loop as the peer sees it: its own request,
 //! routed back to the tailnet with the router's address as source. Echo
-//! requests addressed to SRC are answered. The peer stops once every request
-//! got an echo reply or came back looped, or TIMEOUT ms after the last
-//! request, and prints a summary line:
+//! requests addressed to SRC are answered.
 //!
-//!   peer: summary sent=3 replies=3 looped=0 other=0 unanswered=0
+//! `--reflect` plays tailscaled's forwarding for a subnet the router
+//! advertises itself: every looped request is written back into the TUN as
+//! it came (`(looped back, reflected)`), so the router routes it again, one
+//! pass per TTL, until the TTL runs out.
 //!
-//! Exits 0 unless the device cannot be used (status 1) or the arguments are
-//! wrong (status 2).
+//! The peer stops once every request got an echo reply or came back looped
+//! (with --reflect, once nothing came for 300 ms after that), or TIMEOUT ms
+//! after the last request, and prints a summary line:
+//!
+//!   peer: summary sent=3 replies=3 looped=0 other=0 unanswered=0 reflected=0 lowest_ttl=0
+//!
+//! (`looped` counts requests that came back, once each; `reflected` the
+//! copies written back; `lowest_ttl` the lowest TTL or hop limit of a
+//! looped copy, 0 when none came.) Exits 0 unless the device cannot be used
+//! (status 1) or the arguments are wrong (status 2).
+#[path = "tailnet_peer/packets.rs"]
+mod packets;
+
 use std::{
     collections::BTreeSet,
     io::Write,
-    net::{Ipv4Addr, Ipv6Addr},
+    net::IpAddr,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     time::{Duration, Instant},
 };
 
-const ICMP: u8 = 1;
-const ICMPV6: u8 = 58;
-const ECHO_REPLY: u8 = 0;
-const ECHO_REQUEST: u8 = 8;
+use packets::{Echo, describe, echo, ip_icmp, parse};
+
 /// Echo payload length (as ping's default): an 84-byte IPv4 packet.
 const PAYLOAD: usize = 56;
+/// With --reflect: how long the loop must be quiet before the peer stops.
+const REFLECT_QUIET: Duration = Duration::from_millis(300);
 
 struct Args {
     dev: String,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: IpAddr,
+    dst: IpAddr,
     id: u16,
     count: u16,
     interval: Duration,
     timeout: Duration,
     ttl: u8,
+    reflect: bool,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!("tailnet_peer: {msg}");
     eprintln!(
         "usage: tailnet_peer [--dev NAME] [--src ADDR] [--dst ADDR] [--id N] [--count N] \
-         [--interval-ms MS] [--timeout-ms MS] [--ttl N]"
+         [--interval-ms MS] [--timeout-ms MS] [--ttl N] [--reflect]"
     );
     std::process::exit(2)
 }
@@ -62,18 +77,23 @@ fn usage(msg: &str) -> ! {
 fn parse_args() -> Args {
     let mut a = Args {
         dev: "tailscale0".into(),
-        src: Ipv4Addr::new(100, 119, 140, 15),
-        dst: Ipv4Addr::new(192, 168, 1, 90),
+        src: IpAddr::from([100, 119, 140, 15]),
+        dst: IpAddr::from([192, 168, 1, 90]),
         id: 7,
         count: 3,
         interval: Duration::from_millis(200),
         timeout: Duration::from_millis(2000),
         ttl: 64,
+        reflect: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
             usage("plays tailnet peer SRC and pings DST through the TUN device");
+        }
+        if flag == "--reflect" {
+            a.reflect = true;
+            continue;
         }
         let value = it
             .next()
@@ -98,6 +118,12 @@ fn parse_args() -> Args {
             "--ttl" => a.ttl = num(&flag, &value),
             _ => usage(&format!("unknown argument: {flag}")),
         }
+    }
+    if a.src.is_ipv6() != a.dst.is_ipv6() {
+        usage(&format!(
+            "{} and {} are of different families",
+            a.src, a.dst
+        ));
     }
     a
 }
@@ -148,159 +174,6 @@ fn wait_operational(dev: &str) -> std::io::Result<()> {
             )));
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// The Internet checksum (RFC 1071) of `data`.
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// An IPv4 packet (DF set, no options) around an ICMP message whose
-/// checksum field is computed here.
-fn ipv4_icmp(src: Ipv4Addr, dst: Ipv4Addr, ip_id: u16, ttl: u8, mut icmp: Vec<u8>) -> Vec<u8> {
-    icmp[2..4].copy_from_slice(&[0, 0]);
-    let c = checksum(&icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    let total = (20 + icmp.len()) as u16;
-    let mut p = Vec::with_capacity(total as usize);
-    p.extend_from_slice(&[0x45, 0]);
-    p.extend_from_slice(&total.to_be_bytes());
-    p.extend_from_slice(&ip_id.to_be_bytes());
-    p.extend_from_slice(&0x4000u16.to_be_bytes()); // DF, offset 0
-    p.extend_from_slice(&[ttl, ICMP, 0, 0]);
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    let c = checksum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p.extend_from_slice(&icmp);
-    p
-}
-
-fn echo(kind: u8, id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
-    let mut m = vec![kind, 0, 0, 0];
-    m.extend_from_slice(&id.to_be_bytes());
-    m.extend_from_slice(&seq.to_be_bytes());
-    m.extend_from_slice(payload);
-    m
-}
-
-/// What a packet from the router is, as far as the peer cares.
-#[derive(Debug, PartialEq)]
-enum Packet {
-    V4 {
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        ttl: u8,
-        proto: u8,
-        /// The bytes after the IPv4 header (as far as captured).
-        l4: Vec<u8>,
-    },
-    V6 {
-        src: Ipv6Addr,
-        dst: Ipv6Addr,
-        hlim: u8,
-        next: u8,
-        l4: Vec<u8>,
-    },
-    Other(usize),
-}
-
-fn parse(p: &[u8]) -> Packet {
-    match p.first().map(|b| b >> 4) {
-        Some(4) if p.len() >= 20 => {
-            let ihl = usize::from(p[0] & 0x0f) * 4;
-            let total = usize::from(u16::from_be_bytes([p[2], p[3]])).min(p.len());
-            let l4 = p.get(ihl.max(20)..total.max(ihl)).unwrap_or(&[]).to_vec();
-            Packet::V4 {
-                src: Ipv4Addr::new(p[12], p[13], p[14], p[15]),
-                dst: Ipv4Addr::new(p[16], p[17], p[18], p[19]),
-                ttl: p[8],
-                proto: p[9],
-                l4,
-            }
-        }
-        Some(6) if p.len() >= 40 => {
-            let addr = |o: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&p[o..o + 16]).unwrap());
-            Packet::V6 {
-                src: addr(8),
-                dst: addr(24),
-                hlim: p[7],
-                next: p[6],
-                l4: p[40..].to_vec(),
-            }
-        }
-        _ => Packet::Other(p.len()),
-    }
-}
-
-/// ICMP echo fields: (type, id, seq) when `l4` is an echo request/reply.
-fn echo_fields(l4: &[u8]) -> Option<(u8, u16, u16)> {
-    if l4.len() < 8 || !(l4[0] == ECHO_REQUEST || l4[0] == ECHO_REPLY) || l4[1] != 0 {
-        return None;
-    }
-    Some((
-        l4[0],
-        u16::from_be_bytes([l4[4], l4[5]]),
-        u16::from_be_bytes([l4[6], l4[7]]),
-    ))
-}
-
-fn describe(p: &Packet) -> String {
-    match p {
-        Packet::V4 {
-            src,
-            dst,
-            ttl,
-            proto,
-            l4,
-        } => {
-            let what = match (*proto, echo_fields(l4)) {
-                (ICMP, Some((t, id, seq))) => format!(
-                    "icmp {} id {id} seq {seq}",
-                    if t == ECHO_REQUEST {
-                        "echo-request"
-                    } else {
-                        "echo-reply"
-                    }
-                ),
-                (ICMP, None) if l4.len() >= 2 => format!("icmp type {} code {}", l4[0], l4[1]),
-                (6 | 17, _) if l4.len() >= 4 => format!(
-                    "{} {} > {}",
-                    if *proto == 6 { "tcp" } else { "udp" },
-                    u16::from_be_bytes([l4[0], l4[1]]),
-                    u16::from_be_bytes([l4[2], l4[3]])
-                ),
-                _ => format!("proto {proto}"),
-            };
-            format!("{src} > {dst} {what} ttl {ttl}")
-        }
-        Packet::V6 {
-            src,
-            dst,
-            hlim,
-            next,
-            l4,
-        } => {
-            // Skip a hop-by-hop options header (MLD reports carry one).
-            let (next, l4) = match (*next, l4.get(..2)) {
-                (0, Some(&[n, len])) => (n, l4.get((usize::from(len) + 1) * 8..).unwrap_or(&[])),
-                _ => (*next, l4.as_slice()),
-            };
-            let what = match (next, l4.first()) {
-                (ICMPV6, Some(t)) => format!("icmp6 type {t}"),
-                _ => format!("next-header {next}"),
-            };
-            format!("{src} > {dst} {what} hlim {hlim}")
-        }
-        Packet::Other(len) => format!("a {len}-byte packet that is neither IPv4 nor IPv6"),
     }
 }
 
@@ -356,6 +229,10 @@ struct Tally {
     replies: u32,
     looped: u32,
     other: u32,
+    /// Looped copies written back into the TUN (--reflect).
+    reflected: u32,
+    /// The lowest TTL or hop limit of a looped copy (0: none came).
+    lowest_ttl: u8,
     /// Requests (by seq) that got a reply or came back looped.
     answered: BTreeSet<u16>,
 }
@@ -396,9 +273,11 @@ fn run(a: &Args, fd: &OwnedFd) -> std::io::Result<()> {
     // Distinct IP ids, also across runs.
     let id_base = (std::process::id() as u16).wrapping_mul(251);
     let payload: Vec<u8> = (0..PAYLOAD as u8).map(|i| 0x10 + i).collect();
+    let v6 = a.src.is_ipv6();
     let mut t = Tally::default();
     let mut next_send = Instant::now();
     let mut deadline: Option<Instant> = None;
+    let mut last_got = Instant::now();
     let mut buf = vec![0u8; 65536];
     let mut ip_id_reply = id_base.wrapping_add(0x8000);
     loop {
@@ -406,28 +285,25 @@ fn run(a: &Args, fd: &OwnedFd) -> std::io::Result<()> {
         if t.sent < a.count && now >= next_send {
             t.sent += 1;
             let seq = t.sent;
-            let pkt = ipv4_icmp(
-                a.src,
-                a.dst,
-                id_base.wrapping_add(seq),
-                a.ttl,
-                echo(ECHO_REQUEST, a.id, seq, &payload),
-            );
+            let msg = echo(Echo::Request, v6, a.id, seq, &payload);
+            let pkt = ip_icmp(a.src, a.dst, id_base.wrapping_add(seq), a.ttl, msg);
             write_packet(fd, &pkt)?;
             say(&format!(
-                "sent {} > {} icmp echo-request id {} seq {seq} ttl {}",
-                a.src, a.dst, a.id, a.ttl
+                "sent {}",
+                describe(&parse(&pkt).expect("a packet built here"))
             ));
             next_send = now + a.interval;
             if t.sent == a.count {
                 deadline = Some(now + a.timeout);
             }
         }
-        if t.sent == a.count && (1..=a.count).all(|s| t.answered.contains(&s)) {
+        let all_answered = t.sent == a.count && (1..=a.count).all(|s| t.answered.contains(&s));
+        if all_answered && (!a.reflect || now >= last_got + REFLECT_QUIET) {
             break;
         }
         let until = match deadline {
             Some(d) if now >= d => break,
+            Some(d) if all_answered => d.min(last_got + REFLECT_QUIET),
             Some(d) => d,
             None => next_send,
         };
@@ -446,83 +322,62 @@ fn run(a: &Args, fd: &OwnedFd) -> std::io::Result<()> {
             }
             return Err(e);
         }
-        let p = parse(&buf[..n as usize]);
+        last_got = Instant::now();
+        let raw = &buf[..n as usize];
+        let p = match parse(raw) {
+            Ok(p) => p,
+            Err(len) => {
+                t.other += 1;
+                say(&format!(
+                    "got a {len}-byte packet that is neither IPv4 nor IPv6"
+                ));
+                continue;
+            }
+        };
         let mut line = format!("got {}", describe(&p));
-        match &p {
-            Packet::V4 {
-                src,
-                dst,
-                proto: ICMP,
-                l4,
-                ..
-            } => match echo_fields(l4) {
-                Some((ECHO_REPLY, id, seq)) if *src == a.dst && *dst == a.src && id == a.id => {
-                    t.replies += 1;
-                    t.answered.insert(seq);
-                }
-                Some((ECHO_REQUEST, id, seq)) if *dst == a.dst && id == a.id => {
+        match p.echo() {
+            Some((Echo::Reply, id, seq)) if p.src == a.dst && p.dst == a.src && id == a.id => {
+                t.replies += 1;
+                t.answered.insert(seq);
+            }
+            // Masquerade may give a reflected copy another echo id.
+            Some((Echo::Request, id, seq)) if p.dst == a.dst && (id == a.id || a.reflect) => {
+                if t.answered.insert(seq) {
                     t.looped += 1;
-                    t.answered.insert(seq);
-                    line.push_str(" (looped back)");
                 }
-                Some((ECHO_REQUEST, id, seq)) if *dst == a.src => {
-                    t.other += 1;
-                    ip_id_reply = ip_id_reply.wrapping_add(1);
-                    let reply = ipv4_icmp(
-                        a.src,
-                        *src,
-                        ip_id_reply,
-                        64,
-                        echo(ECHO_REPLY, id, seq, &l4[8..]),
-                    );
-                    write_packet(fd, &reply)?;
-                    line.push_str(" (answered)");
+                t.lowest_ttl = match t.lowest_ttl {
+                    0 => p.ttl,
+                    l => l.min(p.ttl),
+                };
+                line.push_str(" (looped back");
+                if a.reflect {
+                    // tailscaled handing it back to the kernel, as it came.
+                    write_packet(fd, raw)?;
+                    t.reflected += 1;
+                    line.push_str(", reflected");
                 }
-                _ => t.other += 1,
-            },
+                line.push(')');
+            }
+            Some((Echo::Request, id, seq)) if p.dst == a.src => {
+                t.other += 1;
+                ip_id_reply = ip_id_reply.wrapping_add(1);
+                let msg = echo(Echo::Reply, v6, id, seq, &p.l4[8..]);
+                write_packet(fd, &ip_icmp(a.src, p.src, ip_id_reply, 64, msg))?;
+                line.push_str(" (answered)");
+            }
             _ => t.other += 1,
         }
         say(&line);
     }
     say(&format!(
-        "summary sent={} replies={} looped={} other={} unanswered={}",
+        "summary sent={} replies={} looped={} other={} unanswered={} reflected={} lowest_ttl={}",
         t.sent,
         t.replies,
         t.looped,
         t.other,
-        usize::from(t.sent) - t.answered.len()
+        usize::from(t.sent) - t.answered.len(),
+        t.reflected,
+        t.lowest_ttl
     ));
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_is_well_formed() {
-        let src = Ipv4Addr::new(100, 119, 140, 15);
-        let dst = Ipv4Addr::new(192, 168, 1, 90);
-        let p = ipv4_icmp(src, dst, 42, 64, echo(ECHO_REQUEST, 7, 1, &[1, 2, 3]));
-        assert_eq!(p.len(), 20 + 8 + 3);
-        assert_eq!(checksum(&p[..20]), 0, "IPv4 header checksum");
-        assert_eq!(checksum(&p[20..]), 0, "ICMP checksum");
-        match parse(&p) {
-            Packet::V4 {
-                src: s,
-                dst: d,
-                ttl,
-                proto,
-                l4,
-            } => {
-                assert_eq!((s, d, ttl, proto), (src, dst, 64, ICMP));
-                assert_eq!(echo_fields(&l4), Some((ECHO_REQUEST, 7, 1)));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(
-            describe(&parse(&p)),
-            "100.119.140.15 > 192.168.1.90 icmp echo-request id 7 seq 1 ttl 64"
-        );
-    }
 }

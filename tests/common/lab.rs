@@ -18,6 +18,54 @@ pub const ROUTER_TAILNET_ADDR: &str = "100.98.98.126";
 pub const HEALTHY_ID: &str = "1";
 pub const BROKEN_ID: u64 = 7;
 
+/// What differs between the IPv4 lab and the IPv6 one (`lab.sh up
+/// --ipv6`): addresses, the throw route the flush removes, and how the
+/// packets and the lookups look.
+#[derive(Clone, Copy, Debug)]
+pub struct Stack {
+    pub family: &'static str,
+    pub peer: &'static str,
+    pub lan_host: &'static str,
+    pub router_tailnet_addr: &'static str,
+    /// The throw route of table 52 the flush removes.
+    pub throw: &'static str,
+    /// The packets' `proto`, and the peer's word for it.
+    pub proto: &'static str,
+    pub peer_proto: &'static str,
+    /// The peer's word for TTL.
+    pub ttl_word: &'static str,
+    /// The error of the local table's lookup before table 52's.
+    pub local_err: &'static str,
+    /// lab.sh's extra argument.
+    pub flag: Option<&'static str>,
+}
+
+pub const V4: Stack = Stack {
+    family: "inet",
+    peer: PEER,
+    lan_host: LAN_HOST,
+    router_tailnet_addr: ROUTER_TAILNET_ADDR,
+    throw: "192.168.1.0/24",
+    proto: "icmp",
+    peer_proto: "icmp",
+    ttl_word: "ttl",
+    local_err: "EAGAIN",
+    flag: None,
+};
+
+pub const V6: Stack = Stack {
+    family: "inet6",
+    peer: "fd7a:115c:a1e0::15",
+    lan_host: "fd00:1::90",
+    router_tailnet_addr: "fd7a:115c:a1e0::7e",
+    throw: "fd00:1::/64",
+    proto: "ipv6-icmp",
+    peer_proto: "icmp6",
+    ttl_word: "hlim",
+    local_err: "EHOSTUNREACH",
+    flag: Some("--ipv6"),
+};
+
 pub fn lab_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab/lab.sh")
 }
@@ -35,12 +83,28 @@ pub fn lab_sh(args: &[&str]) -> String {
 pub struct Lab {
     pub router: String,
     pub lan: String,
+    pub stack: Stack,
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 impl Lab {
     pub fn up() -> Lab {
+        Lab::up_with(V4)
+    }
+
+    /// The lab with its IPv6 half (`lab.sh up --ipv6`); its pings are IPv6.
+    pub fn up_ipv6() -> Lab {
+        Lab::up_with(V6)
+    }
+
+    fn args<'a>(&self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut v = args.to_vec();
+        v.extend(self.stack.flag);
+        v
+    }
+
+    fn up_with(stack: Stack) -> Lab {
         // SAFETY: geteuid has no preconditions.
         assert!(
             unsafe { libc::geteuid() } == 0,
@@ -54,21 +118,38 @@ impl Lab {
         let lab = Lab {
             router: format!("{base}-r"),
             lan: format!("{base}-l"),
+            stack,
         };
-        lab_sh(&["up", &lab.router, &lab.lan]);
+        lab_sh(&lab.args(&["up", &lab.router, &lab.lan]));
         lab
     }
 
     /// systemd-networkd's flush, then tailscaled's partial restore: the
     /// rules are back, `throw 192.168.1.0/24` is not.
     pub fn break_it(&self) {
-        lab_sh(&["flush", &self.router]);
-        lab_sh(&["restore", &self.router]);
+        lab_sh(&self.args(&["flush", &self.router]));
+        lab_sh(&self.args(&["restore", &self.router]));
         let table52 = super::run("ip", &["-n", &self.router, "route", "show", "table", "52"]);
         assert!(
             !table52.contains("192.168.1.0/24") && table52.contains("throw 10.10.10.0/24"),
             "after flush and restore, table 52 keeps only throw 10.10.10.0/24:\n{table52}"
         );
+        if self.stack.flag.is_some() {
+            let table52 = super::run(
+                "ip",
+                &["-n", &self.router, "-6", "route", "show", "table", "52"],
+            );
+            assert!(
+                !table52.contains("fd00:1::/64") && table52.contains("throw fd42:10:10:10::/64"),
+                "after flush and restore, IPv6 table 52 keeps only throw fd42:10:10:10::/64:\n{table52}"
+            );
+        }
+    }
+
+    /// Lets tailscale0 take back the looped copies the peer reflects
+    /// (`lab.sh reflect`: they carry the router's own address).
+    pub fn reflect(&self) {
+        lab_sh(&["reflect", &self.router]);
     }
 
     /// tailscaled restarting: tailscale0 deleted and created again (a new
@@ -83,13 +164,27 @@ impl Lab {
     }
 
     /// Runs the tailnet peer in the router namespace: `count` echo requests
-    /// 100.119.140.15 > 192.168.1.90 with echo id `id`.
+    /// 100.119.140.15 > 192.168.1.90 (IPv6 lab: fd7a:115c:a1e0::15 >
+    /// fd00:1::90) with echo id `id`.
     pub fn ping(&self, id: &str, count: u32) -> PeerRun {
+        self.peer(id, count, &[])
+    }
+
+    /// [`Lab::ping`] with the peer reflecting the looped copies back into
+    /// the router (`--reflect`): the loop makes a pass per TTL.
+    pub fn ping_reflecting(&self, id: &str, count: u32) -> PeerRun {
+        self.peer(id, count, &["--reflect"])
+    }
+
+    fn peer(&self, id: &str, count: u32, extra: &[&str]) -> PeerRun {
+        let s = &self.stack;
         let out = Command::new("ip")
             .args(["netns", "exec", &self.router])
             .arg(peer_bin())
+            .args(["--src", s.peer, "--dst", s.lan_host])
             .args(["--id", id, "--count", &count.to_string()])
             .args(["--interval-ms", "100", "--timeout-ms", "2000"])
+            .args(extra)
             .output()
             .expect("run tailnet_peer");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -99,7 +194,7 @@ impl Lab {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        PeerRun::parse(stdout)
+        PeerRun::parse(stdout, self.stack)
     }
 }
 
@@ -116,11 +211,12 @@ impl Drop for Lab {
 pub struct PeerRun {
     pub stdout: String,
     pub summary: HashMap<String, u64>,
+    pub stack: Stack,
 }
 
 impl PeerRun {
     /// What the peer printed, with its summary line read.
-    pub fn parse(stdout: String) -> PeerRun {
+    pub fn parse(stdout: String, stack: Stack) -> PeerRun {
         let summary = stdout
             .lines()
             .find_map(|l| l.strip_prefix("peer: summary "))
@@ -129,7 +225,11 @@ impl PeerRun {
             .filter_map(|kv| kv.split_once('='))
             .map(|(k, v)| (k.to_string(), v.parse().expect("summary number")))
             .collect();
-        PeerRun { stdout, summary }
+        PeerRun {
+            stdout,
+            summary,
+            stack,
+        }
     }
 
     pub fn count(&self, key: &str) -> u64 {
@@ -166,9 +266,11 @@ impl PeerRun {
             "broken router: every request is routed back to the tailnet:\n{}",
             self.stdout
         );
+        let s = &self.stack;
         assert!(
             self.stdout.contains(&format!(
-                "got {ROUTER_TAILNET_ADDR} > {LAN_HOST} icmp echo-request id {BROKEN_ID} seq 1 ttl 63"
+                "got {} > {} {} echo-request id {BROKEN_ID} seq 1 {} 63",
+                s.router_tailnet_addr, s.lan_host, s.peer_proto, s.ttl_word
             )),
             "the looped copy carries the router's tailnet address:\n{}",
             self.stdout
@@ -184,6 +286,14 @@ impl PeerRun {
 /// `hook` is how tailscale0 was watched (`tcx`, `clsact` or `tracepoint`):
 /// the loop's `source` names the mechanism that saw its packets.
 pub fn check_loop(e: &Value, router: &str, peer: &str, hook: &str) {
+    check_loop_of(V4, e, router, peer, hook, false)
+}
+
+/// [`check_loop`] for the lab of `stack` (IPv4 or IPv6). `passes`: the
+/// peer reflected the looped copies, so the loop made a pass per TTL
+/// (more packets, lower TTLs) rather than one per request.
+pub fn check_loop_of(stack: Stack, e: &Value, router: &str, peer: &str, hook: &str, passes: bool) {
+    let st = &stack;
     let ctx = format!("loop event: {e:#}\npeer:\n{peer}");
     let check = |field: &str, got: &Value, want: Value| {
         assert_eq!(got, &want, "{field}; {ctx}");
@@ -198,17 +308,17 @@ pub fn check_loop(e: &Value, router: &str, peer: &str, hook: &str) {
 
     check("netns.name", &e["netns"]["name"], router.into());
     check("iface", &e["iface"], "tailscale0".into());
-    check("family", &e["family"], "inet".into());
+    check("family", &e["family"], st.family.into());
 
     let (o, l) = (&e["original"], &e["looped"]);
-    check("original.src", &o["src"], PEER.into());
-    check("original.dst", &o["dst"], LAN_HOST.into());
-    check("original.proto", &o["proto"], "icmp".into());
+    check("original.src", &o["src"], st.peer.into());
+    check("original.dst", &o["dst"], st.lan_host.into());
+    check("original.proto", &o["proto"], st.proto.into());
     check("original.ttl", &o["ttl"], 64.into());
     check("original.icmp_id", &o["icmp_id"], BROKEN_ID.into());
-    check("looped.src", &l["src"], ROUTER_TAILNET_ADDR.into());
-    check("looped.dst", &l["dst"], LAN_HOST.into());
-    check("looped.proto", &l["proto"], "icmp".into());
+    check("looped.src", &l["src"], st.router_tailnet_addr.into());
+    check("looped.dst", &l["dst"], st.lan_host.into());
+    check("looped.proto", &l["proto"], st.proto.into());
     let ttl = o["ttl"]
         .as_u64()
         .unwrap_or_else(|| panic!("original.ttl; {ctx}"));
@@ -217,10 +327,27 @@ pub fn check_loop(e: &Value, router: &str, peer: &str, hook: &str) {
     check("looped.icmp_seq", &l["icmp_seq"], o["icmp_seq"].clone());
     check("looped.id (IP id kept)", &l["id"], o["id"].clone());
     check("snat (masqueraded)", &e["snat"], true.into());
-    assert!(
-        e["packets"].as_u64().is_some_and(|n| (1..=3).contains(&n)),
-        "packets is 1..=3 (the peer sent 3); {ctx}"
-    );
+    let looped_ttl = ttl - 1;
+    let lowest = e["lowest_ttl"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("lowest_ttl is a number; {ctx}"));
+    if passes {
+        // Reported once the hairpin lookup came (the second pass brings it).
+        assert!(
+            e["packets"].as_u64().is_some_and(|n| n >= 2),
+            "packets counts the passes (at least 2); {ctx}"
+        );
+        assert!(
+            lowest < looped_ttl,
+            "lowest_ttl below looped.ttl: the TTL decreases across passes; {ctx}"
+        );
+    } else {
+        assert!(
+            e["packets"].as_u64().is_some_and(|n| (1..=3).contains(&n)),
+            "packets is 1..=3 (the peer sent 3); {ctx}"
+        );
+        check("lowest_ttl (one pass)", &e["lowest_ttl"], looped_ttl.into());
+    }
 
     let lk = &e["lookup"];
     check("lookup.table", &lk["table"], 52.into());
@@ -231,14 +358,26 @@ pub fn check_loop(e: &Value, router: &str, peer: &str, hook: &str) {
     );
     check("lookup.result_dev", &lk["result_dev"], "tailscale0".into());
     check("lookup.rule_priority", &lk["rule_priority"], 5270.into());
+    // The FIB lookups that sent it back, in the first loop event (lookup
+    // tracing starts with the first looped packet; the peer's next request
+    // brings them): the local table (rule 0, no match), then table 52.
+    check(
+        "lookup.tables_tried",
+        &lk["tables_tried"],
+        serde_json::json!([
+            {"table": 255, "err": st.local_err},
+            {"table": 52, "err": null},
+        ]),
+    );
 
     let s = &e["suspect"];
     check("suspect.kind", &s["kind"], "route_del".into());
     check(
-        "suspect.route.dst",
-        &s["route"]["dst"],
-        "192.168.1.0/24".into(),
+        "suspect.route.family",
+        &s["route"]["family"],
+        st.family.into(),
     );
+    check("suspect.route.dst", &s["route"]["dst"], st.throw.into());
     check("suspect.route.type", &s["route"]["type"], "throw".into());
     check("suspect.route.table", &s["route"]["table"], 52.into());
     check(
@@ -251,8 +390,12 @@ pub fn check_loop(e: &Value, router: &str, peer: &str, hook: &str) {
         .as_str()
         .unwrap_or_else(|| panic!("advice is a string; {ctx}"));
     assert!(
-        advice.contains(LAN_HOST) && advice.contains("table 52"),
-        "advice names {LAN_HOST} and table 52; {ctx}"
+        advice.contains(&format!(
+            "a route covering {} in table 52 is missing: `throw {}",
+            st.lan_host, st.throw
+        )) && advice.contains("by systemd-network (pid"),
+        "advice names {}, table 52, the removed throw route and who removed it; {ctx}",
+        st.lan_host
     );
 }
 

@@ -94,6 +94,10 @@ pub struct WatchArgs {
     /// JSON lines on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Show text lines' times in UTC instead of local time (JSON is
+    /// always UTC).
+    #[arg(long)]
+    pub utc: bool,
     /// Also append every event as a JSON line to FILE.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -223,6 +227,9 @@ pub struct ExplainArgs {
     /// JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Show times in UTC instead of local time (JSON is always UTC).
+    #[arg(long)]
+    pub utc: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -314,9 +321,14 @@ pub struct DoctorArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ReportArgs {
     /// Journal directory written by `tracer record` (the default when no
-    /// FILE is given: /var/lib/tracer/journal).
+    /// FILE is given: /var/lib/tracer/journal); repeatable: the journals of
+    /// many hosts are told as one timeline, each namespace named HOST:NAME.
     #[arg(long, value_name = "DIR")]
-    pub journal: Option<PathBuf>,
+    pub journal: Vec<PathBuf>,
+    /// Only the events of this host (as its events' `host` names it);
+    /// repeatable.
+    #[arg(long, value_name = "HOST")]
+    pub host: Vec<String>,
     /// Files of JSON lines (`tracer watch --json` output, journal files; a
     /// directory is read as a journal; `-` is standard input), in time order.
     #[arg(value_name = "FILE")]

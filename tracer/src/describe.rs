@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::{
     escape::{escape_escaped, escape_str},
-    event::{Change, Netns, Nexthop, Route, Rule},
+    event::{Change, Family, Netns, Nexthop, Route, Rule},
 };
 
 /// `ip route`-style description of a route.
@@ -26,7 +26,12 @@ pub fn route(r: &Route) -> String {
     if let Some(id) = r.nhid {
         let _ = write!(s, " nhid {id}");
     }
-    if let Some(m) = r.metric {
+    // As `ip route`: an IPv4 route's metric 0 goes unsaid (the kernel
+    // leaves it out of its messages).
+    if let Some(m) = r
+        .metric
+        .filter(|&m| m != 0 || r.family != Some(Family::Inet))
+    {
         let _ = write!(s, " metric {m}");
     }
     table(&mut s, r.table, r.table_name.as_deref());

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("nsfs", 0),
     ("prefix", 0),
     ("when", 0),
+    ("zone", 0),
     // The kernel side: BTF and symbols, loading and attaching.
     ("kernel", 1),
     ("bpf", 1),

@@ -31,6 +31,7 @@ mod test_schema;
 #[cfg(test)]
 mod test_util;
 mod when;
+mod zone;
 
 #[cfg(test)]
 mod layers_tests;

@@ -1,6 +1,7 @@
 //! Keeps docs/events.md in step with the JSON the tracer emits: sample
 //! events covering every kind are serialized and their keys and value types
-//! compared, both ways, with the document's field tables.
+//! compared, both ways, with the document's field tables. Its sample
+//! builders serve other tests too (`metrics::present_tests`).
 use std::collections::BTreeSet;
 
 use serde_json::Value;
@@ -15,7 +16,7 @@ use crate::{
     test_schema::{Checker, DOC, DOC_PATH, Schema, dedup, fail_on, parse_doc},
 };
 
-fn process() -> Process {
+pub(crate) fn process() -> Process {
     Process {
         pid: 4242,
         tid: 4243,
@@ -30,14 +31,14 @@ fn process() -> Process {
     }
 }
 
-fn netns() -> Netns {
+pub(crate) fn netns() -> Netns {
     Netns {
         inode: Some(4026532177),
         name: Some("t1".into()),
     }
 }
 
-fn route() -> Route {
+pub(crate) fn route() -> Route {
     Route {
         family: Some(Family::Inet),
         table: Some(254),
@@ -122,7 +123,7 @@ fn packet_brief(src: &str, ttl: u8) -> PacketBrief {
     }
 }
 
-fn loop_body(full: bool) -> Body {
+pub(crate) fn loop_body(full: bool) -> Body {
     let suspect = event(
         Kind::RouteDel,
         Source::Tracepoint,
@@ -137,6 +138,7 @@ fn loop_body(full: bool) -> Body {
         snat: true,
         packets: 3,
         new_packets: 1,
+        lowest_ttl: 63,
         ttl_exceeded: 0,
         first_seen: "2026-11-24T19:10:39.258986Z".into(),
         last_seen: "2026-11-24T19:10:41.258986Z".into(),
@@ -156,7 +158,7 @@ fn loop_body(full: bool) -> Body {
     }))
 }
 
-fn change(rule: Option<Rule>, route: Option<Route>) -> Body {
+pub(crate) fn change(rule: Option<Rule>, route: Option<Route>) -> Body {
     Body::Change(Box::new(Change {
         process: Some(std::sync::Arc::new(process())),
         netns: netns(),
@@ -255,7 +257,7 @@ fn nexthop_samples() -> Vec<Event> {
     ]
 }
 
-fn event(kind: Kind, source: Source, body: Body) -> Event {
+pub(crate) fn event(kind: Kind, source: Source, body: Body) -> Event {
     Event {
         ts: "2026-11-24T19:10:39.258986Z".into(),
         kind,
@@ -467,7 +469,7 @@ fn namespace_samples() -> Vec<Event> {
         .collect()
 }
 
-fn repair_samples() -> Vec<Event> {
+pub(crate) fn repair_samples() -> Vec<Event> {
     let removal = event(
         Kind::RouteDel,
         Source::Tracepoint,
@@ -540,7 +542,10 @@ fn check_samples(schema: &Schema) -> Vec<String> {
     let mut checker = Checker::new(schema);
     for e in samples().into_iter().chain(nexthop_samples()) {
         checker.origin = format!("sample {}", e.kind.as_str());
-        let line = serde_json::to_value(&e).expect("event serializes");
+        // As the writers write it: with the host's identity.
+        let host = crate::event::Host::new("router-1", Some("8c1f0e2a"));
+        let line: Value =
+            serde_json::from_str(&host.json(&e).expect("event serializes")).expect("JSON");
         let body_keys = keys(&serde_json::to_value(&e.body).expect("body serializes"));
         checker.event(&line, Some(body_keys));
     }

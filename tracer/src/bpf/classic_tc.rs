@@ -4,9 +4,10 @@
 //! these filters outlive the tracer's file descriptors, so [`ClassicTc`]
 //! removes them when dropped, from inside the interface's namespace (a
 //! filter is named by ifindex, priority and handle, which mean nothing in
-//! another namespace). A SIGKILL leaves them in place: they return
-//! `TC_ACT_UNSPEC`, so packets go on as if they were not there, and the
-//! next session's filters are added beside them.
+//! another namespace). A SIGKILL leaves them in place (they return
+//! `TC_ACT_UNSPEC`, so packets go on as if they were not there, but each
+//! still costs a program run per packet): the next session that watches the
+//! interface removes them (`orphan_tc`).
 use std::{fs::File, path::PathBuf};
 
 use aya::programs::tc::{SchedClassifierLink, qdisc_add_clsact};

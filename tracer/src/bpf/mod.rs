@@ -3,5 +3,6 @@
 pub mod classic_tc;
 pub mod ladder;
 pub mod loader;
+pub mod orphan_tc;
 pub mod packet_hooks;
 pub mod ring;

@@ -279,6 +279,16 @@ impl PacketHooks {
                     .into());
                 }
                 let l2_len = l2_len(&spec.name)?;
+                // Filters a killed tracer left on it (classic tc outlives
+                // its process) go first.
+                match super::orphan_tc::remove_orphans(&spec.name, ifindex, &TC_PROGRAMS) {
+                    Ok(gone) if !gone.is_empty() => log::warn!(
+                        "{spec}: removed tc filters a killed tracer left behind: {}",
+                        gone.join(", ")
+                    ),
+                    Ok(_) => {}
+                    Err(e) => log::warn!("{spec}: looking for left-over tc filters: {e:#}"),
+                }
                 let mut links = Vec::new();
                 let mut classic = clsact_only;
                 if classic {

@@ -36,7 +36,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
 
 /// The sink, filters, journal and metrics of a session.
 pub async fn outputs(args: &WatchArgs, show: Show, journal: Option<Journal>) -> Result<Outputs> {
-    let sink = Sink::open(args.json, args.output.as_deref(), show)?;
+    let zone = crate::zone::Zone::from_utc_flag(args.utc);
+    let sink = Sink::open(args.json, args.output.as_deref(), show, zone)?;
     let filter = filter(args, &TableNames::load())?;
     let mut out = Outputs::new(sink, filter);
     if let Some(addr) = args.metrics {

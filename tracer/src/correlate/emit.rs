@@ -2,7 +2,7 @@
 //! outcome waits behind its earlier unresolved change, and a namespace's
 //! behind its pending flush re-read.
 use super::{BEHIND_MAX, Engine, Note, Object, Outcome, recovery};
-use crate::event::{Op, Route};
+use crate::event::Route;
 
 impl Engine {
     /// Whether `o` must wait for an earlier, unresolved change of the same
@@ -71,13 +71,12 @@ impl Engine {
             self.held.entry(o.netns).or_default().push(o);
             return;
         }
-        // A vanished route reported from its request or notification is
-        // not reported again when the recovery's wait ends.
-        if let (Op::Del, Object::Route(r), Some(rec)) =
-            (o.op, &o.object, self.recovered.get_mut(&o.netns))
+        // A change a re-read found, reported from its request or
+        // notification, is not reported again when the recovery's wait ends.
+        if let (Object::Route(r), Some(rec)) = (&o.object, self.recovered.get_mut(&o.netns))
             && o.note != Some(Note::Recovered)
         {
-            rec.vanished.remove(&recovery::route_id(r));
+            rec.vanished.remove(&(o.op, recovery::route_id(r)));
         }
         self.out.push(o);
     }

@@ -141,7 +141,9 @@ pub(super) fn route_of<const N: usize>(e: &Entry<N>, family: u8) -> Route {
         dst: Some(bytes(&e.dst)),
         gateway,
         oif: (e.flags & HAS_OIF != 0).then_some(e.oif),
-        metric: (e.flags & HAS_METRIC != 0).then_some(e.metric),
+        // The mirror holds what the kernel stated: an IPv4 route without
+        // RTA_PRIORITY has metric 0 (see `decode::decode_one`).
+        metric: (family == 2 || e.flags & HAS_METRIC != 0).then_some(e.metric),
         nhid: (e.nhid != 0).then_some(e.nhid),
         multipath: false,
     }
@@ -253,10 +255,17 @@ impl NsMirror {
 
     /// End a resync: when the dump was `complete`, the routes it did not
     /// show are removed and returned (IPv4 first, each family sorted);
-    /// otherwise nothing is removed.
-    pub fn end_sync(&mut self, complete: bool) -> Vec<Route> {
-        let v4 = self.v4.end_sync(complete);
-        let v6 = self.v6.end_sync(complete);
+    /// otherwise nothing is removed. With `appeared`, the routes it showed
+    /// that the mirror did not have are added there.
+    pub fn end_sync(&mut self, complete: bool, appeared: Option<&mut Vec<Route>>) -> Vec<Route> {
+        let (mut new4, mut new6) = (Vec::new(), Vec::new());
+        let want = appeared.is_some();
+        let v4 = self.v4.end_sync(complete, want.then_some(&mut new4));
+        let v6 = self.v6.end_sync(complete, want.then_some(&mut new6));
+        if let Some(out) = appeared {
+            out.extend(new4.iter().map(|e| route_of(e, 2)));
+            out.extend(new6.iter().map(|e| route_of(e, 10)));
+        }
         v4.iter()
             .map(|e| route_of(e, 2))
             .chain(v6.iter().map(|e| route_of(e, 10)))
@@ -341,12 +350,19 @@ mod tests {
         }
         m.apply(&item(Op::Del, "10.0.2.0/24", 52));
         m.see(&msg([10, 0, 0, 0], 24, 254));
-        let gone = m.end_sync(true);
+        let gone = m.end_sync(true, None);
         assert_eq!(gone.len(), 1);
         let NlObj::Route { route, .. } = item(Op::Add, "10.0.1.0/24", 254).obj else {
             panic!()
         };
-        assert_eq!(gone[0], route);
+        // An IPv4 route the kernel states has a metric, 0 when unsaid.
+        assert_eq!(
+            gone[0],
+            Route {
+                metric: Some(0),
+                ..route
+            }
+        );
         assert_eq!(m.route_count(), 1);
     }
 
@@ -356,7 +372,7 @@ mod tests {
         m.see(&msg([0, 0, 0, 0], 0, 52));
         m.see(&msg([192, 168, 1, 0], 24, 52));
         m.see(&msg([192, 168, 1, 0], 25, 53));
-        m.end_sync(true);
+        m.end_sync(true, None);
         let r = m
             .longest_match(52, "192.168.1.90".parse().unwrap())
             .unwrap();

@@ -517,7 +517,19 @@ impl Engine {
         }
         due.into_iter()
             .map(|n| {
-                let plan = self.resyncs.remove(&n).expect("key from iteration");
+                let mut plan = self.resyncs.remove(&n).expect("key from iteration");
+                // The actions read since the flush was seen explain it too,
+                // after those seen with it: the ring buffer and the socket
+                // are read in either order (a link's RTM_NEWLINK may come
+                // before its request), and a re-read is due only once both
+                // are drained.
+                for c in self.causes.all_recent(n, Op::Del, now) {
+                    if !plan.causes.0.iter().any(|p| {
+                        p.who.tid == c.who.tid && p.cause == c.cause && p.ifindex == c.ifindex
+                    }) {
+                        plan.causes.0.push(c);
+                    }
+                }
                 (n, plan.causes)
             })
             .collect()

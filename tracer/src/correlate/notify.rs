@@ -20,8 +20,8 @@ const PEER_WINDOW: Duration = Duration::from_secs(1);
 impl Engine {
     /// A notification read from a watched namespace.
     pub fn notification(&mut self, netns: u32, mut item: NlItem, now: Instant) {
-        if let NlObj::Route { op: Op::Del, route } = &item.obj
-            && self.already_recovered(netns, route)
+        if let NlObj::Route { op, route } = &item.obj
+            && self.already_recovered(netns, *op, route)
         {
             return;
         }

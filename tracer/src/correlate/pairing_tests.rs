@@ -218,7 +218,7 @@ fn overflow_recovery_names_removals_with_their_requests() {
     // Both are removed, but the kernel drops both notifications; only the
     // first removal's request was seen.
     request(&mut e, hdr(812, 7), 5, Op::Del, sparse_del(), t);
-    let found = recover_main_only(&mut e, t);
+    let found = recover_empty(&mut e, t);
     assert_eq!(found, 2);
     // The one with a request at once; the other once the inputs that may
     // still name it have had their time.
@@ -242,18 +242,10 @@ fn overflow_recovery_names_removals_with_their_requests() {
     assert_eq!(e.backlog(), 0);
 }
 
-/// Overflow recovery in namespace 7 whose re-read finds only one route of
-/// table 254: every route the mirror has in other tables is gone.
-fn recover_main_only(e: &mut Engine, t: Instant) -> usize {
-    e.recover(7, t, |each| {
-        each(&crate::netlink::route_msg::RouteMsg {
-            family: 2,
-            table: 254,
-            ..Default::default()
-        });
-        Ok(())
-    })
-    .unwrap()
+/// Overflow recovery in namespace 7 whose re-read finds no route: every
+/// route the mirror has is gone.
+fn recover_empty(e: &mut Engine, t: Instant) -> usize {
+    e.recover(7, t, |_| Ok(())).unwrap()
 }
 
 #[test]
@@ -265,7 +257,7 @@ fn a_removal_found_by_recovery_is_reported_once_when_its_request_comes_later() {
     e.take_outcomes();
     // The removal's notification is dropped; the re-read finds it gone
     // before its request (still in the ring buffer) is read.
-    let found = recover_main_only(&mut e, t);
+    let found = recover_empty(&mut e, t);
     assert_eq!(found, 1);
     assert!(e.take_outcomes().is_empty());
     request(&mut e, hdr(812, 7), 5, Op::Del, sparse_del(), t);
@@ -476,4 +468,127 @@ fn an_unclaimed_silent_removal_is_reported_unexplained_after_the_wait() {
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(out[0].cause, Some(Cause::Unknown));
     assert_eq!(out[0].note, Some(Note::FlushedUnexplained));
+}
+
+/// `ip link set v0 down` whose request is read from the ring buffer only
+/// after the link's notification (the two inputs are read in either order):
+/// the re-read, which runs once both are drained, still names the process.
+#[test]
+fn a_link_request_read_after_its_notification_still_explains_the_flush() {
+    let mut e = tracepoint_engine();
+    let t = Instant::now();
+    let link = |up| NlItem {
+        seq: 0,
+        portid: 0,
+        flags: 0,
+        obj: NlObj::Link(LinkChange {
+            deleted: false,
+            ifindex: 3,
+            name: Some("v0".into()),
+            up: Some(up),
+        }),
+    };
+    e.notification(7, link(true), t);
+    let default = Route {
+        rtype: Some("unicast".into()),
+        dst: Some("0.0.0.0/0".into()),
+        ifindex: Some(3),
+        ..throw(52)
+    };
+    e.notification(7, note(0, Op::Add, default), t);
+    let _ = e.tick(t + Duration::from_secs(1));
+    e.take_outcomes();
+    let t = t + Duration::from_secs(2);
+    e.notification(7, link(false), t);
+    e.causes.note(
+        7,
+        RecentCause {
+            cause: Cause::LinkDown,
+            who: hdr(4321, 7),
+            source: Source::Tracepoint,
+            at: t + Duration::from_millis(5),
+            ifindex: Some(3),
+        },
+    );
+    let now = t + Duration::from_millis(100);
+    for (ns, causes) in e.tick(now) {
+        assert_eq!(causes.0.len(), 1, "the request read after the plan");
+        e.resync(ns, causes, now, |_| Ok(())).unwrap();
+    }
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].cause, Some(Cause::LinkDown));
+    assert_eq!(out[0].who.unwrap().pid, 4321);
+    assert_eq!(out[0].note, Some(Note::Flushed));
+}
+
+/// `unicast 10.66.N.0/24 table 100` as a dump describes it.
+fn dumped(n: u8) -> crate::netlink::route_msg::RouteMsg {
+    let mut dst = [0u8; 16];
+    dst[..4].copy_from_slice(&[10, 66, n, 0]);
+    crate::netlink::route_msg::RouteMsg {
+        family: 2,
+        dst_len: 24,
+        table: 100,
+        rtype: 1,
+        protocol: 3,
+        dst: Some(dst),
+        oif: Some(2),
+        ..Default::default()
+    }
+}
+
+/// Additions whose notifications an overflow dropped are found by the
+/// re-read and reported once each: with their request when it waits, from
+/// their notification when it was only queued, else by themselves.
+#[test]
+fn overflow_recovery_reports_additions_whose_notifications_were_dropped() {
+    let mut e = tracepoint_engine();
+    let t = Instant::now();
+    let route = |n| dumped(n).to_route();
+    // Seen before the overflow: 10.66.0.0/24.
+    e.notification(7, note(0, Op::Add, route(0)), t);
+    let _ = e.tick(t + Duration::from_secs(1));
+    e.take_outcomes();
+    // 1 was requested (the request is read), 2 came from a process not
+    // seen, 3's notification is still queued behind the overflow.
+    request(&mut e, hdr(812, 7), 11, Op::Add, route(1), t);
+    let found = e
+        .recover(7, t, |each| {
+            (0..4).for_each(|n| each(&dumped(n)));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(found, 3);
+    let mut out = e.take_outcomes();
+    assert_eq!(out.len(), 1, "the requested one at once: {out:?}");
+    assert_eq!(out[0].who.unwrap().pid, 812);
+    assert_eq!(out[0].note, Some(Note::Recovered));
+    // 1's notification was queued after all: dropped. 3's arrives.
+    e.notification(7, note(11, Op::Add, route(1)), t);
+    e.notification(7, note(0, Op::Add, route(3)), t);
+    for s in 1..6 {
+        let _ = e.tick(t + Duration::from_secs(s));
+    }
+    out.extend(e.take_outcomes());
+    let dst = |o: &Outcome| match &o.object {
+        Object::Route(r) => r.dst.clone().unwrap(),
+        _ => panic!(),
+    };
+    let mut dsts: Vec<String> = out.iter().map(dst).collect();
+    dsts.sort();
+    assert_eq!(
+        dsts,
+        ["10.66.1.0/24", "10.66.2.0/24", "10.66.3.0/24"],
+        "{out:?}"
+    );
+    assert!(out.iter().all(|o| o.op == Op::Add));
+    let of = |d: &str| out.iter().find(|o| dst(o) == d).unwrap();
+    assert_eq!(of("10.66.2.0/24").note, Some(Note::Recovered));
+    assert!(of("10.66.2.0/24").who.is_none());
+    assert_ne!(
+        of("10.66.3.0/24").note,
+        Some(Note::Recovered),
+        "from its own notification"
+    );
 }

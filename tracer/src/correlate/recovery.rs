@@ -14,8 +14,8 @@ use crate::{
 /// How long after a re-read the inputs may still name its removals.
 pub(super) const RECOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Removals a re-read found: after a notification overflow, and after a
-/// flush when nothing explains one. The inputs still queued (the socket's
+/// Changes a re-read found: removals and additions after a notification
+/// overflow, and removals after a flush when nothing explains one. The inputs still queued (the socket's
 /// backlog, the ring buffer) may name them again:
 /// - `reported` were reported at once, with their waiting request; a
 ///   notification naming one later is dropped;
@@ -25,8 +25,8 @@ pub(super) const RECOVERY_WAIT: std::time::Duration = std::time::Duration::from_
 ///   as the outcome kept here.
 #[derive(Default)]
 pub(super) struct Recovered {
-    pub reported: std::collections::HashSet<RouteId>,
-    pub vanished: HashMap<RouteId, Outcome>,
+    pub reported: std::collections::HashSet<(Op, RouteId)>,
+    pub vanished: HashMap<(Op, RouteId), Outcome>,
     pub until: Option<Instant>,
 }
 
@@ -56,8 +56,9 @@ impl Engine {
     /// about its device). One nothing explains whose device is up (no
     /// link change either) may be a request's removal whose notification
     /// is still queued (the re-read raced it): it waits, as after an
-    /// overflow, and is reported as unexplained only when nothing claims it. A dump that fails or is interrupted removes nothing and is
-    /// tried again, up to three times.
+    /// overflow, and is reported as unexplained only when nothing claims
+    /// it. A dump that fails or is interrupted removes nothing and is tried
+    /// again, up to three times.
     pub fn resync(
         &mut self,
         netns: u32,
@@ -65,7 +66,7 @@ impl Engine {
         now: Instant,
         dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let gone = self.reread(netns, dump);
+        let gone = self.reread(netns, dump, None);
         // What waited for this re-read follows its removals, whatever the
         // dump gave; except what the kernel did before the flush that
         // explains a removal (a flush seen while the re-read of an earlier
@@ -121,9 +122,7 @@ impl Engine {
             };
             o.result = ok();
             if o.cause == Some(Cause::Unknown) && device_up {
-                let rec = self.recovered.entry(netns).or_default();
-                rec.vanished.insert(id, o);
-                rec.until = rec.until.max(Some(now + RECOVERY_WAIT));
+                self.await_claim(netns, (Op::Del, id), o, now);
                 continue;
             }
             // After the held changes the kernel made before its cause
@@ -148,26 +147,33 @@ impl Engine {
 
     /// After the notification socket of `netns` overflowed (the kernel
     /// dropped notifications): re-read the routes and report each route
-    /// that vanished meanwhile, with the waiting request that removed it
-    /// when there is one. Returns how many removals were found.
+    /// that vanished or appeared meanwhile, with the waiting request that
+    /// made the change when there is one. Returns how many changes were
+    /// found.
     pub fn recover(
         &mut self,
         netns: u32,
         now: Instant,
         dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
     ) -> anyhow::Result<usize> {
-        let gone = self.reread(netns, dump)?;
-        let found = gone.len();
-        // Waiting removal requests of this namespace, oldest first, by prefix.
-        let mut by_dst: HashMap<Option<String>, Vec<u64>> = HashMap::new();
+        let mut appeared = Vec::new();
+        let gone = self.reread(netns, dump, Some(&mut appeared))?;
+        let found = gone.len() + appeared.len();
+        // Waiting requests of this namespace, oldest first, by change and
+        // prefix.
+        let mut by_dst: HashMap<(Op, Option<String>), Vec<u64>> = HashMap::new();
         for (id, p) in self.pending.iter() {
-            if let (true, Op::Del, Object::Route(r)) = (p.netns == netns, p.op, &p.object) {
-                by_dst.entry(r.dst.clone()).or_default().push(id);
+            if let (true, Object::Route(r)) = (p.netns == netns, &p.object) {
+                by_dst.entry((p.op, r.dst.clone())).or_default().push(id);
             }
         }
         by_dst.values_mut().for_each(|ids| ids.sort_unstable());
-        for route in gone {
-            let request = by_dst.get_mut(&route.dst).and_then(|ids| {
+        let changes = gone
+            .into_iter()
+            .map(|r| (Op::Del, r))
+            .chain(appeared.into_iter().map(|r| (Op::Add, r)));
+        for (op, route) in changes {
+            let request = by_dst.get_mut(&(op, route.dst.clone())).and_then(|ids| {
                 let i = ids.iter().position(|id| {
                     self.pending.get(*id).is_some_and(
                         |p| matches!(&p.object, Object::Route(req) if matching::route_matches(req, &route)),
@@ -175,7 +181,7 @@ impl Engine {
                 })?;
                 Some(ids.remove(i))
             });
-            let id = route_id(&route);
+            let id = (op, route_id(&route));
             match request.and_then(|id| self.pending.take(id)) {
                 Some(p) => {
                     let seq = nonzero(p.seq);
@@ -186,35 +192,44 @@ impl Engine {
                     self.recovered.entry(netns).or_default().reported.insert(id);
                 }
                 None => {
-                    let mut o = Outcome::new(Source::Netlink, Op::Del, netns, Object::Route(route));
+                    let mut o = Outcome::new(Source::Netlink, op, netns, Object::Route(route));
                     o.result = ok();
                     o.note = Some(Note::Recovered);
-                    self.recovered
-                        .entry(netns)
-                        .or_default()
-                        .vanished
-                        .insert(id, o);
+                    self.await_claim(netns, id, o, now);
                 }
             }
         }
+        // The inputs still queued may name the ones reported at once too.
         let rec = self.recovered.entry(netns).or_default();
         rec.until = rec.until.max(Some(now + RECOVERY_WAIT));
         Ok(found)
     }
 
+    /// A change a re-read found that a request or notification still
+    /// queued may claim (`already_recovered`, `place`): `o` is reported by
+    /// itself only once `RECOVERY_WAIT` has passed unclaimed.
+    fn await_claim(&mut self, netns: u32, id: (Op, RouteId), o: Outcome, now: Instant) {
+        let rec = self.recovered.entry(netns).or_default();
+        rec.vanished.insert(id, o);
+        rec.until = rec.until.max(Some(now + RECOVERY_WAIT));
+    }
+
     /// Re-read the routes of `netns` into the mirror; the routes that
-    /// vanished. A dump that fails or is interrupted removes nothing and is
-    /// tried again, up to three times.
+    /// vanished, and with `appeared` those that appeared. A dump that fails
+    /// or is interrupted removes nothing and is tried again, up to three
+    /// times.
     fn reread(
         &mut self,
         netns: u32,
         mut dump: impl FnMut(&mut dyn FnMut(&RouteMsg)) -> anyhow::Result<()>,
+        mut appeared: Option<&mut Vec<Route>>,
     ) -> anyhow::Result<Vec<Route>> {
         let mut tries = 0;
         loop {
             let m = self.mirror(netns);
             let r = dump(&mut |msg| m.see(msg));
-            let gone = m.end_sync(r.is_ok());
+            // What a failed try added to the mirror counts too.
+            let gone = m.end_sync(r.is_ok(), appeared.as_deref_mut());
             tries += 1;
             match r {
                 Ok(()) => {
@@ -227,22 +242,20 @@ impl Engine {
         }
     }
 
-    /// Report the removals a re-read found that nothing named since, once
-    /// their wait is over and no removal request of the namespace waits.
+    /// Report the changes a re-read found that nothing named since, once
+    /// their wait is over and no route request of the namespace waits.
     pub(super) fn report_vanished(&mut self, now: Instant) {
-        let done: Vec<u32> = self
-            .recovered
-            .iter()
-            .filter(|(netns, r)| {
-                r.until.is_none_or(|u| u <= now)
-                    && !self.pending.iter().any(|(_, p)| {
-                        p.netns == **netns
-                            && p.op == Op::Del
-                            && matches!(p.object, Object::Route(_))
-                    })
-            })
-            .map(|(n, _)| *n)
-            .collect();
+        let done: Vec<u32> =
+            self.recovered
+                .iter()
+                .filter(|(netns, r)| {
+                    r.until.is_none_or(|u| u <= now)
+                        && !self.pending.iter().any(|(_, p)| {
+                            p.netns == **netns && matches!(p.object, Object::Route(_))
+                        })
+                })
+                .map(|(n, _)| *n)
+                .collect();
         for netns in done {
             let rec = self.recovered.remove(&netns).expect("key from iteration");
             for (_, o) in rec.vanished {
@@ -251,13 +264,13 @@ impl Engine {
         }
     }
 
-    /// Whether a removal notification was already reported by `recover`
-    /// (then it is dropped); a vanished route it names is no longer waiting.
-    pub(super) fn already_recovered(&mut self, netns: u32, route: &Route) -> bool {
+    /// Whether a route notification was already reported by `recover`
+    /// (then it is dropped); a change it names is no longer waiting.
+    pub(super) fn already_recovered(&mut self, netns: u32, op: Op, route: &Route) -> bool {
         let Some(rec) = self.recovered.get_mut(&netns) else {
             return false;
         };
-        let id = route_id(route);
+        let id = (op, route_id(route));
         if rec.reported.remove(&id) {
             return true;
         }

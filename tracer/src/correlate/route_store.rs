@@ -5,7 +5,8 @@
 //! million IPv4 routes take about 28 MB and no allocation per route.
 //!
 //! A resync marks every route a fresh dump shows ([`Store::see`]); the
-//! routes left unmarked at [`Store::end_sync`] are the ones that vanished.
+//! routes left unmarked at [`Store::end_sync`] are the ones that vanished,
+//! and the ones it showed that were not stored are the ones that appeared.
 use std::{cmp::Ordering, collections::BTreeMap};
 
 /// `gw` holds a gateway.
@@ -89,6 +90,8 @@ pub struct Store<const N: usize> {
     recent: BTreeMap<Key<N>, Entry<N>>,
     /// Found by the resync in progress and stored nowhere yet.
     fresh: Vec<Entry<N>>,
+    /// Found by the resync in progress where `sorted` had a hole.
+    revived: Vec<Entry<N>>,
 }
 
 impl<const N: usize> Store<N> {
@@ -159,6 +162,7 @@ impl<const N: usize> Store<N> {
         if let Ok(i) = self.find(&k) {
             if !self.sorted[i].live() {
                 self.holes -= 1;
+                self.revived.push(e);
             }
             self.sorted[i] = e;
         } else if let Some(r) = self.recent.get_mut(&k) {
@@ -170,8 +174,13 @@ impl<const N: usize> Store<N> {
 
     /// End a resync. When the dump was `complete`, the routes it did not
     /// show are removed and returned, sorted by key; otherwise nothing is
-    /// removed.
-    pub fn end_sync(&mut self, complete: bool) -> Vec<Entry<N>> {
+    /// removed. With `appeared`, the routes it showed that were not stored
+    /// are put there (in no particular order).
+    pub fn end_sync(
+        &mut self,
+        complete: bool,
+        appeared: Option<&mut Vec<Entry<N>>>,
+    ) -> Vec<Entry<N>> {
         let mut gone = Vec::new();
         for e in self.sorted.iter_mut().filter(|e| e.live()) {
             if complete && e.flags & SEEN == 0 {
@@ -191,6 +200,15 @@ impl<const N: usize> Store<N> {
         });
         for e in self.fresh.iter_mut() {
             e.flags &= !SEEN;
+        }
+        let revived = std::mem::take(&mut self.revived);
+        if let Some(out) = appeared {
+            let clean = |mut e: Entry<N>| {
+                e.flags &= !(SEEN | LIVE);
+                e
+            };
+            out.extend(self.fresh.iter().copied().map(clean));
+            out.extend(revived.into_iter().map(clean));
         }
         self.merge();
         gone.sort_unstable_by_key(|e| e.key());
@@ -328,17 +346,30 @@ mod tests {
         }
         s.see(e(0));
         s.see(e(50_000));
-        let gone = s.end_sync(true);
+        let mut appeared = Vec::new();
+        let gone = s.end_sync(true, Some(&mut appeared));
         assert_eq!(gone.len(), 5_000);
+        let keys: Vec<_> = appeared.iter().map(|a| a.key()).collect();
+        assert_eq!(keys, [e(50_000).key()], "only the new one appeared");
+        assert_eq!(appeared[0].flags & (LIVE | SEEN), 0);
         assert!(gone.windows(2).all(|w| w[0].key() < w[1].key()));
         assert_eq!(gone[0].key(), e(1).key());
         assert_eq!(s.len(), 5_001);
         // An incomplete dump removes nothing.
         s.see(e(2));
-        assert!(s.end_sync(false).is_empty());
+        assert!(s.end_sync(false, None).is_empty());
         assert_eq!(s.len(), 5_001);
+        // A route removed (a hole) and back in a dump appeared again.
+        assert!(s.remove(&e(4).key()));
+        for i in (0..10_000).step_by(2).chain([50_000]) {
+            s.see(e(i));
+        }
+        let mut appeared = Vec::new();
+        assert!(s.end_sync(true, Some(&mut appeared)).is_empty());
+        let keys: Vec<_> = appeared.iter().map(|a| a.key()).collect();
+        assert_eq!(keys, [e(4).key()]);
         // And leaves no marks behind: a complete empty dump removes all.
-        assert_eq!(s.end_sync(true).len(), 5_001);
+        assert_eq!(s.end_sync(true, None).len(), 5_001);
         assert_eq!(s.len(), 0);
     }
 }

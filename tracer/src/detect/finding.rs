@@ -61,6 +61,10 @@ pub struct LoopInfo {
     pub snat: bool,
     /// Looped packets in the flow so far.
     pub packets: u64,
+    /// The lowest TTL or hop limit of the flow's looped packets so far:
+    /// below `looped.ttl` when the loop makes several passes (the looped
+    /// copy comes back in and is sent out again, one TTL lower each time).
+    pub lowest_ttl: u8,
     /// Looped packets since the previous finding about this flow.
     pub new_packets: u64,
     /// ICMP time-exceeded messages seen on the interface about the flow's

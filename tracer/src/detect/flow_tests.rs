@@ -217,6 +217,6 @@ fn state_is_bounded_and_pruned() {
     run_until(&mut d, ms(200), ms(6000));
     assert!(d.flows.is_empty());
     assert!(d.ifaces.is_empty());
-    assert!(d.awaiting.is_empty());
+    assert!(d.by_addrs.is_empty());
     assert_eq!(d.lookups.iter().count(), 0);
 }

@@ -8,8 +8,8 @@ use crate::{
     event::Family,
 };
 
-/// How far outside [receive, transmit] of the original packet its lookups
-/// may be timestamped.
+/// How long before the original packet's receive its lookups may be
+/// timestamped (two CPUs' clocks).
 const LOOKUP_SLACK_NS: u64 = 200_000;
 /// Lookups kept as candidates per flow.
 const LOOKUP_CANDIDATES: usize = 64;
@@ -98,6 +98,7 @@ impl Flow {
                 family: key.family,
                 first_seen_ns: original.ts_ns.min(looped.ts_ns),
                 last_seen_ns: looped.ts_ns,
+                lowest_ttl: looped.ttl,
                 original,
                 looped,
                 snat,
@@ -115,17 +116,14 @@ impl Flow {
         }
     }
 
-    /// The latest time a lookup for the original packet can have.
-    pub fn lookups_until(&self) -> u64 {
-        let o = &self.info.original;
-        o.ts_ns
-            .max(self.info.looped.ts_ns)
-            .saturating_add(LOOKUP_SLACK_NS)
-    }
-
-    /// Whether a lookup can be one made for the original packet.
+    /// Whether a lookup can be one made for a packet of the flow: the
+    /// original, a later packet of the same sender (FIB lookup tracing is
+    /// switched on by the flow's first looped packet, so often only these
+    /// have lookups), or a looped copy that came back in (its source is the
+    /// masquerade address).
     fn wants(&self, l: &LookupObs) -> bool {
         let o = &self.info.original;
+        let src_ok = l.src == o.src || (self.info.snat && l.src == self.info.looped.src);
         let ports_ok = match o.l4 {
             L4::Ports { sport, dport } => {
                 (l.sport, l.dport) == (0, 0) || (l.sport, l.dport) == (sport, dport)
@@ -135,12 +133,11 @@ impl Flow {
         (l.netns == 0 || l.netns == self.info.netns)
             && l.family == self.info.family
             && l.iif == self.info.ifindex
-            && l.src == o.src
+            && src_ok
             && l.dst == o.dst
             && (l.proto == 0 || l.proto == o.proto)
             && ports_ok
             && l.ts_ns >= o.ts_ns.saturating_sub(LOOKUP_SLACK_NS)
-            && l.ts_ns <= self.lookups_until()
     }
 
     /// Take a lookup as evidence if it is the original packet's.
@@ -173,6 +170,7 @@ impl Flow {
     pub fn count_looped(&mut self, tx: &PacketBrief) {
         self.info.packets += 1;
         self.info.new_packets += 1;
+        self.info.lowest_ttl = self.info.lowest_ttl.min(tx.ttl);
         self.info.last_seen_ns = self.info.last_seen_ns.max(tx.ts_ns);
     }
 

@@ -110,18 +110,23 @@ pub(super) fn looped(
     } else {
         return None;
     };
-    let relaxed = snat && rx.ip_id.is_some();
+    // A copy that came back in from the router's own address (a loop of
+    // several passes, masqueraded each time) and goes out again: NAT may
+    // have given it another echo id or source port, for IPv6 too.
+    let again = !snat && own.is_some_and(|o| o.contains(&rx.src));
+    let relaxed = (snat && rx.ip_id.is_some()) || again;
     same_l4(&rx.l4, &tx.l4, relaxed).then_some(snat)
 }
 
 /// Whether `rx` is `tx` received back after another hop (the loop runs
-/// through a peer): everything equal, TTL lower.
+/// through a peer) or handed back as it was by a userspace forwarder
+/// (tailscaled): everything equal, TTL lower or the same.
 pub(super) fn same_copy(tx: &PacketBrief, rx: &PacketBrief, window_ns: u64) -> bool {
     rx.src == tx.src
         && rx.dst == tx.dst
         && rx.proto == tx.proto
         && rx.l4 == tx.l4
-        && rx.ttl < tx.ttl
+        && rx.ttl <= tx.ttl
         && same_id(tx, rx)
         && rx.ts_ns.abs_diff(tx.ts_ns) <= window_ns
 }

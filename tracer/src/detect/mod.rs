@@ -24,10 +24,14 @@ mod flow_tests;
 mod flows;
 #[cfg(test)]
 mod kernel_key_tests;
+#[cfg(test)]
+mod lookup_wait_tests;
 mod lookups;
 #[cfg(test)]
 mod loop_tests;
 mod matching;
+#[cfg(test)]
+mod passes_tests;
 mod recent;
 #[cfg(test)]
 mod test_stream;
@@ -57,8 +61,15 @@ const MAX_FLOWS: usize = 64 * 1024;
 /// Captured packets waiting for `take_capture`, all flows together.
 const CAPTURE_CAP: usize = 64 * 1024;
 /// How long a new loop waits for its FIB lookups before it is reported
-/// without them (it is reported at once when the hairpin lookup is known).
+/// without them (it is reported at once when the hairpin lookup is known),
+/// when no lookups can come (FIB lookup tracing is off or unavailable).
 const REPORT_DELAY_NS: u64 = 100_000_000;
+/// The same while FIB lookup tracing is on: it is switched on by a flow's
+/// first looped packet, so the lookups may come only with the flow's next
+/// packet (the next pass of a loop, or the sender's next packet). The
+/// first `loop` event waits this long for them, which keeps it within 1 s
+/// of the first looped packet.
+const LOOKUP_WAIT_NS: u64 = 600_000_000;
 
 /// Tuning of the detector.
 #[derive(Clone, Debug, PartialEq)]
@@ -119,9 +130,13 @@ pub struct Detector {
     ifaces: HashMap<(u32, u32), Iface>,
     lookups: Lookups,
     flows: HashMap<FlowKey, Flow>,
-    /// Flows whose original packet's lookups may still arrive, by the
-    /// packet's (src, dst), with the time after which none will.
-    awaiting: HashMap<(IpAddr, IpAddr), Vec<(FlowKey, u64)>>,
+    /// Open flows by the (src, dst) of their packets (the original's, and
+    /// the looped copy's when it was masqueraded and comes back in): the
+    /// flows a FIB lookup may be evidence for.
+    by_addrs: HashMap<(IpAddr, IpAddr), Vec<FlowKey>>,
+    /// FIB lookups can arrive (lookup tracing is on): a new loop waits
+    /// [`LOOKUP_WAIT_NS`] for them rather than [`REPORT_DELAY_NS`].
+    lookups_expected: bool,
     capture: Vec<(u64, Arc<[u8]>)>,
     /// The latest time seen (tick or event timestamp).
     clock_ns: u64,
@@ -141,7 +156,8 @@ impl Detector {
             ifaces: HashMap::new(),
             lookups: Lookups::new(LOOKUP_CAP),
             flows: HashMap::new(),
-            awaiting: HashMap::new(),
+            by_addrs: HashMap::new(),
+            lookups_expected: false,
             capture: Vec::new(),
             clock_ns: 0,
         }
@@ -151,6 +167,13 @@ impl Detector {
     /// traffic to the router itself); replaces what was set before.
     pub fn set_own_addrs(&mut self, netns: u32, addrs: impl IntoIterator<Item = IpAddr>) {
         self.own.insert(netns, addrs.into_iter().collect());
+    }
+
+    /// Whether FIB lookups for looping packets can arrive now (the lookup
+    /// tracepoints are attached): a new loop then waits up to
+    /// [`LOOKUP_WAIT_NS`] for them before it is reported without them.
+    pub fn set_lookups_expected(&mut self, on: bool) {
+        self.lookups_expected = on;
     }
 
     /// A packet seen on a watched interface, in any order relative to the
@@ -187,8 +210,8 @@ impl Detector {
     pub fn lookup(&mut self, l: &LookupObs) {
         self.clock_ns = self.clock_ns.max(l.ts_ns);
         self.lookups.push(l.clone());
-        if let Some(waiting) = self.awaiting.get(&(l.src, l.dst)) {
-            for (fk, _) in waiting {
+        if let Some(waiting) = self.by_addrs.get(&(l.src, l.dst)) {
+            for fk in waiting {
                 if let Some(flow) = self.flows.get_mut(fk) {
                     flow.offer_lookup(l);
                 }
@@ -227,7 +250,7 @@ impl Detector {
             }
         }
         for fk in ended {
-            self.flows.remove(&fk);
+            self.forget(&fk);
         }
         sorted(out)
     }
@@ -251,7 +274,7 @@ impl Detector {
             }
             rest.push((fk, Finding::End(flow.report())));
         }
-        self.awaiting.clear();
+        self.by_addrs.clear();
         out.extend(sorted(rest));
         out
     }
@@ -342,7 +365,12 @@ impl Detector {
                 log::debug!("loop detector: {MAX_FLOWS} flows open, not tracking another");
                 return;
             }
-            let due = self.clock_ns.saturating_add(REPORT_DELAY_NS);
+            let wait = if self.lookups_expected {
+                LOOKUP_WAIT_NS
+            } else {
+                REPORT_DELAY_NS
+            };
+            let due = self.clock_ns.saturating_add(wait);
             let mut flow = Flow::new(
                 &fk,
                 iface.name.clone(),
@@ -357,10 +385,12 @@ impl Detector {
             for te in &iface.te {
                 flow.offer_te(te, w);
             }
-            self.awaiting
-                .entry((rx_p.src, rx_p.dst))
-                .or_default()
-                .push((fk, flow.lookups_until().saturating_add(w)));
+            for addrs in [(rx_p.src, rx_p.dst), (tx_p.src, tx_p.dst)] {
+                let v = self.by_addrs.entry(addrs).or_default();
+                if !v.contains(&fk) {
+                    v.push(fk);
+                }
+            }
             self.flows.insert(fk, flow);
         }
         let Some(flow) = self.flows.get_mut(&fk) else {
@@ -430,11 +460,22 @@ impl Detector {
         }
         self.ifaces.retain(|_, i| !i.is_empty());
         self.lookups.prune(before);
-        let now = self.clock_ns;
-        self.awaiting.retain(|_, v| {
-            v.retain(|(_, until)| *until >= now);
-            !v.is_empty()
-        });
+    }
+
+    /// An ended flow: removed with its index entries.
+    fn forget(&mut self, fk: &FlowKey) {
+        let Some(flow) = self.flows.remove(fk) else {
+            return;
+        };
+        let (o, l) = (&flow.info.original, &flow.info.looped);
+        for addrs in [(o.src, o.dst), (l.src, l.dst)] {
+            if let Some(v) = self.by_addrs.get_mut(&addrs) {
+                v.retain(|k| k != fk);
+                if v.is_empty() {
+                    self.by_addrs.remove(&addrs);
+                }
+            }
+        }
     }
 }
 

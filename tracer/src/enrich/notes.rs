@@ -37,7 +37,7 @@ pub fn text(note: Note, op: Op) -> String {
         Note::WithNexthop { id, deleted: false } => format!(
             "changed by the kernel: nexthop {id}, which this process replaced, forwards elsewhere now"
         ),
-        Note::Recovered => "notification dropped by the kernel (socket overflow); removal found by re-reading the table".into(),
+        Note::Recovered => "notification dropped by the kernel (socket overflow); change found by re-reading the table".into(),
     }
 }
 

@@ -66,13 +66,17 @@ pub struct LoopReport {
     pub packets: u64,
     /// Looped packets since the previous event about this flow.
     pub new_packets: u64,
+    /// The lowest TTL or hop limit of the flow's looped packets so far
+    /// (below `looped.ttl` when the loop makes several passes).
+    pub lowest_ttl: u8,
     /// ICMP time-exceeded messages seen for this flow.
     pub ttl_exceeded: u64,
     pub first_seen: String,
     pub last_seen: String,
     pub lookup: Option<LoopLookup>,
-    /// The removal seen in this session that explains the loop, as its own
-    /// event (route_del or rule_del), or null.
+    /// The most recent change seen in this session that made the looping
+    /// route the chosen one (route_del, route_add, route_replace, rule_add
+    /// or rule_del), as its own event, or null.
     pub suspect: Option<Box<Event>>,
     pub advice: String,
 }

@@ -10,8 +10,10 @@ use std::{net::IpAddr, sync::Arc};
 use serde::{Deserialize, Serialize};
 
 mod bodies;
+mod host;
 mod nexthop;
 pub use bodies::*;
+pub use host::Host;
 pub use nexthop::*;
 
 /// Mechanism that produced an event.

@@ -21,6 +21,7 @@ use crate::{
     cli::ExplainArgs,
     journal::{self, read::Reader},
     netlink::names::TableNames,
+    zone::Zone,
 };
 use history::{History, Subject};
 use lookup::{Lookup, NsSocket};
@@ -66,7 +67,7 @@ fn journal_files(args: &ExplainArgs) -> Result<Result<Vec<PathBuf>, String>> {
         Some(p) if !p.exists() => {
             bail!("--journal {}: no such directory or file", p.display())
         }
-        Some(p) => Ok(journal::read::inputs(None, std::slice::from_ref(p))?),
+        Some(p) => Ok(journal::read::inputs(&[], std::slice::from_ref(p))?),
         None => journal::read::journal_files(std::path::Path::new(journal::DEFAULT_DIR))
             .map_err(|e| format!("{e:#}")),
     })
@@ -136,9 +137,14 @@ pub fn run(args: ExplainArgs) -> Result<()> {
     let answer_at = at_s
         .clone()
         .or_else(|| fallback.as_ref().map(|_| "the journal's end".to_string()));
+    // JSON's times are UTC; text's in the zone asked for.
+    let zone = match args.json {
+        true => Zone::Utc,
+        false => Zone::from_utc_flag(args.utc),
+    };
     let answer = history
         .as_ref()
-        .and_then(|h| render::answer(&lookup, h, &names, answer_at.as_deref()));
+        .and_then(|h| render::answer(&lookup, h, &names, answer_at.as_deref(), zone));
     let e = Explanation {
         journal: history.as_ref().map(|_| journal_name),
         journal_error: files.err(),
@@ -154,7 +160,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
             serde_json::to_string(&e).map_err(|err| anyhow!("serializing: {err}"))?
         );
     } else {
-        print!("{}", render::text(&e, &names));
+        print!("{}", render::text(&e, &names, zone));
     }
     Ok(())
 }

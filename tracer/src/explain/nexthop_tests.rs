@@ -200,7 +200,7 @@ fn a_route_gone_with_its_nexthop_names_the_deletion() {
     );
     let gone = h.routes[0].removal().unwrap();
     assert_eq!(gone.cause_nhid, Some(10));
-    let answer = render::answer(&l, &h, &names, Some(at)).unwrap();
+    let answer = render::answer(&l, &h, &names, Some(at), crate::zone::Zone::Utc).unwrap();
     assert_eq!(
         answer,
         "`198.51.100.0/24 via 10.9.0.2 dev v0 nhid 10` existed in table 254 until 2026-04-10 12:00:10 UTC and went with nexthop 10, deleted by ip (pid 1234) at 2026-04-10 12:00:10 UTC; it was still missing at 2026-04-10 12:00:15 UTC, so 198.51.100.7 then matched `default via 10.9.0.1 dev v0`"
@@ -214,7 +214,7 @@ fn a_route_gone_with_its_nexthop_names_the_deletion() {
         history: Some(h),
         answer: Some(answer),
     };
-    let text = render::text(&e, &names);
+    let text = render::text(&e, &names, crate::zone::Zone::Utc);
     assert!(
         text.contains("MISSING  present 2026-04-10 12:00:00 UTC; removed 2026-04-10 12:00:10 UTC by ip (pid 1234) (nexthop 10 deleted)"),
         "{text}"

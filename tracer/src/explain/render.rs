@@ -12,15 +12,21 @@ use crate::{
     escape::{escape_escaped, escape_str},
     event::{Process, Rule},
     netlink::names::TableNames,
+    zone::Zone,
 };
 
-/// "2026-04-10 15:52:46 UTC" from the contract's RFC 3339 time.
-fn when(ts: &str) -> String {
+/// "2026-04-10 15:52:46 UTC" (or "2026-04-10 17:52:46 UTC+02:00" in a
+/// local zone of that offset) from the contract's RFC 3339 time.
+fn when(ts: &str, zone: Zone) -> String {
     chrono::DateTime::parse_from_rfc3339(ts)
         .map(|t| {
-            t.with_timezone(&chrono::Utc)
-                .format("%Y-%m-%d %H:%M:%S UTC")
-                .to_string()
+            let t = t.with_timezone(&chrono::Utc);
+            let off = zone.offset(t);
+            format!(
+                "{} {}",
+                t.with_timezone(&off).format("%Y-%m-%d %H:%M:%S"),
+                zone.label(t)
+            )
         })
         .unwrap_or_else(|_| escape_str(ts))
 }
@@ -43,8 +49,8 @@ fn cause(m: &Moment) -> Option<String> {
     })
 }
 
-fn moment(m: &Moment) -> String {
-    let mut s = format!("{} {}", m.what, when(&m.ts));
+fn moment(m: &Moment, zone: Zone) -> String {
+    let mut s = format!("{} {}", m.what, when(&m.ts, zone));
     if let Some(p) = &m.process {
         let _ = write!(s, " by {}", who(p));
     }
@@ -56,7 +62,7 @@ fn moment(m: &Moment) -> String {
 
 /// How a route went: "was removed by X (link_down)", or, with a nexthop
 /// object's deletion, "went with nexthop 10, deleted by X at T".
-fn went(gone: &Moment) -> String {
+fn went(gone: &Moment, zone: Zone) -> String {
     let by = gone
         .process
         .as_ref()
@@ -64,7 +70,10 @@ fn went(gone: &Moment) -> String {
         .unwrap_or_default();
     match (gone.cause.as_deref(), gone.cause_nhid) {
         (Some("nexthop_del"), Some(id)) => {
-            format!("went with nexthop {id}, deleted{by} at {}", when(&gone.ts))
+            format!(
+                "went with nexthop {id}, deleted{by} at {}",
+                when(&gone.ts, zone)
+            )
         }
         _ => {
             let cause = cause(gone).map(|c| format!(" ({c})")).unwrap_or_default();
@@ -88,7 +97,7 @@ fn table_label(t: u32, names: &TableNames) -> String {
     }
 }
 
-fn query_line(l: &Lookup, at: Option<&str>) -> String {
+fn query_line(l: &Lookup, at: Option<&str>, zone: Zone) -> String {
     let q = &l.query;
     let ns = l
         .netns
@@ -97,7 +106,7 @@ fn query_line(l: &Lookup, at: Option<&str>) -> String {
         .map(|n| format!(" in netns {}", escape_str(n)))
         .unwrap_or_default();
     let mut s = match at {
-        Some(t) => format!("How {} was routed at {}{ns}", q.dst, when(t)),
+        Some(t) => format!("How {} was routed at {}{ns}", q.dst, when(t, zone)),
         None if l.answered_by == "journal" => {
             format!("How {} is routed in the journal's latest state{ns}", q.dst)
         }
@@ -139,8 +148,8 @@ fn step_verdict(verdict: &str, reason: Option<&str>) -> String {
     }
 }
 
-fn lookup_lines(out: &mut String, l: &Lookup, names: &TableNames, at: Option<&str>) {
-    let _ = writeln!(out, "{}", query_line(l, at));
+fn lookup_lines(out: &mut String, l: &Lookup, names: &TableNames, at: Option<&str>, zone: Zone) {
+    let _ = writeln!(out, "{}", query_line(l, at, zone));
     for step in &l.rules {
         let verdict = step_verdict(step.verdict, step.reason.as_deref());
         let _ = writeln!(
@@ -217,7 +226,7 @@ fn route_lines(out: &mut String, l: &Lookup, r: &crate::event::Route, names: &Ta
 }
 
 /// One route or rule: what it is, whether it is there now, its history.
-fn row(out: &mut String, what: &str, present: bool, moments: &[Moment]) {
+fn row(out: &mut String, what: &str, present: bool, moments: &[Moment], zone: Zone) {
     // A route replaced by another (`route_replace`) is gone, not missing.
     let state = match (present, moments.last().map(|m| m.what)) {
         (true, _) => "present",
@@ -227,12 +236,23 @@ fn row(out: &mut String, what: &str, present: bool, moments: &[Moment]) {
     let past = if moments.is_empty() {
         "not in the journal".to_string()
     } else {
-        moments.iter().map(moment).collect::<Vec<_>>().join("; ")
+        moments
+            .iter()
+            .map(|m| moment(m, zone))
+            .collect::<Vec<_>>()
+            .join("; ")
     };
     let _ = writeln!(out, "  {:<32} {state:<8} {past}", escape_str(what));
 }
 
-fn history_lines(out: &mut String, e: &Explanation, h: &History, table: u32, names: &TableNames) {
+fn history_lines(
+    out: &mut String,
+    e: &Explanation,
+    h: &History,
+    table: u32,
+    names: &TableNames,
+    zone: Zone,
+) {
     let _ = writeln!(
         out,
         "\nRoutes in table {} covering {} (journal {}, {} events):",
@@ -242,7 +262,7 @@ fn history_lines(out: &mut String, e: &Explanation, h: &History, table: u32, nam
         h.events
     );
     for r in &h.routes {
-        row(out, &r.route, r.present_now, &r.moments);
+        row(out, &r.route, r.present_now, &r.moments, zone);
     }
     if !h.rules.is_empty() {
         let _ = writeln!(out, "Rules for table {}:", table_label(table, names));
@@ -251,7 +271,7 @@ fn history_lines(out: &mut String, e: &Explanation, h: &History, table: u32, nam
                 .rule
                 .split_once("pref ")
                 .map_or(r.rule.clone(), |(_, b)| format!("rule {b}"));
-            row(out, &body, r.present_now, &r.moments);
+            row(out, &body, r.present_now, &r.moments, zone);
         }
     }
     if !h.problems.is_empty() {
@@ -267,7 +287,14 @@ fn history_lines(out: &mut String, e: &Explanation, h: &History, table: u32, nam
 /// The missing route more specific than the chosen one (any, when no
 /// route was found), in the table looked at: what would have decided
 /// instead, and who removed it (or the nexthop deletion it went with).
-pub fn answer(l: &Lookup, h: &History, names: &TableNames, at: Option<&str>) -> Option<String> {
+/// Times in `zone` (the JSON answer's are UTC).
+pub fn answer(
+    l: &Lookup,
+    h: &History,
+    names: &TableNames,
+    at: Option<&str>,
+    zone: Zone,
+) -> Option<String> {
     let chosen = l.route.as_ref();
     let chosen_len = chosen
         .and_then(|c| c.dst.as_deref())
@@ -279,7 +306,7 @@ pub fn answer(l: &Lookup, h: &History, names: &TableNames, at: Option<&str>) -> 
     let gone = missing.removal()?;
     let (still, now) = match at {
         Some(t) => (
-            format!("it was still missing at {}", when(t)),
+            format!("it was still missing at {}", when(t, zone)),
             "then matched",
         ),
         None => ("it is still missing".to_string(), "now matches"),
@@ -292,12 +319,12 @@ pub fn answer(l: &Lookup, h: &History, names: &TableNames, at: Option<&str>) -> 
     Some(format!(
         "`{}` existed in table {table} until {} and {}; {still}, so {so}",
         missing.route,
-        when(&gone.ts),
-        went(gone),
+        when(&gone.ts, zone),
+        went(gone, zone),
     ))
 }
 
-pub fn text(e: &Explanation, names: &TableNames) -> String {
+pub fn text(e: &Explanation, names: &TableNames, zone: Zone) -> String {
     let mut out = String::new();
     if let Some(why) = &e.fallback {
         let _ = writeln!(
@@ -310,12 +337,12 @@ pub fn text(e: &Explanation, names: &TableNames) -> String {
         let _ = writeln!(
             out,
             "State rebuilt from the journal: the snapshot of {}, then the changes recorded after it.",
-            when(s)
+            when(s, zone)
         );
     }
-    lookup_lines(&mut out, &e.lookup, names, e.at.as_deref());
+    lookup_lines(&mut out, &e.lookup, names, e.at.as_deref(), zone);
     match (&e.history, e.lookup.table()) {
-        (Some(h), Some(t)) => history_lines(&mut out, e, h, t, names),
+        (Some(h), Some(t)) => history_lines(&mut out, e, h, t, names, zone),
         _ => {
             if let Some(err) = &e.journal_error {
                 let _ = writeln!(out, "\nNo history: {}", escape_str(err));

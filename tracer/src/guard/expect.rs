@@ -303,7 +303,11 @@ impl fmt::Display for Expectation {
                 };
                 let mut s = crate::describe::route_short(&route);
                 s.push_str(&format!(" table {}", r.table));
-                if let Some(m) = r.metric {
+                // An IPv4 metric 0 goes unsaid, as `ip route` leaves it out.
+                if let Some(m) = r
+                    .metric
+                    .filter(|&m| m != 0 || r.family == Some(Family::Inet6))
+                {
                     s.push_str(&format!(" metric {m}"));
                 }
                 if let Some(p) = &r.protocol {

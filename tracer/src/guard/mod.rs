@@ -412,7 +412,10 @@ impl Guard {
         let (since, change) = (since.clone(), change.clone());
         let e = guard_event(Kind::GuardViolation, w, since, self.grace, change);
         if let Some(r) = self.runner.as_mut() {
-            r.violation(&w.text, serde_json::to_string(&e).unwrap_or_default());
+            r.violation(
+                &w.text,
+                crate::event::Host::this().json(&e).unwrap_or_default(),
+            );
         }
         Some(e)
     }

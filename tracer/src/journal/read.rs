@@ -10,7 +10,7 @@
 //! keys are ignored.
 //!
 //! ```ignore
-//! let files = journal::read::inputs(Some(dir), &[])?;
+//! let files = journal::read::inputs(&[dir], &[])?;
 //! for item in journal::read::Reader::new(files) {
 //!     match item {
 //!         Ok(entry) => { /* entry.ts, entry.kind, entry.data */ }
@@ -99,6 +99,9 @@ pub struct Entry {
     pub kind: String,
     /// The mechanism (`tracepoint`, `netlink`, `tracer`, ...), when given.
     pub source: Option<String>,
+    /// The host that wrote it (`host`; absent from journals written before
+    /// it was added).
+    pub host: Option<String>,
     pub data: Data,
 }
 
@@ -158,7 +161,7 @@ pub struct LoopSeen {
     pub advice: String,
 }
 
-/// A loop's suspect: the removal that explains it, as it was reported.
+/// A loop's suspect: the change that explains it, as it was reported.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Suspect {
     pub ts: String,
@@ -181,26 +184,35 @@ pub struct ReadySeen {
 /// name, which is time order), then each FILE in the order given (a
 /// directory among them is read as a journal directory, `-` is standard
 /// input). With neither, the default journal directory.
-pub fn inputs(journal: Option<&Path>, files: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    if let Some(dir) = journal {
-        out.extend(journal_files(dir)?);
+pub fn inputs(journals: &[PathBuf], files: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    Ok(input_groups(journals, files)?.concat())
+}
+
+/// [`inputs`], kept apart by where they came from: each journal directory
+/// (given with `--journal` or as a FILE) is one group, each other file one
+/// of its own; their events are merged by time (`report` of many hosts).
+pub fn input_groups(journals: &[PathBuf], files: &[PathBuf]) -> Result<Vec<Vec<PathBuf>>> {
+    let mut groups = Vec::new();
+    for dir in journals {
+        groups.push(journal_files(dir)?);
     }
     for f in files {
         if f.as_os_str() == "-" {
-            out.push(f.clone());
+            groups.push(vec![f.clone()]);
         } else if f.is_dir() {
-            out.extend(journal_files(f)?);
+            groups.push(journal_files(f)?);
         } else {
             File::open(f).with_context(|| format!("cannot read {}", f.display()))?;
-            out.push(f.clone());
+            groups.push(vec![f.clone()]);
         }
     }
-    if journal.is_none() && files.is_empty() {
+    if journals.is_empty() && files.is_empty() {
         let dir = Path::new(super::DEFAULT_DIR);
-        return journal_files(dir).context("no --journal DIR or FILE given");
+        return Ok(vec![
+            journal_files(dir).context("no --journal DIR or FILE given")?,
+        ]);
     }
-    Ok(out)
+    Ok(groups)
 }
 
 /// A journal directory's files (`tracer-*.jsonl`), oldest first. Fails
@@ -487,12 +499,14 @@ pub fn parse_line(at: Location, bytes: &[u8], ended: bool) -> Result<Option<Entr
         None => return Err(problem("no `kind`".to_string())),
     };
     let source = obj.get("source").and_then(Value::as_str).map(String::from);
+    let host = obj.get("host").and_then(Value::as_str).map(String::from);
     let data = data(&kind, value).map_err(|m| problem(format!("{kind}: {m}")))?;
     Ok(Some(Entry {
         at,
         ts,
         kind,
         source,
+        host,
         data,
     }))
 }

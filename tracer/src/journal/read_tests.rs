@@ -169,7 +169,10 @@ fn missing_empty_and_non_directories_are_clear_errors() {
         format!("journal directory {} does not exist", nope.display())
     );
     assert_eq!(
-        format!("{:#}", inputs(Some(&nope), &[]).unwrap_err()),
+        format!(
+            "{:#}",
+            inputs(std::slice::from_ref(&nope), &[]).unwrap_err()
+        ),
         format!("journal directory {} does not exist", nope.display())
     );
     let f = t.file("plain.jsonl", b"");
@@ -191,7 +194,7 @@ fn missing_empty_and_non_directories_are_clear_errors() {
     );
     let e = format!(
         "{:#}",
-        inputs(None, std::slice::from_ref(&nope)).unwrap_err()
+        inputs(&[], std::slice::from_ref(&nope)).unwrap_err()
     );
     assert!(
         e.starts_with(&format!("cannot read {}: ", nope.display())) && e.contains("No such file"),
@@ -204,7 +207,7 @@ fn inputs_mix_directories_files_and_stdin_in_order() {
     let t = TempDir::new("inputs");
     let a = t.file("a.jsonl", b"");
     let dir = fixtures().join("lab-recovered.journal");
-    let got = inputs(None, &[a.clone(), dir.clone(), PathBuf::from("-")]).unwrap();
+    let got = inputs(&[], &[a.clone(), dir.clone(), PathBuf::from("-")]).unwrap();
     assert_eq!(got.len(), 4);
     assert_eq!(got[0], a);
     assert!(got[1].starts_with(&dir) && got[2].starts_with(&dir));

@@ -7,7 +7,7 @@ use crate::journal::read::{Reader, inputs};
 
 fn recorded() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lab-recorded.journal");
-    inputs(None, &[dir]).unwrap()
+    inputs(&[], &[dir]).unwrap()
 }
 
 fn t(s: &str) -> DateTime<Utc> {

@@ -3,6 +3,7 @@
 //!
 //! Names follow Prometheus conventions: a `tracer_` prefix, `_total` on
 //! counters, base units (`_bytes`), labels for dimensions of one quantity.
+mod present;
 pub mod serve;
 
 use std::sync::{Arc, Mutex};
@@ -74,6 +75,7 @@ pub struct Metrics {
     repairs: Family<RepairLabels, Counter>,
     lost: Family<LocationLabels, Counter>,
     journal: Mutex<Journal>,
+    present: Mutex<present::Present>,
 }
 
 impl Metrics {
@@ -114,6 +116,7 @@ impl Metrics {
         if journal {
             register_journal(&mut r, &j);
         }
+        let present = present::Present::new(&mut r);
         Metrics {
             registry: Arc::new(r),
             changes,
@@ -122,6 +125,7 @@ impl Metrics {
             repairs,
             lost,
             journal: Mutex::new(j),
+            present: Mutex::new(present),
         }
     }
 
@@ -130,6 +134,10 @@ impl Metrics {
     }
 
     pub fn event(&self, e: &Event) {
+        self.present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .event(e);
         match &e.body {
             Body::Change(c) => {
                 let table = c
@@ -327,3 +335,6 @@ mod tests {
         assert!(t.ends_with("# EOF\n"), "{t}");
     }
 }
+
+#[cfg(test)]
+mod rules_tests;

@@ -20,6 +20,8 @@ use super::{
 /// rtnetlink message types of rules.
 const RTM_NEWRULE: u16 = 32;
 const RTM_DELRULE: u16 = 33;
+/// nlmsg_flags of a request (uapi netlink.h).
+const NLM_F_REQUEST: u16 = 0x1;
 use crate::event::{Family, Op, Route, Rule, prefix};
 
 /// One decoded rtnetlink message.
@@ -144,6 +146,14 @@ pub fn decode_one(msg: &[u8]) -> Result<Option<NlItem>, MsgError> {
     if let Some((op, r)) = route_message(msg)? {
         let multipath = r.multipath;
         let mut route = r.to_route();
+        // The kernel leaves RTA_PRIORITY out of the IPv4 routes it states
+        // (notifications, dumps) whose metric is 0. A request without it
+        // names no metric, and only requests carry NLM_F_REQUEST (the
+        // kernel ignores a message without it).
+        let from_kernel = u16::from_ne_bytes([msg[6], msg[7]]) & NLM_F_REQUEST == 0;
+        if from_kernel && route.family == Some(Family::Inet) && route.metric.is_none() {
+            route.metric = Some(0);
+        }
         if multipath {
             route.nexthops = nexthops::parse(&msg[NLMSG_HDRLEN..])?;
         }

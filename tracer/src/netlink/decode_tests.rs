@@ -216,3 +216,36 @@ fn an_unpadded_last_message_is_not_a_panic() {
     let (items, errors) = decode_buffer(&m);
     assert_eq!((items.len(), errors), (1, vec![]));
 }
+
+/// The kernel leaves RTA_PRIORITY out of an IPv4 route of metric 0: what
+/// it states (no NLM_F_REQUEST) has metric 0, a request names none, and an
+/// IPv6 route keeps what its message says.
+#[test]
+fn an_ipv4_metric_the_kernel_leaves_out_is_zero() {
+    let metric = |flags: u16, family: AddressFamily| {
+        let mut r = throw_route();
+        r.header.address_family = family;
+        if family == AddressFamily::Inet6 {
+            r.attributes.clear();
+        }
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        let mut m = NetlinkMessage::new(
+            header,
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)),
+        );
+        m.finalize();
+        let mut buf = vec![0u8; m.buffer_len()];
+        m.serialize(&mut buf);
+        let (items, errors) = decode_buffer(&buf);
+        assert!(errors.is_empty(), "{errors:?}");
+        let NlObj::Route { route, .. } = &items[0].obj else {
+            panic!("not a route: {:?}", items[0])
+        };
+        route.metric
+    };
+    assert_eq!(metric(0, AddressFamily::Inet), Some(0), "a notification");
+    assert_eq!(metric(0x2, AddressFamily::Inet), Some(0), "a dump's part");
+    assert_eq!(metric(0x1 | 0x400, AddressFamily::Inet), None, "a request");
+    assert_eq!(metric(0, AddressFamily::Inet6), None, "IPv6 states its own");
+}

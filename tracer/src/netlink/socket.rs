@@ -43,6 +43,22 @@ const NLMSG_ERROR: u16 = 2;
 /// Receive buffer for notification sockets: a 1,000,000-route flush sends
 /// that many notifications within seconds.
 const NOTIFY_RCVBUF: usize = 256 << 20;
+/// Overrides [`NOTIFY_RCVBUF`] (bytes): the tests shrink it to make the
+/// kernel drop notifications, so that recovering from it is exercised.
+pub const NOTIFY_RCVBUF_ENV: &str = "TRACER_NOTIFY_RCVBUF";
+
+/// The notification sockets' receive buffer: [`NOTIFY_RCVBUF`], or what
+/// `TRACER_NOTIFY_RCVBUF` says (ignored, with a warning, when not a size).
+fn notify_rcvbuf() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| match std::env::var(NOTIFY_RCVBUF_ENV) {
+        Err(_) => NOTIFY_RCVBUF,
+        Ok(v) => v.parse().unwrap_or_else(|_| {
+            log::warn!("{NOTIFY_RCVBUF_ENV}={v:?} is not a number of bytes; using {NOTIFY_RCVBUF}");
+            NOTIFY_RCVBUF
+        }),
+    })
+}
 
 /// Run `f` on a thread inside the namespace of `ns` (None: the tracer's own).
 pub fn in_netns<T: Send>(ns: Option<&File>, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
@@ -77,7 +93,7 @@ pub fn notification_socket() -> Result<Socket> {
     if let Err(e) = s.add_membership(RTNLGRP_NEXTHOP) {
         log::debug!("cannot join the nexthop group (a kernel before 5.3?): {e}");
     }
-    force_rcvbuf(&s, NOTIFY_RCVBUF);
+    force_rcvbuf(&s, notify_rcvbuf());
     Ok(s)
 }
 

@@ -62,7 +62,7 @@ impl Outputs {
             m.event(e);
         }
         if let Some(j) = self.journal.as_mut() {
-            j.write_line(&serde_json::to_string(e)?);
+            j.write_line(&crate::event::Host::this().json(e)?);
         }
         self.sink.write(e)
     }

@@ -11,6 +11,7 @@ use anyhow::{Context as _, Result};
 
 use super::text;
 use crate::event::{Event, Kind};
+use crate::zone::Zone;
 
 /// Which events stdout shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +46,8 @@ impl Show {
 pub struct Sink {
     json: bool,
     show: Show,
+    /// The zone of text lines' times.
+    zone: Zone,
     stdout: BufWriter<std::io::Stdout>,
     file: Option<(String, BufWriter<File>)>,
     /// stdout was closed (e.g. piped into `head`): keep writing the file.
@@ -60,7 +63,7 @@ const BUF_BYTES: usize = 1 << 20;
 impl Sink {
     /// Open the sink; `--output` is created (or appended to) now so that an
     /// unwritable path fails before anything is attached.
-    pub fn open(json: bool, output: Option<&Path>, show: Show) -> Result<Sink> {
+    pub fn open(json: bool, output: Option<&Path>, show: Show, zone: Zone) -> Result<Sink> {
         let file = match output {
             Some(p) => {
                 let f = std::fs::OpenOptions::new()
@@ -78,6 +81,7 @@ impl Sink {
         Ok(Sink {
             json,
             show,
+            zone,
             stdout: BufWriter::with_capacity(BUF_BYTES, std::io::stdout()),
             file,
             stdout_closed: false,
@@ -92,14 +96,16 @@ impl Sink {
         let json = (to_stdout && self.json) || self.file.is_some();
         if json {
             self.line.clear();
-            serde_json::to_writer(&mut self.line, e).context("serializing an event")?;
+            crate::event::Host::this()
+                .write_json(e, &mut self.line)
+                .context("serializing an event")?;
             self.line.push(b'\n');
         }
         if to_stdout {
             let ok = if self.json {
                 self.stdout.write_all(&self.line)
             } else {
-                writeln!(self.stdout, "{}", text::line(e))
+                writeln!(self.stdout, "{}", text::line(e, self.zone))
             };
             self.stdout_closed = ok.is_err();
         }

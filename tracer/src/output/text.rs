@@ -7,6 +7,7 @@ use super::text_forensic;
 use crate::describe::{netns_label, route, rule, who};
 use crate::escape::escape_str;
 use crate::event::{Body, Event, Kind, LoopReport, PacketBrief};
+use crate::zone::Zone;
 
 fn packet(p: &PacketBrief) -> String {
     let mut s = format!("{} > {} {} ttl {}", p.src, p.dst, p.proto, p.ttl);
@@ -23,22 +24,37 @@ fn packet(p: &PacketBrief) -> String {
 }
 
 /// A loop: what came in, what went back out, why, and who caused it.
-fn loop_line(e: &Event, l: &LoopReport) -> String {
+fn loop_line(e: &Event, l: &LoopReport, zone: Zone) -> String {
+    let ts = zone.stamp(&e.ts);
+    // Later lines start under the text after the time.
+    let pad = ts.len();
     let iface = escape_str(&l.iface);
     let ns = netns_label(&l.netns);
     match e.kind {
         Kind::LoopSummary => format!(
-            "{} loop      still looping on {iface} (netns {ns}): {} > {}, {} packets ({} new), {} ttl-exceeded",
-            e.ts, l.original.src, l.original.dst, l.packets, l.new_packets, l.ttl_exceeded
+            "{} loop      still looping on {iface} (netns {ns}): {} > {}, {} packets ({} new), lowest ttl {}, {} ttl-exceeded",
+            ts,
+            l.original.src,
+            l.original.dst,
+            l.packets,
+            l.new_packets,
+            l.lowest_ttl,
+            l.ttl_exceeded
         ),
         Kind::LoopEnd => format!(
-            "{} loop_end  loop on {iface} (netns {ns}) stopped: {} > {}, {} packets from {} to {}",
-            e.ts, l.original.src, l.original.dst, l.packets, l.first_seen, l.last_seen
+            "{} loop_end  loop on {iface} (netns {ns}) stopped: {} > {}, {} packets (lowest ttl {}) from {} to {}",
+            ts,
+            l.original.src,
+            l.original.dst,
+            l.packets,
+            l.lowest_ttl,
+            zone.stamp(&l.first_seen),
+            zone.stamp(&l.last_seen)
         ),
         _ => {
             let mut s = format!(
                 "{} LOOP      on {iface} (netns {ns}): in {} | back out {}{}",
-                e.ts,
+                ts,
                 packet(&l.original),
                 packet(&l.looped),
                 if l.snat {
@@ -48,7 +64,7 @@ fn loop_line(e: &Event, l: &LoopReport) -> String {
                 }
             );
             if let Some(k) = &l.lookup {
-                let _ = write!(s, "\n{:<27} lookup:", "");
+                let _ = write!(s, "\n{:<pad$} lookup:", "");
                 if let Some(p) = k.rule_priority {
                     let _ = write!(s, " rule {p} ->");
                 }
@@ -69,21 +85,21 @@ fn loop_line(e: &Event, l: &LoopReport) -> String {
                     .unwrap_or_default();
                 let _ = write!(
                     s,
-                    "\n{:<27} suspect: {} {what} at {} {}",
+                    "\n{:<pad$} suspect: {} {what} at {} {}",
                     "",
                     sus.0.kind.as_str(),
-                    sus.0.ts,
+                    zone.stamp(&sus.0.ts),
                     who(sus.1)
                 );
             }
-            let _ = write!(s, "\n{:<27} advice: {}", "", escape_str(&l.advice));
+            let _ = write!(s, "\n{:<pad$} advice: {}", "", escape_str(&l.advice));
             s
         }
     }
 }
 
-/// One line for an event (no trailing newline).
-pub fn line(e: &Event) -> String {
+/// One line for an event (no trailing newline), its times in `zone`.
+pub fn line(e: &Event, zone: Zone) -> String {
     match &e.body {
         Body::Ready(r) => {
             let hooks: Vec<String> = r
@@ -103,7 +119,7 @@ pub fn line(e: &Event) -> String {
                 .collect();
             let mut s = format!(
                 "ready {} kernel {} hooks {} netns {}",
-                e.ts,
+                zone.stamp(&e.ts),
                 r.kernel,
                 hooks.join(","),
                 ns.join(",")
@@ -120,7 +136,9 @@ pub fn line(e: &Event) -> String {
         }
         Body::Lost(l) => format!(
             "{} lost      {} records lost ({})",
-            e.ts, l.count, l.location
+            zone.stamp(&e.ts),
+            l.count,
+            l.location
         ),
         Body::Change(c) => {
             let what = match (&c.route, &c.rule) {
@@ -129,7 +147,7 @@ pub fn line(e: &Event) -> String {
                 _ => String::new(),
             };
             let result = c.result.as_deref().unwrap_or("unknown");
-            let mut s = format!("{} {:<9} {what}", e.ts, e.kind.as_str());
+            let mut s = format!("{} {:<9} {what}", zone.stamp(&e.ts), e.kind.as_str());
             if let Some(old) = &c.old {
                 let _ = write!(s, " (was {})", route(old));
             }
@@ -149,15 +167,15 @@ pub fn line(e: &Event) -> String {
             }
             s
         }
-        Body::Loop(l) => loop_line(e, l),
-        Body::State(st) => text_forensic::state_line(e, st),
-        Body::SnapshotEnd(st) => text_forensic::snapshot_end_line(e, st),
-        Body::Journal(j) => text_forensic::journal_line(e, j),
-        Body::Guard(g) => text_forensic::guard_line(e, g),
-        Body::GuardAction(a) => text_forensic::action_line(e, a),
-        Body::GuardRepair(r) => text_forensic::repair_line(e, r),
-        Body::GuardReload(r) => text_forensic::reload_line(e, r),
-        Body::Namespace(n) => text_forensic::namespace_line(e, n),
+        Body::Loop(l) => loop_line(e, l, zone),
+        Body::State(st) => text_forensic::state_line(e, st, zone),
+        Body::SnapshotEnd(st) => text_forensic::snapshot_end_line(e, st, zone),
+        Body::Journal(j) => text_forensic::journal_line(e, j, zone),
+        Body::Guard(g) => text_forensic::guard_line(e, g, zone),
+        Body::GuardAction(a) => text_forensic::action_line(e, a, zone),
+        Body::GuardRepair(r) => text_forensic::repair_line(e, r, zone),
+        Body::GuardReload(r) => text_forensic::reload_line(e, r, zone),
+        Body::Namespace(n) => text_forensic::namespace_line(e, n, zone),
     }
 }
 
@@ -165,6 +183,10 @@ pub fn line(e: &Event) -> String {
 mod tests {
     use super::*;
     use crate::event::{Change, Family, Kind, Netns, Process, Route, Rule, Source};
+
+    fn line_utc(e: &Event) -> String {
+        line(e, Zone::Utc)
+    }
 
     fn change(route: Route, comm: &str) -> Event {
         Event {
@@ -231,7 +253,7 @@ mod tests {
             }),
         };
         assert_eq!(
-            line(&e),
+            line_utc(&e),
             "ready 2026-04-10T06:52:40.000001Z kernel 6.18.44 hooks rule_del=tracepoint netns router ifaces router:tailscale0=tc,wg\\e0=absent"
         );
     }
@@ -246,7 +268,7 @@ mod tests {
             protocol: Some("boot".into()),
             ..Route::default()
         };
-        let l = line(&change(r, "systemd-network"));
+        let l = line_utc(&change(r, "systemd-network"));
         assert_eq!(
             l,
             "2026-04-10T06:52:46.000001Z route_del inet throw 192.168.1.0/24 table 52 proto boot ok by systemd-network[812] parent systemd[1] uid 0 unit systemd-networkd.service netns 4026531840 [tracepoint]"
@@ -260,7 +282,7 @@ mod tests {
             dev: Some("eth\u{1b}[31m0".into()),
             ..Route::default()
         };
-        let l = line(&change(r, "\u{1b}]0;pwned\u{7}"));
+        let l = line_utc(&change(r, "\u{1b}]0;pwned\u{7}"));
         assert!(!l.contains('\u{1b}'), "{l}");
         assert!(!l.contains('\u{7}'), "{l}");
     }

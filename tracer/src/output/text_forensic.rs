@@ -9,27 +9,32 @@ use crate::event::{
     Event, GuardAction, GuardReload, GuardRepair, GuardReport, JournalHealth, Kind, NamespaceSeen,
     SnapshotEnd, StateEntry,
 };
+use crate::zone::Zone;
 
-pub fn state_line(e: &Event, s: &StateEntry) -> String {
+pub fn state_line(e: &Event, s: &StateEntry, zone: Zone) -> String {
     let what = match (&s.route, &s.rule) {
         (Some(r), _) => route(r),
         (_, Some(r)) => rule(r),
         _ => String::new(),
     };
-    format!("{} snapshot  {what} netns {}", e.ts, netns_label(&s.netns))
+    format!(
+        "{} snapshot  {what} netns {}",
+        zone.stamp(&e.ts),
+        netns_label(&s.netns)
+    )
 }
 
-pub fn snapshot_end_line(e: &Event, s: &SnapshotEnd) -> String {
+pub fn snapshot_end_line(e: &Event, s: &SnapshotEnd, zone: Zone) -> String {
     format!(
         "{} snapshot  netns {}: {} rules, {} routes",
-        e.ts,
+        zone.stamp(&e.ts),
         netns_label(&s.netns),
         s.rules,
         s.routes
     )
 }
 
-pub fn namespace_line(e: &Event, n: &NamespaceSeen) -> String {
+pub fn namespace_line(e: &Event, n: &NamespaceSeen, zone: Zone) -> String {
     let what = if e.kind == Kind::NetnsGone {
         "gone"
     } else {
@@ -42,27 +47,27 @@ pub fn namespace_line(e: &Event, n: &NamespaceSeen) -> String {
     } else {
         String::new()
     };
-    format!("{} netns     {label}{inode} {what}", e.ts)
+    format!("{} netns     {label}{inode} {what}", zone.stamp(&e.ts))
 }
 
-pub fn journal_line(e: &Event, j: &JournalHealth) -> String {
+pub fn journal_line(e: &Event, j: &JournalHealth, zone: Zone) -> String {
     match &j.error {
         Some(err) => format!(
             "{} JOURNAL   cannot write {}: {}; events are kept in memory and tracing goes on",
-            e.ts,
+            zone.stamp(&e.ts),
             escape_str(&j.path),
             escape_str(err)
         ),
         None => format!(
             "{} journal   writing {} again ({} events could not be kept)",
-            e.ts,
+            zone.stamp(&e.ts),
             escape_str(&j.path),
             j.dropped
         ),
     }
 }
 
-pub fn guard_line(e: &Event, g: &GuardReport) -> String {
+pub fn guard_line(e: &Event, g: &GuardReport, zone: Zone) -> String {
     let verb = if e.kind == Kind::GuardRestored {
         "restored"
     } else {
@@ -70,10 +75,10 @@ pub fn guard_line(e: &Event, g: &GuardReport) -> String {
     };
     let mut s = format!(
         "{} guard     {verb}: {} (netns {}) since {}",
-        e.ts,
+        zone.stamp(&e.ts),
         escape_str(&g.expectation),
         netns_label(&g.netns),
-        g.since
+        zone.stamp(&g.since)
     );
     match g.change.as_deref().and_then(|c| Some((c, c.change()?))) {
         Some((ev, c)) => {
@@ -85,7 +90,7 @@ pub fn guard_line(e: &Event, g: &GuardReport) -> String {
     s
 }
 
-pub fn action_line(e: &Event, a: &GuardAction) -> String {
+pub fn action_line(e: &Event, a: &GuardAction, zone: Zone) -> String {
     let status = match (a.exit_code, &a.error) {
         (_, Some(err)) => escape_str(err),
         (Some(c), None) => format!("exit {c}"),
@@ -93,7 +98,7 @@ pub fn action_line(e: &Event, a: &GuardAction) -> String {
     };
     let mut s = format!(
         "{} guard     ran {:?} for {}: {status} after {} ms",
-        e.ts,
+        zone.stamp(&e.ts),
         escape_str(&a.command),
         escape_str(&a.expectation),
         a.duration_ms
@@ -105,15 +110,15 @@ pub fn action_line(e: &Event, a: &GuardAction) -> String {
 }
 
 /// The removal a repair undoes: "route_del at TS by ip[812] ...".
-fn removal_words(r: &GuardRepair) -> String {
+fn removal_words(r: &GuardRepair, zone: Zone) -> String {
     let e = &r.removal;
     match e.change() {
-        Some(c) => format!("{} at {} {}", e.kind.as_str(), e.ts, who(c)),
-        None => format!("{} at {}", e.kind.as_str(), e.ts),
+        Some(c) => format!("{} at {} {}", e.kind.as_str(), zone.stamp(&e.ts), who(c)),
+        None => format!("{} at {}", e.kind.as_str(), zone.stamp(&e.ts)),
     }
 }
 
-pub fn repair_line(e: &Event, r: &GuardRepair) -> String {
+pub fn repair_line(e: &Event, r: &GuardRepair, zone: Zone) -> String {
     let object = match (&r.route, &r.rule) {
         (Some(x), _) => route(x),
         (_, Some(x)) => rule(x),
@@ -121,7 +126,7 @@ pub fn repair_line(e: &Event, r: &GuardRepair) -> String {
     };
     let head = format!(
         "{} guard     {{}}: {} (netns {})",
-        e.ts,
+        zone.stamp(&e.ts),
         escape_str(&r.expectation),
         netns_label(&r.netns)
     );
@@ -142,7 +147,7 @@ pub fn repair_line(e: &Event, r: &GuardRepair) -> String {
         _ if r.dry_run => format!(
             "{}: would put back {object} (dry run), undoing {}",
             head("would repair"),
-            removal_words(r)
+            removal_words(r, zone)
         ),
         _ => {
             let result = r.result.as_deref().unwrap_or("?");
@@ -161,17 +166,17 @@ pub fn repair_line(e: &Event, r: &GuardRepair) -> String {
             if let Some(ms) = r.ms_after_grace {
                 let _ = write!(s, " {ms:.1} ms after the grace period");
             }
-            let _ = write!(s, ", undoing {}", removal_words(r));
+            let _ = write!(s, ", undoing {}", removal_words(r, zone));
             s
         }
     }
 }
 
-pub fn reload_line(e: &Event, r: &GuardReload) -> String {
+pub fn reload_line(e: &Event, r: &GuardReload, zone: Zone) -> String {
     if let Some(err) = &r.error {
         return format!(
             "{} guard     reload FAILED: {}; the expectations are unchanged",
-            e.ts,
+            zone.stamp(&e.ts),
             escape_str(err)
         );
     }
@@ -187,7 +192,7 @@ pub fn reload_line(e: &Event, r: &GuardReload) -> String {
     };
     format!(
         "{} guard     reloaded: {} expectations; added: {}; removed: {}",
-        e.ts,
+        zone.stamp(&e.ts),
         r.expectations,
         list(&r.added),
         list(&r.removed)

@@ -1,14 +1,12 @@
-//! Tying a loop to its cause: the routing decision (rule, table, route) and
-//! the removal seen earlier in the session that explains it.
-use std::{collections::VecDeque, net::IpAddr};
+//! The routing decision behind a loop: which rules select its packet and
+//! which rule sent it to the table that matched (see `suspect` for the
+//! change that caused it).
+use std::net::IpAddr;
 
 use crate::{
-    event::{Event, Family, Kind, Rule},
-    prefix::{self, covers},
+    event::{Family, Rule},
+    prefix::covers,
 };
-
-/// Removals kept for naming suspects.
-const REMOVALS_KEPT: usize = 16384;
 
 /// The packet as the rules see it.
 pub struct Selector<'a> {
@@ -167,84 +165,6 @@ pub fn rule_priority(rules: &[Rule], p: &Selector, table: u32) -> Option<u32> {
         .filter(|r| r.action.as_deref().is_none_or(|a| a == "table"))
         .find(|r| r.table == Some(table) && rule_selects(r, p))
         .and_then(|r| r.priority.or(Some(0)))
-}
-
-/// Recent route and rule removals, per namespace, newest last.
-#[derive(Default)]
-pub struct Removals {
-    seen: VecDeque<(u32, Event)>,
-}
-
-impl Removals {
-    /// Keeps `e` if it is a successful removal.
-    pub fn note(&mut self, netns: u32, e: &Event) {
-        if !matches!(e.kind, Kind::RouteDel | Kind::RuleDel) {
-            return;
-        }
-        if e.change()
-            .is_some_and(|c| c.result.as_deref().is_some_and(|r| r != "ok"))
-        {
-            return;
-        }
-        if self.seen.len() >= REMOVALS_KEPT {
-            self.seen.pop_front();
-        }
-        self.seen.push_back((netns, e.clone()));
-    }
-
-    /// The most recent removal of a route in `table` of `netns` that covers
-    /// `dst` and is more specific than the route now chosen (`chosen_len`):
-    /// the route whose absence lets the lookup fall through.
-    pub fn suspect(&self, netns: u32, table: u32, dst: IpAddr, chosen_len: u8) -> Option<&Event> {
-        self.seen.iter().rev().find_map(|(ns, e)| {
-            let r = e.change()?.route.as_ref()?;
-            let d = r.dst.as_deref()?;
-            let len = prefix::len(d)?;
-            (*ns == netns && r.table == Some(table) && len > chosen_len && covers(d, dst))
-                .then_some(e)
-        })
-    }
-}
-
-/// One line of advice for a loop.
-pub fn advice(
-    dst: IpAddr,
-    iface: &str,
-    table: Option<u32>,
-    route: Option<&str>,
-    suspect: Option<&Event>,
-) -> String {
-    let table_s = table.map_or_else(|| "the table it used".to_string(), |t| format!("table {t}"));
-    let mut s = match route {
-        Some(r) => format!(
-            "packets to {dst} arriving on {iface} match `{r}` in {table_s} and are sent back out of {iface}; a route covering {dst} in {table_s} is missing"
-        ),
-        None => format!(
-            "packets to {dst} arriving on {iface} are routed back out of {iface}; a route covering {dst} is missing"
-        ),
-    };
-    match suspect.and_then(|e| Some((e, e.change()?))) {
-        Some((e, c)) => {
-            let what = c
-                .route
-                .as_ref()
-                .map(crate::describe::route_short)
-                .unwrap_or_default();
-            let who = c.process.as_deref().map_or_else(
-                || "the kernel".to_string(),
-                |p| match &p.unit {
-                    Some(u) => format!("{} (pid {}, {u})", p.comm, p.pid),
-                    None => format!("{} (pid {})", p.comm, p.pid),
-                },
-            );
-            s.push_str(&format!(
-                ": `{what}` was removed from {table_s} at {} by {who} and not restored",
-                e.ts
-            ));
-        }
-        None => s.push_str(" (its removal was not seen in this session)"),
-    }
-    s
 }
 
 #[cfg(test)]

@@ -2,4 +2,7 @@
 //! into observations for the loop detector, and loops tied to their cause.
 pub mod cause;
 pub mod path;
+pub mod suspect;
+#[cfg(test)]
+mod suspect_tests;
 pub mod watchlist;

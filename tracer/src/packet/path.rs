@@ -12,7 +12,8 @@ use anyhow::Result;
 use tracer_common::{FibLookupEvent, PacketEvent, WatchKey};
 
 use super::{
-    cause::{self, Removals, Selector},
+    cause::{self, Selector},
+    suspect::{self, Changes, Decision},
     watchlist::{IfaceSpec, WatchChange, WatchList},
 };
 use crate::{
@@ -56,7 +57,8 @@ pub struct PacketPath {
     detector: Detector,
     own: HashMap<u32, HashSet<IpAddr>>,
     explained: HashMap<FlowId, Explained>,
-    pub removals: Removals,
+    /// Rule and route changes seen, for naming a loop's suspect.
+    pub changes: Changes,
     /// Records that could not be decoded (not IP, not captured).
     pub undecoded: u64,
 }
@@ -148,7 +150,7 @@ impl PacketPath {
             }),
             own: HashMap::new(),
             explained: HashMap::new(),
-            removals: Removals::default(),
+            changes: Changes::default(),
             undecoded: 0,
         })
     }
@@ -193,6 +195,7 @@ impl PacketPath {
     /// packets come with the lookups that routed them.
     pub fn packet(&mut self, ev: &PacketEvent) {
         self.watch.loop_candidate(ev.hdr.ts_ns);
+        self.detector.set_lookups_expected(self.watch.fib_on());
         let key = WatchKey {
             netns: ev.hdr.netns,
             ifindex: ev.ifindex,
@@ -213,6 +216,7 @@ impl PacketPath {
     /// Findings due now.
     pub fn tick(&mut self, now_ns: u64) -> Vec<Finding> {
         self.watch.expire_fib(now_ns);
+        self.detector.set_lookups_expected(self.watch.fib_on());
         self.detector.tick(now_ns)
     }
 
@@ -257,7 +261,14 @@ impl PacketPath {
                 self.explained.insert(id, e.clone());
                 e
             }
-            (_, Some(e)) => e.clone(),
+            (_, Some(e)) => {
+                // Lookups that arrived since the flow was explained.
+                let mut e = e.clone();
+                if refresh_lookup(&mut e, &info, tables) {
+                    self.explained.insert(id, e.clone());
+                }
+                e
+            }
         };
         if kind == Kind::LoopEnd {
             self.explained.remove(&id);
@@ -275,6 +286,7 @@ impl PacketPath {
                 snat: info.snat,
                 packets: info.packets,
                 new_packets: info.new_packets,
+                lowest_ttl: info.lowest_ttl,
                 ttl_exceeded: info.ttl_exceeded,
                 first_seen: clock.wall(Some(info.first_seen_ns)),
                 last_seen: clock.wall(Some(info.last_seen_ns)),
@@ -298,14 +310,7 @@ impl PacketPath {
                 None,
             ),
         };
-        let tables_tried: Vec<TableTry> = info
-            .tables_tried
-            .iter()
-            .map(|(t, e)| TableTry {
-                table: *t,
-                err: errno_name(*e),
-            })
-            .collect();
+        let tables_tried = tables_tried(info);
         let dst = info.original.dst;
         // The table that matched: the hairpin lookup, else the last
         // successful lookup seen.
@@ -325,28 +330,28 @@ impl PacketPath {
             .and_then(|t| mirror.and_then(|m| longest_match(m, t, dst)))
             .or_else(|| route_now.map(|r| named(r, mirror)));
         let route_text = chosen.as_ref().map(crate::describe::route_short);
-        let chosen_len = chosen
-            .as_ref()
-            .and_then(|r| r.dst.as_deref())
-            .and_then(crate::prefix::len)
-            .unwrap_or(0);
+        let packet = Selector {
+            family: info.family,
+            src: info.original.src,
+            dst,
+            iif: &info.iface,
+            mark: info.original.mark,
+            proto: info.original.proto,
+        };
         let rule_priority = match (table, rules.as_deref()) {
-            (Some(t), Some(rules)) => cause::rule_priority(
-                rules,
-                &Selector {
-                    family: info.family,
-                    src: info.original.src,
-                    dst,
-                    iif: &info.iface,
-                    mark: info.original.mark,
-                    proto: info.original.proto,
-                },
-                t,
-            ),
+            (Some(t), Some(rules)) => cause::rule_priority(rules, &packet, t),
             _ => None,
         };
         let suspect = table
-            .and_then(|t| self.removals.suspect(info.netns, t, dst, chosen_len))
+            .and_then(|t| {
+                self.changes.suspect(&Decision {
+                    netns: info.netns,
+                    table: t,
+                    chosen: chosen.as_ref(),
+                    rule_priority,
+                    packet: &packet,
+                })
+            })
             .cloned();
         let lookup = (table.is_some() || !tables_tried.is_empty()).then(|| LoopLookup {
             table,
@@ -361,7 +366,7 @@ impl PacketPath {
                 .or_else(|| chosen.as_ref().and_then(|r| r.dev.clone())),
             tables_tried,
         });
-        let advice = cause::advice(
+        let advice = suspect::advice(
             dst,
             &info.iface,
             table,
@@ -378,6 +383,57 @@ impl PacketPath {
             lookup,
             suspect: suspect.map(Box::new),
             advice,
+        }
+    }
+}
+
+/// The lookups of a loop as the event reports them.
+fn tables_tried(info: &LoopInfo) -> Vec<TableTry> {
+    info.tables_tried
+        .iter()
+        .map(|(t, e)| TableTry {
+            table: *t,
+            err: errno_name(*e),
+        })
+        .collect()
+}
+
+/// Adds to an explanation the FIB lookups that arrived after it was made
+/// (a summary or end of the loop carries them); true if it changed.
+fn refresh_lookup(e: &mut Explained, info: &LoopInfo, tables: &TableNames) -> bool {
+    let tried = tables_tried(info);
+    if tried.is_empty() {
+        return false;
+    }
+    let hairpin_dev = info
+        .hairpin
+        .as_ref()
+        .map(|h| h.result_dev.clone())
+        .filter(|d| !d.is_empty());
+    match &mut e.lookup {
+        Some(l) if l.tables_tried == tried => false,
+        Some(l) => {
+            l.tables_tried = tried;
+            if l.table.is_none() {
+                l.table = info.hairpin.as_ref().map(|h| h.table);
+                l.table_name = l.table.and_then(|t| tables.name(t));
+            }
+            if l.result_dev.is_none() {
+                l.result_dev = hairpin_dev;
+            }
+            true
+        }
+        None => {
+            let table = info.hairpin.as_ref().map(|h| h.table);
+            e.lookup = Some(LoopLookup {
+                table,
+                table_name: table.and_then(|t| tables.name(t)),
+                rule_priority: None,
+                route: None,
+                result_dev: hairpin_dev,
+                tables_tried: tried,
+            });
+            true
         }
     }
 }

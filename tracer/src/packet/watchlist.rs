@@ -21,6 +21,8 @@ pub struct WatchList {
     /// While the FIB lookup programs are attached: until when (monotonic
     /// ns) they stay, unless more loop candidates come.
     fib_until: Option<u64>,
+    /// The FIB lookup programs are attached now.
+    fib_on: bool,
 }
 
 /// How long the FIB lookup programs stay attached after the last packet
@@ -43,6 +45,7 @@ impl WatchList {
             bits: [0; WATCH_BITMAP_WORDS as usize],
             active: HashMap::new(),
             fib_until: None,
+            fib_on: false,
         }
     }
 
@@ -153,12 +156,21 @@ impl WatchList {
     /// explained from the routing state.
     fn set_fib(&mut self, on: bool) {
         match self.hooks.set_fib(on) {
-            Ok(()) => log::debug!("FIB lookup tracing {}", if on { "on" } else { "off" }),
+            Ok(()) => {
+                self.fib_on = on;
+                log::debug!("FIB lookup tracing {}", if on { "on" } else { "off" })
+            }
             Err(e) => log::warn!(
                 "cannot switch FIB lookup tracing {}: {e:#}",
                 if on { "on" } else { "off" }
             ),
         }
+    }
+
+    /// Whether the FIB lookup programs are attached now (a loop's lookups
+    /// can arrive).
+    pub fn fib_on(&self) -> bool {
+        self.fib_on
     }
 
     /// How `spec` is watched now: `None` while its interface is absent.

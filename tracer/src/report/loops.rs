@@ -82,6 +82,7 @@ impl Loops {
                 continue;
             }
             if let (Some(s), Some(o)) = (it.suspect.as_mut(), obj.as_ref())
+                && s.is_removal()
                 && let Ok(t) = DateTime::parse_from_rfc3339(&s.ts)
             {
                 let key = Key::new(&s.netns, o);

@@ -5,6 +5,7 @@
 pub mod chart;
 pub mod episodes;
 pub mod fate;
+mod hosts;
 pub mod html;
 pub mod identity;
 mod links;
@@ -51,19 +52,43 @@ pub fn run(args: ReportArgs) -> Result<()> {
         &chrono::Local::now(),
     )?;
     let select = Select::from_args(&args, &TableNames::load())?;
-    let files = read::inputs(args.journal.as_deref(), &args.files)?;
+    let groups = read::input_groups(&args.journal, &args.files)?;
+    let files = groups.concat();
     readable(&files)?;
-    let (entries, problems) = Reader::new(files.clone()).read_all();
+    // Each journal (or file) read on its own, then merged by time.
+    let mut journals = Vec::new();
+    let mut problems = Vec::new();
+    for g in groups {
+        let (e, p) = Reader::new(g).read_all();
+        journals.push(e);
+        problems.extend(p);
+    }
+    let entries = hosts::merge(journals);
     // Nothing but files that are not journals: say so, not an empty report.
     if entries.is_empty()
         && let Some(p) = problems.iter().find(|p| p.not_a_journal)
     {
         bail!("{p}");
     }
+    let known = hosts::names(&entries);
+    let mut entries = hosts::only(entries, &args.host);
+    if !args.host.is_empty() && entries.is_empty() {
+        bail!(
+            "no event of host {} in {} file(s); the hosts there: {}",
+            args.host.join(", "),
+            files.len(),
+            if known.is_empty() {
+                "none named".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
+    hosts::qualify(&mut entries);
     select.check_tables(&entries)?;
     let gap = Duration::microseconds((args.gap * 1e6) as i64);
     let report = build(entries, problems, &files, window, &select, gap);
-    let zone = if args.utc { Zone::Utc } else { Zone::Local };
+    let zone = Zone::from_utc_flag(args.utc);
     let format = if args.json {
         ReportFormat::Json
     } else {

@@ -250,6 +250,22 @@ pub struct LoopSuspect {
     pub fate: Option<Fate>,
 }
 
+impl LoopSuspect {
+    /// Whether the suspect is a removal (else an addition or replacement).
+    pub fn is_removal(&self) -> bool {
+        self.kind.ends_with("_del")
+    }
+
+    /// What the change did: "removed", "added" or "replaced".
+    pub fn verb(&self) -> &'static str {
+        match self.kind.as_str() {
+            k if k.ends_with("_del") => "removed",
+            k if k.ends_with("_replace") => "replaced",
+            _ => "added",
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct LostItem {
     #[serde(serialize_with = "ts")]

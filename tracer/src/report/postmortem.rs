@@ -254,7 +254,7 @@ fn causes(r: &Report, f: &Fmt, day: &str) -> Vec<String> {
     for l in loops(r) {
         let Some(s) = &l.suspect else {
             out.push(format!(
-                "{}: no removal seen that explains it ({})",
+                "{}: no change seen that explains it ({})",
                 loop_ref(l, f),
                 escape_str(&l.advice)
             ));
@@ -264,15 +264,19 @@ fn causes(r: &Report, f: &Fmt, day: &str) -> Vec<String> {
         if keys.contains(&key) {
             continue;
         }
-        let fate = s
-            .fate
-            .as_ref()
-            .and_then(|x| fate_words(x, &s.object, f, day))
-            .unwrap_or_else(|| "its fate is not in this record".into());
+        let fate = if s.is_removal() {
+            s.fate
+                .as_ref()
+                .and_then(|x| fate_words(x, &s.object, f, day))
+                .unwrap_or_else(|| "its fate is not in this record".into())
+        } else {
+            format!("at {}", escape_str(&s.ts))
+        };
         out.push(format!(
-            "{}{}: removed by {}, {fate}; explains {}",
+            "{}{}: {} by {}, {fate}; explains {}",
             object(&s.object),
             f.in_ns(&s.netns),
+            s.verb(),
             who(&s.by),
             loop_ref(l, f)
         ));

@@ -217,7 +217,8 @@ pub(super) fn loop_item(out: &mut String, l: &LoopItem, f: &Fmt, day: &str) {
             .unwrap_or_else(|_| escape_str(&s.ts));
         let _ = write!(
             out,
-            "{INDENT}suspect: {what} removed at {when} by {}",
+            "{INDENT}suspect: {what} {} at {when} by {}",
+            s.verb(),
             actor(&s.by)
         );
         match s

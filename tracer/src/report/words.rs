@@ -3,12 +3,13 @@
 //! (`text.rs`) and its timeline items (`text_items.rs`).
 use std::fmt::Write as _;
 
-use chrono::{FixedOffset, Local, Offset, TimeZone, Utc};
+use chrono::FixedOffset;
 
 use super::{
     identity::{Actor, Object},
     model::{Episode, NexthopDeletion, Time},
 };
+pub use crate::zone::Zone;
 use crate::{
     describe,
     escape::{escape_escaped, escape_str},
@@ -23,12 +24,6 @@ pub(super) const LINES_MAX: usize = 20;
 pub(super) const MISSING_MAX: usize = 100;
 pub(super) const INDENT: &str = "          ";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Zone {
-    Utc,
-    Local,
-}
-
 pub(super) struct Fmt {
     pub(super) zone: Zone,
     /// Namespaces are named only when the report has more than one.
@@ -37,10 +32,7 @@ pub(super) struct Fmt {
 
 impl Fmt {
     pub(super) fn offset(&self, t: Time) -> FixedOffset {
-        match self.zone {
-            Zone::Utc => Utc.fix(),
-            Zone::Local => Local.offset_from_utc_datetime(&t.naive_utc()).fix(),
-        }
+        self.zone.offset(t)
     }
     pub(super) fn date(&self, t: Time) -> String {
         t.with_timezone(&self.offset(t))
@@ -66,15 +58,12 @@ impl Fmt {
     pub(super) fn zone_name(&self, t: Time) -> String {
         match self.zone {
             Zone::Utc => "UTC".into(),
-            Zone::Local => format!("local time (UTC{})", self.offset(t)),
+            Zone::Local => format!("local time ({})", self.zone.label(t)),
         }
     }
-    /// "UTC", or the local offset as "UTC+09:00".
+    /// "UTC", or the local offset as "UTC+09:00" (`Zone::label`).
     pub(super) fn zone_short(&self, t: Time) -> String {
-        match self.zone {
-            Zone::Utc => "UTC".into(),
-            Zone::Local => format!("UTC{}", self.offset(t)),
-        }
+        self.zone.label(t)
     }
     pub(super) fn in_ns(&self, n: &Netns) -> String {
         if self.many_ns {

@@ -99,7 +99,7 @@ pub(super) fn emit_findings(
     out.capture(pp.take_capture(&p.clock))
 }
 
-/// Writes the correlator's finished changes. Every removal is also kept for
+/// Writes the correlator's finished changes. Every change is also kept for
 /// the packet path's suspects, whether or not the filters let it through
 /// (`Outputs` applies them).
 pub(super) fn emit_outcomes(
@@ -115,7 +115,7 @@ pub(super) fn emit_outcomes(
             packets.as_deref_mut(),
             e.change().and_then(|c| c.netns.inode),
         ) {
-            pp.removals.note(inode, &e);
+            pp.changes.note(inode, &e);
         }
         out.write(&e)?;
     }

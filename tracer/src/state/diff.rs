@@ -176,7 +176,9 @@ mod tests {
             cause,
             cause_nhid,
         };
-        let clock = Clock { utc: true };
+        let clock = Clock {
+            zone: crate::zone::Zone::Utc,
+        };
         assert_eq!(
             by(&a(Some(Cause::NexthopDel), Some(10)), clock),
             "removed 2026-04-10 12:00:10.000000 UTC by ip (pid 1234), with nexthop 10 (deleted)"

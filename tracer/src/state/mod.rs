@@ -21,22 +21,23 @@ use crate::{
         state::{NsState, Rebuilt, rebuild},
     },
     netlink::names::TableNames,
+    zone::Zone,
 };
 
-/// How times are shown: UTC or local, to the microsecond.
+/// How times are shown: in the zone `--utc` chose, to the microsecond.
 #[derive(Clone, Copy)]
 pub(crate) struct Clock {
-    utc: bool,
+    zone: Zone,
 }
 
 impl Clock {
     pub(crate) fn show(self, t: DateTime<Utc>) -> String {
-        if self.utc {
-            t.format("%Y-%m-%d %H:%M:%S%.6f UTC").to_string()
-        } else {
-            t.with_timezone(&Local)
+        match self.zone {
+            Zone::Utc => t.format("%Y-%m-%d %H:%M:%S%.6f UTC").to_string(),
+            Zone::Local => t
+                .with_timezone(&self.zone.offset(t))
                 .format("%Y-%m-%d %H:%M:%S%.6f %:z")
-                .to_string()
+                .to_string(),
         }
     }
 }
@@ -58,7 +59,7 @@ fn moment(flag: &str, spec: &str) -> Result<DateTime<Utc>> {
 fn files(journal: Option<&PathBuf>) -> Result<Vec<PathBuf>> {
     match journal {
         Some(p) if !p.exists() => bail!("--journal {}: no such directory or file", p.display()),
-        Some(p) => journal::read::inputs(None, std::slice::from_ref(p)),
+        Some(p) => journal::read::inputs(&[], std::slice::from_ref(p)),
         None => journal::read::journal_files(std::path::Path::new(journal::DEFAULT_DIR)),
     }
 }
@@ -89,7 +90,9 @@ pub fn run(args: StateArgs) -> Result<()> {
                 .ok_or_else(|| anyhow!("--table {t}: not a table id or a name in rt_tables"))
         })
         .transpose()?;
-    let clock = Clock { utc: args.utc };
+    let clock = Clock {
+        zone: Zone::from_utc_flag(args.utc),
+    };
     let files = files(args.journal.as_ref())?;
     let t1 = moment("--at", &args.at)?;
     let t2 = args

@@ -4,7 +4,10 @@
 //! cross linker and libc (static arm64 builds), QEMU for arm64 guests,
 //! `file` (the static-binary checks), and `chromium`, whose headless mode
 //! renders `tracer report --format html` in the integration tests
-//! (tests/report_html.rs).
+//! (tests/report_html.rs); bpftool, with which tests/crash.rs checks that a
+//! killed tracer leaves no BPF program behind; prometheus (and its promtool)
+//! and prometheus-alertmanager, which tests/prometheus.rs and tests/fleet.rs
+//! run against the shipped rules.
 
 use super::say;
 use crate::{process, workspace};
@@ -25,6 +28,9 @@ pub const PACKAGES: &[&str] = &[
     "file",
     "lintian",
     "chromium",
+    "bpftool",
+    "prometheus",
+    "prometheus-alertmanager",
 ];
 
 pub fn ensure() -> Result<()> {
