@@ -143,10 +143,10 @@ impl Source for TcPkt<'_> {
     }
 
     /// Whole words straight from the packet's linear data (no helper
-    /// call): up to the last whole word there, so a packet shorter than
-    /// `8 * N` bytes loses its last 1 to 7 bytes. Packets whose headers
-    /// are not in the linear data (packet sockets' frames) go through
-    /// `read`.
+    /// call). A packet shorter than `8 * N` bytes that ends inside a word
+    /// has its last bytes read as the eight that end it (one more load),
+    /// shifted into place, zeroes after them. Packets whose headers are
+    /// not in the linear data (packet sockets' frames) go through `read`.
     #[inline(always)]
     fn snapshot<const N: usize>(&self, dst: *mut [u64; N]) -> Option<u32> {
         // SAFETY: as in `new`; each word is read only once the verifier
@@ -168,6 +168,20 @@ impl Source for TcPkt<'_> {
                 }
                 core::ptr::write_volatile(d.add(i), core::ptr::read_volatile(at as *const u64));
                 n += 8;
+            }
+            // The packet's length from its IP header on.
+            let plen = self.ctx.len().saturating_sub(self.iface.l2_len & 0x3f);
+            let max = (8 * N) as u32;
+            let tail = plen % 8;
+            if plen < max && tail != 0 && plen > 8 {
+                // Bounded for the verifier (max is a power of two).
+                let at = ip + ((plen - 8) & (max - 1)) as usize;
+                if at + 8 <= end {
+                    let last = core::ptr::read_volatile(at as *const u64) >> ((8 - tail) * 8);
+                    let i = ((plen / 8) & (max / 8 - 1)) as usize;
+                    core::ptr::write_volatile(d.add(i), last);
+                    n = plen;
+                }
             }
             Some(n)
         }
