@@ -144,8 +144,7 @@ impl Source for TcPkt<'_> {
 
     /// Whole words straight from the packet's linear data (no helper
     /// call). A packet shorter than `8 * N` bytes that ends inside a word
-    /// has its last bytes read as the eight that end it (one more load),
-    /// shifted into place, zeroes after them. Packets whose headers are
+    /// has its last bytes read one by one, zeroes after them. Packets whose headers are
     /// not in the linear data (packet sockets' frames) go through `read`.
     #[inline(always)]
     fn snapshot<const N: usize>(&self, dst: *mut [u64; N]) -> Option<u32> {
@@ -164,24 +163,29 @@ impl Source for TcPkt<'_> {
             for i in 0..N {
                 let at = ip + 8 * i;
                 if at + 8 > end {
+                    // The data ends inside this word: its last 1 to 7
+                    // bytes one by one (constant offsets, each checked:
+                    // what the verifier accepts; a computed offset to the
+                    // eight that end it is rewritten by the compiler into
+                    // one the verifier refuses).
+                    let mut w = 0u64;
+                    let mut k = 0;
+                    while k < 7 {
+                        let p = at + k;
+                        if p + 1 > end {
+                            break;
+                        }
+                        w |= u64::from(core::ptr::read_volatile(p as *const u8)) << (8 * k);
+                        k += 1;
+                    }
+                    if k > 0 {
+                        core::ptr::write_volatile(d.add(i), w);
+                        n += k as u32;
+                    }
                     break;
                 }
                 core::ptr::write_volatile(d.add(i), core::ptr::read_volatile(at as *const u64));
                 n += 8;
-            }
-            // The packet's length from its IP header on.
-            let plen = self.ctx.len().saturating_sub(self.iface.l2_len & 0x3f);
-            let max = (8 * N) as u32;
-            let tail = plen % 8;
-            if plen < max && tail != 0 && plen > 8 {
-                // Bounded for the verifier (max is a power of two).
-                let at = ip + ((plen - 8) & (max - 1)) as usize;
-                if at + 8 <= end {
-                    let last = core::ptr::read_volatile(at as *const u64) >> ((8 - tail) * 8);
-                    let i = ((plen / 8) & (max / 8 - 1)) as usize;
-                    core::ptr::write_volatile(d.add(i), last);
-                    n = plen;
-                }
             }
             Some(n)
         }
