@@ -11,7 +11,7 @@ use tracer_common::{Config, RuleMsgEvent, source, syscall};
 
 use crate::{
     args::{Fexit, fexit_arg, fexit_ret, fexit_slots},
-    emit::reserve,
+    emit::send_nl_copy,
     maps::config,
     read::kread,
 };
@@ -21,21 +21,22 @@ use crate::{
 #[inline(always)]
 pub fn emit_handler_msg(cfg: &Config, nlh: *const u8, ret: i32, src: u8) -> Option<()> {
     let len: u32 = kread(nlh, cfg.nlh_len)?;
-    let mut entry = reserve::<RuleMsgEvent>(cfg, src)?;
-    // SAFETY: RuleMsgEvent is transparent over the NlMsgEvent it holds.
-    let ev = entry.as_mut_ptr() as *mut tracer_common::NlMsgEvent;
-    let n = crate::netlink_tp::copy_len(len as u64);
-    unsafe {
-        (*ev).syscall = syscall::KERNEL;
-        (*ev).truncated = (len > n) as u8;
-        (*ev)._pad0 = 0;
-        (*ev).fd = -1;
-        (*ev).ret = ret;
-        let rc = bpf_probe_read_kernel((*ev).data.as_mut_ptr() as *mut _, n, nlh as *const _);
-        (*ev).data_len = if rc == 0 { n } else { 0 };
-    }
-    entry.submit(0);
-    Some(())
+    // RuleMsgEvent is transparent over the NlMsgEvent it holds.
+    send_nl_copy::<RuleMsgEvent>(cfg, src, |ev| {
+        let n = crate::netlink_tp::copy_len(len as u64);
+        // SAFETY: `ev` is the CPU's scratch record, `n` below its data's
+        // size.
+        unsafe {
+            (*ev).syscall = syscall::KERNEL;
+            (*ev).truncated = (len > n) as u8;
+            (*ev)._pad0 = 0;
+            (*ev).fd = -1;
+            (*ev).ret = ret;
+            let rc = bpf_probe_read_kernel((*ev).data.as_mut_ptr() as *mut _, n, nlh as *const _);
+            (*ev).data_len = if rc == 0 { n } else { 0 };
+            (*ev).data_len
+        }
+    })
 }
 
 /// An fexit program on a handler: `nlh` and the return value at the slots

@@ -14,7 +14,7 @@ use aya_ebpf::{
 use tracer_common::{Config, NL_DATA_MAX, NO_OFFSET, NlAckEvent, NlMsgEvent, source, syscall};
 
 use crate::{
-    emit::reserve,
+    emit::{reserve, send_nl_copy},
     maps::{NL_NETNS, NL_SENDERS, RECV_PENDING, config},
     read::{kptr, kread, uread},
     task::current_tid,
@@ -110,19 +110,21 @@ fn emit_request(cfg: &Config, sc: u8, fd: i32, buf: u64, len: u64) -> Option<()>
     if cfg.netns_filter != 0 && !netns_watched(cfg) {
         return None;
     }
-    let mut entry = reserve::<NlMsgEvent>(cfg, source::TRACEPOINT)?;
-    let ev = entry.as_mut_ptr();
-    let n = copy_len(len);
-    unsafe {
-        (*ev).syscall = sc;
-        (*ev).truncated = (len > n as u64) as u8;
-        (*ev)._pad0 = 0;
-        (*ev).fd = fd;
-        (*ev).ret = 0;
-        let rc = bpf_probe_read_user((*ev).data.as_mut_ptr() as *mut _, n, base as *const _);
-        (*ev).data_len = if rc == 0 { n } else { 0 };
-    }
-    entry.submit(0);
+    send_nl_copy::<NlMsgEvent>(cfg, source::TRACEPOINT, |ev| {
+        let n = copy_len(len);
+        // SAFETY: `ev` is the CPU's scratch record, `n` below its data's
+        // size.
+        unsafe {
+            (*ev).syscall = sc;
+            (*ev).truncated = (len > n as u64) as u8;
+            (*ev)._pad0 = 0;
+            (*ev).fd = fd;
+            (*ev).ret = 0;
+            let rc = bpf_probe_read_user((*ev).data.as_mut_ptr() as *mut _, n, base as *const _);
+            (*ev).data_len = if rc == 0 { n } else { 0 };
+            (*ev).data_len
+        }
+    })?;
     let _ = NL_SENDERS.insert(&current_tid(), &1u8, 0);
     Some(())
 }
