@@ -12,7 +12,9 @@
 //! - When the disk is full (or any write fails), events are kept in memory up
 //!   to `max_pending_bytes` (then counted as dropped), one `journal_error`
 //!   is reported, writing is retried every second, and `journal_resumed`
-//!   (with the dropped count) follows when it works again.
+//!   (with the dropped count) follows when it works again. The held lines
+//!   go out file by file, with the size limits applied between files, so a
+//!   backlog larger than the space freed (a small disk) still gets written.
 //! - One recorder per directory: the journal holds an exclusive `flock` on
 //!   `tracer.lock` in the directory (holding its pid) while it is open, and
 //!   a second recorder is refused with an error naming the first one's pid
@@ -134,7 +136,6 @@ pub struct Journal {
     active: Option<Active>,
     /// Complete lines not yet in the file.
     pending: Vec<u8>,
-    pending_lines: u64,
     /// Set while writing fails: the error, when it was last retried.
     failing: Option<(String, Instant)>,
     dropped: u64,
@@ -177,7 +178,6 @@ impl Journal {
             _lock: held,
             active: Some(active),
             pending: Vec::new(),
-            pending_lines: 0,
             failing: None,
             dropped: 0,
             last_sync: Instant::now(),
@@ -204,7 +204,6 @@ impl Journal {
         }
         self.pending.extend_from_slice(line.as_bytes());
         self.pending.push(b'\n');
-        self.pending_lines += 1;
         // A long burst (a snapshot of a full table) goes out in pieces, so
         // memory stays bounded and files rotate on time.
         if self.failing.is_none() && self.pending.len() >= WRITE_AT {
@@ -266,24 +265,64 @@ impl Journal {
         self.stats
     }
 
+    /// Write the queued lines, file by file: the lines that fit in the
+    /// active file up to `max_file_bytes` (at least one line in an empty
+    /// file), then a rotation, which also removes the oldest files beyond
+    /// the limits, and so on. A backlog held while the disk was full is
+    /// often larger than the space freed since: written into one file, it
+    /// would fail again and again; this way retention makes room for it as
+    /// it goes. Lines written before a failure stay written.
     fn write_pending(&mut self) -> Result<()> {
-        if self.active.is_none() {
-            self.active = Some(new_file(&self.cfg.dir)?);
+        let mut done = 0;
+        let result = self.write_from(&mut done);
+        let lines = self.pending[..done].iter().filter(|b| **b == b'\n').count() as u64;
+        self.pending.drain(..done);
+        self.stats.lines_written += lines;
+        result
+    }
+
+    /// [`Self::write_pending`] from `pending[*done..]`, advancing `done`
+    /// past every line written.
+    fn write_from(&mut self, done: &mut usize) -> Result<()> {
+        while *done < self.pending.len() {
+            if self.active.is_none() {
+                self.active = Some(new_file(&self.cfg.dir)?);
+            }
+            let a = self.active.as_ref().expect("opened above");
+            let rest = &self.pending[*done..];
+            let room = self.cfg.max_file_bytes.saturating_sub(a.len);
+            let mut take = if rest.len() as u64 <= room {
+                rest.len()
+            } else {
+                rest[..room as usize]
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1)
+            };
+            if take == 0 {
+                if a.len > 0 {
+                    self.rotate()?;
+                    continue;
+                }
+                // A line longer than a whole file goes in whole.
+                take = rest
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(rest.len(), |i| i + 1);
+            }
+            let a = self.active.as_mut().expect("opened above");
+            if let Err(e) = a.file.write_all(&self.pending[*done..*done + take]) {
+                // Cut back to the last complete line so the file never ends
+                // in half a line; the lines stay pending.
+                let _ = a.file.set_len(a.len);
+                let _ = a.file.seek(SeekFrom::Start(a.len));
+                return Err(e).with_context(|| format!("writing {}", a.path.display()));
+            }
+            a.len += take as u64;
+            a.dirty = true;
+            self.stats.bytes_written += take as u64;
+            *done += take;
         }
-        let a = self.active.as_mut().expect("opened above");
-        if let Err(e) = a.file.write_all(&self.pending) {
-            // Cut back to the last complete line so the file never ends in
-            // half a line; the lines stay pending.
-            let _ = a.file.set_len(a.len);
-            let _ = a.file.seek(SeekFrom::Start(a.len));
-            return Err(e).with_context(|| format!("writing {}", a.path.display()));
-        }
-        a.len += self.pending.len() as u64;
-        a.dirty = true;
-        self.stats.bytes_written += self.pending.len() as u64;
-        self.stats.lines_written += self.pending_lines;
-        self.pending.clear();
-        self.pending_lines = 0;
         Ok(())
     }
 
