@@ -255,7 +255,10 @@ fn a_backlog_goes_out_file_by_file_within_the_limits() {
     });
     // 20 KB held: 20 times a file.
     for i in 0..200 {
-        j.write_line(&format!("{{\"during\":{i:05},\"pad\":\"{}\"}}", "x".repeat(70)));
+        j.write_line(&format!(
+            "{{\"during\":{i:05},\"pad\":\"{}\"}}",
+            "x".repeat(70)
+        ));
         j.flush();
     }
     assert!(j.stats().failing);
