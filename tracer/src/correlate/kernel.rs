@@ -132,7 +132,7 @@ impl Engine {
             self.emit(out);
             return;
         }
-        self.pending.push(seq, false, p);
+        self.pending.push(seq, p.who.pid, false, p);
     }
 
     /// A change a kernel hook saw with no netlink request behind it (seq 0

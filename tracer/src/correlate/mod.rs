@@ -596,3 +596,5 @@ mod nexthops_tests;
 mod order_tests;
 #[cfg(test)]
 mod pairing_tests;
+#[cfg(test)]
+mod sender_tests;

@@ -132,7 +132,7 @@ impl Engine {
         // kernel records (whose seq is that of the request, or 0) on object.
         let same =
             |p: &Pending| p.netns == netns && p.op == op && objects_match(&p.object, &object);
-        let request = self.pending.first_with_seq(seq, same);
+        let request = self.pending.first_for(seq, n.portid, &same);
         let kernel = self
             .pending
             .first_unindexed(|p| same(p) && (p.seq == 0 || seq == 0 || p.seq == seq));
@@ -147,7 +147,7 @@ impl Engine {
         let found = found.or_else(|| {
             (seq != 0)
                 .then(|| {
-                    self.pending.first_with_seq(seq, |p| {
+                    self.pending.first_for(seq, n.portid, |p| {
                         !p.from_kernel
                             && p.netns == netns
                             && p.op == op
@@ -179,6 +179,7 @@ impl Engine {
         };
         self.orphans.push(
             seq,
+            n.portid,
             true,
             Orphan {
                 deadline: now + wait,

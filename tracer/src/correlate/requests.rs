@@ -123,13 +123,13 @@ impl Engine {
         // than the kernel reads it).
         let found = self
             .orphans
-            .first_with_seq(seq, |o| {
+            .first_for(seq, who.pid, |o| {
                 o.netns == netns && o.op == op && objects_match(&object, &o.object)
             })
             .or_else(|| {
                 (seq != 0)
                     .then(|| {
-                        self.orphans.first_with_seq(seq, |o| {
+                        self.orphans.first_for(seq, who.pid, |o| {
                             o.netns == netns
                                 && o.op == op
                                 && o.portid != 0
@@ -156,6 +156,7 @@ impl Engine {
         let unwatched = !self.watched(netns);
         self.pending.push(
             seq,
+            who.pid,
             true,
             Pending {
                 deadline: now + REQUEST_WAIT,
@@ -194,9 +195,10 @@ impl Engine {
                 return;
             }
         }
-        let Some(id) = self.pending.first_with_seq(seq, |p| {
-            !p.from_kernel && p.who.pid == hdr.pid && p.result.is_none()
-        }) else {
+        let Some(id) = self
+            .pending
+            .first_from(seq, hdr.pid, |p| !p.from_kernel && p.result.is_none())
+        else {
             return;
         };
         if error != 0 {

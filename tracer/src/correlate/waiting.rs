@@ -19,19 +19,62 @@ impl Ids {
     }
 }
 
-/// Waiting items of type `T`, each with a sequence number. Items sit in a
-/// window of slots in arrival order (id = `base` + position): no hash-table
-/// slot per item.
+/// Ids under one key, in arrival order.
+type Index<K> = HashMap<K, Ids, foldhash::fast::RandomState>;
+
+fn index_add<K: std::hash::Hash + Eq>(map: &mut Index<K>, key: K, id: u64) {
+    match map.get_mut(&key) {
+        None => {
+            map.insert(key, Ids::One(id));
+        }
+        Some(Ids::One(first)) => {
+            let first = *first;
+            map.insert(key, Ids::Many(vec![first, id]));
+        }
+        Some(Ids::Many(v)) => v.push(id),
+    }
+}
+
+fn index_remove<K: std::hash::Hash + Eq>(map: &mut Index<K>, key: K, id: u64) {
+    let gone = match map.get_mut(&key) {
+        Some(Ids::Many(v)) => {
+            if let Some(i) = v.iter().position(|x| *x == id) {
+                v.remove(i);
+            }
+            v.is_empty()
+        }
+        Some(Ids::One(_)) => true,
+        None => false,
+    };
+    if gone {
+        map.remove(&key);
+    }
+}
+
+/// Waiting items of type `T`, each with a sequence number and a sender (the
+/// requester's pid, or the netlink port id a notification names). Items sit
+/// in a window of slots in arrival order (id = `base` + position): no
+/// hash-table slot per item.
+///
+/// Indexed by sender as well as by sequence number: iproute2 numbers each
+/// run's requests from `time(NULL)`, so every `ip` run of the same second,
+/// and under churn of the last minutes, shares the same numbers; by
+/// sequence number alone a lookup scanned them all (78–81% of a tracer's
+/// CPU once it was behind, in the soak).
 pub struct Waiting<T> {
     /// Boxed, so that a slot already taken costs a pointer while an old
     /// item keeps the window open.
-    slots: VecDeque<Option<Box<(u32, T)>>>,
+    slots: VecDeque<Option<Box<(u32, u32, T)>>>,
     /// Id of `slots[0]`.
     base: u64,
     live: usize,
     /// Ids by sequence number, in arrival order (foldhash: SipHash was a
     /// visible share of a flush's CPU time; the seed is still random).
-    by_seq: HashMap<u32, Ids, foldhash::fast::RandomState>,
+    by_seq: Index<u32>,
+    /// Ids by sequence number and sender, in arrival order.
+    by_sender: Index<(u32, u32)>,
+    /// How many indexed items each sender has waiting.
+    senders: HashMap<u32, usize, foldhash::fast::RandomState>,
     /// Ids not indexed by sequence number (found by scanning, in order).
     unindexed: BTreeSet<u64>,
 }
@@ -43,6 +86,8 @@ impl<T> Default for Waiting<T> {
             base: 0,
             live: 0,
             by_seq: HashMap::default(),
+            by_sender: HashMap::default(),
+            senders: HashMap::default(),
             unindexed: BTreeSet::new(),
         }
     }
@@ -53,48 +98,79 @@ impl<T> Waiting<T> {
         self.live
     }
 
-    fn slot(&self, id: u64) -> Option<&(u32, T)> {
+    fn slot(&self, id: u64) -> Option<&(u32, u32, T)> {
         let i = usize::try_from(id.checked_sub(self.base)?).ok()?;
         self.slots.get(i)?.as_deref()
     }
 
-    /// Add an item. `indexed`: it is only ever looked for by its own
-    /// sequence number (`first_with_seq`); otherwise by `first_unindexed`.
+    fn find(&self, ids: Option<&Ids>, mut pred: impl FnMut(&T) -> bool) -> Option<u64> {
+        ids?.as_slice()
+            .iter()
+            .copied()
+            .find(|id| self.slot(*id).is_some_and(|(_, _, t)| pred(t)))
+    }
+
     /// The id the next pushed item will get: the place in the arrival
     /// order of something that arrives now.
     pub fn next_id(&self) -> u64 {
         self.base + self.slots.len() as u64
     }
 
-    pub fn push(&mut self, seq: u32, indexed: bool, item: T) -> u64 {
-        let id = self.base + self.slots.len() as u64;
-        self.slots.push_back(Some(Box::new((seq, item))));
+    /// Add an item. `indexed`: it is only ever looked for by its own
+    /// sequence number (`first_with_seq`, `first_from`); otherwise by
+    /// `first_unindexed`.
+    pub fn push(&mut self, seq: u32, sender: u32, indexed: bool, item: T) -> u64 {
+        let id = self.next_id();
+        self.slots.push_back(Some(Box::new((seq, sender, item))));
         self.live += 1;
         if indexed {
-            match self.by_seq.get_mut(&seq) {
-                None => {
-                    self.by_seq.insert(seq, Ids::One(id));
-                }
-                Some(Ids::One(first)) => {
-                    let first = *first;
-                    self.by_seq.insert(seq, Ids::Many(vec![first, id]));
-                }
-                Some(Ids::Many(v)) => v.push(id),
-            }
+            index_add(&mut self.by_seq, seq, id);
+            index_add(&mut self.by_sender, (seq, sender), id);
+            *self.senders.entry(sender).or_default() += 1;
         } else {
             self.unindexed.insert(id);
         }
         id
     }
 
-    /// The oldest indexed item with sequence number `seq` that `pred` accepts.
-    pub fn first_with_seq(&self, seq: u32, mut pred: impl FnMut(&T) -> bool) -> Option<u64> {
-        self.by_seq
-            .get(&seq)?
-            .as_slice()
-            .iter()
-            .copied()
-            .find(|id| self.slot(*id).is_some_and(|(_, t)| pred(t)))
+    /// The oldest indexed item with sequence number `seq`, of any sender,
+    /// that `pred` accepts (a scan of that number's items).
+    pub fn first_with_seq(&self, seq: u32, pred: impl FnMut(&T) -> bool) -> Option<u64> {
+        self.find(self.by_seq.get(&seq), pred)
+    }
+
+    /// The oldest indexed item with sequence number `seq` from `sender`
+    /// that `pred` accepts.
+    pub fn first_from(&self, seq: u32, sender: u32, pred: impl FnMut(&T) -> bool) -> Option<u64> {
+        self.find(self.by_sender.get(&(seq, sender)), pred)
+    }
+
+    /// Whether `sender` has indexed items waiting.
+    pub fn has_sender(&self, sender: u32) -> bool {
+        self.senders.contains_key(&sender)
+    }
+
+    /// The item the other half of a netlink exchange (`seq` from `sender`)
+    /// belongs with: the oldest of `sender`'s own with that number, else the
+    /// oldest of any sender's, unless `sender` has items waiting. A
+    /// notification's port id is its requester's pid unless the requester
+    /// has a second socket, bound its socket to another number, shares it
+    /// with a child, or lives in another pid namespace: then no item has
+    /// that sender and any may match. When the sender is known, its item
+    /// with this number was lost (the ring buffer was full), and another
+    /// process's request with the same number is not it; looking anyway
+    /// scanned every `ip` run of the last minutes under churn.
+    pub fn first_for(
+        &self,
+        seq: u32,
+        sender: u32,
+        mut pred: impl FnMut(&T) -> bool,
+    ) -> Option<u64> {
+        self.first_from(seq, sender, &mut pred).or_else(|| {
+            (sender == 0 || !self.has_sender(sender))
+                .then(|| self.first_with_seq(seq, pred))
+                .flatten()
+        })
     }
 
     /// The oldest unindexed item that `pred` accepts.
@@ -102,7 +178,7 @@ impl<T> Waiting<T> {
         self.unindexed
             .iter()
             .copied()
-            .find(|id| self.slot(*id).is_some_and(|(_, t)| pred(t)))
+            .find(|id| self.slot(*id).is_some_and(|(_, _, t)| pred(t)))
     }
 
     /// The oldest item of all that `pred` accepts (a scan).
@@ -116,34 +192,31 @@ impl<T> Waiting<T> {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(move |(i, s)| s.as_deref().map(|(_, t)| (base + i as u64, t)))
+            .filter_map(move |(i, s)| s.as_deref().map(|(_, _, t)| (base + i as u64, t)))
     }
 
     pub fn get(&self, id: u64) -> Option<&T> {
-        self.slot(id).map(|(_, t)| t)
+        self.slot(id).map(|(_, _, t)| t)
     }
 
     pub fn get_mut(&mut self, id: u64) -> Option<&mut T> {
         let i = usize::try_from(id.checked_sub(self.base)?).ok()?;
-        self.slots.get_mut(i)?.as_deref_mut().map(|(_, t)| t)
+        self.slots.get_mut(i)?.as_deref_mut().map(|(_, _, t)| t)
     }
 
     /// Take an item out.
     pub fn take(&mut self, id: u64) -> Option<T> {
         let i = usize::try_from(id.checked_sub(self.base)?).ok()?;
-        let (seq, item) = *self.slots.get_mut(i)?.take()?;
+        let (seq, sender, item) = *self.slots.get_mut(i)?.take()?;
         self.live -= 1;
         if !self.unindexed.remove(&id) {
-            let gone = match self.by_seq.get_mut(&seq) {
-                Some(Ids::Many(v)) => {
-                    v.retain(|x| *x != id);
-                    v.is_empty()
+            index_remove(&mut self.by_seq, seq, id);
+            index_remove(&mut self.by_sender, (seq, sender), id);
+            if let Some(n) = self.senders.get_mut(&sender) {
+                *n -= 1;
+                if *n == 0 {
+                    self.senders.remove(&sender);
                 }
-                Some(Ids::One(_)) => true,
-                None => false,
-            };
-            if gone {
-                self.by_seq.remove(&seq);
             }
         }
         while matches!(self.slots.front(), Some(None)) {
@@ -160,7 +233,7 @@ impl<T> Waiting<T> {
 
     /// Every item still waiting, in no particular order.
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.slots.iter_mut().flatten().map(|b| &mut b.1)
+        self.slots.iter_mut().flatten().map(|b| &mut b.2)
     }
 }
 
@@ -171,10 +244,10 @@ mod tests {
     #[test]
     fn finds_by_seq_in_arrival_order() {
         let mut w = Waiting::default();
-        let a = w.push(7, true, "a");
-        let b = w.push(7, true, "b");
-        let c = w.push(9, true, "c");
-        let k = w.push(0, false, "k");
+        let a = w.push(7, 1, true, "a");
+        let b = w.push(7, 1, true, "b");
+        let c = w.push(9, 1, true, "c");
+        let k = w.push(0, 1, false, "k");
         assert_eq!(w.first_with_seq(7, |_| true), Some(a));
         assert_eq!(w.first_with_seq(7, |t| *t == "b"), Some(b));
         assert_eq!(w.first_with_seq(8, |_| true), None);
@@ -190,5 +263,32 @@ mod tests {
         assert_eq!(w.take(b), None);
         assert_eq!(w.front().map(|(id, _)| id), Some(c));
         assert_eq!(w.first_with_seq(9, |_| true), Some(c));
+    }
+
+    #[test]
+    fn finds_by_sender_and_counts_senders() {
+        let mut w = Waiting::default();
+        let a = w.push(7, 100, true, "a");
+        let b = w.push(7, 200, true, "b");
+        let c = w.push(7, 200, true, "c");
+        let k = w.push(7, 300, false, "k");
+        assert_eq!(w.first_from(7, 200, |_| true), Some(b));
+        assert_eq!(w.first_from(7, 200, |t| *t == "c"), Some(c));
+        assert_eq!(w.first_from(7, 300, |_| true), None, "unindexed");
+        assert_eq!(w.first_from(8, 100, |_| true), None);
+        assert_eq!(w.first_with_seq(7, |_| true), Some(a));
+        assert!(w.has_sender(100) && w.has_sender(200) && !w.has_sender(300));
+        assert_eq!(w.take(b), Some("b"));
+        assert!(w.has_sender(200));
+        assert_eq!(w.first_from(7, 200, |_| true), Some(c));
+        assert_eq!(w.take(c), Some("c"));
+        assert!(!w.has_sender(200));
+        assert_eq!(w.first_from(7, 200, |_| true), None);
+        assert_eq!(w.first_with_seq(7, |_| true), Some(a));
+        assert_eq!(w.take(a), Some("a"));
+        assert!(!w.has_sender(100));
+        assert_eq!(w.first_with_seq(7, |_| true), None);
+        assert_eq!(w.take(k), Some("k"));
+        assert_eq!(w.len(), 0);
     }
 }
