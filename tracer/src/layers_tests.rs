@@ -48,6 +48,9 @@ const LAYERS: &[(&str, u8)] = &[
     // The session that drives a live pipeline, and the commands.
     ("session", 8),
     ("commands", 9),
+    // The library's root (`lib.rs`, the command's entry point) and the
+    // binary.
+    ("lib", 9),
     ("main", 9),
 ];
 
