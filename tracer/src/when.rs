@@ -149,11 +149,14 @@ fn shift(now: DateTime<Utc>, span: &str, sign: i32) -> Result<DateTime<Utc>> {
     t.ok_or_else(|| anyhow!("the span {span:?} is too long"))
 }
 
+/// `@SECONDS[.FRACTION]`, before the epoch with a `-`: the fraction has
+/// the sign of the whole (`@-1.25` is 1.25 s before the epoch, not 0.75).
 fn epoch_time(s: &str) -> Result<DateTime<Utc>> {
     let bad = || anyhow!("@{s} is not a number of seconds since the epoch");
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let before = secs.starts_with('-');
     let secs: i64 = secs.parse().map_err(|_| bad())?;
-    let nanos = if frac.is_empty() {
+    let nanos: i64 = if frac.is_empty() {
         0
     } else {
         if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
@@ -161,7 +164,9 @@ fn epoch_time(s: &str) -> Result<DateTime<Utc>> {
         }
         format!("{frac:0<9}").parse().map_err(|_| bad())?
     };
-    DateTime::from_timestamp(secs, nanos).ok_or_else(bad)
+    let t = DateTime::from_timestamp(secs, 0).ok_or_else(bad)?;
+    let frac = chrono::Duration::nanoseconds(if before { -nanos } else { nanos });
+    t.checked_add_signed(frac).ok_or_else(bad)
 }
 
 /// A leading English weekday name ("Fri", "Friday"), as journalctl allows.
@@ -258,6 +263,9 @@ mod tests {
         assert_eq!(p("2026-04-10T15:52:46+09:00"), utc("2026-04-10T06:52:46Z"));
         assert_eq!(p("@1775803966"), utc("2026-04-10T06:52:46Z"));
         assert_eq!(p("@1775803966.5"), utc("2026-04-10T06:52:46.5Z"));
+        // The fraction has the sign of the whole (found by the fuzz target).
+        assert_eq!(p("@-1.25"), utc("1969-12-31T23:59:58.75Z"));
+        assert_eq!(p("@-0.5"), utc("1969-12-31T23:59:59.5Z"));
     }
 
     #[test]
