@@ -16,6 +16,7 @@ use ipnet::IpNet;
 use crate::{
     describe,
     event::{Family, Route, Rule},
+    iface,
     netlink::names::TableNames,
     prefix,
 };
@@ -117,6 +118,13 @@ fn number(s: &str, what: &str) -> Result<u32> {
     n.map_err(|_| anyhow!("{what} {s:?} is not a number"))
 }
 
+/// An interface name the kernel would accept: an expectation naming one
+/// it refuses could never hold.
+fn device<'a>(key: &str, s: &'a str) -> Result<&'a str> {
+    iface::check_name(s).map_err(|e| anyhow!("{key} {s:?}: {e}"))?;
+    Ok(s)
+}
+
 fn table(s: &str, names: &TableNames) -> Result<u32> {
     names
         .parse(s)
@@ -158,8 +166,8 @@ impl Expectation {
                                 mask.map(|m| number(m, "fwmark mask")).transpose()?,
                             ));
                         }
-                        "iif" => r.iif = Some(value(&mut words, w)?.to_string()),
-                        "oif" => r.oif = Some(value(&mut words, w)?.to_string()),
+                        "iif" => r.iif = Some(device(w, value(&mut words, w)?)?.to_string()),
+                        "oif" => r.oif = Some(device(w, value(&mut words, w)?)?.to_string()),
                         a if RULE_ACTIONS.contains(&a) => r.action = Some(a.to_string()),
                         other => bail!("unknown rule keyword {other:?}"),
                     }
@@ -186,7 +194,7 @@ impl Expectation {
                 while let Some(w) = words.next() {
                     match w {
                         "table" => r.table = table(value(&mut words, w)?, names)?,
-                        "dev" => r.dev = Some(value(&mut words, w)?.to_string()),
+                        "dev" => r.dev = Some(device(w, value(&mut words, w)?)?.to_string()),
                         "via" => {
                             let v = value(&mut words, w)?;
                             r.gateway = Some(

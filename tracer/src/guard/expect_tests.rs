@@ -137,6 +137,11 @@ fn bad_expectations_say_what_is_wrong() {
     assert!(err("-6 10.0.0.0/8").contains("family"));
     // The message quotes the expectation.
     assert!(err("rule abc").contains("\"rule abc\""));
+    // Interface names the kernel refuses (a NUL was found by the fuzz
+    // target): such an expectation could never hold.
+    assert!(err("rule 527 oif w\0").contains("oif \"w\\0\": an interface name has no"));
+    assert!(err("default dev a:b").contains("has no ':'"));
+    assert!(err("rule 5 iif ..").contains("not interface names"));
 }
 
 #[test]
