@@ -1,7 +1,9 @@
 //! `tracer`: attribute routing-rule and route changes to the processes behind them.
 //!
-//! The crate is a library with a thin binary (`main.rs`); [`main`], the
-//! command line's entry point, is its public face.
+//! The crate is a library with a thin binary (`main.rs`) so that the
+//! fuzz targets (`tracer/fuzz/`) can call the parsers of outside bytes:
+//! [`fuzzing`] is the only public module besides [`main`], the command
+//! line's entry point.
 
 mod bpf;
 mod cli;
@@ -15,6 +17,7 @@ mod enrich;
 mod escape;
 mod event;
 mod explain;
+pub mod fuzzing;
 mod guard;
 mod iface;
 mod journal;
