@@ -3,8 +3,11 @@
 //! code has an encoder (a round trip: what was decoded, encoded again and
 //! decoded, is what was decoded first).
 //!
-//! `tracer/fuzz/fuzz_targets/<name>.rs` will call `<name>` under
-//! libFuzzer.
+//! `tracer/fuzz/fuzz_targets/<name>.rs` calls `<name>` under libFuzzer
+//! (`cargo xtask fuzz`); `corpus_tests` replays the committed corpora
+//! (`tracer/fuzz/corpus/<name>/`) and the crashes once found
+//! (`tracer/fuzz/regressions/<name>/`) through the same functions on the
+//! stable toolchain, as unit tests.
 //!
 //! A failed assertion here is a bug in the parser it names (or in its
 //! encoder), never in the input: every input must either be refused with
@@ -15,6 +18,8 @@ mod pcap;
 mod ring;
 mod text;
 
+#[cfg(test)]
+mod corpus_tests;
 #[cfg(test)]
 mod seeds_tests;
 
