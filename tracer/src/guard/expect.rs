@@ -347,10 +347,16 @@ impl fmt::Display for Expectation {
                 };
                 let text = describe::rule(&rule);
                 // "inet pref 5270 lookup 52" -> "rule 5270 lookup 52"
-                let rest = text
+                let mut rest = text
                     .split_once("pref ")
                     .map_or(text.as_str(), |(_, r)| r)
                     .to_string();
+                // A blackhole, unreachable or prohibit rule is described
+                // without its table; said when it is checked (found by the
+                // expect fuzz target: the text read back as any table).
+                if let (Some(t), Some(_)) = (r.table, &r.action) {
+                    rest.push_str(&format!(" table {t}"));
+                }
                 let v6 = if r.family == Some(Family::Inet6) {
                     "-6 "
                 } else {

@@ -169,6 +169,20 @@ fn a_metric_of_0_is_said_when_it_is_checked() {
     assert_eq!(e.to_string(), "throw fd00::/64 table 52 metric 0");
 }
 
+/// A rule that is no lookup is said with the table it checks (it printed
+/// without it, which reads back as any table).
+#[test]
+fn a_rule_that_is_no_lookup_is_said_with_its_table() {
+    let e = parse("rule 526 prohibit table 52");
+    assert_eq!(e.to_string(), "rule 526 prohibit table 52");
+    assert_eq!(parse(&e.to_string()), e);
+    assert_eq!(parse("rule 526 prohibit").to_string(), "rule 526 prohibit");
+    assert_eq!(
+        parse("rule 5270 table 52").to_string(),
+        "rule 5270 lookup 52"
+    );
+}
+
 #[test]
 fn present_state_becomes_expectations_that_it_meets() {
     let e = Expectation::of_route(&throw()).unwrap();
