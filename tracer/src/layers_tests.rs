@@ -48,7 +48,11 @@ const LAYERS: &[(&str, u8)] = &[
     // The session that drives a live pipeline, and the commands.
     ("session", 8),
     ("commands", 9),
+    // The library's root (`lib.rs`, the command's entry point), the
+    // binary, and the fuzz targets' bodies, which call every parser.
+    ("lib", 9),
     ("main", 9),
+    ("fuzzing", 9),
 ];
 
 fn src() -> PathBuf {

@@ -14,7 +14,8 @@
 //!   parsed by humantime, which follows systemd.time).
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{
-    DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+    DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike,
+    Utc,
 };
 
 /// A time range; either end may be open.
@@ -74,8 +75,28 @@ const EXAMPLES: &str =
     "e.g. \"2026-04-10 15:52:46\", \"15:52\", \"yesterday\", \"-1h\", \"2h ago\", \"@1775803966\"";
 
 /// One time specification, relative to `now` and in its time zone unless
-/// it says UTC.
+/// it says UTC. A leap second (`:60`) is the second after it, as systemd
+/// reads it.
 pub fn parse<Tz: TimeZone>(spec: &str, now: &DateTime<Tz>) -> Result<DateTime<Utc>> {
+    read(spec, now).map(no_leap)
+}
+
+/// A leap second, which chrono keeps as second 59 with more than a second
+/// of nanoseconds, as the second after it: one time has one spelling, and
+/// sorts among the journal's times by its value (`05:52:60.5` sorted
+/// before `05:53:00.1`, and `@SECONDS` could not say it; found by the
+/// fuzz target).
+fn no_leap(t: DateTime<Utc>) -> DateTime<Utc> {
+    let n = t.nanosecond();
+    if n < 1_000_000_000 {
+        return t;
+    }
+    t.with_nanosecond(n - 1_000_000_000)
+        .and_then(|t| t.checked_add_signed(chrono::Duration::seconds(1)))
+        .unwrap_or(t)
+}
+
+fn read<Tz: TimeZone>(spec: &str, now: &DateTime<Tz>) -> Result<DateTime<Utc>> {
     let s = spec.trim();
     if s.is_empty() {
         bail!("an empty time ({EXAMPLES})");
@@ -149,11 +170,14 @@ fn shift(now: DateTime<Utc>, span: &str, sign: i32) -> Result<DateTime<Utc>> {
     t.ok_or_else(|| anyhow!("the span {span:?} is too long"))
 }
 
+/// `@SECONDS[.FRACTION]`, before the epoch with a `-`: the fraction has
+/// the sign of the whole (`@-1.25` is 1.25 s before the epoch, not 0.75).
 fn epoch_time(s: &str) -> Result<DateTime<Utc>> {
     let bad = || anyhow!("@{s} is not a number of seconds since the epoch");
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let before = secs.starts_with('-');
     let secs: i64 = secs.parse().map_err(|_| bad())?;
-    let nanos = if frac.is_empty() {
+    let nanos: i64 = if frac.is_empty() {
         0
     } else {
         if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
@@ -161,7 +185,9 @@ fn epoch_time(s: &str) -> Result<DateTime<Utc>> {
         }
         format!("{frac:0<9}").parse().map_err(|_| bad())?
     };
-    DateTime::from_timestamp(secs, nanos).ok_or_else(bad)
+    let t = DateTime::from_timestamp(secs, 0).ok_or_else(bad)?;
+    let frac = chrono::Duration::nanoseconds(if before { -nanos } else { nanos });
+    t.checked_add_signed(frac).ok_or_else(bad)
 }
 
 /// A leading English weekday name ("Fri", "Friday"), as journalctl allows.
@@ -258,6 +284,12 @@ mod tests {
         assert_eq!(p("2026-04-10T15:52:46+09:00"), utc("2026-04-10T06:52:46Z"));
         assert_eq!(p("@1775803966"), utc("2026-04-10T06:52:46Z"));
         assert_eq!(p("@1775803966.5"), utc("2026-04-10T06:52:46.5Z"));
+        // A leap second is the second after it (found by the fuzz target).
+        assert_eq!(p("2026-04-10T06:52:60.5Z"), utc("2026-04-10T06:53:00.5Z"));
+        assert_eq!(p("2026-04-10 06:52:60 UTC"), utc("2026-04-10T06:53:00Z"));
+        // The fraction has the sign of the whole (found by the fuzz target).
+        assert_eq!(p("@-1.25"), utc("1969-12-31T23:59:58.75Z"));
+        assert_eq!(p("@-0.5"), utc("1969-12-31T23:59:59.5Z"));
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! `cargo xtask`: the project's setup, build, test and demo commands.
 //!
 //! - `cargo xtask setup`: install what this kind of machine lacks (apt
-//!   packages, the nightly toolchain with rust-src, bpf-linker), idempotently.
+//!   packages, the nightly toolchain with rust-src, bpf-linker,
+//!   cargo-fuzz), idempotently.
 //! - `cargo xtask build`: setup, then a release build of the workspace.
 //! - `cargo xtask test`: the one test command (CI runs it through `.ci/run`).
+//! - `cargo xtask fuzz [--secs N] [TARGET...]`: the fuzz targets of the
+//!   parsers of outside bytes (tracer/fuzz/), N seconds each, on nightly.
 //! - `cargo xtask dist`: static binaries and .deb packages for x86-64 and
 //!   arm64 in target/dist/.
 //! - `cargo xtask lab`: the routing-loop incident rebuilt in throw-away
@@ -13,6 +16,7 @@
 
 mod build;
 mod dist;
+mod fuzz;
 mod lab;
 mod process;
 mod setup;
@@ -35,14 +39,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install what this machine lacks (apt packages, nightly + rust-src, bpf-linker); idempotent.
+    /// Install what this machine lacks (apt packages, nightly + rust-src, bpf-linker, cargo-fuzz); idempotent.
     Setup,
     /// Setup, then `cargo build --release --workspace` (target/release/tracer with the eBPF object embedded).
     Build,
     /// Setup, then the release artefacts in target/dist/: static tracer-x86_64-linux and tracer-aarch64-linux, and their .deb packages.
     Dist,
-    /// The project's test command: setup, build, unit tests, integration tests (root), QEMU tests.
+    /// The project's test command: setup, build, unit tests, fuzz targets, integration tests (root), QEMU tests.
     Test(test::TestArgs),
+    /// Run the fuzz targets (tracer/fuzz/, cargo-fuzz on nightly) for N seconds each; fails on a crash, naming its reproducer.
+    Fuzz(fuzz::FuzzArgs),
     /// The demonstration: the same as `lab` (root).
     Demo(lab::LabArgs),
     /// Rebuild the lost-throw-route incident (a subnet router whose tailnet traffic loops) in throw-away network namespaces under `tracer watch --iface` (root).
@@ -56,6 +62,7 @@ fn main() -> ExitCode {
         Command::Build => build::run(),
         Command::Dist => dist::run(),
         Command::Test(args) => test::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
         Command::Demo(args) | Command::Lab(args) => lab::run(&args),
     };
     match result {

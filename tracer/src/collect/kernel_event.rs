@@ -189,7 +189,8 @@ pub fn parse(buf: &[u8]) -> Result<KernelEvent, DecodeError> {
             }
             let off = std::mem::offset_of!(ExecEvent, filename_len);
             let n = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
-            let max = buf.len() - fixed;
+            // The program copies at most PATH_MAX_COPY bytes.
+            let max = (buf.len() - fixed).min(tracer_common::PATH_MAX_COPY);
             if n > max {
                 return Err(DecodeError::BadLength { claimed: n, max });
             }
@@ -297,6 +298,27 @@ mod tests {
             parse(&bytes(&r)[..100]),
             Err(DecodeError::TooShort { .. })
         ));
+    }
+
+    /// An exec record claiming more of a file name than a program copies
+    /// is refused, as a netlink copy claiming more than NL_DATA_MAX is.
+    #[test]
+    fn exec_name_checks_its_length() {
+        let h = EventHeader {
+            kind: kind::EXEC,
+            ..EventHeader::default()
+        };
+        let fixed = std::mem::offset_of!(ExecEvent, filename);
+        let mut buf = bytes(&h);
+        buf.resize(fixed + tracer_common::PATH_MAX_COPY + 8, b'a');
+        let off = std::mem::offset_of!(ExecEvent, filename_len);
+        let claim = |buf: &mut Vec<u8>, n: u32| buf[off..off + 4].copy_from_slice(&n.to_ne_bytes());
+        claim(&mut buf, tracer_common::PATH_MAX_COPY as u32);
+        assert!(
+            matches!(parse(&buf), Ok(KernelEvent::Exec { filename, .. }) if filename.len() == 256)
+        );
+        claim(&mut buf, tracer_common::PATH_MAX_COPY as u32 + 1);
+        assert!(matches!(parse(&buf), Err(DecodeError::BadLength { .. })));
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub fn packet(ev: &PacketEvent, iface: &str) -> Result<PacketObs, PacketError> {
         return Err(PacketError::NotCaptured);
     }
     let sliced = LaxSlicedPacket::from_ip(cap).map_err(|e| PacketError::NotIp(e.to_string()))?;
-    let (family, src, dst, ttl, ip_id, len, proto) = match &sliced.net {
+    // `payload`: what the decoder took for the IP payload, which ends
+    // where the packet does as it read it.
+    let (family, src, dst, ttl, ip_id, len, proto, payload) = match &sliced.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
             let h = v4.header();
             (
@@ -39,6 +41,7 @@ pub fn packet(ev: &PacketEvent, iface: &str) -> Result<PacketObs, PacketError> {
                 Some(h.identification()),
                 u32::from(h.total_len()),
                 v4.payload().ip_number.0,
+                v4.payload().payload,
             )
         }
         Some(LaxNetSlice::Ipv6(v6)) => {
@@ -51,13 +54,19 @@ pub fn packet(ev: &PacketEvent, iface: &str) -> Result<PacketObs, PacketError> {
                 None,
                 u32::from(h.payload_length()) + 40,
                 v6.payload().ip_number.0,
+                v6.payload().payload,
             )
         }
         _ => return Err(PacketError::NotIp("no IP header".into())),
     };
     let l4 = l4_of(&sliced, family);
-    // For pcap: the bytes of this packet, at most what was captured.
-    let keep = (len as usize).clamp(1, cap.len());
+    // For pcap: the bytes of this packet as the decoder read it, at most
+    // what was captured. That is the header's length, unless the length is
+    // shorter than the header itself (the decoder then read what was
+    // captured; cutting at the length kept a byte or two, which decode
+    // to nothing; found by the pcap fuzz target).
+    let end = payload.as_ptr() as usize + payload.len() - cap.as_ptr() as usize;
+    let keep = end.clamp(1, cap.len());
     Ok(PacketObs {
         ts_ns: ev.hdr.ts_ns,
         netns: ev.hdr.netns,
@@ -227,6 +236,23 @@ mod tests {
         );
         assert_eq!(p.bytes.len(), PKT_SNAP);
         assert_eq!(p.dir, Direction::Tx);
+    }
+
+    /// An IPv4 total length shorter than the header: the packet is what
+    /// was captured, not its first byte.
+    #[test]
+    fn a_length_shorter_than_the_header_keeps_the_capture() {
+        let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 9).udp(1, 2);
+        let mut bytes = Vec::new();
+        b.write(&mut bytes, &[7u8; 12]).unwrap();
+        bytes[2..4].copy_from_slice(&1u16.to_be_bytes());
+        let mut r = record(&bytes, dir::RX);
+        r.cap_len = bytes.len() as u32;
+        let p = packet(&r, "x").unwrap();
+        assert_eq!(p.len, 1);
+        assert_eq!(&p.bytes[..], &bytes[..]);
+        let again = packet(&record(&p.bytes, dir::RX), "x").unwrap();
+        assert_eq!((again.src, again.dst, again.ttl), (p.src, p.dst, p.ttl));
     }
 
     #[test]

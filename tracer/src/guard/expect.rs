@@ -16,6 +16,7 @@ use ipnet::IpNet;
 use crate::{
     describe,
     event::{Family, Route, Rule},
+    iface,
     netlink::names::TableNames,
     prefix,
 };
@@ -117,6 +118,13 @@ fn number(s: &str, what: &str) -> Result<u32> {
     n.map_err(|_| anyhow!("{what} {s:?} is not a number"))
 }
 
+/// An interface name the kernel would accept: an expectation naming one
+/// it refuses could never hold.
+fn device<'a>(key: &str, s: &'a str) -> Result<&'a str> {
+    iface::check_name(s).map_err(|e| anyhow!("{key} {s:?}: {e}"))?;
+    Ok(s)
+}
+
 fn table(s: &str, names: &TableNames) -> Result<u32> {
     names
         .parse(s)
@@ -158,8 +166,8 @@ impl Expectation {
                                 mask.map(|m| number(m, "fwmark mask")).transpose()?,
                             ));
                         }
-                        "iif" => r.iif = Some(value(&mut words, w)?.to_string()),
-                        "oif" => r.oif = Some(value(&mut words, w)?.to_string()),
+                        "iif" => r.iif = Some(device(w, value(&mut words, w)?)?.to_string()),
+                        "oif" => r.oif = Some(device(w, value(&mut words, w)?)?.to_string()),
                         a if RULE_ACTIONS.contains(&a) => r.action = Some(a.to_string()),
                         other => bail!("unknown rule keyword {other:?}"),
                     }
@@ -186,7 +194,7 @@ impl Expectation {
                 while let Some(w) = words.next() {
                     match w {
                         "table" => r.table = table(value(&mut words, w)?, names)?,
-                        "dev" => r.dev = Some(value(&mut words, w)?.to_string()),
+                        "dev" => r.dev = Some(device(w, value(&mut words, w)?)?.to_string()),
                         "via" => {
                             let v = value(&mut words, w)?;
                             r.gateway = Some(
@@ -209,6 +217,12 @@ impl Expectation {
     /// The expectation a present route or rule meets exactly (for
     /// `--expect-current`).
     pub fn of_route(r: &Route) -> Option<Expectation> {
+        // The metric 0 the kernel states for an IPv4 route that names none
+        // is left unsaid, as `ip route` leaves it out: the expectation is
+        // what its text says.
+        let metric = r
+            .metric
+            .filter(|&m| m != 0 || r.family != Some(Family::Inet));
         Some(Expectation::Route(RouteExpect {
             family: r.family,
             rtype: r
@@ -220,7 +234,7 @@ impl Expectation {
             table: r.table?,
             dev: r.dev.clone(),
             gateway: r.gateway.as_deref().and_then(|g| g.parse().ok()),
-            metric: r.metric,
+            metric,
             protocol: None,
         }))
     }
@@ -303,11 +317,10 @@ impl fmt::Display for Expectation {
                 };
                 let mut s = crate::describe::route_short(&route);
                 s.push_str(&format!(" table {}", r.table));
-                // An IPv4 metric 0 goes unsaid, as `ip route` leaves it out.
-                if let Some(m) = r
-                    .metric
-                    .filter(|&m| m != 0 || r.family == Some(Family::Inet6))
-                {
+                // Said whenever it is checked, 0 included: without it, the
+                // text would read back as any metric (found by the expect
+                // fuzz target). `of_route` leaves IPv4's 0 out instead.
+                if let Some(m) = r.metric {
                     s.push_str(&format!(" metric {m}"));
                 }
                 if let Some(p) = &r.protocol {
@@ -334,10 +347,16 @@ impl fmt::Display for Expectation {
                 };
                 let text = describe::rule(&rule);
                 // "inet pref 5270 lookup 52" -> "rule 5270 lookup 52"
-                let rest = text
+                let mut rest = text
                     .split_once("pref ")
                     .map_or(text.as_str(), |(_, r)| r)
                     .to_string();
+                // A blackhole, unreachable or prohibit rule is described
+                // without its table; said when it is checked (found by the
+                // expect fuzz target: the text read back as any table).
+                if let (Some(t), Some(_)) = (r.table, &r.action) {
+                    rest.push_str(&format!(" table {t}"));
+                }
                 let v6 = if r.family == Some(Family::Inet6) {
                     "-6 "
                 } else {

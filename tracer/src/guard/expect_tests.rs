@@ -137,6 +137,50 @@ fn bad_expectations_say_what_is_wrong() {
     assert!(err("-6 10.0.0.0/8").contains("family"));
     // The message quotes the expectation.
     assert!(err("rule abc").contains("\"rule abc\""));
+    // Interface names the kernel refuses (a NUL was found by the fuzz
+    // target): such an expectation could never hold.
+    assert!(err("rule 527 oif w\0").contains("oif \"w\\0\": an interface name has no"));
+    assert!(err("default dev a:b").contains("has no ':'"));
+    assert!(err("rule 5 iif ..").contains("not interface names"));
+}
+
+/// `metric 0` is printed back (it printed as no metric, which reads back
+/// as any metric; found by the expect fuzz target); the kernel's IPv4
+/// metric 0 of a present route is left out of the expectation instead.
+#[test]
+fn a_metric_of_0_is_said_when_it_is_checked() {
+    let e = parse("unreachable 10.0.0.0/8 metric 0");
+    assert_eq!(e.to_string(), "unreachable 10.0.0.0/8 table 254 metric 0");
+    assert_eq!(parse(&e.to_string()), e);
+    let present = Route {
+        metric: Some(0),
+        ..throw()
+    };
+    let e = Expectation::of_route(&present).unwrap();
+    assert_eq!(e.to_string(), "throw 192.168.1.0/24 table 52");
+    assert!(e.matches_route(&present));
+    let v6 = Route {
+        family: Some(Family::Inet6),
+        dst: Some("fd00::/64".into()),
+        metric: Some(0),
+        ..throw()
+    };
+    let e = Expectation::of_route(&v6).unwrap();
+    assert_eq!(e.to_string(), "throw fd00::/64 table 52 metric 0");
+}
+
+/// A rule that is no lookup is said with the table it checks (it printed
+/// without it, which reads back as any table).
+#[test]
+fn a_rule_that_is_no_lookup_is_said_with_its_table() {
+    let e = parse("rule 526 prohibit table 52");
+    assert_eq!(e.to_string(), "rule 526 prohibit table 52");
+    assert_eq!(parse(&e.to_string()), e);
+    assert_eq!(parse("rule 526 prohibit").to_string(), "rule 526 prohibit");
+    assert_eq!(
+        parse("rule 5270 table 52").to_string(),
+        "rule 5270 lookup 52"
+    );
 }
 
 #[test]

@@ -272,6 +272,20 @@ impl Reader {
         }
     }
 
+    /// Reads `bytes` as a listed file named `name` (the fuzz target's).
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Reader {
+        Reader {
+            pending: VecDeque::new(),
+            current: Some(Open {
+                name: Arc::from(name),
+                rd: Box::new(std::io::Cursor::new(bytes)),
+                line: 0,
+                events: false,
+                bad_first: 0,
+            }),
+        }
+    }
+
     /// Reads everything: the events and, apart, the problems.
     pub fn read_all(self) -> (Vec<Entry>, Vec<Problem>) {
         let mut entries = Vec::new();

@@ -68,6 +68,28 @@ fn default_route_prefix_is_spelled_out() {
     assert_eq!(route.family, Some(Family::Inet6));
 }
 
+/// A prefix length without RTA_DST is the zero address at that length, as
+/// the kernel reads it (the decoder said no destination at all; found by
+/// the fuzz target, whose repair request then named the default route).
+#[test]
+fn a_prefix_without_rta_dst_is_the_zero_address() {
+    for (family, len, want) in [
+        (AddressFamily::Inet, 8, "0.0.0.0/8"),
+        (AddressFamily::Inet6, 64, "::/64"),
+    ] {
+        let mut r = RouteMessage::default();
+        r.header.address_family = family;
+        r.header.destination_prefix_length = len;
+        r.header.table = 254;
+        r.header.kind = RouteType::Unicast;
+        let (items, _) = decode_buffer(&wire(1, RouteNetlinkMessage::NewRoute(r)));
+        let NlObj::Route { route, .. } = &items[0].obj else {
+            panic!()
+        };
+        assert_eq!(route.dst.as_deref(), Some(want));
+    }
+}
+
 #[test]
 fn decodes_a_rule_with_selectors() {
     let mut r = RuleMessage::default();

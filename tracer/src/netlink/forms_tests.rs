@@ -36,7 +36,7 @@ struct Case {
     expects: Vec<(String, Vec<(String, Value)>)>,
 }
 
-pub(super) fn unhex(s: &str) -> Vec<u8> {
+pub(crate) fn unhex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))

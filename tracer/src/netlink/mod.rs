@@ -13,4 +13,4 @@ pub mod rule_msg;
 pub mod socket;
 
 #[cfg(test)]
-mod forms_tests;
+pub(crate) mod forms_tests;

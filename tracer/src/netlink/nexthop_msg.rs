@@ -249,12 +249,10 @@ pub fn dump_request(seq: u32) -> Vec<u8> {
 }
 
 /// The whole netlink message (header included) that says `nh`: what the
-/// kernel would send for it, for round trips in tests (and fuzzing later).
+/// kernel would send for it, for round trips in tests and in the fuzz
+/// targets (the tracer reads nexthop messages, never sends them).
 /// Unknown flag names, group types and protocol names, and a gateway that
 /// is not an address, are left out.
-// Only tests encode nexthops (the tracer reads them, never sends them);
-// the fuzzing harness will lift this cfg.
-#[cfg(test)]
 pub fn encode(msg_type: u16, flags: u16, seq: u32, nh: &Nexthop) -> Vec<u8> {
     const NLA_F_NESTED: u16 = 0x8000;
     fn put(out: &mut Vec<u8>, kind: u16, value: &[u8]) {

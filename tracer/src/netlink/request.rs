@@ -124,7 +124,10 @@ pub fn route_message(r: &Route) -> Result<RouteMessage, BuildError> {
     let scope = r.scope.as_deref().unwrap_or("global");
     m.header.scope = RouteScope::from(named("scope", scope, names::scope_number(scope))?);
     let a = &mut m.attributes;
-    if dst_len > 0 {
+    // A length of 0 needs no address, unless the address has bits: then
+    // the request names it, and the kernel refuses it as it would refuse
+    // the route (without it, the request named the default route).
+    if dst_len > 0 || !dst_addr.is_unspecified() {
         a.push(RouteAttribute::Destination(route_address(dst_addr)));
     }
     a.push(RouteAttribute::Table(table));

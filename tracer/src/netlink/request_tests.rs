@@ -52,6 +52,33 @@ fn a_route_request_decodes_to_the_route() {
     assert_eq!(route, r);
 }
 
+/// A length of 0 with an address that has bits names the address (the
+/// request named the default route; found by the netlink fuzz target).
+#[test]
+fn a_zero_length_prefix_with_bits_keeps_its_address() {
+    for dst in ["10.1.2.3/0", "::19:1919/0"] {
+        let r = Route {
+            family: Some(if dst.contains(':') {
+                Family::Inet6
+            } else {
+                Family::Inet
+            }),
+            table: Some(254),
+            rtype: Some("unicast".into()),
+            dst: Some(dst.into()),
+            protocol: Some("boot".into()),
+            scope: Some("global".into()),
+            ..Route::default()
+        };
+        let NlObj::Route { route, .. } =
+            decoded(RouteNetlinkMessage::NewRoute(route_message(&r).unwrap()))
+        else {
+            panic!("not a route");
+        };
+        assert_eq!(route, r);
+    }
+}
+
 #[test]
 fn a_rule_request_decodes_to_the_rule() {
     let r = Rule {

@@ -144,8 +144,12 @@ impl RouteMsg {
         let fam = self.family();
         let dst = match (self.dst_addr(), fam) {
             (Some(d), _) => Some(prefix(d, self.dst_len)),
-            (None, Some(f)) if self.dst_len == 0 => Some(f.any().to_string()),
-            _ => None,
+            // Without RTA_DST the kernel reads the zero address: a request
+            // of length 24 and no RTA_DST is 0.0.0.0/24 (the default route
+            // at length 0).
+            (None, Some(Family::Inet)) => Some(prefix(Ipv4Addr::UNSPECIFIED.into(), self.dst_len)),
+            (None, Some(Family::Inet6)) => Some(prefix(Ipv6Addr::UNSPECIFIED.into(), self.dst_len)),
+            (None, None) => None,
         };
         Route {
             family: fam,

@@ -2,7 +2,7 @@
 //! looped copies), as a classic pcap file of raw IP packets
 //! (LINKTYPE_RAW) that tcpdump and Wireshark open. Packets are cut at the
 //! tracer's capture length; each record keeps the packet's real length.
-use std::{fs::File, path::Path, time::Duration};
+use std::{fs::File, io::Write, path::Path, time::Duration};
 
 use anyhow::{Context as _, Result};
 use pcap_file::{
@@ -10,8 +10,10 @@ use pcap_file::{
     pcap::{PcapHeader, PcapPacket, PcapWriter},
 };
 
-pub struct PcapSink {
-    writer: PcapWriter<File>,
+/// The pcap file (`--pcap FILE`), or any writer (the fuzz target writes
+/// to memory and reads the packets back).
+pub struct PcapSink<W: Write = File> {
+    writer: PcapWriter<W>,
 }
 
 /// The packet's length as its IP header gives it (IPv4 total length,
@@ -28,14 +30,26 @@ impl PcapSink {
     pub fn create(path: &Path) -> Result<Self> {
         let file = File::create(path)
             .with_context(|| format!("cannot create the pcap file {}", path.display()))?;
+        PcapSink::new(file)
+            .with_context(|| format!("writing the pcap header to {}", path.display()))
+    }
+}
+
+impl<W: Write> PcapSink<W> {
+    /// Writes the file header (raw IP packets, cut at the capture length).
+    pub fn new(out: W) -> Result<Self> {
         let header = PcapHeader {
             datalink: DataLink::RAW,
             snaplen: tracer_common::PKT_SNAP as u32,
             ..PcapHeader::default()
         };
-        let writer = PcapWriter::with_header(file, header)
-            .with_context(|| format!("writing the pcap header to {}", path.display()))?;
+        let writer = PcapWriter::with_header(out, header)?;
         Ok(PcapSink { writer })
+    }
+
+    /// The writer back, with everything written to it.
+    pub fn into_inner(self) -> W {
+        self.writer.into_writer()
     }
 
     /// Writes one packet; `unix_ns` is its wall-clock time.

@@ -128,6 +128,29 @@ fn readable(files: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
+/// The report of journals already read (each one's events in its own
+/// order), of every host, in no time window, with `sel`'s filters and the
+/// default gap: what `run` builds from the same journals without
+/// `--host`, `--since` or `--until`. The journal readers' fuzz target
+/// comes in here.
+pub fn of_journals(
+    journals: Vec<Vec<Entry>>,
+    problems: Vec<Problem>,
+    files: &[PathBuf],
+    sel: &Select,
+) -> Report {
+    let mut entries = hosts::merge(journals);
+    hosts::qualify(&mut entries);
+    build(
+        entries,
+        problems,
+        files,
+        Window::default(),
+        sel,
+        Duration::seconds(2),
+    )
+}
+
 /// Whether a change took effect (`ok`, or not known to have failed).
 fn applied(c: &Change) -> bool {
     c.result.as_deref().is_none_or(|r| r == "ok")

@@ -276,19 +276,19 @@ pub(super) fn inputs_name(inputs: &[String]) -> String {
         .iter()
         .map(|i| std::path::Path::new(i).parent())
         .collect();
-    match inputs {
-        [one] => escape_str(one),
-        many if dirs.windows(2).all(|w| w[0] == w[1]) && dirs[0].is_some() => format!(
-            "{} files in {}",
-            many.len(),
-            escape_str(
-                &dirs[0]
-                    .unwrap_or(std::path::Path::new(""))
-                    .display()
-                    .to_string()
+    match (inputs, dirs.first()) {
+        ([], _) => "no files".to_string(),
+        ([one], _) => escape_str(one),
+        (many, Some(Some(dir)))
+            if dirs.windows(2).all(|w| w[0] == w[1]) && !dir.as_os_str().is_empty() =>
+        {
+            format!(
+                "{} files in {}",
+                many.len(),
+                escape_str(&dir.display().to_string())
             )
-        ),
-        many => format!("{} files", many.len()),
+        }
+        (many, _) => format!("{} files", many.len()),
     }
 }
 
@@ -309,5 +309,26 @@ pub(super) fn duration(d: chrono::Duration) -> String {
         60..3600 => format!("{}m {}s", s / 60, s % 60),
         3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
         _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inputs_name;
+
+    fn names(v: &[&str]) -> String {
+        inputs_name(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    /// No input was a panic (an index into nothing), found by the fuzz
+    /// target of the journal readers.
+    #[test]
+    fn inputs_are_named_whatever_their_number() {
+        assert_eq!(names(&[]), "no files");
+        assert_eq!(names(&["lab.jsonl"]), "lab.jsonl");
+        assert_eq!(names(&["/j/a.jsonl", "/j/b.jsonl"]), "2 files in /j");
+        assert_eq!(names(&["/j/a.jsonl", "/k/b.jsonl"]), "2 files");
+        // Relative names in the working directory: no empty directory name.
+        assert_eq!(names(&["a.jsonl", "b.jsonl"]), "2 files");
     }
 }

@@ -4,7 +4,7 @@
 //! print them; with `--diff`, what changed between the two moments and who
 //! changed each. Reads the journal only: no root, no kernel.
 mod diff;
-mod ipstyle;
+pub(crate) mod ipstyle;
 
 use std::{fmt::Write as _, path::PathBuf};
 

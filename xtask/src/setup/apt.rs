@@ -7,7 +7,8 @@
 //! (tests/report_html.rs); bpftool, with which tests/crash.rs checks that a
 //! killed tracer leaves no BPF program behind; prometheus (and its promtool)
 //! and prometheus-alertmanager, which tests/prometheus.rs and tests/fleet.rs
-//! run against the shipped rules.
+//! run against the shipped rules; g++, with which libfuzzer-sys builds
+//! libFuzzer for the fuzz targets (`cargo xtask fuzz`).
 
 use super::say;
 use crate::{process, workspace};
@@ -31,6 +32,7 @@ pub const PACKAGES: &[&str] = &[
     "bpftool",
     "prometheus",
     "prometheus-alertmanager",
+    "g++",
 ];
 
 pub fn ensure() -> Result<()> {

@@ -1,12 +1,13 @@
 //! `cargo xtask test`: the project's one test command. Stages, each
 //! announced, stopping at the first failure: setup, release build, unit
-//! tests, then every integration test target of tests/Cargo.toml (`watch`
-//! first, `qemu*` last). Integration tests need root and are never skipped
-//! silently; only `--skip-qemu` (local quick runs) skips the QEMU ones.
+//! tests, every fuzz target for a short fixed time, then every integration
+//! test target of tests/Cargo.toml (`watch` first, `qemu*` last).
+//! Integration tests need root and are never skipped silently; only
+//! `--skip-qemu` (local quick runs) skips the QEMU ones.
 
 mod targets;
 
-use crate::{build, dist, process, setup, workspace};
+use crate::{build, dist, fuzz, process, setup, workspace};
 use anyhow::{Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -28,12 +29,19 @@ const UNIT_ARGS: &[&str] = &[
     "--lib",
 ];
 
+/// Seconds each fuzz target runs in the fuzz stage: nine targets, about
+/// 1.5 min, plus the fuzz build (1.5 min after a change to the tracer, on
+/// two cores), so that the stage stays near three minutes. The long
+/// campaigns are `cargo xtask fuzz --secs N` (README, "Fuzzing").
+const FUZZ_SECS: u64 = 8;
+
 enum Stage {
     Setup,
     Build,
     Lint,
     Dist,
     Unit,
+    Fuzz,
     Integration(String),
 }
 
@@ -45,6 +53,7 @@ impl Stage {
             Stage::Lint => "formatting and clippy (all targets, warnings are errors)".into(),
             Stage::Dist => "release artefacts (cargo xtask dist)".into(),
             Stage::Unit => "unit tests".into(),
+            Stage::Fuzz => format!("fuzz targets ({FUZZ_SECS} s each, cargo xtask fuzz)"),
             Stage::Integration(t) if targets::is_qemu(t) => format!("QEMU tests: {t}"),
             Stage::Integration(t) => format!("integration tests: {t}"),
         }
@@ -66,6 +75,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
         Stage::Build,
         Stage::Lint,
         Stage::Unit,
+        Stage::Fuzz,
         Stage::Dist,
     ];
     stages.extend(
@@ -141,6 +151,7 @@ fn run_stage(stage: &Stage, tracer: &Path) -> Result<()> {
         Stage::Lint => lint(),
         Stage::Dist => dist::build(),
         Stage::Unit => cargo_test(UNIT_ARGS, &[], tracer, "unit tests"),
+        Stage::Fuzz => fuzz::run_targets(&fuzz::targets()?, FUZZ_SECS),
         Stage::Integration(target) => {
             if !workspace::is_root() {
                 bail!(
