@@ -51,8 +51,20 @@ pub struct NetnsNames {
     require_nsfs: bool,
     /// The names of the namespaces found by the last scan.
     assigned: HashMap<u32, Assigned>,
-    /// Names of namespaces gone since, for their last events.
-    retired: HashMap<u32, String>,
+    /// Names of namespaces gone since, for their last events, oldest
+    /// first per inode: the kernel reuses a freed namespace's inode at
+    /// once, so one inode may have held several names within a second.
+    retired: HashMap<u32, Vec<Retired>>,
+}
+
+/// A gone namespace's name, and when the tracer saw it gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Retired {
+    name: String,
+    /// Boot-clock time of the scan that no longer found it. Its own events
+    /// all happened before (the tracer holds a socket in every namespace it
+    /// watches, so the inode is not reused before the tracer lets go).
+    gone_ns: u64,
 }
 
 /// A found namespace's name and whether a bind mount gave it.
@@ -62,8 +74,10 @@ struct Assigned {
     by_mount: bool,
 }
 
-/// Names of gone namespaces kept for late events.
+/// Names of gone namespaces kept for late events: inodes, and names per
+/// inode.
 const RETIRED_MAX: usize = 1024;
+const RETIRED_PER_INODE: usize = 8;
 
 impl NetnsNames {
     /// A cache for [`NETNS_RUN_DIR`]. Fails only if the tracer's own namespace file
@@ -106,9 +120,35 @@ impl NetnsNames {
         if let Some(a) = self.assigned.get(&inode) {
             return Some(a.name.clone());
         }
-        if let Some(name) = self.retired.get(&inode) {
-            return Some(name.clone());
+        if let Some(r) = self.retired.get(&inode).and_then(|v| v.last()) {
+            return Some(r.name.clone());
         }
+        self.named_in_dir(inode, now)
+    }
+
+    /// The name of namespace `inode` when something happened in it, at
+    /// `boot_ns` on the boot clock: a namespace gone since keeps its name
+    /// for its late events, and one that took its inode after it is not
+    /// named after it (the wrong name would go with its first events).
+    pub fn name_when(&mut self, inode: u32, boot_ns: Option<u64>, now: Instant) -> Option<String> {
+        let Some(t) = boot_ns else {
+            return self.name_at(inode, now);
+        };
+        if let Some(r) = self
+            .retired
+            .get(&inode)
+            .and_then(|v| v.iter().find(|r| r.gone_ns > t))
+        {
+            return Some(r.name.clone());
+        }
+        if let Some(a) = self.assigned.get(&inode) {
+            return Some(a.name.clone());
+        }
+        self.named_in_dir(inode, now)
+    }
+
+    /// The name /run/netns gives `inode`, if any.
+    fn named_in_dir(&mut self, inode: u32, now: Instant) -> Option<String> {
         // Named by a bind mount it would have been assigned its name.
         if inode == self.own && !self.assigned.is_empty() {
             return None;
@@ -166,6 +206,11 @@ impl NetnsNames {
     /// Names the namespaces of `scan` (see the module documentation);
     /// those no longer found keep their name for late events.
     pub fn assign(&mut self, scan: &Scan) {
+        self.assign_at(scan, crate::clock::Clock::boot_now_ns());
+    }
+
+    /// [`assign`](Self::assign), the scan's time on the boot clock given.
+    fn assign_at(&mut self, scan: &Scan, now_ns: u64) {
         let mut next = HashMap::with_capacity(scan.len());
         for (&inode, found) in scan {
             let by_mount = mount_name(found);
@@ -188,14 +233,18 @@ impl NetnsNames {
         disambiguate(&mut next, scan);
         for (inode, a) in self.assigned.drain() {
             if !next.contains_key(&inode) {
-                if self.retired.len() >= RETIRED_MAX {
+                if self.retired.len() >= RETIRED_MAX && !self.retired.contains_key(&inode) {
                     self.retired.clear();
                 }
-                self.retired.insert(inode, a.name);
+                let v = self.retired.entry(inode).or_default();
+                if v.len() >= RETIRED_PER_INODE {
+                    v.remove(0);
+                }
+                v.push(Retired {
+                    name: a.name,
+                    gone_ns: now_ns,
+                });
             }
-        }
-        for inode in next.keys() {
-            self.retired.remove(inode);
         }
         self.assigned = next;
     }
@@ -395,6 +444,41 @@ mod tests {
             Some("lab")
         );
         assert_eq!(mount_name(&found(&[], &[1])), None);
+    }
+
+    #[test]
+    fn a_reused_inode_names_each_event_after_the_namespace_it_happened_in() {
+        let mut names = NetnsNames::with_dir("/nonexistent/netns", true).unwrap();
+        let with = |name: &str| {
+            let mut scan = Scan::new();
+            scan.insert(7, found(&[&format!("/run/netns/{name}")], &[]));
+            scan
+        };
+        let now = Instant::now();
+        names.assign_at(&with("a"), 100);
+        names.assign_at(&Scan::new(), 200);
+        // "b" took inode 7 at 250 and is not found yet.
+        assert_eq!(names.name_when(7, Some(150), now).as_deref(), Some("a"));
+        assert_eq!(names.name_when(7, Some(250), now), None, "not a's");
+        assert_eq!(
+            names.name_at(7, now).as_deref(),
+            Some("a"),
+            "no time: the last"
+        );
+        names.assign_at(&with("b"), 300);
+        assert_eq!(
+            names.name_when(7, Some(150), now).as_deref(),
+            Some("a"),
+            "late"
+        );
+        assert_eq!(names.name_when(7, Some(250), now).as_deref(), Some("b"));
+        assert_eq!(names.name_when(7, Some(350), now).as_deref(), Some("b"));
+        names.assign_at(&Scan::new(), 400);
+        names.assign_at(&with("c"), 500);
+        assert_eq!(names.name_when(7, Some(150), now).as_deref(), Some("a"));
+        assert_eq!(names.name_when(7, Some(350), now).as_deref(), Some("b"));
+        assert_eq!(names.name_when(7, Some(450), now).as_deref(), Some("c"));
+        assert_eq!(names.name_when(7, None, now).as_deref(), Some("c"));
     }
 
     #[test]

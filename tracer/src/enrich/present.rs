@@ -124,20 +124,22 @@ impl Presenter {
     }
 
     pub fn netns(&mut self, inode: u32) -> Netns {
-        self.netns_at(inode, Instant::now())
+        self.netns_at(inode, None, Instant::now())
     }
 
-    fn netns_at(&mut self, inode: u32, now: Instant) -> Netns {
+    /// Namespace `inode` as it was at `boot_ns`, when known (its inode
+    /// may have another namespace's name by now).
+    fn netns_at(&mut self, inode: u32, boot_ns: Option<u64>, now: Instant) -> Netns {
         Netns {
             inode: (inode != 0).then_some(inode),
-            name: self.enricher.netns.name_at(inode, now),
+            name: self.enricher.netns.name_when(inode, boot_ns, now),
         }
     }
 
     /// The event of an outcome; `now` is the time of the batch.
     pub fn event(&mut self, o: Outcome, now: Instant) -> Event {
         let process = o.who.as_ref().map(|h| self.process(h, now));
-        let netns = self.netns_at(o.netns, now);
+        let netns = self.netns_at(o.netns, o.ts_boot_ns, now);
         let (mut old, mut old_nexthop) = (None, None);
         match o.replaced {
             Some(Object::Route(mut r)) => {
