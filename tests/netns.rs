@@ -395,3 +395,106 @@ fn explain_and_guard_take_any_namespace_name() {
     std::fs::remove_file(&empty).ok();
     mount.umount();
 }
+
+/// `ip netns add NAME`, deleted on drop.
+struct Named(String);
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The kernel gives a new namespace the inode of one just freed, so one
+/// inode holds many names within a second: each change is named after the
+/// namespace it happened in, late events of a gone one included (4 of 80
+/// were named after the next namespace before the fix).
+#[test]
+fn namespaces_made_and_deleted_quickly_keep_their_own_names() {
+    let t = Tracer::start(&[]);
+    let base = unique("quick");
+    const N: usize = 40;
+    for i in 0..N {
+        let ns = Named(format!("{base}-{i}"));
+        run("ip", &["netns", "add", &ns.0]);
+        let ip = |args: &[&str]| {
+            let mut a = vec!["-n", ns.0.as_str()];
+            a.extend_from_slice(args);
+            run("ip", &a);
+        };
+        ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+        ip(&["link", "set", "v0", "up"]);
+        ip(&["addr", "add", &format!("10.88.{i}.1/24"), "dev", "v0"]);
+        ip(&[
+            "route",
+            "add",
+            &format!("10.99.{i}.0/24"),
+            "via",
+            &format!("10.88.{i}.2"),
+            "table",
+            "100",
+        ]);
+        std::thread::sleep(Duration::from_millis(50));
+        drop(ns);
+    }
+    let me = std::process::id();
+    let ours = |e: &Value| {
+        e["kind"] == "route_add"
+            && e["process"]["ppid"] == me
+            && e["route"]["table"] == 100
+            && e["route"]["dst"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("10.99."))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut events = t.events();
+    while events.iter().filter(|e| ours(e)).count() < N && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        events = t.events();
+    }
+    let seen = events.iter().filter(|e| ours(e)).count();
+    assert_eq!(
+        seen,
+        N,
+        "our route additions; others:\n{}",
+        events
+            .iter()
+            .filter(|e| {
+                let s = e.to_string();
+                (s.contains("10.99.") && !ours(e))
+                    || (s.contains(&base)
+                        && !events
+                            .iter()
+                            .any(|o| ours(o) && o["netns"]["name"] == e["netns"]["name"]))
+            })
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let (mut inodes, mut unnamed) = (std::collections::HashSet::new(), 0);
+    for e in events.iter().filter(|e| ours(e)) {
+        let dst = e["route"]["dst"].as_str().unwrap();
+        let i = dst.split('.').nth(2).unwrap();
+        // A namespace gone before any scan found it has no name to give
+        // (null), never the name of the next one with its inode.
+        if e["netns"]["name"].is_null() {
+            unnamed += 1;
+        } else {
+            assert_eq!(
+                e["netns"]["name"],
+                format!("{base}-{i}"),
+                "{dst} named after another namespace: {e}"
+            );
+        }
+        inodes.insert(e["netns"]["inode"].as_u64());
+    }
+    assert!(unnamed <= N / 4, "{unnamed} of {N} unnamed");
+    eprintln!(
+        "{N} namespaces had {} inodes; {unnamed} gone before a scan found them",
+        inodes.len()
+    );
+    t.stop();
+}

@@ -55,12 +55,16 @@ pub struct NetnsNames {
     /// first per inode: the kernel reuses a freed namespace's inode at
     /// once, so one inode may have held several names within a second.
     retired: HashMap<u32, Vec<Retired>>,
+    /// Boot-clock time of the last [`assign`](Self::assign) (0: none yet).
+    last_assign_ns: u64,
 }
 
 /// A gone namespace's name, and when the tracer saw it gone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Retired {
     name: String,
+    /// As [`Assigned::absent_ns`].
+    absent_ns: u64,
     /// Boot-clock time of the scan that no longer found it. Its own events
     /// all happened before (the tracer holds a socket in every namespace it
     /// watches, so the inode is not reused before the tracer lets go).
@@ -72,6 +76,10 @@ struct Retired {
 struct Assigned {
     name: String,
     by_mount: bool,
+    /// Boot-clock time of the last scan that did not find it (0: the
+    /// first scan found it). Something that happened before then in its
+    /// inode happened in another namespace, one the tracer never saw.
+    absent_ns: u64,
 }
 
 /// Names of gone namespaces kept for late events: inodes, and names per
@@ -98,6 +106,7 @@ impl NetnsNames {
             require_nsfs,
             assigned: HashMap::new(),
             retired: HashMap::new(),
+            last_assign_ns: 0,
         })
     }
 
@@ -134,15 +143,22 @@ impl NetnsNames {
         let Some(t) = boot_ns else {
             return self.name_at(inode, now);
         };
+        // The first of the inode's namespaces still there at `t`, if it
+        // was there already.
+        let seen = |name: &String, absent_ns: u64| (t >= absent_ns).then(|| name.clone());
         if let Some(r) = self
             .retired
             .get(&inode)
             .and_then(|v| v.iter().find(|r| r.gone_ns > t))
         {
-            return Some(r.name.clone());
+            return seen(&r.name, r.absent_ns);
         }
         if let Some(a) = self.assigned.get(&inode) {
-            return Some(a.name.clone());
+            return seen(&a.name, a.absent_ns);
+        }
+        if t < self.last_assign_ns {
+            // The last scan did not find it: gone before the tracer looked.
+            return None;
         }
         self.named_in_dir(inode, now)
     }
@@ -212,41 +228,68 @@ impl NetnsNames {
     /// [`assign`](Self::assign), the scan's time on the boot clock given.
     fn assign_at(&mut self, scan: &Scan, now_ns: u64) {
         let mut next = HashMap::with_capacity(scan.len());
+        let mut replaced = Vec::new();
+        let absent_ns = self.last_assign_ns;
         for (&inode, found) in scan {
             let by_mount = mount_name(found);
-            let name = match (by_mount, self.assigned.get(&inode)) {
+            let before = self.assigned.get(&inode);
+            let name = match (by_mount, before) {
                 (Some(n), _) => Some(Assigned {
                     name: n,
                     by_mount: true,
+                    absent_ns,
                 }),
                 (None, _) if inode == self.own => None,
                 (None, Some(a)) if !a.by_mount => Some(a.clone()),
                 (None, _) => owner_name(&found.pids, proc_owner).map(|name| Assigned {
                     name,
                     by_mount: false,
+                    absent_ns,
                 }),
             };
-            if let Some(a) = name {
+            if let Some(mut a) = name {
+                // The same namespace as at the last scan keeps when it
+                // appeared; another mount's name on its inode is another
+                // namespace (one not watched: nothing held the first).
+                // (A name `disambiguate` lengthened ends with the mount's.)
+                match before {
+                    Some(b)
+                        if b.by_mount
+                            && a.by_mount
+                            && b.name != a.name
+                            && !b.name.ends_with(&format!("/{}", a.name)) =>
+                    {
+                        replaced.push(inode)
+                    }
+                    Some(b) => a.absent_ns = b.absent_ns,
+                    None => {}
+                }
                 next.insert(inode, a);
             }
         }
         disambiguate(&mut next, scan);
-        for (inode, a) in self.assigned.drain() {
-            if !next.contains_key(&inode) {
-                if self.retired.len() >= RETIRED_MAX && !self.retired.contains_key(&inode) {
-                    self.retired.clear();
-                }
-                let v = self.retired.entry(inode).or_default();
-                if v.len() >= RETIRED_PER_INODE {
-                    v.remove(0);
-                }
-                v.push(Retired {
-                    name: a.name,
-                    gone_ns: now_ns,
-                });
+        for (inode, a) in std::mem::take(&mut self.assigned) {
+            if !next.contains_key(&inode) || replaced.contains(&inode) {
+                self.retire(inode, a, now_ns);
             }
         }
         self.assigned = next;
+        self.last_assign_ns = now_ns;
+    }
+
+    fn retire(&mut self, inode: u32, a: Assigned, gone_ns: u64) {
+        if self.retired.len() >= RETIRED_MAX && !self.retired.contains_key(&inode) {
+            self.retired.clear();
+        }
+        let v = self.retired.entry(inode).or_default();
+        if v.len() >= RETIRED_PER_INODE {
+            v.remove(0);
+        }
+        v.push(Retired {
+            name: a.name,
+            absent_ns: a.absent_ns,
+            gone_ns,
+        });
     }
 }
 
@@ -479,6 +522,38 @@ mod tests {
         assert_eq!(names.name_when(7, Some(350), now).as_deref(), Some("b"));
         assert_eq!(names.name_when(7, Some(450), now).as_deref(), Some("c"));
         assert_eq!(names.name_when(7, None, now).as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn an_event_before_a_scan_that_did_not_find_its_inode_is_not_named_after_a_later_namespace() {
+        let mut names = NetnsNames::with_dir("/nonexistent/netns", true).unwrap();
+        let with = |name: &str| {
+            let mut scan = Scan::new();
+            scan.insert(7, found(&[&format!("/run/netns/{name}")], &[]));
+            scan
+        };
+        let now = Instant::now();
+        names.assign_at(&Scan::new(), 100);
+        // "x" held inode 7 from 50 to 90, gone before the scan at 100;
+        // "y" took it later (a name from the time between two scans is
+        // the later one's: the tracer cannot tell).
+        names.assign_at(&with("y"), 200);
+        assert_eq!(names.name_when(7, Some(60), now), None, "x, never seen");
+        assert_eq!(names.name_when(7, Some(180), now), Some("y".into()));
+        names.assign_at(&Scan::new(), 300);
+        assert_eq!(names.name_when(7, Some(50), now), None);
+        assert_eq!(names.name_when(7, Some(250), now), Some("y".into()));
+        assert_eq!(
+            names.name_when(7, Some(350), now),
+            None,
+            "after y, not found"
+        );
+        // Not watched, so nothing held it: another mount's name on the
+        // same inode at the next scan is another namespace.
+        names.assign_at(&with("p"), 400);
+        names.assign_at(&with("q"), 500);
+        assert_eq!(names.name_when(7, Some(450), now), Some("p".into()));
+        assert_eq!(names.name_when(7, Some(550), now), Some("q".into()));
     }
 
     #[test]
