@@ -63,8 +63,8 @@ pub struct NetnsNames {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Retired {
     name: String,
-    /// As [`Assigned::absent_ns`].
-    absent_ns: u64,
+    /// As [`Assigned::since_ns`].
+    since_ns: u64,
     /// Boot-clock time of the scan that no longer found it. Its own events
     /// all happened before (the tracer holds a socket in every namespace it
     /// watches, so the inode is not reused before the tracer lets go).
@@ -76,10 +76,12 @@ struct Retired {
 struct Assigned {
     name: String,
     by_mount: bool,
-    /// Boot-clock time of the last scan that did not find it (0: the
-    /// first scan found it). Something that happened before then in its
-    /// inode happened in another namespace, one the tracer never saw.
-    absent_ns: u64,
+    /// Boot-clock time it existed from at the latest: its bind mount's
+    /// creation (the nsfs inode's ctime), else the last scan that did not
+    /// find it (0: the first scan found it). Something that happened
+    /// before then in its inode happened in another namespace, one the
+    /// tracer never saw.
+    since_ns: u64,
 }
 
 /// Names of gone namespaces kept for late events: inodes, and names per
@@ -145,16 +147,16 @@ impl NetnsNames {
         };
         // The first of the inode's namespaces still there at `t`, if it
         // was there already.
-        let seen = |name: &String, absent_ns: u64| (t >= absent_ns).then(|| name.clone());
+        let seen = |name: &String, since_ns: u64| (t >= since_ns).then(|| name.clone());
         if let Some(r) = self
             .retired
             .get(&inode)
             .and_then(|v| v.iter().find(|r| r.gone_ns > t))
         {
-            return seen(&r.name, r.absent_ns);
+            return seen(&r.name, r.since_ns);
         }
         if let Some(a) = self.assigned.get(&inode) {
-            return seen(&a.name, a.absent_ns);
+            return seen(&a.name, a.since_ns);
         }
         if t < self.last_assign_ns {
             // The last scan did not find it: gone before the tracer looked.
@@ -229,7 +231,9 @@ impl NetnsNames {
     fn assign_at(&mut self, scan: &Scan, now_ns: u64) {
         let mut next = HashMap::with_capacity(scan.len());
         let mut replaced = Vec::new();
-        let absent_ns = self.last_assign_ns;
+        let since_ns = self.last_assign_ns;
+        // The boot clock's offset from the wall clock, for mount times.
+        let wall_minus_boot = wall_now_ns() - i128::from(now_ns);
         for (&inode, found) in scan {
             let by_mount = mount_name(found);
             let before = self.assigned.get(&inode);
@@ -237,14 +241,14 @@ impl NetnsNames {
                 (Some(n), _) => Some(Assigned {
                     name: n,
                     by_mount: true,
-                    absent_ns,
+                    since_ns,
                 }),
                 (None, _) if inode == self.own => None,
                 (None, Some(a)) if !a.by_mount => Some(a.clone()),
                 (None, _) => owner_name(&found.pids, proc_owner).map(|name| Assigned {
                     name,
                     by_mount: false,
-                    absent_ns,
+                    since_ns,
                 }),
             };
             if let Some(mut a) = name {
@@ -261,8 +265,17 @@ impl NetnsNames {
                     {
                         replaced.push(inode)
                     }
-                    Some(b) => a.absent_ns = b.absent_ns,
+                    Some(b) => {
+                        a.since_ns = b.since_ns;
+                        next.insert(inode, a);
+                        continue;
+                    }
                     None => {}
+                }
+                if a.by_mount
+                    && let Some(made) = mount_made_ns(found, wall_minus_boot)
+                {
+                    a.since_ns = a.since_ns.max(made);
                 }
                 next.insert(inode, a);
             }
@@ -287,10 +300,26 @@ impl NetnsNames {
         }
         v.push(Retired {
             name: a.name,
-            absent_ns: a.absent_ns,
+            since_ns: a.since_ns,
             gone_ns,
         });
     }
+}
+
+/// CLOCK_REALTIME now, in nanoseconds.
+fn wall_now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// When the namespace's bind mount was made, on the boot clock: the nsfs
+/// inode's ctime, set when the kernel made it for the mount and kept while
+/// mounted (the kernel's coarse clock: at most a tick early, never late).
+fn mount_made_ns(f: &Found, wall_minus_boot: i128) -> Option<u64> {
+    let m = fs::metadata(f.mounts.first()?).ok()?;
+    let wall = i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec());
+    u64::try_from(wall - wall_minus_boot).ok()
 }
 
 /// The file name of the namespace's bind mount, one under /run/netns first.
