@@ -29,6 +29,8 @@ pub const LOOPS_MAX: usize = 256;
 /// removals are not counted in `tracer_routes_missing` (it then says at
 /// least this many).
 pub const MISSING_MAX: usize = 100_000;
+/// Gone namespaces remembered, so that their late events make no series.
+const GONE_MAX: usize = 4096;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LoopLabels {
@@ -100,6 +102,9 @@ pub(super) struct Present {
     last_removal_of: HashMap<(String, u32), RemovalLabels>,
     kernel: Family<KernelLabels, Gauge>,
     attach: Family<AttachLabels, Gauge>,
+    /// Labels of namespaces gone (at most [`GONE_MAX`]; one that comes
+    /// again under the same name leaves the set).
+    gone: HashSet<String>,
 }
 
 /// "systemd-networkd.service (pid 812)", "ip (pid 4242)", or empty.
@@ -159,6 +164,7 @@ impl Present {
             last_removal_of: HashMap::new(),
             kernel: Family::default(),
             attach: Family::default(),
+            gone: HashSet::new(),
         };
         r.register(
             "loop_active",
@@ -201,6 +207,29 @@ impl Present {
     }
 
     pub(super) fn event(&mut self, e: &Event) {
+        // A gone namespace's late events (read after its `netns_gone`) make
+        // no series again: nothing would remove them.
+        let netns = match &e.body {
+            Body::Loop(l) => Some(&l.netns),
+            Body::Guard(g) => Some(&g.netns),
+            Body::Change(c) => Some(&c.netns),
+            Body::Namespace(n) => {
+                let label = ns(&n.netns);
+                if e.kind == Kind::NetnsGone {
+                    if self.gone.len() >= GONE_MAX {
+                        self.gone.clear();
+                    }
+                    self.gone.insert(label);
+                } else {
+                    self.gone.remove(&label);
+                }
+                None
+            }
+            _ => None,
+        };
+        if netns.is_some_and(|n| self.gone.contains(&ns(n))) {
+            return;
+        }
         match &e.body {
             Body::Ready(r) => self.ready(r),
             Body::Loop(l) => self.looping(e.kind, l),

@@ -145,6 +145,17 @@ fn routes_missing_counts_removals_not_put_back_and_the_last_removal() {
         !t.contains("tracer_last_route_removal_timestamp_seconds{"),
         "{t}"
     );
+    // A change read after it (a tracer behind) makes no series again...
+    p.event(&route_event(Kind::RouteDel, "10.22.0.0/16"));
+    assert!(!text(&r).contains("tracer_routes_missing{"));
+    // ...unless a namespace of that name comes again.
+    p.event(&event(
+        Kind::NetnsNew,
+        Source::Netlink,
+        Body::Namespace(NamespaceSeen { netns: netns() }),
+    ));
+    p.event(&route_event(Kind::RouteDel, "10.22.0.0/16"));
+    assert!(text(&r).contains(r#"tracer_routes_missing{netns="t1",table="254"} 1"#));
 }
 
 #[test]
