@@ -53,7 +53,11 @@ fn two_minutes_of_soak_pass_every_check() {
         failed.len(),
         verdict.len(),
         out.display(),
-        failed.iter().map(|l| l.to_string()).collect::<Vec<_>>().join("\n"),
+        failed
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
         verdict.join("\n"),
     );
     let _ = std::fs::remove_dir_all(&out);
