@@ -32,8 +32,15 @@
 #   bench/soak.sh DURATION [tracer binary]
 #
 # DURATION: seconds (120) or with a unit (90s, 10m, 1h). Needs root,
-# iproute2, nft, python3, curl, and tailnet_peer (built with the integration
-# tests: TAILNET_PEER, else next to the tracer binary).
+# iproute2, nft, bpftool, python3, curl, and tailnet_peer (built with the
+# integration tests: TAILNET_PEER, else next to the tracer binary).
+# SOAK_SAMPLE_SECS (at least 40) is also the period of the loop and of the
+# disk fills. SOAK_KEEP=1 keeps every line each tracer wrote
+# (OUT/NAME.all.jsonl, about 10 MB/s at 20,000 changes/s); otherwise the
+# tallies keep the lines about the lab and the short-lived namespaces
+# (NAME.lab.jsonl), the notable ones (NAME.notable.jsonl) and the first
+# 200 churned changes that are not ok or out of turn (NAME.odd.jsonl).
+# bench/soak.py does the counting, sampling and the verdict.
 set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2; }
@@ -53,10 +60,11 @@ HELPER=$HERE/soak.py
 RATE=${SOAK_RATE:-20000}
 PERIOD=${SOAK_SAMPLE_SECS:-60}
 if [ "$DURATION" -ge 600 ]; then WARMUP=${SOAK_WARMUP_SECS:-300}; else WARMUP=${SOAK_WARMUP_SECS:-$PERIOD}; fi
+[[ $PERIOD =~ ^[0-9]+$ ]] && [ "$PERIOD" -ge 40 ] || { echo "soak.sh: SOAK_SAMPLE_SECS must be at least 40" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "soak.sh: needs root (namespaces, eBPF, tmpfs)" >&2; exit 1; }
 [ -x "$TRACER" ] || { echo "soak.sh: no tracer binary at $TRACER (cargo build --release -p tracer)" >&2; exit 1; }
 [ -x "$PEER" ] || { echo "soak.sh: no tailnet_peer at $PEER (cargo build --release -p integration-tests --bin tailnet_peer, or set TAILNET_PEER)" >&2; exit 1; }
-for c in ip nft python3 curl; do command -v $c >/dev/null || { echo "soak.sh: $c is missing" >&2; exit 1; }; done
+for c in ip nft bpftool python3 curl; do command -v $c >/dev/null || { echo "soak.sh: $c is missing" >&2; exit 1; }; done
 
 P=soak-$$
 R=$P-r
@@ -64,6 +72,7 @@ L=$P-l
 CHURN=("$P-c1" "$P-c2" "$P-c3" "$P-c4")
 OUT=${SOAK_OUT:-$(mktemp -d /tmp/tracer-soak.XXXXXX)}
 mkdir -p "$OUT"
+[ -z "$(ls -A "$OUT")" ] || { echo "soak.sh: $OUT is not empty" >&2; exit 1; }
 DISK=$OUT/disk
 J=$DISK/journal
 declare -A TPID=() # tracer name -> pid, while running
