@@ -5,32 +5,22 @@
                                    paced to RATE changes/s in all; the
                                    changes applied (commands minus ip's
                                    "Command failed" lines) in OUT/churn.json
-  soak.py tally NAME OUT PREFIX [--journal DIR]
-                                   counts the JSON lines of one tracer, read
-                                   from stdin or, with --journal, from the
-                                   journal's files as they are completed,
-                                   into OUT/NAME.state.json (every second)
   soak.py sample OUT LABEL         one row per tracer into OUT/samples.tsv
   soak.py report OUT               the table and the verdict; exit 1 if a
                                    check failed
 
-Counting is done on bytes with regular expressions (no JSON parse per
-line), so that one tally keeps up with 20,000 lines/s on one core.
+What each tracer writes is counted by tests/bin/soak_tally.rs, into
+OUT/NAME.state.json.
 """
 import collections
-import fcntl
 import json
 import os
 import re
-import select
 import subprocess
 import sys
 import threading
 import time
 
-CHANGE_KINDS = ("route_add", "route_del", "route_replace", "rule_add", "rule_del")
-# The table every churned route and rule is in.
-CHURN_TABLE = b"100"
 
 
 def write_json(path, obj):
@@ -153,279 +143,8 @@ def churn(out, rate, names):
 
     while any(t.is_alive() for t in threads):
         save(False)
-        time.sleep(1)
+        time.sleep(0.25)
     save(True)
-
-
-# ---------------------------------------------------------------- tally
-
-
-class Tally:
-    """Counts of one tracer's JSON lines."""
-
-    def __init__(self, name, out, prefix):
-        self.name = name
-        self.out = out
-        self.prefix = prefix.encode()
-        p = re.escape(self.prefix)
-        # A change in a churned namespace (`PREFIX-cN`): its namespace, its
-        # object and table. The line's kind and process are read back from
-        # the line's start.
-        self.churn_re = re.compile(
-            rb'"netns":\{"inode":\d+,"name":"' + p + rb'-(c\d)"\},"(route|rule)":\{"family":"\w+",'
-            rb'(?:"priority":(?:\d+|null),)?"table":(\d+|null),'
-        )
-        self.kind_re = re.compile(rb'^\{"ts":"[^"]*","kind":"(\w+)"', re.M)
-        self.lost_re = re.compile(rb'"kind":"lost","source":"\w+","count":(\d+),"location":"(\w+)"')
-        self.resumed_re = re.compile(rb'"kind":"journal_resumed".*?"dropped":(\d+)')
-        self.netns_re = re.compile(
-            rb'"kind":"netns_(new|gone)","source":"\w+","netns":\{"inode":(\d+),"name":(?:"([^"]*)"|null)\}'
-        )
-        self.lines = 0
-        self.bytes = 0
-        self.kinds = collections.Counter()
-        self.churn = {}  # ns -> kind -> count (table 100 only)
-        self.churn_other_tables = 0
-        self.churn_no_process = 0
-        self.churn_not_ok = 0
-        self.churn_out_of_turn = 0
-        self.routes = {}  # (ns, dst) -> the last change of a churned route
-        self.lost = collections.Counter()
-        self.lost_events = 0
-        self.journal_dropped = 0
-        self.watched = set()
-        self.ephemeral = {"new": set(), "gone": set()}
-        self.loops = []
-        self.guard = collections.Counter()
-        self.ready = None
-        self.odd = 0
-        # Every line about the lab router or a short-lived namespace, kept
-        # whole (a few a second) for a failure to be looked into.
-        self.keep_re = re.compile(rb'"name":"' + p + rb'-(?:r|e\d+)"')
-        self.kept = open(os.path.join(out, f"{name}.lab.jsonl"), "ab")
-        self.notable = open(os.path.join(out, f"{name}.notable.jsonl"), "ab")
-        # SOAK_KEEP=1: every line (about 10 MB/s at 20,000 changes/s).
-        self.all = open(os.path.join(out, f"{name}.all.jsonl"), "ab") if os.environ.get("SOAK_KEEP") == "1" else None
-        self.odd_file = open(os.path.join(out, f"{name}.odd.jsonl"), "ab")
-        self.last_save = 0.0
-        self.eof = False
-
-    def chunk(self, data):
-        """Count the complete lines of `data`."""
-        if not data:
-            return
-        if self.all is not None:
-            self.all.write(data)
-        self.lines += data.count(b"\n")
-        self.bytes += len(data)
-        kinds = collections.Counter(self.kind_re.findall(data))
-        self.kinds.update({k.decode(): v for k, v in kinds.items()})
-        for m in self.churn_re.finditer(data):
-            start = data.rfind(b"\n", 0, m.start()) + 1
-            end = data.find(b"\n", m.end())
-            k = data.find(b'"kind":"', start, start + 80)
-            kind = data[k + 8 : data.find(b'"', k + 8)].decode()
-            if kind not in CHANGE_KINDS:
-                continue  # a snapshot line
-            if m.group(3) != CHURN_TABLE:
-                self.churn_other_tables += 1
-                continue
-            ns = m.group(1).decode()
-            c = self.churn.setdefault(ns, collections.Counter())
-            c[kind] += 1
-            if data.find(b'"process":null', start, m.start()) != -1:
-                self.churn_no_process += 1
-            if m.group(2) == b"route":
-                # Each churned route is added, maybe replaced, then removed:
-                # a route added twice in a row, or removed twice, or
-                # replaced while absent, is a change reported twice (or
-                # missed).
-                d = data.find(b'"dst":"', m.end(), end) + 7
-                key = (ns, data[d : data.find(b'"', d)])
-                was = self.routes.get(key, "route_del")
-                if kind == "route_replace":
-                    ok = was != "route_del"
-                else:
-                    ok = was != kind
-                    self.routes[key] = kind
-                if not ok:
-                    self.churn_out_of_turn += 1
-                    self.keep_odd(data[start:end])
-            if data.find(b'"result":"ok"', m.end(), end) == -1:
-                self.churn_not_ok += 1
-                self.keep_odd(data[start:end])
-        last_kept = -1
-        for m in self.keep_re.finditer(data):
-            start = data.rfind(b"\n", 0, m.start()) + 1
-            if start != last_kept:
-                self.kept.write(data[start : data.find(b"\n", m.end()) + 1])
-                last_kept = start
-        self.kept.flush()
-        for m in self.lost_re.finditer(data):
-            self.lost[m.group(2).decode()] += int(m.group(1))
-            self.lost_events += 1
-        for m in self.resumed_re.finditer(data):
-            self.journal_dropped += int(m.group(1))
-        for m in self.netns_re.finditer(data):
-            what, ino, name = m.group(1), int(m.group(2)), m.group(3) or b""
-            if what == b"new":
-                self.watched.add(ino)
-            else:
-                self.watched.discard(ino)
-            if name.startswith(self.prefix + b"-e"):
-                self.ephemeral[what.decode()].add(name.decode())
-        # The rare kinds, parsed whole.
-        for kind in ("ready", "loop", "lost", "journal_error", "journal_resumed", "guard_violation", "guard_restored", "loop_end"):
-            if kinds.get(kind.encode()):
-                self.parse_rare(data, kind)
-        if self.eof or time.monotonic() - self.last_save >= 1:
-            self.save()
-
-    def keep_odd(self, line):
-        self.odd += 1
-        if self.odd <= 200:
-            self.odd_file.write(line + b"\n")
-            self.odd_file.flush()
-
-    def parse_rare(self, data, kind):
-        needle = b'","kind":"' + kind.encode() + b'"'
-        i = data.find(needle)
-        while i != -1:
-            start = data.rfind(b"\n", 0, i) + 1
-            end = data.find(b"\n", i)
-            line = data[start:end]
-            self.notable.write(line + b"\n")
-            self.notable.flush()
-            e = json.loads(line)
-            if kind == "ready":
-                self.ready = {"pid": e.get("pid"), "namespaces": len(e.get("namespaces", []))}
-                self.watched = {n["inode"] for n in e.get("namespaces", [])}
-            elif kind == "loop":
-                self.loops.append(
-                    {
-                        "ts": e["ts"],
-                        "netns": e["netns"]["name"],
-                        "iface": e["iface"],
-                        "dst": e["original"]["dst"],
-                        "icmp_id": e["original"]["icmp_id"],
-                        "suspect": (e.get("suspect") or {}).get("route", {}).get("dst"),
-                    }
-                )
-            elif kind.startswith("guard_"):
-                self.guard[kind] += 1
-            i = data.find(needle, end)
-
-    def state(self):
-        return {
-            "name": self.name,
-            "lines": self.lines,
-            "bytes": self.bytes,
-            "kinds": dict(self.kinds),
-            "churn": {ns: dict(c) for ns, c in sorted(self.churn.items())},
-            "churn_changes": sum(sum(c.values()) for c in self.churn.values()),
-            "churn_other_tables": self.churn_other_tables,
-            "churn_no_process": self.churn_no_process,
-            "churn_not_ok": self.churn_not_ok,
-            "churn_out_of_turn": self.churn_out_of_turn,
-            "lost": dict(self.lost),
-            "lost_events": self.lost_events,
-            "journal_dropped": self.journal_dropped,
-            "watched": len(self.watched),
-            "ephemeral_new": len(self.ephemeral["new"]),
-            "ephemeral_gone": len(self.ephemeral["gone"]),
-            "loops": self.loops,
-            "guard": dict(self.guard),
-            "ready": self.ready,
-            "eof": self.eof,
-            "files": getattr(self, "files", None),
-            "missed_files": getattr(self, "missed", 0),
-            "time": time.time(),
-        }
-
-    def save(self):
-        self.last_save = time.monotonic()
-        write_json(os.path.join(self.out, f"{self.name}.state.json"), self.state())
-
-
-def tally_stream(t, fd):
-    # A pipe of 1 MiB (the default most allowed), not 64 KiB: the tracer
-    # writes its 1 MiB output buffer without waiting for the tally.
-    try:
-        fcntl.fcntl(fd, 1031, 1 << 20)  # F_SETPIPE_SZ
-    except OSError:
-        pass
-    rest = b""
-    while True:
-        r, _, _ = select.select([fd], [], [], 0.5)
-        if not r:
-            if time.monotonic() - t.last_save >= 1:
-                t.save()
-            continue
-        data = os.read(fd, 1 << 20)
-        if not data:
-            break
-        data = rest + data
-        cut = data.rfind(b"\n") + 1
-        t.chunk(data[:cut])
-        rest = data[cut:]
-        if len(data) < 1 << 18:
-            # Little came: let more gather (the pipe holds 1 MiB, 0.1 s of
-            # 20,000 lines/s) rather than wake for every few lines.
-            time.sleep(0.05)
-    t.eof = True
-    t.chunk(rest + b"\n" if rest else b"")
-    t.save()
-
-
-def tally_journal(t, jdir, stop):
-    """Follows the journal: a file is opened as soon as it is seen (so that
-    its lines stay readable after retention removes it) and read once a
-    newer file exists (the recorder never writes to a file again once it
-    has started the next; the newest may still be cut back after a failed
-    write). After `stop` exists, every file is read to its end."""
-    files = {}  # name -> open file
-    done = set()
-    while True:
-        stopping = os.path.exists(stop)
-        try:
-            names = sorted(
-                n for n in os.listdir(jdir) if n.startswith("tracer-") and n.endswith(".jsonl")
-            )
-        except FileNotFoundError:
-            names = []
-        for n in names:
-            if n not in files and n not in done:
-                try:
-                    files[n] = open(os.path.join(jdir, n), "rb")
-                except FileNotFoundError:
-                    t.missed = getattr(t, "missed", 0) + 1
-        newest = max(list(files) + names, default=None)
-        for n in sorted(files):
-            if n == newest and not stopping:
-                continue
-            with files.pop(n) as f:
-                data = f.read()
-            done.add(n)
-            if data and not data.endswith(b"\n"):
-                t.keep_odd(b'{"partial_last_line_in":"' + n.encode() + b'"}')
-            t.chunk(data)
-        if stopping:
-            break
-        if time.monotonic() - t.last_save >= 1:
-            t.save()
-        time.sleep(0.2)
-    t.eof = True
-    t.files = len(done)
-    t.save()
-
-
-def tally(args):
-    name, out, prefix = args[:3]
-    t = Tally(name, out, prefix)
-    if len(args) > 3 and args[3] == "--journal":
-        tally_journal(t, args[4], os.path.join(out, "journal.stop"))
-    else:
-        tally_stream(t, sys.stdin.fileno())
 
 
 # ---------------------------------------------------------------- sample
@@ -680,7 +399,8 @@ def report(out):
     warm = meta.get("warmup", 300)
     base_t = next((r["t_s"] for r in rows if r["label"] == "periodic" and r["t_s"] >= warm - 2), None)
     end = [r for r in rows if r["label"] == "end"]
-    if meta.get("duration", 0) < 600:
+    short = meta.get("duration", 0) < 600
+    if short:
         print(f"(a run shorter than 10 min: the baseline is the first sample after a {warm} s warm-up, t={base_t} s, not 5 min)")
     else:
         print(f"(the baseline is the first sample after the {warm} s warm-up, t={base_t} s)")
@@ -694,10 +414,16 @@ def report(out):
             later = [r for r in mine if r["t_s"] > base_t or r["label"] == "end"]
             peak = max(later, key=lambda r: r["rss_kib"])
             growth = 100 * (peak["rss_kib"] - b["rss_kib"]) / b["rss_kib"] if b["rss_kib"] else 100
+            if short:
+                # A minute after the start, a small RSS has not settled:
+                # 5% of 15 MiB is allocator noise.
+                ok, limit = growth <= 5 or peak["rss_kib"] - b["rss_kib"] <= 1024, "5% or 1 MiB in a run under 10 min"
+            else:
+                ok, limit = growth <= 5, "5%"
             check(
-                growth <= 5,
+                ok,
                 f"{name}: RSS {b['rss_kib']} KiB at t={base_t} s, highest after it {peak['rss_kib']} KiB (t={peak['t_s']} s),"
-                f" end {e['rss_kib']} KiB: growth {growth:+.1f}% (limit 5%)",
+                f" end {e['rss_kib']} KiB: growth {growth:+.1f}% (limit {limit})",
             )
             # Two netlink sockets per watched namespace come and go with
             # the namespaces, and the FIB lookup links with loops;
@@ -792,8 +518,6 @@ def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "churn":
         churn(args[0], float(args[1]), args[2:])
-    elif cmd == "tally":
-        tally(args)
     elif cmd == "sample":
         sample(args[0], args[1])
     elif cmd == "report":

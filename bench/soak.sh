@@ -19,7 +19,8 @@
 # OUT/samples.tsv. At the end it prints the table and a verdict, one
 # PASS/FAIL line per check, and exits 0 only if every check passes:
 #   - RSS grows by at most 5% after the warm-up (the first sample at or
-#     after SOAK_WARMUP_SECS: 300 s, or one period for runs under 10 min);
+#     after SOAK_WARMUP_SECS: 300 s, or one period for runs under 10 min,
+#     which also allow 1 MiB: a small RSS has not settled after a minute);
 #   - descriptors (besides 2 sockets per watched namespace) and BPF objects
 #     at the end equal those after the warm-up;
 #   - record's events and watch's report every change the churn made; the
@@ -32,15 +33,17 @@
 #   bench/soak.sh DURATION [tracer binary]
 #
 # DURATION: seconds (120) or with a unit (90s, 10m, 1h). Needs root,
-# iproute2, nft, bpftool, python3, curl, and tailnet_peer (built with the
-# integration tests: TAILNET_PEER, else next to the tracer binary).
+# iproute2, nft, bpftool, python3, curl, and tailnet_peer and soak_tally
+# (built with the integration tests: TAILNET_PEER and SOAK_TALLY, else next
+# to the tracer binary).
 # SOAK_SAMPLE_SECS (at least 40) is also the period of the loop and of the
 # disk fills. SOAK_KEEP=1 keeps every line each tracer wrote
 # (OUT/NAME.all.jsonl, about 10 MB/s at 20,000 changes/s); otherwise the
 # tallies keep the lines about the lab and the short-lived namespaces
 # (NAME.lab.jsonl), the notable ones (NAME.notable.jsonl) and the first
 # 200 churned changes that are not ok or out of turn (NAME.odd.jsonl).
-# bench/soak.py does the counting, sampling and the verdict.
+# tests/bin/soak_tally.rs counts what each tracer writes; bench/soak.py
+# runs the churn, takes the samples and gives the verdict.
 set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2; }
@@ -55,6 +58,7 @@ esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 TRACER=$(readlink -f "${2:-$HERE/../target/release/tracer}")
 PEER=${TAILNET_PEER:-$(dirname "$TRACER")/tailnet_peer}
+TALLY=${SOAK_TALLY:-$(dirname "$TRACER")/soak_tally}
 LAB=$HERE/../tests/lab/lab.sh
 HELPER=$HERE/soak.py
 RATE=${SOAK_RATE:-20000}
@@ -63,7 +67,9 @@ if [ "$DURATION" -ge 600 ]; then WARMUP=${SOAK_WARMUP_SECS:-300}; else WARMUP=${
 [[ $PERIOD =~ ^[0-9]+$ ]] && [ "$PERIOD" -ge 40 ] || { echo "soak.sh: SOAK_SAMPLE_SECS must be at least 40" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "soak.sh: needs root (namespaces, eBPF, tmpfs)" >&2; exit 1; }
 [ -x "$TRACER" ] || { echo "soak.sh: no tracer binary at $TRACER (cargo build --release -p tracer)" >&2; exit 1; }
-[ -x "$PEER" ] || { echo "soak.sh: no tailnet_peer at $PEER (cargo build --release -p integration-tests --bin tailnet_peer, or set TAILNET_PEER)" >&2; exit 1; }
+for b in "$PEER" "$TALLY"; do
+	[ -x "$b" ] || { echo "soak.sh: no $b (cargo build --release -p integration-tests --bin tailnet_peer --bin soak_tally, or set TAILNET_PEER and SOAK_TALLY)" >&2; exit 1; }
+done
 for c in ip nft bpftool python3 curl; do command -v $c >/dev/null || { echo "soak.sh: $c is missing" >&2; exit 1; }; done
 
 P=soak-$$
@@ -148,13 +154,13 @@ ip -n "$FLAP_NS" route add 10.251.0.0/16 via 10.250.0.2 table 200
 mkfifo "$OUT/watch.fifo" "$OUT/record.fifo" "$OUT/guard.fifo"
 # The soak's own processes, whose CPU time the samples record.
 helper() { BG+=("$2"); echo "$1 $2" >>"$OUT/helpers.pids"; }
-python3 "$HELPER" tally watch "$OUT" "$P" <"$OUT/watch.fifo" &
+"$TALLY" watch "$OUT" "$P" <"$OUT/watch.fifo" &
 helper tally_watch $!
-python3 "$HELPER" tally record "$OUT" "$P" <"$OUT/record.fifo" &
+"$TALLY" record "$OUT" "$P" <"$OUT/record.fifo" &
 helper tally_record $!
-python3 "$HELPER" tally guard "$OUT" "$P" <"$OUT/guard.fifo" &
+"$TALLY" guard "$OUT" "$P" <"$OUT/guard.fifo" &
 helper tally_guard $!
-python3 "$HELPER" tally journal "$OUT" "$P" --journal "$J" &
+"$TALLY" journal "$OUT" "$P" --journal "$J" &
 helper tally_journal $!
 
 declare -A PORT=([record]=$(port) [guard]=$(port) [watch]=$(port))

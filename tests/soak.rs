@@ -28,6 +28,7 @@ fn two_minutes_of_soak_pass_every_check() {
         .arg("120")
         .arg(common::tracer_bin())
         .env("TAILNET_PEER", env!("CARGO_BIN_EXE_tailnet_peer"))
+        .env("SOAK_TALLY", env!("CARGO_BIN_EXE_soak_tally"))
         .env("SOAK_OUT", &out)
         .env("SOAK_RATE", &rate)
         .output()
