@@ -317,21 +317,31 @@ wait "$CHURN_PID"
 for pid in "${BG[@]:4}"; do wait "$pid" || true; done
 
 # ---------------------------------------------------------------- the end
-# Let the tracers catch up with the churn (until both report every change
-# or nothing moved for 15 s), let the loop machinery go quiet (FIB lookup
-# tracing detaches 30 s after the last looped packet), and let the journal
-# write again.
-state() { python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$OUT/$1.state.json" "$2"; }
-KERNEL=$(python3 -c "import json; print(json.load(open('$OUT/churn.json'))['applied'])")
-last="" still=0
-for _ in $(seq 240); do
-	now="$(state record "s['churn_changes']") $(state watch "s['churn_changes']")"
-	[ "$now" = "$KERNEL $KERNEL" ] && break
+# Let the tracers catch up with the churn (until all three have every
+# change, or nothing moved for 15 s, or SETTLE_MAX s passed: a tracer far
+# behind is then stopped behind, and the verdict says by how much), let
+# the loop machinery go quiet (FIB lookup tracing detaches 30 s after the
+# last looped packet), and let the journal write again.
+SETTLE_MAX=$((DURATION / 2 > 120 ? DURATION / 2 : 120))
+caught_up() {
+	python3 - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+k = json.load(open(f"{out}/churn.json"))["applied"]
+got = [json.load(open(f"{out}/{n}.state.json"))["churn_changes"] for n in ("record", "guard", "watch")]
+print(" ".join(map(str, got)), "of", k, "caught-up" if all(g >= k for g in got) else "behind")
+PY
+}
+last="" still=0 settle_end=$(($(date +%s) + SETTLE_MAX))
+while [ "$(date +%s)" -lt "$settle_end" ]; do
+	now=$(caught_up)
+	[[ $now == *caught-up ]] && break
 	if [ "$now" = "$last" ]; then still=$((still + 1)); else still=0; fi
-	[ $still -ge 30 ] && break
+	[ $still -ge 15 ] && break
 	last=$now
-	sleep 0.5
+	sleep 1
 done
+log "settled: $(caught_up) (churned changes reported by record, guard and watch) $((SETTLE_MAX - settle_end + $(date +%s))) s after the churn stopped"
 if [ -e "$OUT/lastloop" ]; then until_t_quiet=$(($(cat "$OUT/lastloop") + 35)); else until_t_quiet=0; fi
 while [ "$(date +%s)" -lt "$until_t_quiet" ]; do sleep 1; done
 for _ in $(seq 60); do
