@@ -504,6 +504,19 @@ def report(out):
     check(gv == len(periods) and gr == gv, f"guard: {gv} violations and {gr} restorations for {len(periods)} loop periods")
     en, eg = rec.get("ephemeral_new", 0), rec.get("ephemeral_gone", 0)
     check(en == ephemeral and eg == ephemeral, f"namespaces: {ephemeral} created and destroyed, record reported {en} netns_new and {eg} netns_gone")
+    # Metrics series of namespaces that are gone are memory that grows with
+    # every container ever started.
+    stale = {}
+    for name in ("record", "guard", "watch"):
+        try:
+            with open(os.path.join(out, f"{name}.metrics")) as f:
+                stale[name] = sum(1 for line in f if re.search(r'netns="' + re.escape(meta.get("prefix", "?")) + r'-e\d+"', line))
+        except OSError:
+            stale[name] = None
+    check(
+        all(v == 0 for v in stale.values()),
+        f"metrics: series left for namespaces that are gone (record, guard, watch): {stale}",
+    )
     check(
         sorted(workers) == ["cycler", "filler", "flapper", "looper"] and set(workers.values()) == {"0"},
         f"workload: every worker ran to the end (exit status {workers})",

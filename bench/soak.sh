@@ -27,7 +27,9 @@
 #     journal holds them all, or the lines missing from it are exactly the
 #     drops the journal reported (journal_resumed);
 #   - every loop period is reported as one loop, none for the healthy pings;
-#     the guard reports each as a violation, then restored.
+#     the guard reports each as a violation, then restored;
+#   - every short-lived namespace is reported new and gone by record, and
+#     no metrics series is left for one.
 # The output directory (SOAK_OUT, else a new /tmp/tracer-soak.*) is kept.
 #
 #   bench/soak.sh DURATION [tracer binary]
