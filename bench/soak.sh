@@ -356,11 +356,21 @@ python3 "$HELPER" sample "$OUT" end
 for name in record guard watch; do
 	curl -s "127.0.0.1:${PORT[$name]}/metrics" >"$OUT/$name.metrics" || true
 done
+# SIGINT, as systemd stops a service; one that has not exited 60 s later is
+# killed (systemd's own timeout is 90 s) and the verdict says so.
 for name in record guard watch; do kill -INT "${TPID[$name]}"; done
+stop_end=$(($(date +%s) + 60))
 exits="{"
 for name in record guard watch; do
+	while kill -0 "${TPID[$name]}" 2>/dev/null && [ "$(date +%s)" -lt "$stop_end" ]; do sleep 0.2; done
 	rc=0
-	wait "${TPID[$name]}" || rc=$?
+	if kill -0 "${TPID[$name]}" 2>/dev/null; then
+		kill -KILL "${TPID[$name]}"
+		wait "${TPID[$name]}" || true
+		rc='"killed: still running 60 s after SIGINT"'
+	else
+		wait "${TPID[$name]}" || rc=$?
+	fi
 	unset "TPID[$name]"
 	exits="$exits\"$name\": $rc, "
 done
