@@ -107,7 +107,7 @@ cleanup() {
 	wait 2>/dev/null
 	[ "$MOUNTED" = 1 ] && umount "$DISK"
 	bash "$LAB" down "$R" "$L" 2>/dev/null
-	for ns in $(ip netns list | awk '{print $1}' | grep "^$P-"); do ip netns del "$ns"; done
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$P-"); do ip netns del "$ns"; done
 	rm -f "$OUT"/*.fifo "$OUT"/*.batch
 	echo "[soak] output: $OUT"
 }
@@ -302,7 +302,7 @@ worker filler
 quiet_sample() {
 	touch "$OUT/pause"
 	for _ in $(seq 100); do
-		ip netns list | grep -q "^$P-e" || break
+		ip netns list 2>/dev/null | grep -q "^$P-e" || break
 		sleep 0.1
 	done
 	sleep 2
