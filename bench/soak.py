@@ -510,9 +510,13 @@ def report(out):
     for name in ("record", "guard", "watch"):
         try:
             with open(os.path.join(out, f"{name}.metrics")) as f:
-                stale[name] = sum(1 for line in f if re.search(r'netns="' + re.escape(meta.get("prefix", "?")) + r'-e\d+"', line))
+                text = f.read()
         except OSError:
-            stale[name] = None
+            text = ""
+        if "tracer_build_info" not in text:
+            stale[name] = "no answer from /metrics within 30 s"
+        else:
+            stale[name] = len(re.findall(r'netns="' + re.escape(meta.get("prefix", "?")) + r'-e\d+"', text))
     check(
         all(v == 0 for v in stale.values()),
         f"metrics: series left for namespaces that are gone (record, guard, watch): {stale}",

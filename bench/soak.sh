@@ -347,14 +347,14 @@ log "settled: $(caught_up) (churned changes reported by record, guard and watch)
 if [ -e "$OUT/lastloop" ]; then until_t_quiet=$(($(cat "$OUT/lastloop") + 35)); else until_t_quiet=0; fi
 while [ "$(date +%s)" -lt "$until_t_quiet" ]; do sleep 1; done
 for _ in $(seq 60); do
-	curl -s "127.0.0.1:${PORT[record]}/metrics" | grep -q '^tracer_journal_failing 0' && break
+	curl -s -m 5 "127.0.0.1:${PORT[record]}/metrics" | grep -q '^tracer_journal_failing 0' && break
 	sleep 1
 done
 sleep 2
 echo "{\"since_last_loop\": $(($(date +%s) - $(cat "$OUT/lastloop" 2>/dev/null || echo 0)))}" >"$OUT/end.json"
 python3 "$HELPER" sample "$OUT" end
 for name in record guard watch; do
-	curl -s "127.0.0.1:${PORT[$name]}/metrics" >"$OUT/$name.metrics" || true
+	curl -s -m 30 "127.0.0.1:${PORT[$name]}/metrics" >"$OUT/$name.metrics" || echo "# no answer within 30 s" >>"$OUT/$name.metrics"
 done
 # SIGINT, as systemd stops a service; one that has not exited 60 s later is
 # killed (systemd's own timeout is 90 s) and the verdict says so.
