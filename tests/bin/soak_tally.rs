@@ -216,22 +216,22 @@ impl Tally {
             self.change(line, kind);
         } else if NOTABLE.contains(&kind) {
             self.rare(line, kind);
-        } else if kind == b"netns_new" || kind == b"netns_gone" {
-            if let Ok(e) = serde_json::from_slice::<Value>(line) {
-                let ino = e["netns"]["inode"].as_u64().unwrap_or(0);
-                let name = e["netns"]["name"].as_str().unwrap_or("").to_string();
-                let ephemeral = name.as_bytes().starts_with(&self.name_key[8..])
-                    && name.as_bytes().get(self.name_key.len() - 8) == Some(&b'e');
-                if kind == b"netns_new" {
-                    self.watched.insert(ino);
-                    if ephemeral {
-                        self.ephemeral_new.insert(name);
-                    }
-                } else {
-                    self.watched.remove(&ino);
-                    if ephemeral {
-                        self.ephemeral_gone.insert(name);
-                    }
+        } else if (kind == b"netns_new" || kind == b"netns_gone")
+            && let Ok(e) = serde_json::from_slice::<Value>(line)
+        {
+            let ino = e["netns"]["inode"].as_u64().unwrap_or(0);
+            let name = e["netns"]["name"].as_str().unwrap_or("").to_string();
+            let ephemeral = name.as_bytes().starts_with(&self.name_key[8..])
+                && name.as_bytes().get(self.name_key.len() - 8) == Some(&b'e');
+            if kind == b"netns_new" {
+                self.watched.insert(ino);
+                if ephemeral {
+                    self.ephemeral_new.insert(name);
+                }
+            } else {
+                self.watched.remove(&ino);
+                if ephemeral {
+                    self.ephemeral_gone.insert(name);
                 }
             }
         }
