@@ -503,7 +503,11 @@ def report(out):
     gv, gr = grd.get("guard", {}).get("guard_violation", 0), grd.get("guard", {}).get("guard_restored", 0)
     check(gv == len(periods) and gr == gv, f"guard: {gv} violations and {gr} restorations for {len(periods)} loop periods")
     en, eg = rec.get("ephemeral_new", 0), rec.get("ephemeral_gone", 0)
-    check(en == ephemeral and eg == ephemeral, f"namespaces: {ephemeral} created and destroyed, record reported {en} netns_new and {eg} netns_gone")
+    check(
+        en == ephemeral and eg == ephemeral,
+        f"namespaces: {ephemeral} created and destroyed, record reported {en} netns_new and {eg} netns_gone under their"
+        f" names ({rec.get('kinds', {}).get('netns_new', 0)} netns_new in all, the host's other namespaces included)",
+    )
     # Metrics series of namespaces that are gone are memory that grows with
     # every container ever started.
     stale = {}
