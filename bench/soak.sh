@@ -44,9 +44,12 @@
 # tallies keep the lines about the lab and the short-lived namespaces
 # (NAME.lab.jsonl), the notable ones (NAME.notable.jsonl) and the first
 # 200 churned changes that are not ok or out of turn (NAME.odd.jsonl).
-# tests/bin/soak_tally.rs counts what each tracer writes; bench/soak.py
-# runs the churn, takes the samples and gives the verdict.
+# tests/bin/soak_tally.rs counts what each tracer writes; bench/soak_churn.py
+# runs the churn, bench/soak_sample.py takes the samples and
+# bench/soak_verdict.py gives the verdict.
 set -euo pipefail
+# The helpers import bench/soak_files.py; no __pycache__ left in the tree.
+export PYTHONDONTWRITEBYTECODE=1
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] && [ $# -le 2 ] || usage
@@ -62,7 +65,6 @@ TRACER=$(readlink -f "${2:-$HERE/../target/release/tracer}")
 PEER=${TAILNET_PEER:-$(dirname "$TRACER")/tailnet_peer}
 TALLY=${SOAK_TALLY:-$(dirname "$TRACER")/soak_tally}
 LAB=$HERE/../tests/lab/lab.sh
-HELPER=$HERE/soak.py
 RATE=${SOAK_RATE:-20000}
 PERIOD=${SOAK_SAMPLE_SECS:-60}
 if [ "$DURATION" -ge 600 ]; then WARMUP=${SOAK_WARMUP_SECS:-300}; else WARMUP=${SOAK_WARMUP_SECS:-$PERIOD}; fi
@@ -286,8 +288,8 @@ worker() { (
 	echo "$1 $?" >>"$OUT/workers.exit"
 ) & BG+=($!); }
 
-python3 "$HELPER" sample "$OUT" start
-python3 "$HELPER" churn "$OUT" "$RATE" "${CHURN[@]}" &
+python3 "$HERE/soak_sample.py" "$OUT" start
+python3 "$HERE/soak_churn.py" "$OUT" "$RATE" "${CHURN[@]}" &
 CHURN_PID=$!
 helper churn $CHURN_PID
 worker flapper
@@ -306,7 +308,7 @@ quiet_sample() {
 		sleep 0.1
 	done
 	sleep 2
-	python3 "$HELPER" sample "$OUT" "$1"
+	python3 "$HERE/soak_sample.py" "$OUT" "$1"
 	rm -f "$OUT/pause"
 }
 for ((n = 1; n * PERIOD <= DURATION; n++)); do
@@ -352,7 +354,7 @@ for _ in $(seq 60); do
 done
 sleep 2
 echo "{\"since_last_loop\": $(($(date +%s) - $(cat "$OUT/lastloop" 2>/dev/null || echo 0)))}" >"$OUT/end.json"
-python3 "$HELPER" sample "$OUT" end
+python3 "$HERE/soak_sample.py" "$OUT" end
 for name in record guard watch; do
 	curl -s -m 30 "127.0.0.1:${PORT[$name]}/metrics" >"$OUT/$name.metrics" || echo "# no answer within 30 s" >>"$OUT/$name.metrics"
 done
@@ -379,5 +381,5 @@ touch "$OUT/journal.stop"
 for pid in "${BG[@]:0:4}"; do wait "$pid" || true; done
 log "workers: $(tr '\n' ' ' <"$OUT/workers.exit")"
 rc=0
-python3 "$HELPER" report "$OUT" | tee "$OUT/verdict.txt" || rc=$?
+python3 "$HERE/soak_verdict.py" "$OUT" | tee "$OUT/verdict.txt" || rc=$?
 exit $rc

@@ -9,9 +9,10 @@
 //! changes in table 100 are counted, per namespace and kind), `PREFIX-r` is
 //! the lab router and `PREFIX-eN` the short-lived namespaces. Every 0.25 s,
 //! and at the end, the counts go to OUT/NAME.state.json (read by
-//! bench/soak.py). The lines about the lab and the short-lived namespaces
-//! go whole to OUT/NAME.lab.jsonl, the rare kinds (ready, lost, loops,
-//! journal health, guard) to OUT/NAME.notable.jsonl, the first 200 churned
+//! bench/soak_sample.py and bench/soak_verdict.py). The lines about the lab
+//! and the short-lived namespaces go whole to OUT/NAME.lab.jsonl, the rare
+//! kinds (ready, lost, loops, journal health, guard) to
+//! OUT/NAME.notable.jsonl, the first 200 churned
 //! changes that are not ok or out of turn to OUT/NAME.odd.jsonl, and with
 //! SOAK_KEEP=1 every line to OUT/NAME.all.jsonl.
 //!
