@@ -21,8 +21,8 @@
 #   - RSS grows by at most 5% after the warm-up (the first sample at or
 #     after SOAK_WARMUP_SECS: 300 s, or one period for runs under 10 min,
 #     which also allow 1 MiB: a small RSS has not settled after a minute);
-#   - descriptors (besides 2 sockets per watched namespace) and BPF objects
-#     at the end equal those after the warm-up;
+#   - descriptors (besides 2 sockets per watched namespace) no more at the
+#     end than after the warm-up, and BPF objects the same;
 #   - record's events and watch's report every change the churn made; the
 #     journal holds them all, or the lines missing from it are exactly the
 #     drops the journal reported (journal_resumed);

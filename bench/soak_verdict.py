@@ -155,14 +155,16 @@ def report(out):
             )
             # Two netlink sockets per watched namespace come and go with
             # the namespaces, and the FIB lookup links with loops;
-            # everything else must be as it was.
+            # everything else must be no more than it was (one fewer is
+            # not a leak: record held one descriptor from its start until
+            # after the warm-up sample in a 6-minute run).
             bf = b["fds"] - 2 * b["watched"] - b["fib_links"]
             ef = e["fds"] - 2 * e["watched"] - e["fib_links"]
             check(
-                bf == ef,
+                ef <= bf,
                 f"{name}: descriptors {b['fds']} at t={base_t} s ({b['watched']} namespaces watched, {b['fib_links']} FIB lookup links),"
                 f" {e['fds']} at the end ({e['watched']} watched, {e['fib_links']} FIB lookup links):"
-                f" {bf} and {ef} besides 2 sockets per watched namespace and the FIB lookup links",
+                f" {bf} and {ef} besides 2 sockets per watched namespace and the FIB lookup links (no more at the end)",
             )
             bb = (b["maps"], b["progs"], b["links"] - b["fib_links"])
             eb = (e["maps"], e["progs"], e["links"] - e["fib_links"])
