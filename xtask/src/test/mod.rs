@@ -66,9 +66,10 @@ pub fn run(args: &TestArgs) -> Result<()> {
     let all = targets::listed(&meta)?;
     let skipped: Vec<String> = all
         .iter()
-        .filter(|t| args.skip_qemu && targets::is_qemu(t))
+        .filter(|t| (args.skip_qemu && targets::is_qemu(t)) || targets::held_back(t))
         .cloned()
         .collect();
+    warn_held_back();
 
     let mut stages = vec![
         Stage::Setup,
@@ -85,7 +86,12 @@ pub fn run(args: &TestArgs) -> Result<()> {
             .map(Stage::Integration),
     );
     if args.skip_qemu {
-        warn_skipped(&skipped);
+        let qemu: Vec<String> = skipped
+            .iter()
+            .filter(|t| targets::is_qemu(t))
+            .cloned()
+            .collect();
+        warn_skipped(&qemu);
     }
 
     let total = stages.len();
@@ -121,7 +127,12 @@ pub fn run(args: &TestArgs) -> Result<()> {
         }
     }
     if args.skip_qemu {
-        warn_skipped(&skipped);
+        let qemu: Vec<String> = skipped
+            .iter()
+            .filter(|t| targets::is_qemu(t))
+            .cloned()
+            .collect();
+        warn_skipped(&qemu);
     }
     let note = if args.skip_qemu {
         " (QEMU tests SKIPPED by --skip-qemu)"
@@ -142,6 +153,12 @@ fn warn_skipped(skipped: &[String]) {
     eprintln!("!!! --skip-qemu: QEMU tests SKIPPED: {what}");
     eprintln!("!!! This is NOT a full test run; CI runs them (`cargo xtask test`).");
     eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+}
+
+fn warn_held_back() {
+    for (name, why) in targets::HELD_BACK {
+        eprintln!("\n!!! not run: integration test target `{name}`: {why}");
+    }
 }
 
 fn run_stage(stage: &Stage, tracer: &Path) -> Result<()> {

@@ -28,6 +28,18 @@ pub fn listed(meta: &cargo_metadata::Metadata) -> Result<Vec<String>> {
     Ok(ordered(&names, &declared_tests(&manifest)))
 }
 
+/// Targets `cargo xtask test` does not run yet, and why (printed on every
+/// run, so that nobody takes the run for the whole suite).
+pub const HELD_BACK: &[(&str, &str)] = &[(
+    "soak",
+    "fails about half its 2-minute runs on open tracer bugs (RELIABILITY.md, soak findings 6, 9 and 10); run it alone: cargo test --release -p integration-tests --test soak",
+)];
+
+/// Is this target held back (see [`HELD_BACK`])?
+pub fn held_back(name: &str) -> bool {
+    HELD_BACK.iter().any(|(n, _)| *n == name)
+}
+
 /// Does this target boot QEMU VMs (runs last, skipped by `--skip-qemu`)?
 pub fn is_qemu(name: &str) -> bool {
     name.starts_with("qemu")
@@ -68,6 +80,15 @@ pub fn ordered(names: &[String], declared: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_held_back_target_is_declared() {
+        let manifest = include_str!("../../../tests/Cargo.toml");
+        let declared = declared_tests(manifest);
+        for (name, _) in HELD_BACK {
+            assert!(declared.iter().any(|d| d == name), "{name}");
+        }
+    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
