@@ -9,7 +9,7 @@ use super::{
     loosely_alike, nexthops::NhSeen, nonzero, objects_match, ok,
 };
 use crate::{
-    event::{Cause, Op, Source},
+    event::{Cause, Op, Route, Source},
     netlink::decode::{NlItem, NlObj},
 };
 
@@ -37,8 +37,22 @@ impl Engine {
         // The route or nexthop a replacement took the place of, before the
         // mirror forgets it.
         let mut replaced = match &item.obj {
+            // The kernel flags a notification NLM_F_REPLACE only when the
+            // route took another's place: a replacement even when the
+            // mirror no longer holds the old one (a re-read while behind
+            // took it out), whose `old` then says only which route it was.
             NlObj::Route { op: Op::Add, route } if item.flags & NLM_F_REPLACE != 0 => {
-                self.mirror(netns).replaced_by(route).map(Object::Route)
+                Some(Object::Route(
+                    self.mirror(netns)
+                        .replaced_by(route)
+                        .unwrap_or_else(|| Route {
+                            family: route.family,
+                            table: route.table,
+                            dst: route.dst.clone(),
+                            metric: route.metric,
+                            ..Route::default()
+                        }),
+                ))
             }
             _ => None,
         };

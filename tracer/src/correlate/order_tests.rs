@@ -109,6 +109,34 @@ fn a_replacement_names_the_route_it_replaced() {
 }
 
 #[test]
+fn a_replacement_of_a_route_the_mirror_lost_is_still_a_replacement() {
+    let mut e = Engine::new(RequestScope::all());
+    let t = Instant::now();
+    // The mirror never held 10.9.0.0/16 (a re-read while behind took it
+    // out): the kernel's NLM_F_REPLACE still says a route was replaced.
+    let new = route("10.9.0.0/16", Some("192.0.2.3"), "unicast");
+    add(&mut e, 11, 2, new.clone(), t);
+    let replace = item(
+        2,
+        11,
+        NLM_F_REPLACE,
+        NlObj::Route {
+            op: Op::Add,
+            route: new,
+        },
+    );
+    e.notification(7, replace, t);
+    let out = e.take_outcomes();
+    assert_eq!(out.len(), 1, "{out:?}");
+    let Some(Object::Route(old)) = out[0].replaced.as_ref() else {
+        panic!("a replacement: {out:?}")
+    };
+    assert_eq!(old.dst.as_deref(), Some("10.9.0.0/16"));
+    assert_eq!(old.table, Some(52));
+    assert_eq!(old.gateway, None, "not known");
+}
+
+#[test]
 fn an_unclaimed_notification_of_a_request_is_reported_at_the_next_tick_with_why() {
     let mut e = Engine::new(RequestScope::all());
     let t = Instant::now();
