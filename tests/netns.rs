@@ -498,3 +498,55 @@ fn namespaces_made_and_deleted_quickly_keep_their_own_names() {
     );
     t.stop();
 }
+
+/// An empty file in /run/netns, then a bind mount on it, as `ip netns add`
+/// makes them; unmounted and removed on drop.
+struct Adding(PathBuf);
+
+impl Drop for Adding {
+    fn drop(&mut self) {
+        let p = self.0.to_string_lossy().into_owned();
+        let _ = Command::new("umount")
+            .arg(&p)
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `ip netns add` creates /run/netns/NAME, enters a new namespace, then
+/// bind-mounts it there: a scan between the two finds the namespace by its
+/// process alone. It is named by its mount, not `pid:N` first and its name
+/// later (here the steps are 1.2 s apart, so every scan falls between).
+#[test]
+fn a_namespace_ip_netns_add_is_making_is_named_by_its_mount() {
+    let t = Tracer::start(&[]);
+    let name = unique("adding");
+    std::fs::create_dir_all("/run/netns").unwrap();
+    let adding = Adding(PathBuf::from("/run/netns").join(&name));
+    std::fs::File::create(&adding.0).unwrap();
+    let h = Holder::new();
+    let inode = h.inode();
+    std::thread::sleep(Duration::from_millis(1200));
+    run(
+        "mount",
+        &[
+            "--bind",
+            &format!("/proc/{}/ns/net", h.pid()),
+            adding.0.to_str().unwrap(),
+        ],
+    );
+    t.wait_for("the new namespace", Duration::from_secs(5), |e| {
+        e["kind"] == "netns_new" && in_ns(e, inode)
+    });
+    let new: Vec<Value> = t
+        .events()
+        .into_iter()
+        .filter(|e| e["kind"] == "netns_new" && in_ns(e, inode))
+        .collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(new[0]["netns"], json!({"inode": inode, "name": name}));
+    drop(adding);
+    drop(h);
+    t.stop();
+}

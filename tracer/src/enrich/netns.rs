@@ -33,6 +33,10 @@ use crate::collect::netns_scan::{Found, Scan};
 use crate::enrich::unit::container_from_cgroup_path;
 use crate::nsfs::{NETNS_RUN_DIR, NetnsError, OWN_NETNS, list_names};
 
+/// How long a plain file in [`NETNS_RUN_DIR`] is taken for an `ip netns
+/// add` under way (a stale one, left by a crash, is not).
+pub const ADDING_WINDOW: Duration = Duration::from_secs(2);
+
 /// Minimum time between two scans of [`NETNS_RUN_DIR`].
 pub const RESCAN_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -221,6 +225,30 @@ impl NetnsNames {
 }
 
 impl NetnsNames {
+    /// Whether `inode` was named by the last scan.
+    pub fn knows(&self, inode: u32) -> bool {
+        self.assigned.contains_key(&inode)
+    }
+
+    /// Whether an `ip netns add` is under way: a plain file in /run/netns
+    /// made within [`ADDING_WINDOW`]. iproute2 creates it, enters a new
+    /// namespace, then bind-mounts that namespace on it: a namespace found
+    /// meanwhile by its process alone may be that one, its name still to
+    /// come (it was reported as `pid:N`, then renamed).
+    pub fn mount_pending(&self) -> bool {
+        let now = SystemTime::now();
+        list_names(&self.dir).iter().any(|name| {
+            let path = self.dir.join(name);
+            fs::symlink_metadata(&path).is_ok_and(|m| {
+                m.is_file()
+                    && m.len() == 0
+                    && !is_nsfs(&path)
+                    && m.modified()
+                        .is_ok_and(|t| now.duration_since(t).unwrap_or_default() < ADDING_WINDOW)
+            })
+        })
+    }
+
     /// Names the namespaces of `scan` (see the module documentation);
     /// those no longer found keep their name for late events.
     pub fn assign(&mut self, scan: &Scan) {

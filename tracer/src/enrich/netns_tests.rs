@@ -231,3 +231,18 @@ fn own_process_owner_reads_proc() {
     assert!(start > 0);
     assert_eq!(proc_owner(u32::MAX), None);
 }
+
+#[test]
+fn a_fresh_empty_plain_file_is_an_ip_netns_add_under_way() {
+    let dir = TempDir::new("netns-pending");
+    let names = NetnsNames::with_dir(dir.path(), true).unwrap();
+    assert!(!names.mount_pending());
+    let f = fs::File::create(dir.path().join("red")).unwrap();
+    assert!(names.mount_pending());
+    // Left by a crash long ago: not under way.
+    f.set_modified(SystemTime::now() - ADDING_WINDOW * 2)
+        .unwrap();
+    assert!(!names.mount_pending());
+    fs::write(dir.path().join("blue"), b"x").unwrap();
+    assert!(!names.mount_pending(), "not empty: not iproute2's");
+}

@@ -98,9 +98,24 @@ pub(super) fn rescan(
     spaces: &mut Namespaces,
     sel: &Selection,
     names: &mut NetnsNames,
-    scan: Scan,
+    mut scan: Scan,
 ) -> Rescan {
     let t0 = Instant::now();
+    // New namespaces held only by a process wait for the next scan while
+    // an `ip netns add` is under way: one of them may be its namespace,
+    // its bind mount and name still to come.
+    let mut postponed = 0;
+    if names.mount_pending() {
+        let own = names.own_inode();
+        scan.retain(|inode, found| {
+            let new = found.mounts.is_empty()
+                && *inode != own
+                && !names.knows(*inode)
+                && !spaces.watched.contains_key(inode);
+            postponed += usize::from(new);
+            !new
+        });
+    }
     names.assign(&scan);
     let own = names.own_inode();
     let want = sel.wanted(&scan, names);
@@ -122,6 +137,11 @@ pub(super) fn rescan(
         spaces.watched.len(),
         t0.elapsed()
     );
+    if postponed > 0 {
+        log::debug!(
+            "{postponed} new namespaces held by a process alone left for the next scan: an `ip netns add` is under way"
+        );
+    }
     Rescan {
         added,
         gone,
