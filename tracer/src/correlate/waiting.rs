@@ -19,6 +19,9 @@ impl Ids {
     }
 }
 
+/// Tables larger than this (entries) are given back once empty.
+const SHRINK_ABOVE: usize = 4096;
+
 /// Ids under one key, in arrival order.
 type Index<K> = HashMap<K, Ids, foldhash::fast::RandomState>;
 
@@ -223,7 +226,34 @@ impl<T> Waiting<T> {
             self.slots.pop_front();
             self.base += 1;
         }
+        if self.live == 0 {
+            self.shrink();
+        }
         Some(item)
+    }
+
+    /// Once nothing waits, give back what a backlog grew (a tracer behind
+    /// held hundreds of thousands of items; the tables never shrink on
+    /// their own, and the memory stayed with the process after it caught
+    /// up). Small tables are kept.
+    fn shrink(&mut self) {
+        if self.slots.capacity() > SHRINK_ABOVE {
+            self.slots = VecDeque::new();
+        }
+        if self.by_seq.capacity() > SHRINK_ABOVE {
+            self.by_seq = HashMap::default();
+        }
+        if self.by_sender.capacity() > SHRINK_ABOVE {
+            self.by_sender = HashMap::default();
+        }
+        if self.senders.capacity() > SHRINK_ABOVE {
+            self.senders = HashMap::default();
+        }
+    }
+
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.slots.capacity() + self.by_seq.capacity() + self.by_sender.capacity()
     }
 
     /// The oldest item still waiting.
@@ -290,5 +320,21 @@ mod tests {
         assert_eq!(w.first_with_seq(7, |_| true), None);
         assert_eq!(w.take(k), Some("k"));
         assert_eq!(w.len(), 0);
+    }
+
+    #[test]
+    fn a_backlog_gives_its_memory_back_once_gone() {
+        let mut w = Waiting::default();
+        let ids: Vec<u64> = (0..100_000u32).map(|i| w.push(i, i % 7, true, i)).collect();
+        assert!(w.capacity() > 100_000);
+        for id in &ids[..99_999] {
+            w.take(*id);
+        }
+        assert!(w.capacity() > 100_000, "still one waiting");
+        w.take(ids[99_999]);
+        assert!(w.capacity() < 3 * SHRINK_ABOVE, "{}", w.capacity());
+        // And it works on.
+        let a = w.push(5, 1, true, 5);
+        assert_eq!(w.first_from(5, 1, |_| true), Some(a));
     }
 }
