@@ -32,7 +32,7 @@ pub fn listed(meta: &cargo_metadata::Metadata) -> Result<Vec<String>> {
 /// run, so that nobody takes the run for the whole suite).
 pub const HELD_BACK: &[(&str, &str)] = &[(
     "soak",
-    "fails about half its 2-minute runs on open tracer bugs (RELIABILITY.md, soak findings 6, 9 and 10); run it alone: cargo test --release -p integration-tests --test soak",
+    "its RSS check fails at random: guard grows 0.9-1.1 MiB in the second minute against a 1 MiB allowance, for a reason not found yet (RELIABILITY.md, soak finding 10); run it alone: cargo test --release -p integration-tests --test soak",
 )];
 
 /// Is this target held back (see [`HELD_BACK`])?
