@@ -82,6 +82,9 @@ run_forms() {
     echo "=== BEGIN forms-events-$mode ==="
     cat /tmp/fev-$mode
     echo "=== END forms-events-$mode ==="
+    echo "=== BEGIN forms-stderr-$mode ==="
+    cat /tmp/ferr-$mode
+    echo "=== END forms-stderr-$mode ==="
     /usr/sbin/ip netns del $ns
     return $rc
 }
@@ -293,9 +296,14 @@ fn check(plan: &Plan) {
             cases.len(),
             failed.len()
         );
+        // The tracer's own words (warnings, a namespace it could not
+        // follow) go with a failure: it came once without a cause found.
+        let stderr = out
+            .section(&format!("forms-stderr-{mode}"))
+            .unwrap_or_default();
         assert!(
             failed.is_empty(),
-            "{} --attach {mode}: request forms not reported as expected:\n{}",
+            "{} --attach {mode}: request forms not reported as expected:\n{}\ntracer stderr:\n{stderr}",
             spec.name,
             failed
                 .iter()
