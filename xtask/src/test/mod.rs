@@ -66,7 +66,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
     let all = targets::listed(&meta)?;
     let skipped: Vec<String> = all
         .iter()
-        .filter(|t| (args.skip_qemu && targets::is_qemu(t)) || targets::held_back(t))
+        .filter(|t| args.skip_qemu && targets::is_qemu(t))
         .cloned()
         .collect();
     warn_held_back();
@@ -81,17 +81,12 @@ pub fn run(args: &TestArgs) -> Result<()> {
     ];
     stages.extend(
         all.iter()
-            .filter(|t| !skipped.contains(t))
+            .filter(|t| !skipped.contains(t) && !targets::held_back(t))
             .cloned()
             .map(Stage::Integration),
     );
     if args.skip_qemu {
-        let qemu: Vec<String> = skipped
-            .iter()
-            .filter(|t| targets::is_qemu(t))
-            .cloned()
-            .collect();
-        warn_skipped(&qemu);
+        warn_skipped(&skipped);
     }
 
     let total = stages.len();
@@ -127,12 +122,7 @@ pub fn run(args: &TestArgs) -> Result<()> {
         }
     }
     if args.skip_qemu {
-        let qemu: Vec<String> = skipped
-            .iter()
-            .filter(|t| targets::is_qemu(t))
-            .cloned()
-            .collect();
-        warn_skipped(&qemu);
+        warn_skipped(&skipped);
     }
     let note = if args.skip_qemu {
         " (QEMU tests SKIPPED by --skip-qemu)"
