@@ -74,6 +74,24 @@ fn three_routes() -> (Route, Route, Route) {
     )
 }
 
+/// The notification of route `r` replacing another, by request `seq` of
+/// `portid` (the kernel flags it NLM_F_REPLACE).
+fn notify_replace(e: &mut Engine, seq: u32, portid: u32, r: Route, t: Instant) {
+    e.notification(
+        7,
+        item(
+            seq,
+            portid,
+            NLM_F_REPLACE,
+            NlObj::Route {
+                op: Op::Add,
+                route: r,
+            },
+        ),
+        t,
+    );
+}
+
 #[test]
 fn a_replacement_names_the_route_it_replaced() {
     let mut e = Engine::new(RequestScope::all());
@@ -85,16 +103,7 @@ fn a_replacement_names_the_route_it_replaced() {
     // `ip route replace 10.9.0.0/16 via 192.0.2.3 table 52`.
     let new = route("10.9.0.0/16", Some("192.0.2.3"), "unicast");
     add(&mut e, 11, 2, new.clone(), t);
-    let replace = item(
-        2,
-        11,
-        NLM_F_REPLACE,
-        NlObj::Route {
-            op: Op::Add,
-            route: new,
-        },
-    );
-    e.notification(7, replace, t);
+    notify_replace(&mut e, 2, 11, new, t);
     let out = e.take_outcomes();
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(out[0].who.unwrap().pid, 11);
@@ -116,16 +125,7 @@ fn a_replacement_of_a_route_the_mirror_lost_is_still_a_replacement() {
     // out): the kernel's NLM_F_REPLACE still says a route was replaced.
     let new = route("10.9.0.0/16", Some("192.0.2.3"), "unicast");
     add(&mut e, 11, 2, new.clone(), t);
-    let replace = item(
-        2,
-        11,
-        NLM_F_REPLACE,
-        NlObj::Route {
-            op: Op::Add,
-            route: new,
-        },
-    );
-    e.notification(7, replace, t);
+    notify_replace(&mut e, 2, 11, new, t);
     let out = e.take_outcomes();
     assert_eq!(out.len(), 1, "{out:?}");
     let Some(Object::Route(old)) = out[0].replaced.as_ref() else {

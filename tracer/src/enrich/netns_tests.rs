@@ -116,16 +116,18 @@ fn mount_names_come_first_run_netns_before_others() {
     assert_eq!(mount_name(&found(&[], &[1])), None);
 }
 
+/// A scan that finds inode 7 mounted as /run/netns/NAME, and nothing else.
+fn mounted_as_7(name: &str) -> Scan {
+    let mut scan = Scan::new();
+    scan.insert(7, found(&[&format!("/run/netns/{name}")], &[]));
+    scan
+}
+
 #[test]
 fn a_reused_inode_names_each_event_after_the_namespace_it_happened_in() {
     let mut names = NetnsNames::with_dir("/nonexistent/netns", true).unwrap();
-    let with = |name: &str| {
-        let mut scan = Scan::new();
-        scan.insert(7, found(&[&format!("/run/netns/{name}")], &[]));
-        scan
-    };
     let now = Instant::now();
-    names.assign_at(&with("a"), 100);
+    names.assign_at(&mounted_as_7("a"), 100);
     names.assign_at(&Scan::new(), 200);
     // "b" took inode 7 at 250 and is not found yet.
     assert_eq!(names.name_when(7, Some(150), now).as_deref(), Some("a"));
@@ -135,7 +137,7 @@ fn a_reused_inode_names_each_event_after_the_namespace_it_happened_in() {
         Some("a"),
         "no time: the last"
     );
-    names.assign_at(&with("b"), 300);
+    names.assign_at(&mounted_as_7("b"), 300);
     assert_eq!(
         names.name_when(7, Some(150), now).as_deref(),
         Some("a"),
@@ -144,7 +146,7 @@ fn a_reused_inode_names_each_event_after_the_namespace_it_happened_in() {
     assert_eq!(names.name_when(7, Some(250), now).as_deref(), Some("b"));
     assert_eq!(names.name_when(7, Some(350), now).as_deref(), Some("b"));
     names.assign_at(&Scan::new(), 400);
-    names.assign_at(&with("c"), 500);
+    names.assign_at(&mounted_as_7("c"), 500);
     assert_eq!(names.name_when(7, Some(150), now).as_deref(), Some("a"));
     assert_eq!(names.name_when(7, Some(350), now).as_deref(), Some("b"));
     assert_eq!(names.name_when(7, Some(450), now).as_deref(), Some("c"));
@@ -154,17 +156,12 @@ fn a_reused_inode_names_each_event_after_the_namespace_it_happened_in() {
 #[test]
 fn an_event_before_a_scan_that_did_not_find_its_inode_is_not_named_after_a_later_namespace() {
     let mut names = NetnsNames::with_dir("/nonexistent/netns", true).unwrap();
-    let with = |name: &str| {
-        let mut scan = Scan::new();
-        scan.insert(7, found(&[&format!("/run/netns/{name}")], &[]));
-        scan
-    };
     let now = Instant::now();
     names.assign_at(&Scan::new(), 100);
     // "x" held inode 7 from 50 to 90, gone before the scan at 100;
     // "y" took it later (a name from the time between two scans is
     // the later one's: the tracer cannot tell).
-    names.assign_at(&with("y"), 200);
+    names.assign_at(&mounted_as_7("y"), 200);
     assert_eq!(names.name_when(7, Some(60), now), None, "x, never seen");
     assert_eq!(names.name_when(7, Some(180), now), Some("y".into()));
     names.assign_at(&Scan::new(), 300);
@@ -177,8 +174,8 @@ fn an_event_before_a_scan_that_did_not_find_its_inode_is_not_named_after_a_later
     );
     // Not watched, so nothing held it: another mount's name on the
     // same inode at the next scan is another namespace.
-    names.assign_at(&with("p"), 400);
-    names.assign_at(&with("q"), 500);
+    names.assign_at(&mounted_as_7("p"), 400);
+    names.assign_at(&mounted_as_7("q"), 500);
     assert_eq!(names.name_when(7, Some(450), now), Some("p".into()));
     assert_eq!(names.name_when(7, Some(550), now), Some("q".into()));
 }
