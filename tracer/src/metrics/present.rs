@@ -227,7 +227,9 @@ impl Present {
             }
             _ => None,
         };
-        if netns.is_some_and(|n| self.gone.contains(&ns(n))) {
+        // (Labelled only when some namespace is gone: a label is built per
+        // change, and `change` builds its own.)
+        if !self.gone.is_empty() && netns.is_some_and(|n| self.gone.contains(&ns(n))) {
             return;
         }
         match &e.body {
