@@ -162,8 +162,19 @@ impl FlushCauses {
         self.0.insert(0, c);
     }
 
+    /// What explains the removal of `r`: the first action that explains
+    /// it. A flush record whose task's action was not read yet says
+    /// `Unknown` (the request and the flush are read in either order);
+    /// that task's action read since, which says why, takes its place.
     pub fn for_route(&self, r: &Route) -> Option<&RecentCause> {
         let devs = route_devs(r);
-        self.0.iter().find(|c| c.explains(&devs))
+        let first = self.0.iter().find(|c| c.explains(&devs))?;
+        if first.cause != Cause::Unknown {
+            return Some(first);
+        }
+        self.0
+            .iter()
+            .find(|c| c.cause != Cause::Unknown && c.who.tid == first.who.tid && c.explains(&devs))
+            .or(Some(first))
     }
 }

@@ -591,6 +591,8 @@ fn nonzero(seq: u32) -> Option<u32> {
 }
 
 #[cfg(test)]
+mod flush_tests;
+#[cfg(test)]
 mod nexthops_tests;
 #[cfg(test)]
 mod order_tests;

@@ -1,0 +1,109 @@
+//! Removals found by the re-read after a flush the kernel hooks saw: what
+//! explains them when the flush record and the request that caused it are
+//! read in either order.
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::collect::{kernel_event::KernelFlush, task::Task};
+use crate::netlink::decode::{NlItem, NlObj};
+use causes::RecentCause;
+
+const NS: u32 = 7;
+
+fn default_dev_v0() -> Route {
+    Route {
+        family: Some(Family::Inet),
+        table: Some(52),
+        rtype: Some("unicast".into()),
+        dst: Some("0.0.0.0/0".into()),
+        protocol: Some("boot".into()),
+        ifindex: Some(3),
+        ..Route::default()
+    }
+}
+
+/// An engine on a hook rung whose mirror holds `default dev v0 table 52`.
+fn engine_with_route(t: Instant) -> Engine {
+    let mut e = Engine::new(RequestScope::default());
+    let item = NlItem {
+        seq: 0,
+        portid: 0,
+        flags: 0,
+        obj: NlObj::Route {
+            op: Op::Add,
+            route: default_dev_v0(),
+        },
+    };
+    e.notification(NS, item, t);
+    let _ = e.tick(t + Duration::from_secs(1));
+    e.take_outcomes();
+    e
+}
+
+fn flush(e: &mut Engine, task: Task, t: Instant) {
+    e.kernel_event(
+        KernelEvent::Flush(KernelFlush {
+            task,
+            table: 52,
+            removed: 1,
+            flush_all: false,
+        }),
+        t,
+    );
+}
+
+fn link_down(who: Task, at: Instant) -> RecentCause {
+    RecentCause {
+        cause: Cause::LinkDown,
+        who,
+        source: Source::Tracepoint,
+        at,
+        ifindex: Some(3),
+    }
+}
+
+/// Run the re-reads due by `now` against a kernel that has no routes left.
+fn reread_empty(e: &mut Engine, now: Instant) -> Vec<Outcome> {
+    for (ns, causes) in e.tick(now) {
+        e.resync(ns, causes, now, |_| Ok(())).unwrap();
+    }
+    e.take_outcomes()
+}
+
+/// `ip link set v0 down` on the fentry rung, its flush record read before
+/// its request (seen in QEMU on 5.10 and 6.12): the removal is credited to
+/// the link going down, not to an unknown cause of the same process.
+#[test]
+fn a_flush_record_read_before_its_link_request_is_still_link_down() {
+    let t = Instant::now() + Duration::from_secs(2);
+    let mut e = engine_with_route(t - Duration::from_secs(2));
+    let ip = Task::named(4321, NS, "ip");
+    flush(&mut e, ip, t);
+    e.causes
+        .note(NS, link_down(ip, t + Duration::from_millis(2)));
+    let out = reread_empty(&mut e, t + Duration::from_millis(200));
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].cause, Some(Cause::LinkDown));
+    assert_eq!(out[0].who.unwrap().pid, 4321);
+    assert_eq!(out[0].note, Some(Note::Flushed));
+}
+
+/// Another process's link-down read after a flush it did not make does not
+/// explain that flush: the flush's own process stays, with an unknown
+/// cause.
+#[test]
+fn another_process_link_down_does_not_take_an_unexplained_flush() {
+    let t = Instant::now() + Duration::from_secs(2);
+    let mut e = engine_with_route(t - Duration::from_secs(2));
+    flush(&mut e, Task::named(4321, NS, "ip"), t);
+    let other = Task::named(999, NS, "networkctl");
+    e.causes
+        .note(NS, link_down(other, t + Duration::from_millis(2)));
+    // The device is down by now: the removal is not awaited as a
+    // notification still to be read.
+    let out = reread_empty(&mut e, t + Duration::from_millis(200));
+    let del: Vec<_> = out.iter().filter(|o| o.op == Op::Del).collect();
+    assert_eq!(del.len(), 1, "{out:?}");
+    assert_eq!(del[0].who.unwrap().pid, 4321);
+    assert_eq!(del[0].cause, Some(Cause::Unknown));
+}
