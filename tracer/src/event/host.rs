@@ -1,11 +1,11 @@
-//! The host's identity on every JSON line: `host` (the hostname) on each
-//! event, and `machine_id` (/etc/machine-id) on `ready` too, so that
-//! journals gathered from many routers stay apart (`report --journal A
-//! --journal B`). They are added where a line is written, after the
-//! event's own fields: the event model stays host-free.
+//! The host's identity on every JSON line: `host` (the hostname) and
+//! `machine_id` (/etc/machine-id), so that journals and streams gathered
+//! from many routers stay apart (`report --journal A --journal B`), even
+//! when two routers share a hostname. They are added where a line is
+//! written, after the event's own fields: the event model stays host-free.
 use std::sync::OnceLock;
 
-use super::{Event, Kind};
+use super::Event;
 
 /// This host's identity, read once.
 pub struct Host {
@@ -48,7 +48,7 @@ impl Host {
     }
 
     /// `e` as one JSON line (no newline) into `out`: its fields, then
-    /// `host` (and `machine_id` on `ready`).
+    /// `host` and `machine_id`.
     pub fn write_json(&self, e: &Event, out: &mut Vec<u8>) -> serde_json::Result<()> {
         let start = out.len();
         serde_json::to_writer(&mut *out, e)?;
@@ -59,7 +59,7 @@ impl Host {
             out.push(b',');
         }
         out.extend_from_slice(self.host_json.as_bytes());
-        if e.kind == Kind::Ready && !self.machine_json.is_empty() {
+        if !self.machine_json.is_empty() {
             out.push(b',');
             out.extend_from_slice(self.machine_json.as_bytes());
         }
@@ -78,7 +78,7 @@ impl Host {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Body, Lost, Source};
+    use crate::event::{Body, Kind, Lost, Source};
 
     fn lost() -> Event {
         Event {
@@ -98,11 +98,17 @@ mod tests {
         let line = h.json(&lost()).unwrap();
         assert_eq!(
             line,
-            r#"{"ts":"2026-04-10T06:52:46.130211Z","kind":"lost","source":"tracepoint","count":3,"location":"ring_buffer","host":"router-1 \"a\""}"#
+            r#"{"ts":"2026-04-10T06:52:46.130211Z","kind":"lost","source":"tracepoint","count":3,"location":"ring_buffer","host":"router-1 \"a\"","machine_id":"8c1f"}"#
         );
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["host"], "router-1 \"a\"");
-        assert!(v.get("machine_id").is_none(), "only on ready");
+        assert_eq!(v["machine_id"], "8c1f");
+        // A host without a machine id: the hostname alone.
+        let line = Host::new("r2", None).json(&lost()).unwrap();
+        assert!(
+            line.ends_with(r#""location":"ring_buffer","host":"r2"}"#),
+            "{line}"
+        );
     }
 
     #[test]

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 
 mod bodies;
 mod host;
+mod identity;
 mod nexthop;
 pub use bodies::*;
 pub use host::Host;
+pub use identity::RouteId;
 pub use nexthop::*;
 
 /// Mechanism that produced an event.

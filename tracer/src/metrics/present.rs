@@ -20,7 +20,7 @@ use prometheus_client::{
 
 use crate::{
     describe,
-    event::{Body, Change, Event, Kind, LoopReport, Netns, Ready, Route},
+    event::{Body, Change, Event, Kind, LoopReport, Netns, Ready, Route, RouteId},
 };
 
 /// Most loop series at once (per destination); the rest share one.
@@ -141,12 +141,11 @@ fn ns(n: &Netns) -> String {
     describe::netns_label(n)
 }
 
-/// What identifies a route for "removed and not put back": family,
-/// destination, metric and type, as `report` matches them (the table is
-/// the key of the set it goes in).
+/// What identifies a route for "removed and not put back": as `report`
+/// matches them ([`RouteId`]), hashed to keep the set small.
 fn identity(r: &Route) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (r.family, &r.dst, r.metric.unwrap_or(0), &r.rtype).hash(&mut h);
+    RouteId::of(r).hash(&mut h);
     h.finish()
 }
 
@@ -325,11 +324,10 @@ impl Present {
     }
 
     fn change(&mut self, e: &Event, c: &Change) {
-        let Some(r) = c
-            .route
-            .as_ref()
-            .filter(|_| c.result.as_deref() == Some("ok"))
-        else {
+        // As `report` counts what is missing: changes that took effect; a
+        // removal with its interface is gone, not missing; a replacement
+        // puts a route in the place of the old one.
+        let Some(r) = c.route.as_ref().filter(|_| c.applied()) else {
             return;
         };
         let Some(table) = r.table else { return };
@@ -341,7 +339,9 @@ impl Present {
         let ids = self.missing_ids.entry(key.clone()).or_default();
         match e.kind {
             Kind::RouteDel => {
-                if ids.len() < MISSING_MAX {
+                if c.gone_with_interface() {
+                    ids.remove(&identity(r));
+                } else if ids.len() < MISSING_MAX {
                     ids.insert(identity(r));
                 }
                 let removal = RemovalLabels {

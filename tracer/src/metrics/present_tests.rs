@@ -5,7 +5,8 @@ use prometheus_client::{encoding::text::encode, registry::Registry};
 use super::{LOOPS_MAX, Present};
 use crate::{
     event::{
-        Body, Event, GuardReport, Kind, NamespaceSeen, Netns, Ready, Route, Source, WatchedIface,
+        Body, Cause, Event, Family, GuardReport, Kind, NamespaceSeen, Netns, Ready, Route, Source,
+        WatchedIface,
     },
     schema_emitted_tests::{change, event, loop_body, netns, route},
 };
@@ -156,6 +157,86 @@ fn routes_missing_counts_removals_not_put_back_and_the_last_removal() {
     ));
     p.event(&route_event(Kind::RouteDel, "10.22.0.0/16"));
     assert!(text(&r).contains(r#"tracer_routes_missing{netns="t1",table="254"} 1"#));
+}
+
+/// A change to `r` with `cause` and `result`.
+fn route_change(kind: Kind, r: Route, cause: Cause, result: Option<&str>) -> Event {
+    let mut e = event(kind, Source::Tracepoint, change(None, Some(r)));
+    if let Body::Change(c) = &mut e.body {
+        c.cause = Some(cause);
+        c.result = result.map(|r| r.to_string().into());
+    }
+    e
+}
+
+/// `tracer_routes_missing` counts as `report` does: a route removed with
+/// its interface is gone, not missing; an IPv6 route is told apart by its
+/// device (one put back on another device leaves the first missing); a
+/// change not known to have failed took effect.
+#[test]
+fn routes_missing_counts_as_report_does() {
+    let (r, mut p) = setup();
+    let missing = |r: &Registry| {
+        let t = text(r);
+        t.lines()
+            .find_map(|l| l.strip_prefix(r#"tracer_routes_missing{netns="t1",table="254"} "#))
+            .map(|n| n.parse::<u32>().unwrap())
+    };
+    // Taken with its interface: gone, not missing.
+    p.event(&route_change(
+        Kind::RouteDel,
+        route(),
+        Cause::LinkDel,
+        Some("ok"),
+    ));
+    assert_eq!(missing(&r), Some(0));
+    // Removed, then its interface deleted: no longer missing.
+    p.event(&route_change(
+        Kind::RouteDel,
+        route(),
+        Cause::LinkDown,
+        Some("ok"),
+    ));
+    assert_eq!(missing(&r), Some(1));
+    p.event(&route_change(
+        Kind::RouteDel,
+        route(),
+        Cause::LinkDel,
+        Some("ok"),
+    ));
+    assert_eq!(missing(&r), Some(0));
+    // IPv6: one route per device.
+    let v6 = |ifindex| Route {
+        family: Some(Family::Inet6),
+        dst: Some("2001:db8:1::/64".into()),
+        gateway: None,
+        ifindex: Some(ifindex),
+        ..route()
+    };
+    p.event(&route_change(Kind::RouteDel, v6(4), Cause::Unknown, None));
+    assert_eq!(missing(&r), Some(1), "no result: taken as done");
+    p.event(&route_change(
+        Kind::RouteAdd,
+        v6(5),
+        Cause::Unknown,
+        Some("ok"),
+    ));
+    assert_eq!(missing(&r), Some(1), "put back on another device");
+    p.event(&route_change(
+        Kind::RouteAdd,
+        v6(4),
+        Cause::Unknown,
+        Some("ok"),
+    ));
+    assert_eq!(missing(&r), Some(0));
+    // A removal that failed removed nothing.
+    p.event(&route_change(
+        Kind::RouteDel,
+        v6(4),
+        Cause::Unknown,
+        Some("ESRCH"),
+    ));
+    assert_eq!(missing(&r), Some(0));
 }
 
 #[test]

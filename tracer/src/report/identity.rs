@@ -3,17 +3,12 @@
 //! A rule is the same rule when its family, priority, table, action and
 //! selectors are (its `protocol` is not part of it: a rule put back by
 //! another program is still the rule that was removed). A route is the
-//! same route when its family, table, destination, metric and type are (as
-//! the kernel keys its routes; the next hop and `protocol` may differ),
-//! and, where the kernel keeps one route per device, its device: IPv6
-//! routes (fib6 keeps a route per next hop: device and gateway) and the
-//! IPv4 routes the kernel makes for an interface (`proto kernel`, appended
-//! one per interface). A device is known by its index when the event gives
-//! one (a name can be reused by a new interface). A nexthop object is the
-//! same object when its id is (a replacement keeps it). The namespace is
-//! part of each.
+//! same route as [`RouteId`] says (shared with the metrics). A nexthop
+//! object is the same object when its id is (a replacement keeps it). The
+//! namespace is part of each.
 use serde::Serialize;
 
+use crate::event::RouteId;
 use crate::event::{Change, Family, Netns, Nexthop, Process, Route, Rule};
 
 /// A rule, a route or a nexthop object, as events carry them.
@@ -76,55 +71,6 @@ pub struct RuleId {
     invert: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RouteId {
-    family: Option<Family>,
-    table: Option<u32>,
-    /// `0.0.0.0/0` or `::/0` when the event has none.
-    dst: Option<String>,
-    /// 0 when the event has none (IPv4's default priority).
-    metric: u32,
-    /// `unicast` when the event has none.
-    rtype: String,
-    /// Where the kernel keeps one route per next hop: its device and
-    /// gateway (see [`by_device`]); else None.
-    nexthop: Option<(Option<Dev>, Option<String>)>,
-}
-
-/// A device: by index when known, else by name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Dev {
-    Index(u32),
-    Name(String),
-}
-
-/// Whether the kernel tells this route from others of the same
-/// destination and metric by its next hop: every IPv6 route, and IPv4
-/// routes of `proto kernel` (the kernel adds an interface's routes with
-/// NLM_F_APPEND, so two interfaces may each hold one for a prefix).
-pub fn by_device(r: &Route) -> bool {
-    match r.family {
-        Some(Family::Inet6) => true,
-        _ => r.protocol.as_deref() == Some("kernel"),
-    }
-}
-
-fn nexthop(r: &Route) -> Option<(Option<Dev>, Option<String>)> {
-    if !by_device(r) {
-        return None;
-    }
-    let dev = match (r.ifindex, &r.dev) {
-        (Some(i), _) => Some(Dev::Index(i)),
-        (None, Some(n)) => Some(Dev::Name(n.clone())),
-        _ => None,
-    };
-    let gateway = match r.family {
-        Some(Family::Inet6) => r.gateway.clone(),
-        _ => None,
-    };
-    Some((dev, gateway))
-}
-
 /// The identity of a rule or route in a namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
@@ -161,20 +107,7 @@ impl Key {
                     invert: r.invert,
                 }),
             ),
-            Object::Route(r) => Key::Route(
-                ns,
-                RouteId {
-                    family: r.family,
-                    table: r.table,
-                    dst: r
-                        .dst
-                        .clone()
-                        .or_else(|| r.family.map(|f| f.any().to_string())),
-                    metric: r.metric.unwrap_or(0),
-                    rtype: r.rtype.as_deref().unwrap_or("unicast").to_string(),
-                    nexthop: nexthop(r),
-                },
-            ),
+            Object::Route(r) => Key::Route(ns, RouteId::of(r)),
             Object::Nexthop(n) => Key::Nexthop(ns, n.id),
         }
     }

@@ -36,7 +36,7 @@ use self::{
 };
 use crate::{
     cli::{ReportArgs, ReportFormat},
-    event::{Cause, Change, Netns, Op},
+    event::{Change, Netns, Op},
     journal::read::{self, Data, Entry, Problem, Reader},
     netlink::names::TableNames,
     when::Window,
@@ -151,15 +151,14 @@ pub fn of_journals(
     )
 }
 
-/// Whether a change took effect (`ok`, or not known to have failed).
 fn applied(c: &Change) -> bool {
-    c.result.as_deref().is_none_or(|r| r == "ok")
+    c.applied()
 }
 
 fn mark(op: Op, c: &Change) -> Mark {
     match op {
         Op::Add => Mark::Add,
-        Op::Del if c.cause == Some(Cause::LinkDel) => Mark::Gone,
+        Op::Del if c.gone_with_interface() => Mark::Gone,
         Op::Del => Mark::Del,
     }
 }
