@@ -102,6 +102,9 @@ pub struct Entry {
     /// The host that wrote it (`host`; absent from journals written before
     /// it was added).
     pub host: Option<String>,
+    /// That host's machine id (`machine_id`; on `ready` only in journals
+    /// written before it was on every line).
+    pub machine_id: Option<String>,
     pub data: Data,
 }
 
@@ -514,6 +517,10 @@ pub fn parse_line(at: Location, bytes: &[u8], ended: bool) -> Result<Option<Entr
     };
     let source = obj.get("source").and_then(Value::as_str).map(String::from);
     let host = obj.get("host").and_then(Value::as_str).map(String::from);
+    let machine_id = obj
+        .get("machine_id")
+        .and_then(Value::as_str)
+        .map(String::from);
     let data = data(&kind, value).map_err(|m| problem(format!("{kind}: {m}")))?;
     Ok(Some(Entry {
         at,
@@ -521,6 +528,7 @@ pub fn parse_line(at: Location, bytes: &[u8], ended: bool) -> Result<Option<Entr
         kind,
         source,
         host,
+        machine_id,
         data,
     }))
 }
