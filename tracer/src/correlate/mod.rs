@@ -37,6 +37,7 @@ mod notify;
 mod recovery;
 mod requests;
 mod route_store;
+mod time;
 mod waiting;
 
 use std::{
@@ -234,6 +235,9 @@ struct Orphan {
     portid: u32,
     replaced: Option<Object>,
     seen: Instant,
+    /// Waiting for a kernel hook's record from a sender's syscall: the wait
+    /// goes on while the sender lives, until then (`sender_busy`).
+    sender_until: Option<Instant>,
 }
 
 struct ResyncPlan {
@@ -286,6 +290,8 @@ pub struct Engine {
     /// A change came from a namespace with no mirror (not watched yet):
     /// the session rescans the namespaces at once rather than at its tick.
     unwatched_seen: bool,
+    /// Whether a process (by pid) is still alive (`set_sender_check`).
+    sender_alive: fn(u32) -> bool,
 }
 
 /// Which changes the tracepoint requests attribute (the others come from
@@ -343,7 +349,15 @@ impl Engine {
             siblings: std::collections::VecDeque::new(),
             out: Vec::new(),
             unwatched_seen: false,
+            sender_alive: |_| false,
         }
+    }
+
+    /// How to tell whether a sender (by the port id its notifications
+    /// carry, usually its pid) is still alive: while it is, a notification
+    /// of its change waits for the kernel hook's record (`sender_busy`).
+    pub fn set_sender_check(&mut self, alive: fn(u32) -> bool) {
+        self.sender_alive = alive;
     }
 
     /// The mirror of a namespace (created empty if unknown).
@@ -470,110 +484,6 @@ impl Engine {
             plan.causes.add(c);
         }
     }
-
-    /// Advance time: expire waits and start due resyncs.
-    pub fn tick(&mut self, now: Instant) -> Vec<(u32, FlushCauses)> {
-        while let Some((id, _)) = self.pending.front().filter(|(_, p)| p.deadline <= now) {
-            let p = self.pending.take(id).expect("front exists");
-            let note = match (p.from_kernel, p.result) {
-                (true, _) => None,
-                (false, Some(_)) if p.unwatched => Some(Note::UnwatchedAcked),
-                (false, Some(_)) => None,
-                (false, None) => Some(Note::NoOutcome {
-                    watched: !p.unwatched,
-                }),
-            };
-            let (result, seq) = (p.result, p.seq);
-            let mut o = Pending::outcome(p, None, result, nonzero(seq));
-            o.order = Some(id);
-            o.note = note;
-            let o = self.with_kernel_cause(o, now);
-            self.emit(o);
-        }
-        while let Some((id, _)) = self.orphans.front().filter(|(_, o)| o.deadline <= now) {
-            let o = self.orphans.take(id).expect("front exists");
-            let out = self.unclaimed(o, now);
-            self.emit(out);
-        }
-        self.report_vanished(now);
-        self.expire_expected(now);
-        self.release_behind();
-        let due: Vec<u32> = self
-            .resyncs
-            .iter()
-            .filter(|(_, p)| p.due <= now)
-            .map(|(n, _)| *n)
-            .collect();
-        // Outcomes held for a re-read that the caller did not run (the
-        // namespace is no longer watched) go out now.
-        let stale: Vec<u32> = self
-            .held
-            .keys()
-            .filter(|n| !self.resyncs.contains_key(n))
-            .copied()
-            .collect();
-        for n in stale {
-            self.release(n);
-        }
-        due.into_iter()
-            .map(|n| {
-                let mut plan = self.resyncs.remove(&n).expect("key from iteration");
-                // The actions read since the flush was seen explain it too,
-                // after those seen with it: the ring buffer and the socket
-                // are read in either order (a link's RTM_NEWLINK may come
-                // before its request), and a re-read is due only once both
-                // are drained.
-                for c in self.causes.all_recent(n, Op::Del, now) {
-                    if !plan.causes.0.iter().any(|p| {
-                        p.who.tid == c.who.tid && p.cause == c.cause && p.ifindex == c.ifindex
-                    }) {
-                        plan.causes.0.push(c);
-                    }
-                }
-                (n, plan.causes)
-            })
-            .collect()
-    }
-
-    /// Outcomes held for `netns`'s re-read go out (after its removals).
-    fn release(&mut self, netns: u32) {
-        if let Some(held) = self.held.remove(&netns) {
-            self.out.extend(held);
-        }
-    }
-
-    /// Whether anything waits on time: [`Engine::tick`] has nothing to do
-    /// otherwise (the caller need not wake up for it).
-    pub fn waiting(&self) -> bool {
-        self.pending.len() > 0
-            || self.orphans.len() > 0
-            || !self.resyncs.is_empty()
-            || !self.recovered.is_empty()
-            || !self.held.is_empty()
-            || !self.behind.is_empty()
-    }
-
-    /// Flush everything still waiting (end of session).
-    pub fn drain(&mut self, now: Instant) {
-        for r in self.recovered.values_mut() {
-            r.until = Some(now);
-        }
-        for p in self.pending.values_mut() {
-            p.deadline = now;
-        }
-        for o in self.orphans.values_mut() {
-            o.deadline = now;
-        }
-        let _ = self.tick(now);
-        let behind = std::mem::take(&mut self.behind);
-        for o in behind {
-            self.emit_now(o);
-        }
-        let held: Vec<u32> = self.held.keys().copied().collect();
-        for n in held {
-            self.release(n);
-        }
-    }
 }
 
 /// What a notification says besides its object.
@@ -592,6 +502,8 @@ fn nonzero(seq: u32) -> Option<u32> {
 
 #[cfg(test)]
 mod flush_tests;
+#[cfg(test)]
+mod hook_order_tests;
 #[cfg(test)]
 mod nexthops_tests;
 #[cfg(test)]

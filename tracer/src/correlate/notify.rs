@@ -16,6 +16,9 @@ use crate::{
 /// How soon after a link deletion another link's deletion, which no
 /// request named, is taken as part of it.
 const PEER_WINDOW: Duration = Duration::from_secs(1);
+/// Longest a notification waits for a kernel hook's record while its
+/// sender lives (`sender_busy`).
+const SENDER_WAIT: Duration = Duration::from_secs(1);
 
 impl Engine {
     /// A notification read from a watched namespace.
@@ -204,8 +207,20 @@ impl Engine {
                 portid: n.portid,
                 replaced: n.replaced,
                 seen: now,
+                sender_until: (wait > Duration::ZERO && n.portid != 0).then(|| now + SENDER_WAIT),
             },
         );
+    }
+
+    /// Whether a notification waiting for a kernel hook's record waits on:
+    /// its sender is alive, so the syscall that made the change may not
+    /// have returned (the record is written as the function returns, after
+    /// the notification went out; a vCPU or a task descheduled there can
+    /// take longer than `KERNEL_NOTIFY_WAIT`). A sender that exited has
+    /// returned from every syscall, its records are in the ring.
+    pub(super) fn sender_busy(&self, o: &super::Orphan, now: Instant) -> bool {
+        o.sender_until
+            .is_some_and(|until| now < until && (self.sender_alive)(o.portid))
     }
 
     /// The outcome of a notification no request or record claimed.

@@ -67,6 +67,7 @@ impl Session {
             .unwrap_or(Mechanism::Tracepoint)
             .source();
         let mut engine = Engine::new(scope(&hooks));
+        engine.set_sender_check(sender_alive);
         // With --iface, the packet path owns the programs (it attaches more as
         // interfaces come and go); without, the session keeps them.
         let (mut packets, ebpf) = packet_path(&args, loaded.ebpf)?;
@@ -256,4 +257,11 @@ fn ready(
                 .unwrap_or_default(),
         }),
     }
+}
+
+/// Whether the process a notification's port id names (usually the
+/// sender's pid; in another pid namespace or on a second socket, maybe no
+/// process) is alive, the tracer itself aside.
+fn sender_alive(pid: u32) -> bool {
+    pid != std::process::id() && std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
