@@ -107,3 +107,81 @@ fn another_process_link_down_does_not_take_an_unexplained_flush() {
     assert_eq!(del[0].who.unwrap().pid, 4321);
     assert_eq!(del[0].cause, Some(Cause::Unknown));
 }
+
+/// `ip addr del 192.168.1.1/24 dev v0` on the tracepoint path: the
+/// address's notification plans the re-read, and a route through v0 that
+/// it finds gone is credited to the address removal and its process; an
+/// address removed from another device explains nothing on v0.
+#[test]
+fn an_address_removal_explains_the_routes_on_its_device_only() {
+    let run = |ifindex: u32| {
+        let t = Instant::now();
+        let mut e = Engine::new(RequestScope::all());
+        let item = |obj| NlItem {
+            seq: 0,
+            portid: 0,
+            flags: 0,
+            obj,
+        };
+        e.notification(
+            NS,
+            item(NlObj::Link(crate::netlink::decode::LinkChange {
+                deleted: false,
+                ifindex: 3,
+                name: Some("v0".into()),
+                up: Some(true),
+            })),
+            t,
+        );
+        let via = Route {
+            dst: Some("10.9.0.0/16".into()),
+            gateway: Some("192.168.1.2".into()),
+            ..default_dev_v0()
+        };
+        e.notification(
+            NS,
+            item(NlObj::Route {
+                op: Op::Add,
+                route: via,
+            }),
+            t,
+        );
+        let _ = e.tick(t + Duration::from_secs(1));
+        e.take_outcomes();
+        let t = t + Duration::from_secs(2);
+        e.causes.note(
+            NS,
+            RecentCause {
+                cause: Cause::AddrDel,
+                who: Task::named(555, NS, "ip"),
+                source: Source::Tracepoint,
+                at: t,
+                ifindex: Some(ifindex),
+            },
+        );
+        e.notification(
+            NS,
+            item(NlObj::Addr {
+                op: Op::Del,
+                ifindex,
+                addr: Some("192.168.1.1".into()),
+            }),
+            t,
+        );
+        reread_empty(&mut e, t + Duration::from_millis(200))
+    };
+    let out = run(3);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].op, Op::Del);
+    assert_eq!(out[0].cause, Some(Cause::AddrDel));
+    assert_eq!(out[0].who.unwrap().pid, 555);
+    assert_eq!(out[0].note, Some(Note::Flushed));
+    // Another device's address: v0's route, its device up, is not taken
+    // for that removal's (it waits for a notification or goes out as
+    // unknown, never as addr_del).
+    let out = run(4);
+    assert!(
+        out.iter().all(|o| o.cause != Some(Cause::AddrDel)),
+        "{out:?}"
+    );
+}
