@@ -26,7 +26,14 @@ pub struct Presenter {
     /// The process per (pid, cgroup id), so bursts cost one /proc read and
     /// no re-escaping of names.
     cache: HashMap<(u32, u64), Cached>,
+    /// Size at which stale entries are swept from `cache`.
+    sweep_at: usize,
 }
+
+/// How long a cached process is used for a burst's changes.
+const PROCESS_FRESH: Duration = Duration::from_secs(2);
+/// Smallest size of the cache at which it is swept.
+const SWEEP_MIN: usize = 256;
 
 /// A process as last presented, with the header fields it was built from.
 struct Cached {
@@ -46,6 +53,7 @@ impl Presenter {
             enricher,
             tables,
             cache: HashMap::new(),
+            sweep_at: SWEEP_MIN,
         }
     }
 
@@ -59,7 +67,7 @@ impl Presenter {
     fn process(&mut self, h: &Task, now: Instant) -> Arc<Process> {
         let key = (h.pid, h.cgroup_id);
         if let Some(c) = self.cache.get(&key)
-            && now.duration_since(c.at) < Duration::from_secs(2)
+            && now.duration_since(c.at) < PROCESS_FRESH
         {
             if c.tid == h.tid
                 && c.ppid == h.ppid
@@ -105,8 +113,14 @@ impl Presenter {
             // The tracer's own changes are the guard's repairs.
             guard: h.pid == std::process::id(),
         });
-        if self.cache.len() > 4096 {
-            self.cache.clear();
+        // Entries older than PROCESS_FRESH are never used again: the
+        // cache holds about one burst's senders, not every sender since
+        // start-up (a sender is most often a short-lived `ip`, a new pid
+        // each time: kept, they made the RSS creep for minutes).
+        if self.cache.len() >= self.sweep_at {
+            self.cache
+                .retain(|_, c| now.duration_since(c.at) < PROCESS_FRESH);
+            self.sweep_at = (self.cache.len() * 2).max(SWEEP_MIN);
         }
         self.cache.insert(
             (h.pid, h.cgroup_id),
@@ -208,5 +222,31 @@ impl Presenter {
                 location: location.to_string(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every change from another short-lived `ip`: the cache keeps about
+    /// the last PROCESS_FRESH of senders, not every sender since start-up.
+    #[test]
+    fn the_process_cache_keeps_recent_senders_only() {
+        let enricher = Enricher::new().unwrap();
+        let mut p = Presenter::new(Clock::new(), enricher, TableNames::load());
+        let t = Instant::now();
+        let mut most = 0;
+        for i in 0..3000u32 {
+            let h = Task::named(4_000_000 + i, 1, "ip");
+            let now = t + Duration::from_millis(10 * u64::from(i));
+            let a = p.process(&h, now);
+            assert_eq!(a.pid, 4_000_000 + i);
+            // The same sender within the burst: the cached process.
+            assert!(Arc::ptr_eq(&a, &p.process(&h, now)));
+            most = most.max(p.cache.len());
+        }
+        // 200 senders per 2 s; swept at twice what the last sweep left.
+        assert!(most <= 2 * 201 + 1, "{most}");
     }
 }
