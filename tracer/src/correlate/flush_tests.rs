@@ -185,3 +185,33 @@ fn an_address_removal_explains_the_routes_on_its_device_only() {
         "{out:?}"
     );
 }
+
+/// The link down's flush record with no request of its process read at
+/// all (a copy lost, or one the tracer could not decode; seen in QEMU on
+/// the fentry rung): the notifications show v0 down, so the flush in that
+/// process's syscall took v0's routes by taking v0 down.
+#[test]
+fn a_flush_whose_request_was_never_read_takes_its_cause_from_the_link() {
+    let t = Instant::now() + Duration::from_secs(2);
+    let mut e = engine_with_route(t - Duration::from_secs(2));
+    let link = |up| NlItem {
+        seq: 0,
+        portid: 0,
+        flags: 0,
+        obj: NlObj::Link(crate::netlink::decode::LinkChange {
+            deleted: false,
+            ifindex: 3,
+            name: Some("v0".into()),
+            up: Some(up),
+        }),
+    };
+    e.notification(NS, link(true), t - Duration::from_secs(1));
+    let ip = Task::named(4321, NS, "ip");
+    flush(&mut e, ip, t);
+    e.notification(NS, link(false), t + Duration::from_millis(1));
+    let out = reread_empty(&mut e, t + Duration::from_millis(200));
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].cause, Some(Cause::LinkDown));
+    assert_eq!(out[0].who.unwrap().pid, 4321);
+    assert_eq!(out[0].note, Some(Note::Flushed));
+}

@@ -290,6 +290,19 @@ impl NsMirror {
         self.links.get(&ifindex).is_some_and(|l| l.up)
     }
 
+    /// What happened to link `ifindex`, as the notifications read so far
+    /// tell: down (`LinkDown`), deleted lately (`LinkDel`), else None.
+    pub fn link_lost(&self, ifindex: u32) -> Option<crate::event::Cause> {
+        match self.links.get(&ifindex) {
+            Some(l) if !l.up => Some(crate::event::Cause::LinkDown),
+            Some(_) => None,
+            None => self
+                .departed
+                .contains_key(&ifindex)
+                .then_some(crate::event::Cause::LinkDel),
+        }
+    }
+
     /// The name of link `ifindex`, or of the link that had it and was
     /// deleted lately.
     pub fn dev(&self, ifindex: u32) -> Option<String> {

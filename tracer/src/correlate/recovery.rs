@@ -5,7 +5,7 @@ use std::{collections::HashMap, time::Instant};
 
 use crate::netlink::decode::{NlItem, NlObj};
 
-use super::{Engine, Note, Object, Outcome, Pending, matching, nonzero, ok};
+use super::{Engine, Note, Object, Outcome, Pending, RecentCause, matching, nonzero, ok};
 use crate::{
     event::{Cause, Family, Op, Route, Source},
     netlink::route_msg::RouteMsg,
@@ -100,7 +100,16 @@ impl Engine {
             // With nothing explaining it and its device up, a removal whose
             // notification is still to be read, most likely.
             let device_up = route.ifindex.is_none_or(|i| self.mirror(netns).link_up(i));
-            let mut o = match causes.for_route(&route).cloned() {
+            // A flush record whose process's action is unknown (its request
+            // not read: lost, or not decoded), for a route whose device the
+            // notifications show down or deleted: the flush in that
+            // process's syscall took the device's routes, so its action
+            // was taking the device down (or away).
+            let lost = route.ifindex.and_then(|i| self.mirror(netns).link_lost(i));
+            let mut o = match causes.for_route(&route).cloned().map(|c| match lost {
+                Some(cause) if c.cause == Cause::Unknown => RecentCause { cause, ..c },
+                _ => c,
+            }) {
                 Some(c) => {
                     let mut o = Outcome::new(c.source, Op::Del, netns, Object::Route(route));
                     o.who = Some(c.who);
