@@ -31,6 +31,7 @@ mod kernel;
 mod matching;
 use matching::{loosely_alike, merge, objects_match};
 pub mod mirror;
+mod netns_exit;
 mod nexthops;
 mod nh_mirror;
 mod notify;
@@ -54,6 +55,7 @@ use crate::{
 pub use causes::FlushCauses;
 use causes::{Causes, RecentCause};
 use mirror::NsMirror;
+pub use netns_exit::Ended;
 use recovery::Recovered;
 use waiting::Waiting;
 
@@ -117,8 +119,8 @@ pub enum Note {
     Recovered,
     /// Acknowledged in a namespace not watched yet: the change as requested.
     UnwatchedAcked,
-    /// Removed with its namespace, which went away.
-    NamespaceGone,
+    /// Removed with its namespace, which went away; what ended it.
+    NamespaceGone(Ended),
     /// Removed or changed by the kernel with nexthop object `id`, which
     /// this process deleted (`deleted`) or replaced.
     WithNexthop { id: u32, deleted: bool },
@@ -286,6 +288,8 @@ pub struct Engine {
     /// A change came from a namespace with no mirror (not watched yet):
     /// the session rescans the namespaces at once rather than at its tick.
     unwatched_seen: bool,
+    /// The last unmounts: one may have ended a namespace (`netns_exit`).
+    unmounts: netns_exit::Unmounts,
 }
 
 /// Which changes the tracepoint requests attribute (the others come from
@@ -343,6 +347,7 @@ impl Engine {
             siblings: std::collections::VecDeque::new(),
             out: Vec::new(),
             unwatched_seen: false,
+            unmounts: Default::default(),
         }
     }
 
@@ -356,7 +361,6 @@ impl Engine {
         self.mirrors.get(&netns)
     }
 
-    /// Stop following a namespace (it went away).
     /// Whether a change came from a namespace not watched since the last
     /// call.
     pub fn take_unwatched_seen(&mut self) -> bool {
@@ -369,24 +373,6 @@ impl Engine {
         let w = self.mirrors.contains_key(&netns);
         self.unwatched_seen |= !w;
         w
-    }
-
-    /// A namespace went away: the kernel removed its routes with it. Each
-    /// route the mirror held is reported removed (`netns_exit`), then the
-    /// namespace is no longer followed.
-    pub fn forget(&mut self, netns: u32) {
-        let Some(m) = self.mirrors.remove(&netns) else {
-            return;
-        };
-        for route in m.routes() {
-            let mut o = Outcome::new(Source::Netlink, Op::Del, netns, Object::Route(route));
-            o.result = ok();
-            o.cause = Some(Cause::NetnsExit);
-            o.note = Some(Note::NamespaceGone);
-            self.emit_now(o);
-        }
-        self.nh_expected.remove(&netns);
-        self.nh_after.retain(|k, _| k.0 != netns);
     }
 
     /// Outcomes ready for output, in order.
@@ -444,6 +430,7 @@ impl Engine {
                     self.plan_resync(f.task.netns, Some(cause), now);
                 }
             }
+            KernelEvent::Unmount { task, path } => self.unmount(task, path, now),
             KernelEvent::Exec { .. } | KernelEvent::Packet(_) | KernelEvent::Lookup(_) => {}
         }
     }
