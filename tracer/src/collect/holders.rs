@@ -70,13 +70,15 @@ impl Known {
         if self.pids == pids
             && let Some(t) = self.newest.as_mut()
         {
-            // The same processes: only its name and parent may have changed.
-            let s = stat(t.pid)?;
-            if s.ppid != t.ppid {
-                t.ppid = s.ppid;
-                t.parent_comm = stat(s.ppid).map(|p| p.comm).unwrap_or_default();
+            // The same processes: only its name and parent may have
+            // changed. One that exited since the listing is as last read.
+            if let Some(s) = stat(t.pid) {
+                if s.ppid != t.ppid {
+                    t.ppid = s.ppid;
+                    t.parent_comm = stat(s.ppid).map(|p| p.comm).unwrap_or_default();
+                }
+                t.comm = s.comm;
             }
-            t.comm = s.comm;
             return Some(*t);
         }
         self.starts.retain(|p, _| pids.contains(p));
@@ -97,8 +99,12 @@ impl Known {
             }
         }
         self.pids = pids.to_vec();
-        let (_, pid) = best?;
-        let s = stat(pid)?;
+        let Some((pid, s)) = best.and_then(|(_, pid)| Some((pid, stat(pid)?))) else {
+            // Exited since the listing: the holder read before, if it is
+            // still listed, is the best there is.
+            self.newest = self.newest.filter(|t| pids.contains(&t.pid));
+            return self.newest;
+        };
         let task = Task {
             source: Source::Tracer,
             pid,
@@ -213,6 +219,12 @@ mod tests {
         // Equal start times: the higher pid.
         procs.borrow_mut().insert(50, stat_of("twin", 10, 900));
         assert_eq!(k.newest(&[10, 40, 50], 77, stat).unwrap().pid, 50);
+        // The holder exits between the listing and the read: as read
+        // before, while it is listed; not once it is not.
+        procs.borrow_mut().remove(&50);
+        assert_eq!(k.newest(&[10, 40, 50], 77, stat).unwrap().pid, 50);
+        assert_eq!(k.newest(&[10, 50, 60], 77, stat).unwrap().pid, 50);
+        assert_eq!(k.newest(&[60], 77, stat), None);
         // Every process gone before it could be read: no holder.
         let mut k = Known::default();
         assert_eq!(k.newest(&[99], 77, stat), None);
