@@ -325,6 +325,55 @@ fn namespaces_that_come_and_go_are_reported_within_a_second() {
     t.stop();
 }
 
+/// A namespace only a process held (`unshare -n sleep`) ends when that
+/// process is killed: the routes it took with it name that `sleep`, read
+/// while it held the namespace, field by field.
+#[test]
+fn routes_of_a_namespace_held_by_a_process_alone_go_with_that_process() {
+    let mut h = Holder::new();
+    h.veth();
+    h.ip("addr add 10.64.0.1/24 dev v0");
+    let (pid, inode) = (h.pid(), h.inode());
+    let t = Tracer::start(&["--netns", &format!("pid:{pid}")]);
+    // At least one scan of the scanner thread sees it held.
+    std::thread::sleep(Duration::from_millis(700));
+    h.kill();
+    t.wait_for("the namespace's end", Duration::from_secs(5), |e| {
+        e["kind"] == "netns_gone" && in_ns(e, inode)
+    });
+    let events = t.stop();
+    let sleep_exe = std::fs::canonicalize(run("sh", &["-c", "command -v sleep"]).trim()).unwrap();
+    let parent_comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let gone: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["cause"] == "netns_exit")
+        .collect();
+    assert!(
+        gone.iter()
+            .any(|e| e["route"]["dst"] == "10.64.0.0/24" && e["route"]["dev"] == "v0"),
+        "the address's prefix route went with the namespace: {gone:#?}"
+    );
+    for e in &gone {
+        assert_eq!(e["kind"], "route_del", "{e}");
+        assert!(in_ns(e, inode), "{e}");
+        assert_eq!(e["netns"]["name"], format!("pid:{pid}"), "{e}");
+        assert_eq!(e["result"], "ok", "{e}");
+        let p = &e["process"];
+        assert_eq!(p["pid"], pid, "{e}");
+        assert_eq!(p["tid"], pid, "{e}");
+        assert_eq!(p["comm"], "sleep", "{e}");
+        assert_eq!(p["exe"], sleep_exe.to_str().unwrap(), "{e}");
+        assert_eq!(p["ppid"], std::process::id(), "{e}");
+        assert_eq!(p["parent_comm"], parent_comm.trim(), "{e}");
+        assert_eq!(p["uid"], 0, "{e}");
+        assert_eq!(
+            e["note"],
+            "removed with its network namespace, which went away when this process exited: it was the only one holding it at the last scan, and no bind mount held it",
+            "{e}"
+        );
+    }
+}
+
 /// `explain --netns` and `guard --netns` take every name `watch` gives a
 /// namespace: `pid:N` of a process's, and a bind mount's file name in a
 /// directory other than /run/netns.

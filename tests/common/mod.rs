@@ -111,6 +111,23 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// `ip netns del NAME` now (it unmounts /run/netns/NAME); returns the
+    /// pid of that `ip`.
+    pub fn delete(self) -> u32 {
+        let child = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .spawn()
+            .expect("ip netns del");
+        let pid = child.id();
+        let out = child.wait_with_output().expect("ip netns del");
+        assert!(out.status.success(), "ip netns del {} failed", self.name);
+        // Deleted: its drop must not run `ip netns del` again.
+        std::mem::forget(self);
+        pid
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")

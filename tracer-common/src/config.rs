@@ -178,6 +178,9 @@ offset_table! {
         tp_recvfrom_ubuf: u32 = NO_OFFSET => tp_field("syscalls", "sys_enter_recvfrom", "ubuf"),
         tp_exit_ret: u32 = NO_OFFSET => tp_field("syscalls", "sys_exit_recvmsg", "ret"),
         tp_exec_filename: u32 = NO_OFFSET => tp_field("sched", "sched_process_exec", "filename"),
+        /// The path argument of umount2 (its syscall tracepoint is named
+        /// after the old umount on every architecture).
+        tp_umount_name: u32 = NO_OFFSET => tp_field("syscalls", "sys_enter_umount", "name"),
 
         // struct fib_config (IPv4 route requests).
         cfg_dst_len: u32 = NO_OFFSET => member("fib_config", "fc_dst_len"),

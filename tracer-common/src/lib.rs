@@ -43,6 +43,10 @@ pub mod kind {
     /// A FIB table lookup for a packet received on a watched interface
     /// (fib:fib_table_lookup, fib6:fib6_table_lookup): [`FibLookupEvent`].
     pub const FIB_LOOKUP: u16 = 8;
+    /// A process called umount2 (syscalls:sys_enter_umount): the path it
+    /// named, for the namespace whose bind mount it removed:
+    /// [`UmountEvent`].
+    pub const UMOUNT: u16 = 9;
 }
 
 /// Packet direction in [`PacketEvent::dir`].
@@ -111,7 +115,7 @@ pub const COMM_LEN: usize = 16;
 /// NL_DATA_MAX - 1 bytes are copied, a bound every verifier can prove); userspace
 /// decodes every complete message inside the copied part.
 pub const NL_DATA_MAX: usize = 4096;
-/// Largest exec filename copied.
+/// Largest exec filename or unmounted path copied.
 pub const PATH_MAX_COPY: usize = 256;
 /// Marker for an offset that could not be resolved on the running kernel.
 pub const NO_OFFSET: u32 = u32::MAX;
@@ -235,6 +239,19 @@ pub struct ExecEvent {
     pub filename_len: u32,
     pub _pad0: u32,
     pub filename: [u8; PATH_MAX_COPY],
+}
+
+/// syscalls:sys_enter_umount (umount2 on x86-64 and arm64): the path a
+/// process asked to unmount, as it passed it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct UmountEvent {
+    pub hdr: EventHeader,
+    /// Bytes of `path` before its NUL (0 if the read failed). A path of
+    /// `PATH_MAX_COPY - 1` bytes may have been cut.
+    pub path_len: u32,
+    pub _pad0: u32,
+    pub path: [u8; PATH_MAX_COPY],
 }
 
 /// Key of the watched-interface map: an interface in a network namespace.

@@ -5,7 +5,7 @@ use core::mem::{offset_of, size_of};
 
 use crate::{
     EventHeader, ExecEvent, FibLookupEvent, FlushEvent, NlAckEvent, NlMsgEvent, PKT_SNAP,
-    PacketEvent, RouteEvent, RuleMsgEvent, kind,
+    PacketEvent, RouteEvent, RuleMsgEvent, UmountEvent, kind,
 };
 
 /// A record that crosses the ring buffer.
@@ -47,6 +47,9 @@ unsafe impl Record for PacketEvent {
 unsafe impl Record for FibLookupEvent {
     const KIND: u16 = kind::FIB_LOOKUP;
 }
+unsafe impl Record for UmountEvent {
+    const KIND: u16 = kind::UMOUNT;
+}
 
 // The layout, checked at compile time: a change here changes the contract
 // between the two sides (and the ring buffer's 8-byte alignment).
@@ -60,6 +63,8 @@ const _: () = {
     assert!(size_of::<FlushEvent>() == 96);
     assert!(size_of::<PacketEvent>() == 104 + PKT_SNAP);
     assert!(size_of::<FibLookupEvent>() == 152);
+    assert!(offset_of!(UmountEvent, path) == 88);
+    assert!(size_of::<UmountEvent>() == 88 + crate::PATH_MAX_COPY);
     assert!(size_of::<crate::Config>().is_multiple_of(4));
     assert!(size_of::<crate::PacketConfig>().is_multiple_of(4));
 };

@@ -9,6 +9,8 @@
 //!   request message a handler received;
 //! - `flush`: fib_table_flush, routes removed without a request;
 //! - `exec`: sched_process_exec, for naming short-lived processes;
+//! - `umount`: sys_enter_umount, the process behind a namespace that ends
+//!   with its bind mount;
 //! - `packet`: packets and FIB lookups on watched interfaces (loop detection).
 //!
 //! Kernel struct offsets come from userspace (BTF and tracefs of the running
@@ -31,6 +33,7 @@ mod read;
 mod route;
 mod rule;
 mod task;
+mod umount;
 
 #[cfg(not(test))]
 #[panic_handler]

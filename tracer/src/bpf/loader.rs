@@ -303,6 +303,16 @@ pub fn load(prepared: Prepared, mode: AttachMode, netns: Option<&[u32]>) -> Resu
             "exec tracking unavailable, exe paths of short-lived processes may be missing: {e:#}"
         ));
     }
+    if let Err(e) = attach_tracepoint(
+        &mut ebpf,
+        "sys_enter_umount",
+        "syscalls",
+        "sys_enter_umount",
+    ) {
+        warnings.push(format!(
+            "unmount tracking unavailable, routes removed with a bind-mounted namespace will not name the process that unmounted it: {e:#}"
+        ));
+    }
     // Everything is attached: give the BTF's memory back before mapping
     // the ring buffer.
     drop(aya_btf);

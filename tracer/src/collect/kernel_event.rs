@@ -5,7 +5,7 @@
 //! which `packet/` decodes from the wire format they carry.
 use tracer_common::{
     EventHeader, ExecEvent, FibLookupEvent, FlushEvent, NlAckEvent, NlMsgEvent, PacketEvent,
-    Record, RouteEvent, RuleMsgEvent,
+    Record, RouteEvent, RuleMsgEvent, UmountEvent,
 };
 
 use super::task::Task;
@@ -72,6 +72,12 @@ pub enum KernelEvent {
     Exec {
         task: Task,
         filename: Vec<u8>,
+    },
+    /// A process called umount2 on `path` (as it passed it: absolute or
+    /// not, with or without a trailing slash), whether or not it worked.
+    Unmount {
+        task: Task,
+        path: Vec<u8>,
     },
     /// A packet on a watched interface.
     Packet(Box<PacketEvent>),
@@ -177,34 +183,54 @@ pub fn parse(buf: &[u8]) -> Result<KernelEvent, DecodeError> {
             KernelEvent::Packet(Box::new(p))
         }
         FibLookupEvent::KIND => KernelEvent::Lookup(read(buf, "FIB lookup record")?),
-        ExecEvent::KIND => {
-            let fixed = std::mem::offset_of!(ExecEvent, filename);
-            let _: EventHeader = read(buf, "exec record")?;
-            if buf.len() < fixed {
-                return Err(DecodeError::TooShort {
-                    what: "exec record",
-                    need: fixed,
-                    got: buf.len(),
-                });
-            }
-            let off = std::mem::offset_of!(ExecEvent, filename_len);
-            let n = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
-            // The program copies at most PATH_MAX_COPY bytes.
-            let max = (buf.len() - fixed).min(tracer_common::PATH_MAX_COPY);
-            if n > max {
-                return Err(DecodeError::BadLength { claimed: n, max });
-            }
-            let mut name = buf[fixed..fixed + n].to_vec();
-            if let Some(nul) = name.iter().position(|b| *b == 0) {
-                name.truncate(nul);
-            }
-            KernelEvent::Exec {
-                task: Task::from(&hdr),
-                filename: name,
-            }
-        }
+        ExecEvent::KIND => KernelEvent::Exec {
+            task: Task::from(&hdr),
+            filename: path_after(
+                buf,
+                "exec record",
+                std::mem::offset_of!(ExecEvent, filename_len),
+                std::mem::offset_of!(ExecEvent, filename),
+            )?,
+        },
+        UmountEvent::KIND => KernelEvent::Unmount {
+            task: Task::from(&hdr),
+            path: path_after(
+                buf,
+                "unmount record",
+                std::mem::offset_of!(UmountEvent, path_len),
+                std::mem::offset_of!(UmountEvent, path),
+            )?,
+        },
         other => return Err(DecodeError::UnknownKind(other)),
     })
+}
+
+/// The path that ends a record (an exec's file name, an unmounted path):
+/// its length is the u32 at `len_at`, its bytes start at `fixed`, and a
+/// program copies at most PATH_MAX_COPY of them. Cut at a NUL.
+fn path_after(
+    buf: &[u8],
+    what: &'static str,
+    len_at: usize,
+    fixed: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    if buf.len() < fixed {
+        return Err(DecodeError::TooShort {
+            what,
+            need: fixed,
+            got: buf.len(),
+        });
+    }
+    let n = u32::from_ne_bytes(buf[len_at..len_at + 4].try_into().expect("4 bytes")) as usize;
+    let max = (buf.len() - fixed).min(tracer_common::PATH_MAX_COPY);
+    if n > max {
+        return Err(DecodeError::BadLength { claimed: n, max });
+    }
+    let mut path = buf[fixed..fixed + n].to_vec();
+    if let Some(nul) = path.iter().position(|b| *b == 0) {
+        path.truncate(nul);
+    }
+    Ok(path)
 }
 
 /// The route a kernel hook saw.
@@ -319,6 +345,57 @@ mod tests {
         );
         claim(&mut buf, tracer_common::PATH_MAX_COPY as u32 + 1);
         assert!(matches!(parse(&buf), Err(DecodeError::BadLength { .. })));
+    }
+
+    /// An unmount record: its path decoded up to its length; a record
+    /// cut before its path, or claiming more than it carries, is an error.
+    #[test]
+    fn unmount_record_decodes_and_checks_its_length() {
+        let mut h = EventHeader {
+            kind: kind::UMOUNT,
+            pid: 4242,
+            tid: 4242,
+            netns: 4026531840,
+            ..EventHeader::default()
+        };
+        h.comm[..2].copy_from_slice(b"ip");
+        let fixed = std::mem::offset_of!(UmountEvent, path);
+        let off = std::mem::offset_of!(UmountEvent, path_len);
+        let path = b"/run/netns/red";
+        let mut buf = bytes(&h);
+        buf.resize(fixed, 0);
+        buf[off..off + 4].copy_from_slice(&(path.len() as u32).to_ne_bytes());
+        buf.extend_from_slice(path);
+        buf.resize(size_of::<UmountEvent>(), 0xaa);
+        let KernelEvent::Unmount { task, path: got } = parse(&buf).unwrap() else {
+            panic!("not an unmount")
+        };
+        assert_eq!(got, path.to_vec());
+        assert_eq!((task.pid, task.netns), (4242, 4026531840));
+        assert_eq!(&task.comm[..3], b"ip\0");
+        // Cut inside the fixed part: too short, named as an unmount record.
+        assert_eq!(
+            parse(&buf[..fixed - 1]),
+            Err(DecodeError::TooShort {
+                what: "unmount record",
+                need: fixed,
+                got: fixed - 1
+            })
+        );
+        // Cut inside the path it claims.
+        assert_eq!(
+            parse(&buf[..fixed + 4]),
+            Err(DecodeError::BadLength {
+                claimed: path.len(),
+                max: 4
+            })
+        );
+        // More than a program copies.
+        buf[off..off + 4].copy_from_slice(&(tracer_common::PATH_MAX_COPY as u32 + 1).to_ne_bytes());
+        assert!(matches!(parse(&buf), Err(DecodeError::BadLength { .. })));
+        // A failed read: no path.
+        buf[off..off + 4].copy_from_slice(&0u32.to_ne_bytes());
+        assert!(matches!(parse(&buf), Ok(KernelEvent::Unmount { path, .. }) if path.is_empty()));
     }
 
     #[test]

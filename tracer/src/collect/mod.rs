@@ -1,5 +1,6 @@
 //! Collection: records from the ring buffer and notifications from the
 //! watched namespaces, delivered to the correlator as one stream.
+pub mod holders;
 pub mod kernel_event;
 pub mod namespaces;
 pub mod netns_scan;

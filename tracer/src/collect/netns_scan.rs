@@ -18,6 +18,7 @@ use std::{
 
 use tokio::sync::mpsc::error::TrySendError;
 
+use super::{holders::Holders, task::Task};
 use crate::nsfs::{NETNS_RUN_DIR, NetMounts, NsMount};
 
 /// What holds one namespace: its bind mounts and its processes (by pid,
@@ -26,6 +27,10 @@ use crate::nsfs::{NETNS_RUN_DIR, NetMounts, NsMount};
 pub struct Found {
     pub mounts: Vec<PathBuf>,
     pub pids: Vec<u32>,
+    /// With processes and no bind mount (and not the tracer's own
+    /// namespace): the newest of them as /proc showed it
+    /// (`collect::holders`), the one whose exit may end it.
+    pub newest: Option<Task>,
 }
 
 /// The namespaces found, by inode.
@@ -56,12 +61,15 @@ impl Scanner {
             .name("netns-scan".into())
             .spawn(move || {
                 let mut mounts = NetMounts::new();
+                let mut holders = Holders::default();
+                let own = fs::metadata(crate::nsfs::OWN_NETNS).map_or(0, |m| m.ino() as u32);
                 loop {
                     match poked.recv_timeout(interval) {
                         Ok(()) | Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => return,
                     }
-                    let s = scan(&mut mounts);
+                    let mut s = scan(&mut mounts);
+                    holders.fill(&mut s, own);
                     if let Err(TrySendError::Closed(_)) = tx.try_send(s) {
                         return;
                     }
@@ -215,6 +223,7 @@ mod tests {
         let f = Found {
             mounts: vec!["/run/netns/red".into(), "/tmp/d/blue".into()],
             pids: vec![10, 20],
+            newest: None,
         };
         assert!(f.answers_to(99, Some("red"), "red"));
         assert!(f.answers_to(99, Some("red"), "blue"));

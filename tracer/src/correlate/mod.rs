@@ -31,6 +31,7 @@ mod kernel;
 mod matching;
 use matching::{loosely_alike, merge, objects_match};
 pub mod mirror;
+mod netns_exit;
 mod nexthops;
 mod nh_mirror;
 mod notify;
@@ -55,6 +56,7 @@ use crate::{
 pub use causes::FlushCauses;
 use causes::{Causes, RecentCause};
 use mirror::NsMirror;
+pub use netns_exit::Ended;
 use recovery::Recovered;
 use waiting::Waiting;
 
@@ -118,8 +120,8 @@ pub enum Note {
     Recovered,
     /// Acknowledged in a namespace not watched yet: the change as requested.
     UnwatchedAcked,
-    /// Removed with its namespace, which went away.
-    NamespaceGone,
+    /// Removed with its namespace, which went away; what ended it.
+    NamespaceGone(Ended),
     /// Removed or changed by the kernel with nexthop object `id`, which
     /// this process deleted (`deleted`) or replaced.
     WithNexthop { id: u32, deleted: bool },
@@ -292,6 +294,8 @@ pub struct Engine {
     unwatched_seen: bool,
     /// Whether a process (by pid) is still alive (`set_sender_check`).
     sender_alive: fn(u32) -> bool,
+    /// The last unmounts: one may have ended a namespace (`netns_exit`).
+    unmounts: netns_exit::Unmounts,
 }
 
 /// Which changes the tracepoint requests attribute (the others come from
@@ -350,6 +354,7 @@ impl Engine {
             out: Vec::new(),
             unwatched_seen: false,
             sender_alive: |_| false,
+            unmounts: Default::default(),
         }
     }
 
@@ -370,7 +375,6 @@ impl Engine {
         self.mirrors.get(&netns)
     }
 
-    /// Stop following a namespace (it went away).
     /// Whether a change came from a namespace not watched since the last
     /// call.
     pub fn take_unwatched_seen(&mut self) -> bool {
@@ -383,24 +387,6 @@ impl Engine {
         let w = self.mirrors.contains_key(&netns);
         self.unwatched_seen |= !w;
         w
-    }
-
-    /// A namespace went away: the kernel removed its routes with it. Each
-    /// route the mirror held is reported removed (`netns_exit`), then the
-    /// namespace is no longer followed.
-    pub fn forget(&mut self, netns: u32) {
-        let Some(m) = self.mirrors.remove(&netns) else {
-            return;
-        };
-        for route in m.routes() {
-            let mut o = Outcome::new(Source::Netlink, Op::Del, netns, Object::Route(route));
-            o.result = ok();
-            o.cause = Some(Cause::NetnsExit);
-            o.note = Some(Note::NamespaceGone);
-            self.emit_now(o);
-        }
-        self.nh_expected.remove(&netns);
-        self.nh_after.retain(|k, _| k.0 != netns);
     }
 
     /// Outcomes ready for output, in order.
@@ -458,6 +444,7 @@ impl Engine {
                     self.plan_resync(f.task.netns, Some(cause), now);
                 }
             }
+            KernelEvent::Unmount { task, path } => self.unmount(task, path, now),
             KernelEvent::Exec { .. } | KernelEvent::Packet(_) | KernelEvent::Lookup(_) => {}
         }
     }

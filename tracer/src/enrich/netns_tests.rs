@@ -83,6 +83,7 @@ fn found(mounts: &[&str], pids: &[u32]) -> Found {
     Found {
         mounts: mounts.iter().map(PathBuf::from).collect(),
         pids: pids.to_vec(),
+        newest: None,
     }
 }
 

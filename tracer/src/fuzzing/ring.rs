@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use tracer_common::{
     EventHeader, ExecEvent, FlushEvent, NL_DATA_MAX, NlAckEvent, NlMsgEvent, PATH_MAX_COPY,
-    PKT_SNAP, Record, RouteEvent, RuleMsgEvent, af, op, source,
+    PKT_SNAP, Record, RouteEvent, RuleMsgEvent, UmountEvent, af, op, source,
 };
 
 use crate::{
@@ -35,9 +35,9 @@ pub fn ring_record(data: &[u8]) {
             let (items, errors) = decode_buffer(&c.data);
             assert!(items.len() + errors.len() <= c.data.len() / 16 + 1);
         }
-        KernelEvent::Exec { filename, .. } => {
-            assert!(filename.len() <= PATH_MAX_COPY, "{} bytes", filename.len());
-            assert!(!filename.contains(&0));
+        KernelEvent::Exec { filename: path, .. } | KernelEvent::Unmount { path, .. } => {
+            assert!(path.len() <= PATH_MAX_COPY, "{} bytes", path.len());
+            assert!(!path.contains(&0));
         }
         KernelEvent::Packet(p) => {
             assert!(p.cap_len as usize <= PKT_SNAP);
@@ -128,6 +128,17 @@ fn encode(ev: &KernelEvent) -> Vec<u8> {
             });
             out.truncate(std::mem::offset_of!(ExecEvent, filename));
             out.extend_from_slice(filename);
+            out
+        }
+        KernelEvent::Unmount { task, path } => {
+            let mut out = bytes_of(&UmountEvent {
+                hdr: header(UmountEvent::KIND, task),
+                path_len: path.len() as u32,
+                _pad0: 0,
+                path: [0; PATH_MAX_COPY],
+            });
+            out.truncate(std::mem::offset_of!(UmountEvent, path));
+            out.extend_from_slice(path);
             out
         }
         KernelEvent::Packet(p) => bytes_of(p.as_ref()),

@@ -365,6 +365,7 @@ mod tests {
             ("nhc_gw", c.nhc_gw),
             ("tp_sendmsg_msg", c.tp_sendmsg_msg),
             ("tp_exec_filename", c.tp_exec_filename),
+            ("tp_umount_name", c.tp_umount_name),
         ] {
             assert_ne!(off, NO_OFFSET, "{name} unresolved");
         }
@@ -437,6 +438,10 @@ mod tests {
             .unwrap();
         assert!(exec.is_data_loc());
         assert_eq!(c.tp_exec_filename, exec.offset);
+        let umount = tracefs()
+            .field("syscalls", "sys_enter_umount", "name")
+            .unwrap();
+        assert_eq!(c.tp_umount_name, umount.offset);
     }
 
     #[test]

@@ -94,6 +94,9 @@ struct Session {
     last_dropped: u64,
     /// When the scanner was last asked for a rescan.
     last_poke: Instant,
+    /// The last scan: what held each namespace, for those the next one
+    /// finds gone (who ended them).
+    last_scan: Scan,
 }
 
 /// One tracing session: load and attach, seed the namespaces, then turn
@@ -170,7 +173,7 @@ pub async fn session(args: WatchArgs, out: Pipeline) -> Result<()> {
             _ = out_tick.tick() => s.out.tick()?,
             _ = tokio::time::sleep_until(stage_due.unwrap_or_else(Instant::now).into()), if stage_due.is_some() => s.out.tick()?,
             Some(input) = s.rx.recv() => s.input(input)?,
-            Some(scan) = s.scans.recv() => s.namespaces(scan)?,
+            Some(scan) = s.scans.recv() => s.namespaces(scan, ring.get_mut())?,
             _ = tick.tick(), if !ring_backlog && !inputs_queued && s.engine.waiting() => s.tick(),
             _ = slow.tick() => s.slow(ring.get_ref())?,
             _ = sigint.recv(), if stop_at.is_none() => stop_at = Some(Instant::now() + STOP_GRACE),
@@ -310,13 +313,19 @@ impl Session {
 
     /// Namespaces that came (seeded, snapshotted for a journal or a guard,
     /// and reported) or went (forgotten and reported).
-    fn namespaces(&mut self, scan: Scan) -> Result<()> {
-        let r = netns::rescan(
+    fn namespaces(&mut self, scan: Scan, rb: &mut RingReader) -> Result<()> {
+        let mut r = netns::rescan(
             &mut self.spaces,
             &self.select,
             &mut self.p.enricher.netns,
             scan,
         );
+        let last = std::mem::replace(&mut self.last_scan, std::mem::take(&mut r.scan));
+        if !r.gone.is_empty() {
+            // The unmount that ended one is in the ring already (read at
+            // the syscall's entry, before the scan found the mount gone).
+            self.read_ring(rb, usize::MAX);
+        }
         // With --netns, the kernel copies the requests of these only.
         if (!r.added.is_empty() || r.changed)
             && let Some(map) = self.nl_netns.as_mut()
@@ -349,7 +358,7 @@ impl Session {
         }
         for ns in r.gone {
             // Its routes went with it, then the namespace.
-            self.engine.forget(ns);
+            self.engine.forget(ns, last.get(&ns), Instant::now());
             emit_outcomes(
                 &mut self.engine,
                 &mut self.p,

@@ -24,6 +24,9 @@ pub(super) struct Rescan {
     pub gone: Vec<u32>,
     /// Whether any namespace was let go (gone, or no longer selected).
     pub changed: bool,
+    /// The scan (without the namespaces left for the next one): what held
+    /// each namespace, for the next rescan to tell who ended those gone.
+    pub scan: Scan,
 }
 
 impl Selection {
@@ -146,6 +149,7 @@ pub(super) fn rescan(
         added,
         gone,
         changed,
+        scan,
     }
 }
 

@@ -77,6 +77,10 @@ impl Session {
 
         let own = p.enricher.netns.own_inode();
         let mut spaces = Namespaces::new(tx)?;
+        // Who holds the namespaces no bind mount holds, should one go
+        // before the scanner's first scan.
+        let mut scan = scan;
+        crate::collect::holders::Holders::default().fill(&mut scan, own);
         let found = rescan(&mut spaces, &select, &mut p.enricher.netns, scan);
         let (scan_tx, scans) = channel(1);
         let scanner = netns_scan::Scanner::spawn(super::SCAN_INTERVAL, scan_tx)
@@ -127,6 +131,7 @@ impl Session {
             primary,
             last_dropped: 0,
             last_poke: std::time::Instant::now(),
+            last_scan: found.scan,
         };
         Ok((session, loaded.ring))
     }
