@@ -203,7 +203,14 @@ pub fn check(events: &[Value], ns: &str, source: &str) {
         route_is(e, "route_del", 52, "0.0.0.0/0")
     });
     assert_process(e, "ip", ns, source);
-    assert_eq!(e["cause"], "link_down", "{e}");
+    assert!(
+        e["cause"] == "link_down",
+        "cause of {e}\nall events:\n{}",
+        mine.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert_eq!(e["route"]["dev"], "v0");
     assert_eq!(e["result"], "ok");
     let e = one(&mine, "link-down removal of 192.168.1.0/24 in main", |e| {
