@@ -8,7 +8,9 @@
 //! killed tracer leaves no BPF program behind; prometheus (and its promtool)
 //! and prometheus-alertmanager, which tests/prometheus.rs and tests/fleet.rs
 //! run against the shipped rules; g++, with which libfuzzer-sys builds
-//! libFuzzer for the fuzz targets (`cargo xtask fuzz`).
+//! libFuzzer for the fuzz targets (`cargo xtask fuzz`); python3 and curl,
+//! which the soak (bench/soak.sh, tests/soak.rs) runs its churn, samples
+//! and verdict with.
 
 use super::say;
 use crate::{process, workspace};
@@ -33,6 +35,8 @@ pub const PACKAGES: &[&str] = &[
     "prometheus",
     "prometheus-alertmanager",
     "g++",
+    "python3",
+    "curl",
 ];
 
 pub fn ensure() -> Result<()> {

@@ -30,10 +30,7 @@ pub fn listed(meta: &cargo_metadata::Metadata) -> Result<Vec<String>> {
 
 /// Targets `cargo xtask test` does not run yet, and why (printed on every
 /// run, so that nobody takes the run for the whole suite).
-pub const HELD_BACK: &[(&str, &str)] = &[(
-    "soak",
-    "its RSS check fails at random: guard grows 0.9-1.1 MiB in the second minute against a 1 MiB allowance, for a reason not found yet (RELIABILITY.md, soak finding 10); run it alone: cargo test --release -p integration-tests --test soak",
-)];
+pub const HELD_BACK: &[(&str, &str)] = &[];
 
 /// Is this target held back (see [`HELD_BACK`])?
 pub fn held_back(name: &str) -> bool {
