@@ -11,11 +11,15 @@
 //! fails the command after every target ran, naming the reproducer that
 //! libFuzzer wrote and the command that replays it.
 
-use crate::{process, setup, workspace};
+use crate::{fuzz_budget, process, setup, workspace};
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -23,6 +27,10 @@ pub struct FuzzArgs {
     /// Seconds each target runs (libFuzzer's -max_total_time).
     #[arg(long, default_value_t = 60)]
     pub secs: u64,
+    /// Instead of --secs: CPU seconds each target's fuzzing process uses
+    /// (a busy machine gives a wall-time run much less CPU).
+    #[arg(long, conflicts_with = "secs")]
+    pub cpu_secs: Option<u64>,
     /// The targets to run (tracer/fuzz/fuzz_targets/<TARGET>.rs); all without one.
     pub targets: Vec<String>,
 }
@@ -42,7 +50,7 @@ const BUILD_ARGS: &[&str] = &["--codegen-units", "16"];
 const TAIL_LINES: usize = 60;
 
 pub fn run(args: &FuzzArgs) -> Result<()> {
-    if args.secs == 0 {
+    if args.secs == 0 || args.cpu_secs == Some(0) {
         // libFuzzer reads -max_total_time=0 as "no limit".
         bail!("--secs must be at least 1");
     }
@@ -58,7 +66,41 @@ pub fn run(args: &FuzzArgs) -> Result<()> {
         }
         args.targets.clone()
     };
-    run_targets(&chosen, args.secs)
+    run_targets(&chosen, Budget::of(args))
+}
+
+/// How long each target runs.
+#[derive(Clone, Copy)]
+pub enum Budget {
+    /// Wall seconds (libFuzzer's -max_total_time).
+    Secs(u64),
+    /// CPU seconds of the fuzzing process (`fuzz_budget`).
+    CpuSecs(u64),
+}
+
+impl Budget {
+    fn of(args: &FuzzArgs) -> Budget {
+        args.cpu_secs
+            .map_or(Budget::Secs(args.secs), Budget::CpuSecs)
+    }
+
+    /// libFuzzer's -max_total_time: the wall time, or a bound far above a
+    /// CPU budget (the watcher stops the run before).
+    fn wall(self) -> u64 {
+        match self {
+            Budget::Secs(s) => s,
+            Budget::CpuSecs(c) => c.saturating_mul(50),
+        }
+    }
+}
+
+impl std::fmt::Display for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Budget::Secs(s) => write!(f, "{s} s"),
+            Budget::CpuSecs(c) => write!(f, "{c} CPU s"),
+        }
+    }
 }
 
 /// Every target: the files of tracer/fuzz/fuzz_targets/, sorted.
@@ -123,8 +165,8 @@ fn preflight() -> Result<()> {
     }
 }
 
-/// Builds every target, then runs each for `secs` seconds.
-pub fn run_targets(targets: &[String], secs: u64) -> Result<()> {
+/// Builds every target, then runs each for `budget`.
+pub fn run_targets(targets: &[String], budget: Budget) -> Result<()> {
     if targets.is_empty() {
         bail!("fuzz: no target in {FUZZ_DIR}/fuzz_targets/");
     }
@@ -139,7 +181,7 @@ pub fn run_targets(targets: &[String], secs: u64) -> Result<()> {
 
     let mut failed = Vec::new();
     for t in targets {
-        match run_one(t, secs, &scratch)? {
+        match run_one(t, budget, &scratch)? {
             Outcome::Passed(stats) => println!("fuzz: {t}: {stats}"),
             Outcome::Crashed(report) => {
                 eprintln!("fuzz: {t}: FAILED\n{report}");
@@ -155,7 +197,7 @@ pub fn run_targets(targets: &[String], secs: u64) -> Result<()> {
             failed.join(", ")
         );
     }
-    println!("fuzz: {} target(s), {secs} s each, no crash", targets.len());
+    println!("fuzz: {} target(s), {budget} each, no crash", targets.len());
     Ok(())
 }
 
@@ -164,7 +206,7 @@ enum Outcome {
     Crashed(String),
 }
 
-fn run_one(target: &str, secs: u64, scratch: &Path) -> Result<Outcome> {
+fn run_one(target: &str, budget: Budget, scratch: &Path) -> Result<Outcome> {
     let root = workspace::root().join(FUZZ_DIR);
     let work = scratch.join(target);
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
@@ -181,7 +223,7 @@ fn run_one(target: &str, secs: u64, scratch: &Path) -> Result<Outcome> {
         .arg(target)
         .args(&dirs)
         .arg("--")
-        .arg(format!("-max_total_time={secs}"))
+        .arg(format!("-max_total_time={}", budget.wall()))
         .arg(format!("-timeout={UNIT_TIMEOUT_SECS}"))
         .arg("-print_final_stats=1");
     println!("\nfuzz: {target}: {}", process::display(&cmd));
@@ -192,6 +234,11 @@ fn run_one(target: &str, secs: u64, scratch: &Path) -> Result<Outcome> {
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run `{}`", process::display(&cmd)))?;
+    let done = Arc::new(AtomicBool::new(false));
+    let watch = match budget {
+        Budget::CpuSecs(c) => Some(fuzz_budget::watch(child.id(), target, c, done.clone())),
+        Budget::Secs(_) => None,
+    };
     // libFuzzer writes to stderr; the target's own output is stdout.
     let stdout = child.stdout.take().context("child stdout")?;
     let out_thread = std::thread::spawn(move || {
@@ -211,10 +258,17 @@ fn run_one(target: &str, secs: u64, scratch: &Path) -> Result<Outcome> {
         lines.push(line);
     }
     let status = child.wait().context("waiting for cargo fuzz")?;
+    done.store(true, Ordering::Relaxed);
     lines.extend(out_thread.join().unwrap_or_default());
     let mut stats = Stats::parse(&lines);
     stats.secs = t0.elapsed().as_secs_f64();
-    if status.success() {
+    stats.cpu_secs = watch.as_ref().map(|w| w.cpu_secs.load(Ordering::Relaxed));
+    // Stopped by the watcher at its CPU budget: a finished run.
+    let budget_spent = watch
+        .as_ref()
+        .is_some_and(|w| w.interrupted.load(Ordering::Relaxed))
+        && status.code() == Some(fuzz_budget::INTERRUPTED);
+    if status.success() || budget_spent {
         if stats.runs.is_some_and(|n| n > 0) {
             return Ok(Outcome::Passed(stats));
         }
@@ -293,6 +347,8 @@ struct Stats {
     corpus: Option<String>,
     new_units: Option<u64>,
     secs: f64,
+    /// The fuzzing process's CPU seconds, when a CPU budget was watched.
+    cpu_secs: Option<u64>,
 }
 
 impl Stats {
@@ -333,9 +389,12 @@ impl std::fmt::Display for Stats {
         let n = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
         write!(
             f,
-            "{} executions in {:.0} s, cov {}, ft {}, corpus {} ({} new)",
+            "{} executions in {:.0} s{}, cov {}, ft {}, corpus {} ({} new)",
             n(self.runs),
             self.secs,
+            self.cpu_secs
+                .map(|c| format!(" ({c} CPU s)"))
+                .unwrap_or_default(),
             n(self.cov),
             n(self.ft),
             self.corpus.as_deref().unwrap_or("?"),

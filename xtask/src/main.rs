@@ -17,6 +17,7 @@
 mod build;
 mod dist;
 mod fuzz;
+mod fuzz_budget;
 mod lab;
 mod process;
 mod setup;

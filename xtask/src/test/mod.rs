@@ -158,7 +158,7 @@ fn run_stage(stage: &Stage, tracer: &Path) -> Result<()> {
         Stage::Lint => lint(),
         Stage::Dist => dist::build(),
         Stage::Unit => cargo_test(UNIT_ARGS, &[], tracer, "unit tests"),
-        Stage::Fuzz => fuzz::run_targets(&fuzz::targets()?, FUZZ_SECS),
+        Stage::Fuzz => fuzz::run_targets(&fuzz::targets()?, fuzz::Budget::Secs(FUZZ_SECS)),
         Stage::Integration(target) => {
             if !workspace::is_root() {
                 bail!(
