@@ -242,7 +242,17 @@ fn journal_holds_ready_snapshot_then_changes() {
 fn sigkill_mid_burst_leaves_whole_lines_and_a_restart_goes_on() {
     let ns = namespace("kill");
     let dir = Dir::new("kill");
-    let t = Tracer::start_cmd("record", &["--journal", dir.s(), "--netns", &ns.name]);
+    // Files large enough for the restart's snapshot of the 50,000 routes
+    // (some 20 MB): one file per recording.
+    let args = [
+        "--journal",
+        dir.s(),
+        "--netns",
+        &ns.name,
+        "--max-file-size",
+        "64MiB",
+    ];
+    let t = Tracer::start_cmd("record", &args);
     let mut burst = batch(&ns, "add", 0, 50_000);
     // Kill once part of the burst is in the journal.
     wait_journal(
@@ -264,7 +274,7 @@ fn sigkill_mid_burst_leaves_whole_lines_and_a_restart_goes_on() {
 
     // The restart cuts a partial last line (if the kill left one), keeps
     // every whole line, and writes a new file.
-    let t = Tracer::start_cmd("record", &["--journal", dir.s(), "--netns", &ns.name]);
+    let t = Tracer::start_cmd("record", &args);
     ns.ip("route add 172.16.0.0/12 dev v0 table 100");
     wait_journal(
         &dir.path,
