@@ -263,11 +263,12 @@ fn run_one(target: &str, budget: Budget, scratch: &Path) -> Result<Outcome> {
     let mut stats = Stats::parse(&lines);
     stats.secs = t0.elapsed().as_secs_f64();
     stats.cpu_secs = watch.as_ref().map(|w| w.cpu_secs.load(Ordering::Relaxed));
-    // Stopped by the watcher at its CPU budget: a finished run.
+    // Stopped by the watcher at its CPU budget: a finished run (cargo
+    // fuzz exits 1 on libFuzzer's interrupt exit, so its words count).
     let budget_spent = watch
         .as_ref()
         .is_some_and(|w| w.interrupted.load(Ordering::Relaxed))
-        && status.code() == Some(fuzz_budget::INTERRUPTED);
+        && lines.iter().any(|l| l.contains(fuzz_budget::INTERRUPTED));
     if status.success() || budget_spent {
         if stats.runs.is_some_and(|n| n > 0) {
             return Ok(Outcome::Passed(stats));

@@ -3,16 +3,17 @@
 //! wall time, which a busy machine turns into much less CPU). A watcher
 //! reads the CPU time of the fuzzing process (the descendant of `cargo
 //! fuzz run` named after the target) from /proc and interrupts it with
-//! SIGINT at the budget; libFuzzer then prints its final stats and exits
-//! with its interrupt code, which counts as a finished run.
+//! SIGINT at the budget; libFuzzer then prints its final stats and says
+//! it was interrupted, which counts as a finished run.
 use std::sync::{
     Arc,
     atomic::{AtomicBool, AtomicU64, Ordering},
 };
 use std::time::Duration;
 
-/// libFuzzer's exit code after SIGINT (its -interrupted_exit_code default).
-pub const INTERRUPTED: i32 = 72;
+/// What libFuzzer prints when SIGINT stops it (it then exits with its
+/// interrupt code, 72, which `cargo fuzz` turns into a failure).
+pub const INTERRUPTED: &str = "libFuzzer: run interrupted; exiting";
 
 /// What the watcher saw: whether it interrupted the run, and the CPU
 /// seconds the fuzzing process had used at its last look.
