@@ -7,18 +7,16 @@ use super::*;
 use crate::collect::{kernel_event::KernelFlush, task::Task};
 use crate::netlink::decode::{NlItem, NlObj};
 use causes::RecentCause;
+use pairing_tests::throw;
 
 const NS: u32 = 7;
 
 fn default_dev_v0() -> Route {
     Route {
-        family: Some(Family::Inet),
-        table: Some(52),
         rtype: Some("unicast".into()),
         dst: Some("0.0.0.0/0".into()),
-        protocol: Some("boot".into()),
         ifindex: Some(3),
-        ..Route::default()
+        ..throw(52)
     }
 }
 

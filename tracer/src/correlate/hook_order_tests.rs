@@ -6,20 +6,10 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::collect::{kernel_event::KernelRoute, task::Task};
 use crate::netlink::decode::{NlItem, NlObj};
+use pairing_tests::throw;
 
 const NS: u32 = 7;
 const PID: u32 = 427;
-
-fn throw52() -> Route {
-    Route {
-        family: Some(Family::Inet),
-        table: Some(52),
-        rtype: Some("throw".into()),
-        dst: Some("192.168.1.0/24".into()),
-        protocol: Some("boot".into()),
-        ..Route::default()
-    }
-}
 
 /// `ip route del throw 192.168.1.0/24 table 52` on a hook rung: its
 /// notification at `t`, the hook's record `late` after it.
@@ -33,7 +23,7 @@ fn deletion(alive: fn(u32) -> bool, late: Duration) -> Vec<Outcome> {
         flags: 0,
         obj: NlObj::Route {
             op,
-            route: throw52(),
+            route: throw(52),
         },
     };
     e.notification(NS, add(Op::Add), t);
@@ -52,7 +42,7 @@ fn deletion(alive: fn(u32) -> bool, late: Duration) -> Vec<Outcome> {
             op: Op::Del,
             route: Route {
                 rtype: Some("throw".into()),
-                ..throw52()
+                ..throw(52)
             },
             nl_seq: 1796478734,
             ret: 0,
