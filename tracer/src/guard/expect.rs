@@ -316,6 +316,13 @@ impl fmt::Display for Expectation {
                     ..Route::default()
                 };
                 let mut s = crate::describe::route_short(&route);
+                // `route_short` leaves the default type out, as `ip route`
+                // does; an expectation that names it checks it (a `throw`
+                // route put in its place breaks it), so it is said (found
+                // by the expect fuzz target).
+                if r.rtype.as_deref() == Some("unicast") {
+                    s.insert_str(0, "unicast ");
+                }
                 s.push_str(&format!(" table {}", r.table));
                 // Said whenever it is checked, 0 included: without it, the
                 // text would read back as any metric (found by the expect

@@ -69,11 +69,14 @@ pub fn ensure() -> Result<()> {
     }
     say!("running apt-get update (once, because packages are missing)");
     process::run_streamed("setup step apt (update)", apt_get().arg("update"))?;
-    say!("installing {}", missing.join(" "));
-    process::run_streamed(
-        "setup step apt (install)",
-        apt_get().args(["install", "-y"]).args(&missing),
-    )?;
+    let aligned = align_with_archive(&missing)?;
+    say!("installing {} {}", missing.join(" "), aligned.join(" "));
+    let mut install = apt_get();
+    install.args(["install", "-y"]).args(&missing);
+    if !aligned.is_empty() {
+        install.arg("--allow-downgrades").args(&aligned);
+    }
+    process::run_streamed("setup step apt (install)", &mut install)?;
     for pkg in &missing {
         if !installed(pkg)? {
             bail!(
@@ -83,6 +86,58 @@ pub fn ensure() -> Result<()> {
         say!("apt package {pkg}: installed");
     }
     Ok(())
+}
+
+/// Packages installed beside QEMU that must come from the same archive as
+/// `qemu-system-*`. This machine kind ships qemu-utils from
+/// bookworm-backports (10.x) without that suite in its sources; its
+/// `Breaks: qemu-system-common (<< 8.0)` then refuses Debian's
+/// qemu-system-x86 (7.2). Such a package, at a version no configured
+/// archive offers, is put back to the archive's newest
+/// (`qemu-utils=VERSION`, with `--allow-downgrades`).
+const QEMU_COMPANIONS: &[&str] = &["qemu-utils", "qemu-block-extra"];
+
+fn align_with_archive(missing: &[&str]) -> Result<Vec<String>> {
+    if !missing.iter().any(|p| p.starts_with("qemu-system-")) {
+        return Ok(Vec::new());
+    }
+    let mut pins = Vec::new();
+    for pkg in QEMU_COMPANIONS {
+        if !installed(pkg)? {
+            continue;
+        }
+        let version =
+            capture_stdout(Command::new("dpkg-query").args(["-W", "-f=${Version}", pkg]))?;
+        let offered = capture_stdout(Command::new("apt-cache").args(["madison", pkg]))?;
+        if let Some(pin) = archive_pin(pkg, version.trim(), &offered) {
+            say!(
+                "apt package {pkg}: {} is in no configured archive; taking {pin} to match qemu-system",
+                version.trim()
+            );
+            pins.push(pin);
+        }
+    }
+    Ok(pins)
+}
+
+/// `PKG=VERSION` for the newest version `apt-cache madison` lists (it lists
+/// newest first), when the installed one is not among them.
+pub fn archive_pin(pkg: &str, installed: &str, madison: &str) -> Option<String> {
+    let offered: Vec<&str> = madison
+        .lines()
+        .filter_map(|l| l.split('|').nth(1))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if offered.is_empty() || offered.contains(&installed) {
+        return None;
+    }
+    Some(format!("{pkg}={}", offered[0]))
+}
+
+fn capture_stdout(cmd: &mut Command) -> Result<String> {
+    let out = process::capture(cmd)?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Is `pkg` installed according to `dpkg-query -W -f='${Status}'`?
@@ -121,5 +176,20 @@ mod tests {
         assert!(!status_means_installed("install ok half-installed"));
         assert!(!status_means_installed("unknown ok not-installed"));
         assert!(!status_means_installed(""));
+    }
+
+    #[test]
+    fn a_companion_no_archive_offers_is_pinned_to_the_archives_newest() {
+        let madison = "qemu-utils | 1:7.2+dfsg-7+deb12u18+b3 | http://deb.debian.org/debian bookworm/main amd64 Packages\n\
+                       qemu-utils | 1:7.2+dfsg-7+deb12u15 | http://deb.debian.org/debian-security bookworm-security/main amd64 Packages\n";
+        assert_eq!(
+            archive_pin("qemu-utils", "1:10.0.2+ds-2+deb13u1~bpo12+1", madison).as_deref(),
+            Some("qemu-utils=1:7.2+dfsg-7+deb12u18+b3")
+        );
+        assert_eq!(
+            archive_pin("qemu-utils", "1:7.2+dfsg-7+deb12u15", madison),
+            None
+        );
+        assert_eq!(archive_pin("qemu-utils", "1:10.0", ""), None);
     }
 }
