@@ -21,7 +21,7 @@
 //! directory changed, at most once per [`RESCAN_INTERVAL`]. Paths are those of the tracer's
 //! mount namespace.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -247,6 +247,21 @@ impl NetnsNames {
                         .is_ok_and(|t| now.duration_since(t).unwrap_or_default() < ADDING_WINDOW)
             })
         })
+    }
+
+    /// The inodes of the namespaces bind-mounted in /run/netns now (a
+    /// fresh look, not the cache). A scan reads the mounts before the
+    /// processes' namespaces: an `ip netns add` that mounted in between
+    /// left its namespace found by its process alone, under `pid:N`, and
+    /// by the time the scan is used its mount no longer looks under way.
+    pub fn mounted_now(&self) -> HashSet<u32> {
+        list_names(&self.dir)
+            .into_iter()
+            .map(|name| self.dir.join(name))
+            .filter(|path| !self.require_nsfs || is_nsfs(path))
+            .filter_map(|path| fs::metadata(path).ok())
+            .filter_map(|m| u32::try_from(m.ino()).ok())
+            .collect()
     }
 
     /// Names the namespaces of `scan` (see the module documentation);

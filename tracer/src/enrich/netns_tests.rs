@@ -244,3 +244,20 @@ fn a_fresh_empty_plain_file_is_an_ip_netns_add_under_way() {
     fs::write(dir.path().join("blue"), b"x").unwrap();
     assert!(!names.mount_pending(), "not empty: not iproute2's");
 }
+
+#[test]
+fn mounted_now_looks_at_the_directory_again() {
+    // Soak finding 12: the scan read the mounts, `ip netns add` mounted,
+    // then the scan found the namespace by its process alone. What is
+    // mounted when the scan is used is read afresh, cache or not.
+    let dir = TempDir::new("netns-mounted-now");
+    let mut names = NetnsNames::with_dir(dir.path(), false).unwrap();
+    assert!(names.mounted_now().is_empty());
+    let _ = names.name(1);
+    fs::write(dir.path().join("red"), b"").unwrap();
+    let inode = fs::metadata(dir.path().join("red")).unwrap().ino() as u32;
+    assert_eq!(names.mounted_now(), HashSet::from([inode]));
+    // With nsfs required (as in a session), a plain file is not a mount.
+    let strict = NetnsNames::with_dir(dir.path(), true).unwrap();
+    assert!(strict.mounted_now().is_empty());
+}

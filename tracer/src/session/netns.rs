@@ -8,7 +8,10 @@ use std::{fs::File, io, time::Instant};
 use anyhow::{Result, bail};
 
 use crate::{
-    collect::{namespaces::Namespaces, netns_scan::Scan},
+    collect::{
+        namespaces::Namespaces,
+        netns_scan::{Found, Scan},
+    },
     enrich::netns::NetnsNames,
 };
 
@@ -107,16 +110,23 @@ pub(super) fn rescan(
     // New namespaces held only by a process wait for the next scan while
     // an `ip netns add` is under way: one of them may be its namespace,
     // its bind mount and name still to come.
+    // So do those bind-mounted since the scan read the mounts (it reads
+    // the processes after): their names come with the next scan.
     let mut postponed = 0;
-    if names.mount_pending() {
-        let own = names.own_inode();
+    let own = names.own_inode();
+    let new_by_process = |inode: &u32, found: &Found| {
+        found.mounts.is_empty()
+            && *inode != own
+            && !names.knows(*inode)
+            && !spaces.watched.contains_key(inode)
+    };
+    if scan.iter().any(|(i, f)| new_by_process(i, f)) {
+        let mounted = (!names.mount_pending()).then(|| names.mounted_now());
         scan.retain(|inode, found| {
-            let new = found.mounts.is_empty()
-                && *inode != own
-                && !names.knows(*inode)
-                && !spaces.watched.contains_key(inode);
-            postponed += usize::from(new);
-            !new
+            let wait = new_by_process(inode, found)
+                && mounted.as_ref().is_none_or(|m| m.contains(inode));
+            postponed += usize::from(wait);
+            !wait
         });
     }
     names.assign(&scan);
@@ -142,7 +152,7 @@ pub(super) fn rescan(
     );
     if postponed > 0 {
         log::debug!(
-            "{postponed} new namespaces held by a process alone left for the next scan: an `ip netns add` is under way"
+            "{postponed} new namespaces held by a process alone left for the next scan: an `ip netns add` is under way or has just mounted"
         );
     }
     Rescan {
