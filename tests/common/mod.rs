@@ -3,6 +3,7 @@
 //! `tracer` binary run as a child whose `ready` line is awaited.
 #![allow(dead_code)]
 
+pub mod holder;
 pub mod lab;
 pub mod scenario;
 

@@ -123,8 +123,8 @@ pub(super) fn rescan(
     if scan.iter().any(|(i, f)| new_by_process(i, f)) {
         let mounted = (!names.mount_pending()).then(|| names.mounted_now());
         scan.retain(|inode, found| {
-            let wait = new_by_process(inode, found)
-                && mounted.as_ref().is_none_or(|m| m.contains(inode));
+            let wait =
+                new_by_process(inode, found) && mounted.as_ref().is_none_or(|m| m.contains(inode));
             postponed += usize::from(wait);
             !wait
         });
