@@ -47,34 +47,12 @@ pub fn expect(data: &[u8]) {
     // What the expectation describes meets it.
     match &e {
         Expectation::Route(r) => {
-            let route = Route {
-                family: r.family,
-                table: Some(r.table),
-                rtype: r.rtype.clone().map(Into::into),
-                dst: Some(r.dst.clone()),
-                gateway: r.gateway.map(|g| g.to_string()),
-                dev: r.dev.clone(),
-                metric: r.metric,
-                protocol: r.protocol.clone().map(Into::into),
-                ..Route::default()
-            };
+            let route = r.route();
             assert!(e.matches_route(&route), "{text:?} misses {route:?}");
             assert!(!e.matches_rule(&Rule::default()));
         }
         Expectation::Rule(r) => {
-            let rule = Rule {
-                family: r.family,
-                priority: Some(r.priority),
-                table: r.table,
-                action: r.action.clone(),
-                src: r.src.clone(),
-                dst: r.dst.clone(),
-                fwmark: r.fwmark.map(|m| m.0),
-                fwmask: r.fwmark.and_then(|m| m.1),
-                iif: r.iif.clone(),
-                oif: r.oif.clone(),
-                ..Rule::default()
-            };
+            let rule = r.rule();
             assert!(e.matches_rule(&rule), "{text:?} misses {rule:?}");
             assert!(!e.matches_route(&Route::default()));
         }

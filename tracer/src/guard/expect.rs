@@ -66,6 +66,42 @@ pub struct RuleExpect {
     pub oif: Option<String>,
 }
 
+impl RouteExpect {
+    /// The route this expectation describes, as an event would carry it.
+    pub fn route(&self) -> Route {
+        Route {
+            family: self.family,
+            table: Some(self.table),
+            rtype: self.rtype.clone().map(Into::into),
+            dst: Some(self.dst.clone()),
+            gateway: self.gateway.map(|g| g.to_string()),
+            dev: self.dev.clone(),
+            metric: self.metric,
+            protocol: self.protocol.clone().map(Into::into),
+            ..Route::default()
+        }
+    }
+}
+
+impl RuleExpect {
+    /// The rule this expectation describes, as an event would carry it.
+    pub fn rule(&self) -> Rule {
+        Rule {
+            family: self.family,
+            priority: Some(self.priority),
+            table: self.table,
+            action: self.action.clone(),
+            src: self.src.clone(),
+            dst: self.dst.clone(),
+            fwmark: self.fwmark.map(|m| m.0),
+            fwmask: self.fwmark.and_then(|m| m.1),
+            iif: self.iif.clone(),
+            oif: self.oif.clone(),
+            ..Rule::default()
+        }
+    }
+}
+
 /// "addr/len" with the address family's full length when none is given;
 /// host bits must be clear, as `ip route` requires.
 fn prefix(s: &str, v6: bool) -> Result<(Family, String)> {
@@ -305,17 +341,7 @@ impl fmt::Display for Expectation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expectation::Route(r) => {
-                let route = Route {
-                    family: r.family,
-                    table: Some(r.table),
-                    rtype: r.rtype.clone().map(Into::into),
-                    dst: Some(r.dst.clone()),
-                    gateway: r.gateway.map(|g| g.to_string()),
-                    dev: r.dev.clone(),
-                    metric: r.metric,
-                    ..Route::default()
-                };
-                let mut s = crate::describe::route_short(&route);
+                let mut s = crate::describe::route_short(&r.route());
                 // `route_short` leaves the default type out, as `ip route`
                 // does; an expectation that names it checks it (a `throw`
                 // route put in its place breaks it), so it is said (found
@@ -339,19 +365,8 @@ impl fmt::Display for Expectation {
                 write!(f, "{s}")
             }
             Expectation::Rule(r) => {
-                let rule = Rule {
-                    family: r.family,
-                    priority: Some(r.priority),
-                    table: r.table,
-                    action: Some(r.action.clone().unwrap_or_else(|| "table".into())),
-                    src: r.src.clone(),
-                    dst: r.dst.clone(),
-                    fwmark: r.fwmark.map(|m| m.0),
-                    fwmask: r.fwmark.and_then(|m| m.1),
-                    iif: r.iif.clone(),
-                    oif: r.oif.clone(),
-                    ..Rule::default()
-                };
+                let mut rule = r.rule();
+                rule.action.get_or_insert_with(|| "table".into());
                 let text = describe::rule(&rule);
                 // "inet pref 5270 lookup 52" -> "rule 5270 lookup 52"
                 let mut rest = text
