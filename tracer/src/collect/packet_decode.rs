@@ -163,32 +163,40 @@ pub fn lookup(ev: &FibLookupEvent) -> Option<LookupObs> {
     })
 }
 
+/// The record the packet path writes for a packet whose first bytes are
+/// `bytes`, seen in direction `d` on interface 3 of the initial namespace:
+/// a fixture for the decoder's tests and the pcap fuzz target.
+#[doc(hidden)]
+pub fn capture_of(bytes: &[u8], d: u8) -> PacketEvent {
+    let mut data = [0u8; tracer_common::PKT_SNAP];
+    let n = bytes.len().min(data.len());
+    data[..n].copy_from_slice(&bytes[..n]);
+    PacketEvent {
+        hdr: tracer_common::EventHeader {
+            ts_ns: 7,
+            netns: 4026531840,
+            ..Default::default()
+        },
+        ifindex: 3,
+        skb_len: bytes.len() as u32,
+        mark: 0x40000,
+        dir: d,
+        _pad0: 0,
+        protocol: 0,
+        cap_len: n as u32,
+        _pad1: 0,
+        data,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use etherparse::PacketBuilder;
-    use tracer_common::{EventHeader, PKT_SNAP};
+    use tracer_common::PKT_SNAP;
 
     fn record(bytes: &[u8], d: u8) -> PacketEvent {
-        let mut data = [0u8; PKT_SNAP];
-        let n = bytes.len().min(PKT_SNAP);
-        data[..n].copy_from_slice(&bytes[..n]);
-        PacketEvent {
-            hdr: EventHeader {
-                ts_ns: 7,
-                netns: 4026531840,
-                ..EventHeader::default()
-            },
-            ifindex: 3,
-            skb_len: bytes.len() as u32,
-            mark: 0x40000,
-            dir: d,
-            _pad0: 0,
-            protocol: 0x0800,
-            cap_len: PKT_SNAP as u32,
-            _pad1: 0,
-            data,
-        }
+        capture_of(bytes, d)
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! bytes the observation kept, with the packet's real length, and they
 //! decode to the same observation.
 use pcap_file::{DataLink, TsResolution, pcap::PcapReader};
-use tracer_common::{EventHeader, PKT_SNAP, PacketEvent, dir};
+use tracer_common::{PKT_SNAP, dir};
 
 use crate::{
     collect::{packet::PacketObs, packet_decode},
@@ -14,31 +14,8 @@ use crate::{
 /// A wall-clock time with nanoseconds, of which the file keeps microseconds.
 const UNIX_NS: i128 = 1_775_803_966_130_211_789;
 
-/// The record of a packet whose first bytes are `bytes`.
-fn record(bytes: &[u8]) -> PacketEvent {
-    let mut data = [0u8; PKT_SNAP];
-    let n = bytes.len().min(PKT_SNAP);
-    data[..n].copy_from_slice(&bytes[..n]);
-    PacketEvent {
-        hdr: EventHeader {
-            ts_ns: 7,
-            netns: 4026531840,
-            ..EventHeader::default()
-        },
-        ifindex: 3,
-        skb_len: bytes.len() as u32,
-        mark: 0x40000,
-        dir: dir::RX,
-        _pad0: 0,
-        protocol: 0,
-        cap_len: n as u32,
-        _pad1: 0,
-        data,
-    }
-}
-
 fn decode(bytes: &[u8]) -> Option<PacketObs> {
-    packet_decode::packet(&record(bytes), "tailscale0").ok()
+    packet_decode::packet(&packet_decode::capture_of(bytes, dir::RX), "tailscale0").ok()
 }
 
 pub fn pcap(data: &[u8]) {
