@@ -404,6 +404,11 @@ impl Engine {
         self.orphans.len()
     }
 
+    /// Outcomes held behind their namespace's re-read.
+    pub fn held_for_reread(&self) -> usize {
+        self.held.values().map(Vec::len).sum()
+    }
+
     /// Number of changes waiting for their other half.
     #[cfg(test)]
     pub fn backlog(&self) -> usize {

@@ -82,7 +82,11 @@ fn round_trip(e: &Entry) {
             .into(),
     );
     line.insert("kind".into(), e.kind.clone().into());
-    for (key, value) in [("source", &e.source), ("host", &e.host)] {
+    for (key, value) in [
+        ("source", &e.source),
+        ("host", &e.host),
+        ("machine_id", &e.machine_id),
+    ] {
         if let Some(v) = value {
             line.insert(key.into(), v.clone().into());
         }

@@ -289,9 +289,10 @@ impl Session {
             sync_ifaces(pp, &self.engine, self.own);
         }
         log::debug!(
-            "waiting: {} requests, {} notifications, ring {} bytes unread, rx empty {} backlog {}",
+            "waiting: {} requests, {} notifications, {} held for a re-read, ring {} bytes unread, rx empty {} backlog {}",
             self.engine.waiting_requests(),
             self.engine.waiting_notifications(),
+            self.engine.held_for_reread(),
             ring.pending_bytes(),
             self.rx.is_empty(),
             self.spaces.backlog()
