@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{
     Tracer, doctor,
-    holder::{BindMount, Holder},
+    holder::{BindMount, Holder, in_ns},
     run,
 };
 use serde_json::{Value, json};
@@ -22,10 +22,6 @@ fn expected_source() -> String {
         .as_str()
         .expect("mechanism")
         .to_string()
-}
-
-fn in_ns(e: &Value, inode: u64) -> bool {
-    e["netns"]["inode"] == inode
 }
 
 /// A route addition and removal and a rule addition in the namespace of

@@ -12,14 +12,10 @@ use std::{
 
 use common::{
     Tracer,
-    holder::{BindMount, Holder, unique},
-    run,
+    holder::{BindMount, Holder, in_ns},
+    run, unique,
 };
 use serde_json::{Value, json};
-
-fn in_ns(e: &Value, inode: u64) -> bool {
-    e["netns"]["inode"] == inode
-}
 
 /// `explain --netns` and `guard --netns` take every name `watch` gives a
 /// namespace: `pid:N` of a process's, and a bind mount's file name in a

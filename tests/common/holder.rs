@@ -5,22 +5,16 @@
 use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 
-use super::run;
+use super::{run, unique};
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-pub fn unique(tag: &str) -> String {
-    format!(
-        "tracer-it-{}-{}-{tag}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+/// Whether event `e` happened in the namespace of inode `inode`.
+pub fn in_ns(e: &Value, inode: u64) -> bool {
+    e["netns"]["inode"] == inode
 }
 
 /// A network namespace held only by a sleeping process (`unshare -n

@@ -87,17 +87,22 @@ pub struct Netns {
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// `tracer-it-<pid>-<n>-<tag>`, a name no other test of this run has.
+pub fn unique(tag: &str) -> String {
+    format!(
+        "tracer-it-{}-{}-{tag}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 impl Netns {
     pub fn new(tag: &str) -> Netns {
         assert!(
             nix_is_root(),
             "integration tests need root (they create network namespaces and load eBPF); run them as root"
         );
-        let name = format!(
-            "tracer-it-{}-{}-{tag}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = unique(tag);
         run("ip", &["netns", "add", &name]);
         Netns { name }
     }
