@@ -122,6 +122,26 @@ impl Causes {
             .unwrap_or_default()
     }
 
+    /// The newest action of task `tid` in `netns` read at or after `since`
+    /// that explains a change `op` to a route on `devs`, whatever its age:
+    /// for a removal that waited unexplained, when the request of the
+    /// process that flushed is read only after the re-read.
+    pub fn of_task(
+        &self,
+        netns: u32,
+        op: Op,
+        tid: u32,
+        devs: &[u32],
+        since: Instant,
+    ) -> Option<RecentCause> {
+        self.by_ns
+            .get(&key(netns, op))?
+            .iter()
+            .rev()
+            .find(|c| c.at >= since && c.who.tid == tid && c.explains(devs))
+            .cloned()
+    }
+
     /// What explains a change `op` the kernel made in the context of the
     /// task in `hdr` (a kernel hook's record with no request): that task's
     /// own recent link/address action; else namespace teardown for a

@@ -213,3 +213,63 @@ fn a_flush_whose_request_was_never_read_takes_its_cause_from_the_link() {
     assert_eq!(out[0].who.unwrap().pid, 4321);
     assert_eq!(out[0].note, Some(Note::Flushed));
 }
+
+/// `ip link set v0 down` on the fentry rung under load (QEMU, 6.1): the
+/// flush record is read, and the re-read runs, before the link's
+/// notification and the request are read; the removal waits, and what is
+/// read during its wait says why. Nothing read: it stays unknown, with
+/// its process.
+#[test]
+fn a_removal_waiting_unexplained_takes_the_cause_read_during_its_wait() {
+    let link = |up| NlItem {
+        seq: 0,
+        portid: 0,
+        flags: 0,
+        obj: NlObj::Link(crate::netlink::decode::LinkChange {
+            deleted: false,
+            ifindex: 3,
+            name: Some("v0".into()),
+            up: Some(up),
+        }),
+    };
+    let run = |late: &dyn Fn(&mut Engine, Task, Instant)| {
+        let t = Instant::now() + Duration::from_secs(2);
+        let mut e = engine_with_route(t - Duration::from_secs(2));
+        e.notification(NS, link(true), t - Duration::from_secs(1));
+        let ip = Task::named(4321, NS, "ip");
+        flush(&mut e, ip, t);
+        let out = reread_empty(&mut e, t + Duration::from_millis(70));
+        assert!(
+            out.is_empty(),
+            "waits for what is still to be read: {out:?}"
+        );
+        late(&mut e, ip, t + Duration::from_millis(400));
+        // Past the wait (RECOVERY_WAIT after the re-read).
+        let mut out = reread_empty(&mut e, t + Duration::from_secs(4));
+        out.extend(e.take_outcomes());
+        out
+    };
+    // The link's notification read late.
+    let out = run(&|e, _, at| e.notification(NS, link(false), at));
+    let del: Vec<_> = out.iter().filter(|o| o.op == Op::Del).collect();
+    assert_eq!(del.len(), 1, "{out:?}");
+    assert_eq!(del[0].cause, Some(Cause::LinkDown));
+    assert_eq!(del[0].who.unwrap().pid, 4321);
+    assert_eq!(del[0].note, Some(Note::Flushed));
+    // The request read late (the device still up in the mirror).
+    let out = run(&|e, ip, at| e.causes.note(NS, link_down(ip, at)));
+    let del: Vec<_> = out.iter().filter(|o| o.op == Op::Del).collect();
+    assert_eq!(del.len(), 1, "{out:?}");
+    assert_eq!(del[0].cause, Some(Cause::LinkDown));
+    assert_eq!(del[0].note, Some(Note::Flushed));
+    // Another process's action read late does not explain it.
+    let out = run(&|e, _, at| {
+        e.causes
+            .note(NS, link_down(Task::named(999, NS, "networkctl"), at))
+    });
+    let del: Vec<_> = out.iter().filter(|o| o.op == Op::Del).collect();
+    assert_eq!(del.len(), 1, "{out:?}");
+    assert_eq!(del[0].cause, Some(Cause::Unknown));
+    assert_eq!(del[0].who.unwrap().pid, 4321);
+    assert_eq!(del[0].note, Some(Note::FlushedUnexplained));
+}

@@ -268,9 +268,42 @@ impl Engine {
         for netns in done {
             let rec = self.recovered.remove(&netns).expect("key from iteration");
             for (_, o) in rec.vanished {
+                let o = self.explain_late(o, now);
                 self.emit(o);
             }
         }
+    }
+
+    /// A removal the re-read found that a flush record of a known process
+    /// explained with nothing, and that waited: what was read during its
+    /// wait may say why. The process that flushed can take longer than
+    /// `RESYNC_DELAY` to send the link's notification (it is sent after
+    /// the flush, in the same syscall), and its request may be read late
+    /// too: seen in QEMU on the fentry rung, where `ip link set v0 down`
+    /// came out as `unknown`. That process's own action read since, else
+    /// its device down or deleted by now, gives the cause; another
+    /// process's action never does.
+    fn explain_late(&self, mut o: Outcome, now: Instant) -> Outcome {
+        let (Some(Cause::Unknown), Some(who), Op::Del, Object::Route(route)) =
+            (o.cause, o.who, o.op, &o.object)
+        else {
+            return o;
+        };
+        let since = now
+            .checked_sub(RECOVERY_WAIT + super::causes::CAUSE_WINDOW)
+            .unwrap_or(now);
+        let devs = super::causes::route_devs(route);
+        let cause = match self.causes.of_task(o.netns, Op::Del, who.tid, &devs, since) {
+            Some(c) if c.cause != Cause::Unknown => Some(c.cause),
+            _ => route
+                .ifindex
+                .and_then(|i| self.mirror_of(o.netns)?.link_lost(i)),
+        };
+        if let Some(cause) = cause {
+            o.cause = Some(cause);
+            o.note = Some(Note::Flushed);
+        }
+        o
     }
 
     /// Whether a route notification was already reported by `recover`
