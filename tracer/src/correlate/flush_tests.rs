@@ -60,6 +60,21 @@ fn link_down(who: Task, at: Instant) -> RecentCause {
     }
 }
 
+/// v0's notification: up or down.
+fn link(up: bool) -> NlItem {
+    NlItem {
+        seq: 0,
+        portid: 0,
+        flags: 0,
+        obj: NlObj::Link(crate::netlink::decode::LinkChange {
+            deleted: false,
+            ifindex: 3,
+            name: Some("v0".into()),
+            up: Some(up),
+        }),
+    }
+}
+
 /// Run the re-reads due by `now` against a kernel that has no routes left.
 fn reread_empty(e: &mut Engine, now: Instant) -> Vec<Outcome> {
     for (ns, causes) in e.tick(now) {
@@ -192,17 +207,6 @@ fn an_address_removal_explains_the_routes_on_its_device_only() {
 fn a_flush_whose_request_was_never_read_takes_its_cause_from_the_link() {
     let t = Instant::now() + Duration::from_secs(2);
     let mut e = engine_with_route(t - Duration::from_secs(2));
-    let link = |up| NlItem {
-        seq: 0,
-        portid: 0,
-        flags: 0,
-        obj: NlObj::Link(crate::netlink::decode::LinkChange {
-            deleted: false,
-            ifindex: 3,
-            name: Some("v0".into()),
-            up: Some(up),
-        }),
-    };
     e.notification(NS, link(true), t - Duration::from_secs(1));
     let ip = Task::named(4321, NS, "ip");
     flush(&mut e, ip, t);
@@ -221,17 +225,6 @@ fn a_flush_whose_request_was_never_read_takes_its_cause_from_the_link() {
 /// its process.
 #[test]
 fn a_removal_waiting_unexplained_takes_the_cause_read_during_its_wait() {
-    let link = |up| NlItem {
-        seq: 0,
-        portid: 0,
-        flags: 0,
-        obj: NlObj::Link(crate::netlink::decode::LinkChange {
-            deleted: false,
-            ifindex: 3,
-            name: Some("v0".into()),
-            up: Some(up),
-        }),
-    };
     let run = |late: &dyn Fn(&mut Engine, Task, Instant)| {
         let t = Instant::now() + Duration::from_secs(2);
         let mut e = engine_with_route(t - Duration::from_secs(2));
