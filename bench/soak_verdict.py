@@ -192,7 +192,7 @@ def report(out):
             got == k and turn == 0,
             f"{name}: {got} churned changes {verb}, the kernel made {k} (per namespace: "
             + ", ".join(f"{ns} {sum(c.values())}/{applied.get(ns, '?')}" for ns, c in st.get("churn", {}).items())
-            + f"); {turn} out of turn (a route added or removed twice in a row: see {name}.odd.jsonl);"
+            + f"); {turn} out of turn (a route added or removed twice in a row: see {name}.odd.jsonl, and {name}.context.jsonl for the lines around the first);"
             f" lost records reported: ring buffer {lost.get('ring_buffer', 0)}, netlink socket {lost.get('netlink_socket', 0)};"
             f" {st.get('churn_no_process', 0)} without their process, {st.get('churn_not_ok', 0)} without result ok",
         )

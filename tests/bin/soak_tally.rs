@@ -13,8 +13,10 @@
 //! and the short-lived namespaces go whole to OUT/NAME.lab.jsonl, the rare
 //! kinds (ready, lost, loops, journal health, guard) to
 //! OUT/NAME.notable.jsonl, the first 200 churned
-//! changes that are not ok or out of turn to OUT/NAME.odd.jsonl, and with
-//! SOAK_KEEP=1 every line to OUT/NAME.all.jsonl.
+//! changes that are not ok or out of turn to OUT/NAME.odd.jsonl, the
+//! [`CONTEXT_LINES`] lines before the first of those and as many after it
+//! to OUT/NAME.context.jsonl (what the tracer said around it, whatever
+//! its kind), and with SOAK_KEEP=1 every line to OUT/NAME.all.jsonl.
 //!
 //! "Out of turn": each churned route is added, maybe replaced, then
 //! removed, again and again; a route added twice in a row, removed twice,
@@ -56,6 +58,8 @@ const NOTABLE: [&[u8]; 8] = [
     b"guard_restored",
 ];
 const ODD_KEPT: u64 = 200;
+/// Lines kept before and written after the first odd change.
+const CONTEXT_LINES: usize = 5000;
 /// How often the state file is written.
 const SAVE_EVERY: Duration = Duration::from_millis(250);
 
@@ -86,6 +90,63 @@ fn number(s: &[u8]) -> Option<u64> {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// The lines around the first odd change: the last [`CONTEXT_LINES`] are
+/// kept until one comes, then written with as many after it.
+struct Context {
+    path: PathBuf,
+    recent: std::collections::VecDeque<Vec<u8>>,
+    /// Once triggered: the file, and how many lines are still to go in.
+    after: Option<(File, usize)>,
+}
+
+impl Context {
+    fn new(path: PathBuf) -> Context {
+        Context {
+            path,
+            recent: std::collections::VecDeque::with_capacity(CONTEXT_LINES),
+            after: None,
+        }
+    }
+
+    /// Every line, before it is looked at.
+    fn line(&mut self, line: &[u8]) {
+        match self.after.as_mut() {
+            Some((f, left)) if *left > 0 => {
+                *left -= 1;
+                let _ = f.write_all(line);
+                let _ = f.write_all(b"\n");
+            }
+            Some(_) => {}
+            None => {
+                let mut buf = if self.recent.len() >= CONTEXT_LINES {
+                    self.recent.pop_front().unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                buf.clear();
+                buf.extend_from_slice(line);
+                self.recent.push_back(buf);
+            }
+        }
+    }
+
+    /// An odd change (the last line given): the first writes what came
+    /// before it, itself included.
+    fn odd(&mut self) {
+        if self.after.is_some() {
+            return;
+        }
+        let Ok(mut f) = File::create(&self.path) else {
+            return;
+        };
+        for l in self.recent.drain(..) {
+            let _ = f.write_all(&l);
+            let _ = f.write_all(b"\n");
+        }
+        self.after = Some((f, CONTEXT_LINES));
+    }
 }
 
 struct Tally {
@@ -119,6 +180,7 @@ struct Tally {
     lab: File,
     notable: File,
     odd_file: File,
+    context: Context,
     all: Option<File>,
     last_save: Instant,
 }
@@ -161,6 +223,7 @@ impl Tally {
             lab: open("lab.jsonl"),
             notable: open("notable.jsonl"),
             odd_file: open("odd.jsonl"),
+            context: Context::new(out.join(format!("{name}.context.jsonl"))),
             all: (std::env::var("SOAK_KEEP").as_deref() == Ok("1")).then(|| open("all.jsonl")),
             last_save: Instant::now() - Duration::from_secs(2),
         }
@@ -183,6 +246,7 @@ impl Tally {
     }
 
     fn line(&mut self, line: &[u8]) {
+        self.context.line(line);
         self.lines += 1;
         self.bytes += line.len() as u64 + 1;
         let Some(k) = find(&line[..line.len().min(64)], b"\",\"kind\":\"") else {
@@ -300,6 +364,7 @@ impl Tally {
     }
 
     fn keep_odd(&mut self, line: &[u8]) {
+        self.context.odd();
         self.odd += 1;
         if self.odd <= ODD_KEPT {
             let _ = self.odd_file.write_all(line);
