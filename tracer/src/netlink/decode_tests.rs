@@ -271,3 +271,45 @@ fn an_ipv4_metric_the_kernel_leaves_out_is_zero() {
     assert_eq!(metric(0x1 | 0x400, AddressFamily::Inet), None, "a request");
     assert_eq!(metric(0, AddressFamily::Inet6), None, "IPv6 states its own");
 }
+
+/// One netlink attribute, padded.
+fn nla(kind: u16, value: &[u8]) -> Vec<u8> {
+    let mut a = Vec::new();
+    a.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
+    a.extend_from_slice(&kind.to_ne_bytes());
+    a.extend_from_slice(value);
+    a.resize((a.len() + 3) & !3, 0);
+    a
+}
+
+/// `ip link add bu0 type bareudp ...` whose IFLA_BAREUDP_SRCPORT_MIN has no
+/// bytes (what the ring_record fuzz target found: netlink-packet-route 0.34
+/// panics on it). The link is read from its header and IFLA_IFNAME; its
+/// kind's data is not parsed.
+#[test]
+fn a_link_whose_kind_data_is_malformed_is_still_read() {
+    let mut ifinfo = vec![0u8; 16];
+    ifinfo[4..8].copy_from_slice(&9u32.to_ne_bytes()); // ifi_index
+    ifinfo[8..12].copy_from_slice(&1u32.to_ne_bytes()); // IFF_UP
+    ifinfo[12..16].copy_from_slice(&1u32.to_ne_bytes()); // change: IFF_UP
+    let data = nla(0x8000 | 2, &nla(3, &[])); // IFLA_INFO_DATA { SRCPORT_MIN }
+    let info = nla(0x8000 | 18, &[nla(1, b"bareudp\0"), data].concat()); // IFLA_LINKINFO
+    let payload = [ifinfo, nla(3, b"bu0\0"), info].concat();
+    let (items, errors) = decode_buffer(&message(16, 0x1 | 0x400, &payload));
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        items[0].obj,
+        NlObj::Link(LinkChange {
+            deleted: false,
+            ifindex: 9,
+            name: Some("bu0".into()),
+            up: Some(true),
+        })
+    );
+    // The same as a deletion, and a link message too short for its header.
+    let (items, _) = decode_buffer(&message(17, 0x1, &payload));
+    assert!(matches!(&items[0].obj, NlObj::Link(l) if l.deleted && l.ifindex == 9));
+    let (items, errors) = decode_buffer(&message(16, 0x1, &[0u8; 8]));
+    assert!(items.is_empty());
+    assert_eq!(errors.len(), 1, "{errors:?}");
+}
