@@ -99,11 +99,24 @@ impl Causes {
         devs: &[u32],
         now: Instant,
     ) -> Option<RecentCause> {
+        self.newest(netns, op, |c| {
+            now.duration_since(c.at) < CAUSE_WINDOW && c.explains(devs)
+        })
+    }
+
+    /// The newest action kept in `netns` for changes `op` that `pred`
+    /// accepts.
+    fn newest(
+        &self,
+        netns: u32,
+        op: Op,
+        pred: impl Fn(&RecentCause) -> bool,
+    ) -> Option<RecentCause> {
         self.by_ns
             .get(&key(netns, op))?
             .iter()
             .rev()
-            .find(|c| now.duration_since(c.at) < CAUSE_WINDOW && c.explains(devs))
+            .find(|c| pred(c))
             .cloned()
     }
 
@@ -134,12 +147,9 @@ impl Causes {
         devs: &[u32],
         since: Instant,
     ) -> Option<RecentCause> {
-        self.by_ns
-            .get(&key(netns, op))?
-            .iter()
-            .rev()
-            .find(|c| c.at >= since && c.who.tid == tid && c.explains(devs))
-            .cloned()
+        self.newest(netns, op, |c| {
+            c.at >= since && c.who.tid == tid && c.explains(devs)
+        })
     }
 
     /// What explains a change `op` the kernel made in the context of the
