@@ -173,7 +173,8 @@ pub fn decode_one(msg: &[u8]) -> Result<Option<NlItem>, MsgError> {
         return Ok(Some(item(NlObj::Route { op, route })));
     }
     if msg.len() >= NLMSG_HDRLEN {
-        let op = match u16::from_ne_bytes([msg[4], msg[5]]) {
+        let kind = u16::from_ne_bytes([msg[4], msg[5]]);
+        let op = match kind {
             nexthop_msg::RTM_NEWNEXTHOP => Some(Op::Add),
             nexthop_msg::RTM_DELNEXTHOP => Some(Op::Del),
             nexthop_msg::RTM_GETNEXTHOP => return Ok(None),
@@ -183,7 +184,7 @@ pub fn decode_one(msg: &[u8]) -> Result<Option<NlItem>, MsgError> {
             let nexthop = Box::new(nexthop_msg::parse(&msg[NLMSG_HDRLEN..])?);
             return Ok(Some(item(NlObj::Nexthop { op, nexthop })));
         }
-        let op = match u16::from_ne_bytes([msg[4], msg[5]]) {
+        let op = match kind {
             RTM_NEWRULE => Some(Op::Add),
             RTM_DELRULE => Some(Op::Del),
             _ => None,
@@ -199,9 +200,9 @@ pub fn decode_one(msg: &[u8]) -> Result<Option<NlItem>, MsgError> {
             let rule = Box::new(rule(&d.msg));
             return Ok(Some(item(NlObj::Rule { op, rule })));
         }
-        match u16::from_ne_bytes([msg[4], msg[5]]) {
-            t @ (RTM_NEWLINK | RTM_SETLINK | RTM_DELLINK) => {
-                let l = link(&msg[NLMSG_HDRLEN..], t == RTM_DELLINK)?;
+        match kind {
+            RTM_NEWLINK | RTM_SETLINK | RTM_DELLINK => {
+                let l = link(&msg[NLMSG_HDRLEN..], kind == RTM_DELLINK)?;
                 return Ok(Some(item(NlObj::Link(l))));
             }
             RTM_NEWADDR | RTM_DELADDR | NLMSG_ERROR => {}
