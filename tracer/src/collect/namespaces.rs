@@ -9,7 +9,7 @@ use std::{
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
     },
 };
 
@@ -83,6 +83,47 @@ impl Namespaces {
     /// Whether some notification socket still holds a backlog.
     pub fn backlog(&self) -> bool {
         self.reader.busy.load(Ordering::Relaxed) > 0
+    }
+
+    /// The watched namespaces whose notifications have all been handed to
+    /// the main loop now (their socket holds none and the reader holds
+    /// none of theirs), and the others. Once the main loop's queue is
+    /// then found empty too, the first have all been read.
+    pub fn quiet(&self) -> (Vec<u32>, Vec<u32>) {
+        // The sockets themselves, not just their fds: one the reader lets
+        // go meanwhile stays open (its fd not reused) until polled.
+        let socks: Vec<(u32, Arc<Socket>)> = {
+            let map = self
+                .reader
+                .sockets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            map.iter().map(|(i, s)| (*i, s.clone())).collect()
+        };
+        let mut fds: Vec<libc::pollfd> = socks
+            .iter()
+            .map(|(_, s)| libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` holds `fds.len()` pollfds of open sockets; a zero
+        // timeout only looks.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+        // After the sockets: a batch taken from one before the poll is
+        // either still in the reader's hands or already queued.
+        let reading = self.reader.reading.load(Ordering::SeqCst);
+        let mut quiet = Vec::new();
+        let mut busy = Vec::new();
+        for ((inode, _), fd) in socks.iter().zip(&fds) {
+            if rc >= 0 && fd.revents == 0 && *inode != reading {
+                quiet.push(*inode);
+            } else {
+                busy.push(*inode);
+            }
+        }
+        (quiet, busy)
     }
 
     /// The inodes of the namespaces watched, ascending.
@@ -174,6 +215,9 @@ struct Reader {
     /// Sockets whose last read filled a whole batch: they likely hold
     /// more, so the changes waiting for them must not expire yet.
     busy: AtomicUsize,
+    /// The namespace whose notifications the reader has taken from its
+    /// socket and not yet queued for the main loop (0: none).
+    reading: AtomicU32,
 }
 
 fn cvt(rc: libc::c_int, what: &str) -> Result<libc::c_int> {
@@ -202,6 +246,7 @@ impl Reader {
             sockets: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
             busy: AtomicUsize::new(0),
+            reading: AtomicU32::new(0),
         };
         r.ctl(libc::EPOLL_CTL_ADD, r.wake.as_raw_fd(), WAKE)?;
         Ok(r)
@@ -289,6 +334,9 @@ impl Reader {
                     full.remove(&netns);
                     continue;
                 };
+                // Set before the socket is read and cleared once what was
+                // read is queued (`Namespaces::quiet`).
+                self.reading.store(netns, Ordering::SeqCst);
                 let sent = match socket::receive(&sock, &mut bufs, 0, NOTIFY_BATCH) {
                     Ok(Received::Idle) => {
                         full.remove(&netns);
@@ -319,6 +367,7 @@ impl Reader {
                         })
                     }
                 };
+                self.reading.store(0, Ordering::SeqCst);
                 if sent.is_err() {
                     return;
                 }

@@ -296,6 +296,11 @@ pub struct Engine {
     sender_alive: fn(u32) -> bool,
     /// The last unmounts: one may have ended a namespace (`netns_exit`).
     unmounts: netns_exit::Unmounts,
+    /// Per watched namespace, when its notifications were last all read
+    /// (`notifications_read`; None: not since it was watched). A change
+    /// waiting for its notification expires only once its namespace was
+    /// read past its deadline. Namespaces not here do not hold waits.
+    read_to: HashMap<u32, Option<Instant>>,
 }
 
 /// Which changes the tracepoint requests attribute (the others come from
@@ -355,6 +360,7 @@ impl Engine {
             unwatched_seen: false,
             sender_alive: |_| false,
             unmounts: Default::default(),
+            read_to: HashMap::new(),
         }
     }
 
@@ -502,5 +508,7 @@ mod nexthops_tests;
 mod order_tests;
 #[cfg(test)]
 mod pairing_tests;
+#[cfg(test)]
+mod read_to_tests;
 #[cfg(test)]
 mod sender_tests;

@@ -167,6 +167,7 @@ impl Engine {
         }
         self.nh_expected.remove(&netns);
         self.nh_after.retain(|k, _| k.0 != netns);
+        self.read_to.remove(&netns);
     }
 }
 

@@ -7,7 +7,11 @@ use super::*;
 impl Engine {
     /// Advance time: expire waits and start due resyncs.
     pub fn tick(&mut self, now: Instant) -> Vec<(u32, FlushCauses)> {
-        while let Some((id, _)) = self.pending.front().filter(|(_, p)| p.deadline <= now) {
+        while let Some((id, _)) = self
+            .pending
+            .front()
+            .filter(|(_, p)| p.deadline <= now && self.read_past(p.netns, p.deadline))
+        {
             let p = self.pending.take(id).expect("front exists");
             let note = match (p.from_kernel, p.result) {
                 (true, _) => None,
@@ -73,6 +77,34 @@ impl Engine {
             .collect()
     }
 
+    /// Which watched namespaces had all their notifications read `now`
+    /// (`quiet`: the socket held none and none were on their way) and
+    /// which may still have some queued (`busy`). Watching ends for the
+    /// namespaces in neither.
+    pub fn notifications_read(&mut self, now: Instant, quiet: &[u32], busy: &[u32]) {
+        let mut next = HashMap::with_capacity(quiet.len() + busy.len());
+        for ns in busy {
+            next.insert(*ns, self.read_to.get(ns).copied().flatten());
+        }
+        for ns in quiet {
+            next.insert(*ns, Some(now));
+        }
+        self.read_to = next;
+    }
+
+    /// Whether every notification `netns` sent before `t` has been read.
+    /// An acknowledged request's notification was sent before its ack, but
+    /// the ack (read from the ring buffer) can be read long before the
+    /// notification (read from the namespace's socket by another thread)
+    /// when the tracer is behind: the request must not be reported without
+    /// its notification, and the notification again, by itself.
+    fn read_past(&self, netns: u32, t: Instant) -> bool {
+        match self.read_to.get(&netns) {
+            None => true,
+            Some(read) => read.is_some_and(|r| r >= t),
+        }
+    }
+
     /// Outcomes held for `netns`'s re-read go out (after its removals).
     fn release(&mut self, netns: u32) {
         if let Some(held) = self.held.remove(&netns) {
@@ -93,6 +125,8 @@ impl Engine {
 
     /// Flush everything still waiting (end of session).
     pub fn drain(&mut self, now: Instant) {
+        // Every input was read to its end (`Session::finish`).
+        self.read_to.clear();
         for r in self.recovered.values_mut() {
             r.until = Some(now);
         }

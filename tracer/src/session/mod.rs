@@ -266,6 +266,13 @@ impl Session {
     /// The correlator's waits and the flush re-reads that are due.
     fn tick(&mut self) {
         let now = Instant::now();
+        // Which namespaces' notifications have all been read: their socket
+        // and the reader hold none (looked at first), and none are queued.
+        let (mut quiet, mut busy) = self.spaces.quiet();
+        if !self.rx.is_empty() {
+            busy.append(&mut quiet);
+        }
+        self.engine.notifications_read(now, &quiet, &busy);
         for (netns, causes) in self.engine.tick(now) {
             let Some(w) = self.spaces.watched.get_mut(&netns) else {
                 continue;
