@@ -13,6 +13,8 @@ use std::{
     },
 };
 
+use std::time::Instant;
+
 use anyhow::{Context as _, Result};
 use netlink_sys::Socket;
 use tokio::sync::mpsc::Sender;
@@ -85,19 +87,17 @@ impl Namespaces {
         self.reader.busy.load(Ordering::Relaxed) > 0
     }
 
-    /// The watched namespaces whose notifications have all been handed to
-    /// the main loop now (their socket holds none and the reader holds
-    /// none of theirs), and the others. Once the main loop's queue is
-    /// then found empty too, the first have all been read.
-    pub fn quiet(&self) -> (Vec<u32>, Vec<u32>) {
+    /// For each watched namespace, the time up to which all its
+    /// notifications have been handed to the main loop: `now` if its
+    /// socket holds none and the reader holds none of its (a namespace
+    /// at rest), else when the reader last found its socket empty (one
+    /// under a steady stream), else None. Valid only if the main loop's
+    /// queue is found empty after this returns.
+    pub fn read_up_to(&self, now: Instant) -> Vec<(u32, Option<Instant>)> {
         // The sockets themselves, not just their fds: one the reader lets
         // go meanwhile stays open (its fd not reused) until polled.
         let socks: Vec<(u32, Arc<Socket>)> = {
-            let map = self
-                .reader
-                .sockets
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let map = lock(&self.reader.sockets);
             map.iter().map(|(i, s)| (*i, s.clone())).collect()
         };
         let mut fds: Vec<libc::pollfd> = socks
@@ -114,16 +114,20 @@ impl Namespaces {
         // After the sockets: a batch taken from one before the poll is
         // either still in the reader's hands or already queued.
         let reading = self.reader.reading.load(Ordering::SeqCst);
-        let mut quiet = Vec::new();
-        let mut busy = Vec::new();
-        for ((inode, _), fd) in socks.iter().zip(&fds) {
-            if rc >= 0 && fd.revents == 0 && *inode != reading {
-                quiet.push(*inode);
-            } else {
-                busy.push(*inode);
-            }
-        }
-        (quiet, busy)
+        let emptied = lock(&self.reader.emptied);
+        socks
+            .iter()
+            .zip(&fds)
+            .map(|((inode, _), fd)| {
+                let at_rest = rc >= 0 && fd.revents == 0 && *inode != reading;
+                let at = if at_rest {
+                    Some(now)
+                } else {
+                    emptied.get(inode).copied()
+                };
+                (*inode, at)
+            })
+            .collect()
     }
 
     /// The inodes of the namespaces watched, ascending.
@@ -218,6 +222,13 @@ struct Reader {
     /// The namespace whose notifications the reader has taken from its
     /// socket and not yet queued for the main loop (0: none).
     reading: AtomicU32,
+    /// Per namespace, the start of the reader's last read that left its
+    /// socket empty, set once what it read is queued.
+    emptied: Mutex<HashMap<u32, Instant>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn cvt(rc: libc::c_int, what: &str) -> Result<libc::c_int> {
@@ -247,6 +258,7 @@ impl Reader {
             stop: AtomicBool::new(false),
             busy: AtomicUsize::new(0),
             reading: AtomicU32::new(0),
+            emptied: Mutex::new(HashMap::new()),
         };
         r.ctl(libc::EPOLL_CTL_ADD, r.wake.as_raw_fd(), WAKE)?;
         Ok(r)
@@ -277,6 +289,7 @@ impl Reader {
 
     /// Stop reading `inode`'s socket; it closes once the reader lets go.
     fn remove(&self, inode: u32) {
+        lock(&self.emptied).remove(&inode);
         let mut map = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = map.remove(&inode) {
             let _ = self.ctl(libc::EPOLL_CTL_DEL, s.as_raw_fd(), 0);
@@ -337,9 +350,12 @@ impl Reader {
                 // Set before the socket is read and cleared once what was
                 // read is queued (`Namespaces::quiet`).
                 self.reading.store(netns, Ordering::SeqCst);
+                let start = Instant::now();
+                let mut emptied = false;
                 let sent = match socket::receive(&sock, &mut bufs, 0, NOTIFY_BATCH) {
                     Ok(Received::Idle) => {
                         full.remove(&netns);
+                        emptied = true;
                         Ok(())
                     }
                     Ok(Received::Items { items, overflow }) => {
@@ -348,6 +364,8 @@ impl Reader {
                             full.insert(netns);
                         } else {
                             full.remove(&netns);
+                            // Fewer than a batch: the read ran to the end.
+                            emptied = !overflow;
                         }
                         self.busy.store(full.len(), Ordering::Relaxed);
                         let notify = (!items.is_empty())
@@ -367,6 +385,9 @@ impl Reader {
                         })
                     }
                 };
+                if emptied && sent.is_ok() {
+                    lock(&self.emptied).insert(netns, start);
+                }
                 self.reading.store(0, Ordering::SeqCst);
                 if sent.is_err() {
                     return;

@@ -35,7 +35,7 @@ fn an_acknowledged_request_waits_while_its_namespace_has_notifications_unread() 
     // Long past the ack's wait, but namespace 7's socket still holds
     // notifications (read up to the ack only).
     let late = t + ACKED_WAIT * 4;
-    e.notifications_read(late, &[], &[7]);
+    e.notifications_read(&[(7, None)]);
     let _ = e.tick(late);
     assert!(
         e.take_outcomes().is_empty(),
@@ -61,14 +61,14 @@ fn a_request_expires_once_its_namespace_was_read_past_its_deadline() {
     e.ack(&who, 0, 5, t);
     let deadline = t + ACKED_WAIT;
     // Read to its end before the deadline only: it waits.
-    e.notifications_read(deadline - Duration::from_millis(1), &[7], &[]);
-    e.notifications_read(deadline + Duration::from_millis(5), &[], &[7]);
+    e.notifications_read(&[(7, Some(deadline - Duration::from_millis(1)))]);
+    e.notifications_read(&[(7, None)]);
     let _ = e.tick(deadline + Duration::from_millis(5));
     assert!(e.take_outcomes().is_empty());
     // Read to its end after it, and no notification came: the request is
     // reported from its ack alone.
     let later = deadline + Duration::from_millis(10);
-    e.notifications_read(later, &[7], &[]);
+    e.notifications_read(&[(7, Some(later))]);
     let _ = e.tick(later);
     let out = e.take_outcomes();
     assert_eq!(out.len(), 1, "{out:?}");
@@ -82,12 +82,12 @@ fn a_namespace_no_longer_watched_holds_no_wait() {
     let t = Instant::now();
     let who = Task::named(812, 7, "ip");
     e.add_request(&who, 7, Op::Add, Object::Route(throw(52)), 5, t);
-    e.notifications_read(t, &[], &[7]);
+    e.notifications_read(&[(7, None)]);
     let late = t + REQUEST_WAIT;
     let _ = e.tick(late);
     assert!(e.take_outcomes().is_empty());
     // Its socket is gone (let go, or the namespace ended).
-    e.notifications_read(late, &[], &[]);
+    e.notifications_read(&[]);
     let _ = e.tick(late);
     assert_eq!(e.take_outcomes().len(), 1);
 }
@@ -98,7 +98,7 @@ fn the_end_of_a_session_reports_what_still_waits() {
     let t = Instant::now();
     let who = Task::named(812, 7, "ip");
     e.add_request(&who, 7, Op::Add, Object::Route(throw(52)), 5, t);
-    e.notifications_read(t, &[], &[7]);
+    e.notifications_read(&[(7, None)]);
     e.drain(t + Duration::from_millis(1));
     assert_eq!(e.take_outcomes().len(), 1);
 }

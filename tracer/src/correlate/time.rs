@@ -77,17 +77,14 @@ impl Engine {
             .collect()
     }
 
-    /// Which watched namespaces had all their notifications read `now`
-    /// (`quiet`: the socket held none and none were on their way) and
-    /// which may still have some queued (`busy`). Watching ends for the
-    /// namespaces in neither.
-    pub fn notifications_read(&mut self, now: Instant, quiet: &[u32], busy: &[u32]) {
-        let mut next = HashMap::with_capacity(quiet.len() + busy.len());
-        for ns in busy {
-            next.insert(*ns, self.read_to.get(ns).copied().flatten());
-        }
-        for ns in quiet {
-            next.insert(*ns, Some(now));
+    /// Up to when each watched namespace's notifications have all been
+    /// read (None: not known to be since it was watched). Watching ends
+    /// for the namespaces not named.
+    pub fn notifications_read(&mut self, read: &[(u32, Option<Instant>)]) {
+        let mut next = HashMap::with_capacity(read.len());
+        for &(ns, at) in read {
+            let old = self.read_to.get(&ns).copied().flatten();
+            next.insert(ns, old.max(at));
         }
         self.read_to = next;
     }

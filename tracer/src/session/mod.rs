@@ -266,13 +266,14 @@ impl Session {
     /// The correlator's waits and the flush re-reads that are due.
     fn tick(&mut self) {
         let now = Instant::now();
-        // Which namespaces' notifications have all been read: their socket
-        // and the reader hold none (looked at first), and none are queued.
-        let (mut quiet, mut busy) = self.spaces.quiet();
+        // Up to when each namespace's notifications have all been read:
+        // what the reader handed over (looked at first), if none of it is
+        // still queued.
+        let mut read = self.spaces.read_up_to(now);
         if !self.rx.is_empty() {
-            busy.append(&mut quiet);
+            read.iter_mut().for_each(|r| r.1 = None);
         }
-        self.engine.notifications_read(now, &quiet, &busy);
+        self.engine.notifications_read(&read);
         for (netns, causes) in self.engine.tick(now) {
             let Some(w) = self.spaces.watched.get_mut(&netns) else {
                 continue;
