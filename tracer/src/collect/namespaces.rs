@@ -11,9 +11,8 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
     },
+    time::Instant,
 };
-
-use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use netlink_sys::Socket;
@@ -348,7 +347,7 @@ impl Reader {
                     continue;
                 };
                 // Set before the socket is read and cleared once what was
-                // read is queued (`Namespaces::quiet`).
+                // read is queued (`Namespaces::read_up_to`).
                 self.reading.store(netns, Ordering::SeqCst);
                 let start = Instant::now();
                 let mut emptied = false;
@@ -385,7 +384,8 @@ impl Reader {
                         })
                     }
                 };
-                if emptied && sent.is_ok() {
+                // Not for a socket let go meanwhile (`remove`).
+                if emptied && sent.is_ok() && lock(&self.sockets).contains_key(&netns) {
                     lock(&self.emptied).insert(netns, start);
                 }
                 self.reading.store(0, Ordering::SeqCst);
