@@ -341,6 +341,13 @@ impl Journal {
 
     fn recovered(&mut self) {
         if self.failing.take().is_some() {
+            // The backlog held while writes failed (up to
+            // `max_pending_bytes`, 32 MiB by default) is written: its
+            // memory goes back to the system rather than staying resident
+            // until the next failure.
+            if self.pending.is_empty() && self.pending.capacity() > 2 * WRITE_AT {
+                self.pending = Vec::new();
+            }
             let path = self.path_string();
             log::warn!("journal: writing {path} again");
             self.health.push(Health::Resumed {

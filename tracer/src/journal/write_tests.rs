@@ -287,3 +287,44 @@ fn a_backlog_goes_out_file_by_file_within_the_limits() {
     assert_eq!(lines.len(), 200 - first);
     fs::remove_dir_all(&d).unwrap();
 }
+
+/// Once the disk takes writes again and the held lines are written, the
+/// memory that held them is given back (the soak's recorder kept its 32 MiB
+/// backlog buffer resident for the rest of the hour after the first fill).
+#[test]
+fn the_backlog_memory_goes_back_once_written() {
+    let d = tempdir("giveback");
+    let mut c = cfg(&d);
+    c.max_pending_bytes = 8 << 20;
+    c.max_file_bytes = 64 << 20;
+    c.max_total_bytes = 256 << 20;
+    let mut j = Journal::open(c).unwrap();
+    let good = j.active.take().unwrap();
+    j.active = Some(Active {
+        path: PathBuf::from("/dev/full"),
+        file: OpenOptions::new().append(true).open("/dev/full").unwrap(),
+        len: 0,
+        opened: SystemTime::now(),
+        dirty: false,
+    });
+    let line = "x".repeat(1000);
+    j.write_line(&line);
+    j.flush();
+    assert!(j.stats().failing);
+    for _ in 0..6000 {
+        j.write_line(&line);
+    }
+    assert!(j.pending.capacity() >= 6 << 20, "the backlog is held");
+    j.active = Some(good);
+    j.failing = j.failing.take().map(|(e, _)| (e, Instant::now() - RETRY));
+    j.flush();
+    assert!(!j.stats().failing);
+    assert_eq!(j.stats().pending_bytes, 0);
+    assert!(
+        j.pending.capacity() <= 2 * WRITE_AT,
+        "capacity {} kept after the backlog was written",
+        j.pending.capacity()
+    );
+    assert_eq!(all_lines(&d).len(), 6001);
+    fs::remove_dir_all(&d).unwrap();
+}
