@@ -56,8 +56,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// The `tracer` command: parses the command line, runs the command, and
-/// exits with status 1 and a one-line error if it fails.
 /// Allocations at least this large are mapped and unmapped on their own
 /// (glibc): a backlog's buffer (the journal's, held while the disk is
 /// full; a burst's outcomes) goes back to the system when freed. glibc's
@@ -67,6 +65,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 #[cfg(target_env = "gnu")]
 const MMAP_THRESHOLD: libc::c_int = 1 << 20;
 
+/// The `tracer` command: parses the command line, runs the command, and
+/// exits with status 1 and a one-line error if it fails.
 pub fn main() {
     // SAFETY: mallopt only tunes the allocator; nothing is allocated yet
     // by another thread.

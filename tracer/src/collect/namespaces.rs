@@ -278,7 +278,7 @@ impl Reader {
 
     fn add(&self, inode: u32, s: Socket) -> Result<()> {
         let s = Arc::new(s);
-        let mut map = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = lock(&self.sockets);
         self.ctl(libc::EPOLL_CTL_ADD, s.as_raw_fd(), u64::from(inode))?;
         if let Some(old) = map.insert(inode, s) {
             let _ = self.ctl(libc::EPOLL_CTL_DEL, old.as_raw_fd(), 0);
@@ -289,7 +289,7 @@ impl Reader {
     /// Stop reading `inode`'s socket; it closes once the reader lets go.
     fn remove(&self, inode: u32) {
         lock(&self.emptied).remove(&inode);
-        let mut map = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = lock(&self.sockets);
         if let Some(s) = map.remove(&inode) {
             let _ = self.ctl(libc::EPOLL_CTL_DEL, s.as_raw_fd(), 0);
         }
@@ -336,12 +336,7 @@ impl Reader {
                     continue;
                 }
                 let netns = key as u32;
-                let sock = self
-                    .sockets
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&netns)
-                    .cloned();
+                let sock = lock(&self.sockets).get(&netns).cloned();
                 let Some(sock) = sock else {
                     full.remove(&netns);
                     continue;

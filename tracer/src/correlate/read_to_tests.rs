@@ -25,13 +25,21 @@ fn added(seq: u32) -> NlItem {
     }
 }
 
+/// `ip` (pid 812) asks for `throw 192.168.1.0/24 table 52` in namespace 7
+/// with sequence number 5; `acked`: its ack has been read.
+fn request(e: &mut Engine, t: Instant, acked: bool) {
+    let who = Task::named(812, 7, "ip");
+    e.add_request(&who, 7, Op::Add, Object::Route(throw(52)), 5, t);
+    if acked {
+        e.ack(&who, 0, 5, t);
+    }
+}
+
 #[test]
 fn an_acknowledged_request_waits_while_its_namespace_has_notifications_unread() {
     let mut e = engine();
     let t = Instant::now();
-    let who = Task::named(812, 7, "ip");
-    e.add_request(&who, 7, Op::Add, Object::Route(throw(52)), 5, t);
-    e.ack(&who, 0, 5, t);
+    request(&mut e, t, true);
     // Long past the ack's wait, but namespace 7's socket still holds
     // notifications (read up to the ack only).
     let late = t + ACKED_WAIT * 4;
@@ -56,9 +64,7 @@ fn an_acknowledged_request_waits_while_its_namespace_has_notifications_unread() 
 fn a_request_expires_once_its_namespace_was_read_past_its_deadline() {
     let mut e = engine();
     let t = Instant::now();
-    let who = Task::named(812, 7, "ip");
-    e.add_request(&who, 7, Op::Add, Object::Route(throw(52)), 5, t);
-    e.ack(&who, 0, 5, t);
+    request(&mut e, t, true);
     let deadline = t + ACKED_WAIT;
     // Read to its end before the deadline only: it waits.
     e.notifications_read(&[(7, Some(deadline - Duration::from_millis(1)))]);
@@ -80,8 +86,7 @@ fn a_request_expires_once_its_namespace_was_read_past_its_deadline() {
 fn a_namespace_no_longer_watched_holds_no_wait() {
     let mut e = engine();
     let t = Instant::now();
-    let who = Task::named(812, 7, "ip");
-    e.add_request(&who, 7, Op::Add, Object::Route(throw(52)), 5, t);
+    request(&mut e, t, false);
     e.notifications_read(&[(7, None)]);
     let late = t + REQUEST_WAIT;
     let _ = e.tick(late);
@@ -96,8 +101,7 @@ fn a_namespace_no_longer_watched_holds_no_wait() {
 fn the_end_of_a_session_reports_what_still_waits() {
     let mut e = engine();
     let t = Instant::now();
-    let who = Task::named(812, 7, "ip");
-    e.add_request(&who, 7, Op::Add, Object::Route(throw(52)), 5, t);
+    request(&mut e, t, false);
     e.notifications_read(&[(7, None)]);
     e.drain(t + Duration::from_millis(1));
     assert_eq!(e.take_outcomes().len(), 1);

@@ -22,6 +22,27 @@ fn tempdir(tag: &str) -> PathBuf {
 }
 
 /// Every line of every journal file, oldest file first.
+/// Makes every write fail with ENOSPC, as a full disk does (the active
+/// file becomes /dev/full); returns the file it replaced.
+fn fill_disk(j: &mut Journal) -> Active {
+    let good = j.active.take().unwrap();
+    j.active = Some(Active {
+        path: PathBuf::from("/dev/full"),
+        file: OpenOptions::new().append(true).open("/dev/full").unwrap(),
+        len: 0,
+        opened: SystemTime::now(),
+        dirty: false,
+    });
+    good
+}
+
+/// Space returns: the file `fill_disk` took is back, and the next flush
+/// retries at once.
+fn free_disk(j: &mut Journal, good: Active) {
+    j.active = Some(good);
+    j.failing = j.failing.take().map(|(e, _)| (e, Instant::now() - RETRY));
+}
+
 fn all_lines(dir: &Path) -> Vec<String> {
     list(dir)
         .unwrap()
@@ -122,15 +143,7 @@ fn a_failing_write_is_reported_once_held_and_resumed() {
     let mut j = Journal::open(c).unwrap();
     j.write_line("{\"before\":1}");
     j.flush();
-    // /dev/full fails every write with ENOSPC, as a full disk does.
-    let good = j.active.take().unwrap();
-    j.active = Some(Active {
-        path: PathBuf::from("/dev/full"),
-        file: OpenOptions::new().append(true).open("/dev/full").unwrap(),
-        len: 0,
-        opened: SystemTime::now(),
-        dirty: false,
-    });
+    let good = fill_disk(&mut j);
     for i in 0..20 {
         j.write_line(&format!("{{\"during\":{i}}}"));
         j.flush();
@@ -145,8 +158,7 @@ fn a_failing_write_is_reported_once_held_and_resumed() {
     assert!(j.stats().lines_dropped > 0);
     // Space returns: the held lines go out, in order, and the drop count is
     // reported once.
-    j.active = Some(good);
-    j.failing = j.failing.take().map(|(e, _)| (e, Instant::now() - RETRY));
+    free_disk(&mut j, good);
     j.flush();
     let h = j.take_health();
     let dropped = j.stats().lines_dropped;
@@ -245,14 +257,7 @@ fn a_backlog_goes_out_file_by_file_within_the_limits() {
     let mut j = Journal::open(c).unwrap();
     j.write_line("{\"before\":1}");
     j.flush();
-    let good = j.active.take().unwrap();
-    j.active = Some(Active {
-        path: PathBuf::from("/dev/full"),
-        file: OpenOptions::new().append(true).open("/dev/full").unwrap(),
-        len: 0,
-        opened: SystemTime::now(),
-        dirty: false,
-    });
+    let good = fill_disk(&mut j);
     // 20 KB held: 20 times a file.
     for i in 0..200 {
         j.write_line(&format!(
@@ -263,8 +268,7 @@ fn a_backlog_goes_out_file_by_file_within_the_limits() {
     }
     assert!(j.stats().failing);
     assert_eq!(j.stats().lines_dropped, 0);
-    j.active = Some(good);
-    j.failing = j.failing.take().map(|(e, _)| (e, Instant::now() - RETRY));
+    free_disk(&mut j, good);
     j.flush();
     assert!(!j.stats().failing);
     assert_eq!(
@@ -299,14 +303,7 @@ fn the_backlog_memory_goes_back_once_written() {
     c.max_file_bytes = 64 << 20;
     c.max_total_bytes = 256 << 20;
     let mut j = Journal::open(c).unwrap();
-    let good = j.active.take().unwrap();
-    j.active = Some(Active {
-        path: PathBuf::from("/dev/full"),
-        file: OpenOptions::new().append(true).open("/dev/full").unwrap(),
-        len: 0,
-        opened: SystemTime::now(),
-        dirty: false,
-    });
+    let good = fill_disk(&mut j);
     let line = "x".repeat(1000);
     j.write_line(&line);
     j.flush();
@@ -315,8 +312,7 @@ fn the_backlog_memory_goes_back_once_written() {
         j.write_line(&line);
     }
     assert!(j.pending.capacity() >= 6 << 20, "the backlog is held");
-    j.active = Some(good);
-    j.failing = j.failing.take().map(|(e, _)| (e, Instant::now() - RETRY));
+    free_disk(&mut j, good);
     j.flush();
     assert!(!j.stats().failing);
     assert_eq!(j.stats().pending_bytes, 0);
