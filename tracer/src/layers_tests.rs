@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("escape", 0),
     ("event", 0),
     ("iface", 0),
+    ("memory", 0),
     ("nsfs", 0),
     ("prefix", 0),
     ("when", 0),

@@ -22,6 +22,7 @@ mod guard;
 mod iface;
 mod journal;
 mod kernel;
+mod memory;
 mod metrics;
 mod netlink;
 mod nsfs;
@@ -56,24 +57,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Allocations at least this large are mapped and unmapped on their own
-/// (glibc): a backlog's buffer (the journal's, held while the disk is
-/// full; a burst's outcomes) goes back to the system when freed. glibc's
-/// default threshold rises to the size of the last such buffer freed
-/// (up to 32 MiB), after which the next backlog grows in the heap and
-/// stays resident. musl's allocator maps large allocations already.
-#[cfg(target_env = "gnu")]
-const MMAP_THRESHOLD: libc::c_int = 1 << 20;
-
 /// The `tracer` command: parses the command line, runs the command, and
 /// exits with status 1 and a one-line error if it fails.
 pub fn main() {
-    // SAFETY: mallopt only tunes the allocator; nothing is allocated yet
-    // by another thread.
-    #[cfg(target_env = "gnu")]
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    };
+    memory::tune();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = cli::Cli::parse();
     if let Some(path) = &cli.btf

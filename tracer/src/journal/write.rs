@@ -348,6 +348,7 @@ impl Journal {
             if self.pending.is_empty() && self.pending.capacity() > 2 * WRITE_AT {
                 self.pending = Vec::new();
             }
+            crate::memory::give_back();
             let path = self.path_string();
             log::warn!("journal: writing {path} again");
             self.health.push(Health::Resumed {
