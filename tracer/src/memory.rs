@@ -6,7 +6,9 @@
 //! heap's top in place, small allocations then landed past it, and the heap
 //! can only shrink from the top. The soak measured this as the recorder's
 //! RSS stepping up by a megabyte or more after a disk fill, with the live
-//! heap (heaptrack) flat (RELIABILITY.md, finding 15). musl's allocator
+//! heap (heaptrack) flat, and by as much after any backlog worked off in a
+//! burst (the tracer kept off the CPU for a second: 5 MiB more, held; see
+//! RELIABILITY.md, finding 15). musl's allocator
 //! maps large allocations on their own and unmaps them when freed.
 
 /// Allocations at least this large are mapped and unmapped on their own
@@ -27,9 +29,10 @@ pub fn tune() {
 }
 
 /// Return the heap's free pages to the system, wherever they lie in it:
-/// call after a large transient buffer is freed. It walks every arena
-/// (milliseconds), so it belongs to rare events such as a journal's
-/// recovery, not to the event path.
+/// after a large transient buffer is freed (a journal's recovery), and
+/// every few seconds (the session), since a backlog worked off in a burst
+/// leaves freed memory all through the heap. It walks every arena's free
+/// chunks, so it stays off the per-event path.
 pub fn give_back() {
     // SAFETY: malloc_trim takes the allocator's own locks and only advises
     // the kernel about pages that are free.
@@ -63,7 +66,9 @@ mod tests {
         }
         let full = resident_kib();
         drop(backlog);
+        let started = std::time::Instant::now();
         super::give_back();
+        eprintln!("give_back took {:?}", started.elapsed());
         let after = resident_kib();
         // Other tests run in this process at the same time; 24 MiB is far
         // above what they allocate.

@@ -59,6 +59,10 @@ const STOP_GRACE: Duration = Duration::from_millis(300);
 /// tracer and reports what is due (a loop whose FIB lookups did not come
 /// within the detector's 100 ms is reported at the next tick).
 const PKT_TICK: Duration = Duration::from_millis(100);
+/// How often the heap's free pages go back to the system (`memory`): a
+/// backlog worked off in a burst (the tracer was kept off the CPU) leaves
+/// the heap larger, and glibc keeps what was freed below its top.
+const TRIM_EVERY: Duration = Duration::from_secs(5);
 
 /// Whether to read the ring buffer now. Requests read from it wait in
 /// memory for their notifications; so while notifications are queued and
@@ -94,6 +98,8 @@ struct Session {
     last_dropped: u64,
     /// When the scanner was last asked for a rescan.
     last_poke: Instant,
+    /// When the heap's free pages were last given back.
+    last_trim: Instant,
     /// The last scan: what held each namespace, for those the next one
     /// finds gone (who ended them).
     last_scan: Scan,
@@ -295,6 +301,12 @@ impl Session {
     fn slow(&mut self, ring: &RingReader) -> Result<()> {
         if let Some(pp) = self.packets.as_mut() {
             sync_ifaces(pp, &self.engine, self.own);
+        }
+        if self.last_trim.elapsed() >= TRIM_EVERY {
+            let started = Instant::now();
+            crate::memory::give_back();
+            self.last_trim = Instant::now();
+            log::debug!("heap trimmed in {:?}", started.elapsed());
         }
         log::debug!(
             "waiting: {} requests, {} notifications, {} held for a re-read, ring {} bytes unread, rx empty {} backlog {}",

@@ -131,6 +131,7 @@ impl Session {
             primary,
             last_dropped: 0,
             last_poke: std::time::Instant::now(),
+            last_trim: std::time::Instant::now(),
             last_scan: found.scan,
         };
         Ok((session, loaded.ring))
