@@ -38,6 +38,11 @@
 #   TRACER_B=PATH  a second tracer binary, to compare two builds in one
 #               run: a tracer configuration with the suffix _b (watched_b,
 #               other_b, ...) runs it
+#   A tracer configuration with the suffix _od (watched_od, watched_rx_od,
+#               other_od) runs it with --packet-programs on-demand
+#               --armed-for 0: the steady state of a router with no
+#               routing change for --armed-for (the tcx programs attached
+#               100 ms in every second)
 #   SENDER=iperf3|trafgen|mmsg  the packet source (default iperf3)
 #   PIN=1       pin the iperf3 client or the mmsg sender to CPU 0 and the
 #               iperf3 server to CPU 1
@@ -124,10 +129,16 @@ fi
 
 # Start the observer of a configuration; prints its pid (or nothing).
 start() {
-	local ns=$A ifc bin=$TRACER c=$1
+	local ns=$A ifc bin=$TRACER c=$1 extra=()
 	if [ "${c%_b}" != "$c" ]; then
 		bin=${TRACER_B:?TRACER_B is not set}
 		c=${c%_b}
+	fi
+	if [ "${c%_od}" != "$c" ]; then
+		# On demand, in its steady state on a quiet router (--armed-for
+		# over): the tcx programs attached only in the sampling windows.
+		extra=(--packet-programs on-demand --armed-for 0)
+		c=${c%_od}
 	fi
 	case $c in
 	none) return ;;
@@ -145,7 +156,7 @@ start() {
 		;;
 	*) echo "unknown configuration $1" >&2; exit 2 ;;
 	esac
-	"$bin" watch --json --netns "$ns" ${ifc:+--iface "$ns:$ifc"} >"$OUT/events" 2>"$OUT/err" &
+	"$bin" watch --json --netns "$ns" ${ifc:+--iface "$ns:$ifc"} "${extra[@]}" >"$OUT/events" 2>"$OUT/err" &
 	local pid=$!
 	# Known to cleanup before this function returns (a failure here leaves
 	# the caller without the pid).

@@ -166,7 +166,7 @@ fn broken_lab_of(stack: Stack, env: &[(&str, &str)], hook: &str) -> Lab {
     };
     assert_eq!(
         t.ready["ifaces"],
-        serde_json::json!([{"iface": iface, "via": via, "hook": hook}]),
+        serde_json::json!([{"iface": iface, "via": via, "hook": hook, "programs": "always"}]),
         "ready.ifaces: tailscale0 watched with {hook}; ready: {}",
         t.ready
     );

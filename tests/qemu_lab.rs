@@ -135,7 +135,7 @@ fn check(spec: KernelSpec, hook: &str) {
     let iface = format!("{ROUTER}:tailscale0");
     assert_eq!(
         ready["ifaces"],
-        serde_json::json!([{"iface": iface, "via": "tc", "hook": hook}]),
+        serde_json::json!([{"iface": iface, "via": "tc", "hook": hook, "programs": "always"}]),
         "{name}: tailscale0 watched with {hook}; ready: {ready}"
     );
     for dir in ["ingress", "egress"] {

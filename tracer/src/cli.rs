@@ -131,6 +131,24 @@ pub struct WatchArgs {
     /// FILE as pcap (needs --iface).
     #[arg(long, value_name = "FILE", requires = "iface")]
     pub pcap: Option<PathBuf>,
+    /// When the tc programs run on a watched interface: `always`, or
+    /// `on-demand`: attached (tcx, Linux 6.6+) for --armed-for after
+    /// start-up and after every change in the interface's namespace, while
+    /// a loop lasts, and for 100 ms in every second otherwise, so that a
+    /// quiet router's packets run no program of the tracer's.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "always",
+        requires = "iface"
+    )]
+    pub packet_programs: PacketProgramsArg,
+    /// With --packet-programs on-demand: how long the tc programs stay
+    /// attached after start-up and after each change (a duration; a bare
+    /// number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration)]
+    pub armed_for: humantime::Duration,
     /// Time between loop_summary events while a loop lasts (a duration; a
     /// bare number is seconds), in whole seconds.
     #[arg(long, value_name = "DURATION", default_value = "10", value_parser = whole_secs)]
@@ -385,6 +403,12 @@ pub enum FamilyArg {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PacketProgramsArg {
+    Always,
+    OnDemand,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OnlyArg {
     Removals,
     Additions,
@@ -430,6 +454,15 @@ fn parse_mark(s: &str) -> Result<u32, String> {
 }
 
 impl WatchArgs {
+    /// When the tc programs run (`--packet-programs`, `--armed-for`).
+    pub fn arming(&self) -> crate::packet::arming::Arming {
+        use crate::packet::arming::Arming;
+        match self.packet_programs {
+            PacketProgramsArg::Always => Arming::Always,
+            PacketProgramsArg::OnDemand => Arming::on_demand(*self.armed_for),
+        }
+    }
+
     /// `record` and `guard` take every change (a journal must be whole, a
     /// guard must see every removal): the output filters of `watch` would
     /// change nothing there, so they are refused (and hidden from --help).

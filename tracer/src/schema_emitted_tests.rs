@@ -444,6 +444,7 @@ fn samples() -> Vec<Event> {
                     iface: "router:tailscale0".into(),
                     via: Some("tc"),
                     hook: Some("clsact"),
+                    programs: Some("always"),
                 }],
             }),
         ),

@@ -75,8 +75,9 @@ struct Gone(String);
 /// How one interface is watched.
 #[derive(Debug)]
 pub enum Via {
-    /// tcx links of the rx and tx programs.
-    Tc(SchedClassifierLinkId, SchedClassifierLinkId),
+    /// tcx links of the rx and tx programs, while attached (armed: see
+    /// `packet::arming`).
+    Tc(Option<(SchedClassifierLinkId, SchedClassifierLinkId)>),
     /// Classic tc filters of the rx and tx programs (no tcx).
     Clsact(ClassicTc),
     /// The tracepoint programs (the caller adds the interface to
@@ -102,6 +103,11 @@ impl Via {
             Via::Clsact(..) => "clsact",
             Via::Tracepoint => "tracepoint",
         }
+    }
+
+    /// Its programs run now: tcx links disarmed do not.
+    pub fn is_armed(&self) -> bool {
+        !matches!(self, Via::Tc(None))
     }
 
     /// Watched by tc programs of its own (tcx or classic tc)?
@@ -226,13 +232,7 @@ impl PacketHooks {
     /// Stops watching `key`.
     pub fn unwatch(&mut self, key: &WatchKey, via: Via) {
         match via {
-            Via::Tc(rx, tx) => {
-                for ((prog, _), link) in TC_PROGRAMS.into_iter().zip([rx, tx]) {
-                    // The link is already gone when the interface was deleted.
-                    let _ =
-                        program::<SchedClassifier>(&mut self.ebpf, prog).map(|p| p.detach(link));
-                }
-            }
+            Via::Tc(links) => self.detach_tcx(links),
             // Its filters go (from inside the namespace) when it is dropped.
             Via::Clsact(filters) => drop(filters),
             Via::Tracepoint => return,
@@ -254,34 +254,17 @@ impl PacketHooks {
         }
         // tcx and tc attach by ifindex in the namespace of the calling
         // thread: attach from a thread that enters the interface's namespace.
-        let netns_path = spec
-            .netns
-            .as_ref()
-            .map(|n| PathBuf::from(NETNS_RUN_DIR).join(n));
-        let netns = netns_path
-            .as_ref()
-            .map(File::open)
-            .transpose()
-            .map_err(|e| Gone(format!("opening its network namespace: {e}")))?;
+        let netns_path = netns_path(spec);
         let ebpf = &mut self.ebpf;
         let clsact_only = self.clsact_only;
-        let (l2_len, links, classic) = std::thread::scope(|s| {
-            s.spawn(|| -> Result<(u32, Vec<SchedClassifierLinkId>, bool)> {
-                if let Some(ns) = &netns {
-                    setns(ns, CloneFlags::CLONE_NEWNET).context("entering the namespace")?;
-                }
-                let ifindex = ifindex_of(&spec.name)?;
-                if ifindex != key.ifindex {
-                    return Err(Gone(format!(
-                        "{} is now ifindex {ifindex}, not {}",
-                        spec.name, key.ifindex
-                    ))
-                    .into());
-                }
+        let (l2_len, links, classic) = in_namespace(
+            spec,
+            key,
+            |ebpf| -> Result<(u32, Vec<SchedClassifierLinkId>, bool)> {
                 let l2_len = l2_len(&spec.name)?;
                 // Filters a killed tracer left on it (classic tc outlives
                 // its process) go first.
-                match super::orphan_tc::remove_orphans(&spec.name, ifindex, &TC_PROGRAMS) {
+                match super::orphan_tc::remove_orphans(&spec.name, key.ifindex, &TC_PROGRAMS) {
                     Ok(gone) if !gone.is_empty() => log::warn!(
                         "{spec}: removed tc filters a killed tracer left behind: {}",
                         gone.join(", ")
@@ -317,10 +300,9 @@ impl PacketHooks {
                     }
                 }
                 Ok((l2_len, links, classic))
-            })
-            .join()
-            .map_err(|_| anyhow!("the attaching thread panicked"))?
-        })?;
+            },
+            ebpf,
+        )?;
         let [rx, tx]: [SchedClassifierLinkId; 2] = links
             .try_into()
             .map_err(|_| anyhow!("expected two links"))?;
@@ -333,7 +315,7 @@ impl PacketHooks {
             }
             Via::Clsact(ClassicTc::new(netns_path, owned))
         } else {
-            Via::Tc(rx, tx)
+            Via::Tc(Some((rx, tx)))
         };
         let iface = TcIface {
             netns: key.netns,
@@ -389,6 +371,61 @@ impl PacketHooks {
 }
 
 impl PacketHooks {
+    /// Attaches (`on`) or detaches the tcx programs of an interface
+    /// watched by tcx (arming, `packet::arming`); other hooks stay as they
+    /// are. Returns whether its programs are attached now.
+    pub fn arm(
+        &mut self,
+        spec: &IfaceSpec,
+        key: WatchKey,
+        via: &mut Via,
+        on: bool,
+    ) -> Result<bool> {
+        let Via::Tc(links) = via else {
+            return Ok(true);
+        };
+        match (on, links.is_some()) {
+            (true, false) => {
+                let attached = in_namespace(
+                    spec,
+                    key,
+                    |ebpf| -> Result<Vec<SchedClassifierLinkId>> {
+                        let mut links = Vec::new();
+                        for (prog, at) in TC_PROGRAMS {
+                            match attach(ebpf, prog, &spec.name, at, false) {
+                                Ok(link) => links.push(link),
+                                Err(e) => {
+                                    for ((prog, _), link) in TC_PROGRAMS.into_iter().zip(links) {
+                                        let _ = program::<SchedClassifier>(ebpf, prog)
+                                            .map(|p| p.detach(link));
+                                    }
+                                    return Err(e.context(format!("attaching {prog}")));
+                                }
+                            }
+                        }
+                        Ok(links)
+                    },
+                    &mut self.ebpf,
+                )?;
+                let [rx, tx]: [SchedClassifierLinkId; 2] = attached
+                    .try_into()
+                    .map_err(|_| anyhow!("expected two links"))?;
+                *links = Some((rx, tx));
+            }
+            (false, true) => self.detach_tcx(links.take()),
+            _ => {}
+        }
+        Ok(links.is_some())
+    }
+
+    /// Detaches tcx links (already gone when the interface was deleted).
+    fn detach_tcx(&mut self, links: Option<(SchedClassifierLinkId, SchedClassifierLinkId)>) {
+        let Some((rx, tx)) = links else { return };
+        for ((prog, _), link) in TC_PROGRAMS.into_iter().zip([rx, tx]) {
+            let _ = program::<SchedClassifier>(&mut self.ebpf, prog).map(|p| p.detach(link));
+        }
+    }
+
     /// Attaches (`on`) or detaches the FIB lookup programs. Attaching what
     /// is attached, or detaching what is not, does nothing.
     pub fn set_fib(&mut self, on: bool) -> Result<()> {
@@ -412,7 +449,47 @@ impl PacketHooks {
     }
 }
 
-/// The ifindex of interface `name` in the calling thread's namespace.
+/// The path of the namespace `spec` names (none: the tracer's own).
+fn netns_path(spec: &IfaceSpec) -> Option<PathBuf> {
+    spec.netns
+        .as_ref()
+        .map(|n| PathBuf::from(NETNS_RUN_DIR).join(n))
+}
+
+/// Runs `f` on a thread inside the namespace of `spec`, once its
+/// interface is found there under `key`'s ifindex: tcx and tc attach by
+/// ifindex in the namespace of the calling thread.
+fn in_namespace<T: Send>(
+    spec: &IfaceSpec,
+    key: WatchKey,
+    f: impl FnOnce(&mut Ebpf) -> Result<T> + Send,
+    ebpf: &mut Ebpf,
+) -> Result<T> {
+    let netns = netns_path(spec)
+        .as_ref()
+        .map(File::open)
+        .transpose()
+        .map_err(|e| Gone(format!("opening its network namespace: {e}")))?;
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<T> {
+            if let Some(ns) = &netns {
+                setns(ns, CloneFlags::CLONE_NEWNET).context("entering the namespace")?;
+            }
+            let ifindex = ifindex_of(&spec.name)?;
+            if ifindex != key.ifindex {
+                return Err(Gone(format!(
+                    "{} is now ifindex {ifindex}, not {}",
+                    spec.name, key.ifindex
+                ))
+                .into());
+            }
+            f(ebpf)
+        })
+        .join()
+        .map_err(|_| anyhow!("the attaching thread panicked"))?
+    })
+}
+
 /// Attaches one tc program: as a tcx link, or with `classic` as a classic
 /// tc filter (direct action, under the clsact qdisc).
 fn attach(

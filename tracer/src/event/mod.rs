@@ -403,6 +403,10 @@ pub struct WatchedIface {
     /// (classic tc filters under a clsact qdisc, where tcx is missing),
     /// `"tracepoint"`, or null while the interface is not there.
     pub hook: Option<&'static str>,
+    /// When its programs run: `"always"`, or `"on_demand"` (tcx links
+    /// attached after changes, while a loop lasts, and sampled otherwise:
+    /// `--packet-programs`); null while the interface is not there.
+    pub programs: Option<&'static str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

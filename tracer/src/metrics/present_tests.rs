@@ -253,6 +253,7 @@ fn build_kernel_and_attach_info() {
             iface: "tailscale0".into(),
             via: Some("tc"),
             hook: Some("tcx"),
+            programs: Some("always"),
         }],
     };
     p.event(&event(Kind::Ready, Source::Tracepoint, Body::Ready(ready)));

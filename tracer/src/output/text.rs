@@ -128,7 +128,18 @@ pub fn line(e: &Event, zone: Zone) -> String {
                 let ifaces: Vec<String> = r
                     .ifaces
                     .iter()
-                    .map(|i| format!("{}={}", escape_str(&i.iface), i.via.unwrap_or("absent")))
+                    .map(|i| {
+                        let on_demand = if i.programs == Some("on_demand") {
+                            "/on_demand"
+                        } else {
+                            ""
+                        };
+                        format!(
+                            "{}={}{on_demand}",
+                            escape_str(&i.iface),
+                            i.via.unwrap_or("absent")
+                        )
+                    })
                     .collect();
                 let _ = write!(s, " ifaces {}", ifaces.join(","));
             }
@@ -243,18 +254,20 @@ mod tests {
                         iface: "router:tailscale0".into(),
                         via: Some("tc"),
                         hook: Some("tcx"),
+                        programs: Some("on_demand"),
                     },
                     crate::event::WatchedIface {
                         iface: "wg\u{1b}0".into(),
                         via: None,
                         hook: None,
+                        programs: None,
                     },
                 ],
             }),
         };
         assert_eq!(
             line_utc(&e),
-            "ready 2026-04-10T06:52:40.000001Z kernel 6.18.44 hooks rule_del=tracepoint netns router ifaces router:tailscale0=tc,wg\\e0=absent"
+            "ready 2026-04-10T06:52:40.000001Z kernel 6.18.44 hooks rule_del=tracepoint netns router ifaces router:tailscale0=tc/on_demand,wg\\e0=absent"
         );
     }
 

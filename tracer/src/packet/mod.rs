@@ -1,5 +1,6 @@
 //! The packet path: packets and FIB lookups on watched interfaces, turned
 //! into observations for the loop detector, and loops tied to their cause.
+pub mod arming;
 pub mod cause;
 pub mod path;
 pub mod suspect;

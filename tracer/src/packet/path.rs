@@ -216,6 +216,7 @@ impl PacketPath {
     /// Findings due now.
     pub fn tick(&mut self, now_ns: u64) -> Vec<Finding> {
         self.watch.expire_fib(now_ns);
+        self.watch.arm_tick(now_ns);
         self.detector.set_lookups_expected(self.watch.fib_on());
         self.detector.tick(now_ns)
     }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use tracer_common::{WATCH_BITMAP_WORDS, WatchKey, watch_bit};
 
+use super::arming::{Armer, Arming};
 pub use crate::iface::IfaceSpec;
 use crate::{
     bpf::packet_hooks::{PacketHooks, Via},
@@ -23,6 +24,8 @@ pub struct WatchList {
     fib_until: Option<u64>,
     /// The FIB lookup programs are attached now.
     fib_on: bool,
+    /// When the tcx programs should be attached.
+    armer: Armer,
 }
 
 /// How long the FIB lookup programs stay attached after the last packet
@@ -38,8 +41,11 @@ pub enum WatchChange {
 }
 
 impl WatchList {
-    pub fn new(specs: Vec<IfaceSpec>, hooks: PacketHooks) -> Self {
+    /// `now_ns`: the monotonic time at start-up (it arms the programs on
+    /// demand as a change does).
+    pub fn new(specs: Vec<IfaceSpec>, hooks: PacketHooks, arming: Arming, now_ns: u64) -> Self {
         WatchList {
+            armer: Armer::new(arming, now_ns),
             specs,
             hooks,
             bits: [0; WATCH_BITMAP_WORDS as usize],
@@ -131,11 +137,59 @@ impl WatchList {
         }
     }
 
+    /// A notification (route, rule, nexthop, link or address) from
+    /// namespace `netns` at `now_ns`: arms the tc programs on demand if it
+    /// holds a watched interface.
+    pub fn changed(&mut self, netns: u32, now_ns: u64) {
+        if self.active.keys().any(|k| k.netns == netns) {
+            self.armer.changed(now_ns);
+        }
+    }
+
+    /// Attaches or detaches the tcx programs as the arming wants at
+    /// `now_ns` (every tick). A failure is logged and retried at the next
+    /// tick.
+    pub fn arm_tick(&mut self, now_ns: u64) {
+        let want = self.armer.want(now_ns);
+        for (key, (spec, via)) in self.active.iter_mut() {
+            // Classic tc filters and the tracepoints stay attached.
+            if via.hook() != "tcx" || via.is_armed() == want {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            match self.hooks.arm(spec, *key, via, want) {
+                Ok(_) => log::debug!(
+                    "{spec}: tc programs {} in {:?}",
+                    if want { "armed" } else { "disarmed" },
+                    started.elapsed()
+                ),
+                Err(e) => log::warn!(
+                    "{spec}: cannot {} the tc programs: {e:#}",
+                    if want { "attach" } else { "detach" }
+                ),
+            }
+        }
+    }
+
+    /// How `spec`'s programs are attached: `"on_demand"` for tcx links in
+    /// that mode, `"always"` for every other hook; `None` while its
+    /// interface is absent.
+    pub fn programs(&self, spec: &IfaceSpec) -> Option<&'static str> {
+        self.active
+            .values()
+            .find(|(s, _)| s == spec)
+            .map(|(_, v)| match v {
+                Via::Tc(_) => self.armer.mode().name(),
+                _ => Arming::Always.name(),
+            })
+    }
+
     /// A loop candidate's packet arrived (monotonic ns): FIB lookup
     /// tracing is switched on, so the loop's next packets come with the
     /// lookups that routed them, and stays on [`FIB_LINGER_NS`] after the
-    /// last candidate.
+    /// last candidate. The tc programs stay armed while candidates come.
     pub fn loop_candidate(&mut self, ts_ns: u64) {
+        self.armer.loop_seen(ts_ns);
         if self.fib_until.is_none() {
             self.set_fib(true);
         }

@@ -125,6 +125,11 @@ pub(super) fn emit_outcomes(
 /// Address and link notifications matter to the packet path: own addresses
 /// recognise SNAT, links name the watched interfaces.
 pub(super) fn packet_notifications(pp: &mut PacketPath, netns: u32, items: &[NlItem]) -> bool {
+    // Any change in the namespace of a watched interface may start a loop
+    // there: the tc programs are armed (on demand) for a while.
+    if !items.is_empty() {
+        pp.watch.changed(netns, crate::clock::Clock::boot_now_ns());
+    }
     let mut links = false;
     for i in items {
         match &i.obj {

@@ -190,7 +190,12 @@ fn packet_path(args: &WatchArgs, ebpf: Ebpf) -> Result<(Option<PacketPath>, Opti
         log::warn!("{w}");
     }
     let pp = PacketPath::new(
-        WatchList::new(args.iface.clone(), hooks),
+        WatchList::new(
+            args.iface.clone(),
+            hooks,
+            args.arming(),
+            crate::clock::Clock::boot_now_ns(),
+        ),
         args.pcap.is_some(),
         Duration::from_secs(args.loop_summary_secs.max(1)),
         Duration::from_secs(args.loop_end_secs.max(1)),
@@ -257,6 +262,7 @@ fn ready(
                             iface: s.to_string(),
                             via: pp.watch.via(s),
                             hook: pp.watch.hook(s),
+                            programs: pp.watch.programs(s),
                         })
                         .collect()
                 })
