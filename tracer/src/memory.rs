@@ -12,11 +12,14 @@
 //! maps large allocations on their own and unmaps them when freed.
 
 /// Allocations at least this large are mapped and unmapped on their own
-/// (glibc). Its default threshold rises to the size of the last such
-/// buffer freed (up to 32 MiB), after which the next backlog would grow in
-/// the heap.
+/// (glibc), and grow by mremap. glibc's default threshold rises to the size
+/// of the last such block freed (the parsed BTF at start-up; a backlog),
+/// up to 32 MiB, after which the next backlog grows in the heap, and the
+/// route mirror's array grows by copying (old and new copies at once:
+/// about 12 MB more at its peak for a million routes) rather than by
+/// mremap.
 #[cfg(target_env = "gnu")]
-const MMAP_THRESHOLD: libc::c_int = 1 << 20;
+const MMAP_THRESHOLD: libc::c_int = 256 << 10;
 
 /// Tune the allocator: call first in `main`, before any other thread runs.
 pub fn tune() {

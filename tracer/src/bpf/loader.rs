@@ -316,8 +316,7 @@ pub fn load(prepared: Prepared, mode: AttachMode, netns: Option<&[u32]>) -> Resu
     // Everything is attached: give the BTF's memory back before mapping
     // the ring buffer.
     drop(aya_btf);
-    // SAFETY: malloc_trim only releases free heap memory.
-    unsafe { libc::malloc_trim(0) };
+    crate::memory::give_back();
     let ring = match ebpf.take_map("EVENTS") {
         Some(Map::RingBuf(m)) => RingReader::new(m, RING_BYTES as usize)?,
         _ => return Err(anyhow!("map EVENTS missing or not a ring buffer")),

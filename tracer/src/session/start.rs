@@ -36,12 +36,6 @@ impl Session {
         let (tx, rx) = channel(crate::collect::NS_CHANNEL_BATCHES);
         let (select, mut names, scan) = selection(&args)?;
 
-        // A fixed mmap threshold: glibc otherwise raises it when a large block
-        // is freed (the parsed BTF), and then the mirror's array grows on the
-        // heap by copying (old and new copies at once, about 12 MB more peak
-        // for a million routes) rather than by mremap.
-        // SAFETY: mallopt only tunes the allocator.
-        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10) };
         let facts = KernelFacts::gather()?;
         // With --netns, the namespaces are known now (names resolve to inodes),
         // and requests from all others are dropped in the kernel.
@@ -53,8 +47,7 @@ impl Session {
         // BTF again to load, so the two never add up.
         let kernel = facts.features.release.clone();
         drop(facts);
-        // SAFETY: malloc_trim only releases free heap memory.
-        unsafe { libc::malloc_trim(0) };
+        crate::memory::give_back();
         let loaded = loader::load(prepared, args.attach, limited.as_deref())?;
         for w in &loaded.warnings {
             log::warn!("{w}");
