@@ -7,9 +7,9 @@
 //! can only shrink from the top. The soak measured this as the recorder's
 //! RSS stepping up by a megabyte or more after a disk fill, with the live
 //! heap (heaptrack) flat, and by as much after any backlog worked off in a
-//! burst (the tracer kept off the CPU for a second: 5 MiB more, held; see
-//! RELIABILITY.md, finding 15). musl's allocator
-//! maps large allocations on their own and unmaps them when freed.
+//! burst (the tracer kept off the CPU for a second: its heap 4 MiB larger,
+//! held; see RELIABILITY.md, finding 15). musl's allocator maps large
+//! allocations on their own and unmaps them when freed.
 
 /// Allocations at least this large are mapped and unmapped on their own
 /// (glibc), and grow by mremap. glibc's default threshold rises to the size
@@ -59,8 +59,8 @@ mod tests {
         }
         let pages = (end - first) / PAGE;
         let mut vec = vec![0u8; pages];
-        // SAFETY: the range lies in the heap, mapped for the process's
-        // life; mincore only reports on it.
+        // SAFETY: the range lies in the heap, which the allocations after
+        // it (the test's pins) keep mapped; mincore only reports on it.
         let rc =
             unsafe { libc::mincore(first as *mut libc::c_void, end - first, vec.as_mut_ptr()) };
         assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());

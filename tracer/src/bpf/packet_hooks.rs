@@ -257,10 +257,10 @@ impl PacketHooks {
         let netns_path = netns_path(spec);
         let ebpf = &mut self.ebpf;
         let clsact_only = self.clsact_only;
-        let (l2_len, links, classic) = in_namespace(
+        let (l2_len, [rx, tx], classic) = in_namespace(
             spec,
             key,
-            |ebpf| -> Result<(u32, Vec<SchedClassifierLinkId>, bool)> {
+            |ebpf| -> Result<(u32, [SchedClassifierLinkId; 2], bool)> {
                 let l2_len = l2_len(&spec.name)?;
                 // Filters a killed tracer left on it (classic tc outlives
                 // its process) go first.
@@ -272,40 +272,14 @@ impl PacketHooks {
                     Ok(_) => {}
                     Err(e) => log::warn!("{spec}: looking for left-over tc filters: {e:#}"),
                 }
-                let mut links = Vec::new();
-                let mut classic = clsact_only;
-                if classic {
+                if clsact_only {
                     ensure_clsact(&spec.name);
                 }
-                for (prog, at) in TC_PROGRAMS {
-                    let mut attached = attach(ebpf, prog, &spec.name, at, classic);
-                    if let Err(tcx) = &attached
-                        && !classic
-                    {
-                        // No tcx (Linux < 6.6): classic tc instead.
-                        log::debug!("{spec}: tcx refused ({tcx:#}); trying classic tc");
-                        classic = true;
-                        ensure_clsact(&spec.name);
-                        attached = attach(ebpf, prog, &spec.name, at, true);
-                    }
-                    match attached {
-                        Ok(link) => links.push(link),
-                        Err(e) => {
-                            for ((prog, _), link) in TC_PROGRAMS.into_iter().zip(links) {
-                                let _ =
-                                    program::<SchedClassifier>(ebpf, prog).map(|p| p.detach(link));
-                            }
-                            return Err(e.context(format!("attaching {prog}")));
-                        }
-                    }
-                }
+                let (links, classic) = attach_programs(ebpf, spec, clsact_only, true)?;
                 Ok((l2_len, links, classic))
             },
             ebpf,
         )?;
-        let [rx, tx]: [SchedClassifierLinkId; 2] = links
-            .try_into()
-            .map_err(|_| anyhow!("expected two links"))?;
         let via = if classic {
             // Owned here, so the filters go when the interface is unwatched
             // or the session ends, from inside its namespace.
@@ -373,49 +347,25 @@ impl PacketHooks {
 impl PacketHooks {
     /// Attaches (`on`) or detaches the tcx programs of an interface
     /// watched by tcx (arming, `packet::arming`); other hooks stay as they
-    /// are. Returns whether its programs are attached now.
-    pub fn arm(
-        &mut self,
-        spec: &IfaceSpec,
-        key: WatchKey,
-        via: &mut Via,
-        on: bool,
-    ) -> Result<bool> {
+    /// are.
+    pub fn arm(&mut self, spec: &IfaceSpec, key: WatchKey, via: &mut Via, on: bool) -> Result<()> {
         let Via::Tc(links) = via else {
-            return Ok(true);
+            return Ok(());
         };
         match (on, links.is_some()) {
             (true, false) => {
-                let attached = in_namespace(
+                let ([rx, tx], _) = in_namespace(
                     spec,
                     key,
-                    |ebpf| -> Result<Vec<SchedClassifierLinkId>> {
-                        let mut links = Vec::new();
-                        for (prog, at) in TC_PROGRAMS {
-                            match attach(ebpf, prog, &spec.name, at, false) {
-                                Ok(link) => links.push(link),
-                                Err(e) => {
-                                    for ((prog, _), link) in TC_PROGRAMS.into_iter().zip(links) {
-                                        let _ = program::<SchedClassifier>(ebpf, prog)
-                                            .map(|p| p.detach(link));
-                                    }
-                                    return Err(e.context(format!("attaching {prog}")));
-                                }
-                            }
-                        }
-                        Ok(links)
-                    },
+                    |ebpf| attach_programs(ebpf, spec, false, false),
                     &mut self.ebpf,
                 )?;
-                let [rx, tx]: [SchedClassifierLinkId; 2] = attached
-                    .try_into()
-                    .map_err(|_| anyhow!("expected two links"))?;
                 *links = Some((rx, tx));
             }
             (false, true) => self.detach_tcx(links.take()),
             _ => {}
         }
-        Ok(links.is_some())
+        Ok(())
     }
 
     /// Detaches tcx links (already gone when the interface was deleted).
@@ -488,6 +438,46 @@ fn in_namespace<T: Send>(
         .join()
         .map_err(|_| anyhow!("the attaching thread panicked"))?
     })
+}
+
+/// Attaches the rx and tx programs to `spec`'s interface (in the calling
+/// thread's namespace): as tcx links, or with `classic` as classic tc
+/// filters. With `fallback`, a program tcx refuses (Linux < 6.6) is
+/// attached as a classic filter instead, and so is every one after it.
+/// On an error, what was attached is detached. Returns the links and
+/// whether they ended up classic.
+fn attach_programs(
+    ebpf: &mut Ebpf,
+    spec: &IfaceSpec,
+    mut classic: bool,
+    fallback: bool,
+) -> Result<([SchedClassifierLinkId; 2], bool)> {
+    let mut links = Vec::new();
+    for (prog, at) in TC_PROGRAMS {
+        let mut attached = attach(ebpf, prog, &spec.name, at, classic);
+        if let Err(tcx) = &attached
+            && !classic
+            && fallback
+        {
+            log::debug!("{spec}: tcx refused ({tcx:#}); trying classic tc");
+            classic = true;
+            ensure_clsact(&spec.name);
+            attached = attach(ebpf, prog, &spec.name, at, true);
+        }
+        match attached {
+            Ok(link) => links.push(link),
+            Err(e) => {
+                for ((prog, _), link) in TC_PROGRAMS.into_iter().zip(links) {
+                    let _ = program::<SchedClassifier>(ebpf, prog).map(|p| p.detach(link));
+                }
+                return Err(e.context(format!("attaching {prog}")));
+            }
+        }
+    }
+    let links = links
+        .try_into()
+        .map_err(|_| anyhow!("expected two links"))?;
+    Ok((links, classic))
 }
 
 /// Attaches one tc program: as a tcx link, or with `classic` as a classic

@@ -21,7 +21,6 @@ fn tempdir(tag: &str) -> PathBuf {
     d
 }
 
-/// Every line of every journal file, oldest file first.
 /// Makes every write fail with ENOSPC, as a full disk does (the active
 /// file becomes /dev/full); returns the file it replaced.
 fn fill_disk(j: &mut Journal) -> Active {
@@ -43,6 +42,7 @@ fn free_disk(j: &mut Journal, good: Active) {
     j.failing = j.failing.take().map(|(e, _)| (e, Instant::now() - RETRY));
 }
 
+/// Every line of every journal file, oldest file first.
 fn all_lines(dir: &Path) -> Vec<String> {
     list(dir)
         .unwrap()

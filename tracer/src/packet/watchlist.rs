@@ -93,6 +93,12 @@ impl WatchList {
             }
             match self.install(&spec, key) {
                 Ok(via) => {
+                    if self.armer.mode() != Arming::Always && !matches!(via, Via::Tc(_)) {
+                        log::warn!(
+                            "{spec}: --packet-programs on-demand needs tcx links (Linux 6.6+); its {} programs stay attached",
+                            via.hook()
+                        );
+                    }
                     let tc = via.is_tc();
                     changes.push(WatchChange::Added(spec.clone(), key, tc));
                     self.active.insert(key, (spec, via));
@@ -153,12 +159,12 @@ impl WatchList {
         let want = self.armer.want(now_ns);
         for (key, (spec, via)) in self.active.iter_mut() {
             // Classic tc filters and the tracepoints stay attached.
-            if via.hook() != "tcx" || via.is_armed() == want {
+            if !matches!(via, Via::Tc(_)) || via.is_armed() == want {
                 continue;
             }
             let started = std::time::Instant::now();
             match self.hooks.arm(spec, *key, via, want) {
-                Ok(_) => log::debug!(
+                Ok(()) => log::debug!(
                     "{spec}: tc programs {} in {:?}",
                     if want { "armed" } else { "disarmed" },
                     started.elapsed()
