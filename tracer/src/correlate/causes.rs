@@ -23,6 +23,9 @@ pub const CAUSE_WINDOW: Duration = Duration::from_secs(3);
 
 /// Most recent actions kept per namespace and direction.
 const KEPT: usize = 8;
+/// How close to a link deletion another link's going down or away, which
+/// no request named, is taken as part of it (a veth's peer, a VLAN on it).
+const PEER_WINDOW: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub struct RecentCause {
@@ -72,6 +75,10 @@ pub fn direction(cause: Cause) -> Option<Op> {
 #[derive(Default)]
 pub struct Causes {
     by_ns: HashMap<(u32, bool), VecDeque<RecentCause>>,
+    /// Links that went down or away with nothing read yet to explain it
+    /// (namespace, interface, when): a link deletion whose request is read
+    /// just after explains them too.
+    unexplained_downs: VecDeque<(u32, u32, Instant)>,
 }
 
 fn key(netns: u32, op: Op) -> (u32, bool) {
@@ -79,14 +86,73 @@ fn key(netns: u32, op: Op) -> (u32, bool) {
 }
 
 impl Causes {
-    /// Remember an action (a request read at a syscall).
+    /// Remember an action (a request read at a syscall). A link deletion
+    /// also explains the links that went down unexplained just before it
+    /// was read (its notifications and its request come by different
+    /// ways, in either order).
     pub fn note(&mut self, netns: u32, c: RecentCause) {
+        if c.cause == Cause::LinkDel {
+            let near = |at: Instant| at.max(c.at).duration_since(at.min(c.at)) < PEER_WINDOW;
+            let peers: Vec<u32> = self
+                .unexplained_downs
+                .iter()
+                .filter(|&&(ns, i, at)| ns == netns && Some(i) != c.ifindex && near(at))
+                .map(|&(_, i, _)| i)
+                .collect();
+            self.unexplained_downs
+                .retain(|&(ns, i, _)| ns != netns || !peers.contains(&i));
+            for ifindex in peers {
+                self.push(
+                    netns,
+                    RecentCause {
+                        ifindex: Some(ifindex),
+                        ..c.clone()
+                    },
+                );
+            }
+        }
+        self.push(netns, c);
+    }
+
+    fn push(&mut self, netns: u32, c: RecentCause) {
         if let Some(op) = direction(c.cause) {
             let q = self.by_ns.entry(key(netns, op)).or_default();
             if q.len() >= KEPT {
                 q.pop_front();
             }
             q.push_back(c);
+        }
+    }
+
+    /// A link that went down or away in `netns`: when no action explains
+    /// that, a link deletion just before it does (the kernel deleting the
+    /// link with that one; it goes down first, and its routes go before its
+    /// RTM_DELLINK). A deletion read just after it does too (`note`).
+    pub fn went_down(&mut self, netns: u32, ifindex: u32, now: Instant) {
+        if self.explaining(netns, Op::Del, &[ifindex], now).is_some() {
+            return;
+        }
+        let deletion = self
+            .all_recent(netns, Op::Del, now)
+            .into_iter()
+            .find(|c| c.cause == Cause::LinkDel && now.duration_since(c.at) < PEER_WINDOW);
+        match deletion {
+            Some(c) => self.push(
+                netns,
+                RecentCause {
+                    ifindex: Some(ifindex),
+                    at: now,
+                    ..c
+                },
+            ),
+            None => {
+                self.unexplained_downs
+                    .retain(|&(_, _, at)| now.duration_since(at) < PEER_WINDOW);
+                if self.unexplained_downs.len() >= KEPT * 4 {
+                    self.unexplained_downs.pop_front();
+                }
+                self.unexplained_downs.push_back((netns, ifindex, now));
+            }
         }
     }
 

@@ -509,6 +509,8 @@ mod order_tests;
 #[cfg(test)]
 mod pairing_tests;
 #[cfg(test)]
+mod peer_tests;
+#[cfg(test)]
 mod read_to_tests;
 #[cfg(test)]
 mod sender_tests;

@@ -13,9 +13,6 @@ use crate::{
     netlink::decode::{NlItem, NlObj},
 };
 
-/// How soon after a link deletion another link's deletion, which no
-/// request named, is taken as part of it.
-const PEER_WINDOW: Duration = Duration::from_secs(1);
 /// Longest a notification waits for a kernel hook's record while its
 /// sender lives (`sender_busy`).
 const SENDER_WAIT: Duration = Duration::from_secs(1);
@@ -90,7 +87,7 @@ impl Engine {
             NlObj::Link(l) => {
                 let went_down = l.deleted || (prev_up == Some(true) && l.up == Some(false));
                 if went_down {
-                    self.peer_deleted(netns, l.ifindex, now);
+                    self.causes.went_down(netns, l.ifindex, now);
                 }
                 if went_down && self.requests_for.flush_from_notifications {
                     let cause = self.causes.explaining(netns, Op::Del, &[l.ifindex], now);
@@ -110,37 +107,6 @@ impl Engine {
             }
             _ => {}
         }
-    }
-
-    /// A link that went down or away with no request naming it, just
-    /// after a link deletion in the namespace: the kernel is deleting it
-    /// with that one (a veth's peer, a VLAN on it; it goes down first, and
-    /// its routes go before its RTM_DELLINK). The deletion explains the
-    /// routes on it too.
-    fn peer_deleted(&mut self, netns: u32, ifindex: u32, now: Instant) {
-        if self
-            .causes
-            .explaining(netns, Op::Del, &[ifindex], now)
-            .is_some()
-        {
-            return;
-        }
-        let Some(c) = self
-            .causes
-            .all_recent(netns, Op::Del, now)
-            .into_iter()
-            .find(|c| c.cause == Cause::LinkDel && now.duration_since(c.at) < PEER_WINDOW)
-        else {
-            return;
-        };
-        self.causes.note(
-            netns,
-            super::causes::RecentCause {
-                ifindex: Some(ifindex),
-                at: now,
-                ..c
-            },
-        );
     }
 
     pub(super) fn notified_change(&mut self, n: Notified, object: Object, now: Instant) {
