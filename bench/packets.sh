@@ -38,6 +38,8 @@
 #   TRACER_B=PATH  a second tracer binary, to compare two builds in one
 #               run: a tracer configuration with the suffix _b (watched_b,
 #               other_b, ...) runs it
+#   A tracer configuration without the suffix _od runs with
+#               --packet-programs always (where the binary has it)
 #   A tracer configuration with the suffix _od (watched_od, watched_rx_od,
 #               other_od) runs it with --packet-programs on-demand
 #               --armed-for 0: the steady state of a router with no
@@ -139,6 +141,10 @@ start() {
 		# over): the tcx programs attached only in the sampling windows.
 		extra=(--packet-programs on-demand --armed-for 0)
 		c=${c%_od}
+	elif "$bin" watch --help 2>/dev/null | grep -q -- --packet-programs; then
+		# Without the suffix: attached all the time (on demand, the
+		# default on tcx, would be armed for the whole run after start-up).
+		extra=(--packet-programs always)
 	fi
 	case $c in
 	none) return ;;
@@ -156,6 +162,7 @@ start() {
 		;;
 	*) echo "unknown configuration $1" >&2; exit 2 ;;
 	esac
+	[ -n "$ifc" ] || extra=()
 	"$bin" watch --json --netns "$ns" ${ifc:+--iface "$ns:$ifc"} "${extra[@]}" >"$OUT/events" 2>"$OUT/err" &
 	local pid=$!
 	# Known to cleanup before this function returns (a failure here leaves

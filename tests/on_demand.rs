@@ -176,3 +176,42 @@ fn a_loop_with_no_change_behind_it_is_found_by_sampling() {
         "the loop's first packet seen {after} after the pings started; {e}"
     );
 }
+
+/// Without `--packet-programs`, a tcx interface's programs run on demand;
+/// `--packet-programs always` keeps both attached past --armed-for.
+#[test]
+fn on_demand_is_the_default_and_always_keeps_the_programs_attached() {
+    if !tcx() {
+        return;
+    }
+    let lab = Lab::up();
+    let iface = lab.iface("tailscale0");
+    let default = Tracer::start(&["--netns", &lab.router, "--iface", &iface]);
+    assert_eq!(
+        default.ready["ifaces"],
+        serde_json::json!([{"iface": iface, "via": "tc", "hook": "tcx", "programs": "on_demand"}]),
+        "ready: {}",
+        default.ready
+    );
+    default.stop();
+    let t = Tracer::start(&[
+        "--netns",
+        &lab.router,
+        "--iface",
+        &iface,
+        "--packet-programs",
+        "always",
+        "--armed-for",
+        "1s",
+    ]);
+    assert_eq!(t.ready["ifaces"][0]["programs"], "always", "{}", t.ready);
+    // Looked at every 20 ms from start-up to 2 s past --armed-for: never
+    // detached, not even between sampling windows.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let now = attached(&t);
+        assert_eq!(now.len(), 2, "both programs attached: {now:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.stop();
+}

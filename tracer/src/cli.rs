@@ -131,20 +131,16 @@ pub struct WatchArgs {
     /// FILE as pcap (needs --iface).
     #[arg(long, value_name = "FILE", requires = "iface")]
     pub pcap: Option<PathBuf>,
-    /// When the tc programs run on a watched interface: `always`, or
-    /// `on-demand`: attached (tcx, Linux 6.6+) for --armed-for after
-    /// start-up and after every change in the interface's namespace, while
-    /// a loop lasts, and for 100 ms in every second otherwise, so that a
-    /// quiet router's packets run no program of the tracer's.
-    #[arg(
-        long,
-        value_enum,
-        value_name = "WHEN",
-        default_value = "always",
-        requires = "iface"
-    )]
-    pub packet_programs: PacketProgramsArg,
-    /// With --packet-programs on-demand: how long the tc programs stay
+    /// When the tc programs run on a watched interface: `on-demand`
+    /// (the default where tcx links exist, Linux 6.6+): attached for
+    /// --armed-for after start-up and after every change in the
+    /// interface's namespace, while a loop lasts, and for 100 ms in every
+    /// second otherwise, so that a quiet router's packets run no program of
+    /// the tracer's; or `always` (the default with classic tc and the
+    /// tracepoint fallbacks).
+    #[arg(long, value_enum, value_name = "WHEN", requires = "iface")]
+    pub packet_programs: Option<PacketProgramsArg>,
+    /// On demand (--packet-programs): how long the tc programs stay
     /// attached after start-up and after each change (a duration; a bare
     /// number is seconds).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration)]
@@ -458,8 +454,9 @@ impl WatchArgs {
     pub fn arming(&self) -> crate::packet::arming::Arming {
         use crate::packet::arming::Arming;
         match self.packet_programs {
-            PacketProgramsArg::Always => Arming::Always,
-            PacketProgramsArg::OnDemand => Arming::on_demand(*self.armed_for),
+            Some(PacketProgramsArg::Always) => Arming::Always,
+            Some(PacketProgramsArg::OnDemand) => Arming::on_demand(*self.armed_for, true),
+            None => Arming::on_demand(*self.armed_for, false),
         }
     }
 

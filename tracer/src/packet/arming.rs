@@ -37,17 +37,22 @@ pub enum Arming {
         sample_every: Duration,
         /// ...this long.
         sample_for: Duration,
+        /// Asked for (`--packet-programs on-demand`), not the default: an
+        /// interface without tcx, whose programs stay attached, is worth a
+        /// warning only then.
+        asked: bool,
     },
 }
 
 impl Arming {
     /// On demand, armed for `after_change` after each change, sampled for
     /// 100 ms in every second otherwise.
-    pub fn on_demand(after_change: Duration) -> Arming {
+    pub fn on_demand(after_change: Duration, asked: bool) -> Arming {
         Arming::OnDemand {
             after_change,
             sample_every: Duration::from_secs(1),
             sample_for: Duration::from_millis(100),
+            asked,
         }
     }
 
@@ -136,7 +141,7 @@ mod tests {
     const S: u64 = 1_000 * MS;
 
     fn on_demand(after_s: u64) -> Arming {
-        Arming::on_demand(Duration::from_secs(after_s))
+        Arming::on_demand(Duration::from_secs(after_s), true)
     }
 
     #[test]

@@ -93,7 +93,9 @@ impl WatchList {
             }
             match self.install(&spec, key) {
                 Ok(via) => {
-                    if self.armer.mode() != Arming::Always && !matches!(via, Via::Tc(_)) {
+                    if matches!(self.armer.mode(), Arming::OnDemand { asked: true, .. })
+                        && !matches!(via, Via::Tc(_))
+                    {
                         log::warn!(
                             "{spec}: --packet-programs on-demand needs tcx links (Linux 6.6+); its {} programs stay attached",
                             via.hook()
