@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Tracer, doctor,
+    Netns, Tracer, doctor,
     lab::{self, BROKEN_ID, Lab, V4},
 };
 use serde_json::Value;
@@ -214,4 +214,141 @@ fn on_demand_is_the_default_and_always_keeps_the_programs_attached() {
         std::thread::sleep(Duration::from_millis(20));
     }
     t.stop();
+}
+
+/// A router namespace `r` forwarding from a host namespace `h` (veth rh/hr,
+/// 10.8.0.0/24 and fd08::/64) to another veth (10.9.0.0/24, fd09::/64).
+fn forwarding_pair() -> (Netns, Netns) {
+    let r = Netns::new("od-r");
+    let h = Netns::new("od-h");
+    r.ip(&format!(
+        "link add rh type veth peer name hr netns {}",
+        h.name
+    ));
+    r.ip("link add d0 type veth peer name d1");
+    for (ns, dev, v4, v6) in [
+        (&r, "rh", "10.8.0.1/24", "fd08::1/64"),
+        (&h, "hr", "10.8.0.2/24", "fd08::2/64"),
+    ] {
+        ns.ip(&format!("addr add {v4} dev {dev}"));
+        ns.ip(&format!("-6 addr add {v6} dev {dev} nodad"));
+        ns.ip(&format!("link set {dev} up"));
+    }
+    r.ip("link set d0 up");
+    r.ip("link set d1 up");
+    r.ip("route add 10.9.0.0/24 dev d0");
+    r.ip("-6 route add fd09::/64 dev d0");
+    h.ip("route add default via 10.8.0.1");
+    h.ip("-6 route add default via fd08::1");
+    common::run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &r.name,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+            "net.ipv6.conf.all.forwarding=1",
+        ],
+    );
+    (r, h)
+}
+
+/// Sends one UDP datagram from namespace `ns` to `dst` with a TTL (hop
+/// limit) of 1: the router in between sends back "time exceeded".
+fn send_ttl1(ns: &Netns, dst: &str) {
+    let path = format!("/run/netns/{}", ns.name);
+    let dst: std::net::SocketAddr = dst.parse().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            use std::os::fd::AsRawFd;
+            let f = std::fs::File::open(&path).unwrap();
+            // SAFETY: a valid namespace descriptor; this thread only.
+            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+            let bind = if dst.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            let sock = std::net::UdpSocket::bind(bind).unwrap();
+            if dst.is_ipv4() {
+                sock.set_ttl(1).unwrap();
+            } else {
+                let one: libc::c_int = 1;
+                // SAFETY: an int option of the right size on a live socket.
+                let rc = unsafe {
+                    libc::setsockopt(
+                        sock.as_raw_fd(),
+                        libc::IPPROTO_IPV6,
+                        libc::IPV6_UNICAST_HOPS,
+                        (&one as *const libc::c_int).cast(),
+                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                    )
+                };
+                assert_eq!(rc, 0, "IPV6_UNICAST_HOPS");
+            }
+            sock.send_to(b"ttl", dst).unwrap();
+        })
+        .join()
+        .unwrap()
+    });
+}
+
+/// A router that sends ICMP time exceeded (a packet looped until its TTL
+/// ran out) arms the programs at once, for longer than a sampling window:
+/// no change is behind it, and the next packet of a flow that sends one a
+/// second is seen.
+fn time_exceeded_arms(dst: &str) {
+    if !tcx() {
+        return;
+    }
+    let (r, h) = forwarding_pair();
+    let iface = format!("{}:rh", r.name);
+    let t = Tracer::start(&[
+        "--netns",
+        &r.name,
+        "--iface",
+        &iface,
+        "--packet-programs",
+        "on-demand",
+        "--armed-for",
+        "1s",
+    ]);
+    wait_disarmed(&t);
+    // Just after a sampling window: the next opens about 900 ms later.
+    let window = Instant::now();
+    while attached(&t).is_empty() {
+        assert!(
+            window.elapsed() < Duration::from_secs(3),
+            "no sampling window within 3 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    wait_disarmed(&t);
+    send_ttl1(&h, dst);
+    let sent = Instant::now();
+    // Armed within the counters' read period (100 ms) and a packet tick,
+    // well before the next window.
+    while attached(&t).len() < 2 {
+        assert!(
+            sent.elapsed() < Duration::from_millis(500),
+            "not armed within 500 ms of a time-exceeded message"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // And it stays armed (30 s after a loop's sign), past any window.
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        let now = attached(&t);
+        assert_eq!(now.len(), 2, "armed after time exceeded: {now:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.stop();
+}
+
+#[test]
+fn an_ipv4_time_exceeded_arms_the_programs() {
+    time_exceeded_arms("10.9.0.5:9");
+}
+
+#[test]
+fn an_ipv6_time_exceeded_arms_the_programs() {
+    time_exceeded_arms("[fd09::5]:9");
 }

@@ -48,6 +48,15 @@ pub struct IfaceSpec {
     pub name: String,
 }
 
+impl IfaceSpec {
+    /// Its namespace's file under /run/netns; None for the tracer's own.
+    pub fn netns_path(&self) -> Option<std::path::PathBuf> {
+        self.netns
+            .as_ref()
+            .map(|n| std::path::Path::new(crate::nsfs::NETNS_RUN_DIR).join(n))
+    }
+}
+
 impl fmt::Display for IfaceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.netns {

@@ -18,7 +18,7 @@
 //! the tracepoint programs at that rung, and `TRACER_PACKET_HOOK=clsact`
 //! skips tcx for classic tc (tests and measurements use them to run the
 //! fallbacks on a kernel that would not need them).
-use std::{fs::File, path::PathBuf};
+use std::fs::File;
 
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
@@ -35,7 +35,7 @@ use tracer_common::{TC_SLOTS, TcIface, WatchKey};
 
 use super::classic_tc::{ClassicTc, ensure_clsact};
 use super::loader::{attach_btf_tracepoint, attach_raw_tracepoint, attach_tracepoint, program};
-use crate::{iface::IfaceSpec, nsfs::NETNS_RUN_DIR};
+use crate::iface::IfaceSpec;
 
 /// The environment variable that chooses the packet programs: `tc` (the
 /// default: tcx, else classic tc), `clsact` (classic tc only), or the
@@ -257,7 +257,7 @@ impl PacketHooks {
         }
         // tcx and tc attach by ifindex in the namespace of the calling
         // thread: attach from a thread that enters the interface's namespace.
-        let netns_path = netns_path(spec);
+        let netns_path = spec.netns_path();
         let ebpf = &mut self.ebpf;
         let clsact_only = self.clsact_only;
         let (l2_len, [rx, tx], classic) = in_namespace(
@@ -425,13 +425,6 @@ impl PacketHooks {
     }
 }
 
-/// The path of the namespace `spec` names (none: the tracer's own).
-fn netns_path(spec: &IfaceSpec) -> Option<PathBuf> {
-    spec.netns
-        .as_ref()
-        .map(|n| PathBuf::from(NETNS_RUN_DIR).join(n))
-}
-
 /// Runs `f` on a thread inside the namespace of `spec`, once its
 /// interface is found there under `key`'s ifindex: tcx and tc attach by
 /// ifindex in the namespace of the calling thread.
@@ -441,7 +434,8 @@ fn in_namespace<T: Send>(
     f: impl FnOnce(&mut Ebpf) -> Result<T> + Send,
     ebpf: &mut Ebpf,
 ) -> Result<T> {
-    let netns = netns_path(spec)
+    let netns = spec
+        .netns_path()
         .as_ref()
         .map(File::open)
         .transpose()

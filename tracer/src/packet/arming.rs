@@ -8,7 +8,9 @@
 //!   route, rule, nexthop, link or address change) in a namespace that
 //!   holds a watched interface: a loop a change causes starts with the
 //!   change;
-//! - while loop candidates keep coming (a loop is being reported);
+//! - while loop candidates keep coming (a loop is being reported), and
+//!   after the namespace sent an ICMP time-exceeded message (`expiry`: a
+//!   packet that looped until its TTL ran out);
 //! - for a short window in every period otherwise (sampling), so that a
 //!   loop with no change behind it (one that was there before the tracer
 //!   started, or one an upstream router causes) is still found, within

@@ -2,6 +2,7 @@
 //! into observations for the loop detector, and loops tied to their cause.
 pub mod arming;
 pub mod cause;
+pub mod expiry;
 pub mod path;
 pub mod suspect;
 #[cfg(test)]

@@ -4,7 +4,10 @@ use std::collections::HashMap;
 
 use tracer_common::{WATCH_BITMAP_WORDS, WatchKey, watch_bit};
 
-use super::arming::{Armer, Arming};
+use super::{
+    arming::{Armer, Arming},
+    expiry::Expiries,
+};
 pub use crate::iface::IfaceSpec;
 use crate::{
     bpf::packet_hooks::{PacketHooks, Via},
@@ -26,6 +29,9 @@ pub struct WatchList {
     fib_on: bool,
     /// When the tcx programs should be attached.
     armer: Armer,
+    /// On demand: the ICMP time-exceeded counters of each namespace with
+    /// a tcx interface (None: they could not be read).
+    expiries: HashMap<u32, Option<Expiries>>,
 }
 
 /// How long the FIB lookup programs stay attached after the last packet
@@ -52,6 +58,7 @@ impl WatchList {
             active: HashMap::new(),
             fib_until: None,
             fib_on: false,
+            expiries: HashMap::new(),
         }
     }
 
@@ -109,7 +116,34 @@ impl WatchList {
             }
         }
         self.write_bits();
+        self.sync_expiries();
         changes
+    }
+
+    /// On demand, opens the time-exceeded counters of each namespace with
+    /// a tcx interface watched, and drops those of namespaces left.
+    fn sync_expiries(&mut self) {
+        if self.armer.mode() == Arming::Always {
+            return;
+        }
+        let mut want: HashMap<u32, &IfaceSpec> = HashMap::new();
+        for (key, (spec, via)) in &self.active {
+            if let Via::Tc(_) = via {
+                want.entry(key.netns).or_insert(spec);
+            }
+        }
+        self.expiries.retain(|ns, _| want.contains_key(ns));
+        for (ns, spec) in want {
+            self.expiries.entry(ns).or_insert_with(|| {
+                Expiries::open(spec)
+                    .inspect_err(|e| {
+                        log::warn!(
+                            "{spec}: cannot read its namespace's ICMP counters ({e:#}); a loop with no change behind it is found by sampling alone"
+                        )
+                    })
+                    .ok()
+            });
+        }
     }
 
     /// Attaches what watches `key`; an interface watched through the
@@ -158,6 +192,22 @@ impl WatchList {
     /// `now_ns` (every tick). A failure is logged and retried at the next
     /// tick.
     pub fn arm_tick(&mut self, now_ns: u64) {
+        // A time-exceeded message sent: a packet may be looping through
+        // the router (armed as after a loop candidate).
+        for (ns, slot) in self.expiries.iter_mut() {
+            let Some(e) = slot else { continue };
+            match e.grew(now_ns) {
+                Ok(false) => {}
+                Ok(true) => {
+                    log::debug!("namespace {ns} sent ICMP time exceeded: arming the tc programs");
+                    self.armer.loop_seen(now_ns);
+                }
+                Err(err) => {
+                    log::warn!("namespace {ns}: {err:#}; no longer read");
+                    *slot = None;
+                }
+            }
+        }
         let want = self.armer.want(now_ns);
         for (key, (spec, via)) in self.active.iter_mut() {
             // Classic tc filters and the tracepoints stay attached.
