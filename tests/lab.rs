@@ -89,30 +89,12 @@ fn broken_lab_on_classic_tracepoints() {
 fn broken_lab_on_classic_tc() {
     let lab = broken_lab(&[("TRACER_PACKET_HOOK", "clsact")], "clsact");
     for dir in ["ingress", "egress"] {
-        let shown = tc_filters(&lab, dir);
+        let shown = lab.tc_filters(dir);
         assert!(
             !shown.contains("pkt_"),
             "the tracer's {dir} filter outlived it on tailscale0:\n{shown}"
         );
     }
-}
-
-/// `tc filter show dev tailscale0 DIR` in the lab's router namespace.
-fn tc_filters(lab: &Lab, dir: &str) -> String {
-    common::run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &lab.router,
-            "tc",
-            "filter",
-            "show",
-            "dev",
-            "tailscale0",
-            dir,
-        ],
-    )
 }
 
 /// The IPv6 lab (`lab.sh up --ipv6`): the peer's IPv6 echo requests loop
@@ -164,9 +146,13 @@ fn broken_lab_of(stack: Stack, env: &[(&str, &str)], hook: &str) -> Lab {
     } else {
         "tc"
     };
-    // By default the programs of a tcx interface run on demand; classic
-    // tc filters and the tracepoints stay attached.
-    let programs = if hook == "tcx" { "on_demand" } else { "always" };
+    // By default tc programs (tcx or classic) run on demand; the
+    // tracepoints stay attached.
+    let programs = if hook == "tracepoint" {
+        "always"
+    } else {
+        "on_demand"
+    };
     assert_eq!(
         t.ready["ifaces"],
         serde_json::json!([{"iface": iface, "via": via, "hook": hook, "programs": programs}]),
@@ -175,7 +161,7 @@ fn broken_lab_of(stack: Stack, env: &[(&str, &str)], hook: &str) -> Lab {
     );
     if hook == "clsact" {
         for (dir, prog) in [("ingress", "pkt_rx_tc"), ("egress", "pkt_tx_tc")] {
-            let shown = tc_filters(&lab, dir);
+            let shown = lab.tc_filters(dir);
             assert!(
                 shown.contains(prog) && shown.contains("direct-action"),
                 "tailscale0 {dir}: a direct-action filter running {prog}:\n{shown}"

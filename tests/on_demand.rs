@@ -73,6 +73,16 @@ fn wait_disarmed(t: &Tracer) {
     }
 }
 
+/// Both programs stay attached for `time`, looked at every 20 ms.
+fn stays_attached(t: &Tracer, time: Duration, why: &str) {
+    let until = Instant::now() + time;
+    while Instant::now() < until {
+        let now = attached(t);
+        assert_eq!(now.len(), 2, "both programs attached {why}: {now:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn start(lab: &Lab) -> Tracer {
     let iface = lab.iface("tailscale0");
     let t = Tracer::start(&[
@@ -205,14 +215,9 @@ fn on_demand_is_the_default_and_always_keeps_the_programs_attached() {
         "1s",
     ]);
     assert_eq!(t.ready["ifaces"][0]["programs"], "always", "{}", t.ready);
-    // Looked at every 20 ms from start-up to 2 s past --armed-for: never
-    // detached, not even between sampling windows.
-    let until = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < until {
-        let now = attached(&t);
-        assert_eq!(now.len(), 2, "both programs attached: {now:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // From start-up to 2 s past --armed-for: never detached, not even
+    // between sampling windows.
+    stays_attached(&t, Duration::from_secs(3), "with --packet-programs always");
     t.stop();
 }
 
@@ -334,12 +339,7 @@ fn time_exceeded_arms(dst: &str) {
         std::thread::sleep(Duration::from_millis(5));
     }
     // And it stays armed (30 s after a loop's sign), past any window.
-    let until = Instant::now() + Duration::from_millis(1500);
-    while Instant::now() < until {
-        let now = attached(&t);
-        assert_eq!(now.len(), 2, "armed after time exceeded: {now:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    stays_attached(&t, Duration::from_millis(1500), "after time exceeded");
     t.stop();
 }
 
@@ -351,4 +351,73 @@ fn an_ipv4_time_exceeded_arms_the_programs() {
 #[test]
 fn an_ipv6_time_exceeded_arms_the_programs() {
     time_exceeded_arms("[fd09::5]:9");
+}
+
+/// How many of the tracer's classic tc filters tailscale0 has (ingress
+/// and egress), as `tc filter show` lists them.
+fn filters(lab: &Lab) -> usize {
+    ["ingress", "egress"]
+        .into_iter()
+        .filter(|dir| lab.tc_filters(dir).contains("pkt_"))
+        .count()
+}
+
+/// Classic tc (`TRACER_PACKET_HOOK=clsact`, as before Linux 6.6): the
+/// filters are there at start-up, deleted once --armed-for is over (the
+/// clsact qdisc stays), added again by the flush that breaks the lab, and
+/// its loop is reported.
+#[test]
+fn classic_filters_come_and_go_on_demand() {
+    let lab = Lab::up();
+    let iface = lab.iface("tailscale0");
+    let t = Tracer::start_with_env(
+        &[
+            "--netns",
+            &lab.router,
+            "--iface",
+            &iface,
+            "--armed-for",
+            "1s",
+        ],
+        &[("TRACER_PACKET_HOOK", "clsact")],
+    );
+    assert_eq!(
+        t.ready["ifaces"],
+        serde_json::json!([{"iface": iface, "via": "tc", "hook": "clsact", "programs": "on_demand"}]),
+        "ready: {}",
+        t.ready
+    );
+    assert_eq!(filters(&lab), 2, "both filters at start-up");
+    let start = Instant::now();
+    while filters(&lab) > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the filters are still there 10 s after start-up with --armed-for 1s"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let qdisc = common::run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &lab.router,
+            "tc",
+            "qdisc",
+            "show",
+            "dev",
+            "tailscale0",
+        ],
+    );
+    assert!(qdisc.contains("clsact"), "the clsact qdisc stays: {qdisc}");
+    lab.break_it();
+    let peer = lab.ping(&BROKEN_ID.to_string(), 3);
+    peer.assert_looped(3);
+    t.wait_for("the loop", LOOP_TIMEOUT, |e| e["kind"] == "loop");
+    assert_eq!(filters(&lab), 2, "both filters while the loop lasts");
+    let events = t.stop();
+    let found = loops(&events);
+    assert_eq!(found.len(), 1, "one loop event: {found:?}");
+    lab::check_loop_of(V4, found[0], &lab.router, &peer.stdout, "clsact", false);
+    assert_eq!(filters(&lab), 0, "no filter outlives the tracer");
 }

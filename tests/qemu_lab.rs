@@ -133,9 +133,9 @@ fn check(spec: KernelSpec, hook: &str) {
     let ready = &events[0];
     assert_eq!(ready["kind"], "ready", "{name}: first line: {ready}");
     let iface = format!("{ROUTER}:tailscale0");
-    // By default the programs of a tcx interface run on demand (6.12);
-    // classic tc filters stay attached (5.10, 6.1).
-    let programs = if hook == "tcx" { "on_demand" } else { "always" };
+    // By default the tc programs run on demand, as tcx links (6.12) or
+    // classic filters (5.10, 6.1).
+    let programs = "on_demand";
     assert_eq!(
         ready["ifaces"],
         serde_json::json!([{"iface": iface, "via": "tc", "hook": hook, "programs": programs}]),

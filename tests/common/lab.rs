@@ -158,6 +158,24 @@ impl Lab {
         lab_sh(&["recreate-tun", &self.router]);
     }
 
+    /// `tc filter show dev tailscale0 DIR` in the router namespace.
+    pub fn tc_filters(&self, dir: &str) -> String {
+        super::run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.router,
+                "tc",
+                "filter",
+                "show",
+                "dev",
+                "tailscale0",
+                dir,
+            ],
+        )
+    }
+
     /// `iface` in the router namespace, as `--iface` spells it.
     pub fn iface(&self, iface: &str) -> String {
         format!("{}:{iface}", self.router)

@@ -131,13 +131,13 @@ pub struct WatchArgs {
     /// FILE as pcap (needs --iface).
     #[arg(long, value_name = "FILE", requires = "iface")]
     pub pcap: Option<PathBuf>,
-    /// When the tc programs run on a watched interface: `on-demand`
-    /// (the default where tcx links exist, Linux 6.6+): attached for
-    /// --armed-for after start-up and after every change in the
-    /// interface's namespace, while a loop lasts, and for 100 ms in every
-    /// second otherwise, so that a quiet router's packets run no program of
-    /// the tracer's; or `always` (the default with classic tc and the
-    /// tracepoint fallbacks).
+    /// When the tc programs run on a watched interface: `on-demand` (the
+    /// default): attached for --armed-for after start-up and after every
+    /// change in the interface's namespace, while a loop lasts, and for
+    /// 100 ms in every second otherwise, so that a quiet router's packets
+    /// run no program of the tracer's; or `always`. The packet
+    /// tracepoints (the fallback where tc cannot be used) are always
+    /// attached.
     #[arg(long, value_enum, value_name = "WHEN", requires = "iface")]
     pub packet_programs: Option<PacketProgramsArg>,
     /// On demand (--packet-programs): how long the tc programs stay

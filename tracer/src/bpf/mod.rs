@@ -4,5 +4,6 @@ pub mod classic_tc;
 pub mod ladder;
 pub mod loader;
 pub mod orphan_tc;
+pub mod packet_arming;
 pub mod packet_hooks;
 pub mod ring;

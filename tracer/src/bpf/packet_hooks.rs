@@ -62,7 +62,7 @@ const FIB_TRACEPOINTS: [(&str, &str, &str); 2] = [
 ];
 
 /// The tc programs: (program, where).
-const TC_PROGRAMS: [(&str, TcAttachType); 2] = [
+pub(super) const TC_PROGRAMS: [(&str, TcAttachType); 2] = [
     ("pkt_rx_tc", TcAttachType::Ingress),
     ("pkt_tx_tc", TcAttachType::Egress),
 ];
@@ -78,8 +78,9 @@ pub enum Via {
     /// tcx links of the rx and tx programs, while attached (armed: see
     /// `packet::arming`).
     Tc(Option<(SchedClassifierLinkId, SchedClassifierLinkId)>),
-    /// Classic tc filters of the rx and tx programs (no tcx).
-    Clsact(ClassicTc),
+    /// Classic tc filters of the rx and tx programs (no tcx), while
+    /// attached (armed).
+    Clsact(Option<ClassicTc>),
     /// The tracepoint programs (the caller adds the interface to
     /// `WATCH_IFACES`).
     Tracepoint,
@@ -105,9 +106,9 @@ impl Via {
         }
     }
 
-    /// Its programs run now: tcx links disarmed do not.
+    /// Its programs run now: tc programs disarmed do not.
     pub fn is_armed(&self) -> bool {
-        !matches!(self, Via::Tc(None))
+        !matches!(self, Via::Tc(None) | Via::Clsact(None))
     }
 
     /// Watched by tc programs of its own (tcx or classic tc)?
@@ -120,7 +121,7 @@ impl Via {
 pub struct PacketHooks {
     /// Owns every program and map of the session (dropping it detaches
     /// them all).
-    ebpf: Ebpf,
+    pub(super) ebpf: Ebpf,
     /// The tc programs are loaded and wanted.
     tc: bool,
     /// Attach them as classic tc filters, without trying tcx.
@@ -137,8 +138,8 @@ pub struct PacketHooks {
     fib_loaded: bool,
     /// Their links while attached.
     fib_links: Vec<(&'static str, TracePointLinkId)>,
-    /// The threads releasing the tcx links of recent disarms.
-    releasing: Vec<std::thread::JoinHandle<()>>,
+    /// The threads releasing the tc programs of recent disarms.
+    pub(super) releasing: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl PacketHooks {
@@ -257,7 +258,6 @@ impl PacketHooks {
         }
         // tcx and tc attach by ifindex in the namespace of the calling
         // thread: attach from a thread that enters the interface's namespace.
-        let netns_path = spec.netns_path();
         let ebpf = &mut self.ebpf;
         let clsact_only = self.clsact_only;
         let (l2_len, [rx, tx], classic) = in_namespace(
@@ -284,13 +284,7 @@ impl PacketHooks {
             ebpf,
         )?;
         let via = if classic {
-            // Owned here, so the filters go when the interface is unwatched
-            // or the session ends, from inside its namespace.
-            let mut owned = Vec::new();
-            for ((prog, _), link) in TC_PROGRAMS.into_iter().zip([rx, tx]) {
-                owned.push(program::<SchedClassifier>(&mut self.ebpf, prog)?.take_link(link)?);
-            }
-            Via::Clsact(ClassicTc::new(netns_path, owned))
+            Via::Clsact(Some(self.classic_filters(spec, [rx, tx])?))
         } else {
             Via::Tc(Some((rx, tx)))
         };
@@ -348,58 +342,27 @@ impl PacketHooks {
 }
 
 impl PacketHooks {
-    /// Attaches (`on`) or detaches the tcx programs of an interface
-    /// watched by tcx (arming, `packet::arming`); other hooks stay as they
-    /// are.
-    pub fn arm(&mut self, spec: &IfaceSpec, key: WatchKey, via: &mut Via, on: bool) -> Result<()> {
-        let Via::Tc(links) = via else {
-            return Ok(());
-        };
-        match (on, links.is_some()) {
-            (true, false) => {
-                // The last disarm's links are gone first: a program
-                // attached twice would see each packet twice.
-                for t in self.releasing.drain(..) {
-                    let _ = t.join();
-                }
-                let ([rx, tx], _) = in_namespace(
-                    spec,
-                    key,
-                    |ebpf| attach_programs(ebpf, spec, false, false),
-                    &mut self.ebpf,
-                )?;
-                *links = Some((rx, tx));
-            }
-            (false, true) => self.release_tcx(links.take()),
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Detaches tcx links on a thread of their own: the kernel waits for
-    /// an RCU grace period as each goes (about 7 ms here, BENCHMARKS.md),
-    /// and the session need not wait with it every second.
-    fn release_tcx(&mut self, links: Option<(SchedClassifierLinkId, SchedClassifierLinkId)>) {
-        let Some((rx, tx)) = links else { return };
-        let mut owned = Vec::with_capacity(2);
-        for ((prog, _), link) in TC_PROGRAMS.into_iter().zip([rx, tx]) {
-            match program::<SchedClassifier>(&mut self.ebpf, prog)
-                .and_then(|p| Ok(p.take_link(link)?))
-            {
-                Ok(l) => owned.push(l),
-                Err(e) => log::warn!("detaching {prog}: {e:#}"),
-            }
-        }
-        self.releasing.retain(|t| !t.is_finished());
-        self.releasing.push(std::thread::spawn(move || drop(owned)));
-    }
-
     /// Detaches tcx links (already gone when the interface was deleted).
     fn detach_tcx(&mut self, links: Option<(SchedClassifierLinkId, SchedClassifierLinkId)>) {
         let Some((rx, tx)) = links else { return };
         for ((prog, _), link) in TC_PROGRAMS.into_iter().zip([rx, tx]) {
             let _ = program::<SchedClassifier>(&mut self.ebpf, prog).map(|p| p.detach(link));
         }
+    }
+
+    /// The classic filters just attached to `spec`'s interface, owned, so
+    /// that they go when dropped (unwatched, disarmed, or at the session's
+    /// end), from inside its namespace.
+    pub(super) fn classic_filters(
+        &mut self,
+        spec: &IfaceSpec,
+        links: [SchedClassifierLinkId; 2],
+    ) -> Result<ClassicTc> {
+        let mut owned = Vec::new();
+        for ((prog, _), link) in TC_PROGRAMS.into_iter().zip(links) {
+            owned.push(program::<SchedClassifier>(&mut self.ebpf, prog)?.take_link(link)?);
+        }
+        Ok(ClassicTc::new(spec.netns_path(), owned))
     }
 
     /// Attaches (`on`) or detaches the FIB lookup programs. Attaching what
@@ -428,7 +391,7 @@ impl PacketHooks {
 /// Runs `f` on a thread inside the namespace of `spec`, once its
 /// interface is found there under `key`'s ifindex: tcx and tc attach by
 /// ifindex in the namespace of the calling thread.
-fn in_namespace<T: Send>(
+pub(super) fn in_namespace<T: Send>(
     spec: &IfaceSpec,
     key: WatchKey,
     f: impl FnOnce(&mut Ebpf) -> Result<T> + Send,
@@ -466,7 +429,7 @@ fn in_namespace<T: Send>(
 /// attached as a classic filter instead, and so is every one after it.
 /// On an error, what was attached is detached. Returns the links and
 /// whether they ended up classic.
-fn attach_programs(
+pub(super) fn attach_programs(
     ebpf: &mut Ebpf,
     spec: &IfaceSpec,
     mut classic: bool,

@@ -3,7 +3,8 @@
 //! Any tc program on a busy interface costs a share of its packet rate,
 //! even one that returns at once (the tcx dispatch, an indirect call, the
 //! `__sk_buff` set-up: 2–3.5% on the benchmark VM, BENCHMARKS.md). On
-//! demand, the tcx programs are attached ("armed") only:
+//! demand (the default), the tc programs (tcx links, or classic tc filters
+//! before Linux 6.6) are attached ("armed") only:
 //! - for a while after the tracer starts, and after any notification (a
 //!   route, rule, nexthop, link or address change) in a namespace that
 //!   holds a watched interface: a loop a change causes starts with the
@@ -17,9 +18,9 @@
 //!   the period for a flow that sends at least one packet per window.
 //!
 //! Disarmed, packets on the interface run no program of the tracer's.
-//! Classic tc filters (Linux < 6.6) and the tracepoint fallbacks stay
-//! attached: adding and removing classic filters every second would show
-//! in `tc monitor`, and the tracepoints serve every watched interface.
+//! Classic filters come and go under the `clsact` qdisc, which stays (so
+//! `tc monitor` shows them added and deleted about once a second). The
+//! tracepoint fallbacks serve every watched interface and stay attached.
 use std::time::Duration;
 
 /// How long after a loop candidate the programs stay armed (a loop's
@@ -40,8 +41,8 @@ pub enum Arming {
         /// ...this long.
         sample_for: Duration,
         /// Asked for (`--packet-programs on-demand`), not the default: an
-        /// interface without tcx, whose programs stay attached, is worth a
-        /// warning only then.
+        /// interface watched by the tracepoints, whose programs stay
+        /// attached, is worth a warning only then.
         asked: bool,
     },
 }

@@ -27,10 +27,10 @@ pub struct WatchList {
     fib_until: Option<u64>,
     /// The FIB lookup programs are attached now.
     fib_on: bool,
-    /// When the tcx programs should be attached.
+    /// When the tc programs should be attached.
     armer: Armer,
     /// On demand: the ICMP time-exceeded counters of each namespace with
-    /// a tcx interface (None: they could not be read).
+    /// an interface watched by tc (None: they could not be read).
     expiries: HashMap<u32, Option<Expiries>>,
 }
 
@@ -101,11 +101,10 @@ impl WatchList {
             match self.install(&spec, key) {
                 Ok(via) => {
                     if matches!(self.armer.mode(), Arming::OnDemand { asked: true, .. })
-                        && !matches!(via, Via::Tc(_))
+                        && !via.is_tc()
                     {
                         log::warn!(
-                            "{spec}: --packet-programs on-demand needs tcx links (Linux 6.6+); its {} programs stay attached",
-                            via.hook()
+                            "{spec}: --packet-programs on-demand needs tc programs of its own; the packet tracepoints that watch it stay attached"
                         );
                     }
                     let tc = via.is_tc();
@@ -121,14 +120,14 @@ impl WatchList {
     }
 
     /// On demand, opens the time-exceeded counters of each namespace with
-    /// a tcx interface watched, and drops those of namespaces left.
+    /// an interface watched by tc, and drops those of namespaces left.
     fn sync_expiries(&mut self) {
         if self.armer.mode() == Arming::Always {
             return;
         }
         let mut want: HashMap<u32, &IfaceSpec> = HashMap::new();
         for (key, (spec, via)) in &self.active {
-            if let Via::Tc(_) = via {
+            if via.is_tc() {
                 want.entry(key.netns).or_insert(spec);
             }
         }
@@ -188,7 +187,7 @@ impl WatchList {
         }
     }
 
-    /// Attaches or detaches the tcx programs as the arming wants at
+    /// Attaches or detaches the tc programs as the arming wants at
     /// `now_ns` (every tick). A failure is logged and retried at the next
     /// tick.
     pub fn arm_tick(&mut self, now_ns: u64) {
@@ -210,8 +209,8 @@ impl WatchList {
         }
         let want = self.armer.want(now_ns);
         for (key, (spec, via)) in self.active.iter_mut() {
-            // Classic tc filters and the tracepoints stay attached.
-            if !matches!(via, Via::Tc(_)) || via.is_armed() == want {
+            // The tracepoints stay attached.
+            if !via.is_tc() || via.is_armed() == want {
                 continue;
             }
             let started = std::time::Instant::now();
@@ -229,15 +228,15 @@ impl WatchList {
         }
     }
 
-    /// How `spec`'s programs are attached: `"on_demand"` for tcx links in
-    /// that mode, `"always"` for every other hook; `None` while its
-    /// interface is absent.
+    /// How `spec`'s programs are attached: `"on_demand"` for tc programs
+    /// (tcx or classic) in that mode, `"always"` for the tracepoints;
+    /// `None` while its interface is absent.
     pub fn programs(&self, spec: &IfaceSpec) -> Option<&'static str> {
         self.active
             .values()
             .find(|(s, _)| s == spec)
             .map(|(_, v)| match v {
-                Via::Tc(_) => self.armer.mode().name(),
+                Via::Tc(_) | Via::Clsact(_) => self.armer.mode().name(),
                 _ => Arming::Always.name(),
             })
     }
