@@ -83,18 +83,24 @@ fn stays_attached(t: &Tracer, time: Duration, why: &str) {
     }
 }
 
-fn start(lab: &Lab) -> Tracer {
-    let iface = lab.iface("tailscale0");
-    let t = Tracer::start(&[
+/// The tracer watching `iface` in `netns` with its programs on demand,
+/// armed for 1 s after start-up and each change.
+fn on_demand(netns: &str, iface: &str) -> Tracer {
+    Tracer::start(&[
         "--netns",
-        &lab.router,
+        netns,
         "--iface",
-        &iface,
+        iface,
         "--packet-programs",
         "on-demand",
         "--armed-for",
         "1s",
-    ]);
+    ])
+}
+
+fn start(lab: &Lab) -> Tracer {
+    let iface = lab.iface("tailscale0");
+    let t = on_demand(&lab.router, &iface);
     assert_eq!(
         t.ready["ifaces"],
         serde_json::json!([{"iface": iface, "via": "tc", "hook": "tcx", "programs": "on_demand"}]),
@@ -305,17 +311,7 @@ fn time_exceeded_arms(dst: &str) {
         return;
     }
     let (r, h) = forwarding_pair();
-    let iface = format!("{}:rh", r.name);
-    let t = Tracer::start(&[
-        "--netns",
-        &r.name,
-        "--iface",
-        &iface,
-        "--packet-programs",
-        "on-demand",
-        "--armed-for",
-        "1s",
-    ]);
+    let t = on_demand(&r.name, &format!("{}:rh", r.name));
     wait_disarmed(&t);
     // Just after a sampling window: the next opens about 900 ms later.
     let window = Instant::now();

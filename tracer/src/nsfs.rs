@@ -6,6 +6,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use nix::sys::statfs::{NSFS_MAGIC, fstatfs};
 
 /// Where `ip netns` keeps named network namespaces.
@@ -215,6 +216,26 @@ fn unescape_mount_path(s: &str) -> PathBuf {
         }
     }
     PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// Runs `f` on a thread inside the namespace of `ns` (None: the tracer's
+/// own): sockets, tc and /proc/net files belong to the namespace of the
+/// thread that opens them.
+pub fn in_netns<T: Send>(
+    ns: Option<&File>,
+    f: impl FnOnce() -> anyhow::Result<T> + Send,
+) -> anyhow::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            if let Some(ns) = ns {
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .context("cannot enter the network namespace (setns)")?;
+            }
+            f()
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("namespace thread panicked"))?
+    })
 }
 
 #[cfg(test)]

@@ -42,9 +42,7 @@ impl PacketHooks {
             }
             return Ok(());
         }
-        for t in self.releasing.drain(..) {
-            let _ = t.join();
-        }
+        self.await_released();
         let (links, _) = in_namespace(
             spec,
             key,
@@ -68,8 +66,12 @@ impl PacketHooks {
         Ok(())
     }
 
-    /// Detaches tcx links (on a thread of their own).
-    fn release_tcx(&mut self, links: Option<(SchedClassifierLinkId, SchedClassifierLinkId)>) {
+    /// Detaches tcx links, on a thread of their own (when disarmed or
+    /// unwatched; already gone when the interface was deleted).
+    pub(super) fn release_tcx(
+        &mut self,
+        links: Option<(SchedClassifierLinkId, SchedClassifierLinkId)>,
+    ) {
         let Some((rx, tx)) = links else { return };
         let mut owned = Vec::with_capacity(2);
         for ((prog, _), link) in TC_PROGRAMS.into_iter().zip([rx, tx]) {
@@ -81,6 +83,14 @@ impl PacketHooks {
             }
         }
         self.release(move || drop(owned));
+    }
+
+    /// Waits for the programs being released: a program attached twice
+    /// would see each packet twice.
+    pub(super) fn await_released(&mut self) {
+        for t in self.releasing.drain(..) {
+            let _ = t.join();
+        }
     }
 
     /// Runs `drop` (what detaches) on a thread of its own.

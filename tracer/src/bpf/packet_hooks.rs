@@ -30,12 +30,11 @@ use aya::{
         trace_point::TracePointLinkId,
     },
 };
-use nix::sched::{CloneFlags, setns};
 use tracer_common::{TC_SLOTS, TcIface, WatchKey};
 
 use super::classic_tc::{ClassicTc, ensure_clsact};
 use super::loader::{attach_btf_tracepoint, attach_raw_tracepoint, attach_tracepoint, program};
-use crate::iface::IfaceSpec;
+use crate::{iface::IfaceSpec, nsfs::in_netns};
 
 /// The environment variable that chooses the packet programs: `tc` (the
 /// default: tcx, else classic tc), `clsact` (classic tc only), or the
@@ -236,7 +235,7 @@ impl PacketHooks {
     /// Stops watching `key`.
     pub fn unwatch(&mut self, key: &WatchKey, via: Via) {
         match via {
-            Via::Tc(links) => self.detach_tcx(links),
+            Via::Tc(links) => self.release_tcx(links),
             // Its filters go (from inside the namespace) when it is dropped.
             Via::Clsact(filters) => drop(filters),
             Via::Tracepoint => return,
@@ -256,6 +255,7 @@ impl PacketHooks {
                 held.netns
             ));
         }
+        self.await_released();
         // tcx and tc attach by ifindex in the namespace of the calling
         // thread: attach from a thread that enters the interface's namespace.
         let ebpf = &mut self.ebpf;
@@ -342,14 +342,6 @@ impl PacketHooks {
 }
 
 impl PacketHooks {
-    /// Detaches tcx links (already gone when the interface was deleted).
-    fn detach_tcx(&mut self, links: Option<(SchedClassifierLinkId, SchedClassifierLinkId)>) {
-        let Some((rx, tx)) = links else { return };
-        for ((prog, _), link) in TC_PROGRAMS.into_iter().zip([rx, tx]) {
-            let _ = program::<SchedClassifier>(&mut self.ebpf, prog).map(|p| p.detach(link));
-        }
-    }
-
     /// The classic filters just attached to `spec`'s interface, owned, so
     /// that they go when dropped (unwatched, disarmed, or at the session's
     /// end), from inside its namespace.
@@ -403,23 +395,16 @@ pub(super) fn in_namespace<T: Send>(
         .map(File::open)
         .transpose()
         .map_err(|e| Gone(format!("opening its network namespace: {e}")))?;
-    std::thread::scope(|s| {
-        s.spawn(|| -> Result<T> {
-            if let Some(ns) = &netns {
-                setns(ns, CloneFlags::CLONE_NEWNET).context("entering the namespace")?;
-            }
-            let ifindex = ifindex_of(&spec.name)?;
-            if ifindex != key.ifindex {
-                return Err(Gone(format!(
-                    "{} is now ifindex {ifindex}, not {}",
-                    spec.name, key.ifindex
-                ))
-                .into());
-            }
-            f(ebpf)
-        })
-        .join()
-        .map_err(|_| anyhow!("the attaching thread panicked"))?
+    in_netns(netns.as_ref(), || {
+        let ifindex = ifindex_of(&spec.name)?;
+        if ifindex != key.ifindex {
+            return Err(Gone(format!(
+                "{} is now ifindex {ifindex}, not {}",
+                spec.name, key.ifindex
+            ))
+            .into());
+        }
+        f(ebpf)
     })
 }
 

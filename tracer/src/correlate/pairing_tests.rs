@@ -3,6 +3,7 @@
 //! found by the re-read after a link went down or after an overflow.
 use std::time::{Duration, Instant};
 
+use super::peer_tests::link;
 use super::*;
 use crate::collect::{kernel_event::KernelRoute, task::Task};
 use crate::netlink::decode::{LinkChange, NlItem, NlObj};
@@ -329,17 +330,6 @@ fn a_re_read_that_races_a_removal_leaves_it_to_its_notification() {
     for request_first in [true, false] {
         let mut e = tracepoint_engine();
         let t = Instant::now();
-        let link = |ifindex, up| NlItem {
-            seq: 0,
-            portid: 0,
-            flags: 0,
-            obj: NlObj::Link(LinkChange {
-                deleted: false,
-                ifindex,
-                name: Some(format!("v{ifindex}")),
-                up: Some(up),
-            }),
-        };
         e.notification(7, link(2, true), t);
         e.notification(7, link(3, true), t);
         let default = Route {
@@ -351,7 +341,7 @@ fn a_re_read_that_races_a_removal_leaves_it_to_its_notification() {
         e.notification(7, note(0, Op::Add, default.clone()), t);
         let _ = e.tick(t + Duration::from_secs(1));
         e.take_outcomes();
-        // v2 goes down (a flush); `ip route del default table 52 dev v3`
+        // if2 goes down (a flush); `ip route del default table 52 dev if3`
         // runs before the re-read, which no longer finds the route.
         let t = t + Duration::from_secs(2);
         e.notification(7, link(2, false), t);

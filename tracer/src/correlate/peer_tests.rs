@@ -12,7 +12,8 @@ use causes::RecentCause;
 
 const NS: u32 = 7;
 
-fn link(ifindex: u32, up: bool) -> NlItem {
+/// Link `if<ifindex>` notified up or down.
+pub(super) fn link(ifindex: u32, up: bool) -> NlItem {
     NlItem {
         seq: 0,
         portid: 0,

@@ -60,20 +60,7 @@ fn notify_rcvbuf() -> usize {
     })
 }
 
-/// Run `f` on a thread inside the namespace of `ns` (None: the tracer's own).
-pub fn in_netns<T: Send>(ns: Option<&File>, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            if let Some(ns) = ns {
-                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .context("cannot enter the network namespace (setns)")?;
-            }
-            f()
-        })
-        .join()
-        .map_err(|_| anyhow!("namespace thread panicked"))?
-    })
-}
+pub use crate::nsfs::in_netns;
 
 /// A socket subscribed to link, address, route, rule and nexthop
 /// notifications, in the calling thread's namespace (see [`in_netns`]).

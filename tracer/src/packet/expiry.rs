@@ -22,7 +22,7 @@ use procfs::{
     net::{Snmp, Snmp6},
 };
 
-use crate::{iface::IfaceSpec, netlink::socket::in_netns};
+use crate::{iface::IfaceSpec, nsfs::in_netns};
 
 /// The least time between two reads (monotonic ns).
 pub const READ_EVERY_NS: u64 = 100_000_000;
